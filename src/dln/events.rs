@@ -1,0 +1,229 @@
+//! The vocabulary between the training loop and its clients (the TUI, the headless CLI, the run
+//! directory's `events.jsonl`): what happened ([`Event`]) and what a person asks ([`Command`]).
+//!
+//! Every event is serialisable; `events.jsonl` holds one per line, and replaying them through the
+//! same reducer the live TUI uses reproduces what the person saw.
+
+use serde::{Deserialize, Serialize};
+
+use crate::llm::Usage;
+
+/// Layers are numbered from 0 (the input side) to k-1 (the output layer).
+pub type LayerIndex = usize;
+
+/// A stage of one iteration, the granularity of pause and step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Forward,
+    PosteriorSampling,
+    Sharpening,
+    Propose,
+    Score,
+    Select,
+    Evaluate,
+    Test,
+}
+
+/// The run's state as a person sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    /// A pause was asked; it takes effect at the next stage boundary.
+    Pausing,
+    Paused,
+    Stopping,
+    Finished,
+    Failed,
+}
+
+/// The templates of one layer a person can replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateRole {
+    /// `F(x; π)`: the forward template.
+    Forward,
+    /// `R(x, h)`: joins the input and the hidden text below this layer.
+    Residual,
+    /// `B_π`: the prompt-proposal template.
+    ProposePrompt,
+    /// The hidden-state proposal template (the approximate posterior `q`).
+    ProposeHidden,
+}
+
+/// Where a sample of a hidden text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleOrigin {
+    /// The forward pass's own hidden text `h_i`.
+    Forward,
+    /// Drawn from the approximate posterior `q`.
+    Posterior,
+    /// Written by a person through [`Command::AddHidden`].
+    Human,
+}
+
+/// Where a candidate prompt came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateOrigin {
+    Current,
+    Proposed,
+    Memory,
+}
+
+/// One example of the minibatch after the forward pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardExample {
+    /// Position in the minibatch (what commands refer to).
+    pub index: usize,
+    pub input: String,
+    pub target: String,
+    /// The hidden text written by each layer below the output layer (empty for DLN-1).
+    pub hidden: Vec<String>,
+    pub prediction: String,
+    pub correct: bool,
+}
+
+/// One posterior sample of a hidden text, with its sharpening terms once computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HiddenSample {
+    pub text: String,
+    pub origin: SampleOrigin,
+    /// `log p(y | F_y(R(x, h̃)); π_above)`.
+    pub log_likelihood: Option<f64>,
+    /// `log p(h̃ | F_h(x); π_below)`; `None` when the prior is switched off.
+    pub log_prior: Option<f64>,
+    /// `w̃ = log_likelihood + log_prior`.
+    pub log_weight: Option<f64>,
+    /// The sharpened weight `w`, normalized per example.
+    pub weight: Option<f64>,
+    /// Excluded by a person: weight 0, never chosen as best.
+    pub excluded: bool,
+}
+
+/// The posterior of one example's hidden text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PosteriorExample {
+    pub index: usize,
+    pub input: String,
+    pub target: String,
+    /// The forward pass's hidden text `h_i`.
+    pub hidden: String,
+    pub correct: bool,
+    pub samples: Vec<HiddenSample>,
+    /// Index of `h*` in `samples`, once sharpened.
+    pub best: Option<usize>,
+    /// Normalized entropy of the weights in [0, 1] (1 = undecided), once sharpened.
+    pub entropy: Option<f64>,
+}
+
+/// A candidate prompt and, once scored, its score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub prompt: String,
+    pub origin: CandidateOrigin,
+    pub score: Option<f64>,
+    /// The trust-region KL term subtracted from the score, when enabled.
+    pub kl: Option<f64>,
+}
+
+/// Token usage of one layer and one operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageEntry {
+    pub layer: LayerIndex,
+    /// `forward`, `posterior`, `sharpen`, `propose`, `score`, `evaluate`.
+    pub operation: String,
+    pub usage: Usage,
+}
+
+/// Per-layer summary at the start of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    pub index: LayerIndex,
+    pub prompt: String,
+    pub pinned: bool,
+    pub trainable: bool,
+    pub model: String,
+}
+
+/// What happened. One line of `events.jsonl` each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_dir: String,
+        task: String,
+        model: String,
+        layers: Vec<LayerInfo>,
+        iterations: usize,
+        /// The iteration the run starts from (non-zero when resumed).
+        start_iteration: usize,
+        train_size: usize,
+        dev_size: usize,
+        test_size: usize,
+    },
+    StateChanged { state: RunState },
+    StageStarted { iteration: usize, stage: Stage, layer: Option<LayerIndex>, total: usize },
+    StageProgress { iteration: usize, stage: Stage, done: usize, total: usize },
+    ForwardDone { iteration: usize, examples: Vec<ForwardExample>, accuracy: f64, loss: f64 },
+    /// Posterior samples of the hidden text below `layer` (i.e. written by layer `layer - 1`).
+    PosteriorSampled { iteration: usize, layer: LayerIndex, examples: Vec<PosteriorExample> },
+    Sharpened { iteration: usize, layer: LayerIndex, examples: Vec<PosteriorExample> },
+    CandidatesProposed { iteration: usize, layer: LayerIndex, candidates: Vec<Candidate> },
+    CandidatesScored { iteration: usize, layer: LayerIndex, candidates: Vec<Candidate>, winner: usize },
+    PromptSelected { iteration: usize, layer: LayerIndex, prompt: String, previous: String },
+    /// ELBO terms of the chosen prompts, per layer, and their sum.
+    Elbo { iteration: usize, terms: Vec<Option<f64>>, total: f64 },
+    Evaluated { iteration: usize, split: String, accuracy: f64, best_so_far: bool },
+    /// Patience ran out: the prompts were reset to the best-dev ones.
+    PatienceReset { iteration: usize, prompts: Vec<String> },
+    IterationDone {
+        iteration: usize,
+        train_accuracy: f64,
+        elbo: Option<f64>,
+        usage: Vec<UsageEntry>,
+        elapsed_ms: u64,
+    },
+    PromptPinned { layer: LayerIndex, prompt: String },
+    PromptUnpinned { layer: LayerIndex },
+    PromptReplaced { layer: LayerIndex, prompt: String },
+    TemplateReplaced { layer: LayerIndex, role: TemplateRole, source: String },
+    HiddenAdded { layer: LayerIndex, example: usize, text: String },
+    SampleExcluded { layer: LayerIndex, example: usize, sample: usize },
+    CheckpointWritten { iteration: usize, path: String },
+    Warning { message: String },
+    Error { message: String },
+    RunFinished {
+        best_prompts: Vec<String>,
+        dev_accuracy: Option<f64>,
+        test_accuracy: Option<f64>,
+        stopped_early: bool,
+    },
+}
+
+/// What a person (or script) asks of a running loop. Applied at the next stage boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Pause,
+    Resume,
+    /// Run one stage, then pause again.
+    Step,
+    /// Fix a layer's prompt to `prompt`; the layer is excluded from updates until unpinned.
+    Pin { layer: LayerIndex, prompt: String },
+    Unpin { layer: LayerIndex },
+    /// Replace a layer's current prompt (it stays trainable).
+    SetPrompt { layer: LayerIndex, prompt: String },
+    /// Replace one of a layer's templates; validated first, an invalid one is refused with an
+    /// `Error` event and the old one kept.
+    SetTemplate { layer: LayerIndex, role: TemplateRole, source: String },
+    /// A person-written hidden text for example `example` of the current batch; it joins the
+    /// posterior samples of the hidden text below `layer`.
+    AddHidden { layer: LayerIndex, example: usize, text: String },
+    /// Exclude posterior sample `sample` of example `example`.
+    ExcludeSample { layer: LayerIndex, example: usize, sample: usize },
+    /// Write a checkpoint and end.
+    Stop,
+}

@@ -1,0 +1,1 @@
+//! dln: Deep Language Networks.

@@ -1,0 +1,222 @@
+//! The LLM engine: the one interface the whole core calls (`Backend`), with batch operations.
+//!
+//! Every backend (the embedded llama.cpp engine, an OpenAI-compatible server, the persistent call
+//! cache wrapping either, the scripted backend of the unit tests) implements [`Backend`].
+
+pub mod cache;
+pub mod embedded;
+pub mod model;
+pub mod scripted;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Errors an LLM backend reports. Messages are meant for the user: they say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("the text needs {needed} tokens but the model's context holds {available}; shorten the prompt or raise `context_size`")]
+    ContextOverflow { needed: usize, available: usize },
+    #[error("empty target: a score needs at least one target token")]
+    EmptyTarget,
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("model error: {0}")]
+    Model(String),
+    #[error("the model worker stopped: {0}")]
+    WorkerGone(String),
+    #[error("{0}")]
+    Backend(String),
+}
+
+pub type LlmResult<T> = Result<T, LlmError>;
+
+/// One chat message, for generation inside the model's own chat format.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// What the model continues: raw completion text, or a conversation wrapped in the model's chat
+/// template with the start of the assistant's answer already written (`assistant_prefix`), so a
+/// small instruct model continues the answer itself instead of talking about it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Prompt {
+    Raw { text: String },
+    Chat { messages: Vec<ChatMessage>, assistant_prefix: String },
+}
+
+impl Prompt {
+    pub fn raw(text: impl Into<String>) -> Self {
+        Prompt::Raw { text: text.into() }
+    }
+}
+
+/// A generation request: `n` samples of a continuation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub prompt: Prompt,
+    /// 0 means greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub max_tokens: u32,
+    /// Generation stops before the first occurrence of any of these; the stop string is not returned.
+    pub stop: Vec<String>,
+    pub seed: u64,
+    pub n: u32,
+}
+
+impl GenerateRequest {
+    pub fn greedy(prompt: Prompt, max_tokens: u32, stop: Vec<String>) -> Self {
+        GenerateRequest { prompt, temperature: 0.0, top_p: 1.0, max_tokens, stop, seed: 0, n: 1 }
+    }
+}
+
+/// One generated sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub text: String,
+    /// Tokens generated (including a stop string's tokens that were cut off).
+    pub tokens: u32,
+    /// Log-probabilities of the generated tokens under the sampling distribution's model, where
+    /// the backend has them.
+    pub token_logprobs: Option<Vec<f64>>,
+}
+
+/// `log p(target | context)`, raw completion text on both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ScoreRequest {
+    pub context: String,
+    pub target: String,
+}
+
+/// An exact score: the sum, the per-token values, the token count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub logprob: f64,
+    pub token_logprobs: Vec<f64>,
+    pub tokens: u32,
+}
+
+impl Score {
+    /// Mean log-prob per token, skipping the first `burn_in` fraction of the tokens (the
+    /// reference's 5% burn-in for free-text targets).
+    pub fn mean_logprob(&self, burn_in: f64) -> f64 {
+        let n = self.token_logprobs.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let skip = ((n as f64) * burn_in).floor() as usize;
+        let skip = skip.min(n - 1);
+        let rest = &self.token_logprobs[skip..];
+        rest.iter().sum::<f64>() / rest.len() as f64
+    }
+}
+
+/// How a class's verbalizers combine into its probability.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerbalizerReduce {
+    #[default]
+    Sum,
+    Max,
+}
+
+/// A distribution over output classes at the answer position after `context`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClassifyRequest {
+    pub context: String,
+    /// One list of verbalizers per class; each is scored exactly (multi-token too), and each is
+    /// also tried with a leading space.
+    pub classes: Vec<Vec<String>>,
+    pub reduce: VerbalizerReduce,
+}
+
+/// The renormalized class distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassDistribution {
+    /// Probabilities over the classes, summing to 1.
+    pub probs: Vec<f64>,
+    /// Natural logs of `probs`.
+    pub log_probs: Vec<f64>,
+}
+
+impl ClassDistribution {
+    pub fn argmax(&self) -> usize {
+        let mut best = 0;
+        for (i, p) in self.probs.iter().enumerate() {
+            if *p > self.probs[best] {
+                best = i;
+            }
+        }
+        best
+    }
+
+    /// Renormalizes unnormalized class log-masses into a distribution.
+    pub fn from_log_masses(log_masses: &[f64]) -> Self {
+        let m = log_masses.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = log_masses.iter().map(|l| (l - m).exp()).sum();
+        let log_z = m + z.ln();
+        let log_probs: Vec<f64> = log_masses.iter().map(|l| l - log_z).collect();
+        let probs = log_probs.iter().map(|l| l.exp()).collect();
+        ClassDistribution { probs, log_probs }
+    }
+}
+
+/// Work counters of a backend, cumulative since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens run through the model (prompt processing).
+    pub tokens_computed: u64,
+    /// Tokens whose KV came from the prefix cache instead of being recomputed.
+    pub tokens_reused: u64,
+    /// Tokens sampled.
+    pub tokens_generated: u64,
+    /// Requests served (one per generate/score/classify item).
+    pub calls: u64,
+    /// Requests answered from the persistent call cache.
+    pub cache_hits: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, o: &Usage) {
+        self.tokens_computed += o.tokens_computed;
+        self.tokens_reused += o.tokens_reused;
+        self.tokens_generated += o.tokens_generated;
+        self.calls += o.calls;
+        self.cache_hits += o.cache_hits;
+    }
+
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            tokens_computed: self.tokens_computed - earlier.tokens_computed,
+            tokens_reused: self.tokens_reused - earlier.tokens_reused,
+            tokens_generated: self.tokens_generated - earlier.tokens_generated,
+            calls: self.calls - earlier.calls,
+            cache_hits: self.cache_hits - earlier.cache_hits,
+        }
+    }
+}
+
+/// The interface every LLM backend provides. All operations take batches: a backend organises a
+/// batch as it likes (the embedded one as a prefix tree, a server concurrently).
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Identity of the model and its settings, used as part of the call cache key.
+    fn model_id(&self) -> String;
+    /// Whether `score`/`classify` give real log-probabilities.
+    fn has_logprobs(&self) -> bool {
+        true
+    }
+    /// The context window in tokens.
+    fn context_size(&self) -> usize;
+    /// `n` samples per request, in request order.
+    async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>>;
+    async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>>;
+    async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>>;
+    async fn count_tokens(&self, text: &str) -> LlmResult<usize>;
+    fn usage(&self) -> Usage;
+}
+
+pub type SharedBackend = std::sync::Arc<dyn Backend>;
