@@ -1,1 +1,14 @@
-//! dln: Deep Language Networks.
+//! dln: Deep Language Networks — stacked LLM prompts trained like the weights of a network.
+//!
+//! The library holds the whole engine; the `dln` binary parses the command line and wires it up.
+//! Nothing here except `tui` knows about terminals.
+
+pub mod bench;
+pub mod config;
+pub mod data;
+pub mod dln;
+pub mod llm;
+pub mod loss;
+pub mod run;
+pub mod template;
+pub mod tui;

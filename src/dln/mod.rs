@@ -1,0 +1,2 @@
+//! The DLN training loop.
+pub mod events;
