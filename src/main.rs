@@ -1,1 +1,7 @@
-fn main() {}
+//! The `dln` binary: parses the command line and hands each subcommand to its module in `cli/`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
