@@ -1,0 +1,449 @@
+//! The embedded engine: a GGUF model run in-process through llama.cpp (`llama-cpp-2`).
+//!
+//! A dedicated OS thread owns the llama.cpp context (`worker`); the async [`Backend`] methods
+//! tokenize on the caller's side (the model is `Sync`), queue a job and await the reply. Scoring
+//! walks each batch's prefix tree depth-first with the KV cache kept between jobs and calls
+//! (`plan`), so a prompt shared by many inputs is computed once. Flash attention is off so that
+//! a score does not depend on how its text was split across decode calls.
+
+mod generate;
+mod plan;
+mod sampling;
+mod tokens;
+mod worker;
+
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::{send_logs_to_tracing, LogOptions};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use crate::llm::{
+    Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation, LlmError, LlmResult,
+    Score, ScoreRequest, Usage, VerbalizerReduce,
+};
+use plan::ScoreItem;
+use worker::{Job, WorkerSettings};
+
+/// Settings of the embedded engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// The context window in tokens (clamped to what the model was trained on). Shared by the
+    /// cached prefix and all samples generated in parallel.
+    pub context_size: u32,
+    /// Worker threads for llama.cpp; `None` means the number of physical cores (hyperthreads
+    /// slow matrix work down).
+    pub threads: Option<usize>,
+    /// Most tokens per decode call.
+    pub batch_size: u32,
+    /// Most samples of one request generated together in one decode call.
+    pub parallel_samples: u32,
+    /// Send llama.cpp's own log lines to `tracing` (the log file) instead of dropping them.
+    pub llama_logs: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            context_size: 4096,
+            threads: None,
+            batch_size: 512,
+            parallel_samples: 8,
+            llama_logs: true,
+        }
+    }
+}
+
+/// A GGUF model served by a llama.cpp worker thread.
+pub struct EmbeddedBackend {
+    model: Arc<LlamaModel>,
+    chat_template: Option<LlamaChatTemplate>,
+    jobs: Sender<Job>,
+    usage: Arc<Mutex<Usage>>,
+    model_id: String,
+    n_ctx: usize,
+}
+
+/// llama.cpp's process-wide backend, initialised once (a second `init` is an error).
+fn llama_backend(logs: bool) -> LlmResult<&'static LlamaBackend> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // Before anything else, so llama.cpp never writes to the terminal.
+            send_logs_to_tracing(LogOptions::default().with_logs_enabled(logs));
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| LlmError::Model(format!("initialising llama.cpp: {e}")))
+}
+
+/// Physical cores (distinct `(physical id, core id)` pairs), else the logical CPU count.
+fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return logical;
+    };
+    let mut cores = std::collections::BTreeSet::new();
+    let mut physical = String::new();
+    for line in info.lines() {
+        if let Some((key, value)) = line.split_once(':') {
+            match key.trim() {
+                "physical id" => physical = value.trim().to_string(),
+                "core id" => {
+                    cores.insert((physical.clone(), value.trim().to_string()));
+                }
+                _ => {}
+            }
+        }
+    }
+    if cores.is_empty() {
+        logical
+    } else {
+        cores.len().min(logical)
+    }
+}
+
+/// `name:size:sha256-prefix`, so a renamed or re-quantized file is a different model.
+fn file_identity(path: &Path) -> LlmResult<String> {
+    let unreadable =
+        |e: std::io::Error| LlmError::Model(format!("reading {}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(unreadable)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(format!(
+        "{name}:{size}:{}",
+        &hex::encode(hasher.finalize())[..16]
+    ))
+}
+
+impl EmbeddedBackend {
+    /// Loads a GGUF model and starts its worker thread.
+    pub fn load(path: &Path, opts: EmbeddedOptions) -> Result<Self, LlmError> {
+        if !path.is_file() {
+            return Err(LlmError::Model(format!(
+                "model file {} not found; run `dln model pull` or pass --model PATH",
+                path.display()
+            )));
+        }
+        let identity = file_identity(path)?;
+        let backend = llama_backend(opts.llama_logs)?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .map_err(|e| {
+                LlmError::Model(format!(
+                    "{} is not a loadable GGUF model ({e}); fetch it again with `dln model pull`",
+                    path.display()
+                ))
+            })?;
+        let model = Arc::new(model);
+        let chat_template = model.chat_template(None).ok();
+        let settings = WorkerSettings {
+            n_ctx: opts.context_size.clamp(64, model.n_ctx_train().max(64)),
+            n_batch: opts.batch_size.max(1),
+            n_seq_max: opts.parallel_samples.clamp(1, 63) + 1,
+            threads: opts.threads.unwrap_or_else(physical_cores).max(1) as i32,
+        };
+        let usage = Arc::new(Mutex::new(Usage::default()));
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let worker_model = Arc::clone(&model);
+        let worker_usage = Arc::clone(&usage);
+        let worker_settings = settings.clone();
+        std::thread::Builder::new()
+            .name("dln-llm".into())
+            .spawn(move || {
+                worker::run(
+                    backend,
+                    worker_model,
+                    worker_settings,
+                    worker_usage,
+                    queue,
+                    ready_tx,
+                )
+            })
+            .map_err(|e| LlmError::Model(format!("starting the model thread: {e}")))?;
+        let n_ctx = ready_rx
+            .recv()
+            .map_err(|_| LlmError::WorkerGone("the model thread ended while starting".into()))??;
+        let model_id = format!("llama.cpp:{identity}:ctx{n_ctx}:fa-off");
+        Ok(EmbeddedBackend {
+            model,
+            chat_template,
+            jobs,
+            usage,
+            model_id,
+            n_ctx: n_ctx as usize,
+        })
+    }
+
+    async fn call<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<LlmResult<T>>) -> Job,
+    ) -> LlmResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .map_err(|_| LlmError::WorkerGone("the model thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| LlmError::WorkerGone("the model thread dropped a request".into()))?
+    }
+
+    /// The item for `log p(target | context)`, checked against the context window.
+    fn score_item(&self, context: &str, target_tokens: Vec<i32>) -> LlmResult<ScoreItem> {
+        if target_tokens.is_empty() {
+            return Err(LlmError::EmptyTarget);
+        }
+        let mut tokens = tokens::context_tokens(&self.model, context)?;
+        let first = tokens.len();
+        tokens.extend(target_tokens);
+        if tokens.len() > self.n_ctx {
+            return Err(LlmError::ContextOverflow {
+                needed: tokens.len(),
+                available: self.n_ctx,
+            });
+        }
+        Ok(ScoreItem { tokens, first })
+    }
+
+    fn score_items(&self, requests: &[ScoreRequest]) -> LlmResult<Vec<ScoreItem>> {
+        requests
+            .iter()
+            .map(|r| self.score_item(&r.context, tokens::target_tokens(&self.model, &r.target)))
+            .collect()
+    }
+
+    async fn run_scores(&self, items: Vec<ScoreItem>, reuse: bool) -> LlmResult<Vec<Score>> {
+        let values = self
+            .call(|reply| Job::Score {
+                items,
+                reuse,
+                reply,
+            })
+            .await?;
+        Ok(values
+            .into_iter()
+            .map(|v| Score {
+                logprob: v.iter().sum(),
+                tokens: v.len() as u32,
+                token_logprobs: v,
+            })
+            .collect())
+    }
+
+    /// The from-scratch baseline: every request scored on an empty cache. For benchmarks and
+    /// tests of prefix reuse; it gives the same numbers as [`Backend::score`], only slower.
+    pub async fn score_naive(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
+        let items = self.score_items(&requests)?;
+        self.run_scores(items, false).await
+    }
+
+    /// Generation with each request's samples run one after another (the baseline of the
+    /// batched generation benchmark).
+    pub async fn generate_sequential(
+        &self,
+        requests: Vec<GenerateRequest>,
+    ) -> LlmResult<Vec<Vec<Generation>>> {
+        self.run_generation(requests, true).await
+    }
+
+    /// Decodes `text` (BOS included when the model wants it) from an empty cache and returns
+    /// its token count and the wall time: the engine's raw prefill throughput.
+    pub async fn prefill(&self, text: &str) -> LlmResult<(usize, Duration)> {
+        let tokens = tokens::context_tokens(&self.model, text)?;
+        if tokens.len() > self.n_ctx {
+            return Err(LlmError::ContextOverflow {
+                needed: tokens.len(),
+                available: self.n_ctx,
+            });
+        }
+        let n = tokens.len();
+        let elapsed = self.call(|reply| Job::Prefill { tokens, reply }).await?;
+        Ok((n, elapsed))
+    }
+
+    /// Forgets every cached prefix (the next call computes from scratch).
+    pub async fn clear_cache(&self) -> LlmResult<()> {
+        self.call(|reply| Job::ClearCache { reply }).await
+    }
+
+    /// The model's chat template applied to `messages` with the assistant turn opened: what a
+    /// `Prompt::Chat` is continued from (before its assistant prefix).
+    pub fn render_chat(&self, messages: &[crate::llm::ChatMessage]) -> LlmResult<String> {
+        tokens::render_chat(&self.model, self.chat_template.as_ref(), messages)
+    }
+
+    async fn run_generation(
+        &self,
+        requests: Vec<GenerateRequest>,
+        sequential: bool,
+    ) -> LlmResult<Vec<Vec<Generation>>> {
+        let requests = requests
+            .into_iter()
+            .map(|req| {
+                if !(req.top_p > 0.0 && req.top_p <= 1.0)
+                    || req.temperature < 0.0
+                    || req.temperature.is_nan()
+                {
+                    return Err(LlmError::InvalidRequest(format!(
+                        "temperature must be >= 0 and top_p in (0, 1]; got temperature {} top_p {}",
+                        req.temperature, req.top_p
+                    )));
+                }
+                let prompt =
+                    tokens::prompt_tokens(&self.model, self.chat_template.as_ref(), &req.prompt)?;
+                Ok((prompt, req))
+            })
+            .collect::<LlmResult<Vec<_>>>()?;
+        self.call(|reply| Job::Generate {
+            requests,
+            sequential,
+            reply,
+        })
+        .await
+    }
+}
+
+/// The text variants a verbalizer is scored as: itself and, unless it has one, with a leading
+/// space (how a word follows "Answer:").
+fn verbalizer_variants(verbalizers: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in verbalizers {
+        for variant in [v.clone(), format!(" {v}")] {
+            if variant.starts_with("  ") || out.contains(&variant) {
+                continue;
+            }
+            out.push(variant);
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Backend for EmbeddedBackend {
+    fn model_id(&self) -> String {
+        self.model_id.clone()
+    }
+
+    fn context_size(&self) -> usize {
+        self.n_ctx
+    }
+
+    async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
+        self.run_generation(requests, false).await
+    }
+
+    async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
+        let items = self.score_items(&requests)?;
+        self.run_scores(items, true).await
+    }
+
+    async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
+        // One scoring item per (request, class, verbalizer variant), all in one prefix tree.
+        let mut items = Vec::new();
+        let mut owner: Vec<(usize, usize)> = Vec::new();
+        for (r, req) in requests.iter().enumerate() {
+            if req.classes.is_empty() {
+                return Err(LlmError::InvalidRequest(
+                    "classify needs at least one class".into(),
+                ));
+            }
+            for (c, verbalizers) in req.classes.iter().enumerate() {
+                if verbalizers.is_empty() {
+                    return Err(LlmError::InvalidRequest(format!(
+                        "class {c} has no verbalizer"
+                    )));
+                }
+                for variant in verbalizer_variants(verbalizers) {
+                    let target = tokens::verbalizer_tokens(&self.model, c, &variant)?;
+                    items.push(self.score_item(&req.context, target)?);
+                    owner.push((r, c));
+                }
+            }
+        }
+        let scores = self.run_scores(items, true).await?;
+        let mut masses: Vec<Vec<Vec<f64>>> = requests
+            .iter()
+            .map(|req| vec![Vec::new(); req.classes.len()])
+            .collect();
+        for ((r, c), s) in owner.into_iter().zip(scores) {
+            masses[r][c].push(s.logprob);
+        }
+        Ok(requests
+            .iter()
+            .zip(masses)
+            .map(|(req, classes)| {
+                let log_masses: Vec<f64> = classes
+                    .iter()
+                    .map(|lps| match req.reduce {
+                        VerbalizerReduce::Sum => log_sum_exp64(lps),
+                        VerbalizerReduce::Max => {
+                            lps.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                        }
+                    })
+                    .collect();
+                ClassDistribution::from_log_masses(&log_masses)
+            })
+            .collect())
+    }
+
+    async fn count_tokens(&self, text: &str) -> LlmResult<usize> {
+        Ok(tokens::target_tokens(&self.model, text).len())
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage.lock().map(|u| *u).unwrap_or_default()
+    }
+}
+
+fn log_sum_exp64(values: &[f64]) -> f64 {
+    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + values.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbalizers_are_tried_with_and_without_a_leading_space() {
+        let v = verbalizer_variants(&["yes".into(), " yes".into(), "Yes".into()]);
+        assert_eq!(v, vec!["yes", " yes", "Yes", " Yes"]);
+    }
+
+    #[test]
+    fn log_sum_exp64_adds_probabilities() {
+        let lse = log_sum_exp64(&[0.5f64.ln(), 0.25f64.ln()]);
+        assert!((lse - 0.75f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn physical_cores_is_at_least_one() {
+        assert!(physical_cores() >= 1);
+    }
+}

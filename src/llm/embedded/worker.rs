@@ -1,0 +1,326 @@
+//! The model worker: one OS thread owns the llama.cpp context (which is neither `Sync` nor
+//! async) and serves jobs from a queue, replying on a oneshot channel. A failing or panicking
+//! job replies an error and leaves the worker serving.
+//!
+//! KV layout: sequence 0 holds the token sequence last decoded (`cached`), which the next job
+//! reuses up to their common prefix; generation copies the prompt from sequence 0 into the
+//! sequences `1..n_seq_max` and removes them when done.
+
+use std::num::NonZeroU32;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::oneshot;
+
+use super::plan::{common_prefix, plan, Job as PlanJob, Read, ScoreItem};
+use super::sampling::log_sum_exp;
+use crate::llm::{GenerateRequest, Generation, LlmError, LlmResult, Usage};
+
+/// llama.cpp's `LLAMA_FLASH_ATTN_TYPE_DISABLED`: with flash attention on, scores depend on how a
+/// text is split across decode calls (by up to 0.45 nats), which would break prefix reuse.
+const FLASH_ATTENTION_DISABLED: i32 = 0;
+
+/// Work for the model thread.
+pub enum Job {
+    /// Per-token log-probs of each item's target. `reuse: false` is the from-scratch baseline:
+    /// the cache is cleared before every item.
+    Score {
+        items: Vec<ScoreItem>,
+        reuse: bool,
+        reply: oneshot::Sender<LlmResult<Vec<Vec<f64>>>>,
+    },
+    /// Prompt tokens with their request.
+    Generate {
+        requests: Vec<(Vec<i32>, GenerateRequest)>,
+        /// Run the samples of a request one after another instead of in one batch (benchmarks).
+        sequential: bool,
+        reply: oneshot::Sender<LlmResult<Vec<Vec<Generation>>>>,
+    },
+    /// Decode `tokens` from an empty cache in as few decode calls as possible; the wall time.
+    Prefill {
+        tokens: Vec<i32>,
+        reply: oneshot::Sender<LlmResult<Duration>>,
+    },
+    /// Forget every cached prefix.
+    ClearCache {
+        reply: oneshot::Sender<LlmResult<()>>,
+    },
+}
+
+/// Context settings the worker is created with.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub n_ctx: u32,
+    pub n_batch: u32,
+    pub n_seq_max: u32,
+    pub threads: i32,
+}
+
+/// Runs on the model thread until the job queue closes. `ready` gets the context size, or the
+/// reason the context could not be created.
+pub fn run(
+    backend: &'static LlamaBackend,
+    model: Arc<LlamaModel>,
+    settings: WorkerSettings,
+    usage: Arc<Mutex<Usage>>,
+    jobs: Receiver<Job>,
+    ready: std::sync::mpsc::Sender<LlmResult<u32>>,
+) {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(settings.n_ctx))
+        .with_n_batch(settings.n_batch)
+        .with_n_ubatch(settings.n_batch)
+        .with_n_seq_max(settings.n_seq_max)
+        .with_n_threads(settings.threads)
+        .with_n_threads_batch(settings.threads)
+        .with_flash_attention_policy(FLASH_ATTENTION_DISABLED)
+        .with_kv_unified(true);
+    let ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(LlmError::Model(format!(
+                "could not create a llama.cpp context of {} tokens: {e}; lower `context_size`",
+                settings.n_ctx
+            ))));
+            return;
+        }
+    };
+    let n_ctx = ctx.n_ctx();
+    let mut worker = Worker {
+        model: &model,
+        n_batch: ctx.n_batch() as usize,
+        n_ctx: n_ctx as usize,
+        n_seq_max: settings.n_seq_max as usize,
+        batch: LlamaBatch::new(ctx.n_batch() as usize, settings.n_seq_max as i32),
+        ctx,
+        cached: Vec::new(),
+        usage,
+    };
+    if ready.send(Ok(n_ctx)).is_err() {
+        return;
+    }
+    while let Ok(job) = jobs.recv() {
+        worker.serve(job);
+    }
+}
+
+pub(super) struct Worker<'m> {
+    pub(super) model: &'m LlamaModel,
+    pub(super) ctx: LlamaContext<'m>,
+    pub(super) batch: LlamaBatch<'static>,
+    pub(super) n_batch: usize,
+    pub(super) n_ctx: usize,
+    pub(super) n_seq_max: usize,
+    /// The tokens whose KV sequence 0 holds, from position 0.
+    pub(super) cached: Vec<i32>,
+    pub(super) usage: Arc<Mutex<Usage>>,
+}
+
+impl Worker<'_> {
+    fn serve(&mut self, job: Job) {
+        match job {
+            Job::Score {
+                items,
+                reuse,
+                reply,
+            } => {
+                let result = self.guarded(|w| w.score(&items, reuse));
+                let _ = reply.send(result);
+            }
+            Job::Generate {
+                requests,
+                sequential,
+                reply,
+            } => {
+                let result = self.guarded(|w| {
+                    requests
+                        .iter()
+                        .map(|(prompt, req)| w.generate(prompt, req, sequential))
+                        .collect()
+                });
+                let _ = reply.send(result);
+            }
+            Job::Prefill { tokens, reply } => {
+                let result = self.guarded(|w| w.prefill(&tokens));
+                let _ = reply.send(result);
+            }
+            Job::ClearCache { reply } => {
+                self.clear();
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    /// Runs a job, turning a panic inside llama-cpp-2 into an error; after any failure the KV
+    /// state is unknown, so it is cleared.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> LlmResult<T>) -> LlmResult<T> {
+        let result = match catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(result) => result,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(LlmError::Model(format!("the llama.cpp call failed: {msg}")))
+            }
+        };
+        if result.is_err() {
+            self.clear();
+        }
+        result
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    pub(super) fn count(&self, f: impl FnOnce(&mut Usage)) {
+        if let Ok(mut usage) = self.usage.lock() {
+            f(&mut usage);
+        }
+    }
+
+    /// Keeps the first `keep` cached tokens of sequence 0 and drops the rest; returns how many
+    /// were kept.
+    pub(super) fn truncate_cache(&mut self, keep: usize) -> usize {
+        let keep = keep.min(self.cached.len());
+        if keep == self.cached.len() {
+            return keep;
+        }
+        match self
+            .ctx
+            .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+        {
+            Ok(true) => {
+                self.cached.truncate(keep);
+                keep
+            }
+            _ => {
+                self.clear();
+                0
+            }
+        }
+    }
+
+    /// Decodes `tokens[start..]` into `seq` at positions `start..`, in chunks of at most
+    /// `n_batch`, and hands the logits row of each position where `want` is true to `on_row`.
+    pub(super) fn decode_span(
+        &mut self,
+        tokens: &[i32],
+        start: usize,
+        seq: i32,
+        want: &dyn Fn(usize) -> bool,
+        on_row: &mut dyn FnMut(usize, &[f32]),
+    ) -> LlmResult<()> {
+        if tokens.len() > self.n_ctx {
+            return Err(LlmError::ContextOverflow {
+                needed: tokens.len(),
+                available: self.n_ctx,
+            });
+        }
+        let mut chunk_start = start;
+        while chunk_start < tokens.len() {
+            let chunk_end = (chunk_start + self.n_batch).min(tokens.len());
+            self.batch.clear();
+            for (pos, &token) in tokens.iter().enumerate().take(chunk_end).skip(chunk_start) {
+                self.batch
+                    .add(LlamaToken(token), pos as i32, &[seq], want(pos))
+                    .map_err(|e| LlmError::Model(format!("building a decode batch: {e}")))?;
+            }
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| decode_error(e, tokens.len(), self.n_ctx))?;
+            self.count(|u| u.tokens_computed += (chunk_end - chunk_start) as u64);
+            for pos in chunk_start..chunk_end {
+                if want(pos) {
+                    on_row(pos, self.ctx.get_logits_ith((pos - chunk_start) as i32));
+                }
+            }
+            chunk_start = chunk_end;
+        }
+        Ok(())
+    }
+
+    /// Scores the items; with `reuse`, depth-first over their prefix tree with the cache kept.
+    fn score(&mut self, items: &[ScoreItem], reuse: bool) -> LlmResult<Vec<Vec<f64>>> {
+        let mut out: Vec<Vec<f64>> = items
+            .iter()
+            .map(|it| vec![0.0; it.tokens.len() - it.first])
+            .collect();
+        let jobs = if reuse {
+            plan(items)
+        } else {
+            items.iter().enumerate().map(solo_job).collect()
+        };
+        for job in jobs {
+            let start = if reuse {
+                common_prefix(&self.cached, &job.tokens).min(job.first_read())
+            } else {
+                self.clear();
+                0
+            };
+            let start = self.truncate_cache(start);
+            let mut want = vec![false; job.tokens.len()];
+            for r in &job.reads {
+                want[r.pos] = true;
+            }
+            let reads = &job.reads;
+            let mut next = 0;
+            let mut on_row = |pos: usize, row: &[f32]| {
+                let lse = log_sum_exp(row);
+                while next < reads.len() && reads[next].pos == pos {
+                    let r: Read = reads[next];
+                    out[r.item][r.index] = row[r.token as usize] as f64 - lse;
+                    next += 1;
+                }
+            };
+            self.decode_span(&job.tokens, start, 0, &|p| want[p], &mut on_row)?;
+            self.cached = job.tokens;
+            self.count(|u| u.tokens_reused += start as u64);
+        }
+        self.count(|u| u.calls += items.len() as u64);
+        Ok(out)
+    }
+
+    fn prefill(&mut self, tokens: &[i32]) -> LlmResult<Duration> {
+        self.clear();
+        let last = tokens.len().saturating_sub(1);
+        let started = Instant::now();
+        self.decode_span(tokens, 0, 0, &|p| p == last, &mut |_, _| {})?;
+        let elapsed = started.elapsed();
+        self.cached = tokens.to_vec();
+        Ok(elapsed)
+    }
+}
+
+fn solo_job((item, it): (usize, &ScoreItem)) -> PlanJob {
+    let reads = (it.first - 1..it.tokens.len() - 1)
+        .map(|pos| Read {
+            item,
+            index: pos + 1 - it.first,
+            pos,
+            token: it.tokens[pos + 1],
+        })
+        .collect();
+    PlanJob {
+        tokens: it.tokens[..it.tokens.len() - 1].to_vec(),
+        reads,
+    }
+}
+
+fn decode_error(e: llama_cpp_2::DecodeError, needed: usize, available: usize) -> LlmError {
+    match e {
+        llama_cpp_2::DecodeError::NoKvCacheSlot => LlmError::ContextOverflow { needed, available },
+        other => LlmError::Model(format!("llama.cpp decode failed: {other}")),
+    }
+}
