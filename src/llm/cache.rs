@@ -1,1 +1,319 @@
-//! (module being written)
+//! The persistent call cache: every result of a wrapped backend is stored on disk, keyed by the
+//! model's identity and the full request (seed and sampling parameters included), so re-running
+//! or resuming a run never pays for a call twice and a resumed run sees exactly the answers the
+//! interrupted one saw.
+//!
+//! Storage is one append-only JSON Lines file (`calls.jsonl`) in the cache directory. A batch's
+//! results are appended in one write after the batch returns, so a process killed mid-batch leaves
+//! either all of the batch or none of it (a torn last line is skipped on load).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{
+    Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation, LlmError, LlmResult,
+    Score, ScoreRequest, SharedBackend, Usage,
+};
+
+/// The file the cache lives in, inside its directory.
+pub const CACHE_FILE: &str = "calls.jsonl";
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    key: String,
+    value: serde_json::Value,
+}
+
+/// A [`Backend`] that answers from disk what it has seen and asks the inner backend the rest.
+pub struct CachedBackend {
+    inner: SharedBackend,
+    path: PathBuf,
+    entries: Mutex<HashMap<String, serde_json::Value>>,
+    file: Mutex<File>,
+    hits: Mutex<u64>,
+}
+
+impl CachedBackend {
+    /// Opens (or creates) the cache in `dir` around `inner`.
+    pub fn new(inner: SharedBackend, dir: &Path) -> LlmResult<CachedBackend> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            LlmError::Backend(format!(
+                "cannot create the call cache directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(CACHE_FILE);
+        let mut entries = HashMap::new();
+        if path.exists() {
+            let f = File::open(&path).map_err(|e| {
+                LlmError::Backend(format!(
+                    "cannot read the call cache {}: {e}",
+                    path.display()
+                ))
+            })?;
+            for line in BufReader::new(f).lines() {
+                let Ok(line) = line else { break };
+                // A torn last line (process killed mid-write) is simply not a hit.
+                if let Ok(l) = serde_json::from_str::<Line>(&line) {
+                    entries.insert(l.key, l.value);
+                }
+            }
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                LlmError::Backend(format!(
+                    "cannot open the call cache {}: {e}",
+                    path.display()
+                ))
+            })?;
+        // Seal a torn last line so the next append starts on a line of its own.
+        let torn = last_byte(&path).is_some_and(|b| b != b'\n');
+        if torn {
+            file.write_all(b"\n").map_err(|e| {
+                LlmError::Backend(format!(
+                    "cannot write the call cache {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(CachedBackend {
+            inner,
+            path,
+            entries: Mutex::new(entries),
+            file: Mutex::new(file),
+            hits: Mutex::new(0),
+        })
+    }
+
+    /// Where the cache is stored.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of stored results.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn key<R: Serialize>(&self, op: &str, request: &R) -> String {
+        let mut h = Sha256::new();
+        h.update(self.inner.model_id().as_bytes());
+        h.update(b"\n");
+        h.update(op.as_bytes());
+        h.update(b"\n");
+        h.update(
+            serde_json::to_string(request)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        hex::encode(h.finalize())
+    }
+
+    /// Looks every request up; asks the inner backend for the misses in one batch; stores them.
+    async fn cached<R, T, F, Fut>(&self, op: &str, requests: Vec<R>, call: F) -> LlmResult<Vec<T>>
+    where
+        R: Serialize + Clone,
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(Vec<R>) -> Fut,
+        Fut: std::future::Future<Output = LlmResult<Vec<T>>>,
+    {
+        let keys: Vec<String> = requests.iter().map(|r| self.key(op, r)).collect();
+        let mut out: Vec<Option<T>> = Vec::with_capacity(requests.len());
+        let mut missing_idx = Vec::new();
+        {
+            let entries = self
+                .entries
+                .lock()
+                .map_err(|_| LlmError::Backend("call cache lock poisoned".into()))?;
+            for (i, k) in keys.iter().enumerate() {
+                match entries
+                    .get(k)
+                    .and_then(|v| serde_json::from_value::<T>(v.clone()).ok())
+                {
+                    Some(v) => out.push(Some(v)),
+                    None => {
+                        out.push(None);
+                        missing_idx.push(i);
+                    }
+                }
+            }
+        }
+        if let Ok(mut h) = self.hits.lock() {
+            *h += (requests.len() - missing_idx.len()) as u64;
+        }
+        if !missing_idx.is_empty() {
+            let missing: Vec<R> = missing_idx.iter().map(|i| requests[*i].clone()).collect();
+            let answers = call(missing).await?;
+            if answers.len() != missing_idx.len() {
+                return Err(LlmError::Backend(format!(
+                    "backend answered {} of {} requests",
+                    answers.len(),
+                    missing_idx.len()
+                )));
+            }
+            let mut text = String::new();
+            {
+                let mut entries = self
+                    .entries
+                    .lock()
+                    .map_err(|_| LlmError::Backend("call cache lock poisoned".into()))?;
+                for (i, a) in missing_idx.iter().zip(answers) {
+                    let value =
+                        serde_json::to_value(&a).map_err(|e| LlmError::Backend(e.to_string()))?;
+                    let line = Line {
+                        key: keys[*i].clone(),
+                        value: value.clone(),
+                    };
+                    text.push_str(
+                        &serde_json::to_string(&line)
+                            .map_err(|e| LlmError::Backend(e.to_string()))?,
+                    );
+                    text.push('\n');
+                    entries.insert(keys[*i].clone(), value);
+                    out[*i] = Some(a);
+                }
+            }
+            let mut f = self
+                .file
+                .lock()
+                .map_err(|_| LlmError::Backend("call cache lock poisoned".into()))?;
+            f.write_all(text.as_bytes())
+                .and_then(|_| f.flush())
+                .map_err(|e| {
+                    LlmError::Backend(format!(
+                        "cannot write the call cache {}: {e}",
+                        self.path.display()
+                    ))
+                })?;
+        }
+        out.into_iter()
+            .map(|o| o.ok_or_else(|| LlmError::Backend("call cache lost an answer".into())))
+            .collect()
+    }
+}
+
+/// The last byte of a file, if it has one.
+fn last_byte(path: &Path) -> Option<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::End(-1)).ok()?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b).ok()?;
+    Some(b[0])
+}
+
+#[async_trait]
+impl Backend for CachedBackend {
+    fn model_id(&self) -> String {
+        self.inner.model_id()
+    }
+
+    fn has_logprobs(&self) -> bool {
+        self.inner.has_logprobs()
+    }
+
+    fn context_size(&self) -> usize {
+        self.inner.context_size()
+    }
+
+    async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
+        let inner = self.inner.clone();
+        self.cached(
+            "generate",
+            requests,
+            |r| async move { inner.generate(r).await },
+        )
+        .await
+    }
+
+    async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
+        let inner = self.inner.clone();
+        self.cached("score", requests, |r| async move { inner.score(r).await })
+            .await
+    }
+
+    async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
+        let inner = self.inner.clone();
+        self.cached(
+            "classify",
+            requests,
+            |r| async move { inner.classify(r).await },
+        )
+        .await
+    }
+
+    async fn count_tokens(&self, text: &str) -> LlmResult<usize> {
+        self.inner.count_tokens(text).await
+    }
+
+    /// The inner backend's counters plus the calls this cache answered itself.
+    fn usage(&self) -> Usage {
+        let mut u = self.inner.usage();
+        let hits = self.hits.lock().map(|h| *h).unwrap_or(0);
+        u.cache_hits += hits;
+        u.calls += hits;
+        u
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::scripted::ScriptedBackend;
+    use crate::llm::Prompt;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn second_open_answers_from_disk() {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string());
+        let Ok(dir) = dir else { panic!("tempdir") };
+        let inner = ScriptedBackend::new();
+        let req = |seed| GenerateRequest {
+            seed,
+            ..GenerateRequest::greedy(Prompt::raw("p"), 5, vec![])
+        };
+        let first = {
+            let c = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("open");
+            c.generate(vec![req(1), req(2)]).await.expect("generate")
+        };
+        assert_eq!(inner.calls().len(), 2);
+        let c = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("reopen");
+        assert_eq!(c.len(), 2);
+        let again = c
+            .generate(vec![req(2), req(1), req(3)])
+            .await
+            .expect("generate");
+        assert_eq!(again[0], first[1]);
+        assert_eq!(again[1], first[0]);
+        // Only the new seed reached the inner backend.
+        assert_eq!(inner.calls().len(), 3);
+        assert_eq!(c.usage().cache_hits, 2);
+    }
+
+    #[tokio::test]
+    async fn torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join(CACHE_FILE),
+            "{\"key\":\"abc\",\"value\":1}\n{\"key\":\"de",
+        )
+        .expect("write");
+        let c = CachedBackend::new(Arc::new(ScriptedBackend::new()), dir.path()).expect("open");
+        assert_eq!(c.len(), 1);
+    }
+}
