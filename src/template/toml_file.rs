@@ -1,0 +1,139 @@
+//! Our template file format, TOML:
+//!
+//! ```toml
+//! name = "propose_prompt"          # optional; the file stem otherwise
+//! role = "propose_prompt"          # optional; checks the variables at load time
+//! chat = true                      # generate inside the model's chat template
+//! system = "..."                   # system message (chat only)
+//! assistant_prefix = "New instruction:"
+//! stop = ["\n\n"]
+//! message_alternatives = ["...", "..."]
+//! trim_blocks = true               # default true
+//! template = """
+//! ... minijinja ...
+//! """
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::{Parts, Role, Template, TemplateError};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    #[serde(default)]
+    chat: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    #[serde(default)]
+    assistant_prefix: String,
+    #[serde(default)]
+    stop: Vec<String>,
+    #[serde(default)]
+    message_alternatives: Vec<String>,
+    #[serde(default = "default_trim_blocks")]
+    trim_blocks: bool,
+    template: String,
+}
+
+fn default_trim_blocks() -> bool {
+    true
+}
+
+/// Parses a TOML template; `default_name` applies when the file has no `name`, `origin` starts
+/// every error message.
+pub(crate) fn parse(
+    default_name: &str,
+    text: &str,
+    origin: &str,
+) -> Result<Template, TemplateError> {
+    let file: TemplateFile = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| format!(":{}", line_at(text, s.start)))
+            .unwrap_or_default();
+        TemplateError::File {
+            origin: format!("{origin}{at}"),
+            message: e.message().to_string(),
+        }
+    })?;
+    if file.template.trim().is_empty() {
+        return Err(TemplateError::File {
+            origin: origin.to_string(),
+            message: "`template` is empty".to_string(),
+        });
+    }
+    Template::from_parts(Parts {
+        name: file.name.unwrap_or_else(|| default_name.to_string()),
+        source: file.template,
+        origin: origin.to_string(),
+        role: file.role,
+        chat: file.chat,
+        system: file.system,
+        assistant_prefix: file.assistant_prefix,
+        stop: file.stop,
+        message_alternatives: file.message_alternatives,
+        trim_blocks: file.trim_blocks,
+        body_line: body_line(text),
+    })
+}
+
+/// Writes a template back in this format.
+pub(crate) fn write(t: &Template) -> String {
+    let file = TemplateFile {
+        name: Some(t.name.clone()),
+        description: None,
+        role: t.role,
+        chat: t.chat,
+        system: t.system.clone(),
+        assistant_prefix: t.assistant_prefix.clone(),
+        stop: t.stop.clone(),
+        message_alternatives: t.message_alternatives.clone(),
+        trim_blocks: t.trim_blocks,
+        template: t.source.clone(),
+    };
+    // Serializing plain strings, vectors and an enum cannot fail; fall back to the body alone.
+    toml::to_string(&file).unwrap_or_else(|_| format!("template = {:?}\n", t.source))
+}
+
+/// The 1-based line holding byte `offset`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The file line of the body's first line: the `template =` line, or the next one when the
+/// value opens a multi-line string at the end of that line (TOML drops that first newline).
+fn body_line(text: &str) -> usize {
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix("template") else {
+            continue;
+        };
+        let Some(value) = rest.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let opens_block = value
+            .strip_prefix("\"\"\"")
+            .or_else(|| value.strip_prefix("'''"))
+            .is_some_and(|after| after.trim().is_empty());
+        return if opens_block { i + 2 } else { i + 1 };
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_line_after_block_opening() {
+        assert_eq!(body_line("name = \"x\"\ntemplate = \"\"\"\nHi\n\"\"\""), 3);
+        assert_eq!(body_line("template = \"Hi {{ input }}\""), 1);
+    }
+}
