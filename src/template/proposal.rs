@@ -18,9 +18,11 @@ pub fn parse_proposal(text: &str, current: &str) -> Option<String> {
     loop {
         let before = rest;
         rest = strip_label(rest).trim_start();
+        rest = rest.trim_start_matches(['>', '#', ' ', '\n', '\t']);
         rest = rest
-            .trim_start_matches(['>', '*', '-', '#', ' ', '\n', '\t'])
-            .trim_start();
+            .strip_prefix("- ")
+            .or_else(|| rest.strip_prefix("* "))
+            .unwrap_or(rest);
         if rest == before {
             break;
         }

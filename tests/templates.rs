@@ -1,0 +1,463 @@
+//! Templates: the built-ins render what each role needs, broken templates are clear errors, the
+//! reference YAML layout loads, and proposals parse.
+
+use std::path::Path;
+
+use dln::llm::Prompt;
+use dln::template::{parse_proposal, Role, Template, TemplateError, BUILTIN_NAMES};
+use serde_json::json;
+
+fn builtin(name: &str) -> Template {
+    Template::builtin(name).unwrap_or_else(|e| panic!("built-in {name}: {e}"))
+}
+
+fn backward_infos() -> serde_json::Value {
+    json!([
+        {"input": "The soup was cold.", "prediction": "positive", "output": "positive",
+         "target": "negative", "loss": 1.0, "correct": false},
+        {"input": "Lovely staff.", "prediction": "positive", "output": "positive",
+         "target": "positive", "loss": 0.0, "correct": true},
+    ])
+}
+
+#[test]
+fn every_builtin_loads_with_its_role() {
+    for name in BUILTIN_NAMES {
+        let t = builtin(name);
+        let role = t.role.unwrap_or_else(|| panic!("{name} declares its role"));
+        t.validate_for(role)
+            .expect("built-ins use only their role's variables");
+        assert_eq!(t.origin, format!("builtin:{name}"));
+    }
+    assert!(matches!(
+        Template::builtin("nope"),
+        Err(TemplateError::UnknownBuiltin { .. })
+    ));
+}
+
+#[test]
+fn forward_puts_prompt_first_and_ends_with_answer() {
+    let t = builtin("forward");
+    let out = t
+        .render(&json!({"prompt": "Classify the review.", "input": "Great food."}))
+        .expect("render");
+    assert_eq!(out, "Classify the review.\n\nInput: Great food.\nAnswer:");
+    assert_eq!(t.stop, vec!["\n"]);
+    assert_eq!(t.prompt(out.clone()), Prompt::Raw { text: out });
+}
+
+#[test]
+fn forward_renders_kshot_examples_before_the_input() {
+    let t = builtin("forward");
+    let out = t
+        .render(&json!({
+            "prompt": "Classify.",
+            "input": "Great food.",
+            "examples": [{"input": "Awful.", "target": "negative"}, {"input": "Nice.", "target": "positive"}],
+        }))
+        .expect("render");
+    assert_eq!(
+        out,
+        "Classify.\n\nInput: Awful.\nAnswer: negative\n\nInput: Nice.\nAnswer: positive\n\nInput: Great food.\nAnswer:"
+    );
+    let empty = t
+        .render(&json!({"prompt": "Classify.", "input": "x", "examples": []}))
+        .expect("render");
+    assert_eq!(empty, "Classify.\n\nInput: x\nAnswer:");
+}
+
+#[test]
+fn forward_hidden_puts_the_input_before_the_prompt() {
+    let t = builtin("forward_hidden");
+    let a = t
+        .render(&json!({"prompt": "Track the position.", "input": "Take 2 steps."}))
+        .expect("render");
+    let b = t
+        .render(&json!({"prompt": "Count the steps.", "input": "Take 2 steps."}))
+        .expect("render");
+    assert_eq!(
+        a,
+        "Input: Take 2 steps.\n\nTrack the position. Let's think step by step."
+    );
+    let shared = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    assert!(
+        shared >= "Input: Take 2 steps.\n\n".len(),
+        "candidates share the input prefix"
+    );
+    assert!(!t.stop.is_empty());
+}
+
+#[test]
+fn residual_joins_input_and_thoughts() {
+    let t = builtin("residual");
+    let out = t
+        .render(&json!({"input": "Q?", "h": "I think 4."}))
+        .expect("render");
+    assert_eq!(out, "Q?\n\nYour thoughts were:\nI think 4.");
+}
+
+#[test]
+fn propose_prompt_is_a_chat_with_the_instruction_started() {
+    let t = builtin("propose_prompt");
+    assert!(t.chat);
+    assert!(t.message_alternatives.len() >= 3);
+    assert!(t.stop.contains(&"\n\n".to_string()));
+    let out = t
+        .render(&json!({
+            "prompt": "Classify the review.",
+            "backward_infos": backward_infos(),
+            "message": t.message(1),
+        }))
+        .expect("render");
+    assert!(out.starts_with("A student answers questions"), "{out}");
+    assert!(out.contains("\"Classify the review.\""));
+    let right = out.find("answered correctly").expect("successes section");
+    let wrong = out.find("got wrong").expect("errors section");
+    assert!(right < wrong);
+    assert!(
+        out.contains("Student's answer: positive\nCorrect answer: negative"),
+        "{out}"
+    );
+    assert!(out.contains(t.message(1)));
+    assert!(!out.contains("second step"), "no next layer given");
+    match t.prompt(out.clone()) {
+        Prompt::Chat {
+            messages,
+            assistant_prefix,
+        } => {
+            assert_eq!(messages.len(), 2);
+            assert_eq!(messages[0].role, "system");
+            assert_eq!(messages[1].role, "user");
+            assert_eq!(messages[1].content, out);
+            assert_eq!(assistant_prefix, "New instruction:");
+        }
+        other => panic!("expected a chat prompt, got {other:?}"),
+    }
+}
+
+#[test]
+fn propose_prompt_shows_hidden_thoughts_and_next_prompt() {
+    let t = builtin("propose_prompt");
+    let out = t
+        .render(&json!({
+            "prompt": "Think it through.",
+            "next_prompt": "Answer yes or no.",
+            "backward_infos": [{"input": "Q", "h": "I moved 2 steps.", "prediction": "no",
+                                "output": "no", "target": "yes", "loss": 1.0, "correct": false}],
+            "message": "Be brief.",
+        }))
+        .expect("render");
+    assert!(out.contains("\"Answer yes or no.\""));
+    assert!(out.contains("Student's thoughts: I moved 2 steps."));
+    assert!(
+        !out.contains("answered correctly"),
+        "no successes, no empty section"
+    );
+}
+
+#[test]
+fn propose_hidden_shows_context_input_thoughts_and_answer() {
+    let t = builtin("propose_hidden");
+    assert!(t.chat);
+    assert_eq!(t.assistant_prefix, "Thoughts:");
+    let out = t
+        .render(&json!({
+            "next_prompt": "Answer Yes or No.",
+            "input": "Take 1 step. Turn around. Take 1 step.",
+            "h": "I end 2 steps away.",
+            "y": "Yes",
+            "message": t.message(0),
+        }))
+        .expect("render");
+    let order = [
+        "Answer Yes or No.",
+        "Take 1 step.",
+        "I end 2 steps away.",
+        "correct answer is: Yes",
+        t.message(0),
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|s| out.find(s).unwrap_or(usize::MAX))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{out}");
+}
+
+#[test]
+fn missing_variable_at_render_time_is_an_error() {
+    let t = builtin("forward");
+    let err = t
+        .render(&json!({"prompt": "x"}))
+        .expect_err("input missing");
+    assert!(matches!(err, TemplateError::Render { .. }), "{err:?}");
+    assert!(err.to_string().contains("builtin:forward"), "{err}");
+}
+
+#[test]
+fn syntax_error_names_the_file_line() {
+    let text = "name = \"broken\"\nstop = [\"\\n\"]\ntemplate = \"\"\"\n{{ prompt }}\n\n{% if input %}\n{{ input }\n\"\"\"\n";
+    let err = Template::parse_toml("broken.toml", text).expect_err("syntax error");
+    match &err {
+        TemplateError::Syntax { origin, line, .. } => {
+            assert_eq!(origin, "broken.toml");
+            assert_eq!(*line, 7, "the `{{{{ input }}` line of the file");
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    assert!(err.to_string().starts_with("broken.toml:7:"), "{err}");
+}
+
+#[test]
+fn syntax_error_in_a_file_names_path_and_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("mine.toml");
+    std::fs::write(&path, "template = '''\nline one\n{% for x in %}\n'''\n").expect("write");
+    let err = Template::load(&path).expect_err("syntax error");
+    let msg = err.to_string();
+    assert!(msg.contains("mine.toml:3:"), "{msg}");
+}
+
+#[test]
+fn unknown_variable_is_named() {
+    let text = "role = \"forward\"\ntemplate = '''\n{{ prompt }}\n\n{{ inptu }}\nAnswer:\n'''\n";
+    let err = Template::parse_toml("typo.toml", text).expect_err("unknown variable");
+    match &err {
+        TemplateError::UnknownVariable {
+            variable,
+            line,
+            role,
+            ..
+        } => {
+            assert_eq!(variable, "inptu");
+            assert_eq!(*line, Some(5));
+            assert_eq!(role, "forward");
+        }
+        other => panic!("expected UnknownVariable, got {other:?}"),
+    }
+    assert!(err.to_string().contains("`inptu`"), "{err}");
+
+    // Without a declared role the check runs when the caller names it.
+    let t = Template::parse_toml("x", "template = \"{{ prompt }} {{ h }}\"").expect("parses");
+    assert!(t.validate_for(Role::Residual).is_err());
+    assert!(t.validate_for(Role::ForwardHidden).is_err());
+    let ok = Template::parse_toml("y", "template = \"{{ input }} {{ h }}\"").expect("parses");
+    ok.validate_for(Role::Residual)
+        .expect("input and h are residual variables");
+}
+
+#[test]
+fn loop_variables_and_builtins_are_not_unknown() {
+    let text = "role = \"propose_prompt\"\ntemplate = '''\n{% for b in backward_infos %}{{ loop.index }}. {{ b.input }}{% set n = loop.length %}{% endfor %}{{ range(2) | length }} {{ prompt }} {{ message }}\n'''\n";
+    Template::parse_toml("loops", text).expect("loop variables are fine");
+}
+
+#[test]
+fn bad_toml_is_an_error_with_a_line() {
+    let err = Template::parse_toml(
+        "bad.toml",
+        "name = \"x\"\nstop = [\"a\"\ntemplate = \"x\"\n",
+    )
+    .expect_err("bad toml");
+    assert!(err.to_string().starts_with("bad.toml:"), "{err}");
+    let err = Template::parse_toml("nobody.toml", "name = \"x\"").expect_err("no template");
+    assert!(err.to_string().contains("template"), "{err}");
+    let err =
+        Template::parse_toml("extra.toml", "template = \"x\"\nstops = []").expect_err("typo key");
+    assert!(err.to_string().contains("stops"), "{err}");
+}
+
+#[test]
+fn toml_round_trip_keeps_the_template() {
+    for name in BUILTIN_NAMES {
+        let t = builtin(name);
+        let back = Template::parse_toml(name, &t.to_toml()).expect("round trip parses");
+        assert_eq!(back.source, t.source);
+        assert_eq!(back.stop, t.stop);
+        assert_eq!(back.message_alternatives, t.message_alternatives);
+        assert_eq!(back.chat, t.chat);
+        assert_eq!(back.assistant_prefix, t.assistant_prefix);
+    }
+}
+
+const REFERENCE_YAML: &str = r#"v1.0:
+  stop_tokens: ['\n\n', '[END]', '#']
+  template: |-
+    Old version {{ prompt }}
+v3.0:
+  stop_tokens: ['\n\n', '[END]', '#']
+  template: |-
+    This was the instruction.
+    > {{ prompt }}
+
+    {% for backward_info in backward_infos %} {% if backward_info.loss > 0.0 %}
+    ## Input:
+    > {{ backward_info.input }}
+    ## Student Output:
+    > {{ backward_info.output }}
+    ## Correct Output:
+    > {{ backward_info.target }}
+    {% endif %} {% endfor %}
+
+    Improve the instruction. {{ message }}
+    ## Instruction
+    >
+  message_alternatives:
+    - Clarify the instruction.
+    - Shorten the instruction.
+"#;
+
+#[test]
+fn reference_yaml_loads_latest_or_named_version() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("q_action_prompt.yaml");
+    std::fs::write(&path, REFERENCE_YAML).expect("write");
+
+    let latest = Template::load_reference_yaml(&path, None).expect("latest");
+    assert_eq!(
+        latest.stop,
+        vec!["\n\n", "[END]", "#"],
+        "\\n in stop tokens is a newline"
+    );
+    assert_eq!(latest.message_alternatives.len(), 2);
+    assert!(!latest.chat);
+    latest
+        .validate_for(Role::ProposePrompt)
+        .expect("reference variables are ours");
+    let out = latest
+        .render(&json!({"prompt": "Classify.", "backward_infos": backward_infos(), "message": latest.message(0)}))
+        .expect("render");
+    assert!(
+        out.starts_with("This was the instruction.\n> Classify."),
+        "{out}"
+    );
+    assert!(
+        out.contains("> The soup was cold.") && !out.contains("Lovely staff"),
+        "{out}"
+    );
+    assert!(out.ends_with("## Instruction\n>"), "{out}");
+
+    let v1 = Template::load_reference_yaml(&path, Some("v1.0")).expect("v1.0");
+    assert_eq!(
+        v1.render(&json!({"prompt": "p"})).expect("render"),
+        "Old version p"
+    );
+    let same = Template::from_spec(&format!("{}:1", path.display()), Path::new("/")).expect("spec");
+    assert_eq!(same.source, v1.source);
+    assert!(matches!(
+        Template::load_reference_yaml(&path, Some("v9")),
+        Err(TemplateError::Version { .. })
+    ));
+    // `.yaml` through the generic loader picks the latest version.
+    assert_eq!(Template::load(&path).expect("load").source, latest.source);
+}
+
+#[test]
+fn reference_yaml_syntax_error_names_the_file_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("broken.yaml");
+    std::fs::write(&path, "v1.0:\n  stop_tokens: ['#']\n  template: |-\n    {{ input }}\n    {% if h %}\n    {{ h }\n").expect("write");
+    let err = Template::load_reference_yaml(&path, None).expect_err("syntax error");
+    assert!(
+        matches!(err, TemplateError::Syntax { line: 6, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("broken.yaml:6"), "{err}");
+}
+
+#[test]
+fn from_spec_resolves_builtins_and_paths() {
+    assert_eq!(
+        Template::from_spec("builtin:residual", Path::new("."))
+            .expect("spec")
+            .name,
+        "residual"
+    );
+    assert_eq!(
+        Template::from_spec("forward", Path::new("."))
+            .expect("spec")
+            .name,
+        "forward"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = Template::from_spec("templates/propose_hidden.toml", root).expect("relative path");
+    assert_eq!(t.name, "propose_hidden");
+    assert!(matches!(
+        Template::from_spec("missing.toml", root),
+        Err(TemplateError::Read { .. })
+    ));
+}
+
+#[test]
+fn proposals_are_extracted() {
+    let cur = "Classify the review.";
+    let cases = [
+        (
+            " Decide whether the review is positive or negative.",
+            "Decide whether the review is positive or negative.",
+        ),
+        (
+            "\"Read the review and answer positive or negative.\"",
+            "Read the review and answer positive or negative.",
+        ),
+        (
+            " Label each review as positive or negative.\n\nThis instruction is clearer because",
+            "Label each review as positive or negative.",
+        ),
+        (
+            "New instruction: Say positive for praise and negative for complaints.",
+            "Say positive for praise and negative for complaints.",
+        ),
+        (
+            "Here is the improved instruction:\n\"Answer with one word: positive or negative.\"",
+            "Answer with one word: positive or negative.",
+        ),
+        (
+            "## Instruction\n> Judge the mood of the review.\n[END]",
+            "Judge the mood of the review.",
+        ),
+        (
+            "**Tell whether the writer liked it.**",
+            "Tell whether the writer liked it.",
+        ),
+        (
+            " Count the steps in each direction.\nIf they cancel, answer Yes.\nInput: Take 1 step.",
+            "Count the steps in each direction.\nIf they cancel, answer Yes.",
+        ),
+        (
+            "\"Decide if the text is subjective",
+            "Decide if the text is subjective",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(
+            parse_proposal(text, cur).as_deref(),
+            Some(want),
+            "from {text:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_proposals_are_rejected() {
+    let cur = "Classify the review.";
+    let rejected = [
+        "",
+        "   \n\n",
+        "\"\"",
+        "Classify the review.",
+        " classify the REVIEW",
+        "\"Classify the review\"",
+        "The instruction is clear and concise, so the student can follow it.",
+        "This instruction asks the student to classify reviews.",
+        "The new instruction tells the student what to do.",
+        "I have rewritten the instruction to be clearer.",
+        "I rewrote it.",
+        "Here is a better version.",
+        "Sure!",
+        "...",
+        "New instruction:",
+    ];
+    for text in rejected {
+        assert_eq!(parse_proposal(text, cur), None, "should reject {text:?}");
+    }
+}
