@@ -1,4 +1,14 @@
-//! The DLN training loop: a network of language layers, the stage machine that trains it, and
-//! the pure arithmetic of the method.
+//! The DLN training loop: a network of language layers ([`network`]), the LLM operations of a
+//! layer ([`ops`]), the stage machine that trains it ([`trainer`]), its checkpointable state
+//! ([`state`]), and the pure arithmetic of the method ([`math`]).
+pub mod error;
 pub mod events;
 pub mod math;
+pub mod network;
+pub mod ops;
+pub mod state;
+pub mod trainer;
+
+pub use error::DlnError;
+pub use network::{Layer, LayerBackends, Network};
+pub use trainer::{EventSink, Outcome, StepOutcome, Trainer};

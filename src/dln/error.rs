@@ -1,0 +1,24 @@
+//! What can stop the training loop, each saying where.
+
+use crate::llm::LlmError;
+use crate::template::TemplateError;
+
+/// An error of the training loop. LLM errors say which layer and operation asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DlnError {
+    #[error("layer {layer}, {operation}: {source}")]
+    Llm {
+        layer: usize,
+        operation: &'static str,
+        #[source]
+        source: LlmError,
+    },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Data(String),
+    #[error("{0}")]
+    Command(String),
+}

@@ -1,0 +1,250 @@
+//! The LLM operations of a language layer, batched: render templates, generate hidden texts,
+//! predict answers, and score targets (`log p(y | F(x; π))` over classes or per token).
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::data::{Example, OutputClasses};
+use crate::dln::error::DlnError;
+use crate::dln::network::Layer;
+use crate::llm::{
+    ClassifyRequest, GenerateRequest, LlmResult, Prompt, ScoreRequest, VerbalizerReduce,
+};
+use crate::loss;
+
+/// Log-probability given to an empty text (nothing to score): far below any real text, yet
+/// finite so a batch's weighted sums stay comparable across candidates.
+pub const EMPTY_TEXT_LOGPROB: f64 = -50.0;
+
+/// A stable seed for one LLM call, from the run seed and where the call happens, so a resumed
+/// run asks exactly what the uninterrupted one asked (and hits the call cache).
+pub fn call_seed(run_seed: u64, iteration: usize, stage: &str, layer: usize, index: usize) -> u64 {
+    let mut h = Sha256::new();
+    h.update(format!("{run_seed}|{iteration}|{stage}|{layer}|{index}").as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b) >> 1
+}
+
+fn llm<T>(layer: usize, operation: &'static str, r: LlmResult<T>) -> Result<T, DlnError> {
+    r.map_err(|source| DlnError::Llm {
+        layer,
+        operation,
+        source,
+    })
+}
+
+/// Raw text of a scoring context; forward templates must be completion text.
+fn raw(prompt: Prompt, layer: &Layer) -> Result<String, DlnError> {
+    match prompt {
+        Prompt::Raw { text } => Ok(text),
+        Prompt::Chat { .. } => Err(DlnError::Config(format!(
+            "layer {}: the forward template `{}` is a chat template, but forward templates are scored and must be \
+             raw text (set `chat = false`)",
+            layer.index, layer.forward.origin
+        ))),
+    }
+}
+
+/// `F(u; π)` of a layer: its forward template with the prompt and the layer's input text
+/// (`shots` are k-shot demonstrations, output layer only).
+pub fn forward_context(
+    layer: &Layer,
+    input: &str,
+    prompt: &str,
+    shots: &[Example],
+) -> Result<String, DlnError> {
+    let examples: Vec<_> = shots
+        .iter()
+        .map(|e| json!({"input": e.input, "target": e.target}))
+        .collect();
+    let text = layer
+        .forward
+        .render(&json!({"prompt": prompt, "input": input, "examples": examples}))?;
+    raw(layer.forward.prompt(text), layer)
+}
+
+/// The input of layer `layer`: `x` itself for the first layer, `R(x, h)` above it.
+pub fn layer_input(layer: &Layer, x: &str, below: Option<&str>) -> Result<String, DlnError> {
+    match (&layer.residual, below) {
+        (Some(r), Some(h)) => Ok(r.render(&json!({"input": x, "h": h}))?),
+        _ => Ok(x.to_string()),
+    }
+}
+
+/// What follows a context when scoring a target: a space joins them unless one side has it.
+fn continuation(context: &str, target: &str) -> String {
+    if context.ends_with(char::is_whitespace) || target.starts_with(char::is_whitespace) {
+        target.to_string()
+    } else {
+        format!(" {target}")
+    }
+}
+
+/// Generates one text per context with the layer's forward settings (hidden texts).
+pub async fn generate_forward(
+    layer: &Layer,
+    contexts: Vec<String>,
+    seeds: Vec<u64>,
+) -> Result<Vec<String>, DlnError> {
+    let requests: Vec<GenerateRequest> = contexts
+        .into_iter()
+        .zip(seeds)
+        .map(|(c, seed)| GenerateRequest {
+            prompt: Prompt::raw(c),
+            temperature: layer.forward_temperature,
+            top_p: 1.0,
+            max_tokens: layer.forward_max_tokens,
+            stop: layer.forward.stop.clone(),
+            seed,
+            n: 1,
+        })
+        .collect();
+    let out = llm(
+        layer.index,
+        "forward",
+        layer.backends.forward.generate(requests).await,
+    )?;
+    Ok(out
+        .into_iter()
+        .map(|g| {
+            g.into_iter()
+                .next()
+                .map(|g| g.text.trim().to_string())
+                .unwrap_or_default()
+        })
+        .collect())
+}
+
+/// The output layer's answers: the argmax class when classes are known, else a generation.
+pub async fn predict(
+    layer: &Layer,
+    classes: Option<&OutputClasses>,
+    contexts: Vec<String>,
+    seeds: Vec<u64>,
+) -> Result<Vec<String>, DlnError> {
+    match classes {
+        Some(c) => {
+            let d = classify(layer, c, contexts).await?;
+            Ok(d.iter().map(|d| c.labels[d.argmax()].clone()).collect())
+        }
+        None => generate_forward(layer, contexts, seeds).await,
+    }
+}
+
+/// Class distributions at the answer position of each context.
+pub async fn classify(
+    layer: &Layer,
+    classes: &OutputClasses,
+    contexts: Vec<String>,
+) -> Result<Vec<crate::llm::ClassDistribution>, DlnError> {
+    let requests = contexts
+        .into_iter()
+        .map(|context| ClassifyRequest {
+            context,
+            classes: classes.verbalizers.clone(),
+            reduce: VerbalizerReduce::Sum,
+        })
+        .collect();
+    llm(
+        layer.index,
+        "classify",
+        layer.backends.forward.classify(requests).await,
+    )
+}
+
+/// The class index of a target, or an error naming it.
+pub fn class_of(classes: &OutputClasses, target: &str) -> Result<usize, DlnError> {
+    classes.index_of(target).ok_or_else(|| {
+        DlnError::Data(format!(
+            "target `{target}` is none of the output classes ({}); fix `data.classes` or the label map",
+            classes.labels.join(", ")
+        ))
+    })
+}
+
+/// Mean per-token `log p(target | context)` after the burn-in, for free text (hidden texts,
+/// multi-token answers). Empty targets get [`EMPTY_TEXT_LOGPROB`] without a call.
+pub async fn text_logprobs(
+    layer: &Layer,
+    operation: &'static str,
+    pairs: Vec<(String, String)>,
+    burn_in: f64,
+) -> Result<Vec<f64>, DlnError> {
+    let mut out = vec![EMPTY_TEXT_LOGPROB; pairs.len()];
+    let mut idx = Vec::new();
+    let mut requests = Vec::new();
+    for (i, (context, target)) in pairs.into_iter().enumerate() {
+        if target.trim().is_empty() {
+            continue;
+        }
+        let target = continuation(&context, &target);
+        idx.push(i);
+        requests.push(ScoreRequest { context, target });
+    }
+    if !requests.is_empty() {
+        let scores = llm(
+            layer.index,
+            operation,
+            layer.backends.forward.score(requests).await,
+        )?;
+        for (i, s) in idx.into_iter().zip(scores) {
+            out[i] = if s.token_logprobs.is_empty() {
+                EMPTY_TEXT_LOGPROB
+            } else {
+                s.mean_logprob(burn_in)
+            };
+        }
+    }
+    Ok(out)
+}
+
+/// The output layer's `log p(y | context)` for each (context, target): the target class's
+/// renormalized log-probability with classes, else the mean token log-prob. Also returns the
+/// class distributions (for the trust region) when there are classes.
+pub async fn output_logprobs(
+    layer: &Layer,
+    classes: Option<&OutputClasses>,
+    operation: &'static str,
+    pairs: Vec<(String, String)>,
+    burn_in: f64,
+) -> Result<(Vec<f64>, Option<Vec<Vec<f64>>>), DlnError> {
+    match classes {
+        Some(c) => {
+            let targets: Vec<usize> = pairs
+                .iter()
+                .map(|(_, t)| class_of(c, t))
+                .collect::<Result<_, _>>()?;
+            let requests = pairs
+                .into_iter()
+                .map(|(context, _)| ClassifyRequest {
+                    context,
+                    classes: c.verbalizers.clone(),
+                    reduce: VerbalizerReduce::Sum,
+                })
+                .collect();
+            let d = llm(
+                layer.index,
+                operation,
+                layer.backends.forward.classify(requests).await,
+            )?;
+            let lps = d
+                .iter()
+                .zip(&targets)
+                .map(|(d, t)| d.log_probs[*t])
+                .collect();
+            Ok((lps, Some(d.into_iter().map(|d| d.probs).collect())))
+        }
+        None => Ok((text_logprobs(layer, operation, pairs, burn_in).await?, None)),
+    }
+}
+
+/// 1.0 when the prediction matches the target (0/1 loss after normalization), else 0.0.
+pub fn accuracy_of(prediction: &str, target: &str) -> f64 {
+    if loss::exact_match(prediction, target) {
+        1.0
+    } else {
+        0.0
+    }
+}
