@@ -17,6 +17,9 @@ struct Sample {
     bytes: Vec<u8>,
     text: String,
     logprobs: Vec<f64>,
+    /// The token before `last` (the prompt's last token at first).
+    prev: i32,
+    /// The token to decode next.
     last: i32,
     done: bool,
 }
@@ -32,6 +35,7 @@ impl Sample {
         room: usize,
     ) -> bool {
         self.logprobs.push(logprob);
+        self.prev = self.last;
         self.last = token;
         if w.model.vocab().is_eog(LlamaToken(token)) {
             return true;
@@ -81,7 +85,7 @@ impl Worker<'_> {
         }
         // The prompt into sequence 0, reusing the cached prefix; keep the last row's logits.
         let last = prompt.len() - 1;
-        let start = self.truncate_cache(common_prefix_len(&self.cached, prompt).min(last));
+        let start = self.restart(prompt, last);
         let mut first_row: Vec<f32> = Vec::new();
         self.decode_span(prompt, start, 0, &|p| p == last, &mut |_, row| {
             first_row = row.to_vec()
@@ -103,7 +107,14 @@ impl Worker<'_> {
         let mut j0 = 0u32;
         while j0 < req.n {
             let j1 = (j0 + group as u32).min(req.n);
-            out.extend(self.generate_group(prompt.len(), &first_row, req, j0..j1, room)?);
+            out.extend(self.generate_group(
+                prompt.len(),
+                prompt[last],
+                &first_row,
+                req,
+                j0..j1,
+                room,
+            )?);
             j0 = j1;
         }
         Ok(out)
@@ -113,6 +124,7 @@ impl Worker<'_> {
     fn generate_group(
         &mut self,
         prompt_len: usize,
+        prompt_last: i32,
         first_row: &[f32],
         req: &GenerateRequest,
         js: std::ops::Range<u32>,
@@ -127,7 +139,8 @@ impl Worker<'_> {
                 bytes: Vec::new(),
                 text: String::new(),
                 logprobs: Vec::new(),
-                last: 0,
+                prev: 0,
+                last: prompt_last,
                 done: false,
             };
             let (token, logprob) = sample(first_row, req.temperature, req.top_p, &mut s.rng);
@@ -162,6 +175,19 @@ impl Worker<'_> {
             let pos = (prompt_len + step) as i32;
             self.batch.clear();
             let active: Vec<usize> = (0..samples.len()).filter(|&i| !samples[i].done).collect();
+            // A lone sequence re-decodes its previous token alongside: one-token batches take
+            // other kernels whose numbers differ (see `Worker::restart`), and a sample must come
+            // out the same whether or not others share its batch.
+            let paired = active.len() == 1;
+            if paired {
+                let s = &samples[active[0]];
+                let _ = self
+                    .ctx
+                    .clear_kv_cache_seq(Some(s.seq as u32), Some(pos as u32 - 1), None);
+                self.batch
+                    .add(LlamaToken(s.prev), pos - 1, &[s.seq], false)
+                    .map_err(|e| LlmError::Model(format!("building a decode batch: {e}")))?;
+            }
             for &i in &active {
                 self.batch
                     .add(LlamaToken(samples[i].last), pos, &[samples[i].seq], true)
@@ -175,7 +201,7 @@ impl Worker<'_> {
                 u.tokens_generated += active.len() as u64;
             });
             for (b, &i) in active.iter().enumerate() {
-                let row = self.ctx.get_logits_ith(b as i32);
+                let row = self.ctx.get_logits_ith((b + paired as usize) as i32);
                 let (token, logprob) = sample(row, req.temperature, req.top_p, &mut samples[i].rng);
                 let done = samples[i].push(self, token as i32, logprob, req, room);
                 samples[i].done = done;
@@ -184,8 +210,4 @@ impl Worker<'_> {
         }
         Ok(())
     }
-}
-
-fn common_prefix_len(a: &[i32], b: &[i32]) -> usize {
-    super::plan::common_prefix(a, b)
 }

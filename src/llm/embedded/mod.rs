@@ -31,7 +31,7 @@ use crate::llm::{
     Score, ScoreRequest, Usage, VerbalizerReduce,
 };
 use plan::ScoreItem;
-use worker::{Job, WorkerSettings};
+use worker::{Job, ScoreMode, WorkerSettings};
 
 /// Settings of the embedded engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,14 +235,8 @@ impl EmbeddedBackend {
             .collect()
     }
 
-    async fn run_scores(&self, items: Vec<ScoreItem>, reuse: bool) -> LlmResult<Vec<Score>> {
-        let values = self
-            .call(|reply| Job::Score {
-                items,
-                reuse,
-                reply,
-            })
-            .await?;
+    async fn run_scores(&self, items: Vec<ScoreItem>, mode: ScoreMode) -> LlmResult<Vec<Score>> {
+        let values = self.call(|reply| Job::Score { items, mode, reply }).await?;
         Ok(values
             .into_iter()
             .map(|v| Score {
@@ -257,7 +251,14 @@ impl EmbeddedBackend {
     /// tests of prefix reuse; it gives the same numbers as [`Backend::score`], only slower.
     pub async fn score_naive(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
         let items = self.score_items(&requests)?;
-        self.run_scores(items, false).await
+        self.run_scores(items, ScoreMode::Naive).await
+    }
+
+    /// Scores each target token by its own from-scratch forward pass over the tokens before it:
+    /// the slow reference that exactness tests compare the reused path against.
+    pub async fn score_token_by_token(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
+        let items = self.score_items(&requests)?;
+        self.run_scores(items, ScoreMode::TokenByToken).await
     }
 
     /// Generation with each request's samples run one after another (the baseline of the
@@ -357,7 +358,7 @@ impl Backend for EmbeddedBackend {
 
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
         let items = self.score_items(&requests)?;
-        self.run_scores(items, true).await
+        self.run_scores(items, ScoreMode::Reuse).await
     }
 
     async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
@@ -383,7 +384,7 @@ impl Backend for EmbeddedBackend {
                 }
             }
         }
-        let scores = self.run_scores(items, true).await?;
+        let scores = self.run_scores(items, ScoreMode::Reuse).await?;
         let mut masses: Vec<Vec<Vec<f64>>> = requests
             .iter()
             .map(|req| vec![Vec::new(); req.classes.len()])
