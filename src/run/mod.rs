@@ -1,1 +1,21 @@
-//! (module being written)
+//! A run: a [`Session`] drives a [`Trainer`](crate::dln::Trainer) on a task and owns its run
+//! directory — the resolved `config.toml`, `events.jsonl` (one event per line, flushed as it
+//! happens), `checkpoint.json` (written atomically after every iteration and on stop),
+//! `result.json`, and the call cache (`cache/`).
+//!
+//! The TUI and the headless CLI are both clients of a session: they read its events and send it
+//! commands.
+
+mod backends;
+mod checkpoint;
+mod dir;
+mod error;
+mod result;
+mod session;
+
+pub use backends::build_backends;
+pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
+pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
+pub use error::RunError;
+pub use result::{read_result, RunResult, RESULT_FILE};
+pub use session::{evaluate_run, EvalReport, RunSummary, Session, SessionOptions};

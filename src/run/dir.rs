@@ -1,0 +1,134 @@
+//! The run directory's files: atomic writes, the event log, reading events back for replay.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::dln::events::Event;
+use crate::dln::EventSink;
+use crate::run::RunError;
+
+/// The resolved configuration of a run.
+pub const CONFIG_FILE: &str = "config.toml";
+/// One event per line.
+pub const EVENTS_FILE: &str = "events.jsonl";
+
+/// Writes a file so that readers see the old or the new content, never a torn one: a temporary
+/// file in the same directory, synced, then renamed over the target.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp).map_err(|e| RunError::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| RunError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| RunError::io(path, e))
+}
+
+/// `runs/<task>-<timestamp>` under the data directory.
+pub fn default_run_dir(task: &str) -> PathBuf {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let safe: String = task
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    crate::llm::model::data_dir()
+        .join("runs")
+        .join(format!("{safe}-{stamp}"))
+}
+
+/// The event log of a run: each event is appended to `events.jsonl` (flushed per line) and sent
+/// to the live receiver, if one still listens.
+pub struct EventLog {
+    path: PathBuf,
+    file: Mutex<File>,
+    live: UnboundedSender<Event>,
+}
+
+impl EventLog {
+    pub fn open(run_dir: &Path, live: UnboundedSender<Event>) -> Result<EventLog, RunError> {
+        let path = run_dir.join(EVENTS_FILE);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| RunError::io(&path, e))?;
+        // A run killed mid-line leaves a torn line; start ours on a fresh one.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > 0 {
+            let text = std::fs::read(&path).unwrap_or_default();
+            if text.last() != Some(&b'\n') {
+                file.write_all(b"\n").map_err(|e| RunError::io(&path, e))?;
+            }
+        }
+        Ok(EventLog {
+            path,
+            file: Mutex::new(file),
+            live,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl EventSink for EventLog {
+    fn emit(&self, event: Event) {
+        if let Ok(mut line) = serde_json::to_string(&event) {
+            line.push('\n');
+            if let Ok(mut f) = self.file.lock() {
+                if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
+                    tracing::warn!("cannot append to {}: {e}", self.path.display());
+                }
+            }
+        }
+        let _ = self.live.send(event);
+    }
+}
+
+/// Every event of a run, in order, for replay. A torn last line (a run killed mid-write) is
+/// skipped; a malformed line elsewhere is an error naming it.
+pub fn read_events(run_dir: &Path) -> Result<Vec<Event>, RunError> {
+    let path = run_dir.join(EVENTS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| RunError::io(&path, e))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Event>(line) {
+            Ok(e) => out.push(e),
+            Err(_) if n + 1 == lines.len() && !text.ends_with('\n') => {}
+            Err(e) if !line.trim_end().ends_with('}') => {
+                // A torn line followed by a resumed run's events.
+                tracing::warn!(
+                    "{}:{}: skipping a torn event line: {e}",
+                    path.display(),
+                    n + 1
+                );
+            }
+            Err(e) => {
+                return Err(RunError::File {
+                    path: path.clone(),
+                    message: format!("line {}: {e}", n + 1),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
