@@ -1,15 +1,229 @@
 //! `dln` (no arguments), `dln tui CONFIG`, `dln replay RUN_DIR`: the workbench.
-use std::path::Path;
+//!
+//! Everything that can fail before the screen is taken over (config, theme, key bindings, the
+//! run directory) fails here with a one-line message; once the workbench runs, the terminal is
+//! restored on every way out.
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-pub fn demo(_model: Option<&str>, _theme: Option<&str>) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the workbench is not built yet")
+use anyhow::Context;
+use dln::config::Config;
+use dln::dln::events::TemplateRole;
+use dln::dln::network::load_template;
+use dln::run::{read_events, Session, SessionOptions};
+use dln::tui::editor::TemplateRoleOrd;
+use dln::tui::run_loop::{self, Link};
+use dln::tui::settings::{config_dir, config_path, Settings};
+use dln::tui::terminal::TerminalGuard;
+use dln::tui::theme::no_color_env;
+use dln::tui::{App, Exit, KeyMap, Theme};
+
+/// The demo configs, best first; looked up in the source tree this binary was built from and
+/// next to the binary.
+const DEMO_CONFIGS: &[&str] = &["dln2-demo.toml", "dln1-demo.toml"];
+
+/// How long to wait for the run to write its checkpoint after the workbench closed.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+pub fn demo(model: Option<&str>, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut dirs = vec![PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples"
+    ))];
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(exe_dir.join("examples"));
+        dirs.push(exe_dir.join("../../examples"));
+    }
+    let found = dirs
+        .iter()
+        .flat_map(|d| DEMO_CONFIGS.iter().map(move |c| d.join(c)))
+        .find(|p| p.is_file());
+    match found {
+        Some(config) => open(&config, None, &[], model, theme),
+        None => anyhow::bail!(
+            "the bundled demo config was not found (looked for {} in {}); run `dln tui CONFIG`",
+            DEMO_CONFIGS.join(" or "),
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
-pub fn open(_config: &Path, _out: Option<&Path>, _set: &[String], _model: Option<&str>, _theme: Option<&str>) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the workbench is not built yet")
+pub fn open(
+    config_file: &Path,
+    out: Option<&Path>,
+    set: &[String],
+    model: Option<&str>,
+    theme: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(config_file)?;
+    for s in set {
+        config.apply_override(s)?;
+    }
+    let (theme, keymap) = look(theme)?;
+    let mut app = App::new(theme, keymap);
+    add_templates(&mut app, &config);
+    let opts = SessionOptions {
+        out_dir: out.map(Path::to_path_buf),
+        model: model.map(str::to_string),
+        ..SessionOptions::default()
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let _log = dln::tui::logging::to_file(&dln::llm::model::data_dir());
+        let session = Session::start(config, opts).await?;
+        let run_dir = session.run_dir.clone();
+        tracing::info!(run_dir = %run_dir.display(), "workbench started");
+        let link = Link {
+            commands: Some(session.commands),
+            events: Some(session.events),
+        };
+        let outcome = workbench(&mut app, link).await;
+        let finished = finish(&app, session.task).await;
+        outcome?;
+        report(&app, &run_dir, finished);
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
-pub fn replay(_run_dir: &Path, _theme: Option<&str>) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the workbench is not built yet")
+pub fn replay(run_dir: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+    let events = read_events(run_dir)?;
+    if events.is_empty() {
+        anyhow::bail!(
+            "{} has no recorded events (events.jsonl is empty)",
+            run_dir.display()
+        );
+    }
+    let (theme, keymap) = look(theme)?;
+    let mut app = App::replay(theme, keymap, events);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let _log = dln::tui::logging::to_file(&dln::llm::model::data_dir());
+        workbench(&mut app, Link::default()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The theme and key bindings from `--theme`, `NO_COLOR` and the user's config file.
+fn look(cli_theme: Option<&str>) -> anyhow::Result<(Theme, KeyMap)> {
+    let path = config_path();
+    let settings = Settings::load(path.as_deref())?;
+    let dir = config_dir();
+    let theme = Theme::choose(
+        cli_theme,
+        settings.theme.as_deref(),
+        no_color_env(),
+        dir.as_deref(),
+    )?;
+    let keymap = KeyMap::with_overrides(&settings.keys).with_context(|| match &path {
+        Some(p) => format!("key bindings in {}", p.display()),
+        None => "key bindings".to_string(),
+    })?;
+    Ok((theme, keymap))
+}
+
+/// The templates each layer starts with (what the editor opens on), and a check the editor runs
+/// before sending an edit: the same loader and role check the engine applies.
+fn add_templates(app: &mut App, config: &Config) {
+    let k = config.layers.len();
+    let base = config.base_dir();
+    for (l, lc) in config.layers.iter().enumerate() {
+        let hidden = l + 1 < k;
+        for role in TemplateRoleOrd::ALL {
+            let role_t: TemplateRole = role.into();
+            if l == 0 && matches!(role_t, TemplateRole::Residual | TemplateRole::ProposeHidden) {
+                continue;
+            }
+            let given = match role_t {
+                TemplateRole::Forward => &lc.templates.forward,
+                TemplateRole::Residual => &lc.templates.residual,
+                TemplateRole::ProposePrompt => &lc.templates.propose_prompt,
+                TemplateRole::ProposeHidden => &lc.templates.propose_hidden,
+            };
+            let spec = if given.trim().is_empty() {
+                default_template(role_t, hidden)
+            } else {
+                given.as_str()
+            };
+            match load_template(spec, role_t, hidden, &base) {
+                Ok(t) => {
+                    app.template_sources.insert((l, role), t.to_toml());
+                }
+                Err(e) => tracing::warn!("layer {l} {spec}: {e}"),
+            }
+        }
+    }
+    let base_for_check = base.clone();
+    app.template_check = Some(Box::new(move |layer, role, source| {
+        load_template(source, role, layer + 1 < k, &base_for_check)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }));
+}
+
+/// The built-in template a layer uses when its config names none (as the network chooses).
+fn default_template(role: TemplateRole, hidden: bool) -> &'static str {
+    match role {
+        TemplateRole::Forward if hidden => "forward_hidden",
+        TemplateRole::Forward => "forward",
+        TemplateRole::Residual => "residual",
+        TemplateRole::ProposePrompt => "propose_prompt",
+        TemplateRole::ProposeHidden => "propose_hidden",
+    }
+}
+
+/// Take over the terminal, run the loop, give the terminal back (also on error).
+async fn workbench(app: &mut App, link: Link) -> anyhow::Result<()> {
+    let mut guard = TerminalGuard::enter().context("cannot take over the terminal")?;
+    let result = run_loop::run(&mut guard.terminal, app, link).await;
+    drop(guard);
+    let stats = result.context("terminal input failed")?;
+    tracing::info!(
+        frames = stats.frames,
+        events = stats.events,
+        "workbench closed"
+    );
+    Ok(())
+}
+
+/// After the workbench closed: let the run finish writing its checkpoint (bounded wait).
+async fn finish(
+    app: &App,
+    task: tokio::task::JoinHandle<Result<dln::run::RunSummary, dln::run::RunError>>,
+) -> Option<Result<dln::run::RunSummary, String>> {
+    let wait = if app.run.is_active() && app.exit == Exit::Now {
+        Duration::from_millis(200)
+    } else {
+        STOP_GRACE
+    };
+    match tokio::time::timeout(wait, task).await {
+        Ok(Ok(r)) => Some(r.map_err(|e| e.to_string())),
+        Ok(Err(join)) => Some(Err(join.to_string())),
+        Err(_) => None,
+    }
+}
+
+fn report(app: &App, run_dir: &PathBuf, finished: Option<Result<dln::run::RunSummary, String>>) {
+    let dir = run_dir.display();
+    match finished {
+        Some(Ok(s)) if !s.stopped_early && !app.run.is_active() => {
+            println!("run finished: {dir}");
+        }
+        Some(Err(e)) => eprintln!("dln: the run failed: {e} (run directory: {dir})"),
+        _ => println!("run stopped; continue it with: dln resume {dir}"),
+    }
 }

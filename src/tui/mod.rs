@@ -1,1 +1,25 @@
-//! (module being written)
+//! The workbench: a live terminal client of a DLN run. It only subscribes to [`Event`]s and sends
+//! [`Command`]s (see `dln::events`); its state is a reducer over those events ([`App::apply`]),
+//! which `dln replay` also uses, and drawing is a pure function of that state ([`view::draw`]).
+//!
+//! [`Event`]: crate::dln::events::Event
+//! [`Command`]: crate::dln::events::Command
+
+pub mod action;
+pub mod app;
+pub mod editor;
+pub mod keymap;
+pub mod logging;
+pub mod run_loop;
+pub mod run_view;
+pub mod settings;
+pub mod terminal;
+pub mod theme;
+mod update;
+pub mod view;
+
+pub use action::Action;
+pub use app::{App, Exit, Mode, Overlay, Pane};
+pub use keymap::KeyMap;
+pub use run_view::RunView;
+pub use theme::Theme;

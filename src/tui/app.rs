@@ -1,0 +1,427 @@
+//! The workbench's whole state: the run as reduced from events ([`RunView`]) plus what the person
+//! is looking at (focus, selections, overlays, editor buffers). [`App::apply`] is the reducer the
+//! live loop and `dln replay` share; [`App::handle_key`] turns keys into [`Command`]s (effects as
+//! data; the event loop sends them).
+
+use std::collections::BTreeMap;
+
+use crate::dln::events::{Event, LayerIndex, RunState, TemplateRole};
+
+use super::editor::{EditorBuffer, EditorError, EditorTarget, TemplateRoleOrd};
+use super::keymap::KeyMap;
+use super::run_view::{event_iteration, RunView};
+use super::theme::Theme;
+
+/// The four panes, in focus order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pane {
+    Layers,
+    Hidden,
+    Candidates,
+    Metrics,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 4] = [Pane::Layers, Pane::Hidden, Pane::Candidates, Pane::Metrics];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Layers => "Layers",
+            Pane::Hidden => "Hidden states",
+            Pane::Candidates => "Candidates",
+            Pane::Metrics => "Metrics",
+        }
+    }
+
+    fn position(self) -> usize {
+        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// Whether the workbench drives a run or replays a recorded one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    /// Read-only: commands are refused.
+    Replay,
+}
+
+/// What covers the panes, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    ConfirmQuit,
+    /// Choosing which of the layer's templates to edit.
+    TemplatePicker {
+        layer: LayerIndex,
+        selected: usize,
+    },
+    Editor(EditorTarget),
+    /// Typing the filter of the focused pane.
+    FilterInput,
+}
+
+/// Sort orders of the hidden-state examples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HiddenSort {
+    #[default]
+    Batch,
+    /// Most undecided posteriors first.
+    Entropy,
+    /// Wrong predictions first.
+    WrongFirst,
+}
+
+impl HiddenSort {
+    pub fn label(self) -> &'static str {
+        match self {
+            HiddenSort::Batch => "batch order",
+            HiddenSort::Entropy => "entropy ↓",
+            HiddenSort::WrongFirst => "wrong first",
+        }
+    }
+
+    pub(crate) fn next(self) -> HiddenSort {
+        match self {
+            HiddenSort::Batch => HiddenSort::Entropy,
+            HiddenSort::Entropy => HiddenSort::WrongFirst,
+            HiddenSort::WrongFirst => HiddenSort::Batch,
+        }
+    }
+}
+
+/// Where the person's exit request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Exit {
+    #[default]
+    No,
+    /// Stop was sent; waiting for the engine to checkpoint and end.
+    Stopping,
+    /// Leave the loop now.
+    Now,
+}
+
+/// Selections and scroll positions; all clamped when drawn.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Selection {
+    /// The layer the Layers and Candidates panes act on.
+    pub layer: LayerIndex,
+    /// Lines scrolled within the selected layer's prompt.
+    pub layer_scroll: usize,
+    pub show_diff: bool,
+    pub candidate: usize,
+    pub candidate_expanded: bool,
+    /// Which posterior the hidden pane shows (the hidden text below this layer).
+    pub hidden_layer: Option<LayerIndex>,
+    /// Row among the visible (sorted, filtered) examples.
+    pub example: usize,
+    pub sample: usize,
+    pub hidden_expanded: bool,
+    pub hidden_sort: HiddenSort,
+    pub wrong_only: bool,
+    pub metrics_scroll: usize,
+    pub help_scroll: usize,
+}
+
+/// Checks a template's source for a layer and role before it is sent; `Err` carries the message
+/// to show (with its line, when the message names one).
+pub type TemplateCheck = Box<dyn Fn(LayerIndex, TemplateRole, &str) -> Result<(), String> + Send>;
+
+/// The workbench state.
+pub struct App {
+    pub mode: Mode,
+    pub run: RunView,
+    pub theme: Theme,
+    pub keymap: KeyMap,
+    pub focus: Pane,
+    pub overlay: Option<Overlay>,
+    pub sel: Selection,
+    /// Per-pane text filters (`/`).
+    pub filters: BTreeMap<&'static str, String>,
+    /// Editor buffers by target; kept until applied or reverted.
+    pub editors: BTreeMap<EditorTarget, EditorBuffer>,
+    /// Template sources known before any replacement (from the config), by layer and role.
+    pub template_sources: BTreeMap<(LayerIndex, TemplateRoleOrd), String>,
+    pub template_check: Option<TemplateCheck>,
+    /// A pause was sent and the engine has not yet said it paused.
+    pub pause_requested: bool,
+    pub exit: Exit,
+    /// A short message for the status line (what the last key did, or why it did nothing).
+    pub notice: Option<String>,
+    /// Replay: all recorded events and the iteration shown.
+    pub replay: Option<ReplayState>,
+    /// Terminal size of the last draw, for page scrolling and mouse hits.
+    pub viewport: (u16, u16),
+}
+
+/// `dln replay`: the recorded events and the scrubber position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayState {
+    pub events: Vec<Event>,
+    /// Distinct iterations present, ascending.
+    pub iterations: Vec<usize>,
+    /// Index into `iterations` of the one shown (state after it ended).
+    pub position: usize,
+}
+
+impl App {
+    /// A live workbench.
+    pub fn new(theme: Theme, keymap: KeyMap) -> App {
+        App {
+            mode: Mode::Live,
+            run: RunView::default(),
+            theme,
+            keymap,
+            focus: Pane::Layers,
+            overlay: None,
+            sel: Selection::default(),
+            filters: BTreeMap::new(),
+            editors: BTreeMap::new(),
+            template_sources: BTreeMap::new(),
+            template_check: None,
+            pause_requested: false,
+            exit: Exit::No,
+            notice: None,
+            replay: None,
+            viewport: (80, 24),
+        }
+    }
+
+    /// A read-only workbench over recorded events, showing the last iteration.
+    pub fn replay(theme: Theme, keymap: KeyMap, events: Vec<Event>) -> App {
+        let mut iterations: Vec<usize> = events.iter().filter_map(event_iteration).collect();
+        iterations.sort_unstable();
+        iterations.dedup();
+        let position = iterations.len().saturating_sub(1);
+        let mut app = App::new(theme, keymap);
+        app.mode = Mode::Replay;
+        app.replay = Some(ReplayState {
+            events,
+            iterations,
+            position,
+        });
+        app.rebuild_replay();
+        app
+    }
+
+    /// Apply one engine event: the run view, then what the UI does about it.
+    pub fn apply(&mut self, event: &Event) {
+        self.run.apply(event);
+        match event {
+            Event::StateChanged { state } => {
+                // "pausing…" lasts until the engine says it paused (or ended).
+                if !matches!(state, RunState::Running | RunState::Pausing) {
+                    self.pause_requested = false;
+                }
+            }
+            Event::RunStarted { layers, .. } => {
+                self.sel.layer = self.sel.layer.min(layers.len().saturating_sub(1));
+            }
+            Event::TemplateReplaced {
+                layer,
+                role,
+                source,
+            } => {
+                let target = EditorTarget::Template {
+                    layer: *layer,
+                    role: (*role).into(),
+                };
+                if let Some(buf) = self.editors.get(&target) {
+                    if buf.text() == *source || buf.awaiting {
+                        self.editors.remove(&target);
+                        if self.overlay == Some(Overlay::Editor(target)) {
+                            self.overlay = None;
+                        }
+                        self.notice = Some(format!(
+                            "{} applied",
+                            target.title().replacen("Edit ", "", 1)
+                        ));
+                    }
+                }
+                self.template_sources
+                    .insert((*layer, (*role).into()), source.clone());
+            }
+            Event::Error { message } => {
+                // An error while a template edit awaits its answer is that edit's verdict.
+                let awaiting = self
+                    .editors
+                    .iter()
+                    .find(|(t, b)| b.awaiting && matches!(t, EditorTarget::Template { .. }))
+                    .map(|(t, _)| *t);
+                if let Some(target) = awaiting {
+                    self.set_editor_error(target, EditorError::from_message(message));
+                } else {
+                    self.notice = Some(format!("error: {message}"));
+                }
+            }
+            Event::PosteriorSampled { layer, .. } | Event::Sharpened { layer, .. } => {
+                if self.sel.hidden_layer.is_none() {
+                    self.sel.hidden_layer = Some(*layer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Apply a batch of events (what `recv_many` delivered).
+    pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
+        for e in events {
+            self.apply(e);
+        }
+    }
+
+    pub(crate) fn set_editor_error(&mut self, target: EditorTarget, error: EditorError) {
+        if let Some(buf) = self.editors.get_mut(&target) {
+            buf.awaiting = false;
+            if let Some(line) = error.line {
+                let row = line
+                    .saturating_sub(1)
+                    .min(buf.textarea.lines().len().saturating_sub(1));
+                buf.textarea.move_cursor(ratatui_textarea::CursorMove::Jump(
+                    u16::try_from(row).unwrap_or(u16::MAX),
+                    0,
+                ));
+            }
+            buf.error = Some(error);
+        }
+    }
+
+    /// The run's state as shown: a sent pause shows as pausing until the engine confirms.
+    pub fn shown_state(&self) -> Option<RunState> {
+        match (self.run.state, self.pause_requested) {
+            (Some(RunState::Running), true) => Some(RunState::Pausing),
+            (s, _) if self.exit == Exit::Stopping && s != Some(RunState::Finished) => {
+                Some(RunState::Stopping)
+            }
+            (s, _) => s,
+        }
+    }
+
+    /// The posterior layer the hidden pane shows, if any.
+    pub fn hidden_layer(&self) -> Option<LayerIndex> {
+        let chosen = self
+            .sel
+            .hidden_layer
+            .filter(|l| self.run.posteriors.contains_key(l));
+        chosen.or_else(|| self.run.posteriors.keys().next_back().copied())
+    }
+
+    /// The text filter of a pane (empty = none).
+    pub fn filter(&self, pane: Pane) -> &str {
+        self.filters
+            .get(pane.title())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// Indices (into the posterior's or forward pass's examples) shown in the hidden pane,
+    /// sorted and filtered.
+    pub fn hidden_rows(&self) -> Vec<usize> {
+        let needle = self.filter(Pane::Hidden).to_lowercase();
+        let matches = |texts: &[&str]| {
+            needle.is_empty() || texts.iter().any(|t| t.to_lowercase().contains(&needle))
+        };
+        let mut rows: Vec<(usize, bool, f64)> = Vec::new();
+        if let Some(p) = self
+            .hidden_layer()
+            .and_then(|l| self.run.posteriors.get(&l))
+        {
+            for (i, ex) in p.examples.iter().enumerate() {
+                let mut texts = vec![ex.input.as_str(), ex.target.as_str(), ex.hidden.as_str()];
+                texts.extend(ex.samples.iter().map(|s| s.text.as_str()));
+                if (!self.sel.wrong_only || !ex.correct) && matches(&texts) {
+                    rows.push((i, ex.correct, ex.entropy.unwrap_or(0.0)));
+                }
+            }
+        } else if let Some((_, examples)) = &self.run.forward {
+            for (i, ex) in examples.iter().enumerate() {
+                let mut texts = vec![
+                    ex.input.as_str(),
+                    ex.target.as_str(),
+                    ex.prediction.as_str(),
+                ];
+                texts.extend(ex.hidden.iter().map(String::as_str));
+                if (!self.sel.wrong_only || !ex.correct) && matches(&texts) {
+                    rows.push((i, ex.correct, 0.0));
+                }
+            }
+        }
+        match self.sel.hidden_sort {
+            HiddenSort::Batch => {}
+            HiddenSort::Entropy => rows.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0))),
+            HiddenSort::WrongFirst => rows.sort_by_key(|r| (r.1, r.0)),
+        }
+        rows.into_iter().map(|r| r.0).collect()
+    }
+
+    /// Indices of the selected layer's candidates that pass the filter.
+    pub fn candidate_rows(&self) -> Vec<usize> {
+        let needle = self.filter(Pane::Candidates).to_lowercase();
+        self.run
+            .layers
+            .get(self.sel.layer)
+            .map(|l| {
+                l.candidates
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| needle.is_empty() || c.prompt.to_lowercase().contains(&needle))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The template source an editor for `(layer, role)` starts from.
+    pub fn template_source(&self, layer: LayerIndex, role: TemplateRoleOrd) -> String {
+        let replaced = self
+            .run
+            .layers
+            .get(layer)
+            .and_then(|l| l.templates.get(&TemplateRole::from(role).into()));
+        replaced
+            .or_else(|| self.template_sources.get(&(layer, role)))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn focus_next(&mut self, forward: bool) {
+        let n = Pane::ALL.len();
+        let i = self.focus.position();
+        self.focus = Pane::ALL[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }];
+    }
+
+    /// Replay: rebuild the run view from the events up to the shown iteration.
+    pub(crate) fn rebuild_replay(&mut self) {
+        let Some(replay) = self.replay.take() else {
+            return;
+        };
+        let cut = match replay.iterations.get(replay.position + 1) {
+            Some(next) => replay
+                .events
+                .iter()
+                .position(|e| event_iteration(e).is_some_and(|i| i >= *next))
+                .unwrap_or(replay.events.len()),
+            None => replay.events.len(),
+        };
+        self.run = RunView::default();
+        self.sel.hidden_layer = None;
+        for e in &replay.events[..cut] {
+            self.apply(e);
+        }
+        self.replay = Some(replay);
+    }
+
+    /// Replay: the iteration shown and the number of iterations.
+    pub fn replay_position(&self) -> Option<(usize, usize, usize)> {
+        let r = self.replay.as_ref()?;
+        Some((
+            r.position,
+            r.iterations.len(),
+            r.iterations.get(r.position).copied().unwrap_or(0),
+        ))
+    }
+}

@@ -1,0 +1,138 @@
+//! The one loop: terminal input, the engine's events (batched with `recv_many`), SIGTERM, and a
+//! frame deadline. A redraw happens only when something changed, at most ~30 times a second;
+//! an idle screen sleeps in `select!` with no timer armed.
+
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures::StreamExt;
+use ratatui::DefaultTerminal;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::time::{sleep_until, Instant};
+
+use super::app::{App, Exit};
+use super::view;
+use crate::dln::events::{Command, Event};
+
+/// The minimum time between two frames (≈30 fps).
+pub const FRAME: Duration = Duration::from_millis(33);
+
+/// The workbench's connection to a run; both ends are absent in replay.
+#[derive(Default)]
+pub struct Link {
+    pub commands: Option<UnboundedSender<Command>>,
+    pub events: Option<UnboundedReceiver<Event>>,
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Frames drawn.
+    pub frames: u64,
+    /// Engine events applied.
+    pub events: u64,
+}
+
+/// Run the workbench until the person leaves (and, after a Stop, until the engine has finished).
+pub async fn run(
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    mut link: Link,
+) -> std::io::Result<LoopStats> {
+    let mut input = EventStream::new();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut batch: Vec<Event> = Vec::with_capacity(256);
+    let mut stats = LoopStats {
+        frames: 0,
+        events: 0,
+    };
+    let size = terminal.size()?;
+    app.viewport = (size.width, size.height);
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    loop {
+        if app.exit == Exit::Now {
+            break;
+        }
+        let deadline = last_draw + FRAME;
+        let mut commands: Vec<Command> = Vec::new();
+        tokio::select! {
+            biased;
+            _ = sleep_until(deadline), if dirty => {
+                terminal.draw(|f| view::draw(app, f))?;
+                stats.frames += 1;
+                dirty = false;
+                last_draw = Instant::now();
+            }
+            ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+                    commands = app.handle_key(key);
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    app.handle_mouse(m);
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Resize(w, h))) => {
+                    app.viewport = (w, h);
+                    terminal.autoresize()?;
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                // The terminal went away: stop the run like Ctrl-C would.
+                None => {
+                    commands = app.interrupt();
+                    if app.exit == Exit::Stopping && link.events.is_none() {
+                        app.exit = Exit::Now;
+                    }
+                }
+            },
+            n = recv_many(&mut link.events, &mut batch) => {
+                if n == 0 {
+                    link.events = None;
+                    app.events_closed();
+                } else {
+                    stats.events += n as u64;
+                    app.apply_all(batch.iter());
+                    batch.clear();
+                }
+                dirty = true;
+            }
+            _ = sigterm.recv() => {
+                tracing::info!("SIGTERM: stopping the run");
+                commands = app.interrupt();
+                dirty = true;
+            }
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: stopping the run");
+                commands = app.interrupt();
+                dirty = true;
+            }
+        }
+        send(app, &link, commands);
+        if app.exit == Exit::Stopping && link.events.is_none() {
+            // Nothing will confirm the stop: the engine is already gone.
+            app.exit = Exit::Now;
+        }
+    }
+    Ok(stats)
+}
+
+async fn recv_many(events: &mut Option<UnboundedReceiver<Event>>, batch: &mut Vec<Event>) -> usize {
+    match events {
+        Some(rx) => rx.recv_many(batch, 256).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn send(app: &mut App, link: &Link, commands: Vec<Command>) {
+    for c in commands {
+        tracing::info!(?c, "command");
+        let sent = link.commands.as_ref().is_some_and(|tx| tx.send(c).is_ok());
+        if !sent {
+            app.notice = Some("the run is no longer listening (it has ended)".into());
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! What the workbench knows about a run: a pure reduction of its [`Event`]s.
+//!
+//! The live TUI and `dln replay` feed the same events through [`RunView::apply`], so a replay
+//! shows exactly what the person saw. Nothing here knows about the terminal.
+
+use std::collections::BTreeMap;
+
+use crate::dln::events::{
+    Candidate, Event, ForwardExample, LayerIndex, PosteriorExample, RunState, SampleOrigin, Stage,
+    TemplateRole, UsageEntry,
+};
+use crate::llm::Usage;
+
+/// One past iteration's winner of a layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WinnerRecord {
+    pub iteration: usize,
+    pub prompt: String,
+    pub score: Option<f64>,
+    /// Whether the winner differs from the prompt the layer had before.
+    pub changed: bool,
+}
+
+/// A layer as the person sees it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LayerView {
+    pub index: LayerIndex,
+    pub prompt: String,
+    /// The prompt before the last change, for the diff view.
+    pub previous_prompt: Option<String>,
+    pub pinned: bool,
+    pub trainable: bool,
+    pub model: String,
+    /// The last ELBO term of this layer.
+    pub elbo_term: Option<f64>,
+    /// The current iteration's candidates (scores filled in once scored).
+    pub candidates: Vec<Candidate>,
+    pub candidates_iteration: Option<usize>,
+    pub winner: Option<usize>,
+    /// Winners of past iterations, oldest first.
+    pub history: Vec<WinnerRecord>,
+    /// Token usage summed over the run, per operation.
+    pub usage: BTreeMap<String, Usage>,
+    /// Templates a person replaced during the run.
+    pub templates: BTreeMap<TemplateRoleKey, String>,
+}
+
+impl LayerView {
+    /// Usage summed over every operation of this layer.
+    pub fn total_usage(&self) -> Usage {
+        let mut total = Usage::default();
+        for u in self.usage.values() {
+            total.add(u);
+        }
+        total
+    }
+}
+
+/// [`TemplateRole`] with an order, so it can key a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TemplateRoleKey(pub u8);
+
+impl From<TemplateRole> for TemplateRoleKey {
+    fn from(r: TemplateRole) -> Self {
+        TemplateRoleKey(match r {
+            TemplateRole::Forward => 0,
+            TemplateRole::Residual => 1,
+            TemplateRole::ProposePrompt => 2,
+            TemplateRole::ProposeHidden => 3,
+        })
+    }
+}
+
+/// The stage in progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageView {
+    pub iteration: usize,
+    pub stage: Stage,
+    pub layer: Option<LayerIndex>,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// The posterior of the hidden text below one layer, for the current batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PosteriorView {
+    pub iteration: usize,
+    pub layer: LayerIndex,
+    pub examples: Vec<PosteriorExample>,
+    /// Whether the sharpening weights are in.
+    pub sharpened: bool,
+}
+
+/// One point of the metric charts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IterationPoint {
+    pub iteration: usize,
+    pub train_accuracy: f64,
+    pub elbo: Option<f64>,
+    pub elapsed_ms: u64,
+}
+
+/// Something a person did, shown in the panes and the activity log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intervention {
+    /// The iteration in progress when the engine applied it.
+    pub iteration: usize,
+    pub text: String,
+}
+
+/// Severity of a message from the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Warning,
+    Error,
+}
+
+/// The whole run as reduced from its events.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunView {
+    pub started: bool,
+    pub run_dir: String,
+    pub task: String,
+    pub model: String,
+    pub iterations: usize,
+    pub start_iteration: usize,
+    pub train_size: usize,
+    pub dev_size: usize,
+    pub test_size: usize,
+    /// `None` until the engine reports a state.
+    pub state: Option<RunState>,
+    /// The iteration in progress (or the last one seen).
+    pub iteration: usize,
+    pub stage: Option<StageView>,
+    pub layers: Vec<LayerView>,
+    /// The last forward pass over the batch.
+    pub forward: Option<(usize, Vec<ForwardExample>)>,
+    pub forward_accuracy: Option<f64>,
+    /// Posterior per layer (the hidden text below that layer).
+    pub posteriors: BTreeMap<LayerIndex, PosteriorView>,
+    pub history: Vec<IterationPoint>,
+    /// `(iteration, accuracy)` of each dev evaluation.
+    pub dev_points: Vec<(usize, f64)>,
+    pub best_dev: Option<(usize, f64)>,
+    pub test_accuracy: Option<f64>,
+    pub elbo_total: Option<f64>,
+    pub interventions: Vec<Intervention>,
+    pub messages: Vec<(Level, String)>,
+    pub last_checkpoint: Option<(usize, String)>,
+    pub finished: bool,
+    pub stopped_early: bool,
+    pub best_prompts: Vec<String>,
+    /// How many events were applied (replay position).
+    pub events_applied: usize,
+}
+
+impl RunView {
+    /// Apply one event. Pure: the same events in the same order give the same view.
+    pub fn apply(&mut self, event: &Event) {
+        self.events_applied += 1;
+        match event {
+            Event::RunStarted {
+                run_dir,
+                task,
+                model,
+                layers,
+                iterations,
+                start_iteration,
+                train_size,
+                dev_size,
+                test_size,
+            } => {
+                self.started = true;
+                self.run_dir = run_dir.clone();
+                self.task = task.clone();
+                self.model = model.clone();
+                self.iterations = *iterations;
+                self.start_iteration = *start_iteration;
+                self.iteration = *start_iteration;
+                self.train_size = *train_size;
+                self.dev_size = *dev_size;
+                self.test_size = *test_size;
+                self.layers = layers
+                    .iter()
+                    .map(|l| LayerView {
+                        index: l.index,
+                        prompt: l.prompt.clone(),
+                        pinned: l.pinned,
+                        trainable: l.trainable,
+                        model: l.model.clone(),
+                        ..LayerView::default()
+                    })
+                    .collect();
+            }
+            Event::StateChanged { state } => {
+                self.state = Some(*state);
+                if *state == RunState::Finished {
+                    self.stage = None;
+                }
+            }
+            Event::StageStarted {
+                iteration,
+                stage,
+                layer,
+                total,
+            } => {
+                self.iteration = *iteration;
+                self.stage = Some(StageView {
+                    iteration: *iteration,
+                    stage: *stage,
+                    layer: *layer,
+                    done: 0,
+                    total: *total,
+                });
+            }
+            Event::StageProgress {
+                iteration,
+                stage,
+                done,
+                total,
+            } => {
+                self.iteration = *iteration;
+                match &mut self.stage {
+                    Some(s) if s.stage == *stage && s.iteration == *iteration => {
+                        s.done = *done;
+                        s.total = *total;
+                    }
+                    _ => {
+                        self.stage = Some(StageView {
+                            iteration: *iteration,
+                            stage: *stage,
+                            layer: None,
+                            done: *done,
+                            total: *total,
+                        })
+                    }
+                }
+            }
+            Event::ForwardDone {
+                iteration,
+                examples,
+                accuracy,
+                ..
+            } => {
+                self.iteration = *iteration;
+                self.forward = Some((*iteration, examples.clone()));
+                self.forward_accuracy = Some(*accuracy);
+                // A new batch: posteriors of the previous one no longer apply.
+                self.posteriors.retain(|_, p| p.iteration == *iteration);
+            }
+            Event::PosteriorSampled {
+                iteration,
+                layer,
+                examples,
+            } => {
+                self.posteriors.insert(
+                    *layer,
+                    PosteriorView {
+                        iteration: *iteration,
+                        layer: *layer,
+                        examples: examples.clone(),
+                        sharpened: false,
+                    },
+                );
+            }
+            Event::Sharpened {
+                iteration,
+                layer,
+                examples,
+            } => {
+                self.posteriors.insert(
+                    *layer,
+                    PosteriorView {
+                        iteration: *iteration,
+                        layer: *layer,
+                        examples: examples.clone(),
+                        sharpened: true,
+                    },
+                );
+            }
+            Event::CandidatesProposed {
+                iteration,
+                layer,
+                candidates,
+            } => {
+                if let Some(l) = self.layers.get_mut(*layer) {
+                    l.candidates = candidates.clone();
+                    l.candidates_iteration = Some(*iteration);
+                    l.winner = None;
+                }
+            }
+            Event::CandidatesScored {
+                iteration,
+                layer,
+                candidates,
+                winner,
+            } => {
+                if let Some(l) = self.layers.get_mut(*layer) {
+                    l.candidates = candidates.clone();
+                    l.candidates_iteration = Some(*iteration);
+                    l.winner = Some(*winner);
+                }
+            }
+            Event::PromptSelected {
+                iteration,
+                layer,
+                prompt,
+                previous,
+            } => {
+                if let Some(l) = self.layers.get_mut(*layer) {
+                    let score = l
+                        .winner
+                        .and_then(|w| l.candidates.get(w))
+                        .filter(|c| c.prompt == *prompt)
+                        .and_then(|c| c.score);
+                    l.history.push(WinnerRecord {
+                        iteration: *iteration,
+                        prompt: prompt.clone(),
+                        score,
+                        changed: prompt != previous,
+                    });
+                    l.previous_prompt = Some(previous.clone());
+                    l.prompt = prompt.clone();
+                }
+            }
+            Event::Elbo { terms, total, .. } => {
+                for (l, term) in self.layers.iter_mut().zip(terms) {
+                    if term.is_some() {
+                        l.elbo_term = *term;
+                    }
+                }
+                self.elbo_total = Some(*total);
+            }
+            Event::Evaluated {
+                iteration,
+                split,
+                accuracy,
+                best_so_far,
+            } => {
+                if split == "test" {
+                    self.test_accuracy = Some(*accuracy);
+                } else {
+                    self.dev_points.push((*iteration, *accuracy));
+                    if *best_so_far || self.best_dev.is_none_or(|(_, b)| *accuracy > b) {
+                        self.best_dev = Some((*iteration, *accuracy));
+                    }
+                }
+            }
+            Event::PatienceReset { iteration, prompts } => {
+                for (l, p) in self.layers.iter_mut().zip(prompts) {
+                    if l.prompt != *p {
+                        l.previous_prompt = Some(std::mem::replace(&mut l.prompt, p.clone()));
+                    }
+                }
+                self.note(
+                    *iteration,
+                    "patience ran out: prompts reset to the best-dev ones",
+                );
+            }
+            Event::IterationDone {
+                iteration,
+                train_accuracy,
+                elbo,
+                usage,
+                elapsed_ms,
+            } => {
+                self.history.retain(|p| p.iteration != *iteration);
+                self.history.push(IterationPoint {
+                    iteration: *iteration,
+                    train_accuracy: *train_accuracy,
+                    elbo: *elbo,
+                    elapsed_ms: *elapsed_ms,
+                });
+                self.add_usage(usage);
+            }
+            Event::PromptPinned { layer, prompt } => {
+                if let Some(l) = self.layers.get_mut(*layer) {
+                    l.pinned = true;
+                    if l.prompt != *prompt {
+                        l.previous_prompt = Some(std::mem::replace(&mut l.prompt, prompt.clone()));
+                    }
+                }
+                let it = self.iteration;
+                self.note(
+                    it,
+                    &format!("pinned layer {}: {}", layer + 1, one_line(prompt, 60)),
+                );
+            }
+            Event::PromptUnpinned { layer } => {
+                if let Some(l) = self.layers.get_mut(*layer) {
+                    l.pinned = false;
+                }
+                let it = self.iteration;
+                self.note(it, &format!("unpinned layer {}", layer + 1));
+            }
+            Event::PromptReplaced { layer, prompt } => {
+                if let Some(l) = self.layers.get_mut(*layer) {
+                    if l.prompt != *prompt {
+                        l.previous_prompt = Some(std::mem::replace(&mut l.prompt, prompt.clone()));
+                    }
+                }
+                let it = self.iteration;
+                self.note(
+                    it,
+                    &format!(
+                        "edited layer {} prompt: {}",
+                        layer + 1,
+                        one_line(prompt, 60)
+                    ),
+                );
+            }
+            Event::TemplateReplaced {
+                layer,
+                role,
+                source,
+            } => {
+                if let Some(l) = self.layers.get_mut(*layer) {
+                    l.templates.insert((*role).into(), source.clone());
+                }
+                let it = self.iteration;
+                self.note(
+                    it,
+                    &format!("replaced layer {} {} template", layer + 1, role_name(*role)),
+                );
+            }
+            Event::HiddenAdded {
+                layer,
+                example,
+                text,
+            } => {
+                if let Some(p) = self.posteriors.get_mut(layer) {
+                    if let Some(ex) = p.examples.iter_mut().find(|e| e.index == *example) {
+                        let present = ex
+                            .samples
+                            .iter()
+                            .any(|s| s.origin == SampleOrigin::Human && s.text == *text);
+                        if !present {
+                            ex.samples.push(crate::dln::events::HiddenSample {
+                                text: text.clone(),
+                                origin: SampleOrigin::Human,
+                                log_likelihood: None,
+                                log_prior: None,
+                                log_weight: None,
+                                weight: None,
+                                excluded: false,
+                            });
+                        }
+                    }
+                }
+                let it = self.iteration;
+                self.note(
+                    it,
+                    &format!(
+                        "wrote a hidden text for example {}: {}",
+                        example + 1,
+                        one_line(text, 50)
+                    ),
+                );
+            }
+            Event::SampleExcluded {
+                layer,
+                example,
+                sample,
+            } => {
+                if let Some(p) = self.posteriors.get_mut(layer) {
+                    if let Some(ex) = p.examples.iter_mut().find(|e| e.index == *example) {
+                        if let Some(s) = ex.samples.get_mut(*sample) {
+                            s.excluded = true;
+                            s.weight = Some(0.0);
+                        }
+                        if ex.best == Some(*sample) {
+                            ex.best = None;
+                        }
+                    }
+                }
+                let it = self.iteration;
+                self.note(
+                    it,
+                    &format!("excluded sample {} of example {}", sample + 1, example + 1),
+                );
+            }
+            Event::CheckpointWritten { iteration, path } => {
+                self.last_checkpoint = Some((*iteration, path.clone()));
+            }
+            Event::Warning { message } => self.messages.push((Level::Warning, message.clone())),
+            Event::Error { message } => self.messages.push((Level::Error, message.clone())),
+            Event::RunFinished {
+                best_prompts,
+                dev_accuracy,
+                test_accuracy,
+                stopped_early,
+            } => {
+                self.finished = true;
+                self.stopped_early = *stopped_early;
+                self.best_prompts = best_prompts.clone();
+                if let Some(d) = dev_accuracy {
+                    if self.best_dev.is_none() {
+                        self.best_dev = Some((self.iteration, *d));
+                    }
+                }
+                if test_accuracy.is_some() {
+                    self.test_accuracy = *test_accuracy;
+                }
+                self.stage = None;
+            }
+        }
+    }
+
+    fn note(&mut self, iteration: usize, text: &str) {
+        self.interventions.push(Intervention {
+            iteration,
+            text: text.to_string(),
+        });
+    }
+
+    fn add_usage(&mut self, usage: &[UsageEntry]) {
+        for entry in usage {
+            if let Some(l) = self.layers.get_mut(entry.layer) {
+                l.usage
+                    .entry(entry.operation.clone())
+                    .or_default()
+                    .add(&entry.usage);
+            }
+        }
+    }
+
+    /// Whether the run can still act on commands.
+    pub fn is_active(&self) -> bool {
+        !self.finished
+            && !matches!(
+                self.state,
+                Some(RunState::Finished) | Some(RunState::Failed)
+            )
+    }
+
+    /// Estimated time left: mean iteration time × iterations still to run.
+    pub fn eta_ms(&self) -> Option<u64> {
+        if self.history.is_empty() || self.finished {
+            return None;
+        }
+        let mean =
+            self.history.iter().map(|p| p.elapsed_ms).sum::<u64>() / self.history.len() as u64;
+        let done = self
+            .history
+            .last()
+            .map(|p| p.iteration + 1)
+            .unwrap_or(self.start_iteration);
+        let left = self.iterations.saturating_sub(done) as u64;
+        Some(mean * left)
+    }
+
+    /// Number of layers (`k`).
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+}
+
+/// The name of a template role as the UI shows it.
+pub fn role_name(role: TemplateRole) -> &'static str {
+    match role {
+        TemplateRole::Forward => "forward",
+        TemplateRole::Residual => "residual",
+        TemplateRole::ProposePrompt => "propose-prompt",
+        TemplateRole::ProposeHidden => "propose-hidden",
+    }
+}
+
+/// The iteration an event belongs to, when it says.
+pub fn event_iteration(event: &Event) -> Option<usize> {
+    match event {
+        Event::StageStarted { iteration, .. }
+        | Event::StageProgress { iteration, .. }
+        | Event::ForwardDone { iteration, .. }
+        | Event::PosteriorSampled { iteration, .. }
+        | Event::Sharpened { iteration, .. }
+        | Event::CandidatesProposed { iteration, .. }
+        | Event::CandidatesScored { iteration, .. }
+        | Event::PromptSelected { iteration, .. }
+        | Event::Elbo { iteration, .. }
+        | Event::Evaluated { iteration, .. }
+        | Event::PatienceReset { iteration, .. }
+        | Event::IterationDone { iteration, .. }
+        | Event::CheckpointWritten { iteration, .. } => Some(*iteration),
+        _ => None,
+    }
+}
+
+/// The first line of `text`, cut to `max` characters with an ellipsis.
+pub fn one_line(text: &str, max: usize) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut out: String = line.chars().take(max).collect();
+    if line.chars().count() > max || text.trim().lines().count() > 1 {
+        out.push('…');
+    }
+    out
+}

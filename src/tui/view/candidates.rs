@@ -1,0 +1,190 @@
+//! The Candidates pane: the selected layer's candidate prompts of the current iteration with
+//! their scores, the winner highlighted, and the winners of past iterations.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+
+use super::text::{num, one_line_of, wrap};
+use super::{highlight, muted_line, pane_block, window_start};
+use crate::dln::events::CandidateOrigin;
+use crate::tui::app::{App, Pane};
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let layer = app.run.layers.get(app.sel.layer);
+    let mut info = layer
+        .map(|l| format!("layer {}/{}", l.index + 1, app.run.depth()))
+        .unwrap_or_default();
+    let f = app.filter(Pane::Candidates);
+    if !f.is_empty() {
+        info.push_str(&format!(" · /{f}"));
+    }
+    let block = pane_block(app, Pane::Candidates, info);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(layer) = layer else {
+        frame.render_widget(
+            Paragraph::new(muted_line(app, "waiting for the run to start…")),
+            inner,
+        );
+        return;
+    };
+    let rows = app.candidate_rows();
+    let history_h = if app.sel.candidate_expanded {
+        0
+    } else {
+        (layer.history.len() as u16 + 1).min(inner.height / 3)
+    };
+    let [head_r, list_r, history_r] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(history_h),
+    ])
+    .areas(inner);
+
+    let head = match (layer.candidates_iteration, layer.winner) {
+        (None, _) => "no candidates yet: they appear after the forward pass".to_string(),
+        (Some(it), Some(w)) => format!(
+            "it {} · {} candidates · winner {}",
+            it + 1,
+            layer.candidates.len(),
+            w + 1
+        ),
+        (Some(it), None) => format!(
+            "it {} · {} candidates · scoring…",
+            it + 1,
+            layer.candidates.len()
+        ),
+    };
+    let mut head_spans = vec![Span::styled(head, t.muted)];
+    if layer.pinned {
+        head_spans.push(Span::styled("  ◆ pinned: not updated", t.pinned));
+    }
+    frame.render_widget(Paragraph::new(Line::from(head_spans)), head_r);
+
+    let width = list_r.width as usize;
+    let selected = app.sel.candidate.min(rows.len().saturating_sub(1));
+    let mut lines: Vec<Line> = Vec::new();
+    if rows.is_empty() && !layer.candidates.is_empty() {
+        lines.push(muted_line(app, "no candidate matches the filter"));
+    }
+    let mut sel_line = 0;
+    let max_score = layer
+        .candidates
+        .iter()
+        .filter_map(|c| c.score)
+        .fold(f64::NEG_INFINITY, f64::max);
+    for (row, i) in rows.iter().enumerate() {
+        let Some(c) = layer.candidates.get(*i) else {
+            continue;
+        };
+        if row == selected {
+            sel_line = lines.len();
+        }
+        let winner = layer.winner == Some(*i);
+        let style = if winner { t.winner } else { t.text };
+        let origin = match c.origin {
+            CandidateOrigin::Current => "current",
+            CandidateOrigin::Proposed => "new",
+            CandidateOrigin::Memory => "memory",
+        };
+        let mark = if winner {
+            "★"
+        } else if row == selected {
+            "▶"
+        } else {
+            " "
+        };
+        let kl = c.kl.map(|k| format!(" kl {k:.2}")).unwrap_or_default();
+        let best_gap = match c.score {
+            Some(s) if max_score.is_finite() && !winner => format!(" ({:+.2})", s - max_score),
+            _ => String::new(),
+        };
+        let headline = format!(
+            "{mark}{:>2} {:<7} {:>8}{kl}{best_gap} ",
+            i + 1,
+            origin,
+            num(c.score)
+        );
+        let used = super::text::width(&headline);
+        let expand = app.sel.candidate_expanded && row == selected;
+        let body = if expand {
+            wrap(&c.prompt, width.saturating_sub(4))
+        } else {
+            vec![one_line_of(&c.prompt, width.saturating_sub(used))]
+        };
+        let mut first = true;
+        for b in body {
+            let mut l = if first && !expand {
+                Line::from(vec![
+                    Span::styled(headline.clone(), style),
+                    Span::styled(b, style),
+                ])
+            } else if first {
+                lines.push(maybe_sel(
+                    Line::from(Span::styled(headline.clone(), style)),
+                    row == selected,
+                    app,
+                ));
+                Line::from(vec![Span::raw("    "), Span::styled(b, style)])
+            } else {
+                Line::from(vec![Span::raw("    "), Span::styled(b, style)])
+            };
+            l = maybe_sel(l, row == selected, app);
+            lines.push(l);
+            first = false;
+        }
+    }
+    // Keep the selected candidate's first line in view.
+    let start = window_start(sel_line, list_r.height as usize, lines.len());
+    frame.render_widget(
+        Paragraph::new(
+            lines
+                .into_iter()
+                .skip(start)
+                .take(list_r.height as usize)
+                .collect::<Vec<_>>(),
+        ),
+        list_r,
+    );
+
+    if history_h > 0 {
+        let block = Block::default()
+            .borders(Borders::TOP)
+            .border_style(t.border)
+            .title(Line::from(Span::styled(" past winners ", t.title)));
+        let h_inner = block.inner(history_r);
+        frame.render_widget(block, history_r);
+        let w = h_inner.width as usize;
+        let hist: Vec<Line> = layer
+            .history
+            .iter()
+            .rev()
+            .take(h_inner.height as usize)
+            .map(|r| {
+                let head = format!(
+                    "it {:>2} {:>8} {} ",
+                    r.iteration + 1,
+                    num(r.score),
+                    if r.changed { "new " } else { "kept" }
+                );
+                let used = super::text::width(&head);
+                Line::from(vec![
+                    Span::styled(head, t.muted),
+                    Span::styled(one_line_of(&r.prompt, w.saturating_sub(used)), t.text),
+                ])
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(hist), h_inner);
+    }
+}
+
+fn maybe_sel(line: Line<'static>, selected: bool, app: &App) -> Line<'static> {
+    if selected {
+        highlight(line, app.theme.selection)
+    } else {
+        line
+    }
+}

@@ -1,0 +1,365 @@
+//! The Hidden-states pane (DLN-2 and deeper): for the current batch, each example's input,
+//! target and forward hidden text, and its posterior samples with log-likelihood, prior and
+//! sharpened weight (numbers and bars), the best one marked, the posterior's entropy.
+//! For DLN-1 it shows the forward pass's predictions instead.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+
+use super::text::{bar, num, one_line_of, wrap};
+use super::{highlight, muted_line, pane_block, window_start};
+use crate::dln::events::{PosteriorExample, SampleOrigin};
+use crate::tui::app::{App, Pane};
+use crate::tui::theme::Theme;
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    let rows = app.hidden_rows();
+    let mut info = vec![app.sel.hidden_sort.label().to_string()];
+    if app.sel.wrong_only {
+        info.push("wrong only".into());
+    }
+    let f = app.filter(Pane::Hidden);
+    if !f.is_empty() {
+        info.push(format!("/{f}"));
+    }
+    let block = pane_block(app, Pane::Hidden, info.join(" · "));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let posterior = app.hidden_layer().and_then(|l| app.run.posteriors.get(&l));
+    match posterior {
+        Some(p) => {
+            let head = format!(
+                "hidden text between layers {} and {} · it {} · {}",
+                p.layer,
+                p.layer + 1,
+                p.iteration + 1,
+                if p.sharpened {
+                    "sharpened"
+                } else {
+                    "sampled, not yet weighted"
+                }
+            );
+            let examples: Vec<&PosteriorExample> =
+                rows.iter().filter_map(|i| p.examples.get(*i)).collect();
+            draw_posterior(app, frame, inner, &head, &examples);
+        }
+        None => draw_forward(app, frame, inner, &rows),
+    }
+}
+
+fn split(inner: Rect, rows: usize) -> (Rect, Rect, Rect) {
+    let list_h = (rows as u16).clamp(1, (inner.height / 3).max(3));
+    let [head, list, detail] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(list_h),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    (head, list, detail)
+}
+
+fn draw_posterior(
+    app: &App,
+    frame: &mut Frame,
+    inner: Rect,
+    head: &str,
+    examples: &[&PosteriorExample],
+) {
+    let t = &app.theme;
+    let (head_r, list_r, detail_r) = split(inner, examples.len());
+    frame.render_widget(Paragraph::new(muted_line(app, head.to_string())), head_r);
+    if examples.is_empty() {
+        frame.render_widget(
+            Paragraph::new(muted_line(app, "no example matches the filter")),
+            list_r,
+        );
+        return;
+    }
+    let selected = app.sel.example.min(examples.len() - 1);
+    let width = list_r.width as usize;
+    let start = window_start(selected, list_r.height as usize, examples.len());
+    let list: Vec<Line> = examples
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(list_r.height as usize)
+        .map(|(row, ex)| {
+            let mark = if ex.correct {
+                Span::styled("✓", t.good)
+            } else {
+                Span::styled("✗", t.bad)
+            };
+            let entropy = ex
+                .entropy
+                .map(|e| format!("H {e:.2}"))
+                .unwrap_or_else(|| "H  —  ".into());
+            let human = ex.samples.iter().any(|s| s.origin == SampleOrigin::Human);
+            let excluded = ex.samples.iter().filter(|s| s.excluded).count();
+            let mut spans = vec![
+                Span::styled(if row == selected { "▶" } else { " " }, t.title),
+                Span::styled(format!("{:>3} ", ex.index + 1), t.muted),
+                mark,
+                Span::styled(format!(" {entropy} "), t.muted),
+                Span::styled(format!("{} samples ", ex.samples.len()), t.muted),
+            ];
+            if human {
+                spans.push(Span::styled("+you ", t.human));
+            }
+            if excluded > 0 {
+                spans.push(Span::styled(format!("-{excluded} "), t.bad));
+            }
+            let used: usize = spans.iter().map(|s| s.width()).sum();
+            spans.push(Span::styled(
+                one_line_of(&ex.input, width.saturating_sub(used)),
+                t.text,
+            ));
+            let line = Line::from(spans);
+            if row == selected {
+                highlight(line, t.selection)
+            } else {
+                line
+            }
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(list), list_r);
+    detail(app, frame, detail_r, examples[selected]);
+}
+
+fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
+    let t = &app.theme;
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .border_style(t.border)
+        .title(Line::from(Span::styled(
+            format!(" example {} ", ex.index + 1),
+            t.title,
+        )));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let full = app.sel.hidden_expanded;
+    let cap = if full { usize::MAX } else { 2 };
+    let mut lines: Vec<Line> = Vec::new();
+    labelled(t, &mut lines, "input", &ex.input, width, cap);
+    labelled(t, &mut lines, "target", &ex.target, width, cap);
+    labelled(t, &mut lines, "hidden h", &ex.hidden, width, cap);
+    let samples_at = lines.len();
+    lines.push(Line::from(Span::styled(
+        format!(
+            "{:<3}{:<7}{:>9}{:>9}{:>7}  weight",
+            "#", "origin", "log p(y)", "prior", "w"
+        ),
+        t.muted,
+    )));
+    let sample = app.sel.sample.min(ex.samples.len().saturating_sub(1));
+    let bar_cells = 8;
+    for (i, s) in ex.samples.iter().enumerate() {
+        let best = ex.best == Some(i);
+        let style = if s.excluded {
+            t.bad
+        } else if best {
+            t.best
+        } else if s.origin == SampleOrigin::Human {
+            t.human
+        } else {
+            t.text
+        };
+        let origin = match s.origin {
+            SampleOrigin::Forward => "fwd",
+            SampleOrigin::Posterior => "q",
+            SampleOrigin::Human => "you",
+        };
+        let marker = if s.excluded {
+            "✗"
+        } else if best {
+            "★"
+        } else {
+            " "
+        };
+        let w = s.weight.unwrap_or(0.0);
+        let head = format!(
+            "{marker}{:<2}{:<7}{:>9}{:>9}{:>7}  ",
+            i + 1,
+            origin,
+            num(s.log_likelihood),
+            num(s.log_prior),
+            s.weight
+                .map(|w| format!("{w:.2}"))
+                .unwrap_or_else(|| "—".into()),
+        );
+        let mut spans = vec![
+            Span::styled(head, style),
+            Span::styled(bar(w, bar_cells), t.bar),
+            Span::raw(" "),
+        ];
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        let text_w = width.saturating_sub(used);
+        let texts = if full && i == sample {
+            wrap(&s.text, text_w)
+        } else {
+            vec![one_line_of(&s.text, text_w)]
+        };
+        let note = if s.excluded { " (excluded)" } else { "" };
+        let mut first = true;
+        for tline in texts {
+            let mut l = if first {
+                let mut l = spans.clone();
+                l.push(Span::styled(format!("{tline}{note}"), style));
+                Line::from(l)
+            } else {
+                Line::from(vec![
+                    Span::raw(" ".repeat(used)),
+                    Span::styled(tline, style),
+                ])
+            };
+            if i == sample {
+                l = highlight(l, t.selection);
+            }
+            lines.push(l);
+            first = false;
+        }
+        spans.clear();
+    }
+    if ex.samples.is_empty() {
+        lines.push(muted_line(
+            app,
+            "no samples (correct examples may be skipped)",
+        ));
+    }
+    // Keep the selected sample in view.
+    let height = inner.height as usize;
+    let target_line = samples_at + 1 + sample;
+    let start = if target_line >= height {
+        target_line + 1 - height
+    } else {
+        0
+    };
+    let visible: Vec<Line> = lines.into_iter().skip(start).take(height).collect();
+    frame.render_widget(Paragraph::new(visible), inner);
+}
+
+fn labelled(
+    t: &Theme,
+    out: &mut Vec<Line<'static>>,
+    label: &str,
+    text: &str,
+    width: usize,
+    cap: usize,
+) {
+    let pad = 10;
+    let wrapped = wrap(text, width.saturating_sub(pad));
+    let n = wrapped.len();
+    for (i, l) in wrapped.into_iter().take(cap).enumerate() {
+        let lab = if i == 0 {
+            format!("{label:<pad$}")
+        } else {
+            " ".repeat(pad)
+        };
+        let mut content = l;
+        if i + 1 == cap && n > cap {
+            content.push('…');
+        }
+        out.push(Line::from(vec![
+            Span::styled(lab, t.muted),
+            Span::styled(content, t.text),
+        ]));
+    }
+}
+
+fn draw_forward(app: &App, frame: &mut Frame, inner: Rect, rows: &[usize]) {
+    let t = &app.theme;
+    let Some((iteration, examples)) = &app.run.forward else {
+        let msg = if app.run.depth() == 1 {
+            "DLN-1 has no hidden layer; the forward pass's outputs appear here"
+        } else {
+            "waiting for the first forward pass…"
+        };
+        frame.render_widget(Paragraph::new(muted_line(app, msg)), inner);
+        return;
+    };
+    let (head_r, list_r, detail_r) = split(inner, rows.len());
+    let head = if app.run.depth() == 1 {
+        format!(
+            "DLN-1: no hidden layer · forward outputs of it {}",
+            iteration + 1
+        )
+    } else {
+        format!(
+            "forward pass of it {} · posterior samples follow",
+            iteration + 1
+        )
+    };
+    frame.render_widget(Paragraph::new(muted_line(app, head)), head_r);
+    if rows.is_empty() {
+        frame.render_widget(
+            Paragraph::new(muted_line(app, "no example matches the filter")),
+            list_r,
+        );
+        return;
+    }
+    let selected = app.sel.example.min(rows.len() - 1);
+    let width = list_r.width as usize;
+    let start = window_start(selected, list_r.height as usize, rows.len());
+    let list: Vec<Line> = rows
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(list_r.height as usize)
+        .filter_map(|(row, i)| examples.get(*i).map(|ex| (row, ex)))
+        .map(|(row, ex)| {
+            let mark = if ex.correct {
+                Span::styled("✓", t.good)
+            } else {
+                Span::styled("✗", t.bad)
+            };
+            let mut spans = vec![
+                Span::styled(if row == selected { "▶" } else { " " }, t.title),
+                Span::styled(format!("{:>3} ", ex.index + 1), t.muted),
+                mark,
+                Span::styled(
+                    format!(" {} ", one_line_of(&ex.prediction, 16)),
+                    if ex.correct { t.good } else { t.bad },
+                ),
+            ];
+            let used: usize = spans.iter().map(|s| s.width()).sum();
+            spans.push(Span::styled(
+                one_line_of(&ex.input, width.saturating_sub(used)),
+                t.text,
+            ));
+            let line = Line::from(spans);
+            if row == selected {
+                highlight(line, t.selection)
+            } else {
+                line
+            }
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(list), list_r);
+    if let Some(ex) = rows.get(selected).and_then(|i| examples.get(*i)) {
+        let block = Block::default()
+            .borders(Borders::TOP)
+            .border_style(t.border)
+            .title(Line::from(Span::styled(
+                format!(" example {} ", ex.index + 1),
+                t.title,
+            )));
+        let d_inner = block.inner(detail_r);
+        frame.render_widget(block, detail_r);
+        let w = d_inner.width as usize;
+        let cap = if app.sel.hidden_expanded {
+            usize::MAX
+        } else {
+            4
+        };
+        let mut lines = Vec::new();
+        labelled(t, &mut lines, "input", &ex.input, w, cap);
+        labelled(t, &mut lines, "target", &ex.target, w, cap);
+        for (l, h) in ex.hidden.iter().enumerate() {
+            labelled(t, &mut lines, &format!("h{}", l + 1), h, w, cap);
+        }
+        labelled(t, &mut lines, "predicted", &ex.prediction, w, cap);
+        frame.render_widget(Paragraph::new(lines), d_inner);
+    }
+}

@@ -1,0 +1,220 @@
+//! The Layers pane: every layer's current prompt in full, wrapped and scrollable, with its pinned
+//! marker, last ELBO term and, on demand (`d`), a word diff against the previous prompt.
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+use similar::{ChangeTag, TextDiff};
+
+use super::text::{num, wrap, wrap_styled};
+use super::{muted_line, pane_block};
+use crate::tui::app::{App, Pane};
+use crate::tui::run_view::LayerView;
+use crate::tui::theme::Theme;
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    let (lines, header_at) = lines(app, area.width.saturating_sub(2) as usize);
+    let height = area.height.saturating_sub(2) as usize;
+    let total = lines.len();
+    let start = header_at
+        .saturating_add(app.sel.layer_scroll)
+        .min(total.saturating_sub(height));
+    let info = if total > height {
+        format!("{}–{} of {}", start + 1, (start + height).min(total), total)
+    } else {
+        String::new()
+    };
+    let visible: Vec<Line> = lines.into_iter().skip(start).take(height).collect();
+    frame.render_widget(
+        Paragraph::new(visible).block(pane_block(app, Pane::Layers, info)),
+        area,
+    );
+}
+
+/// All lines of the pane and the line where the selected layer's header is.
+fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, usize) {
+    let t = &app.theme;
+    if app.run.layers.is_empty() {
+        return (vec![muted_line(app, "waiting for the run to start…")], 0);
+    }
+    let k = app.run.depth();
+    let mut out: Vec<Line<'static>> = Vec::new();
+    let mut header_at = 0;
+    for layer in &app.run.layers {
+        let selected = layer.index == app.sel.layer;
+        if selected {
+            header_at = out.len();
+        }
+        out.push(header(t, layer, k, selected));
+        let body_width = width.saturating_sub(2);
+        let diff = selected && app.sel.show_diff;
+        let body: Vec<Line<'static>> = match (&layer.previous_prompt, diff) {
+            (Some(prev), true) => diff_lines(t, prev, &layer.prompt, body_width),
+            (None, true) => vec![Line::from(Span::styled(
+                "(no earlier prompt to compare with)",
+                t.muted,
+            ))],
+            _ if layer.prompt.trim().is_empty() => {
+                vec![Line::from(Span::styled("(empty prompt)", t.muted))]
+            }
+            _ => wrap(&layer.prompt, body_width)
+                .into_iter()
+                .map(|l| Line::from(Span::styled(l, t.text)))
+                .collect(),
+        };
+        for mut l in body {
+            l.spans.insert(0, Span::raw("  "));
+            out.push(l);
+        }
+        out.push(Line::default());
+    }
+    if let Some(last) = app.run.interventions.last() {
+        out.push(Line::from(vec![
+            Span::styled("last edit: ", t.muted),
+            Span::styled(
+                format!("it {} · {}", last.iteration + 1, last.text),
+                t.human,
+            ),
+        ]));
+    }
+    (out, header_at)
+}
+
+fn header(t: &Theme, layer: &LayerView, k: usize, selected: bool) -> Line<'static> {
+    let role = if layer.index + 1 == k {
+        "output"
+    } else {
+        "hidden"
+    };
+    let mut spans = vec![
+        Span::styled(if selected { "▶ " } else { "  " }, t.title),
+        Span::styled(format!("Layer {} ", layer.index + 1), t.title),
+        Span::styled(format!("({role}) "), t.muted),
+    ];
+    if layer.pinned {
+        spans.push(Span::styled("◆ pinned ", t.pinned));
+    }
+    if !layer.trainable {
+        spans.push(Span::styled("frozen ", t.muted));
+    }
+    spans.push(Span::styled(
+        format!("ELBO {} ", num(layer.elbo_term)),
+        t.muted,
+    ));
+    if let Some(last) = layer.history.iter().rev().find(|w| w.changed) {
+        spans.push(Span::styled(
+            format!("· changed at it {}", last.iteration + 1),
+            t.muted,
+        ));
+    }
+    let line = Line::from(spans);
+    if selected {
+        super::highlight(line, t.selection)
+    } else {
+        line
+    }
+}
+
+/// A word diff: removed text `[-like this-]`, added text `{+like this+}` (wdiff's notation,
+/// readable without colour), styled by the theme. Short unchanged words between two changes are
+/// folded into the change so a rewritten sentence reads as one replacement, not confetti.
+fn diff_lines(t: &Theme, old: &str, new: &str, width: usize) -> Vec<Line<'static>> {
+    if old == new {
+        return vec![Line::from(Span::styled(
+            "(unchanged since the previous iteration)",
+            t.muted,
+        ))];
+    }
+    let mut pieces: Vec<(String, Style)> = Vec::new();
+    for segment in diff_segments(old, new) {
+        match segment {
+            Segment::Same(text) => pieces.push((text, t.text)),
+            Segment::Changed(removed, added) => {
+                let (removed, added) = (removed.trim(), added.trim());
+                if !removed.is_empty() {
+                    pieces.push((format!("[-{removed}-]"), t.diff_removed));
+                }
+                if !added.is_empty() {
+                    pieces.push((format!("{{+{added}+}}"), t.diff_added));
+                }
+                pieces.push((" ".to_string(), t.text));
+            }
+        }
+    }
+    wrap_styled(&pieces, width)
+}
+
+/// A stretch of the diff.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    Same(String),
+    /// Removed text, added text.
+    Changed(String, String),
+}
+
+/// Word-level diff segments, with unchanged stretches of at most two words between changes
+/// merged into the surrounding change.
+pub fn diff_segments(old: &str, new: &str) -> Vec<Segment> {
+    let diff = TextDiff::from_words(old, new);
+    let mut raw: Vec<Segment> = Vec::new();
+    for change in diff.iter_all_changes() {
+        let v = change.value();
+        match (change.tag(), raw.last_mut()) {
+            (ChangeTag::Equal, Some(Segment::Same(s))) => s.push_str(v),
+            (ChangeTag::Equal, _) => raw.push(Segment::Same(v.to_string())),
+            (ChangeTag::Delete, Some(Segment::Changed(r, _))) => r.push_str(v),
+            (ChangeTag::Insert, Some(Segment::Changed(_, a))) => a.push_str(v),
+            (ChangeTag::Delete, _) => raw.push(Segment::Changed(v.to_string(), String::new())),
+            (ChangeTag::Insert, _) => raw.push(Segment::Changed(String::new(), v.to_string())),
+        }
+    }
+    let mut out: Vec<Segment> = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let seg = raw[i].clone();
+        let short_gap = |s: &str| s.split_whitespace().count() <= 2;
+        match (&seg, out.last_mut(), raw.get(i + 1)) {
+            (Segment::Same(s), Some(Segment::Changed(r, a)), Some(Segment::Changed(..)))
+                if short_gap(s) =>
+            {
+                r.push_str(s);
+                a.push_str(s);
+            }
+            (Segment::Changed(r2, a2), Some(Segment::Changed(r, a)), _) => {
+                r.push_str(r2);
+                a.push_str(a2);
+            }
+            _ => out.push(seg),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_read_as_one_replacement() {
+        let segs = diff_segments("Answer the question.", "Answer the question with one word.");
+        assert_eq!(
+            segs,
+            vec![
+                Segment::Same("Answer the ".into()),
+                Segment::Changed("question.".into(), "question with one word.".into())
+            ]
+        );
+        let segs = diff_segments("a b c d e f", "a X c Y e f");
+        assert_eq!(
+            segs,
+            vec![
+                Segment::Same("a ".into()),
+                Segment::Changed("b c d".into(), "X c Y".into()),
+                Segment::Same(" e f".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! What can cover the panes: the key help, the quit confirmation, the template chooser and the
+//! editor (with a template's validation error shown in place, at its line).
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::layout::{centered, overlay_area};
+use super::text::wrap;
+use crate::tui::action::Action;
+use crate::tui::app::{App, Overlay};
+use crate::tui::editor::{EditorTarget, TemplateRoleOrd};
+use crate::tui::run_view::role_name;
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    match app.overlay {
+        None | Some(Overlay::FilterInput) => {}
+        Some(Overlay::Help) => help(app, frame, area),
+        Some(Overlay::ConfirmQuit) => confirm_quit(app, frame, area),
+        Some(Overlay::TemplatePicker { layer, selected }) => {
+            picker(app, frame, area, layer, selected)
+        }
+        Some(Overlay::Editor(target)) => editor(app, frame, area, target),
+    }
+}
+
+fn popup<'a>(app: &App, title: String) -> Block<'a> {
+    Block::bordered()
+        .border_style(app.theme.border_focused)
+        .title(Line::from(Span::styled(
+            format!(" {title} "),
+            app.theme.title,
+        )))
+}
+
+/// Every key, for the help overlay (also checked by a test: no action is missing), wrapped to
+/// `width` with the descriptions in a column after the keys.
+pub fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let key_w = 14;
+    let text_w = width.saturating_sub(key_w + 2).max(10);
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let entry = |lines: &mut Vec<Line<'static>>, keys: String, text: String| {
+        for (i, part) in wrap(&text, text_w).into_iter().enumerate() {
+            let k = if i == 0 {
+                format!("{keys:>key_w$}  ")
+            } else {
+                " ".repeat(key_w + 2)
+            };
+            lines.push(Line::from(vec![
+                Span::styled(k, t.key),
+                Span::styled(part, t.text),
+            ]));
+        }
+    };
+    lines.push(Line::from(Span::styled(
+        "Keys (rebind them under [keys] in the config file, by the names in brackets)",
+        t.muted,
+    )));
+    for a in Action::ALL {
+        let keys: Vec<String> = app
+            .keymap
+            .keys_for(*a)
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        let keys = if keys.is_empty() {
+            "—".to_string()
+        } else {
+            keys.join(" ")
+        };
+        entry(&mut lines, keys, format!("{} [{}]", a.help(), a.name()));
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled("In the editor", t.title)));
+    for (k, what) in [
+        (
+            "Ctrl-S",
+            "apply (templates are validated first; an error shows at its line)",
+        ),
+        ("Esc", "close; the text is kept for when you come back"),
+        (
+            "Ctrl-G",
+            "discard the edit and start again from the current text",
+        ),
+        ("Ctrl-Z Ctrl-U", "undo"),
+        ("Ctrl-R", "redo"),
+        ("Ctrl-C", "stop the run and leave (as everywhere)"),
+    ] {
+        entry(&mut lines, k.to_string(), what.to_string());
+    }
+    lines.push(Line::default());
+    entry(
+        &mut lines,
+        "mouse".into(),
+        "click a pane or tab to focus it; the wheel scrolls".into(),
+    );
+    entry(
+        &mut lines,
+        "theme".into(),
+        format!(
+            "{} (--theme, or theme = \"…\" in the config file; NO_COLOR gives mono)",
+            t.name
+        ),
+    );
+    lines
+}
+
+fn help(app: &App, frame: &mut Frame, area: Rect) {
+    let r = overlay_area(area, 80, 90);
+    frame.render_widget(Clear, r);
+    let block = popup(app, "Help · ? or Esc closes".into());
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let lines = help_lines(app, inner.width as usize);
+    let max_start = lines.len().saturating_sub(inner.height as usize);
+    let start = app.sel.help_scroll.min(max_start);
+    frame.render_widget(
+        Paragraph::new(lines.into_iter().skip(start).collect::<Vec<_>>()),
+        inner,
+    );
+}
+
+fn confirm_quit(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let r = centered(area, 60, 30, (50, 8));
+    frame.render_widget(Clear, r);
+    let dir = if app.run.run_dir.is_empty() {
+        "RUN_DIR".to_string()
+    } else {
+        app.run.run_dir.clone()
+    };
+    let text = vec![
+        Line::from(Span::styled("A run is active. Stop it and quit?", t.title)),
+        Line::default(),
+        Line::from(Span::styled(
+            format!("A checkpoint is written; `dln resume {dir}` continues it."),
+            t.text,
+        )),
+        Line::default(),
+        Line::from(vec![
+            Span::styled("y", t.key),
+            Span::styled(" / ", t.muted),
+            Span::styled("Enter", t.key),
+            Span::styled(" stop and quit   ", t.muted),
+            Span::styled("any other key", t.key),
+            Span::styled(" keep going", t.muted),
+        ]),
+    ];
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .block(popup(app, "Quit".into())),
+        r,
+    );
+}
+
+fn picker(app: &App, frame: &mut Frame, area: Rect, layer: usize, selected: usize) {
+    let t = &app.theme;
+    let r = centered(area, 50, 40, (46, 9));
+    frame.render_widget(Clear, r);
+    let mut lines = vec![
+        Line::from(Span::styled("Which template?", t.muted)),
+        Line::default(),
+    ];
+    for (i, role) in TemplateRoleOrd::ALL.iter().enumerate() {
+        let target = EditorTarget::Template { layer, role: *role };
+        let mut spans = vec![
+            Span::styled(if i == selected { "▶ " } else { "  " }, t.title),
+            Span::styled(format!("{} ", i + 1), t.key),
+            Span::styled(role_name((*role).into()).to_string(), t.text),
+        ];
+        if app.editors.get(&target).is_some_and(|b| b.is_modified()) {
+            spans.push(Span::styled("  (unsaved edit)", t.human));
+        }
+        let line = Line::from(spans);
+        lines.push(if i == selected {
+            super::highlight(line, t.selection)
+        } else {
+            line
+        });
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        "Enter or 1-4 opens · Esc cancels",
+        t.muted,
+    )));
+    frame.render_widget(
+        Paragraph::new(lines).block(popup(app, format!("Templates · layer {}", layer + 1))),
+        r,
+    );
+}
+
+fn editor(app: &App, frame: &mut Frame, area: Rect, target: EditorTarget) {
+    let t = &app.theme;
+    let Some(buf) = app.editors.get(&target) else {
+        return;
+    };
+    let r = overlay_area(area, 85, 85);
+    frame.render_widget(Clear, r);
+    let modified = if buf.is_modified() {
+        " · modified"
+    } else {
+        ""
+    };
+    let block = popup(app, format!("{}{modified}", target.title()));
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let error_lines: Vec<Line> = match &buf.error {
+        Some(e) => {
+            let where_ = e.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            let mut lines: Vec<Line> =
+                wrap(&format!("✗ {where_}{}", e.message), inner.width as usize)
+                    .into_iter()
+                    .take(4)
+                    .map(|l| Line::from(Span::styled(l, t.error)))
+                    .collect();
+            if matches!(target, EditorTarget::Template { .. }) {
+                lines.push(Line::from(Span::styled(
+                    "the run keeps the old template until this is fixed or discarded (Ctrl-G)",
+                    t.muted,
+                )));
+            }
+            lines
+        }
+        None if buf.awaiting => vec![Line::from(Span::styled(
+            "sent; waiting for the engine to validate it at the next stage boundary…",
+            t.warning,
+        ))],
+        None => Vec::new(),
+    };
+    let [text_r, err_r, hint_r] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(error_lines.len() as u16),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    frame.render_widget(&buf.textarea, text_r);
+    frame.render_widget(Paragraph::new(error_lines), err_r);
+    let apply = match target {
+        EditorTarget::Template { .. } => " validate and apply",
+        EditorTarget::Prompt { .. } => " apply the prompt",
+        EditorTarget::Hidden { .. } => " add as a posterior sample",
+    };
+    let hints = Line::from(vec![
+        Span::styled("Ctrl-S", t.key),
+        Span::styled(format!("{apply}  "), t.muted),
+        Span::styled("Esc", t.key),
+        Span::styled(" close (kept)  ", t.muted),
+        Span::styled("Ctrl-G", t.key),
+        Span::styled(" discard", t.muted),
+    ]);
+    frame.render_widget(Paragraph::new(hints), hint_r);
+}

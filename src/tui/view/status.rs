@@ -1,0 +1,186 @@
+//! The tab bar (small screens), the status line (run state, task, model, iteration) and the hint
+//! line (the keys that work in the focused pane, the filter being typed, or the last notice).
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::dln::events::RunState;
+use crate::tui::action::Action;
+use crate::tui::app::{App, Exit, Mode, Overlay, Pane};
+
+pub fn tabs(app: &App, frame: &mut Frame, bar: Rect, tabs: &[(Pane, Rect)]) {
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    for (i, (pane, _)) in tabs.iter().enumerate() {
+        let style = if *pane == app.focus {
+            t.selection.patch(t.title)
+        } else {
+            t.muted
+        };
+        spans.push(Span::styled(format!(" {} {} ", i + 1, pane.title()), style));
+        spans.push(Span::styled("│", t.border));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), bar);
+}
+
+/// The run state's label and style.
+fn state_badge(app: &App) -> (String, ratatui::style::Style) {
+    let t = &app.theme;
+    if app.mode == Mode::Replay {
+        return (" REPLAY ".into(), t.status_paused);
+    }
+    match app.shown_state() {
+        None => (" STARTING ".into(), t.status_paused),
+        Some(RunState::Running) => (" RUNNING ".into(), t.status_running),
+        Some(RunState::Pausing) => (" PAUSING… ".into(), t.status_paused),
+        Some(RunState::Paused) => (" PAUSED ".into(), t.status_paused),
+        Some(RunState::Stopping) => (" STOPPING ".into(), t.status_stopped),
+        Some(RunState::Finished) => (" FINISHED ".into(), t.status_running),
+        Some(RunState::Failed) => (" FAILED ".into(), t.status_stopped),
+    }
+}
+
+pub fn status_line(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let (label, style) = state_badge(app);
+    let mut spans = vec![Span::styled(label, style), Span::styled(" ", t.status)];
+    let run = &app.run;
+    let mut parts: Vec<String> = Vec::new();
+    if !run.task.is_empty() {
+        parts.push(run.task.clone());
+    }
+    if !run.model.is_empty() {
+        parts.push(run.model.clone());
+    }
+    if run.started {
+        parts.push(format!("DLN-{}", run.depth()));
+        parts.push(match app.replay_position() {
+            Some((pos, n, it)) => format!("iteration {} ({}/{n}) · [ ] scrub", it + 1, pos + 1),
+            None => format!(
+                "it {}/{}",
+                (run.iteration + 1).min(run.iterations.max(1)),
+                run.iterations
+            ),
+        });
+    }
+    if let Some((it, _)) = &run.last_checkpoint {
+        parts.push(format!("checkpoint after it {}", it + 1));
+    }
+    spans.push(Span::styled(parts.join(" · "), t.status));
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    spans.push(Span::styled(
+        " ".repeat((area.width as usize).saturating_sub(used)),
+        t.status,
+    ));
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    if app.overlay == Some(Overlay::FilterInput) {
+        let line = Line::from(vec![
+            Span::styled("filter ", t.key),
+            Span::styled(format!("{}▏", app.filter(app.focus)), t.text),
+            Span::styled("  Enter keep · Esc clear", t.muted),
+        ]);
+        frame.render_widget(Paragraph::new(line), area);
+        return;
+    }
+    if let Some(n) = &app.notice {
+        let style = if n.starts_with("error") {
+            t.error
+        } else {
+            t.warning
+        };
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(n.clone(), style))),
+            area,
+        );
+        return;
+    }
+    if app.exit == Exit::Stopping {
+        let line = Span::styled(
+            "stopping: waiting for the checkpoint… (q again leaves at once)",
+            t.warning,
+        );
+        frame.render_widget(Paragraph::new(Line::from(line)), area);
+        return;
+    }
+    let mut actions: Vec<(Action, &str)> = match app.focus {
+        Pane::Layers => vec![
+            (Action::NextLayer, "layer"),
+            (Action::Down, "scroll"),
+            (Action::ToggleDiff, "diff"),
+            (Action::EditPrompt, "edit"),
+            (Action::EditTemplate, "template"),
+            (Action::Pin, "pin"),
+            (Action::Unpin, "unpin"),
+        ],
+        Pane::Hidden => vec![
+            (Action::Down, "example"),
+            (Action::NextLayer, "sample"),
+            (Action::AddHidden, "write"),
+            (Action::ExcludeSample, "exclude"),
+            (Action::Sort, "sort"),
+            (Action::WrongOnly, "wrong"),
+            (Action::Filter, "filter"),
+            (Action::Expand, "expand"),
+        ],
+        Pane::Candidates => vec![
+            (Action::Down, "select"),
+            (Action::NextLayer, "layer"),
+            (Action::Pin, "pin"),
+            (Action::Expand, "expand"),
+            (Action::Filter, "filter"),
+        ],
+        Pane::Metrics => vec![],
+    };
+    if app.mode == Mode::Replay {
+        actions.retain(|(a, _)| {
+            !matches!(
+                a,
+                Action::EditPrompt
+                    | Action::EditTemplate
+                    | Action::Pin
+                    | Action::Unpin
+                    | Action::AddHidden
+                    | Action::ExcludeSample
+            )
+        });
+        actions.insert(0, (Action::ScrubForward, "next it"));
+        actions.insert(0, (Action::ScrubBack, "prev it"));
+    } else {
+        actions.insert(
+            0,
+            (
+                Action::TogglePause,
+                if app.shown_state() == Some(RunState::Paused) {
+                    "resume"
+                } else {
+                    "pause"
+                },
+            ),
+        );
+        if app.shown_state() == Some(RunState::Paused) {
+            actions.insert(1, (Action::Step, "step"));
+        }
+    }
+    actions.push((Action::FocusNext, "pane"));
+    actions.push((Action::Help, "help"));
+    actions.push((Action::Quit, "quit"));
+    let mut spans = Vec::new();
+    let mut used = 0usize;
+    for (a, label) in actions {
+        let key = app.keymap.key_label(a);
+        let w = key.chars().count() + label.chars().count() + 3;
+        if used + w > area.width as usize {
+            break;
+        }
+        spans.push(Span::styled(key, t.key));
+        spans.push(Span::styled(format!(" {label}  "), t.muted));
+        used += w;
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,424 @@
+//! Synthesized event sequences and rendering helpers shared by the TUI tests.
+#![allow(dead_code)]
+
+use dln::dln::events::*;
+use dln::llm::Usage;
+use dln::tui::{App, KeyMap, Theme};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+pub fn app() -> App {
+    App::new(Theme::mono(), KeyMap::default())
+}
+
+pub fn app_with(events: &[Event]) -> App {
+    let mut a = app();
+    a.apply_all(events);
+    a
+}
+
+/// Render the whole workbench at `w`×`h` and return the screen as text.
+pub fn render(app: &mut App, w: u16, h: u16) -> String {
+    app.viewport = (w, h);
+    let mut terminal = match Terminal::new(TestBackend::new(w, h)) {
+        Ok(t) => t,
+        Err(e) => panic!("test terminal: {e}"),
+    };
+    if let Err(e) = terminal.draw(|f| dln::tui::view::draw(app, f)) {
+        panic!("draw: {e}");
+    }
+    terminal.backend().to_string()
+}
+
+/// Render one pane alone into `w`×`h`.
+pub fn render_pane(app: &App, pane: dln::tui::Pane, w: u16, h: u16) -> String {
+    let mut terminal = match Terminal::new(TestBackend::new(w, h)) {
+        Ok(t) => t,
+        Err(e) => panic!("test terminal: {e}"),
+    };
+    if let Err(e) = terminal.draw(|f| {
+        let area = f.area();
+        dln::tui::view::draw_pane(app, f, pane, area)
+    }) {
+        panic!("draw: {e}");
+    }
+    terminal.backend().to_string()
+}
+
+fn usage(layer: usize, op: &str, calls: u64, computed: u64, generated: u64) -> UsageEntry {
+    UsageEntry {
+        layer,
+        operation: op.to_string(),
+        usage: Usage {
+            tokens_computed: computed,
+            tokens_reused: computed / 2,
+            tokens_generated: generated,
+            calls,
+            cache_hits: 0,
+        },
+    }
+}
+
+fn layer_info(index: usize, prompt: &str) -> LayerInfo {
+    LayerInfo {
+        index,
+        prompt: prompt.to_string(),
+        pinned: false,
+        trainable: true,
+        model: "smollm2-135m".into(),
+    }
+}
+
+pub const P0: &str = "Classify the sentiment of the review as positive or negative.";
+pub const P1: &str = "Read the movie review carefully. Decide whether the reviewer liked the film; answer positive if they did and negative if they did not.";
+pub const P2: &str = "Read the review. Focus on the words that show the reviewer's feelings about the film, then answer positive or negative.";
+
+fn example(
+    i: usize,
+    input: &str,
+    target: &str,
+    prediction: &str,
+    hidden: Vec<String>,
+) -> ForwardExample {
+    ForwardExample {
+        index: i,
+        input: input.into(),
+        target: target.into(),
+        hidden,
+        prediction: prediction.into(),
+        correct: prediction == target,
+    }
+}
+
+fn candidates(prompts: &[&str], scores: Option<&[f64]>) -> Vec<Candidate> {
+    prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Candidate {
+            prompt: p.to_string(),
+            origin: if i == 0 {
+                CandidateOrigin::Current
+            } else {
+                CandidateOrigin::Proposed
+            },
+            score: scores.map(|s| s[i]),
+            kl: None,
+        })
+        .collect()
+}
+
+const INPUTS: [(&str, &str); 4] = [
+    ("A warm, funny and beautifully acted film.", "positive"),
+    ("Two hours of my life I will never get back.", "negative"),
+    (
+        "The plot drags, but the ending almost makes up for it; almost.",
+        "negative",
+    ),
+    (
+        "An instant classic with a score you will hum for weeks.",
+        "positive",
+    ),
+];
+
+/// A DLN-1 run: started, two iterations done, the third in its score stage.
+pub fn dln1_running() -> Vec<Event> {
+    let mut ev = vec![
+        Event::RunStarted {
+            run_dir: "/runs/sentiment-demo".into(),
+            task: "sentiment".into(),
+            model: "smollm2-135m".into(),
+            layers: vec![layer_info(0, P0)],
+            iterations: 5,
+            start_iteration: 0,
+            train_size: 40,
+            dev_size: 20,
+            test_size: 20,
+        },
+        Event::StateChanged {
+            state: RunState::Running,
+        },
+    ];
+    let winners = [P1, P2];
+    let mut current = P0;
+    for it in 0..3 {
+        ev.push(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Forward,
+            layer: None,
+            total: 4,
+        });
+        let preds = if it == 0 {
+            ["positive", "positive", "positive", "positive"]
+        } else {
+            ["positive", "negative", "positive", "positive"]
+        };
+        let examples: Vec<ForwardExample> = INPUTS
+            .iter()
+            .zip(preds)
+            .enumerate()
+            .map(|(i, ((x, y), p))| example(i, x, y, p, vec![]))
+            .collect();
+        let acc = examples.iter().filter(|e| e.correct).count() as f64 / 4.0;
+        ev.push(Event::ForwardDone {
+            iteration: it,
+            examples,
+            accuracy: acc,
+            loss: 1.0 - acc,
+        });
+        ev.push(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Propose,
+            layer: Some(0),
+            total: 3,
+        });
+        let next = if it < 2 { winners[it] } else { P2 };
+        let props = [
+            current,
+            next,
+            "Answer with one word.",
+            "Is the review positive or negative?",
+        ];
+        ev.push(Event::CandidatesProposed {
+            iteration: it,
+            layer: 0,
+            candidates: candidates(&props, None),
+        });
+        ev.push(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Score,
+            layer: Some(0),
+            total: 16,
+        });
+        if it == 2 {
+            ev.push(Event::StageProgress {
+                iteration: it,
+                stage: Stage::Score,
+                done: 9,
+                total: 16,
+            });
+            break;
+        }
+        let scores = [-0.71 + 0.1 * it as f64, -0.52, -0.93, -0.66];
+        ev.push(Event::CandidatesScored {
+            iteration: it,
+            layer: 0,
+            candidates: candidates(&props, Some(&scores)),
+            winner: 1,
+        });
+        ev.push(Event::PromptSelected {
+            iteration: it,
+            layer: 0,
+            prompt: next.into(),
+            previous: current.into(),
+        });
+        ev.push(Event::Elbo {
+            iteration: it,
+            terms: vec![Some(-0.52 + 0.05 * it as f64)],
+            total: -0.52 + 0.05 * it as f64,
+        });
+        ev.push(Event::Evaluated {
+            iteration: it,
+            split: "dev".into(),
+            accuracy: 0.55 + 0.15 * it as f64,
+            best_so_far: true,
+        });
+        ev.push(Event::IterationDone {
+            iteration: it,
+            train_accuracy: acc,
+            elbo: Some(-0.52 + 0.05 * it as f64),
+            usage: vec![
+                usage(0, "forward", 4, 420, 8),
+                usage(0, "propose", 3, 900, 150),
+                usage(0, "score", 16, 3000, 0),
+            ],
+            elapsed_ms: 40_000,
+        });
+        ev.push(Event::CheckpointWritten {
+            iteration: it,
+            path: "/runs/sentiment-demo/checkpoint.json".into(),
+        });
+        current = next;
+    }
+    ev
+}
+
+const H_PROMPT: &str =
+    "Think step by step about what the question asks, then write your reasoning.";
+const Y_PROMPT: &str = "Use the reasoning above to answer with the final answer only.";
+
+fn sample(text: &str, origin: SampleOrigin, ll: f64, lp: f64, w: f64) -> HiddenSample {
+    HiddenSample {
+        text: text.into(),
+        origin,
+        log_likelihood: Some(ll),
+        log_prior: Some(lp),
+        log_weight: Some(ll + lp),
+        weight: Some(w),
+        excluded: false,
+    }
+}
+
+/// A DLN-2 run in its first iteration, posterior sampled and sharpened for the hidden layer,
+/// candidates proposed and scored for layer 2.
+pub fn dln2_hidden() -> Vec<Event> {
+    let mut ev = vec![
+        Event::RunStarted {
+            run_dir: "/runs/arith-demo".into(),
+            task: "date-arithmetic".into(),
+            model: "smollm2-135m".into(),
+            layers: vec![layer_info(0, H_PROMPT), layer_info(1, Y_PROMPT)],
+            iterations: 3,
+            start_iteration: 0,
+            train_size: 24,
+            dev_size: 12,
+            test_size: 12,
+        },
+        Event::StateChanged {
+            state: RunState::Running,
+        },
+        Event::StageStarted {
+            iteration: 0,
+            stage: Stage::Forward,
+            layer: None,
+            total: 3,
+        },
+    ];
+    let qs = [
+        (
+            "Today is 2020-03-01. What is the date tomorrow?",
+            "2020-03-02",
+            "March has 31 days; tomorrow is the 2nd.",
+            "2020-03-02",
+        ),
+        (
+            "Today is 2021-12-31. What is the date tomorrow?",
+            "2022-01-01",
+            "December ends; the next day is in 2021.",
+            "2021-12-32",
+        ),
+        (
+            "Today is 2019-02-28. What is the date in two days?",
+            "2019-03-02",
+            "2019 is not a leap year, so after the 28th comes March 1st.",
+            "2019-03-01",
+        ),
+    ];
+    let examples: Vec<ForwardExample> = qs
+        .iter()
+        .enumerate()
+        .map(|(i, (x, y, h, p))| example(i, x, y, p, vec![h.to_string()]))
+        .collect();
+    ev.push(Event::ForwardDone {
+        iteration: 0,
+        examples,
+        accuracy: 1.0 / 3.0,
+        loss: 2.0 / 3.0,
+    });
+    ev.push(Event::StageStarted {
+        iteration: 0,
+        stage: Stage::PosteriorSampling,
+        layer: Some(1),
+        total: 3,
+    });
+    let posterior: Vec<PosteriorExample> = qs
+        .iter()
+        .enumerate()
+        .map(|(i, (x, y, h, _))| PosteriorExample {
+            index: i,
+            input: x.to_string(),
+            target: y.to_string(),
+            hidden: h.to_string(),
+            correct: i == 0,
+            samples: vec![
+                sample(h, SampleOrigin::Forward, -2.10, -8.0, 0.12),
+                sample(
+                    "The year ends on the 31st, so tomorrow is January 1st of the next year.",
+                    SampleOrigin::Posterior,
+                    -0.35,
+                    -11.2,
+                    0.71,
+                ),
+                sample(
+                    "Count one day forward from the given date.",
+                    SampleOrigin::Posterior,
+                    -1.60,
+                    -9.4,
+                    0.17,
+                ),
+            ],
+            best: Some(1),
+            entropy: Some([0.41, 0.62, 0.88][i]),
+        })
+        .collect();
+    let mut unsharpened = posterior.clone();
+    for ex in &mut unsharpened {
+        ex.best = None;
+        ex.entropy = None;
+        for s in &mut ex.samples {
+            s.weight = None;
+            s.log_weight = None;
+        }
+    }
+    ev.push(Event::PosteriorSampled {
+        iteration: 0,
+        layer: 1,
+        examples: unsharpened,
+    });
+    ev.push(Event::StageStarted {
+        iteration: 0,
+        stage: Stage::Sharpening,
+        layer: Some(1),
+        total: 9,
+    });
+    ev.push(Event::Sharpened {
+        iteration: 0,
+        layer: 1,
+        examples: posterior,
+    });
+    ev.push(Event::StageStarted {
+        iteration: 0,
+        stage: Stage::Propose,
+        layer: Some(1),
+        total: 3,
+    });
+    let props = [
+        Y_PROMPT,
+        "Read the reasoning and write only the resulting date as YYYY-MM-DD.",
+        "Answer.",
+    ];
+    ev.push(Event::CandidatesProposed {
+        iteration: 0,
+        layer: 1,
+        candidates: candidates(&props, None),
+    });
+    ev.push(Event::StageStarted {
+        iteration: 0,
+        stage: Stage::Score,
+        layer: Some(1),
+        total: 9,
+    });
+    ev.push(Event::CandidatesScored {
+        iteration: 0,
+        layer: 1,
+        candidates: candidates(&props, Some(&[-1.8, -0.9, -2.7])),
+        winner: 1,
+    });
+    ev.push(Event::StageStarted {
+        iteration: 0,
+        stage: Stage::Propose,
+        layer: Some(0),
+        total: 3,
+    });
+    ev
+}
+
+/// The state after the person paused (the engine confirmed).
+pub fn paused(mut events: Vec<Event>) -> Vec<Event> {
+    events.push(Event::StateChanged {
+        state: RunState::Pausing,
+    });
+    events.push(Event::StateChanged {
+        state: RunState::Paused,
+    });
+    events
+}

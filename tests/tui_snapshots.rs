@@ -1,0 +1,222 @@
+//! Snapshot tests of the workbench's panes, drawn into ratatui's TestBackend from synthesized
+//! event sequences (no engine, no terminal).
+
+mod tui_common;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use dln::dln::events::{Command, Event, TemplateRole};
+use dln::tui::{Action, Overlay, Pane};
+use insta::assert_snapshot;
+use tui_common::*;
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+#[test]
+fn dln1_running_80x24() {
+    let mut app = app_with(&dln1_running());
+    assert_snapshot!(render(&mut app, 80, 24));
+}
+
+#[test]
+fn dln1_running_grid_140x40() {
+    let mut app = app_with(&dln1_running());
+    assert_snapshot!(render(&mut app, 140, 40));
+}
+
+#[test]
+fn dln1_panes() {
+    let mut app = app_with(&dln1_running());
+    for pane in Pane::ALL {
+        app.focus = pane;
+        let name = format!(
+            "dln1_pane_{}",
+            pane.title().replace(' ', "_").to_lowercase()
+        );
+        assert_snapshot!(name, render_pane(&app, pane, 70, 18));
+    }
+}
+
+#[test]
+fn dln1_layers_diff() {
+    let mut app = app_with(&dln1_running());
+    app.handle_action(Action::ToggleDiff);
+    assert_snapshot!(render_pane(&app, Pane::Layers, 70, 12));
+}
+
+#[test]
+fn dln1_candidate_expanded() {
+    let mut app = app_with(&dln1_running());
+    app.focus = Pane::Candidates;
+    app.handle_action(Action::Down);
+    app.handle_action(Action::Expand);
+    assert_snapshot!(render(&mut app, 80, 24));
+}
+
+#[test]
+fn dln2_hidden_samples_80x24() {
+    let mut app = app_with(&dln2_hidden());
+    app.focus = Pane::Hidden;
+    app.handle_action(Action::Down);
+    assert_snapshot!(render(&mut app, 80, 24));
+}
+
+#[test]
+fn dln2_hidden_human_sample_and_exclusion() {
+    let mut events = dln2_hidden();
+    events.push(Event::HiddenAdded {
+        layer: 1,
+        example: 1,
+        text: "2021-12-31 is the last day of the year, so tomorrow is 2022-01-01.".into(),
+    });
+    events.push(Event::SampleExcluded {
+        layer: 1,
+        example: 1,
+        sample: 2,
+    });
+    let mut app = app_with(&events);
+    app.focus = Pane::Hidden;
+    app.handle_action(Action::Down);
+    app.handle_action(Action::NextLayer);
+    app.handle_action(Action::NextLayer);
+    assert_snapshot!(render_pane(&app, Pane::Hidden, 100, 22));
+}
+
+#[test]
+fn dln2_hidden_wrong_only_sorted_by_entropy() {
+    let mut app = app_with(&dln2_hidden());
+    app.focus = Pane::Hidden;
+    app.handle_action(Action::WrongOnly);
+    app.handle_action(Action::Sort);
+    assert_snapshot!(render_pane(&app, Pane::Hidden, 90, 20));
+}
+
+#[test]
+fn dln2_grid_160x45() {
+    let mut app = app_with(&dln2_hidden());
+    app.focus = Pane::Hidden;
+    assert_snapshot!(render(&mut app, 160, 45));
+}
+
+#[test]
+fn pausing_then_paused() {
+    let mut app = app_with(&dln1_running());
+    let cmds = app.handle_action(Action::TogglePause);
+    assert_eq!(cmds, vec![Command::Pause]);
+    let pausing = render(&mut app, 80, 24);
+    assert!(pausing.contains("PAUSING…"), "{pausing}");
+    app.apply(&Event::StateChanged {
+        state: dln::dln::events::RunState::Paused,
+    });
+    assert_snapshot!(render(&mut app, 80, 24));
+}
+
+fn template_check(_layer: usize, _role: TemplateRole, source: &str) -> Result<(), String> {
+    if source.contains("{{ input }") && !source.contains("{{ input }}") {
+        Err("template forward: syntax error: unexpected `}`, expected end of variable block (in forward:3)".into())
+    } else {
+        Ok(())
+    }
+}
+
+#[test]
+fn editing_template_with_local_error() {
+    let mut app = app_with(&paused(dln1_running()));
+    app.template_check = Some(Box::new(template_check));
+    app.template_sources.insert(
+        (0, TemplateRole::Forward.into()),
+        "[template]\ntext = \"\"\"\n{{ prompt }}\n\n{{ input }}\nAnswer:\"\"\"".into(),
+    );
+    app.handle_action(Action::EditTemplate);
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert!(matches!(app.overlay, Some(Overlay::Editor(_))));
+    // Break line 5: `{{ input }}` → `{{ input }`.
+    for _ in 0..4 {
+        app.handle_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+    }
+    app.handle_key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE));
+    app.handle_key(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+    let cmds = app.handle_key(ctrl('s'));
+    assert!(cmds.is_empty(), "an invalid template is not sent: {cmds:?}");
+    assert_snapshot!(render(&mut app, 80, 24));
+}
+
+#[test]
+fn editing_template_engine_error() {
+    let mut app = app_with(&paused(dln1_running()));
+    app.template_sources.insert(
+        (0, TemplateRole::Forward.into()),
+        "{{ prompt }}\n{{ input }}".into(),
+    );
+    app.handle_action(Action::EditTemplate);
+    app.handle_key(key('1'));
+    for c in "\n{% if %}".chars() {
+        let k = if c == '\n' {
+            KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)
+        } else {
+            key(c)
+        };
+        app.handle_key(k);
+    }
+    let cmds = app.handle_key(ctrl('s'));
+    assert!(
+        matches!(
+            cmds.as_slice(),
+            [Command::SetTemplate {
+                layer: 0,
+                role: TemplateRole::Forward,
+                ..
+            }]
+        ),
+        "{cmds:?}"
+    );
+    app.apply(&Event::Error {
+        message: "template forward of layer 1 refused: syntax error: unexpected end of input, expected expression (in forward:1)".into(),
+    });
+    assert_snapshot!(render(&mut app, 100, 30));
+}
+
+#[test]
+fn help_overlay_80x24() {
+    let mut app = app_with(&dln1_running());
+    app.handle_action(Action::Help);
+    assert_snapshot!(render(&mut app, 80, 24));
+}
+
+#[test]
+fn confirm_quit_overlay() {
+    let mut app = app_with(&dln1_running());
+    assert!(app.handle_action(Action::Quit).is_empty());
+    assert_eq!(app.overlay, Some(Overlay::ConfirmQuit));
+    assert_snapshot!(render(&mut app, 80, 24));
+}
+
+#[test]
+fn empty_before_start_and_tiny_sizes_do_not_panic() {
+    let mut app = app();
+    assert_snapshot!(render(&mut app, 80, 24));
+    let mut app = app_with(&dln2_hidden());
+    for (w, h) in [
+        (1, 1),
+        (10, 5),
+        (20, 8),
+        (40, 12),
+        (80, 24),
+        (119, 31),
+        (120, 32),
+        (300, 80),
+    ] {
+        for pane in Pane::ALL {
+            app.focus = pane;
+            let _ = render(&mut app, w, h);
+        }
+        app.handle_action(Action::Help);
+        let _ = render(&mut app, w, h);
+        app.handle_action(Action::Help);
+    }
+}
