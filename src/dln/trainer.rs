@@ -825,8 +825,10 @@ impl Trainer {
             )
         };
         let correct = cur.fwd.correct[i];
+        // The input is `x` itself and the hidden text below is `h` (rather than `R(x, h)`, which
+        // would show the proposer the same thoughts twice).
         json!({
-            "input": cur.fwd.inputs[l][i],
+            "input": cur.batch[i].input,
             "h": h,
             "prediction": prediction,
             "output": prediction,

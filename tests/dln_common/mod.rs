@@ -1,0 +1,123 @@
+//! Shared helpers of the DLN tests: tiny configs over the shipped example data, a scripted
+//! backend whose answers look like a small model's, and a driver that runs a session to its end.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dln::config::Config;
+use dln::dln::events::Event;
+use dln::llm::scripted::{unit_hash, ScriptedBackend};
+use dln::llm::Prompt;
+use dln::run::{RunSummary, Session, SessionOptions};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A config of `layers` layers over `examples/data/tiny.json`, small enough for any backend.
+pub fn tiny_config_text(layers: usize) -> String {
+    let data = repo().join("examples/data/tiny.json");
+    let mut s = format!(
+        r#"
+[task]
+name = "tiny"
+description = "Answer the question with the letter of the correct option."
+
+[data]
+path = "{}"
+input_field = "question"
+target_field = "answer"
+max_dev = 4
+max_test = 4
+
+[model]
+context_size = 1024
+
+[train]
+iterations = 2
+batch_size = 3
+num_candidates = 3
+num_hidden_samples = 2
+val_freq = 1
+seed = 7
+"#,
+        data.display()
+    );
+    for l in 0..layers {
+        let hidden = l + 1 < layers;
+        s.push_str("\n[[layers]]\n");
+        if hidden {
+            s.push_str("prompt = \"Compare the two options.\"\nforward_max_tokens = 12\n");
+        } else {
+            s.push_str("forward_max_tokens = 4\n");
+        }
+        s.push_str("backward_max_tokens = 24\n");
+    }
+    s
+}
+
+pub fn tiny_config(layers: usize) -> Config {
+    Config::parse(&tiny_config_text(layers), Path::new("tiny.toml")).expect("tiny config parses")
+}
+
+/// Scripted answers shaped like a model's: proposals and thoughts in chat, short hidden texts in
+/// raw completion, hash-based scores.
+pub fn scripted() -> ScriptedBackend {
+    ScriptedBackend::new().on_generate(|r, s| match &r.prompt {
+        Prompt::Chat {
+            assistant_prefix,
+            messages,
+        } if assistant_prefix.contains("instruction") => {
+            let key = format!("{messages:?}{}{s}", r.seed);
+            format!(
+                " Read both options and pick the larger one, variant {}.",
+                (unit_hash(&key) * 100.0) as u32
+            )
+        }
+        Prompt::Chat { messages, .. } => {
+            let key = format!("{messages:?}{}{s}", r.seed);
+            format!(
+                " The first option is compared with the second, case {}.",
+                (unit_hash(&key) * 100.0) as u32
+            )
+        }
+        Prompt::Raw { text } => format!(
+            "I look at option A and B, note {}",
+            (unit_hash(text) * 10.0) as u32
+        ),
+    })
+}
+
+pub fn options_with(backend: ScriptedBackend, out: &Path) -> SessionOptions {
+    SessionOptions {
+        out_dir: Some(out.to_path_buf()),
+        backend: Some(Arc::new(backend)),
+        ..Default::default()
+    }
+}
+
+/// Runs a session to its end, collecting its live events.
+pub async fn run_to_end(mut session: Session) -> (Result<RunSummary, String>, Vec<Event>) {
+    let mut events = Vec::new();
+    let task = &mut session.task;
+    let result = loop {
+        tokio::select! {
+            Some(e) = session.events.recv() => events.push(e),
+            r = &mut *task => break r,
+        }
+    };
+    while let Ok(e) = session.events.try_recv() {
+        events.push(e);
+    }
+    let result = match result {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("task panicked: {e}")),
+    };
+    (result, events)
+}
+
+pub fn count(events: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| pred(e)).count()
+}
