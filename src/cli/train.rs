@@ -1,15 +1,229 @@
-//! `dln train`, `dln resume`, `dln eval`: the headless CLI.
+//! `dln train`, `dln resume`, `dln eval`: the headless CLI. Progress goes to stderr (a bar only
+//! when stderr is a terminal), the one-line JSON summary to stdout; Ctrl-C stops the run
+//! cleanly (checkpoint, then exit) so `dln resume` can continue it.
+
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn train(_config: &Path, _out: Option<&Path>, _set: &[String], _model: Option<&str>) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dln train` is not built yet")
+use anyhow::Context;
+use dln::config::Config;
+use dln::dln::events::{Command, Event, Stage};
+use dln::run::{evaluate_run, RunSummary, Session, SessionOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
-pub fn resume(_run_dir: &Path, _model: Option<&str>) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dln resume` is not built yet")
+pub fn train(
+    config: &Path,
+    out: Option<&Path>,
+    set: &[String],
+    model: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let mut cfg = Config::load(config)?;
+    for s in set {
+        cfg.apply_override(s)?;
+    }
+    let opts = SessionOptions {
+        out_dir: out.map(Path::to_path_buf),
+        model: model.map(str::to_string),
+        ..Default::default()
+    };
+    runtime()?.block_on(async move {
+        let session = Session::start(cfg, opts).await?;
+        drive(session).await
+    })
 }
 
-pub fn eval(_config: &Path, _run: &Path, _split: &str, _model: Option<&str>) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dln eval` is not built yet")
+pub fn resume(run_dir: &Path, model: Option<&str>) -> anyhow::Result<ExitCode> {
+    let opts = SessionOptions {
+        model: model.map(str::to_string),
+        ..Default::default()
+    };
+    runtime()?.block_on(async move {
+        let session = Session::resume(run_dir, opts).await?;
+        drive(session).await
+    })
+}
+
+pub fn eval(
+    config: &Path,
+    run: &Path,
+    split: &str,
+    model: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let opts = SessionOptions {
+        model: model.map(str::to_string),
+        ..Default::default()
+    };
+    let report = runtime()?.block_on(evaluate_run(cfg, run, split, opts))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Follows a session to its end: progress on stderr, Ctrl-C as a clean stop, the summary as one
+/// JSON line on stdout.
+async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    progress.note(&format!("run directory: {}", session.run_dir.display()));
+    let commands = session.commands.clone();
+    let mut interrupted = false;
+    let result = loop {
+        tokio::select! {
+            Some(e) = session.events.recv() => progress.on(&e),
+            r = &mut session.task => break r,
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                progress.note("stopping after the current stage (checkpoint, then exit); press Ctrl-C again to abort");
+                let _ = commands.send(Command::Stop);
+            }
+        }
+    };
+    while let Ok(e) = session.events.try_recv() {
+        progress.on(&e);
+    }
+    progress.finish();
+    let summary: RunSummary = result.context("the run's task failed")??;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(if summary.stopped_early {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Progress on stderr: a bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(terminal: bool) -> Progress {
+        let bar = terminal.then(|| {
+            let b = ProgressBar::new(0);
+            let style = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            b.set_style(style);
+            b
+        });
+        Progress { bar }
+    }
+
+    fn note(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn on(&mut self, e: &Event) {
+        match e {
+            Event::RunStarted {
+                task,
+                model,
+                layers,
+                iterations,
+                start_iteration,
+                ..
+            } => {
+                self.note(&format!(
+                    "{task}: {} layer(s), {iterations} iteration(s) from {start_iteration}, model {model}",
+                    layers.len()
+                ));
+                if let Some(b) = &self.bar {
+                    b.set_length(*iterations as u64);
+                    b.set_position(*start_iteration as u64);
+                }
+            }
+            Event::StageStarted {
+                iteration,
+                stage,
+                layer,
+                ..
+            } => {
+                let what = match layer {
+                    Some(l) => format!("iteration {iteration}: {} (layer {l})", stage_name(*stage)),
+                    None => format!("iteration {iteration}: {}", stage_name(*stage)),
+                };
+                match &self.bar {
+                    Some(b) => b.set_message(what),
+                    None => eprintln!("{what}"),
+                }
+            }
+            Event::StageProgress {
+                iteration,
+                stage,
+                done,
+                total,
+            } => {
+                if let Some(b) = &self.bar {
+                    b.set_message(format!(
+                        "iteration {iteration}: {} {done}/{total}",
+                        stage_name(*stage)
+                    ));
+                }
+            }
+            Event::ForwardDone {
+                iteration,
+                accuracy,
+                ..
+            } => self.note(&format!(
+                "iteration {iteration}: batch accuracy {:.3}",
+                accuracy
+            )),
+            Event::PromptSelected {
+                iteration,
+                layer,
+                prompt,
+                previous,
+            } if prompt != previous => self.note(&format!(
+                "iteration {iteration}: layer {layer} prompt -> {prompt}"
+            )),
+            Event::Evaluated {
+                iteration,
+                split,
+                accuracy,
+                best_so_far,
+            } => self.note(&format!(
+                "iteration {iteration}: {split} accuracy {:.3}{}",
+                accuracy,
+                if *best_so_far { " (best)" } else { "" }
+            )),
+            Event::IterationDone { iteration, .. } => {
+                if let Some(b) = &self.bar {
+                    b.set_position(*iteration as u64 + 1);
+                }
+            }
+            Event::Warning { message } => self.note(&format!("warning: {message}")),
+            Event::Error { message } => self.note(&format!("error: {message}")),
+            _ => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn stage_name(s: Stage) -> &'static str {
+    match s {
+        Stage::Forward => "forward",
+        Stage::PosteriorSampling => "posterior sampling",
+        Stage::Sharpening => "sharpening",
+        Stage::Propose => "propose",
+        Stage::Score => "score",
+        Stage::Select => "select",
+        Stage::Evaluate => "evaluate",
+        Stage::Test => "test",
+    }
 }
