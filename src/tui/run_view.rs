@@ -146,6 +146,7 @@ pub struct RunView {
     pub elbo_total: Option<f64>,
     pub interventions: Vec<Intervention>,
     pub messages: Vec<(Level, String)>,
+    /// Iterations done at the last checkpoint, and its path.
     pub last_checkpoint: Option<(usize, String)>,
     pub finished: bool,
     pub stopped_early: bool,
@@ -579,8 +580,8 @@ pub fn event_iteration(event: &Event) -> Option<usize> {
         | Event::Elbo { iteration, .. }
         | Event::Evaluated { iteration, .. }
         | Event::PatienceReset { iteration, .. }
-        | Event::IterationDone { iteration, .. }
-        | Event::CheckpointWritten { iteration, .. } => Some(*iteration),
+        | Event::IterationDone { iteration, .. } => Some(*iteration),
+        // A checkpoint's `iteration` counts the iterations done: it closes the previous one.
         _ => None,
     }
 }

@@ -234,7 +234,7 @@ pub fn dln1_running() -> Vec<Event> {
             elapsed_ms: 40_000,
         });
         ev.push(Event::CheckpointWritten {
-            iteration: it,
+            iteration: it + 1,
             path: "/runs/sentiment-demo/checkpoint.json".into(),
         });
         current = next;

@@ -66,7 +66,7 @@ pub fn status_line(app: &App, frame: &mut Frame, area: Rect) {
         });
     }
     if let Some((it, _)) = &run.last_checkpoint {
-        parts.push(format!("checkpoint after it {}", it + 1));
+        parts.push(format!("checkpoint after it {it}"));
     }
     spans.push(Span::styled(parts.join(" · "), t.status));
     let used: usize = spans.iter().map(|s| s.width()).sum();

@@ -1,0 +1,430 @@
+//! The App as a reducer over events and a source of commands: what the panes hold after a
+//! sequence of events, and which commands keys produce (pause, step, pin, edits, hidden texts,
+//! exclusions, quit), with no terminal and no engine.
+
+mod tui_common;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use dln::dln::events::{Command, Event, RunState, TemplateRole};
+use dln::tui::editor::{EditorTarget, TemplateRoleOrd};
+use dln::tui::{Action, App, Exit, KeyMap, Mode, Overlay, Pane, Theme};
+use tui_common::*;
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
+    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+fn ctrl(app: &mut App, c: char) -> Vec<Command> {
+    app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+#[test]
+fn reducer_holds_prompts_scores_history_and_usage() {
+    let app = app_with(&dln1_running());
+    let run = &app.run;
+    assert_eq!(run.depth(), 1);
+    assert_eq!(run.iteration, 2);
+    let l = &run.layers[0];
+    assert_eq!(l.prompt, P2);
+    assert_eq!(l.previous_prompt.as_deref(), Some(P1));
+    assert_eq!(
+        l.history
+            .iter()
+            .map(|h| h.prompt.as_str())
+            .collect::<Vec<_>>(),
+        vec![P1, P2]
+    );
+    assert_eq!(l.history[0].score, Some(-0.52));
+    assert_eq!(l.candidates.len(), 4);
+    assert_eq!(
+        l.winner, None,
+        "iteration 3's candidates are not scored yet"
+    );
+    assert_eq!(l.total_usage().calls, 2 * (4 + 3 + 16));
+    assert_eq!(run.dev_points.len(), 2);
+    assert_eq!(run.best_dev.map(|b| b.0), Some(1));
+    assert_eq!(run.eta_ms(), Some(3 * 40_000));
+    assert_eq!(run.last_checkpoint.as_ref().map(|c| c.0), Some(2));
+    let stage = run.stage.as_ref().expect("a stage in progress");
+    assert_eq!((stage.done, stage.total), (9, 16));
+
+    // Same events, same state: the reducer is pure.
+    assert_eq!(app_with(&dln1_running()).run, app.run);
+}
+
+#[test]
+fn posterior_events_human_samples_and_exclusions() {
+    let mut events = dln2_hidden();
+    events.push(Event::HiddenAdded {
+        layer: 1,
+        example: 2,
+        text: "Feb 2019 has 28 days.".into(),
+    });
+    events.push(Event::SampleExcluded {
+        layer: 1,
+        example: 2,
+        sample: 1,
+    });
+    let app = app_with(&events);
+    assert_eq!(app.hidden_layer(), Some(1));
+    let p = &app.run.posteriors[&1];
+    assert!(p.sharpened);
+    let ex = &p.examples[2];
+    assert_eq!(ex.samples.len(), 4);
+    assert_eq!(ex.samples[3].text, "Feb 2019 has 28 days.");
+    assert!(ex.samples[1].excluded);
+    assert_eq!(ex.best, None, "an excluded sample is never best");
+    assert_eq!(app.run.interventions.len(), 2);
+
+    // A new forward pass drops the old batch's posteriors.
+    let mut app = app;
+    app.apply(&Event::ForwardDone {
+        iteration: 1,
+        examples: vec![],
+        accuracy: 0.0,
+        loss: 1.0,
+    });
+    assert!(app.run.posteriors.is_empty());
+}
+
+#[test]
+fn pause_shows_pausing_until_the_engine_pauses_then_step_and_resume() {
+    let mut app = app_with(&dln1_running());
+    assert_eq!(
+        press(&mut app, KeyCode::Char('s')),
+        vec![],
+        "step needs a pause"
+    );
+    assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![Command::Pause]);
+    assert_eq!(app.shown_state(), Some(RunState::Pausing));
+    // Events of the stage still running do not end "pausing…".
+    app.apply(&Event::StageProgress {
+        iteration: 2,
+        stage: dln::dln::events::Stage::Score,
+        done: 10,
+        total: 16,
+    });
+    assert_eq!(app.shown_state(), Some(RunState::Pausing));
+    app.apply(&Event::StateChanged {
+        state: RunState::Paused,
+    });
+    assert_eq!(app.shown_state(), Some(RunState::Paused));
+    assert_eq!(press(&mut app, KeyCode::Char('s')), vec![Command::Step]);
+    assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![Command::Resume]);
+}
+
+#[test]
+fn pin_a_candidate_or_the_current_prompt_and_unpin() {
+    let mut app = app_with(&dln1_running());
+    app.focus = Pane::Candidates;
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    let cmds = press(&mut app, KeyCode::Char('p'));
+    assert_eq!(
+        cmds,
+        vec![Command::Pin {
+            layer: 0,
+            prompt: "Answer with one word.".into()
+        }]
+    );
+    assert_eq!(
+        press(&mut app, KeyCode::Char('u')),
+        vec![],
+        "not pinned yet"
+    );
+    app.apply(&Event::PromptPinned {
+        layer: 0,
+        prompt: "Answer with one word.".into(),
+    });
+    assert!(app.run.layers[0].pinned);
+    assert_eq!(app.run.layers[0].prompt, "Answer with one word.");
+    assert_eq!(
+        press(&mut app, KeyCode::Char('u')),
+        vec![Command::Unpin { layer: 0 }]
+    );
+
+    app.focus = Pane::Layers;
+    let cmds = press(&mut app, KeyCode::Char('p'));
+    assert_eq!(
+        cmds,
+        vec![Command::Pin {
+            layer: 0,
+            prompt: "Answer with one word.".into()
+        }]
+    );
+}
+
+#[test]
+fn prompt_edits_survive_closing_and_switching_panes() {
+    let mut app = app_with(&dln1_running());
+    press(&mut app, KeyCode::Char('e'));
+    assert_eq!(
+        app.overlay,
+        Some(Overlay::Editor(EditorTarget::Prompt { layer: 0 }))
+    );
+    ctrl(&mut app, 'e');
+    type_text(&mut app, " Be brief.");
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.overlay, None);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.focus, Pane::Candidates);
+    press(&mut app, KeyCode::Char('e'));
+    let expected = format!("{P2} Be brief.");
+    assert_eq!(
+        app.editors[&EditorTarget::Prompt { layer: 0 }].text(),
+        expected
+    );
+    let cmds = ctrl(&mut app, 's');
+    assert_eq!(
+        cmds,
+        vec![Command::SetPrompt {
+            layer: 0,
+            prompt: expected
+        }]
+    );
+    assert_eq!(app.overlay, None);
+    assert!(app.editors.is_empty());
+}
+
+#[test]
+fn write_a_hidden_text_and_exclude_a_sample() {
+    let mut app = app_with(&dln2_hidden());
+    app.focus = Pane::Hidden;
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char('a'));
+    let target = EditorTarget::Hidden {
+        layer: 1,
+        example: 1,
+    };
+    assert_eq!(app.overlay, Some(Overlay::Editor(target)));
+    assert_eq!(
+        app.editors[&target].text(),
+        "December ends; the next day is in 2021.",
+        "starts from h"
+    );
+    ctrl(&mut app, 'a');
+    ctrl(&mut app, 'k');
+    type_text(&mut app, "The year ends, so tomorrow is 2022-01-01.");
+    let cmds = ctrl(&mut app, 's');
+    assert_eq!(
+        cmds,
+        vec![Command::AddHidden {
+            layer: 1,
+            example: 1,
+            text: "The year ends, so tomorrow is 2022-01-01.".into()
+        }]
+    );
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Right);
+    assert_eq!(
+        press(&mut app, KeyCode::Char('x')),
+        vec![Command::ExcludeSample {
+            layer: 1,
+            example: 1,
+            sample: 2
+        }]
+    );
+    app.apply(&Event::SampleExcluded {
+        layer: 1,
+        example: 1,
+        sample: 2,
+    });
+    assert_eq!(
+        press(&mut app, KeyCode::Char('x')),
+        vec![],
+        "already excluded"
+    );
+}
+
+#[test]
+fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
+    let mut app = app_with(&paused(dln2_hidden()));
+    app.template_sources.insert(
+        (1, TemplateRoleOrd::Forward),
+        "{{ prompt }}\n{{ input }}\nAnswer:".into(),
+    );
+    press(&mut app, KeyCode::Char('l'));
+    press(&mut app, KeyCode::Char('t'));
+    assert!(matches!(
+        app.overlay,
+        Some(Overlay::TemplatePicker { layer: 1, .. })
+    ));
+    press(&mut app, KeyCode::Enter);
+    let target = EditorTarget::Template {
+        layer: 1,
+        role: TemplateRoleOrd::Forward,
+    };
+    assert_eq!(app.overlay, Some(Overlay::Editor(target)));
+    press(&mut app, KeyCode::Down);
+    ctrl(&mut app, 'e');
+    type_text(&mut app, " {% endif %}");
+    let cmds = ctrl(&mut app, 's');
+    let sent = "{{ prompt }}\n{{ input }} {% endif %}\nAnswer:".to_string();
+    assert_eq!(
+        cmds,
+        vec![Command::SetTemplate {
+            layer: 1,
+            role: TemplateRole::Forward,
+            source: sent.clone()
+        }]
+    );
+    app.apply(&Event::Error {
+        message: "forward-template:2: template syntax error: unexpected endif".into(),
+    });
+    let buf = &app.editors[&target];
+    assert_eq!(buf.error.as_ref().and_then(|e| e.line), Some(2));
+    assert_eq!(buf.text(), sent, "the text is kept");
+    assert_eq!(
+        buf.textarea.cursor().0,
+        1,
+        "the cursor is on the error's line"
+    );
+
+    // Switching panes and coming back keeps the buffer and its error.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char('t'));
+    press(&mut app, KeyCode::Char('1'));
+    assert!(app.editors[&target].error.is_some());
+    // Fix and apply: the engine confirms and the editor closes.
+    ctrl(&mut app, 'w');
+    ctrl(&mut app, 'w');
+    ctrl(&mut app, 'w');
+    let fixed = app.editors[&target].text();
+    let cmds = ctrl(&mut app, 's');
+    assert_eq!(cmds.len(), 1);
+    app.apply(&Event::TemplateReplaced {
+        layer: 1,
+        role: TemplateRole::Forward,
+        source: fixed.clone(),
+    });
+    assert_eq!(app.overlay, None);
+    assert!(!app.editors.contains_key(&target));
+    assert_eq!(app.template_source(1, TemplateRoleOrd::Forward), fixed);
+}
+
+#[test]
+fn local_validation_refuses_before_sending() {
+    let mut app = app_with(&paused(dln1_running()));
+    app.template_check = Some(Box::new(|_, _, source: &str| {
+        if source.contains("{{") && !source.contains("}}") {
+            Err("forward-template:1: template syntax error: unexpected end of input".into())
+        } else {
+            Ok(())
+        }
+    }));
+    press(&mut app, KeyCode::Char('t'));
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "{{ prompt ");
+    assert_eq!(ctrl(&mut app, 's'), vec![]);
+    let target = EditorTarget::Template {
+        layer: 0,
+        role: TemplateRoleOrd::Forward,
+    };
+    assert_eq!(
+        app.editors[&target].error.as_ref().and_then(|e| e.line),
+        Some(1)
+    );
+}
+
+#[test]
+fn quitting_asks_while_active_then_stops_and_waits() {
+    let mut app = app_with(&dln1_running());
+    assert_eq!(press(&mut app, KeyCode::Char('q')), vec![]);
+    assert_eq!(app.overlay, Some(Overlay::ConfirmQuit));
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!((app.overlay, app.exit), (None, Exit::No));
+    press(&mut app, KeyCode::Char('q'));
+    assert_eq!(press(&mut app, KeyCode::Char('y')), vec![Command::Stop]);
+    assert_eq!(app.exit, Exit::Stopping);
+    assert_eq!(app.shown_state(), Some(RunState::Stopping));
+    app.events_closed();
+    assert_eq!(app.exit, Exit::Now);
+
+    // Ctrl-C stops without asking.
+    let mut app = app_with(&dln1_running());
+    assert_eq!(ctrl(&mut app, 'c'), vec![Command::Stop]);
+    assert_eq!(
+        ctrl(&mut app, 'c'),
+        vec![],
+        "a second Ctrl-C leaves at once"
+    );
+    assert_eq!(app.exit, Exit::Now);
+
+    // A finished run, or a replay, quits at once.
+    let mut events = dln1_running();
+    events.push(Event::StateChanged {
+        state: RunState::Finished,
+    });
+    let mut app = app_with(&events);
+    press(&mut app, KeyCode::Char('q'));
+    assert_eq!(app.exit, Exit::Now);
+    let mut replay = App::replay(Theme::mono(), KeyMap::default(), dln1_running());
+    assert_eq!(replay.mode, Mode::Replay);
+    press(&mut replay, KeyCode::Char('q'));
+    assert_eq!(replay.exit, Exit::Now);
+}
+
+#[test]
+fn filters_sorting_and_wrong_only() {
+    let mut app = app_with(&dln1_running());
+    app.focus = Pane::Hidden;
+    assert_eq!(app.hidden_rows(), vec![0, 1, 2, 3]);
+    press(&mut app, KeyCode::Char('w'));
+    assert_eq!(app.hidden_rows(), vec![2]);
+    press(&mut app, KeyCode::Char('w'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "CLASSIC");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.hidden_rows(), vec![3]);
+    assert_eq!(app.overlay, None);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.hidden_rows().len(), 4, "Esc clears the filter");
+
+    let mut app = app_with(&dln2_hidden());
+    app.handle_action(Action::Sort);
+    assert_eq!(app.hidden_rows(), vec![2, 1, 0], "entropy, highest first");
+    app.handle_action(Action::Sort);
+    assert_eq!(app.hidden_rows(), vec![1, 2, 0], "wrong first");
+}
+
+#[test]
+fn mouse_clicks_focus_panes_and_keys_can_be_rebound() {
+    let mut app = app_with(&dln1_running());
+    app.viewport = (80, 24);
+    // The third tab ("Candidates") in the one-pane layout.
+    let click = |col| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: col,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.handle_mouse(click(35));
+    assert_eq!(app.focus, Pane::Candidates);
+    app.viewport = (160, 48);
+    app.handle_mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 150,
+        row: 40,
+        modifiers: KeyModifiers::NONE,
+    });
+    assert_eq!(app.focus, Pane::Metrics);
+
+    let mut keys = std::collections::BTreeMap::new();
+    keys.insert("ctrl-p".to_string(), "toggle_pause".to_string());
+    keys.insert("space".to_string(), "none".to_string());
+    let mut app = App::new(
+        Theme::mono(),
+        KeyMap::with_overrides(&keys).expect("valid keys"),
+    );
+    app.apply_all(&dln1_running());
+    assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![]);
+    assert_eq!(ctrl(&mut app, 'p'), vec![Command::Pause]);
+}
