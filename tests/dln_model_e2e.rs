@@ -1,0 +1,85 @@
+//! End to end with the real embedded model, kept small: DLN-1 and DLN-2 for 2 iterations on the
+//! shipped examples, DLN-3 for 1 iteration.
+
+mod dln_common;
+
+use std::path::Path;
+
+use dln::config::Config;
+use dln::dln::events::Event;
+use dln::run::{Session, SessionOptions};
+use dln_common::*;
+
+fn model() -> String {
+    dln::llm::model::resolve(None, true).expect("the test model").display().to_string()
+}
+
+fn load(example: &str, sets: &[(&str, &str)]) -> Config {
+    let mut c = Config::load(&repo().join("examples").join(example)).expect("example config loads");
+    for (k, v) in sets {
+        c.set(k, v).expect("override");
+    }
+    c
+}
+
+async fn run(config: Config, out: &Path) -> (dln::run::RunSummary, Vec<Event>) {
+    let opts = SessionOptions { out_dir: Some(out.to_path_buf()), model: Some(model()), ..Default::default() };
+    let session = Session::start(config, opts).await.expect("start");
+    let (r, events) = run_to_end(session).await;
+    (r.expect("run succeeds"), events)
+}
+
+const SMALL: [(&str, &str); 6] = [
+    ("train.iterations", "2"),
+    ("train.batch_size", "2"),
+    ("train.num_candidates", "2"),
+    ("train.num_hidden_samples", "2"),
+    ("data.max_dev", "3"),
+    ("data.max_test", "3"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dln1_demo_two_iterations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, events) = run(load("dln1-demo.toml", &SMALL), &dir.path().join("run")).await;
+    assert_eq!(s.iterations, 2);
+    assert!(s.test_accuracy.is_some() && s.dev_accuracy.is_some());
+    assert_eq!(count(&events, |e| matches!(e, Event::IterationDone { .. })), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dln2_demo_two_iterations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sets = SMALL.to_vec();
+    sets.push(("layers.0.forward_max_tokens", "24"));
+    sets.push(("train.seed", "3"));
+    let (s, events) = run(load("dln2-demo.toml", &sets), &dir.path().join("run")).await;
+    assert_eq!(s.iterations, 2);
+    assert_eq!(s.best_prompts.len(), 2);
+    // The hidden layer wrote text, and (unless every batch was right) posteriors were sharpened.
+    let hidden_written = events.iter().any(|e| match e {
+        Event::ForwardDone { examples, .. } => examples.iter().all(|x| x.hidden.len() == 1),
+        _ => false,
+    });
+    assert!(hidden_written);
+    let trained = count(&events, |e| matches!(e, Event::Sharpened { layer: 1, .. }));
+    let all_right = count(&events, |e| matches!(e, Event::Warning { message } if message.contains("every example")));
+    assert_eq!(trained + all_right, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dln3_one_iteration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = tiny_config_text(3);
+    text = text.replace("iterations = 2", "iterations = 1").replace("batch_size = 3", "batch_size = 2");
+    text = text.replace("num_candidates = 3", "num_candidates = 2");
+    let config = Config::parse(&text, Path::new("dln3.toml")).expect("parses");
+    let (s, events) = run(config, &dir.path().join("run")).await;
+    assert_eq!(s.iterations, 1);
+    assert_eq!(s.best_prompts.len(), 3);
+    let fwd = events.iter().find_map(|e| match e {
+        Event::ForwardDone { examples, .. } => Some(examples.clone()),
+        _ => None,
+    });
+    assert!(fwd.expect("a forward pass").iter().all(|x| x.hidden.len() == 2));
+}
