@@ -11,7 +11,10 @@ use dln::run::{Session, SessionOptions};
 use dln_common::*;
 
 fn model() -> String {
-    dln::llm::model::resolve(None, true).expect("the test model").display().to_string()
+    dln::llm::model::resolve(None, true)
+        .expect("the test model")
+        .display()
+        .to_string()
 }
 
 fn load(example: &str, sets: &[(&str, &str)]) -> Config {
@@ -23,7 +26,11 @@ fn load(example: &str, sets: &[(&str, &str)]) -> Config {
 }
 
 async fn run(config: Config, out: &Path) -> (dln::run::RunSummary, Vec<Event>) {
-    let opts = SessionOptions { out_dir: Some(out.to_path_buf()), model: Some(model()), ..Default::default() };
+    let opts = SessionOptions {
+        out_dir: Some(out.to_path_buf()),
+        model: Some(model()),
+        ..Default::default()
+    };
     let session = Session::start(config, opts).await.expect("start");
     let (r, events) = run_to_end(session).await;
     (r.expect("run succeeds"), events)
@@ -44,7 +51,10 @@ async fn dln1_demo_two_iterations() {
     let (s, events) = run(load("dln1-demo.toml", &SMALL), &dir.path().join("run")).await;
     assert_eq!(s.iterations, 2);
     assert!(s.test_accuracy.is_some() && s.dev_accuracy.is_some());
-    assert_eq!(count(&events, |e| matches!(e, Event::IterationDone { .. })), 2);
+    assert_eq!(
+        count(&events, |e| matches!(e, Event::IterationDone { .. })),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +73,10 @@ async fn dln2_demo_two_iterations() {
     });
     assert!(hidden_written);
     let trained = count(&events, |e| matches!(e, Event::Sharpened { layer: 1, .. }));
-    let all_right = count(&events, |e| matches!(e, Event::Warning { message } if message.contains("every example")));
+    let all_right = count(
+        &events,
+        |e| matches!(e, Event::Warning { message } if message.contains("every example")),
+    );
     assert_eq!(trained + all_right, 2);
 }
 
@@ -71,7 +84,9 @@ async fn dln2_demo_two_iterations() {
 async fn dln3_one_iteration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut text = tiny_config_text(3);
-    text = text.replace("iterations = 2", "iterations = 1").replace("batch_size = 3", "batch_size = 2");
+    text = text
+        .replace("iterations = 2", "iterations = 1")
+        .replace("batch_size = 3", "batch_size = 2");
     text = text.replace("num_candidates = 3", "num_candidates = 2");
     let config = Config::parse(&text, Path::new("dln3.toml")).expect("parses");
     let (s, events) = run(config, &dir.path().join("run")).await;
@@ -81,5 +96,8 @@ async fn dln3_one_iteration() {
         Event::ForwardDone { examples, .. } => Some(examples.clone()),
         _ => None,
     });
-    assert!(fwd.expect("a forward pass").iter().all(|x| x.hidden.len() == 2));
+    assert!(fwd
+        .expect("a forward pass")
+        .iter()
+        .all(|x| x.hidden.len() == 2));
 }

@@ -192,3 +192,49 @@ async fn dln1_candidate_scores_are_mean_class_log_likelihoods() {
     }
     assert!(checked >= 2);
 }
+
+#[tokio::test]
+async fn baselines_run_through_the_same_code() {
+    // 0-shot: no training, dev and test of the initial prompt.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = tiny_config(1);
+    c.set("train.mode", "zero_shot").expect("mode");
+    let s = Session::start(c, options_with(scripted(), &dir.path().join("zero")))
+        .await
+        .expect("start");
+    let (r, events) = run_to_end(s).await;
+    let r = r.expect("zero-shot run");
+    assert_eq!(r.iterations, 0);
+    assert_eq!(
+        count(&events, |e| matches!(e, Event::ForwardDone { .. })),
+        0
+    );
+    assert!(r.dev_accuracy.is_some() && r.test_accuracy.is_some());
+    assert_eq!(
+        r.best_prompts,
+        vec!["Answer the question with the letter of the correct option.".to_string()]
+    );
+
+    // k-shot: k training examples rendered before every input.
+    let backend = scripted();
+    let mut c = tiny_config(1);
+    c.set("train.mode", "k_shot").expect("mode");
+    c.set("train.k_shot", "2").expect("k");
+    let s = Session::start(c, options_with(backend.clone(), &dir.path().join("kshot")))
+        .await
+        .expect("start");
+    let (r, _) = run_to_end(s).await;
+    r.expect("k-shot run");
+    let contexts: Vec<String> = backend
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            dln::llm::scripted::ScriptedCall::Classify(r) => Some(r.context),
+            _ => None,
+        })
+        .collect();
+    assert!(!contexts.is_empty());
+    for ctx in contexts {
+        assert_eq!(ctx.matches("Input:").count(), 3, "{ctx}");
+    }
+}

@@ -18,4 +18,4 @@ pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_F
 pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
 pub use error::RunError;
 pub use result::{read_result, RunResult, RESULT_FILE};
-pub use session::{evaluate_run, EvalReport, RunSummary, Session, SessionOptions};
+pub use session::{evaluate_run, load_data, EvalReport, RunSummary, Session, SessionOptions};
