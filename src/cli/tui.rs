@@ -20,40 +20,33 @@ use dln::tui::terminal::TerminalGuard;
 use dln::tui::theme::no_color_env;
 use dln::tui::{App, Exit, KeyMap, Theme};
 
-/// The demo configs, best first; looked up in the source tree this binary was built from and
-/// next to the binary.
-const DEMO_CONFIGS: &[&str] = &["dln2-demo.toml", "dln1-demo.toml"];
+/// The bundled demo: DLN-2 on a small shipped navigation task (a hidden layer writes its
+/// reasoning, the output layer answers), compiled into the binary so `dln` works from any
+/// directory; written to `<data dir>/demo/` each time (so it always matches this binary).
+const DEMO_CONFIG: (&str, &str) = (
+    "dln2-demo.toml",
+    include_str!("../../examples/dln2-demo.toml"),
+);
+const DEMO_DATA: &[(&str, &str)] = &[(
+    "data/navigate.json",
+    include_str!("../../examples/data/navigate.json"),
+)];
 
 /// How long to wait for the run to write its checkpoint after the workbench closed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub fn demo(model: Option<&str>, theme: Option<&str>) -> anyhow::Result<ExitCode> {
-    let mut dirs = vec![PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples"
-    ))];
-    if let Some(exe_dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        dirs.push(exe_dir.join("examples"));
-        dirs.push(exe_dir.join("../../examples"));
+    let dir = dln::llm::model::data_dir().join("demo");
+    for (name, text) in std::iter::once(&DEMO_CONFIG).chain(DEMO_DATA) {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the demo directory {}", parent.display())
+            })?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let found = dirs
-        .iter()
-        .flat_map(|d| DEMO_CONFIGS.iter().map(move |c| d.join(c)))
-        .find(|p| p.is_file());
-    match found {
-        Some(config) => open(&config, None, &[], model, theme),
-        None => anyhow::bail!(
-            "the bundled demo config was not found (looked for {} in {}); run `dln tui CONFIG`",
-            DEMO_CONFIGS.join(" or "),
-            dirs.iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+    open(&dir.join(DEMO_CONFIG.0), None, &[], model, theme)
 }
 
 pub fn open(

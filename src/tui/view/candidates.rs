@@ -32,7 +32,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         return;
     };
     let rows = app.candidate_rows();
-    let history_h = if app.sel.candidate_expanded {
+    let history_h = if app.sel.candidate_expanded || layer.history.is_empty() {
         0
     } else {
         (layer.history.len() as u16 + 1).min(inner.height / 3)

@@ -52,7 +52,7 @@ pub fn status_line(app: &App, frame: &mut Frame, area: Rect) {
         parts.push(run.task.clone());
     }
     if !run.model.is_empty() {
-        parts.push(run.model.clone());
+        parts.push(short_model(&run.model));
     }
     if run.started {
         parts.push(format!("DLN-{}", run.depth()));
@@ -137,7 +137,8 @@ pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
         ],
         Pane::Metrics => vec![],
     };
-    if app.mode == Mode::Replay {
+    let steering = app.mode == Mode::Live && app.run.is_active();
+    if !steering {
         actions.retain(|(a, _)| {
             !matches!(
                 a,
@@ -149,9 +150,11 @@ pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
                     | Action::ExcludeSample
             )
         });
+    }
+    if app.mode == Mode::Replay {
         actions.insert(0, (Action::ScrubForward, "next it"));
         actions.insert(0, (Action::ScrubBack, "prev it"));
-    } else {
+    } else if steering {
         actions.insert(
             0,
             (
@@ -183,4 +186,13 @@ pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
         used += w;
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A model id as the status line shows it: the GGUF file's stem for the embedded engine's long
+/// ids (`llama.cpp:NAME.gguf:size:hash:…`), the id itself otherwise.
+pub fn short_model(id: &str) -> String {
+    match id.split(':').find(|part| part.ends_with(".gguf")) {
+        Some(file) => file.trim_end_matches(".gguf").to_string(),
+        None => id.to_string(),
+    }
 }

@@ -124,21 +124,16 @@ pub fn wrap_styled(pieces: &[(String, Style)], max: usize) -> Vec<Line<'static>>
     lines
 }
 
-/// The first non-empty line of `text`, cut to `max` cells with `…` when anything is left out.
+/// `text` on one line (runs of whitespace, newlines included, become one space), cut to `max`
+/// cells with `…` when anything is left out.
 pub fn one_line_of(text: &str, max: usize) -> String {
-    let trimmed = text.trim();
-    let first = trimmed
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    let more = trimmed.lines().filter(|l| !l.trim().is_empty()).count() > 1;
-    if width(first) <= max && !more {
-        return first.to_string();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if width(&flat) <= max {
+        return flat;
     }
     let mut out = String::new();
     let mut w = 0;
-    for ch in first.chars() {
+    for ch in flat.chars() {
         let cw = width(ch.encode_utf8(&mut [0; 4]));
         if w + cw + 1 > max {
             break;

@@ -1,0 +1,323 @@
+//! End to end: the real `dln` binary in a tmux pseudo-terminal with the embedded model on the
+//! tiny example. Wait for the first candidates, pause, pin a candidate, edit a template (first an
+//! invalid edit, refused in place at its line; then a valid one), resume, quit — then check that
+//! the run directory's events and checkpoint record the pin and the edit, that the terminal left
+//! the alternate screen, and that the workbench idles without burning CPU.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of our own (its own socket) holding one 120×40 session.
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let t = Tmux {
+            socket: format!("dln-e2e-{}", std::process::id()),
+            session: "wb".into(),
+        };
+        let ok = t
+            .cmd(&[
+                "new-session",
+                "-d",
+                "-s",
+                &t.session,
+                "-x",
+                "120",
+                "-y",
+                "40",
+                command,
+            ])
+            .status
+            .success();
+        assert!(
+            ok,
+            "tmux new-session failed (is tmux installed? scripts/setup installs it)"
+        );
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["-L", self.socket.as_str()];
+        all.extend_from_slice(args);
+        match Command::new("tmux").args(&all).output() {
+            Ok(o) => o,
+            Err(e) => panic!("cannot run tmux ({e}); scripts/setup installs it"),
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session.as_str()];
+        args.extend_from_slice(keys);
+        assert!(self.cmd(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    /// Literal text (no key-name interpretation).
+    fn text(&self, text: &str) {
+        assert!(self
+            .cmd(&["send-keys", "-t", &self.session, "-l", text])
+            .status
+            .success());
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .cmd(&["capture-pane", "-p", "-t", &self.session])
+                .stdout,
+        )
+        .into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        String::from_utf8_lossy(
+            &self
+                .cmd(&["display", "-p", "-t", &self.session, format])
+                .stdout,
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// Poll the screen until `pred` holds; returns the screen and how long it took.
+    fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> (String, Duration) {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return (s, start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn workbench_pause_pin_edit_resume_quit() {
+    let model: PathBuf =
+        dln::llm::model::resolve(None, true).expect("the default model (scripts/setup fetches it)");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    let data = tmp.path().join("data");
+    let command = format!(
+        "env DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color {bin} tui {config} \
+         --out {out} --set train.iterations=4; echo EXIT=$?; sleep 120",
+        model = quote(&model),
+        data = quote(&data),
+        cfg = quote(&tmp.path().join("no-config.toml")),
+        bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
+        config = quote(&repo.join("examples/tiny.toml")),
+        out = quote(&out),
+    );
+    let tmux = Tmux::start(&command);
+    let slow = Duration::from_secs(600);
+    let quick = Duration::from_secs(20);
+
+    // 1. The first candidates appear (model loaded, forward pass and proposals done).
+    let (_, t_first) = tmux.wait_for("the first candidates", slow, |s| {
+        s.contains(" candidates · ")
+    });
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "the workbench uses the alternate screen"
+    );
+
+    // 2. Pause: "PAUSING…" shows at once, "PAUSED" when the stage ends.
+    tmux.keys(&["Space"]);
+    let (_, t_key) = tmux.wait_for("pausing", quick, |s| {
+        s.contains("PAUSING…") || s.contains("PAUSED")
+    });
+    tmux.wait_for("paused", slow, |s| s.contains(" PAUSED "));
+
+    // Idle while paused: the workbench (and the waiting engine) use almost no CPU.
+    let pane_pid = tmux.display("#{pane_pid}");
+    let dln_pid = String::from_utf8_lossy(
+        &Command::new("pgrep")
+            .args(["-P", &pane_pid, "-f", "dln"])
+            .output()
+            .expect("pgrep")
+            .stdout,
+    )
+    .lines()
+    .next()
+    .unwrap_or("")
+    .trim()
+    .to_string();
+    let idle_cpu = match cpu_seconds(&dln_pid) {
+        Some(before) => {
+            std::thread::sleep(Duration::from_secs(3));
+            let after = cpu_seconds(&dln_pid).unwrap_or(before);
+            Some((after - before) / 3.0)
+        }
+        None => None,
+    };
+
+    // 3. Pin the second candidate from the Candidates pane.
+    tmux.keys(&["Tab", "Tab", "Down", "p"]);
+    tmux.wait_for("the pin", quick, |s| s.contains("◆ pinned"));
+
+    // 4. Edit the forward template: an invalid edit is refused in place, at its line...
+    tmux.keys(&["t"]);
+    tmux.wait_for("the template chooser", quick, |s| {
+        s.contains("Which template?")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the editor", quick, |s| s.contains("Edit forward template"));
+    // The line above the closing `"""`: the body's last line.
+    tmux.keys(&["M->", "Up", "Up", "End"]);
+    tmux.text(" {% if %}");
+    tmux.keys(&["C-s"]);
+    let (err_screen, _) = tmux.wait_for("the template error", quick, |s| s.contains("✗ line"));
+    assert!(
+        err_screen.contains("line "),
+        "the error names its line:\n{err_screen}"
+    );
+    assert!(
+        err_screen.contains("{% if %}"),
+        "the typed text is kept:\n{err_screen}"
+    );
+    // ...switching away and back keeps it...
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the editor closed", quick, |s| {
+        !s.contains("Edit forward template")
+    });
+    tmux.keys(&["t", "1"]);
+    tmux.wait_for("the kept edit", quick, |s| {
+        s.contains("{% if %}") && s.contains("✗ line")
+    });
+    // ...then discard it and make a valid edit, which the engine applies.
+    tmux.keys(&["C-g"]);
+    tmux.wait_for("the discarded edit", quick, |s| !s.contains("{% if %}"));
+    tmux.keys(&["M-<"]);
+    tmux.text("# edited in the workbench");
+    tmux.keys(&["Enter", "C-s"]);
+    tmux.wait_for("the template applied", slow, |s| {
+        s.contains("applied") && !s.contains("Edit forward template")
+    });
+
+    // 5. Resume.
+    tmux.keys(&["Space"]);
+    tmux.wait_for("running", quick, |s| {
+        s.contains(" RUNNING ") || s.contains(" FINISHED ")
+    });
+
+    // 6. Quit: confirm, checkpoint, leave.
+    tmux.keys(&["q"]);
+    let (s, _) = tmux.wait_for("the confirmation or the exit", quick, |s| {
+        s.contains("Stop it and quit?") || s.contains("EXIT=")
+    });
+    if s.contains("Stop it and quit?") {
+        tmux.keys(&["y"]);
+    }
+    let (end, t_stop) = tmux.wait_for("the exit", slow, |s| s.contains("EXIT="));
+    assert!(end.contains("EXIT=0"), "clean exit:\n{end}");
+    assert!(
+        end.contains("dln resume") || end.contains("run finished"),
+        "{end}"
+    );
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "the alternate screen was left"
+    );
+    assert!(
+        !end.contains("┌"),
+        "no workbench left on the normal screen:\n{end}"
+    );
+
+    // 7. The run directory records the pin and the edit.
+    let events = json_lines(&out.join("events.jsonl"));
+    let pinned = events
+        .iter()
+        .find(|e| e["event"] == "prompt_pinned")
+        .and_then(|e| e["prompt"].as_str())
+        .expect("a prompt_pinned event")
+        .to_string();
+    let proposed: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "candidates_proposed")
+        .flat_map(|e| e["candidates"].as_array().into_iter().flatten())
+        .filter_map(|c| c["prompt"].as_str())
+        .collect();
+    assert!(
+        proposed.contains(&pinned.as_str()),
+        "the pinned prompt is one of the candidates"
+    );
+    let replaced = events
+        .iter()
+        .find(|e| e["event"] == "template_replaced")
+        .expect("a template_replaced event");
+    assert_eq!(replaced["role"], "forward");
+    assert!(replaced["source"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("# edited in the workbench"));
+    assert!(
+        !events.iter().any(|e| e["event"] == "template_replaced"
+            && e["source"].as_str().unwrap_or("").contains("{% if %}")),
+        "the invalid template never reached the run"
+    );
+    let checkpoint: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("checkpoint.json")).expect("checkpoint.json"),
+    )
+    .expect("checkpoint parses");
+    let state = &checkpoint["state"];
+    assert_eq!(state["pinned"][0], true, "checkpoint records the pin");
+    assert_eq!(state["prompts"][0], pinned.as_str());
+    let edited = state["edited_templates"][0].to_string();
+    assert!(
+        edited.contains("edited in the workbench"),
+        "checkpoint records the edit: {edited}"
+    );
+
+    eprintln!(
+        "e2e: first candidates after {:.1}s; key to visible change {} ms; stop to exit {:.1}s; idle CPU while paused {}",
+        t_first.as_secs_f64(),
+        t_key.as_millis(),
+        t_stop.as_secs_f64(),
+        idle_cpu.map(|c| format!("{:.1}%", c * 100.0)).unwrap_or_else(|| "n/a".into())
+    );
+    if let Some(c) = idle_cpu {
+        assert!(c < 0.05, "paused workbench used {:.1}% CPU", c * 100.0);
+    }
+}
