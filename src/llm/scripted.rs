@@ -37,6 +37,8 @@ pub struct ScriptedBackend {
     classify: ClassifyRule,
     calls: Arc<Mutex<Vec<ScriptedCall>>>,
     usage: Arc<Mutex<Usage>>,
+    /// Simulated latency of every batch call (lets tests act while a stage runs).
+    delay: std::time::Duration,
 }
 
 /// A stable number in [0, 1) from any text.
@@ -83,6 +85,7 @@ impl ScriptedBackend {
             }),
             calls: Arc::default(),
             usage: Arc::default(),
+            delay: std::time::Duration::ZERO,
         }
     }
 
@@ -94,6 +97,19 @@ impl ScriptedBackend {
     pub fn with_context_size(mut self, n: usize) -> Self {
         self.context_size = n;
         self
+    }
+
+    /// Every batch call (generate, score, classify) takes at least `delay`, as a real model's
+    /// would: tests use it to send commands while a stage is running.
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    async fn wait(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
     }
 
     pub fn without_logprobs(mut self) -> Self {
@@ -188,6 +204,7 @@ impl Backend for ScriptedBackend {
     }
 
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
+        self.wait().await;
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
             let text_in = prompt_text(&r.prompt);
@@ -219,6 +236,7 @@ impl Backend for ScriptedBackend {
     }
 
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
+        self.wait().await;
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
             if r.target.trim().is_empty() {
@@ -238,6 +256,7 @@ impl Backend for ScriptedBackend {
     }
 
     async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
+        self.wait().await;
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
             self.check_len(&r.context)?;

@@ -200,13 +200,22 @@ fn spawn(
 }
 
 /// Pause, step and stop: the driver's own state between stages.
+///
+/// Commands are received as soon as they arrive, even while a stage runs, but only applied at
+/// stage boundaries: during a stage a pause shows as `Pausing` (and becomes `Paused` at the
+/// boundary), a stop as `Stopping`, and every other command waits in `queued`.
 struct Control {
     paused: bool,
+    /// A pause received during a stage, effective at the next boundary.
+    pause_pending: bool,
     step_once: bool,
     stop: bool,
+    /// Commands received during a stage, applied in order at the next boundary.
+    queued: Vec<Command>,
 }
 
 impl Control {
+    /// A command received at a stage boundary: applied now.
     fn handle(&mut self, cmd: Command, trainer: &mut Trainer, log: &EventLog) {
         match cmd {
             Command::Pause => {
@@ -233,13 +242,81 @@ impl Control {
                     state: RunState::Running,
                 });
             }
-            Command::Stop => {
-                self.stop = true;
+            Command::Stop => self.request_stop(log),
+            other => trainer.apply(other),
+        }
+    }
+
+    fn request_stop(&mut self, log: &EventLog) {
+        if !self.stop {
+            self.stop = true;
+            log.emit(Event::StateChanged {
+                state: RunState::Stopping,
+            });
+        }
+    }
+
+    /// A command received while a stage runs: acknowledged now, applied at the boundary.
+    fn receive_during_stage(&mut self, cmd: Command, log: &EventLog) {
+        match cmd {
+            Command::Pause => {
+                if !self.pause_pending && !self.stop {
+                    self.pause_pending = true;
+                    log.emit(Event::StateChanged {
+                        state: RunState::Pausing,
+                    });
+                }
+            }
+            // A resume before the boundary cancels the pause (and a pending step).
+            Command::Resume if self.pause_pending || self.step_once => {
+                self.pause_pending = false;
+                self.step_once = false;
                 log.emit(Event::StateChanged {
-                    state: RunState::Stopping,
+                    state: RunState::Running,
                 });
             }
-            other => trainer.apply(other),
+            Command::Stop => self.request_stop(log),
+            other => self.queued.push(other),
+        }
+    }
+
+    /// At a stage boundary: applies what arrived during the stage, then a pending pause.
+    fn reach_boundary(&mut self, trainer: &mut Trainer, log: &EventLog) {
+        for cmd in std::mem::take(&mut self.queued) {
+            self.handle(cmd, trainer, log);
+        }
+        if self.pause_pending {
+            self.pause_pending = false;
+            self.step_once = false;
+            if !self.paused && !self.stop {
+                self.paused = true;
+                log.emit(Event::StateChanged {
+                    state: RunState::Paused,
+                });
+            }
+        }
+    }
+}
+
+/// Runs one stage while still receiving commands (they are acknowledged at once and applied at
+/// the next boundary by [`Control::reach_boundary`]).
+async fn step_receiving(
+    trainer: &mut Trainer,
+    ctl: &mut Control,
+    commands: &mut UnboundedReceiver<Command>,
+    log: &EventLog,
+) -> Result<StepOutcome, RunError> {
+    let stage = trainer.step();
+    tokio::pin!(stage);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut stage => return Ok(r?),
+            cmd = commands.recv(), if open => match cmd {
+                Some(cmd) => ctl.receive_during_stage(cmd, log),
+                None => open = false,
+            },
         }
     }
 }
@@ -288,8 +365,10 @@ async fn drive(
     });
     let mut ctl = Control {
         paused: opts.start_paused,
+        pause_pending: false,
         step_once: false,
         stop: false,
+        queued: Vec::new(),
     };
     log.emit(Event::StateChanged {
         state: if ctl.paused {
@@ -337,7 +416,11 @@ async fn drive(
             });
             return Ok(summary_of(run_dir, &result));
         }
-        match trainer.step().await? {
+        let outcome = step_receiving(&mut trainer, &mut ctl, &mut commands, &log).await?;
+        if outcome != StepOutcome::Finished {
+            ctl.reach_boundary(&mut trainer, &log);
+        }
+        match outcome {
             StepOutcome::Continue => {}
             StepOutcome::IterationDone => {
                 let state = trainer.checkpoint_state();
@@ -362,7 +445,7 @@ async fn drive(
                 return Ok(summary_of(run_dir, &result));
             }
         }
-        if ctl.step_once {
+        if ctl.step_once && !ctl.paused {
             ctl.step_once = false;
             ctl.paused = true;
             log.emit(Event::StateChanged {
