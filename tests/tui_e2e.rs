@@ -196,6 +196,16 @@ fn workbench_pause_pin_edit_resume_quit() {
     tmux.keys(&["Tab", "Tab", "Down", "p"]);
     tmux.wait_for("the pin", quick, |s| s.contains("◆ pinned"));
 
+    // Resize to 80×24 (one pane at a time behind tabs) and back (the 2×2 grid).
+    tmux.cmd(&["resize-window", "-t", "wb", "-x", "80", "-y", "24"]);
+    tmux.wait_for("the tabbed layout", quick, |s| {
+        s.contains(" 1 Layers │ 2 Hidden states")
+    });
+    tmux.cmd(&["resize-window", "-t", "wb", "-x", "120", "-y", "40"]);
+    tmux.wait_for("the grid layout", quick, |s| {
+        !s.contains(" 1 Layers │") && s.contains("Metrics")
+    });
+
     // 4. Edit the forward template: an invalid edit is refused in place, at its line...
     tmux.keys(&["t"]);
     tmux.wait_for("the template chooser", quick, |s| {

@@ -428,3 +428,19 @@ fn mouse_clicks_focus_panes_and_keys_can_be_rebound() {
     assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![]);
     assert_eq!(ctrl(&mut app, 'p'), vec![Command::Pause]);
 }
+
+#[test]
+fn help_lists_every_action_with_its_keys() {
+    let app = app_with(&dln1_running());
+    let text: String = dln::tui::view::overlays::help_lines(&app, 200)
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for a in Action::ALL {
+        assert!(text.contains(&format!("[{}]", a.name())), "help lacks {a}");
+        for k in app.keymap.keys_for(*a) {
+            assert!(text.contains(&k.to_string()), "help lacks key {k} of {a}");
+        }
+    }
+}

@@ -57,7 +57,10 @@ pub fn status_line(app: &App, frame: &mut Frame, area: Rect) {
     if run.started {
         parts.push(format!("DLN-{}", run.depth()));
         parts.push(match app.replay_position() {
-            Some((pos, n, it)) => format!("iteration {} ({}/{n}) · [ ] scrub", it + 1, pos + 1),
+            Some((pos, n, it)) if it >= run.iterations && run.iterations > 0 => {
+                format!("after training, test ({}/{n})", pos + 1)
+            }
+            Some((pos, n, it)) => format!("iteration {} ({}/{n})", it + 1, pos + 1),
             None => format!(
                 "it {}/{}",
                 (run.iteration + 1).min(run.iterations.max(1)),
