@@ -119,7 +119,6 @@ pub struct Selection {
     pub hidden_expanded: bool,
     pub hidden_sort: HiddenSort,
     pub wrong_only: bool,
-    pub metrics_scroll: usize,
     pub help_scroll: usize,
 }
 
@@ -371,13 +370,23 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// Whether a layer has a template of this role: the first layer reads the input directly,
+    /// so it has no residual and no hidden-proposal template.
+    pub fn has_template(&self, layer: LayerIndex, role: TemplateRoleOrd) -> bool {
+        layer > 0
+            || !matches!(
+                role,
+                TemplateRoleOrd::Residual | TemplateRoleOrd::ProposeHidden
+            )
+    }
+
     /// The template source an editor for `(layer, role)` starts from.
     pub fn template_source(&self, layer: LayerIndex, role: TemplateRoleOrd) -> String {
         let replaced = self
             .run
             .layers
             .get(layer)
-            .and_then(|l| l.templates.get(&TemplateRole::from(role).into()));
+            .and_then(|l| l.templates.get(&role));
         replaced
             .or_else(|| self.template_sources.get(&(layer, role)))
             .cloned()

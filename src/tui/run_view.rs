@@ -11,6 +11,9 @@ use crate::dln::events::{
 };
 use crate::llm::Usage;
 
+use super::editor::TemplateRoleOrd;
+use super::view::text::one_line_of;
+
 /// One past iteration's winner of a layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WinnerRecord {
@@ -42,7 +45,7 @@ pub struct LayerView {
     /// Token usage summed over the run, per operation.
     pub usage: BTreeMap<String, Usage>,
     /// Templates a person replaced during the run.
-    pub templates: BTreeMap<TemplateRoleKey, String>,
+    pub templates: BTreeMap<TemplateRoleOrd, String>,
 }
 
 impl LayerView {
@@ -53,21 +56,6 @@ impl LayerView {
             total.add(u);
         }
         total
-    }
-}
-
-/// [`TemplateRole`] with an order, so it can key a map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TemplateRoleKey(pub u8);
-
-impl From<TemplateRole> for TemplateRoleKey {
-    fn from(r: TemplateRole) -> Self {
-        TemplateRoleKey(match r {
-            TemplateRole::Forward => 0,
-            TemplateRole::Residual => 1,
-            TemplateRole::ProposePrompt => 2,
-            TemplateRole::ProposeHidden => 3,
-        })
     }
 }
 
@@ -384,7 +372,7 @@ impl RunView {
                 let it = self.iteration;
                 self.note(
                     it,
-                    &format!("pinned layer {}: {}", layer + 1, one_line(prompt, 60)),
+                    &format!("pinned layer {}: {}", layer + 1, one_line_of(prompt, 60)),
                 );
             }
             Event::PromptUnpinned { layer } => {
@@ -406,7 +394,7 @@ impl RunView {
                     &format!(
                         "edited layer {} prompt: {}",
                         layer + 1,
-                        one_line(prompt, 60)
+                        one_line_of(prompt, 60)
                     ),
                 );
             }
@@ -454,7 +442,7 @@ impl RunView {
                     &format!(
                         "wrote a hidden text for example {}: {}",
                         example + 1,
-                        one_line(text, 50)
+                        one_line_of(text, 50)
                     ),
                 );
             }
@@ -584,18 +572,4 @@ pub fn event_iteration(event: &Event) -> Option<usize> {
         // A checkpoint's `iteration` counts the iterations done: it closes the previous one.
         _ => None,
     }
-}
-
-/// The first line of `text`, cut to `max` characters with an ellipsis.
-pub fn one_line(text: &str, max: usize) -> String {
-    let line = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    let mut out: String = line.chars().take(max).collect();
-    if line.chars().count() > max || text.trim().lines().count() > 1 {
-        out.push('…');
-    }
-    out
 }

@@ -390,6 +390,14 @@ impl App {
         let n = TemplateRoleOrd::ALL.len();
         let choose = |app: &mut App, i: usize| {
             let role = TemplateRoleOrd::ALL[i];
+            if !app.has_template(layer, role) {
+                app.notice = Some(format!(
+                    "layer {} reads the input directly: it has no {} template",
+                    layer + 1,
+                    super::run_view::role_name(role.into())
+                ));
+                return;
+            }
             let source = app.template_source(layer, role);
             app.open_editor(EditorTarget::Template { layer, role }, &source);
         };
@@ -523,7 +531,7 @@ impl App {
                 }
                 self.sel.example = next;
             }
-            Pane::Metrics => self.sel.metrics_scroll = step(self.sel.metrics_scroll),
+            Pane::Metrics => {}
         }
     }
 

@@ -171,7 +171,9 @@ fn picker(app: &App, frame: &mut Frame, area: Rect, layer: usize, selected: usiz
             Span::styled(format!("{} ", i + 1), t.key),
             Span::styled(role_name((*role).into()).to_string(), t.text),
         ];
-        if app.editors.get(&target).is_some_and(|b| b.is_modified()) {
+        if !app.has_template(layer, *role) {
+            spans.push(Span::styled("  (none on this layer)", t.muted));
+        } else if app.editors.get(&target).is_some_and(|b| b.is_modified()) {
             spans.push(Span::styled("  (unsaved edit)", t.human));
         }
         let line = Line::from(spans);
