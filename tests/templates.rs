@@ -77,7 +77,7 @@ fn forward_hidden_puts_the_input_before_the_prompt() {
         .expect("render");
     assert_eq!(
         a,
-        "Input: Take 2 steps.\n\nTrack the position. Let's think step by step."
+        "Input: Take 2 steps.\n\nTrack the position. Let's think step by step.\nReasoning:"
     );
     let shared = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
     assert!(
@@ -109,15 +109,17 @@ fn propose_prompt_is_a_chat_with_the_instruction_started() {
             "message": t.message(1),
         }))
         .expect("render");
-    assert!(out.starts_with("A student answers questions"), "{out}");
-    assert!(out.contains("\"Classify the review.\""));
-    let right = out.find("answered correctly").expect("successes section");
-    let wrong = out.find("got wrong").expect("errors section");
-    assert!(right < wrong);
+    assert!(out.starts_with("A student reads each input"), "{out}");
     assert!(
-        out.contains("Student's answer: positive\nCorrect answer: negative"),
+        out.contains("Student's answer: positive (wrong, the correct answer is negative)"),
         "{out}"
     );
+    assert!(out.contains("Student's answer: positive (right)"), "{out}");
+    let examples = out.find("The soup was cold.").expect("examples shown");
+    let current = out
+        .find("instruction was: \"Classify the review.\"")
+        .expect("current prompt");
+    assert!(examples < current, "{out}");
     assert!(out.contains(t.message(1)));
     assert!(!out.contains("second step"), "no next layer given");
     match t.prompt(out.clone()) {
@@ -159,7 +161,7 @@ fn propose_prompt_shows_hidden_thoughts_and_next_prompt() {
 fn propose_hidden_shows_context_input_thoughts_and_answer() {
     let t = builtin("propose_hidden");
     assert!(t.chat);
-    assert_eq!(t.assistant_prefix, "Thoughts:");
+    assert_eq!(t.assistant_prefix, "Thoughts:\n");
     let out = t
         .render(&json!({
             "next_prompt": "Answer Yes or No.",
@@ -456,8 +458,20 @@ fn bad_proposals_are_rejected() {
         "Sure!",
         "...",
         "New instruction:",
+        "Make the instruction clearer and more specific.",
+        "The student has reviewed the review, and their response is positive.",
+        "The teacher needs to review the student's performance.",
+        "You failed to answer the question about the soup.",
     ];
     for text in rejected {
         assert_eq!(parse_proposal(text, cur), None, "should reject {text:?}");
     }
+}
+
+#[test]
+fn trailing_newline_is_kept_only_when_written() {
+    let plain = Template::parse_toml("a", "template = '''\n  Answer:\n'''\n").expect("parses");
+    assert_eq!(plain.render(&json!({})).expect("render"), "Answer:");
+    let open = Template::parse_toml("b", "template = '''\nThoughts:\n\n'''\n").expect("parses");
+    assert_eq!(open.render(&json!({})).expect("render"), "Thoughts:\n");
 }

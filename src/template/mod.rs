@@ -53,6 +53,8 @@ pub struct Template {
     pub trim_blocks: bool,
     /// The line of `origin` holding the body's first line (to report file lines).
     body_line: usize,
+    /// Trim trailing whitespace after rendering (reference templates, as the reference does).
+    trim_end: bool,
     env: Arc<Environment<'static>>,
 }
 
@@ -79,6 +81,7 @@ impl PartialEq for Template {
             && self.stop == o.stop
             && self.message_alternatives == o.message_alternatives
             && self.trim_blocks == o.trim_blocks
+            && self.trim_end == o.trim_end
     }
 }
 
@@ -95,6 +98,7 @@ pub(crate) struct Parts {
     pub message_alternatives: Vec<String>,
     pub trim_blocks: bool,
     pub body_line: usize,
+    pub trim_end: bool,
 }
 
 impl Template {
@@ -187,6 +191,7 @@ impl Template {
             message_alternatives: p.message_alternatives,
             trim_blocks: p.trim_blocks,
             body_line: p.body_line,
+            trim_end: p.trim_end,
             env: Arc::new(env),
         };
         if let Some(role) = t.role {
@@ -225,15 +230,19 @@ impl Template {
         }
     }
 
-    /// Renders the body with `ctx` (a JSON object of the role's variables), trimmed at both
-    /// ends as the reference does.
+    /// Renders the body with `ctx` (a JSON object of the role's variables). Leading whitespace
+    /// is dropped. Our templates keep trailing whitespace (minijinja drops the body's final
+    /// newline, so a template that must end with a newline, to let the model start its answer
+    /// on a fresh line, ends with a blank line); reference templates are trimmed at the end as
+    /// the reference does.
     pub fn render(&self, ctx: &serde_json::Value) -> Result<String, TemplateError> {
         let tmpl = self
             .env
             .get_template(&self.name)
             .map_err(|e| self.render_error(&e))?;
         let text = tmpl.render(ctx).map_err(|e| self.render_error(&e))?;
-        Ok(text.trim().to_string())
+        let text = text.trim_start();
+        Ok(if self.trim_end { text.trim_end() } else { text }.to_string())
     }
 
     /// What the model is given for a rendered text: raw completion text, or (chat templates) a

@@ -121,14 +121,30 @@ fn normalized(s: &str) -> String {
         .join(" ")
 }
 
-/// A sentence about the instruction rather than an instruction.
+/// A sentence about the instruction (or a story about the student) rather than an instruction.
 fn is_meta(s: &str) -> bool {
-    static META: OnceLock<Regex> = OnceLock::new();
-    let re = regex(
-        &META,
-        r"(?i)^(?:the|this|that|your|my|our|each|an?)\s+(?:\w+\s+){0,2}?(?:instruction|instructions|prompt)\b|^i(?:'ve| have| had| will|'ll)?\s+(?:\w+\s+)?(?:rewritten|rewrote|revised|improved|updated|changed|modified|clarified|made|added|removed|shortened|written|wrote)\b|^(?:here(?:'s| is| are)|sure\b|certainly\b|as an ai|i'm sorry|i am sorry|i cannot|i can't)|^(?:in|with) (?:this|the) (?:new |revised |improved )?(?:instruction|prompt)\b",
-    );
-    re.is_match(s.trim())
+    static META: OnceLock<Vec<Regex>> = OnceLock::new();
+    let patterns = META.get_or_init(|| {
+        [
+            // "The instruction is clear.", "This new prompt asks ..."
+            r"^(?:the|this|that|your|my|our|each|an?)\s+(?:\w+\s+){0,2}?(?:instruction|instructions|prompt)\b",
+            // "Make the instruction clearer.": an echo of the request, not an instruction.
+            r"\b(?:the|this|that|your|my|an?|new|original|current|improved|previous)\s+(?:\w+\s+)?(?:instruction|instructions|prompt)\b",
+            // "I have rewritten ...", "I'll make ..."
+            r"^i(?:'ve| have| had| will|'ll)?\s+(?:\w+\s+)?(?:rewritten|rewrote|revised|improved|updated|changed|modified|clarified|made|added|removed|shortened|written|wrote|make|rewrite)\b",
+            r"^(?:here(?:'s| is| are)|sure\b|certainly\b|as an ai|i'm sorry|i am sorry|i cannot|i can't)",
+            // "You failed to answer ...": feedback on the student's answers, not a command.
+            r"^you\s+(?:made|failed|got|gave|answered|did|were|wrote|have\s+(?:made|failed|given|answered))\b",
+            // "The student has reviewed ...": narration, not a command.
+            r"^(?:the|a)\s+(?:student|teacher)(?:'s)?\s+(?:has|had|was|were|is|did|received|got|answered|made|reviewed|needs|gave|used|followed)\b",
+        ]
+        .iter()
+        // Constants of this file, checked by its tests.
+        .map(|p| Regex::new(&format!("(?i){p}")).expect("valid constant regex"))
+        .collect()
+    });
+    let s = s.trim();
+    patterns.iter().any(|re| re.is_match(s))
 }
 
 #[cfg(test)]

@@ -106,6 +106,7 @@ pub(crate) fn parse(
         stop,
         message_alternatives,
         trim_blocks: false,
+        trim_end: true,
         body_line: body_line(text, key),
     })
 }

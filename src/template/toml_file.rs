@@ -80,6 +80,7 @@ pub(crate) fn parse(
         stop: file.stop,
         message_alternatives: file.message_alternatives,
         trim_blocks: file.trim_blocks,
+        trim_end: false,
         body_line: body_line(text),
     })
 }
