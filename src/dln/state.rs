@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
-use crate::dln::events::{TemplateRole, UsageEntry};
+use crate::dln::events::{Command, TemplateRole, UsageEntry};
 use crate::dln::math::{BestDev, PromptMemory};
 
 /// The position of the run's ChaCha RNG: seed, stream and word position.
@@ -53,6 +53,16 @@ pub struct DevPoint {
     pub prompts: Vec<String>,
 }
 
+/// A person's edit of a posterior (`AddHidden` or `ExcludeSample`) during the iteration in
+/// progress, with the stage boundary it was applied at, so that a resumed run replays it at the
+/// same point of the rerun iteration and computes the same weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HiddenEdit {
+    /// Stages of the iteration completed when the edit was applied.
+    pub after_stages: usize,
+    pub command: Command,
+}
+
 /// What a checkpoint stores of the trainer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
@@ -74,4 +84,8 @@ pub struct TrainerState {
     pub usage: Vec<UsageEntry>,
     /// Training accuracy of each completed iteration's batch.
     pub train_accuracy: Vec<f64>,
+    /// Edits of the posteriors of iteration `iteration` (the one a stop interrupted), replayed
+    /// at their stage boundaries on resume. Empty after a completed iteration.
+    #[serde(default)]
+    pub hidden_edits: Vec<HiddenEdit>,
 }

@@ -27,7 +27,7 @@ use crate::dln::events::{
 use crate::dln::math;
 use crate::dln::network::Network;
 use crate::dln::ops::{self, call_seed};
-use crate::dln::state::{DevPoint, RngState, TrainerState};
+use crate::dln::state::{DevPoint, HiddenEdit, RngState, TrainerState};
 use crate::llm::Usage;
 use crate::template::parse_proposal;
 
@@ -65,6 +65,8 @@ enum StageId {
     Forward,
     PosteriorSampling(LayerIndex),
     Sharpening(LayerIndex),
+    /// Scores the samples a person added after sharpening and re-normalizes their examples.
+    Rescore(LayerIndex),
     Propose(LayerIndex),
     Score(LayerIndex),
     Select(LayerIndex),
@@ -103,6 +105,11 @@ struct IterState {
     iteration: usize,
     started: Instant,
     queue: VecDeque<StageId>,
+    /// The stages already run, in order (their count is the boundary a person's edit is
+    /// recorded at).
+    done: Vec<StageId>,
+    /// Hidden texts a person wrote before their posterior was sampled: (layer, example, text).
+    pending_hidden: Vec<(LayerIndex, usize, String)>,
     batch: Vec<Example>,
     fwd: ForwardResult,
     /// `posteriors[L]`: the hidden text below layer `L` (index 0 unused).
@@ -132,7 +139,9 @@ pub struct Trainer {
     /// The state at the start of the iteration in progress, with a person's edits applied: what
     /// a stop mid-iteration saves (the interrupted iteration reruns from the call cache).
     snapshot: TrainerState,
-    pending_hidden: Vec<(LayerIndex, usize, String)>,
+    /// A restored checkpoint's posterior edits, replayed at their boundaries of the rerun
+    /// iteration.
+    replay: Vec<HiddenEdit>,
     test_accuracy: Option<f64>,
     sink: Arc<dyn EventSink>,
 }
@@ -187,7 +196,7 @@ impl Trainer {
             phase: Phase::Start,
             current: None,
             snapshot: placeholder_state(),
-            pending_hidden: Vec::new(),
+            replay: Vec::new(),
             test_accuracy: None,
             sink,
             config,
@@ -235,6 +244,7 @@ impl Trainer {
         let mut memory = state.memory.clone();
         memory.capacity = config.train.memory;
         Ok(Trainer {
+            replay: state.hidden_edits.clone(),
             net,
             data,
             shots: state.shots.clone(),
@@ -249,7 +259,6 @@ impl Trainer {
             phase,
             current: None,
             snapshot: state,
-            pending_hidden: Vec::new(),
             test_accuracy: None,
             sink,
             config,
@@ -300,6 +309,7 @@ impl Trainer {
             shots: self.shots.clone(),
             usage: self.usage_total.clone(),
             train_accuracy: self.train_accuracy.clone(),
+            hidden_edits: self.replay.clone(),
         }
     }
 
@@ -355,10 +365,47 @@ impl Trainer {
         }
     }
 
+    /// Whether layer `l`'s candidates are ranked by accuracy: asked for in the config, or forced
+    /// because its backend gives no log-probabilities (ALGORITHM.md §2 step 4).
+    fn accuracy_scoring(&self, l: LayerIndex) -> bool {
+        self.config.train.scoring == Scoring::Accuracy
+            || !self.net.layers[l].backends.forward.has_logprobs()
+    }
+
+    /// Re-applies a restored checkpoint's posterior edits that belong at this boundary.
+    fn replay_edits(&mut self) {
+        let Some(at) = self.current.as_ref().map(|c| c.done.len()) else {
+            return;
+        };
+        let due: Vec<HiddenEdit> = self
+            .replay
+            .iter()
+            .filter(|e| e.after_stages == at)
+            .cloned()
+            .collect();
+        self.replay.retain(|e| e.after_stages != at);
+        for e in due {
+            if let Err(err) = self.try_apply(e.command) {
+                self.emit(Event::Error {
+                    message: format!("replaying a recorded edit: {err}"),
+                });
+            }
+        }
+    }
+
     /// Runs the next stage.
     pub async fn step(&mut self) -> Result<StepOutcome, DlnError> {
         match self.phase {
             Phase::Start => {
+                let o = self.net.output();
+                if self.config.train.scoring == Scoring::Logprob && self.accuracy_scoring(o) {
+                    self.emit(Event::Warning {
+                        message: format!(
+                            "the backend of layer {o} gives no log-probabilities: candidates are \
+                             ranked by batch accuracy (train.scoring = \"accuracy\")"
+                        ),
+                    });
+                }
                 let baseline = self.config.train.mode != Mode::Dln;
                 if baseline || self.config.train.first_eval {
                     self.evaluate_dev(0).await?;
@@ -377,12 +424,15 @@ impl Trainer {
                         self.phase = Phase::Test;
                         return Ok(StepOutcome::Continue);
                     }
+                    // A resumed iteration keeps its recorded edits until it completes again.
                     self.snapshot = self.state();
                     let k = self.net.layers.len();
                     self.current = Some(IterState {
                         iteration: self.iteration,
                         started: Instant::now(),
                         queue: VecDeque::from([StageId::Forward]),
+                        done: Vec::new(),
+                        pending_hidden: Vec::new(),
                         batch: Vec::new(),
                         fwd: ForwardResult::default(),
                         posteriors: vec![None; k],
@@ -392,11 +442,15 @@ impl Trainer {
                         usage: Vec::new(),
                     });
                 }
+                self.replay_edits();
                 let next = self
                     .current
                     .as_mut()
                     .and_then(|c| c.queue.pop_front())
                     .unwrap_or(StageId::Finish);
+                if let Some(c) = self.current.as_mut() {
+                    c.done.push(next);
+                }
                 self.run_stage(next).await
             }
             Phase::Test => {
@@ -413,6 +467,7 @@ impl Trainer {
             StageId::Forward => self.stage_forward().await?,
             StageId::PosteriorSampling(l) => self.stage_posterior(l).await?,
             StageId::Sharpening(l) => self.stage_sharpen(l).await?,
+            StageId::Rescore(l) => self.stage_rescore(l).await?,
             StageId::Propose(l) => self.stage_propose(l).await?,
             StageId::Score(l) => self.stage_score(l).await?,
             StageId::Select(l) => self.stage_select(l),
@@ -594,19 +649,25 @@ impl Trainer {
     // ---------------------------------------------------------------- posterior
 
     /// The target of the layer `l` above a hidden text for example `i`: `y` for the output
-    /// layer, else the best posterior sample of the hidden text layer `l` wrote.
+    /// layer, else the best posterior sample `h*` of the hidden text layer `l` writes.
     fn target_above(&self, cur: &IterState, l: LayerIndex, i: usize) -> String {
         if l == self.net.output() {
             return cur.batch[i].target.clone();
         }
+        Self::best_hidden(cur, l + 1, i)
+    }
+
+    /// `h*` of example `i` for the hidden text below layer `l` (written by layer `l-1`): its
+    /// best posterior sample once sharpened, else the forward pass's own text.
+    fn best_hidden(cur: &IterState, l: LayerIndex, i: usize) -> String {
         cur.posteriors
-            .get(l + 1)
+            .get(l)
             .and_then(|p| p.as_ref())
             .and_then(|p| {
-                let ex = &p.examples[i];
+                let ex = p.examples.get(i)?;
                 ex.best.map(|b| ex.samples[b].text.clone())
             })
-            .unwrap_or_else(|| cur.fwd.hidden[l][i].clone())
+            .unwrap_or_else(|| cur.fwd.hidden[l - 1][i].clone())
     }
 
     async fn stage_posterior(&mut self, l: LayerIndex) -> Result<(), DlnError> {
@@ -690,13 +751,14 @@ impl Trainer {
                 }
             }
         }
-        let pending: Vec<(usize, String)> = self
+        let cur = self.cur_mut()?;
+        let pending: Vec<(usize, String)> = cur
             .pending_hidden
             .iter()
             .filter(|(pl, i, _)| *pl == l && *i < b)
             .map(|(_, i, t)| (*i, t.clone()))
             .collect();
-        self.pending_hidden.retain(|(pl, _, _)| *pl != l);
+        cur.pending_hidden.retain(|(pl, _, _)| *pl != l);
         for (i, text) in pending {
             examples[i].samples.push(sample(text, SampleOrigin::Human));
         }
@@ -713,49 +775,53 @@ impl Trainer {
         Ok(())
     }
 
-    async fn stage_sharpen(&mut self, l: LayerIndex) -> Result<(), DlnError> {
-        let before = self.backend_usage();
+    /// Fills in the sharpening terms of the listed samples `(example position, sample index)` of
+    /// the posterior below layer `l`: `log p(target above | F(R(x, h̃); π_l))` and, when the
+    /// prior is on, `log p(h̃ | F_h(x; π_{l-1}))`, and their sum `w̃`. The weights are left to
+    /// [`reweigh`].
+    async fn score_samples(
+        &self,
+        l: LayerIndex,
+        examples: &mut [PosteriorExample],
+        which: &[(usize, usize)],
+    ) -> Result<(), DlnError> {
         let it = self.iteration;
         let o = self.net.output();
         let burn_in = self.config.train.burn_in;
         let include_prior = self.config.train.include_prior;
-        let accuracy_scoring = self.config.train.scoring == Scoring::Accuracy && l == o;
+        let accuracy_scoring = l == o && self.accuracy_scoring(l);
         let seed = self.config.train.seed;
         let cur = self.cur()?;
-        let post = cur.posteriors[l]
-            .clone()
-            .ok_or_else(|| DlnError::Command(format!("no posterior samples for layer {l}")))?;
-        let total: usize = post.examples.iter().map(|e| e.samples.len()).sum();
-        self.emit(Event::StageStarted {
-            iteration: it,
-            stage: Stage::Sharpening,
-            layer: Some(l),
-            total,
-        });
         let layer = &self.net.layers[l];
         let below = &self.net.layers[l - 1];
-        // Likelihood of the target above under each sample; prior of each sample.
-        let mut ll_pairs = Vec::with_capacity(total);
-        let mut prior_pairs = Vec::with_capacity(total);
-        for ex in &post.examples {
+        // A sample's seed index is its position in the whole posterior, so scoring a sample
+        // later (a person's) asks what scoring it with the others would have asked.
+        let mut offsets = Vec::with_capacity(examples.len());
+        let mut at = 0;
+        for ex in examples.iter() {
+            offsets.push(at);
+            at += ex.samples.len();
+        }
+        let shots: &[Example] = if l == o { &self.shots } else { &[] };
+        let mut ll_pairs = Vec::with_capacity(which.len());
+        let mut prior_pairs = Vec::with_capacity(which.len());
+        let mut seeds = Vec::with_capacity(which.len());
+        for &(e, s) in which {
+            let ex = &examples[e];
             let i = ex.index;
+            let text = &ex.samples[s].text;
+            let u = ops::layer_input(layer, &cur.batch[i].input, Some(text))?;
+            ll_pairs.push((
+                ops::forward_context(layer, &u, &layer.prompt, shots)?,
+                ex.target.clone(),
+            ));
             let below_ctx =
                 ops::forward_context(below, &cur.fwd.inputs[l - 1][i], &below.prompt, &[])?;
-            for s in &ex.samples {
-                let u = ops::layer_input(layer, &cur.batch[i].input, Some(&s.text))?;
-                let shots: &[Example] = if l == o { &self.shots } else { &[] };
-                ll_pairs.push((
-                    ops::forward_context(layer, &u, &layer.prompt, shots)?,
-                    ex.target.clone(),
-                ));
-                prior_pairs.push((below_ctx.clone(), s.text.clone()));
-            }
+            prior_pairs.push((below_ctx, text.clone()));
+            seeds.push(call_seed(seed, it, "sharpen", l, offsets[e] + s));
         }
         let ll = if accuracy_scoring {
             let (contexts, targets): (Vec<String>, Vec<String>) = ll_pairs.into_iter().unzip();
-            let seeds = (0..contexts.len())
-                .map(|j| call_seed(seed, it, "sharpen", l, j))
-                .collect();
             let p = ops::predict(layer, self.net.classes.as_ref(), contexts, seeds).await?;
             p.iter()
                 .zip(&targets)
@@ -779,19 +845,89 @@ impl Trainer {
         } else {
             None
         };
-        let mut examples = post.examples;
-        let mut j = 0;
-        for ex in examples.iter_mut() {
-            for s in ex.samples.iter_mut() {
-                s.log_likelihood = Some(ll[j]);
-                s.log_prior = prior.as_ref().map(|p| p[j]);
-                s.log_weight = Some(ll[j] + prior.as_ref().map(|p| p[j]).unwrap_or(0.0));
-                j += 1;
-            }
+        for (j, &(e, s)) in which.iter().enumerate() {
+            let sm = &mut examples[e].samples[s];
+            let p = prior.as_ref().map(|p| p[j]);
+            sm.log_likelihood = Some(ll[j]);
+            sm.log_prior = p;
+            sm.log_weight = Some(ll[j] + p.unwrap_or(0.0));
         }
+        Ok(())
+    }
+
+    async fn stage_sharpen(&mut self, l: LayerIndex) -> Result<(), DlnError> {
+        let before = self.backend_usage();
+        let it = self.iteration;
+        let post = self.cur()?.posteriors[l]
+            .clone()
+            .ok_or_else(|| DlnError::Command(format!("no posterior samples for layer {l}")))?;
+        let which: Vec<(usize, usize)> = post
+            .examples
+            .iter()
+            .enumerate()
+            .flat_map(|(e, ex)| (0..ex.samples.len()).map(move |s| (e, s)))
+            .collect();
+        self.emit(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Sharpening,
+            layer: Some(l),
+            total: which.len(),
+        });
+        let mut examples = post.examples;
+        self.score_samples(l, &mut examples, &which).await?;
         let temperature = self.config.train.posterior_temperature;
         for ex in examples.iter_mut() {
             reweigh(ex, temperature);
+        }
+        self.emit(Event::Sharpened {
+            iteration: it,
+            layer: l,
+            examples: examples.clone(),
+        });
+        self.cur_mut()?.posteriors[l] = Some(Posterior {
+            examples,
+            sharpened: true,
+        });
+        self.account(l, "sharpen", before);
+        Ok(())
+    }
+
+    /// Scores the hidden texts a person added after sharpening (exactly as sharpening scored
+    /// the others), re-normalizes their examples' weights and picks `h*` again.
+    async fn stage_rescore(&mut self, l: LayerIndex) -> Result<(), DlnError> {
+        let it = self.iteration;
+        let Some(post) = self.cur()?.posteriors[l].clone() else {
+            return Ok(());
+        };
+        let which: Vec<(usize, usize)> = post
+            .examples
+            .iter()
+            .enumerate()
+            .flat_map(|(e, ex)| {
+                ex.samples
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.log_weight.is_none())
+                    .map(move |(s, _)| (e, s))
+            })
+            .collect();
+        if which.is_empty() {
+            return Ok(());
+        }
+        let before = self.backend_usage();
+        self.emit(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Sharpening,
+            layer: Some(l),
+            total: which.len(),
+        });
+        let mut examples = post.examples;
+        self.score_samples(l, &mut examples, &which).await?;
+        let temperature = self.config.train.posterior_temperature;
+        let mut touched: Vec<usize> = which.iter().map(|(e, _)| *e).collect();
+        touched.dedup();
+        for e in touched {
+            reweigh(&mut examples[e], temperature);
         }
         self.emit(Event::Sharpened {
             iteration: it,
@@ -819,9 +955,10 @@ impl Trainer {
         let (prediction, target) = if l == o {
             (cur.fwd.predictions[i].clone(), cur.batch[i].target.clone())
         } else {
+            // A hidden layer's correct output is h* of the text it writes.
             (
                 cur.fwd.hidden[l][i].clone(),
-                self.target_above(cur, l + 1, i),
+                Self::best_hidden(cur, l + 1, i),
             )
         };
         let correct = cur.fwd.correct[i];
@@ -973,7 +1110,10 @@ impl Trainer {
     }
 
     async fn stage_score(&mut self, l: LayerIndex) -> Result<(), DlnError> {
-        if !self.net.layers[l].updatable() || self.cur()?.candidates[l].is_empty() {
+        // A layer that is not updated (pinned, or fixed by the config) still has its ELBO term
+        // computed for the current prompt alone: the ELBO shown is the sum over every layer.
+        let fixed = !self.net.layers[l].updatable();
+        if !fixed && self.cur()?.candidates[l].is_empty() {
             return Ok(());
         }
         let before = self.backend_usage();
@@ -981,7 +1121,18 @@ impl Trainer {
         let o = self.net.output();
         let tc = self.config.train.clone();
         let cur = self.cur()?;
-        let mut candidates = cur.candidates[l].clone();
+        let mut candidates = if fixed {
+            vec![Candidate {
+                prompt: self.net.layers[l].prompt.clone(),
+                origin: CandidateOrigin::Current,
+                score: None,
+                kl: None,
+            }]
+        } else {
+            cur.candidates[l].clone()
+        };
+        // Each candidate's ELBO term before the trust region or the log-p penalty.
+        let mut elbos = vec![f64::NAN; candidates.len()];
         let nc = candidates.len();
         self.emit(Event::StageStarted {
             iteration: it,
@@ -991,6 +1142,7 @@ impl Trainer {
         });
         let layer = self.net.layers[l].clone();
         let classes = self.net.classes.clone();
+        let accuracy_scoring = self.accuracy_scoring(l);
         let b = cur.batch.len();
         let mut kl_dists: Vec<Vec<Vec<f64>>> = Vec::new();
         if l == o {
@@ -1012,7 +1164,7 @@ impl Trainer {
                         ));
                     }
                 }
-                let values = if tc.scoring == Scoring::Accuracy {
+                let values = if accuracy_scoring {
                     let (contexts, targets): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
                     let seeds = (0..contexts.len())
                         .map(|j| call_seed(tc.seed, it, "score", c, j))
@@ -1029,6 +1181,7 @@ impl Trainer {
                 };
                 let ll = reshape(&values, &shape);
                 let mut score = math::weighted_elbo(&ll, &weights);
+                elbos[c] = score;
                 if tc.trust_factor > 0.0 {
                     if let Some(cl) = classes.as_ref() {
                         let contexts: Vec<String> = fwd_inputs
@@ -1082,6 +1235,7 @@ impl Trainer {
                 let elbo = math::weighted_elbo(&ll, &weights);
                 // Sample 0 of every example is the forward pass's own hidden text.
                 let wrong_lp: Vec<f64> = wrong.iter().map(|i| ll[*i][0]).collect();
+                elbos[c] = elbo;
                 cand.score = Some(math::apply_logp_penalty(elbo, penalty, &wrong_lp));
                 self.emit(Event::StageProgress {
                     iteration: it,
@@ -1105,6 +1259,7 @@ impl Trainer {
         let cur = self.cur_mut()?;
         cur.candidates[l] = candidates;
         cur.winners[l] = Some(winner);
+        cur.elbo[l] = elbos.get(winner).copied().filter(|e| !e.is_nan());
         self.account(l, "score", before);
         Ok(())
     }
@@ -1118,7 +1273,6 @@ impl Trainer {
         let Some(c) = cur.candidates[l].get(w).cloned() else {
             return;
         };
-        cur.elbo[l] = c.score;
         if !self.net.layers[l].updatable() {
             // Pinned between scoring and selection: the person's prompt stays.
             return;
@@ -1142,6 +1296,7 @@ impl Trainer {
         let Some(cur) = self.current.take() else {
             return StepOutcome::Continue;
         };
+        self.replay.clear();
         let it = cur.iteration;
         let acc = math::mean(
             &cur.fwd
@@ -1224,9 +1379,9 @@ impl Trainer {
             .accuracy_on(&dev, &prompts, Stage::Evaluate, iteration)
             .await?;
         let outcome = self.best.observe(acc, &prompts);
-        if outcome.improved {
-            self.memory.add(prompts.clone(), acc);
-        }
+        // The memory keeps the M best-dev prompt sets seen so far, not only the improvements:
+        // a prompt set below the best can still be among the M best.
+        self.memory.add(prompts.clone(), acc);
         self.dev_history.push(DevPoint {
             iteration,
             accuracy: acc,
@@ -1284,13 +1439,77 @@ impl Trainer {
     // ---------------------------------------------------------------- commands
 
     /// Applies a person's command (all but pause/resume/step/stop, which belong to the driver).
-    /// A command that cannot apply is an `Error` event; the run goes on unchanged.
+    /// A command that cannot apply is an `Error` event; the run goes on unchanged. An edit of a
+    /// posterior is recorded with its stage boundary, so a stop and resume replays it there.
     pub fn apply(&mut self, command: Command) {
-        if let Err(e) = self.try_apply(command) {
-            self.emit(Event::Error {
+        let edit = matches!(
+            command,
+            Command::AddHidden { .. } | Command::ExcludeSample { .. }
+        );
+        let at = self.current.as_ref().map(|c| c.done.len());
+        match self.try_apply(command.clone()) {
+            Ok(()) => {
+                if let (true, Some(after_stages)) = (edit, at) {
+                    self.snapshot.hidden_edits.push(HiddenEdit {
+                        after_stages,
+                        command,
+                    });
+                }
+            }
+            Err(e) => self.emit(Event::Error {
                 message: e.to_string(),
-            });
+            }),
         }
+    }
+
+    /// Whether the posterior of the hidden text below layer `l` (written by layer `l-1`) can
+    /// still take a person's edit: from the forward pass of the iteration until the last prompt
+    /// update that reads its weights (layer `l-1`'s scoring). Returns notes on what already used
+    /// the previous weights; an error once the batch has moved on.
+    fn posterior_window(&self, l: LayerIndex) -> Result<Vec<String>, DlnError> {
+        let it = self.iteration;
+        let Some(cur) = self.current.as_ref() else {
+            return Err(DlnError::Command(if it == 0 {
+                "no batch has been drawn yet: a hidden text applies to the batch of the iteration in progress"
+                    .to_string()
+            } else {
+                format!(
+                    "the batch has moved on: iteration {} and its prompt updates are done, so the edit applies to \
+                     nothing (pause after sharpening to edit the posterior of the batch in progress)",
+                    it - 1
+                )
+            }));
+        };
+        let has = |s: StageId| cur.done.contains(&s) || cur.queue.contains(&s);
+        if !has(StageId::PosteriorSampling(l)) {
+            return Err(DlnError::Command(format!(
+                "iteration {it} has no posterior for the hidden text below layer {l}: every example of its batch \
+                 was right, so the prompts stay"
+            )));
+        }
+        if cur.done.contains(&StageId::Score(l - 1)) {
+            return Err(DlnError::Command(format!(
+                "the batch has moved on: layer {}'s prompt update of iteration {it} has already used the weights \
+                 of this posterior, so the edit applies to nothing",
+                l - 1
+            )));
+        }
+        let mut notes = Vec::new();
+        if cur.done.contains(&StageId::Score(l)) {
+            notes.push(format!(
+                "iteration {it}: layer {l}'s candidates were already scored with the previous weights; the edit \
+                 counts for layer {}'s update only",
+                l - 1
+            ));
+        }
+        if l >= 2 && cur.done.contains(&StageId::PosteriorSampling(l - 1)) {
+            notes.push(format!(
+                "iteration {it}: the posterior of the hidden text below layer {} was already drawn toward the \
+                 previous best sample h*",
+                l - 1
+            ));
+        }
+        Ok(notes)
     }
 
     fn layer_checked(&self, layer: LayerIndex) -> Result<(), DlnError> {
@@ -1356,26 +1575,36 @@ impl Trainer {
                 if text.trim().is_empty() {
                     return Err(DlnError::Command("a hidden text cannot be empty".into()));
                 }
-                match self.current.as_mut().and_then(|c| c.posteriors[layer].as_mut()) {
-                    Some(p) if p.sharpened => {
-                        return Err(DlnError::Command(format!(
-                            "the posterior of layer {layer} is already sharpened this iteration; add the hidden \
-                             text before sharpening (pause after posterior sampling)"
-                        )))
-                    }
+                let notes = self.posterior_window(layer)?;
+                let cur = self.cur_mut()?;
+                if example >= cur.batch.len() {
+                    return Err(DlnError::Command(format!(
+                        "there is no example {example} in the current batch (it has {})",
+                        cur.batch.len()
+                    )));
+                }
+                match cur.posteriors[layer].as_mut() {
+                    // Not sampled yet: it joins the samples when they are drawn.
+                    None => cur.pending_hidden.push((layer, example, text.clone())),
                     Some(p) => {
-                        let ex = p.examples.get_mut(example).ok_or_else(|| {
-                            DlnError::Command(format!("there is no example {example} in the current batch"))
-                        })?;
-                        ex.samples.push(sample(text.clone(), SampleOrigin::Human));
+                        p.examples[example]
+                            .samples
+                            .push(sample(text.clone(), SampleOrigin::Human));
+                        // Already sharpened: score it like the others before anything uses
+                        // the weights again.
+                        if p.sharpened && cur.queue.front() != Some(&StageId::Rescore(layer)) {
+                            cur.queue.push_front(StageId::Rescore(layer));
+                        }
                     }
-                    None => self.pending_hidden.push((layer, example, text.clone())),
                 }
                 self.emit(Event::HiddenAdded {
                     layer,
                     example,
                     text,
                 });
+                for message in notes {
+                    self.emit(Event::Warning { message });
+                }
             }
             Command::ExcludeSample {
                 layer,
@@ -1383,6 +1612,7 @@ impl Trainer {
                 sample,
             } => {
                 self.layer_checked(layer)?;
+                let notes = self.posterior_window(layer)?;
                 let it = self.iteration;
                 let temperature = self.config.train.posterior_temperature;
                 let p = self
@@ -1390,7 +1620,9 @@ impl Trainer {
                     .as_mut()
                     .and_then(|c| c.posteriors.get_mut(layer).and_then(|p| p.as_mut()))
                     .ok_or_else(|| {
-                        DlnError::Command(format!("layer {layer} has no posterior samples now"))
+                        DlnError::Command(format!(
+                            "layer {layer} has no posterior samples yet this iteration"
+                        ))
                     })?;
                 let ex = p.examples.get_mut(example).ok_or_else(|| {
                     DlnError::Command(format!(
@@ -1420,6 +1652,9 @@ impl Trainer {
                         layer,
                         examples,
                     });
+                }
+                for message in notes {
+                    self.emit(Event::Warning { message });
                 }
             }
             Command::Pause | Command::Resume | Command::Step | Command::Stop => {}
@@ -1509,5 +1744,6 @@ fn placeholder_state() -> TrainerState {
         shots: Vec::new(),
         usage: Vec::new(),
         train_accuracy: Vec::new(),
+        hidden_edits: Vec::new(),
     }
 }
