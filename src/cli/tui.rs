@@ -4,7 +4,7 @@
 //! run directory) fails here with a one-line message; once the workbench runs, the terminal is
 //! restored on every way out.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -210,7 +210,7 @@ async fn finish(
     }
 }
 
-fn report(app: &App, run_dir: &PathBuf, finished: Option<Result<dln::run::RunSummary, String>>) {
+fn report(app: &App, run_dir: &Path, finished: Option<Result<dln::run::RunSummary, String>>) {
     let dir = run_dir.display();
     match finished {
         Some(Ok(s)) if !s.stopped_early && !app.run.is_active() => {

@@ -207,11 +207,11 @@ impl App {
     pub fn apply(&mut self, event: &Event) {
         self.run.apply(event);
         match event {
-            Event::StateChanged { state } => {
-                // "pausing…" lasts until the engine says it paused (or ended).
-                if !matches!(state, RunState::Running | RunState::Pausing) {
-                    self.pause_requested = false;
-                }
+            // "pausing…" lasts until the engine says it paused (or ended).
+            Event::StateChanged { state }
+                if !matches!(state, RunState::Running | RunState::Pausing) =>
+            {
+                self.pause_requested = false;
             }
             Event::RunStarted { layers, .. } => {
                 self.sel.layer = self.sel.layer.min(layers.len().saturating_sub(1));
@@ -253,10 +253,10 @@ impl App {
                     self.notice = Some(format!("error: {message}"));
                 }
             }
-            Event::PosteriorSampled { layer, .. } | Event::Sharpened { layer, .. } => {
-                if self.sel.hidden_layer.is_none() {
-                    self.sel.hidden_layer = Some(*layer);
-                }
+            Event::PosteriorSampled { layer, .. } | Event::Sharpened { layer, .. }
+                if self.sel.hidden_layer.is_none() =>
+            {
+                self.sel.hidden_layer = Some(*layer);
             }
             _ => {}
         }

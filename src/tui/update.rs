@@ -203,10 +203,8 @@ impl App {
                 let text = l.prompt.clone();
                 self.open_editor(EditorTarget::Prompt { layer }, &text);
             }
-            Action::EditTemplate => {
-                if self.run.layers.get(layer).is_some() {
-                    self.overlay = Some(Overlay::TemplatePicker { layer, selected: 0 });
-                }
+            Action::EditTemplate if self.run.layers.get(layer).is_some() => {
+                self.overlay = Some(Overlay::TemplatePicker { layer, selected: 0 });
             }
             Action::AddHidden | Action::ExcludeSample => return self.hidden_action(action),
             _ => {}

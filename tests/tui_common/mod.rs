@@ -171,7 +171,7 @@ pub fn dln1_running() -> Vec<Event> {
             layer: Some(0),
             total: 3,
         });
-        let next = if it < 2 { winners[it] } else { P2 };
+        let next = winners.get(it).copied().unwrap_or(P2);
         let props = [
             current,
             next,

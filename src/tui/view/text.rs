@@ -169,7 +169,7 @@ pub fn bar(fraction: f64, cells: usize) -> String {
     };
     let eighths = (f * (cells * 8) as f64).round() as usize;
     let mut s = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         s.push(PARTS[eighths % 8 - 1]);
     }
     let used = s.chars().count();
