@@ -158,7 +158,10 @@ impl EmbeddedBackend {
                 ))
             })?;
         let model = Arc::new(model);
-        let chat_template = model.chat_template(None).ok();
+        let chat_template = model
+            .chat_template(None)
+            .ok()
+            .or_else(|| tokens::fallback_template(&model));
         let settings = WorkerSettings {
             n_ctx: opts.context_size.clamp(64, model.n_ctx_train().max(64)),
             n_batch: opts.batch_size.max(1),

@@ -124,6 +124,22 @@ pub fn render_chat(
         .map_err(|e| LlmError::Model(format!("applying the model's chat template failed: {e}")))
 }
 
+/// For a GGUF without a `tokenizer.chat_template` (the Gemma 3 270M chunks ship none): the
+/// llama.cpp built-in template of the family whose turn markers are single tokens of the
+/// vocabulary.
+pub fn fallback_template(model: &LlamaModel) -> Option<LlamaChatTemplate> {
+    let single_token =
+        |marker: &str| model.vocab().tokenize(marker.as_bytes(), false, true).len() == 1;
+    let name = if single_token("<start_of_turn>") {
+        "gemma"
+    } else if single_token("<|im_start|>") {
+        "chatml"
+    } else {
+        return None;
+    };
+    LlamaChatTemplate::new(name).ok()
+}
+
 fn ids(tokens: Vec<LlamaToken>) -> Vec<i32> {
     tokens.into_iter().map(|t| t.0).collect()
 }
