@@ -16,7 +16,8 @@ pub(crate) struct Splits {
 
 /// Cuts the missing splits from `pool` (a seeded shuffle, dev first, then test, train from the
 /// rest), shuffles given split files with the same seed, and applies the caps. The same data and
-/// seed always give the same splits.
+/// seed always give the same splits. An empty train split is an error; so is an empty dev or test
+/// split unless it was asked for (a count of 0 or a cap of 0).
 pub(crate) fn assign(
     mut pool: Vec<Example>,
     dev: Option<Vec<Example>>,
