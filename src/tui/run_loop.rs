@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
-use futures::StreamExt;
-use ratatui::DefaultTerminal;
+use futures::{Stream, StreamExt};
+use ratatui::backend::Backend;
+use ratatui::{DefaultTerminal, Terminal};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::{sleep_until, Instant};
 
@@ -33,13 +34,29 @@ pub struct LoopStats {
     pub events: u64,
 }
 
-/// Run the workbench until the person leaves (and, after a Stop, until the engine has finished).
+/// Run the workbench on the real terminal until the person leaves (and, after a Stop, until the
+/// engine has finished).
 pub async fn run(
     terminal: &mut DefaultTerminal,
     app: &mut App,
-    mut link: Link,
+    link: Link,
 ) -> std::io::Result<LoopStats> {
-    let mut input = EventStream::new();
+    run_with(terminal, EventStream::new(), app, link).await
+}
+
+/// The loop over any backend and any stream of terminal events (tests drive it with ratatui's
+/// `TestBackend` and a channel).
+pub async fn run_with<B, S>(
+    terminal: &mut Terminal<B>,
+    mut input: S,
+    app: &mut App,
+    mut link: Link,
+) -> std::io::Result<LoopStats>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = std::io::Result<TermEvent>> + Unpin,
+{
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut batch: Vec<Event> = Vec::with_capacity(256);
@@ -47,7 +64,7 @@ pub async fn run(
         frames: 0,
         events: 0,
     };
-    let size = terminal.size()?;
+    let size = terminal.size().map_err(std::io::Error::other)?;
     app.viewport = (size.width, size.height);
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
@@ -60,7 +77,7 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = sleep_until(deadline), if dirty => {
-                terminal.draw(|f| view::draw(app, f))?;
+                terminal.draw(|f| view::draw(app, f)).map_err(std::io::Error::other)?;
                 stats.frames += 1;
                 dirty = false;
                 last_draw = Instant::now();
@@ -76,7 +93,7 @@ pub async fn run(
                 }
                 Some(Ok(TermEvent::Resize(w, h))) => {
                     app.viewport = (w, h);
-                    terminal.autoresize()?;
+                    terminal.autoresize().map_err(std::io::Error::other)?;
                     dirty = true;
                 }
                 Some(Ok(_)) => {}

@@ -162,10 +162,10 @@ pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
             0,
             (
                 Action::TogglePause,
-                if app.shown_state() == Some(RunState::Paused) {
-                    "resume"
-                } else {
-                    "pause"
+                match app.shown_state() {
+                    Some(RunState::Paused) => "resume",
+                    Some(RunState::Pausing) => "cancel pause",
+                    _ => "pause",
                 },
             ),
         );
