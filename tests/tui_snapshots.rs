@@ -220,3 +220,27 @@ fn empty_before_start_and_tiny_sizes_do_not_panic() {
         app.handle_action(Action::Help);
     }
 }
+
+#[test]
+fn themes_colour_the_status_badge_and_mono_does_not() {
+    use ratatui::backend::TestBackend;
+    use ratatui::style::Color;
+    use ratatui::Terminal;
+    for (theme, coloured) in [
+        (dln::tui::Theme::dark(), true),
+        (dln::tui::Theme::builtin("light").expect("light"), true),
+        (dln::tui::Theme::mono(), false),
+    ] {
+        let mut app = dln::tui::App::new(theme.clone(), dln::tui::KeyMap::default());
+        app.apply_all(&dln1_running());
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+        terminal
+            .draw(|f| dln::tui::view::draw(&app, f))
+            .expect("draw");
+        let buf = terminal.backend().buffer();
+        let badge = &buf[(1, 22)];
+        assert_eq!(badge.symbol(), "R", "{}: the RUNNING badge", theme.name);
+        let has_colour = badge.bg != Color::Reset || badge.fg != Color::Reset;
+        assert_eq!(has_colour, coloured, "{}: {:?}", theme.name, badge);
+    }
+}
