@@ -15,9 +15,9 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &str) -> Tmux {
+    fn start(name: &str, command: &str) -> Tmux {
         let t = Tmux {
-            socket: format!("dln-e2e-{}", std::process::id()),
+            socket: format!("dln-e2e-{name}-{}", std::process::id()),
             session: "wb".into(),
         };
         let ok = t
@@ -148,7 +148,7 @@ fn workbench_pause_pin_edit_resume_quit() {
         config = quote(&repo.join("examples/tiny.toml")),
         out = quote(&out),
     );
-    let tmux = Tmux::start(&command);
+    let tmux = Tmux::start("live", &command);
     let slow = Duration::from_secs(600);
     let quick = Duration::from_secs(20);
 
@@ -319,6 +319,34 @@ fn workbench_pause_pin_edit_resume_quit() {
         edited.contains("edited in the workbench"),
         "checkpoint records the edit: {edited}"
     );
+
+    // 8. `dln replay` on the same directory shows the pinned prompt, read-only, with a scrubber.
+    let replay = Tmux::start(
+        "replay",
+        &format!(
+            "env DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color {bin} replay {out}; echo EXIT=$?; sleep 60",
+            data = quote(&data),
+            cfg = quote(&tmp.path().join("no-config.toml")),
+            bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
+            out = quote(&out),
+        ),
+    );
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let head: String = words(&pinned).chars().take(24).collect();
+    let (s, _) = replay.wait_for("the replay", quick, |s| s.contains(" REPLAY "));
+    assert!(s.contains("◆ pinned"), "{s}");
+    assert!(
+        words(&s).contains(&head),
+        "the pinned prompt is shown:\n{s}"
+    );
+    replay.keys(&["["]);
+    replay.wait_for("the scrubber moved", quick, |s| s.contains("iteration "));
+    replay.keys(&["p"]);
+    replay.wait_for("the read-only notice", quick, |s| {
+        s.contains("read-only replay")
+    });
+    replay.keys(&["q"]);
+    replay.wait_for("the replay exit", quick, |s| s.contains("EXIT=0"));
 
     eprintln!(
         "e2e: first candidates after {:.1}s; key to visible change {} ms; stop to exit {:.1}s; idle CPU while paused {}",
