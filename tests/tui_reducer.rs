@@ -444,3 +444,53 @@ fn help_lists_every_action_with_its_keys() {
         }
     }
 }
+
+#[test]
+fn the_hidden_pane_follows_the_selected_layer_in_deeper_networks() {
+    let mut events = dln2_hidden();
+    // Make it DLN-3: a third layer and a posterior of the text below it.
+    if let Some(Event::RunStarted { layers, .. }) = events.first_mut() {
+        let mut top = layers[1].clone();
+        top.index = 2;
+        layers.push(top);
+    }
+    let examples = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Sharpened { examples, .. } => Some(examples.clone()),
+            _ => None,
+        })
+        .expect("a sharpened posterior");
+    events.push(Event::Sharpened {
+        iteration: 0,
+        layer: 2,
+        examples,
+    });
+    let mut app = app_with(&events);
+    assert_eq!(app.hidden_layer(), Some(1), "the first posterior seen");
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(app.hidden_layer(), Some(1));
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(app.sel.layer, 2);
+    assert_eq!(app.hidden_layer(), Some(2));
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("between layers 2 and 3"), "{screen}");
+}
+
+#[test]
+fn errors_about_other_commands_do_not_land_in_a_template_editor() {
+    let mut app = app_with(&paused(dln2_hidden()));
+    press(&mut app, KeyCode::Char('t'));
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "x = 1\n");
+    assert_eq!(ctrl(&mut app, 's').len(), 1);
+    app.apply(&Event::Error {
+        message: "example 9 is not in the current batch".into(),
+    });
+    let target = EditorTarget::Template {
+        layer: 0,
+        role: TemplateRoleOrd::Forward,
+    };
+    assert!(app.editors[&target].error.is_none());
+    assert!(app.notice.as_deref().unwrap_or("").contains("example 9"));
+}

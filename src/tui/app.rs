@@ -241,11 +241,14 @@ impl App {
                     .insert((*layer, (*role).into()), source.clone());
             }
             Event::Error { message } => {
-                // An error while a template edit awaits its answer is that edit's verdict.
+                // A template error while a template edit awaits its answer is that edit's verdict.
+                let about_template = message.contains("template");
                 let awaiting = self
                     .editors
                     .iter()
-                    .find(|(t, b)| b.awaiting && matches!(t, EditorTarget::Template { .. }))
+                    .find(|(t, b)| {
+                        about_template && b.awaiting && matches!(t, EditorTarget::Template { .. })
+                    })
                     .map(|(t, _)| *t);
                 if let Some(target) = awaiting {
                     self.set_editor_error(target, EditorError::from_message(message));

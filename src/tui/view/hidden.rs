@@ -41,6 +41,11 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
                     "sampled, not yet weighted"
                 }
             );
+            let head = if app.run.posteriors.len() > 1 {
+                format!("{head} · select a layer (←/→ in Layers) for another")
+            } else {
+                head
+            };
             let examples: Vec<&PosteriorExample> =
                 rows.iter().filter_map(|i| p.examples.get(*i)).collect();
             draw_posterior(app, frame, inner, &head, &examples);
