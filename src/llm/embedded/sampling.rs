@@ -58,39 +58,59 @@ fn argmax(logits: &[f32]) -> usize {
 
 fn draw(logits: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) -> usize {
     let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let mut probs: Vec<(usize, f64)> = logits
+    let probs: Vec<f64> = logits
         .iter()
-        .enumerate()
-        .map(|(i, &l)| (i, ((l as f64 - max) / temperature).exp()))
-        .filter(|(_, p)| *p > 0.0)
+        .map(|&l| ((l as f64 - max) / temperature).exp())
         .collect();
-    // Descending probability, ties by id, so the order (and the draw) is deterministic.
-    probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let total: f64 = probs.iter().map(|p| p.1).sum();
-    let keep_mass = if top_p > 0.0 && top_p < 1.0 {
-        top_p * total
-    } else {
-        total
-    };
+    let total: f64 = probs.iter().sum();
+    if !(top_p > 0.0 && top_p < 1.0) {
+        // The whole distribution: no ordering needed, walk it in id order.
+        let u = rng.gen::<f64>() * total;
+        let mut acc = 0.0;
+        for (i, p) in probs.iter().enumerate() {
+            acc += p;
+            if u < acc {
+                return i;
+            }
+        }
+        return probs.iter().rposition(|p| *p > 0.0).unwrap_or(0);
+    }
+    // Descending probability, ties by id: a total order, so the nucleus (and the draw) is
+    // deterministic. Only the head of the vocabulary is sorted unless it holds too little mass.
+    let by_prob = |a: &usize, b: &usize| probs[*b].total_cmp(&probs[*a]).then(a.cmp(b));
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    let head = HEAD.min(order.len());
+    if head < order.len() {
+        order.select_nth_unstable_by(head - 1, by_prob);
+    }
+    order[..head].sort_by(by_prob);
+    let keep_mass = top_p * total;
+    let head_mass: f64 = order[..head].iter().map(|&i| probs[i]).sum();
+    if head_mass < keep_mass {
+        order.sort_by(by_prob);
+    }
     let mut kept = 0;
     let mut mass = 0.0;
-    for (_, p) in &probs {
+    for &i in &order {
         kept += 1;
-        mass += p;
+        mass += probs[i];
         if mass >= keep_mass {
             break;
         }
     }
     let u: f64 = rng.gen::<f64>() * mass;
     let mut acc = 0.0;
-    for (i, p) in &probs[..kept] {
-        acc += p;
+    for &i in &order[..kept] {
+        acc += probs[i];
         if u < acc {
-            return *i;
+            return i;
         }
     }
-    probs[kept - 1].0
+    order[kept - 1]
 }
+
+/// How many of the most likely tokens are sorted before trying the nucleus within them.
+const HEAD: usize = 256;
 
 /// Where the earliest of `stops` begins in `text`, searching only from `from` on (earlier text
 /// was already checked; `from` is moved back by the longest stop so matches that straddle the
@@ -147,6 +167,15 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(sample(&logits, 1.0, 0.5, &mut rng).0, 0);
         }
+    }
+
+    #[test]
+    fn a_flat_distribution_draws_beyond_the_sorted_head() {
+        let logits = vec![0.0f32; 2000];
+        let mut rng = sample_rng(5, 0);
+        let draws: Vec<usize> = (0..200).map(|_| sample(&logits, 1.0, 0.99, &mut rng).0).collect();
+        assert!(draws.iter().any(|&t| t >= HEAD), "nucleus of a flat distribution is wide");
+        assert!(draws.iter().all(|&t| t < 2000));
     }
 
     #[test]
