@@ -164,21 +164,72 @@ pub enum Event {
         dev_size: usize,
         test_size: usize,
     },
-    StateChanged { state: RunState },
-    StageStarted { iteration: usize, stage: Stage, layer: Option<LayerIndex>, total: usize },
-    StageProgress { iteration: usize, stage: Stage, done: usize, total: usize },
-    ForwardDone { iteration: usize, examples: Vec<ForwardExample>, accuracy: f64, loss: f64 },
+    StateChanged {
+        state: RunState,
+    },
+    StageStarted {
+        iteration: usize,
+        stage: Stage,
+        layer: Option<LayerIndex>,
+        total: usize,
+    },
+    StageProgress {
+        iteration: usize,
+        stage: Stage,
+        done: usize,
+        total: usize,
+    },
+    ForwardDone {
+        iteration: usize,
+        examples: Vec<ForwardExample>,
+        accuracy: f64,
+        loss: f64,
+    },
     /// Posterior samples of the hidden text below `layer` (i.e. written by layer `layer - 1`).
-    PosteriorSampled { iteration: usize, layer: LayerIndex, examples: Vec<PosteriorExample> },
-    Sharpened { iteration: usize, layer: LayerIndex, examples: Vec<PosteriorExample> },
-    CandidatesProposed { iteration: usize, layer: LayerIndex, candidates: Vec<Candidate> },
-    CandidatesScored { iteration: usize, layer: LayerIndex, candidates: Vec<Candidate>, winner: usize },
-    PromptSelected { iteration: usize, layer: LayerIndex, prompt: String, previous: String },
+    PosteriorSampled {
+        iteration: usize,
+        layer: LayerIndex,
+        examples: Vec<PosteriorExample>,
+    },
+    Sharpened {
+        iteration: usize,
+        layer: LayerIndex,
+        examples: Vec<PosteriorExample>,
+    },
+    CandidatesProposed {
+        iteration: usize,
+        layer: LayerIndex,
+        candidates: Vec<Candidate>,
+    },
+    CandidatesScored {
+        iteration: usize,
+        layer: LayerIndex,
+        candidates: Vec<Candidate>,
+        winner: usize,
+    },
+    PromptSelected {
+        iteration: usize,
+        layer: LayerIndex,
+        prompt: String,
+        previous: String,
+    },
     /// ELBO terms of the chosen prompts, per layer, and their sum.
-    Elbo { iteration: usize, terms: Vec<Option<f64>>, total: f64 },
-    Evaluated { iteration: usize, split: String, accuracy: f64, best_so_far: bool },
+    Elbo {
+        iteration: usize,
+        terms: Vec<Option<f64>>,
+        total: f64,
+    },
+    Evaluated {
+        iteration: usize,
+        split: String,
+        accuracy: f64,
+        best_so_far: bool,
+    },
     /// Patience ran out: the prompts were reset to the best-dev ones.
-    PatienceReset { iteration: usize, prompts: Vec<String> },
+    PatienceReset {
+        iteration: usize,
+        prompts: Vec<String>,
+    },
     IterationDone {
         iteration: usize,
         train_accuracy: f64,
@@ -186,15 +237,42 @@ pub enum Event {
         usage: Vec<UsageEntry>,
         elapsed_ms: u64,
     },
-    PromptPinned { layer: LayerIndex, prompt: String },
-    PromptUnpinned { layer: LayerIndex },
-    PromptReplaced { layer: LayerIndex, prompt: String },
-    TemplateReplaced { layer: LayerIndex, role: TemplateRole, source: String },
-    HiddenAdded { layer: LayerIndex, example: usize, text: String },
-    SampleExcluded { layer: LayerIndex, example: usize, sample: usize },
-    CheckpointWritten { iteration: usize, path: String },
-    Warning { message: String },
-    Error { message: String },
+    PromptPinned {
+        layer: LayerIndex,
+        prompt: String,
+    },
+    PromptUnpinned {
+        layer: LayerIndex,
+    },
+    PromptReplaced {
+        layer: LayerIndex,
+        prompt: String,
+    },
+    TemplateReplaced {
+        layer: LayerIndex,
+        role: TemplateRole,
+        source: String,
+    },
+    HiddenAdded {
+        layer: LayerIndex,
+        example: usize,
+        text: String,
+    },
+    SampleExcluded {
+        layer: LayerIndex,
+        example: usize,
+        sample: usize,
+    },
+    CheckpointWritten {
+        iteration: usize,
+        path: String,
+    },
+    Warning {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
     RunFinished {
         best_prompts: Vec<String>,
         dev_accuracy: Option<f64>,
@@ -212,18 +290,38 @@ pub enum Command {
     /// Run one stage, then pause again.
     Step,
     /// Fix a layer's prompt to `prompt`; the layer is excluded from updates until unpinned.
-    Pin { layer: LayerIndex, prompt: String },
-    Unpin { layer: LayerIndex },
+    Pin {
+        layer: LayerIndex,
+        prompt: String,
+    },
+    Unpin {
+        layer: LayerIndex,
+    },
     /// Replace a layer's current prompt (it stays trainable).
-    SetPrompt { layer: LayerIndex, prompt: String },
+    SetPrompt {
+        layer: LayerIndex,
+        prompt: String,
+    },
     /// Replace one of a layer's templates; validated first, an invalid one is refused with an
     /// `Error` event and the old one kept.
-    SetTemplate { layer: LayerIndex, role: TemplateRole, source: String },
+    SetTemplate {
+        layer: LayerIndex,
+        role: TemplateRole,
+        source: String,
+    },
     /// A person-written hidden text for example `example` of the current batch; it joins the
     /// posterior samples of the hidden text below `layer`.
-    AddHidden { layer: LayerIndex, example: usize, text: String },
+    AddHidden {
+        layer: LayerIndex,
+        example: usize,
+        text: String,
+    },
     /// Exclude posterior sample `sample` of example `example`.
-    ExcludeSample { layer: LayerIndex, example: usize, sample: usize },
+    ExcludeSample {
+        layer: LayerIndex,
+        example: usize,
+        sample: usize,
+    },
     /// Write a checkpoint and end.
     Stop,
 }
