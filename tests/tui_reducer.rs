@@ -494,3 +494,36 @@ fn errors_about_other_commands_do_not_land_in_a_template_editor() {
     assert!(app.editors[&target].error.is_none());
     assert!(app.notice.as_deref().unwrap_or("").contains("example 9"));
 }
+
+#[test]
+fn a_hidden_text_can_be_written_before_the_posterior_is_sampled() {
+    let events: Vec<Event> = dln2_hidden()
+        .into_iter()
+        .take_while(|e| !matches!(e, Event::PosteriorSampled { .. }))
+        .collect();
+    let mut app = app_with(&events);
+    assert_eq!(app.hidden_layer(), None);
+    app.focus = Pane::Hidden;
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char('a'));
+    let target = EditorTarget::Hidden {
+        layer: 1,
+        example: 1,
+    };
+    assert_eq!(
+        app.editors[&target].text(),
+        "December ends; the next day is in 2021."
+    );
+    ctrl(&mut app, 'a');
+    ctrl(&mut app, 'k');
+    type_text(&mut app, "Next year.");
+    assert_eq!(
+        ctrl(&mut app, 's'),
+        vec![Command::AddHidden {
+            layer: 1,
+            example: 1,
+            text: "Next year.".into()
+        }]
+    );
+    assert_eq!(press(&mut app, KeyCode::Char('x')), vec![]);
+}

@@ -214,9 +214,7 @@ impl App {
 
     fn hidden_action(&mut self, action: Action) -> Vec<Command> {
         let Some(layer) = self.hidden_layer() else {
-            self.notice =
-                Some("no posterior samples yet (DLN-2 and deeper, after the forward pass)".into());
-            return Vec::new();
+            return self.hidden_before_sampling(action);
         };
         let rows = self.hidden_rows();
         let Some(ex) = rows.get(self.sel.example).and_then(|i| {
@@ -258,6 +256,40 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// Before the posterior is sampled the pane shows the forward pass: a written hidden text
+    /// is queued by the engine and joins the samples when they are drawn.
+    fn hidden_before_sampling(&mut self, action: Action) -> Vec<Command> {
+        let depth = self.run.depth();
+        let rows = self.hidden_rows();
+        let selected =
+            self.run.forward.as_ref().and_then(|(_, examples)| {
+                rows.get(self.sel.example).and_then(|i| examples.get(*i))
+            });
+        match (action, selected) {
+            (Action::AddHidden, Some(ex)) if depth >= 2 => {
+                // The hidden text the selected layer reads (the output layer's by default).
+                let layer = if self.sel.layer >= 1 {
+                    self.sel.layer
+                } else {
+                    depth - 1
+                };
+                let text = ex.hidden.get(layer - 1).cloned().unwrap_or_default();
+                let example = ex.index;
+                self.open_editor(EditorTarget::Hidden { layer, example }, &text);
+            }
+            (Action::AddHidden, _) if depth < 2 => {
+                self.notice = Some("DLN-1 has no hidden layer".into());
+            }
+            (Action::AddHidden, _) => {
+                self.notice = Some("no example yet: wait for the forward pass".into());
+            }
+            _ => {
+                self.notice = Some("no posterior samples to exclude yet".into());
+            }
+        }
+        Vec::new()
     }
 
     /// Open (or return to) the editor of `target`; a kept buffer wins over `initial`.
