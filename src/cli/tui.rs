@@ -36,6 +36,7 @@ const DEMO_DATA: &[(&str, &str)] = &[(
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub fn demo(model: Option<&str>, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+    need_terminal()?;
     let dir = dln::llm::model::data_dir().join("demo");
     for (name, text) in std::iter::once(&DEMO_CONFIG).chain(DEMO_DATA) {
         let path = dir.join(name);
@@ -56,6 +57,7 @@ pub fn open(
     model: Option<&str>,
     theme: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    need_terminal()?;
     let mut config = Config::load(config_file)?;
     for s in set {
         config.apply_override(s)?;
@@ -87,6 +89,7 @@ pub fn open(
 }
 
 pub fn replay(run_dir: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+    need_terminal()?;
     let events = read_events(run_dir)?;
     if events.is_empty() {
         anyhow::bail!(
@@ -102,6 +105,18 @@ pub fn replay(run_dir: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
         workbench(&mut app, Link::default()).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The workbench draws on a terminal; say so instead of writing escape codes into a pipe.
+fn need_terminal() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "the workbench needs a terminal (stdin and stdout); for a headless run use `dln train CONFIG`"
+        )
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
