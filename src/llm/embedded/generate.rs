@@ -197,7 +197,7 @@ impl Worker<'_> {
                 .decode(&mut self.batch)
                 .map_err(|e| LlmError::Model(format!("llama.cpp decode failed: {e}")))?;
             self.count(|u| {
-                u.tokens_computed += active.len() as u64;
+                u.tokens_computed += (active.len() + paired as usize) as u64;
                 u.tokens_generated += active.len() as u64;
             });
             for (b, &i) in active.iter().enumerate() {

@@ -238,6 +238,13 @@ impl EmbeddedBackend {
             .collect()
     }
 
+    /// Counts `n` requests served (a classify request is one, whatever its verbalizers).
+    fn count_calls(&self, n: usize) {
+        if let Ok(mut usage) = self.usage.lock() {
+            usage.calls += n as u64;
+        }
+    }
+
     async fn run_scores(&self, items: Vec<ScoreItem>, mode: ScoreMode) -> LlmResult<Vec<Score>> {
         let values = self.call(|reply| Job::Score { items, mode, reply }).await?;
         Ok(values
@@ -254,7 +261,9 @@ impl EmbeddedBackend {
     /// tests of prefix reuse; it gives the same numbers as [`Backend::score`], only slower.
     pub async fn score_naive(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
         let items = self.score_items(&requests)?;
-        self.run_scores(items, ScoreMode::Naive).await
+        let scores = self.run_scores(items, ScoreMode::Naive).await?;
+        self.count_calls(requests.len());
+        Ok(scores)
     }
 
     /// Scores each target token by its own from-scratch forward pass over the tokens before it:
@@ -361,7 +370,9 @@ impl Backend for EmbeddedBackend {
 
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
         let items = self.score_items(&requests)?;
-        self.run_scores(items, ScoreMode::Reuse).await
+        let scores = self.run_scores(items, ScoreMode::Reuse).await?;
+        self.count_calls(requests.len());
+        Ok(scores)
     }
 
     async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
@@ -388,6 +399,7 @@ impl Backend for EmbeddedBackend {
             }
         }
         let scores = self.run_scores(items, ScoreMode::Reuse).await?;
+        self.count_calls(requests.len());
         let mut masses: Vec<Vec<Vec<f64>>> = requests
             .iter()
             .map(|req| vec![Vec::new(); req.classes.len()])

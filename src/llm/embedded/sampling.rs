@@ -173,8 +173,13 @@ mod tests {
     fn a_flat_distribution_draws_beyond_the_sorted_head() {
         let logits = vec![0.0f32; 2000];
         let mut rng = sample_rng(5, 0);
-        let draws: Vec<usize> = (0..200).map(|_| sample(&logits, 1.0, 0.99, &mut rng).0).collect();
-        assert!(draws.iter().any(|&t| t >= HEAD), "nucleus of a flat distribution is wide");
+        let draws: Vec<usize> = (0..200)
+            .map(|_| sample(&logits, 1.0, 0.99, &mut rng).0)
+            .collect();
+        assert!(
+            draws.iter().any(|&t| t >= HEAD),
+            "nucleus of a flat distribution is wide"
+        );
         assert!(draws.iter().all(|&t| t < 2000));
     }
 

@@ -311,7 +311,6 @@ impl Worker<'_> {
             self.cached = job.tokens;
             self.count(|u| u.tokens_reused += start as u64);
         }
-        self.count(|u| u.calls += items.len() as u64);
         Ok(out)
     }
 
