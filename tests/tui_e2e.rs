@@ -123,6 +123,22 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// The pid of a child process of `parent` (the shell in the pane runs `env` → `dln`), from /proc.
+fn child_of(parent: &str) -> Option<String> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.filter_map(Result::ok).find_map(|e| {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .to_string();
+        (ppid == parent).then_some(pid)
+    })
+}
+
 fn json_lines(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
@@ -171,18 +187,7 @@ fn workbench_pause_pin_edit_resume_quit() {
 
     // Idle while paused: the workbench (and the waiting engine) use almost no CPU.
     let pane_pid = tmux.display("#{pane_pid}");
-    let dln_pid = String::from_utf8_lossy(
-        &Command::new("pgrep")
-            .args(["-P", &pane_pid, "-f", "dln"])
-            .output()
-            .expect("pgrep")
-            .stdout,
-    )
-    .lines()
-    .next()
-    .unwrap_or("")
-    .trim()
-    .to_string();
+    let dln_pid = child_of(&pane_pid).unwrap_or_default();
     let idle_cpu = match cpu_seconds(&dln_pid) {
         Some(before) => {
             std::thread::sleep(Duration::from_secs(3));
