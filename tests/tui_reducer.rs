@@ -250,7 +250,10 @@ fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
         (1, TemplateRoleOrd::Forward),
         "{{ prompt }}\n{{ input }}\nAnswer:".into(),
     );
-    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(
+        app.sel.layer, 1,
+        "the selection follows the layer proposing candidates"
+    );
     press(&mut app, KeyCode::Char('t'));
     assert!(matches!(
         app.overlay,
@@ -446,6 +449,25 @@ fn help_lists_every_action_with_its_keys() {
 }
 
 #[test]
+fn the_layer_selection_follows_the_run_until_the_person_chooses() {
+    let mut app = app_with(&dln2_hidden());
+    assert_eq!(app.sel.layer, 1);
+    app.apply(&Event::CandidatesProposed {
+        iteration: 0,
+        layer: 0,
+        candidates: vec![],
+    });
+    assert_eq!(app.sel.layer, 0);
+    press(&mut app, KeyCode::Char('l'));
+    app.apply(&Event::CandidatesProposed {
+        iteration: 1,
+        layer: 0,
+        candidates: vec![],
+    });
+    assert_eq!(app.sel.layer, 1, "a chosen layer stays");
+}
+
+#[test]
 fn the_hidden_pane_follows_the_selected_layer_in_deeper_networks() {
     let mut events = dln2_hidden();
     // Make it DLN-3: a third layer and a posterior of the text below it.
@@ -468,6 +490,8 @@ fn the_hidden_pane_follows_the_selected_layer_in_deeper_networks() {
     });
     let mut app = app_with(&events);
     assert_eq!(app.hidden_layer(), Some(1), "the first posterior seen");
+    press(&mut app, KeyCode::Char('h'));
+    assert_eq!((app.sel.layer, app.hidden_layer()), (0, Some(1)));
     press(&mut app, KeyCode::Char('l'));
     assert_eq!(app.hidden_layer(), Some(1));
     press(&mut app, KeyCode::Char('l'));
@@ -488,7 +512,7 @@ fn errors_about_other_commands_do_not_land_in_a_template_editor() {
         message: "example 9 is not in the current batch".into(),
     });
     let target = EditorTarget::Template {
-        layer: 0,
+        layer: 1,
         role: TemplateRoleOrd::Forward,
     };
     assert!(app.editors[&target].error.is_none());

@@ -106,6 +106,9 @@ pub enum Exit {
 pub struct Selection {
     /// The layer the Layers and Candidates panes act on.
     pub layer: LayerIndex,
+    /// Set once the person picks a layer; until then the selection follows the layer whose
+    /// candidates were proposed last, so the live run is always in view.
+    pub layer_chosen: bool,
     /// Lines scrolled within the selected layer's prompt.
     pub layer_scroll: usize,
     pub show_diff: bool,
@@ -254,6 +257,13 @@ impl App {
                     self.set_editor_error(target, EditorError::from_message(message));
                 } else {
                     self.notice = Some(format!("error: {message}"));
+                }
+            }
+            Event::CandidatesProposed { layer, .. } if !self.sel.layer_chosen => {
+                if self.sel.layer != *layer {
+                    self.sel.layer = *layer;
+                    self.sel.layer_scroll = 0;
+                    self.sel.candidate = 0;
                 }
             }
             Event::PosteriorSampled { layer, .. } | Event::Sharpened { layer, .. }

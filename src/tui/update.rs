@@ -590,6 +590,7 @@ impl App {
             return;
         }
         self.sel.layer = (self.sel.layer as isize + delta).rem_euclid(n as isize) as usize;
+        self.sel.layer_chosen = true;
         // The hidden pane follows: it shows the hidden text the selected layer reads.
         if self.run.posteriors.contains_key(&self.sel.layer) {
             self.sel.hidden_layer = Some(self.sel.layer);
