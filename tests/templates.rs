@@ -475,3 +475,32 @@ fn trailing_newline_is_kept_only_when_written() {
     let open = Template::parse_toml("b", "template = '''\nThoughts:\n\n'''\n").expect("parses");
     assert_eq!(open.render(&json!({})).expect("render"), "Thoughts:\n");
 }
+
+#[test]
+fn toml_written_for_the_editor_reads_like_a_hand_written_file() {
+    let t = builtin("propose_prompt");
+    let text = t.to_toml();
+    let stop_line = text
+        .lines()
+        .find(|l| l.starts_with("stop = "))
+        .expect("a stop line");
+    assert!(
+        !stop_line.contains("\"\"\""),
+        "stop strings stay on one line: {stop_line}"
+    );
+    assert!(
+        stop_line.contains("\\n"),
+        "newlines are escaped: {stop_line}"
+    );
+    assert!(
+        text.contains("template = '''\n"),
+        "the body is a literal block:\n{text}"
+    );
+    let back = Template::parse_toml("propose_prompt", &text).expect("round trip parses");
+    assert_eq!(back.system, t.system);
+    assert_eq!(back.role, t.role);
+    // A body holding a literal-string terminator still round-trips (through the serializer).
+    let tricky = Template::parse_toml("x", "template = \"a ''' b {{ input }}\"").expect("parses");
+    let back = Template::parse_toml("x", &tricky.to_toml()).expect("round trip parses");
+    assert_eq!(back.source, tricky.source);
+}

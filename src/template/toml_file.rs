@@ -85,7 +85,10 @@ pub(crate) fn parse(
     })
 }
 
-/// Writes a template back in this format.
+/// Writes a template back in this format, laid out as a person would write it (the template
+/// editor shows this text): one-line strings with escapes (`stop = ["\n\n"]`), the body as a
+/// multi-line literal string. Falls back to the serializer's layout when the body cannot be a
+/// literal string (it contains `'''`) or the hand layout would not read back the same.
 pub(crate) fn write(t: &Template) -> String {
     let file = TemplateFile {
         name: Some(t.name.clone()),
@@ -99,8 +102,57 @@ pub(crate) fn write(t: &Template) -> String {
         trim_blocks: t.trim_blocks,
         template: t.source.clone(),
     };
+    if let Some(text) = write_by_hand(&file) {
+        let reads_back = toml::from_str::<TemplateFile>(&text)
+            .is_ok_and(|back| back.template == file.template && back.stop == file.stop);
+        if reads_back {
+            return text;
+        }
+    }
     // Serializing plain strings, vectors and an enum cannot fail; fall back to the body alone.
     toml::to_string(&file).unwrap_or_else(|_| format!("template = {:?}\n", t.source))
+}
+
+fn write_by_hand(f: &TemplateFile) -> Option<String> {
+    if f.template.contains("'''") {
+        return None;
+    }
+    // A JSON string literal is a valid TOML basic string for the escapes serde_json emits.
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"));
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "[]".to_string()
+        } else if v.len() == 1 {
+            format!("[{}]", quote(&v[0]))
+        } else {
+            let items: Vec<String> = v.iter().map(|s| format!("    {},\n", quote(s))).collect();
+            format!("[\n{}]", items.concat())
+        }
+    };
+    let mut out = String::new();
+    if let Some(name) = &f.name {
+        out.push_str(&format!("name = {}\n", quote(name)));
+    }
+    if let Some(role) = f.role {
+        let role = serde_json::to_value(role).ok()?;
+        out.push_str(&format!("role = {role}\n"));
+    }
+    out.push_str(&format!("chat = {}\n", f.chat));
+    if let Some(system) = &f.system {
+        out.push_str(&format!("system = {}\n", quote(system)));
+    }
+    out.push_str(&format!(
+        "assistant_prefix = {}\n",
+        quote(&f.assistant_prefix)
+    ));
+    out.push_str(&format!("stop = {}\n", list(&f.stop)));
+    out.push_str(&format!(
+        "message_alternatives = {}\n",
+        list(&f.message_alternatives)
+    ));
+    out.push_str(&format!("trim_blocks = {}\n", f.trim_blocks));
+    out.push_str(&format!("template = '''\n{}'''\n", f.template));
+    Some(out)
 }
 
 /// The 1-based line holding byte `offset`.
