@@ -2,6 +2,12 @@
 //! cached prefix), copied into one work sequence per sample, and the samples advance together,
 //! one token each per decode call. Sample `j` draws from its own generator seeded by
 //! `(seed, j)`.
+//!
+//! Reproducibility: how a request's samples are grouped depends only on the request and the
+//! engine settings (part of `model_id`), and the KV layout it starts from is canonical (sequence
+//! 0 holds its cached tokens in the first cells), so the same request gives the same samples
+//! whatever else is in the call or was run before. Generated alone (`sequential`) a sample can
+//! part from its batched twin at a near-tie: interleaved KV cells regroup float sums.
 
 use llama_cpp_2::token::LlamaToken;
 

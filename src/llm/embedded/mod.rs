@@ -190,7 +190,12 @@ impl EmbeddedBackend {
         let n_ctx = ready_rx
             .recv()
             .map_err(|_| LlmError::WorkerGone("the model thread ended while starting".into()))??;
-        let model_id = format!("llama.cpp:{identity}:ctx{n_ctx}:fa-off");
+        // Everything a sample's numbers depend on: the file, the window, and how many samples share
+        // a decode (see `generate`).
+        let model_id = format!(
+            "llama.cpp:{identity}:ctx{n_ctx}:par{}:fa-off",
+            settings.n_seq_max - 1
+        );
         Ok(EmbeddedBackend {
             model,
             chat_template,
