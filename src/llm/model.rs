@@ -245,6 +245,15 @@ pub fn pull_with(name: &str, config: &FetchConfig) -> Result<PathBuf, ModelError
         });
     }
     check_gguf(out.path())?;
+    // A temporary file is private (0600); the model is an ordinary readable file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let readable = std::fs::Permissions::from_mode(0o644);
+        out.as_file()
+            .set_permissions(readable)
+            .map_err(io("setting permissions of", out.path()))?;
+    }
     out.persist(&dest).map_err(|e| ModelError::Io {
         action: "moving the model to",
         path: dest.clone(),
