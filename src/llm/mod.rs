@@ -43,8 +43,13 @@ pub struct ChatMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Prompt {
-    Raw { text: String },
-    Chat { messages: Vec<ChatMessage>, assistant_prefix: String },
+    Raw {
+        text: String,
+    },
+    Chat {
+        messages: Vec<ChatMessage>,
+        assistant_prefix: String,
+    },
 }
 
 impl Prompt {
@@ -61,7 +66,9 @@ pub struct GenerateRequest {
     pub temperature: f32,
     pub top_p: f32,
     pub max_tokens: u32,
-    /// Generation stops before the first occurrence of any of these; the stop string is not returned.
+    /// Generation stops before the first occurrence of any of these after the output's leading
+    /// whitespace (a stop inside a leading blank line does not end an answer that has not begun);
+    /// the stop string is not returned.
     pub stop: Vec<String>,
     pub seed: u64,
     pub n: u32,
@@ -69,7 +76,15 @@ pub struct GenerateRequest {
 
 impl GenerateRequest {
     pub fn greedy(prompt: Prompt, max_tokens: u32, stop: Vec<String>) -> Self {
-        GenerateRequest { prompt, temperature: 0.0, top_p: 1.0, max_tokens, stop, seed: 0, n: 1 }
+        GenerateRequest {
+            prompt,
+            temperature: 0.0,
+            top_p: 1.0,
+            max_tokens,
+            stop,
+            seed: 0,
+            n: 1,
+        }
     }
 }
 
