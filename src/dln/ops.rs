@@ -8,7 +8,7 @@ use crate::data::{Example, OutputClasses};
 use crate::dln::error::DlnError;
 use crate::dln::network::Layer;
 use crate::llm::{
-    ClassifyRequest, GenerateRequest, LlmResult, Prompt, ScoreRequest, VerbalizerReduce,
+    ClassifyRequest, GenerateRequest, Generation, LlmResult, Prompt, ScoreRequest, VerbalizerReduce,
 };
 use crate::loss;
 
@@ -117,6 +117,23 @@ pub async fn generate_forward(
         .collect())
 }
 
+/// Runs requests on the layer's backward backend (posterior samples, prompt proposals); with no
+/// requests there is no call.
+pub async fn generate_backward(
+    layer: &Layer,
+    operation: &'static str,
+    requests: Vec<GenerateRequest>,
+) -> Result<Vec<Vec<Generation>>, DlnError> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    llm(
+        layer.index,
+        operation,
+        layer.backends.backward.generate(requests).await,
+    )
+}
+
 /// The output layer's answers: the argmax class when classes are known, else a generation.
 pub async fn predict(
     layer: &Layer,
@@ -131,6 +148,22 @@ pub async fn predict(
         }
         None => generate_forward(layer, contexts, seeds).await,
     }
+}
+
+/// [`accuracy_of`] the layer's prediction for each (context, target): the likelihood used in
+/// place of log-probabilities under accuracy scoring.
+pub async fn prediction_accuracies(
+    layer: &Layer,
+    classes: Option<&OutputClasses>,
+    pairs: Vec<(String, String)>,
+    seeds: Vec<u64>,
+) -> Result<Vec<f64>, DlnError> {
+    let (contexts, targets): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
+    let p = predict(layer, classes, contexts, seeds).await?;
+    Ok(p.iter()
+        .zip(&targets)
+        .map(|(p, t)| accuracy_of(p, t))
+        .collect())
 }
 
 /// Class distributions at the answer position of each context.

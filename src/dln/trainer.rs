@@ -93,6 +93,19 @@ struct ForwardResult {
     correct: Vec<bool>,
 }
 
+impl ForwardResult {
+    /// The share of examples answered right.
+    fn accuracy(&self) -> f64 {
+        math::mean(
+            &self
+                .correct
+                .iter()
+                .map(|c| if *c { 1.0 } else { 0.0 })
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
 /// The posterior of one hidden text, with its per-sample terms.
 #[derive(Debug, Clone)]
 struct Posterior {
@@ -596,12 +609,7 @@ impl Trainer {
                 correct: fwd.correct[i],
             })
             .collect();
-        let accuracy = math::mean(
-            &fwd.correct
-                .iter()
-                .map(|c| if *c { 1.0 } else { 0.0 })
-                .collect::<Vec<_>>(),
-        );
+        let accuracy = fwd.accuracy();
         self.emit(Event::ForwardDone {
             iteration: it,
             examples,
@@ -728,19 +736,7 @@ impl Trainer {
                 owners.push(i);
             }
         }
-        let backend = layer.backends.backward.clone();
-        let answers = if requests.is_empty() {
-            Vec::new()
-        } else {
-            backend
-                .generate(requests)
-                .await
-                .map_err(|source| DlnError::Llm {
-                    layer: l,
-                    operation: "posterior",
-                    source,
-                })?
-        };
+        let answers = ops::generate_backward(layer, "posterior", requests).await?;
         for (i, gens) in owners.into_iter().zip(answers) {
             for g in gens {
                 let text = g.text.trim().to_string();
@@ -821,12 +817,7 @@ impl Trainer {
             seeds.push(call_seed(seed, it, "sharpen", l, offsets[e] + s));
         }
         let ll = if accuracy_scoring {
-            let (contexts, targets): (Vec<String>, Vec<String>) = ll_pairs.into_iter().unzip();
-            let p = ops::predict(layer, self.net.classes.as_ref(), contexts, seeds).await?;
-            p.iter()
-                .zip(&targets)
-                .map(|(p, t)| ops::accuracy_of(p, t))
-                .collect()
+            ops::prediction_accuracies(layer, self.net.classes.as_ref(), ll_pairs, seeds).await?
         } else if l == o {
             ops::output_logprobs(
                 layer,
@@ -856,8 +847,6 @@ impl Trainer {
     }
 
     async fn stage_sharpen(&mut self, l: LayerIndex) -> Result<(), DlnError> {
-        let before = self.backend_usage();
-        let it = self.iteration;
         let post = self.cur()?.posteriors[l]
             .clone()
             .ok_or_else(|| DlnError::Command(format!("no posterior samples for layer {l}")))?;
@@ -867,35 +856,12 @@ impl Trainer {
             .enumerate()
             .flat_map(|(e, ex)| (0..ex.samples.len()).map(move |s| (e, s)))
             .collect();
-        self.emit(Event::StageStarted {
-            iteration: it,
-            stage: Stage::Sharpening,
-            layer: Some(l),
-            total: which.len(),
-        });
-        let mut examples = post.examples;
-        self.score_samples(l, &mut examples, &which).await?;
-        let temperature = self.config.train.posterior_temperature;
-        for ex in examples.iter_mut() {
-            reweigh(ex, temperature);
-        }
-        self.emit(Event::Sharpened {
-            iteration: it,
-            layer: l,
-            examples: examples.clone(),
-        });
-        self.cur_mut()?.posteriors[l] = Some(Posterior {
-            examples,
-            sharpened: true,
-        });
-        self.account(l, "sharpen", before);
-        Ok(())
+        self.sharpen(l, post.examples, &which).await
     }
 
     /// Scores the hidden texts a person added after sharpening (exactly as sharpening scored
     /// the others), re-normalizes their examples' weights and picks `h*` again.
     async fn stage_rescore(&mut self, l: LayerIndex) -> Result<(), DlnError> {
-        let it = self.iteration;
         let Some(post) = self.cur()?.posteriors[l].clone() else {
             return Ok(());
         };
@@ -914,15 +880,28 @@ impl Trainer {
         if which.is_empty() {
             return Ok(());
         }
+        self.sharpen(l, post.examples, &which).await
+    }
+
+    /// The Sharpening stage over the listed samples `(example position, sample index)` of the
+    /// posterior below layer `l`: scores them, re-normalizes the weights of their examples and
+    /// stores the posterior as sharpened. (Every example holds at least its forward sample, so
+    /// listing every sample re-normalizes every example.)
+    async fn sharpen(
+        &mut self,
+        l: LayerIndex,
+        mut examples: Vec<PosteriorExample>,
+        which: &[(usize, usize)],
+    ) -> Result<(), DlnError> {
         let before = self.backend_usage();
+        let it = self.iteration;
         self.emit(Event::StageStarted {
             iteration: it,
             stage: Stage::Sharpening,
             layer: Some(l),
             total: which.len(),
         });
-        let mut examples = post.examples;
-        self.score_samples(l, &mut examples, &which).await?;
+        self.score_samples(l, &mut examples, which).await?;
         let temperature = self.config.train.posterior_temperature;
         let mut touched: Vec<usize> = which.iter().map(|(e, _)| *e).collect();
         touched.dedup();
@@ -1025,47 +1004,20 @@ impl Trainer {
             });
         }
         let current = layer.prompt.clone();
-        let backend = layer.backends.backward.clone();
-        let answers = if requests.is_empty() {
-            Vec::new()
-        } else {
-            backend
-                .generate(requests)
-                .await
-                .map_err(|source| DlnError::Llm {
-                    layer: l,
-                    operation: "propose",
-                    source,
-                })?
-        };
-        let mut candidates = vec![Candidate {
-            prompt: current.clone(),
-            origin: CandidateOrigin::Current,
-            score: None,
-            kl: None,
-        }];
+        let answers = ops::generate_backward(layer, "propose", requests).await?;
+        let mut candidates = vec![candidate(current.clone(), CandidateOrigin::Current)];
         let mut rejected = 0;
         for g in answers.into_iter().flatten() {
             match parse_proposal(&g.text, &current) {
                 Some(p) if !candidates.iter().any(|c| c.prompt == p) => {
-                    candidates.push(Candidate {
-                        prompt: p,
-                        origin: CandidateOrigin::Proposed,
-                        score: None,
-                        kl: None,
-                    })
+                    candidates.push(candidate(p, CandidateOrigin::Proposed))
                 }
                 _ => rejected += 1,
             }
         }
         for p in self.memory.layer_prompts(l) {
             if !candidates.iter().any(|c| c.prompt == p) {
-                candidates.push(Candidate {
-                    prompt: p,
-                    origin: CandidateOrigin::Memory,
-                    score: None,
-                    kl: None,
-                });
+                candidates.push(candidate(p, CandidateOrigin::Memory));
             }
         }
         if rejected > 0 {
@@ -1122,12 +1074,10 @@ impl Trainer {
         let tc = self.config.train.clone();
         let cur = self.cur()?;
         let mut candidates = if fixed {
-            vec![Candidate {
-                prompt: self.net.layers[l].prompt.clone(),
-                origin: CandidateOrigin::Current,
-                score: None,
-                kl: None,
-            }]
+            vec![candidate(
+                self.net.layers[l].prompt.clone(),
+                CandidateOrigin::Current,
+            )]
         } else {
             cur.candidates[l].clone()
         };
@@ -1165,15 +1115,10 @@ impl Trainer {
                     }
                 }
                 let values = if accuracy_scoring {
-                    let (contexts, targets): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
-                    let seeds = (0..contexts.len())
+                    let seeds = (0..pairs.len())
                         .map(|j| call_seed(tc.seed, it, "score", c, j))
                         .collect();
-                    let p = ops::predict(&layer, classes.as_ref(), contexts, seeds).await?;
-                    p.iter()
-                        .zip(&targets)
-                        .map(|(p, t)| ops::accuracy_of(p, t))
-                        .collect()
+                    ops::prediction_accuracies(&layer, classes.as_ref(), pairs, seeds).await?
                 } else {
                     ops::output_logprobs(&layer, classes.as_ref(), "score", pairs, tc.burn_in)
                         .await?
@@ -1298,13 +1243,7 @@ impl Trainer {
         };
         self.replay.clear();
         let it = cur.iteration;
-        let acc = math::mean(
-            &cur.fwd
-                .correct
-                .iter()
-                .map(|c| if *c { 1.0 } else { 0.0 })
-                .collect::<Vec<_>>(),
-        );
+        let acc = cur.fwd.accuracy();
         let elbo = if cur.elbo.iter().any(|e| e.is_some()) {
             let total = cur.elbo.iter().flatten().sum();
             self.emit(Event::Elbo {
@@ -1682,6 +1621,16 @@ fn reweigh(ex: &mut PosteriorExample, temperature: f64) {
     ex.best = math::argmax(&masked);
     for (s, w) in ex.samples.iter_mut().zip(w) {
         s.weight = Some(w);
+    }
+}
+
+/// A candidate prompt not scored yet.
+fn candidate(prompt: String, origin: CandidateOrigin) -> Candidate {
+    Candidate {
+        prompt,
+        origin,
+        score: None,
+        kl: None,
     }
 }
 
