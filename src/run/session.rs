@@ -101,11 +101,7 @@ impl Session {
         atomic_write(&run_dir.join(CONFIG_FILE), config.to_toml()?.as_bytes())?;
         let (etx, erx) = mpsc::unbounded_channel();
         let log = Arc::new(EventLog::open(&run_dir, etx)?);
-        let data = load_data(&config).inspect_err(|e| {
-            log.emit(Event::Error {
-                message: e.to_string(),
-            })
-        })?;
+        let data = load_data_logged(&config, &log)?;
         Ok(spawn(run_dir, config, data, None, opts, log, erx))
     }
 
@@ -136,11 +132,7 @@ impl Session {
                 });
             }
         }
-        let data = load_data(&config).inspect_err(|e| {
-            log.emit(Event::Error {
-                message: e.to_string(),
-            })
-        })?;
+        let data = load_data_logged(&config, &log)?;
         let state = checkpoint.map(|c| c.state);
         Ok(spawn(
             run_dir.to_path_buf(),
@@ -152,6 +144,15 @@ impl Session {
             erx,
         ))
     }
+}
+
+/// [`load_data`], with a failure also written to the run's log.
+fn load_data_logged(config: &Config, log: &EventLog) -> Result<Dataset, RunError> {
+    load_data(config).inspect_err(|e| {
+        log.emit(Event::Error {
+            message: e.to_string(),
+        })
+    })
 }
 
 fn summary_of(run_dir: &Path, r: &RunResult) -> RunSummary {
@@ -331,18 +332,7 @@ async fn drive(
     mut commands: UnboundedReceiver<Command>,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let cache_dir = opts
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| run_dir.join("cache"));
-    let backends = build_backends(
-        &config,
-        opts.model.as_deref(),
-        opts.backend.clone(),
-        &cache_dir,
-    )
-    .await?;
-    let net = Network::from_config(&config, data.classes.clone(), backends)?;
+    let net = build_network(&config, &data, run_dir, &opts).await?;
     let sink: Arc<dyn EventSink> = log.clone();
     let mut trainer = match state {
         Some(s) => Trainer::restore(net, config.clone(), data, s, sink)?,
@@ -377,13 +367,6 @@ async fn drive(
             RunState::Running
         },
     });
-    let usage_of = |t: &Trainer| -> Usage {
-        let mut u = Usage::default();
-        for e in t.usage() {
-            u.add(&e.usage);
-        }
-        u
-    };
     loop {
         while let Ok(cmd) = commands.try_recv() {
             ctl.handle(cmd, &mut trainer, &log);
@@ -396,12 +379,7 @@ async fn drive(
             }
         }
         if ctl.stop {
-            let state = trainer.checkpoint_state();
-            let path = write_checkpoint(run_dir, &Checkpoint::new(state.clone(), false))?;
-            log.emit(Event::CheckpointWritten {
-                iteration: state.iteration,
-                path: path.display().to_string(),
-            });
+            checkpoint(run_dir, &trainer, false, &log)?;
             let outcome = trainer.outcome();
             log.emit(Event::RunFinished {
                 best_prompts: outcome.best_prompts.clone(),
@@ -409,12 +387,7 @@ async fn drive(
                 test_accuracy: None,
                 stopped_early: true,
             });
-            let result = result_of(&config, &trainer, true, started, usage_of(&trainer));
-            write_result(run_dir, &result)?;
-            log.emit(Event::StateChanged {
-                state: RunState::Finished,
-            });
-            return Ok(summary_of(run_dir, &result));
+            return finish(run_dir, &config, &trainer, true, started, &log);
         }
         let outcome = step_receiving(&mut trainer, &mut ctl, &mut commands, &log).await?;
         if outcome != StepOutcome::Finished {
@@ -422,27 +395,10 @@ async fn drive(
         }
         match outcome {
             StepOutcome::Continue => {}
-            StepOutcome::IterationDone => {
-                let state = trainer.checkpoint_state();
-                let path = write_checkpoint(run_dir, &Checkpoint::new(state.clone(), false))?;
-                log.emit(Event::CheckpointWritten {
-                    iteration: state.iteration,
-                    path: path.display().to_string(),
-                });
-            }
+            StepOutcome::IterationDone => checkpoint(run_dir, &trainer, false, &log)?,
             StepOutcome::Finished => {
-                let state = trainer.checkpoint_state();
-                let path = write_checkpoint(run_dir, &Checkpoint::new(state.clone(), true))?;
-                log.emit(Event::CheckpointWritten {
-                    iteration: state.iteration,
-                    path: path.display().to_string(),
-                });
-                let result = result_of(&config, &trainer, false, started, usage_of(&trainer));
-                write_result(run_dir, &result)?;
-                log.emit(Event::StateChanged {
-                    state: RunState::Finished,
-                });
-                return Ok(summary_of(run_dir, &result));
+                checkpoint(run_dir, &trainer, true, &log)?;
+                return finish(run_dir, &config, &trainer, false, started, &log);
             }
         }
         if ctl.step_once && !ctl.paused {
@@ -455,14 +411,71 @@ async fn drive(
     }
 }
 
-fn result_of(
+/// The network of `config` on its backends, calling through the run's cache (or the shared one
+/// the options name).
+async fn build_network(
     config: &Config,
-    t: &Trainer,
+    data: &Dataset,
+    run_dir: &Path,
+    opts: &SessionOptions,
+) -> Result<Network, RunError> {
+    let cache_dir = opts
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| run_dir.join("cache"));
+    let backends = build_backends(
+        config,
+        opts.model.as_deref(),
+        opts.backend.clone(),
+        &cache_dir,
+    )
+    .await?;
+    Ok(Network::from_config(
+        config,
+        data.classes.clone(),
+        backends,
+    )?)
+}
+
+/// Writes the trainer's checkpoint and says so in the log.
+fn checkpoint(
+    run_dir: &Path,
+    trainer: &Trainer,
+    finished: bool,
+    log: &EventLog,
+) -> Result<(), RunError> {
+    let state = trainer.checkpoint_state();
+    let path = write_checkpoint(run_dir, &Checkpoint::new(state.clone(), finished))?;
+    log.emit(Event::CheckpointWritten {
+        iteration: state.iteration,
+        path: path.display().to_string(),
+    });
+    Ok(())
+}
+
+/// The run's last step: writes `result.json`, marks the run finished, and returns its summary.
+fn finish(
+    run_dir: &Path,
+    config: &Config,
+    trainer: &Trainer,
     stopped_early: bool,
     started: Instant,
-    usage: Usage,
-) -> RunResult {
+    log: &EventLog,
+) -> Result<RunSummary, RunError> {
+    let result = result_of(config, trainer, stopped_early, started);
+    write_result(run_dir, &result)?;
+    log.emit(Event::StateChanged {
+        state: RunState::Finished,
+    });
+    Ok(summary_of(run_dir, &result))
+}
+
+fn result_of(config: &Config, t: &Trainer, stopped_early: bool, started: Instant) -> RunResult {
     let o = t.outcome();
+    let mut usage = Usage::default();
+    for e in t.usage() {
+        usage.add(&e.usage);
+    }
     let state = t.checkpoint_state();
     RunResult {
         task: config.task.name.clone(),
@@ -543,18 +556,7 @@ pub async fn evaluate_run(
             }))
         }
     };
-    let cache_dir = opts
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| run_dir.join("cache"));
-    let backends = build_backends(
-        &config,
-        opts.model.as_deref(),
-        opts.backend.clone(),
-        &cache_dir,
-    )
-    .await?;
-    let net = Network::from_config(&config, data.classes.clone(), backends)?;
+    let net = build_network(&config, &data, run_dir, &opts).await?;
     let mut trainer = Trainer::new(net, config, data, Arc::new(Discard))?;
     let accuracy = trainer
         .accuracy_on(&examples, &prompts, Stage::Test, 0)
