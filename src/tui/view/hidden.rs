@@ -10,7 +10,7 @@ use ratatui::Frame;
 
 use super::text::{bar, num, one_line_of, wrap};
 use super::{highlight, muted_line, pane_block, window_start};
-use crate::dln::events::{PosteriorExample, SampleOrigin};
+use crate::dln::events::{ForwardExample, PosteriorExample, SampleOrigin};
 use crate::tui::app::{App, Pane};
 use crate::tui::theme::Theme;
 
@@ -75,49 +75,87 @@ fn draw_posterior(
     let t = &app.theme;
     let (head_r, list_r, detail_r) = split(inner, examples.len());
     frame.render_widget(Paragraph::new(muted_line(app, head.to_string())), head_r);
+    let selected = draw_list(app, frame, list_r, examples, |ex| {
+        let entropy = ex
+            .entropy
+            .map(|e| format!("H {e:.2}"))
+            .unwrap_or_else(|| "H  —  ".into());
+        let human = ex.samples.iter().any(|s| s.origin == SampleOrigin::Human);
+        let excluded = ex.samples.iter().filter(|s| s.excluded).count();
+        let mut columns = vec![
+            Span::styled(format!(" {entropy} "), t.muted),
+            Span::styled(format!("{} samples ", ex.samples.len()), t.muted),
+        ];
+        if human {
+            columns.push(Span::styled("+you ", t.human));
+        }
+        if excluded > 0 {
+            columns.push(Span::styled(format!("-{excluded} "), t.bad));
+        }
+        ListRow {
+            index: ex.index,
+            correct: ex.correct,
+            columns,
+            input: &ex.input,
+        }
+    });
+    if let Some(selected) = selected {
+        detail(app, frame, detail_r, examples[selected]);
+    }
+}
+
+/// What one row of the example list shows beyond the parts every row has.
+struct ListRow<'a> {
+    index: usize,
+    correct: bool,
+    /// The view's own columns, between the right/wrong mark and the input.
+    columns: Vec<Span<'static>>,
+    input: &'a str,
+}
+
+/// The example list both views share: a marker on the selected row, the example's number,
+/// right or wrong, the view's own columns, then as much of the input as fits, scrolled to keep
+/// the selection in view. Returns the selected row, or `None` (after saying so) when the filter
+/// leaves no example.
+fn draw_list<E>(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    examples: &[E],
+    row_of: impl Fn(&E) -> ListRow<'_>,
+) -> Option<usize> {
+    let t = &app.theme;
     if examples.is_empty() {
         frame.render_widget(
             Paragraph::new(muted_line(app, "no example matches the filter")),
-            list_r,
+            area,
         );
-        return;
+        return None;
     }
     let selected = app.sel.example.min(examples.len() - 1);
-    let width = list_r.width as usize;
-    let start = window_start(selected, list_r.height as usize, examples.len());
+    let width = area.width as usize;
+    let start = window_start(selected, area.height as usize, examples.len());
     let list: Vec<Line> = examples
         .iter()
         .enumerate()
         .skip(start)
-        .take(list_r.height as usize)
+        .take(area.height as usize)
         .map(|(row, ex)| {
-            let mark = if ex.correct {
+            let r = row_of(ex);
+            let mark = if r.correct {
                 Span::styled("✓", t.good)
             } else {
                 Span::styled("✗", t.bad)
             };
-            let entropy = ex
-                .entropy
-                .map(|e| format!("H {e:.2}"))
-                .unwrap_or_else(|| "H  —  ".into());
-            let human = ex.samples.iter().any(|s| s.origin == SampleOrigin::Human);
-            let excluded = ex.samples.iter().filter(|s| s.excluded).count();
             let mut spans = vec![
                 Span::styled(if row == selected { "▶" } else { " " }, t.title),
-                Span::styled(format!("{:>3} ", ex.index + 1), t.muted),
+                Span::styled(format!("{:>3} ", r.index + 1), t.muted),
                 mark,
-                Span::styled(format!(" {entropy} "), t.muted),
-                Span::styled(format!("{} samples ", ex.samples.len()), t.muted),
             ];
-            if human {
-                spans.push(Span::styled("+you ", t.human));
-            }
-            if excluded > 0 {
-                spans.push(Span::styled(format!("-{excluded} "), t.bad));
-            }
+            spans.extend(r.columns);
             let used: usize = spans.iter().map(|s| s.width()).sum();
             spans.push(Span::styled(
-                one_line_of(&ex.input, width.saturating_sub(used)),
+                one_line_of(r.input, width.saturating_sub(used)),
                 t.text,
             ));
             let line = Line::from(spans);
@@ -128,21 +166,28 @@ fn draw_posterior(
             }
         })
         .collect();
-    frame.render_widget(Paragraph::new(list), list_r);
-    detail(app, frame, detail_r, examples[selected]);
+    frame.render_widget(Paragraph::new(list), area);
+    Some(selected)
 }
 
-fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
+/// The detail area's top rule titled with the example's number; returns the area below it.
+fn detail_block(app: &App, frame: &mut Frame, area: Rect, index: usize) -> Rect {
     let t = &app.theme;
     let block = Block::default()
         .borders(Borders::TOP)
         .border_style(t.border)
         .title(Line::from(Span::styled(
-            format!(" example {} ", ex.index + 1),
+            format!(" example {} ", index + 1),
             t.title,
         )));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    inner
+}
+
+fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
+    let t = &app.theme;
+    let inner = detail_block(app, frame, area, ex.index);
     let width = inner.width as usize;
     let full = app.sel.hidden_expanded;
     let cap = if full { usize::MAX } else { 2 };
@@ -297,61 +342,18 @@ fn draw_forward(app: &App, frame: &mut Frame, inner: Rect, rows: &[usize]) {
         )
     };
     frame.render_widget(Paragraph::new(muted_line(app, head)), head_r);
-    if rows.is_empty() {
-        frame.render_widget(
-            Paragraph::new(muted_line(app, "no example matches the filter")),
-            list_r,
-        );
-        return;
-    }
-    let selected = app.sel.example.min(rows.len() - 1);
-    let width = list_r.width as usize;
-    let start = window_start(selected, list_r.height as usize, rows.len());
-    let list: Vec<Line> = rows
-        .iter()
-        .enumerate()
-        .skip(start)
-        .take(list_r.height as usize)
-        .filter_map(|(row, i)| examples.get(*i).map(|ex| (row, ex)))
-        .map(|(row, ex)| {
-            let mark = if ex.correct {
-                Span::styled("✓", t.good)
-            } else {
-                Span::styled("✗", t.bad)
-            };
-            let mut spans = vec![
-                Span::styled(if row == selected { "▶" } else { " " }, t.title),
-                Span::styled(format!("{:>3} ", ex.index + 1), t.muted),
-                mark,
-                Span::styled(
-                    format!(" {} ", one_line_of(&ex.prediction, 16)),
-                    if ex.correct { t.good } else { t.bad },
-                ),
-            ];
-            let used: usize = spans.iter().map(|s| s.width()).sum();
-            spans.push(Span::styled(
-                one_line_of(&ex.input, width.saturating_sub(used)),
-                t.text,
-            ));
-            let line = Line::from(spans);
-            if row == selected {
-                highlight(line, t.selection)
-            } else {
-                line
-            }
-        })
-        .collect();
-    frame.render_widget(Paragraph::new(list), list_r);
-    if let Some(ex) = rows.get(selected).and_then(|i| examples.get(*i)) {
-        let block = Block::default()
-            .borders(Borders::TOP)
-            .border_style(t.border)
-            .title(Line::from(Span::styled(
-                format!(" example {} ", ex.index + 1),
-                t.title,
-            )));
-        let d_inner = block.inner(detail_r);
-        frame.render_widget(block, detail_r);
+    let shown: Vec<&ForwardExample> = rows.iter().filter_map(|i| examples.get(*i)).collect();
+    let selected = draw_list(app, frame, list_r, &shown, |ex| ListRow {
+        index: ex.index,
+        correct: ex.correct,
+        columns: vec![Span::styled(
+            format!(" {} ", one_line_of(&ex.prediction, 16)),
+            if ex.correct { t.good } else { t.bad },
+        )],
+        input: &ex.input,
+    });
+    if let Some(ex) = selected.map(|row| shown[row]) {
+        let d_inner = detail_block(app, frame, detail_r, ex.index);
         let w = d_inner.width as usize;
         let cap = if app.sel.hidden_expanded {
             usize::MAX
