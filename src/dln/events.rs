@@ -103,6 +103,21 @@ pub struct HiddenSample {
     pub excluded: bool,
 }
 
+impl HiddenSample {
+    /// A sample as drawn or written, before sharpening has scored it.
+    pub fn unscored(text: String, origin: SampleOrigin) -> HiddenSample {
+        HiddenSample {
+            text,
+            origin,
+            log_likelihood: None,
+            log_prior: None,
+            log_weight: None,
+            weight: None,
+            excluded: false,
+        }
+    }
+}
+
 /// The posterior of one example's hidden text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PosteriorExample {

@@ -709,7 +709,7 @@ impl Trainer {
                 target: target.clone(),
                 hidden: h.clone(),
                 correct: cur.fwd.correct[i],
-                samples: vec![sample(h.clone(), SampleOrigin::Forward)],
+                samples: vec![HiddenSample::unscored(h.clone(), SampleOrigin::Forward)],
                 best: None,
                 entropy: None,
             });
@@ -743,7 +743,7 @@ impl Trainer {
                 if !text.is_empty() {
                     examples[i]
                         .samples
-                        .push(sample(text, SampleOrigin::Posterior));
+                        .push(HiddenSample::unscored(text, SampleOrigin::Posterior));
                 }
             }
         }
@@ -756,7 +756,9 @@ impl Trainer {
             .collect();
         cur.pending_hidden.retain(|(pl, _, _)| *pl != l);
         for (i, text) in pending {
-            examples[i].samples.push(sample(text, SampleOrigin::Human));
+            examples[i]
+                .samples
+                .push(HiddenSample::unscored(text, SampleOrigin::Human));
         }
         self.emit(Event::PosteriorSampled {
             iteration: it,
@@ -1528,7 +1530,7 @@ impl Trainer {
                     Some(p) => {
                         p.examples[example]
                             .samples
-                            .push(sample(text.clone(), SampleOrigin::Human));
+                            .push(HiddenSample::unscored(text.clone(), SampleOrigin::Human));
                         // Already sharpened: score it like the others before anything uses
                         // the weights again.
                         if p.sharpened && cur.queue.front() != Some(&StageId::Rescore(layer)) {
@@ -1631,18 +1633,6 @@ fn candidate(prompt: String, origin: CandidateOrigin) -> Candidate {
         origin,
         score: None,
         kl: None,
-    }
-}
-
-fn sample(text: String, origin: SampleOrigin) -> HiddenSample {
-    HiddenSample {
-        text,
-        origin,
-        log_likelihood: None,
-        log_prior: None,
-        log_weight: None,
-        weight: None,
-        excluded: false,
     }
 }
 

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::dln::events::{
-    Candidate, Event, ForwardExample, LayerIndex, PosteriorExample, RunState, SampleOrigin, Stage,
-    TemplateRole, UsageEntry,
+    Candidate, Event, ForwardExample, HiddenSample, LayerIndex, PosteriorExample, RunState,
+    SampleOrigin, Stage, TemplateRole, UsageEntry,
 };
 use crate::llm::Usage;
 
@@ -49,6 +49,14 @@ pub struct LayerView {
 }
 
 impl LayerView {
+    /// A prompt set from outside the layer's own selection (a pin, an edit, a patience reset):
+    /// the one it replaces is kept for the diff view, unless nothing changed.
+    fn replace_prompt(&mut self, prompt: &str) {
+        if self.prompt != prompt {
+            self.previous_prompt = Some(std::mem::replace(&mut self.prompt, prompt.to_string()));
+        }
+    }
+
     /// Usage summed over every operation of this layer.
     pub fn total_usage(&self) -> Usage {
         let mut total = Usage::default();
@@ -241,18 +249,8 @@ impl RunView {
                 iteration,
                 layer,
                 examples,
-            } => {
-                self.posteriors.insert(
-                    *layer,
-                    PosteriorView {
-                        iteration: *iteration,
-                        layer: *layer,
-                        examples: examples.clone(),
-                        sharpened: false,
-                    },
-                );
             }
-            Event::Sharpened {
+            | Event::Sharpened {
                 iteration,
                 layer,
                 examples,
@@ -263,7 +261,7 @@ impl RunView {
                         iteration: *iteration,
                         layer: *layer,
                         examples: examples.clone(),
-                        sharpened: true,
+                        sharpened: matches!(event, Event::Sharpened { .. }),
                     },
                 );
             }
@@ -271,25 +269,13 @@ impl RunView {
                 iteration,
                 layer,
                 candidates,
-            } => {
-                if let Some(l) = self.layers.get_mut(*layer) {
-                    l.candidates = candidates.clone();
-                    l.candidates_iteration = Some(*iteration);
-                    l.winner = None;
-                }
-            }
+            } => self.set_candidates(*layer, *iteration, candidates, None),
             Event::CandidatesScored {
                 iteration,
                 layer,
                 candidates,
                 winner,
-            } => {
-                if let Some(l) = self.layers.get_mut(*layer) {
-                    l.candidates = candidates.clone();
-                    l.candidates_iteration = Some(*iteration);
-                    l.winner = Some(*winner);
-                }
-            }
+            } => self.set_candidates(*layer, *iteration, candidates, Some(*winner)),
             Event::PromptSelected {
                 iteration,
                 layer,
@@ -337,9 +323,7 @@ impl RunView {
             }
             Event::PatienceReset { iteration, prompts } => {
                 for (l, p) in self.layers.iter_mut().zip(prompts) {
-                    if l.prompt != *p {
-                        l.previous_prompt = Some(std::mem::replace(&mut l.prompt, p.clone()));
-                    }
+                    l.replace_prompt(p);
                 }
                 self.note(
                     *iteration,
@@ -365,13 +349,10 @@ impl RunView {
             Event::PromptPinned { layer, prompt } => {
                 if let Some(l) = self.layers.get_mut(*layer) {
                     l.pinned = true;
-                    if l.prompt != *prompt {
-                        l.previous_prompt = Some(std::mem::replace(&mut l.prompt, prompt.clone()));
-                    }
+                    l.replace_prompt(prompt);
                 }
-                let it = self.iteration;
                 self.note(
-                    it,
+                    self.iteration,
                     &format!("pinned layer {}: {}", layer + 1, one_line_of(prompt, 60)),
                 );
             }
@@ -379,18 +360,14 @@ impl RunView {
                 if let Some(l) = self.layers.get_mut(*layer) {
                     l.pinned = false;
                 }
-                let it = self.iteration;
-                self.note(it, &format!("unpinned layer {}", layer + 1));
+                self.note(self.iteration, &format!("unpinned layer {}", layer + 1));
             }
             Event::PromptReplaced { layer, prompt } => {
                 if let Some(l) = self.layers.get_mut(*layer) {
-                    if l.prompt != *prompt {
-                        l.previous_prompt = Some(std::mem::replace(&mut l.prompt, prompt.clone()));
-                    }
+                    l.replace_prompt(prompt);
                 }
-                let it = self.iteration;
                 self.note(
-                    it,
+                    self.iteration,
                     &format!(
                         "edited layer {} prompt: {}",
                         layer + 1,
@@ -406,9 +383,8 @@ impl RunView {
                 if let Some(l) = self.layers.get_mut(*layer) {
                     l.templates.insert((*role).into(), source.clone());
                 }
-                let it = self.iteration;
                 self.note(
-                    it,
+                    self.iteration,
                     &format!("replaced layer {} {} template", layer + 1, role_name(*role)),
                 );
             }
@@ -424,21 +400,13 @@ impl RunView {
                             .iter()
                             .any(|s| s.origin == SampleOrigin::Human && s.text == *text);
                         if !present {
-                            ex.samples.push(crate::dln::events::HiddenSample {
-                                text: text.clone(),
-                                origin: SampleOrigin::Human,
-                                log_likelihood: None,
-                                log_prior: None,
-                                log_weight: None,
-                                weight: None,
-                                excluded: false,
-                            });
+                            ex.samples
+                                .push(HiddenSample::unscored(text.clone(), SampleOrigin::Human));
                         }
                     }
                 }
-                let it = self.iteration;
                 self.note(
-                    it,
+                    self.iteration,
                     &format!(
                         "wrote a hidden text for example {}: {}",
                         example + 1,
@@ -462,9 +430,8 @@ impl RunView {
                         }
                     }
                 }
-                let it = self.iteration;
                 self.note(
-                    it,
+                    self.iteration,
                     &format!("excluded sample {} of example {}", sample + 1, example + 1),
                 );
             }
@@ -492,6 +459,21 @@ impl RunView {
                 }
                 self.stage = None;
             }
+        }
+    }
+
+    /// A layer's candidates of `iteration`, with the winner once scored.
+    fn set_candidates(
+        &mut self,
+        layer: LayerIndex,
+        iteration: usize,
+        candidates: &[Candidate],
+        winner: Option<usize>,
+    ) {
+        if let Some(l) = self.layers.get_mut(layer) {
+            l.candidates = candidates.to_vec();
+            l.candidates_iteration = Some(iteration);
+            l.winner = winner;
         }
     }
 
