@@ -114,11 +114,7 @@ impl Template {
         if ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml") {
             return Self::load_reference_yaml(path, None);
         }
-        let text = read(path)?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (stem, text) = read(path)?;
         toml_file::parse(&stem, &text, &path.display().to_string())
     }
 
@@ -133,11 +129,7 @@ impl Template {
         path: &Path,
         version: Option<&str>,
     ) -> Result<Template, TemplateError> {
-        let text = read(path)?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (stem, text) = read(path)?;
         reference::parse(&stem, &text, &path.display().to_string(), version)
     }
 
@@ -310,11 +302,17 @@ impl Template {
     }
 }
 
-fn read(path: &Path) -> Result<String, TemplateError> {
-    std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+/// A template file's stem (its default name) and text.
+fn read(path: &Path) -> Result<(String, String), TemplateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((stem, text))
 }
 
 /// minijinja's error kind and detail, without its own location suffix (we give the file line).
