@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use dln::config::Config;
 use dln::dln::events::TemplateRole;
-use dln::dln::network::load_template;
+use dln::dln::network::{load_template, template_spec};
 use dln::run::{read_events, Session, SessionOptions};
 use dln::tui::editor::TemplateRoleOrd;
 use dln::tui::run_loop::{self, Link};
@@ -162,11 +162,7 @@ fn add_templates(app: &mut App, config: &Config) {
                 TemplateRole::ProposePrompt => &lc.templates.propose_prompt,
                 TemplateRole::ProposeHidden => &lc.templates.propose_hidden,
             };
-            let spec = if given.trim().is_empty() {
-                default_template(role_t, hidden)
-            } else {
-                given.as_str()
-            };
+            let spec = template_spec(given, role_t, hidden);
             match load_template(spec, role_t, hidden, &base) {
                 Ok(t) => {
                     app.template_sources.insert((l, role), t.to_toml());
@@ -181,17 +177,6 @@ fn add_templates(app: &mut App, config: &Config) {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }));
-}
-
-/// The built-in template a layer uses when its config names none (as the network chooses).
-fn default_template(role: TemplateRole, hidden: bool) -> &'static str {
-    match role {
-        TemplateRole::Forward if hidden => "forward_hidden",
-        TemplateRole::Forward => "forward",
-        TemplateRole::Residual => "residual",
-        TemplateRole::ProposePrompt => "propose_prompt",
-        TemplateRole::ProposeHidden => "propose_hidden",
-    }
 }
 
 /// Take over the terminal, run the loop, give the terminal back (also on error).

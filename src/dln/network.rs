@@ -58,8 +58,13 @@ pub struct Network {
     pub classes: Option<OutputClasses>,
 }
 
-/// The built-in template of a role for a layer in a given position.
-fn default_spec(role: TemplateRole, hidden: bool) -> &'static str {
+/// The template spec a layer uses for `role`: the one its config gives, else the built-in for
+/// its position (a hidden layer's forward template differs). The workbench's editor opens on
+/// the same template the network loads.
+pub fn template_spec(given: &str, role: TemplateRole, hidden: bool) -> &str {
+    if !given.trim().is_empty() {
+        return given;
+    }
     match role {
         TemplateRole::Forward if hidden => "forward_hidden",
         TemplateRole::Forward => "forward",
@@ -111,12 +116,7 @@ impl Network {
         for (l, (lc, be)) in config.layers.iter().zip(backends).enumerate() {
             let hidden = l + 1 < k;
             let spec = |given: &str, role: TemplateRole| -> Result<Template, DlnError> {
-                let s = if given.trim().is_empty() {
-                    default_spec(role, hidden)
-                } else {
-                    given
-                };
-                load_template(s, role, hidden, &base)
+                load_template(template_spec(given, role, hidden), role, hidden, &base)
                     .map_err(|e| DlnError::Config(format!("layer {l}: {e}")))
             };
             let t = &lc.templates;
