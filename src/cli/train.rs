@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dln::config::Config;
-use dln::dln::events::{Command, Event, Stage};
+use dln::dln::events::{Command, Event};
 use dln::run::{evaluate_run, RunSummary, Session, SessionOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -150,8 +150,8 @@ impl Progress {
                 ..
             } => {
                 let what = match layer {
-                    Some(l) => format!("iteration {iteration}: {} (layer {l})", stage_name(*stage)),
-                    None => format!("iteration {iteration}: {}", stage_name(*stage)),
+                    Some(l) => format!("iteration {iteration}: {} (layer {l})", stage.name()),
+                    None => format!("iteration {iteration}: {}", stage.name()),
                 };
                 match &self.bar {
                     Some(b) => b.set_message(what),
@@ -167,7 +167,7 @@ impl Progress {
                 if let Some(b) = &self.bar {
                     b.set_message(format!(
                         "iteration {iteration}: {} {done}/{total}",
-                        stage_name(*stage)
+                        stage.name()
                     ));
                 }
             }
@@ -212,18 +212,5 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-    }
-}
-
-fn stage_name(s: Stage) -> &'static str {
-    match s {
-        Stage::Forward => "forward",
-        Stage::PosteriorSampling => "posterior sampling",
-        Stage::Sharpening => "sharpening",
-        Stage::Propose => "propose",
-        Stage::Score => "score",
-        Stage::Select => "select",
-        Stage::Evaluate => "evaluate",
-        Stage::Test => "test",
     }
 }

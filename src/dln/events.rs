@@ -25,6 +25,22 @@ pub enum Stage {
     Test,
 }
 
+impl Stage {
+    /// The stage's name as the paper says it, for progress lines and the status bar.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Forward => "forward",
+            Stage::PosteriorSampling => "posterior sampling",
+            Stage::Sharpening => "sharpening",
+            Stage::Propose => "propose",
+            Stage::Score => "score",
+            Stage::Select => "select",
+            Stage::Evaluate => "evaluate",
+            Stage::Test => "test",
+        }
+    }
+}
+
 /// The run's state as a person sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

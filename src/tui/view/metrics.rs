@@ -12,17 +12,11 @@ use super::{muted_line, pane_block};
 use crate::dln::events::Stage;
 use crate::tui::app::{App, Pane};
 
-/// The name of a stage as the paper says it.
+/// The name of a stage as the paper says it; the pane says which split an evaluation is on.
 pub fn stage_name(stage: Stage) -> &'static str {
     match stage {
-        Stage::Forward => "forward",
-        Stage::PosteriorSampling => "posterior sampling",
-        Stage::Sharpening => "sharpening",
-        Stage::Propose => "propose",
-        Stage::Score => "score",
-        Stage::Select => "select",
         Stage::Evaluate => "evaluate (dev)",
-        Stage::Test => "test",
+        other => other.name(),
     }
 }
 
