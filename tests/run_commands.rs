@@ -5,7 +5,7 @@
 
 mod dln_common;
 
-use dln::dln::events::{Command, Event, RunState, TemplateRole};
+use dln::dln::events::{Command, Event, TemplateRole};
 use dln::llm::scripted::ScriptedCall;
 use dln::run::{read_checkpoint, Session};
 use dln_common::*;
@@ -21,56 +21,6 @@ Answer:
 '''
 "#;
 
-/// Steps a paused session one stage at a time until an event matches.
-async fn step_until(session: &mut Session, seen: &mut Vec<Event>, pred: impl Fn(&Event) -> bool) {
-    // The session starts paused: wait for that first.
-    while let Some(e) = session.events.recv().await {
-        let paused = matches!(
-            e,
-            Event::StateChanged {
-                state: RunState::Paused
-            }
-        );
-        seen.push(e);
-        if paused {
-            break;
-        }
-    }
-    loop {
-        session.commands.send(Command::Step).expect("send step");
-        loop {
-            let e = session.events.recv().await.expect("event stream open");
-            let paused = matches!(
-                e,
-                Event::StateChanged {
-                    state: RunState::Paused
-                }
-            );
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                // Let the stage finish and pause.
-                while let Some(e) = session.events.recv().await {
-                    let p = matches!(
-                        e,
-                        Event::StateChanged {
-                            state: RunState::Paused
-                        }
-                    );
-                    seen.push(e);
-                    if p {
-                        return;
-                    }
-                }
-                return;
-            }
-            if paused {
-                break;
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn pin_and_template_commands_change_the_next_iteration() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -80,6 +30,7 @@ async fn pin_and_template_commands_change_the_next_iteration() {
     opts.start_paused = true;
     let mut session = Session::start(tiny_config(1), opts).await.expect("start");
     let mut seen = Vec::new();
+    until(&mut session, &mut seen, paused).await;
     step_until(&mut session, &mut seen, |e| {
         matches!(e, Event::IterationDone { iteration: 0, .. })
     })
@@ -195,6 +146,7 @@ async fn stop_mid_iteration_then_resume_matches_an_uninterrupted_run() {
     opts.start_paused = true;
     let mut b = Session::start(tiny_config(2), opts).await.expect("start b");
     let mut seen = Vec::new();
+    until(&mut b, &mut seen, paused).await;
     step_until(&mut b, &mut seen, |e| {
         matches!(e, Event::ForwardDone { iteration: 1, .. })
     })

@@ -10,10 +10,8 @@
 
 mod dln_common;
 
-use std::time::Duration;
-
 use dln::config::Config;
-use dln::dln::events::{Command, Event, PosteriorExample, RunState, SampleOrigin};
+use dln::dln::events::{Command, Event, PosteriorExample, SampleOrigin};
 use dln::llm::scripted::{ScriptedBackend, ScriptedCall};
 use dln::llm::Prompt;
 use dln::run::{read_checkpoint, RunSummary, Session};
@@ -79,56 +77,6 @@ fn config(iterations: usize) -> Config {
     // The whole batch is shown to the proposer, so the person's text is seen as h*.
     c.set("train.held_out_ranking", "false").expect("held out");
     c
-}
-
-async fn next(session: &mut Session) -> Event {
-    tokio::time::timeout(Duration::from_secs(30), session.events.recv())
-        .await
-        .expect("an event within 30 s")
-        .expect("event stream open")
-}
-
-fn paused(e: &Event) -> bool {
-    matches!(
-        e,
-        Event::StateChanged {
-            state: RunState::Paused
-        }
-    )
-}
-
-/// Reads events until one matches.
-async fn until(session: &mut Session, seen: &mut Vec<Event>, pred: impl Fn(&Event) -> bool) {
-    loop {
-        let e = next(session).await;
-        let hit = pred(&e);
-        seen.push(e);
-        if hit {
-            return;
-        }
-    }
-}
-
-/// Steps a paused session stage by stage until a stage emitted a matching event (and paused).
-async fn step_until(session: &mut Session, seen: &mut Vec<Event>, pred: impl Fn(&Event) -> bool) {
-    loop {
-        session.commands.send(Command::Step).expect("step");
-        let at = seen.len();
-        // Skip the `Running` the step itself announces, then read to the pause.
-        until(session, seen, |e| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    state: RunState::Running
-                }
-            )
-        })
-        .await;
-        until(session, seen, paused).await;
-        if seen[at..].iter().any(&pred) {
-            return;
-        }
-    }
 }
 
 async fn paused_session(out: &std::path::Path, iterations: usize) -> (Session, Vec<Event>) {

@@ -13,21 +13,6 @@ use dln_common::*;
 
 const LATENCY: Duration = Duration::from_millis(250);
 
-/// Receives events until one matches, keeping them all.
-async fn until(session: &mut Session, seen: &mut Vec<Event>, pred: impl Fn(&Event) -> bool) {
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(30), session.events.recv())
-            .await
-            .expect("an event within 30 s")
-            .expect("event stream open");
-        let hit = pred(&e);
-        seen.push(e);
-        if hit {
-            return;
-        }
-    }
-}
-
 fn is_state(e: &Event, s: RunState) -> bool {
     matches!(e, Event::StateChanged { state } if *state == s)
 }

@@ -5,7 +5,7 @@
 mod dln_common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use dln::dln::events::{Command, Event, RunState, SampleOrigin};
+use dln::dln::events::{Command, Event, SampleOrigin};
 use dln::run::{read_events, Session};
 use dln::tui::{App, KeyMap, Pane, Theme};
 use dln_common::*;
@@ -17,24 +17,12 @@ fn key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
 /// Apply events to the app until one matches.
 async fn pump(session: &mut Session, app: &mut App, pred: impl Fn(&Event) -> bool) -> Event {
     loop {
-        let e = tokio::time::timeout(std::time::Duration::from_secs(30), session.events.recv())
-            .await
-            .expect("an event within 30 s")
-            .expect("the event stream is open");
+        let e = next_event(session).await;
         app.apply(&e);
         if pred(&e) {
             return e;
         }
     }
-}
-
-fn paused(e: &Event) -> bool {
-    matches!(
-        e,
-        Event::StateChanged {
-            state: RunState::Paused
-        }
-    )
 }
 
 fn send(session: &Session, cmds: Vec<Command>) {

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use dln::config::Config;
-use dln::dln::events::Event;
+use dln::dln::events::{Command, Event, RunState};
 use dln::llm::scripted::{unit_hash, ScriptedBackend};
 use dln::llm::Prompt;
 use dln::run::{RunSummary, Session, SessionOptions};
@@ -120,4 +121,59 @@ pub async fn run_to_end(mut session: Session) -> (Result<RunSummary, String>, Ve
 
 pub fn count(events: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
     events.iter().filter(|e| pred(e)).count()
+}
+
+/// The session's next event, failing the test after 30 s of silence.
+pub async fn next_event(session: &mut Session) -> Event {
+    tokio::time::timeout(Duration::from_secs(30), session.events.recv())
+        .await
+        .expect("an event within 30 s")
+        .expect("event stream open")
+}
+
+pub fn paused(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::StateChanged {
+            state: RunState::Paused
+        }
+    )
+}
+
+/// Reads events until one matches, keeping them all.
+pub async fn until(session: &mut Session, seen: &mut Vec<Event>, pred: impl Fn(&Event) -> bool) {
+    loop {
+        let e = next_event(session).await;
+        let hit = pred(&e);
+        seen.push(e);
+        if hit {
+            return;
+        }
+    }
+}
+
+/// Steps a paused session stage by stage until a stage emitted a matching event (and paused).
+pub async fn step_until(
+    session: &mut Session,
+    seen: &mut Vec<Event>,
+    pred: impl Fn(&Event) -> bool,
+) {
+    loop {
+        session.commands.send(Command::Step).expect("step");
+        let at = seen.len();
+        // Skip the `Running` the step itself announces, then read to the pause.
+        until(session, seen, |e| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    state: RunState::Running
+                }
+            )
+        })
+        .await;
+        until(session, seen, paused).await;
+        if seen[at..].iter().any(&pred) {
+            return;
+        }
+    }
 }
