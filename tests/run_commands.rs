@@ -26,11 +26,7 @@ async fn pin_and_template_commands_change_the_next_iteration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
     let backend = scripted();
-    let mut opts = options_with(backend.clone(), &out);
-    opts.start_paused = true;
-    let mut session = Session::start(tiny_config(1), opts).await.expect("start");
-    let mut seen = Vec::new();
-    until(&mut session, &mut seen, paused).await;
+    let (mut session, mut seen) = start_paused(tiny_config(1), backend.clone(), &out).await;
     step_until(&mut session, &mut seen, |e| {
         matches!(e, Event::IterationDone { iteration: 0, .. })
     })
@@ -142,11 +138,7 @@ async fn stop_mid_iteration_then_resume_matches_an_uninterrupted_run() {
 
     // Stopped in the middle of iteration 1, then resumed.
     let out = dir.path().join("b");
-    let mut opts = options_with(scripted(), &out);
-    opts.start_paused = true;
-    let mut b = Session::start(tiny_config(2), opts).await.expect("start b");
-    let mut seen = Vec::new();
-    until(&mut b, &mut seen, paused).await;
+    let (mut b, mut seen) = start_paused(tiny_config(2), scripted(), &out).await;
     step_until(&mut b, &mut seen, |e| {
         matches!(e, Event::ForwardDone { iteration: 1, .. })
     })

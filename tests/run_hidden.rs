@@ -80,14 +80,7 @@ fn config(iterations: usize) -> Config {
 }
 
 async fn paused_session(out: &std::path::Path, iterations: usize) -> (Session, Vec<Event>) {
-    let mut opts = options_with(backend(), out);
-    opts.start_paused = true;
-    let mut s = Session::start(config(iterations), opts)
-        .await
-        .expect("start");
-    let mut seen = Vec::new();
-    until(&mut s, &mut seen, paused).await;
-    (s, seen)
+    start_paused(config(iterations), backend(), out).await
 }
 
 fn sharpened_0(e: &Event) -> bool {
@@ -265,11 +258,7 @@ async fn the_pi1_proposer_is_shown_the_human_text_as_the_correct_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
     let b = backend();
-    let mut opts = options_with(b.clone(), &out);
-    opts.start_paused = true;
-    let mut s = Session::start(config(1), opts).await.expect("start");
-    let mut seen = Vec::new();
-    until(&mut s, &mut seen, paused).await;
+    let (mut s, mut seen) = start_paused(config(1), b.clone(), &out).await;
     step_until(&mut s, &mut seen, sharpened_0).await;
     let calls_before = b.calls().len();
     s.commands

@@ -140,6 +140,20 @@ pub fn paused(e: &Event) -> bool {
     )
 }
 
+/// Starts a session paused and reads its events up to the pause (the stepping tests' start).
+pub async fn start_paused(
+    config: Config,
+    backend: ScriptedBackend,
+    out: &Path,
+) -> (Session, Vec<Event>) {
+    let mut opts = options_with(backend, out);
+    opts.start_paused = true;
+    let mut session = Session::start(config, opts).await.expect("start");
+    let mut seen = Vec::new();
+    until(&mut session, &mut seen, paused).await;
+    (session, seen)
+}
+
 /// Reads events until one matches, keeping them all.
 pub async fn until(session: &mut Session, seen: &mut Vec<Event>, pred: impl Fn(&Event) -> bool) {
     loop {
