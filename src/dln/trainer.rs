@@ -141,7 +141,6 @@ pub struct Trainer {
     shots: Vec<Example>,
     rng: ChaCha8Rng,
     iteration: usize,
-    started: bool,
     memory: math::PromptMemory,
     best: math::BestDev,
     dev_history: Vec<DevPoint>,
@@ -201,7 +200,6 @@ impl Trainer {
             shots,
             rng,
             iteration: 0,
-            started: false,
             best,
             dev_history: Vec::new(),
             train_accuracy: Vec::new(),
@@ -263,7 +261,6 @@ impl Trainer {
             shots: state.shots.clone(),
             rng,
             iteration: state.iteration,
-            started: state.started,
             memory,
             best,
             dev_history: state.dev_history.clone(),
@@ -306,7 +303,8 @@ impl Trainer {
     fn state(&self) -> TrainerState {
         TrainerState {
             iteration: self.iteration,
-            started: self.started,
+            // Starting (the baseline dev evaluation) is the only stage before the phase moves on.
+            started: self.phase != Phase::Start,
             prompts: self.net.prompts(),
             pinned: self.net.layers.iter().map(|l| l.pinned).collect(),
             edited_templates: self
@@ -423,7 +421,6 @@ impl Trainer {
                 if baseline || self.config.train.first_eval {
                     self.evaluate_dev(0).await?;
                 }
-                self.started = true;
                 self.phase = if baseline {
                     Phase::Test
                 } else {
