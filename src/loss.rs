@@ -37,15 +37,6 @@ pub fn exact_match(prediction: &str, target: &str) -> bool {
     !want.is_empty() && pred == want
 }
 
-/// The 0/1 loss used by the trainer: 0.0 when right, 1.0 when wrong.
-pub fn zero_one_loss(prediction: &str, target: &str) -> f64 {
-    if exact_match(prediction, target) {
-        0.0
-    } else {
-        1.0
-    }
-}
-
 /// Word-character runs (letters, digits, underscore; digits dropped unless `keep_digits`),
 /// lower-cased; then the first word, or the second after a leading "option".
 fn normalize_with(text: &str, keep_digits: bool) -> String {

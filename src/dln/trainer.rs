@@ -280,12 +280,6 @@ impl Trainer {
         self.iteration
     }
 
-    /// Whether the iteration in progress has run any stage (a stop then loses nothing: the
-    /// checkpoint is the iteration's start and its calls are cached).
-    pub fn in_iteration(&self) -> bool {
-        self.current.is_some()
-    }
-
     pub fn data(&self) -> &Dataset {
         &self.data
     }

@@ -29,7 +29,6 @@ pub enum ScriptedCall {
 /// The scripted backend. Clones share the call log and counters.
 #[derive(Clone)]
 pub struct ScriptedBackend {
-    id: String,
     context_size: usize,
     logprobs: bool,
     generate: GenerateRule,
@@ -65,7 +64,6 @@ impl ScriptedBackend {
     /// token log-probs in (−2, 0], class masses from a hash of the context and class.
     pub fn new() -> Self {
         ScriptedBackend {
-            id: "scripted".into(),
             context_size: 4096,
             logprobs: true,
             generate: Arc::new(|r, s| {
@@ -87,11 +85,6 @@ impl ScriptedBackend {
             usage: Arc::default(),
             delay: std::time::Duration::ZERO,
         }
-    }
-
-    pub fn with_model_id(mut self, id: &str) -> Self {
-        self.id = id.to_string();
-        self
     }
 
     pub fn with_context_size(mut self, n: usize) -> Self {
@@ -192,7 +185,7 @@ fn prompt_text(p: &super::Prompt) -> String {
 #[async_trait]
 impl Backend for ScriptedBackend {
     fn model_id(&self) -> String {
-        self.id.clone()
+        "scripted".into()
     }
 
     fn has_logprobs(&self) -> bool {
