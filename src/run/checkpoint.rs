@@ -6,7 +6,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::dln::state::TrainerState;
-use crate::run::{atomic_write, RunError};
+use crate::run::dir::{read_json, write_json};
+use crate::run::RunError;
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 const VERSION: u32 = 1;
@@ -37,25 +38,16 @@ pub fn write_checkpoint(
     checkpoint: &Checkpoint,
 ) -> Result<std::path::PathBuf, RunError> {
     let path = run_dir.join(CHECKPOINT_FILE);
-    let text = serde_json::to_vec_pretty(checkpoint).map_err(|e| RunError::File {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    atomic_write(&path, &text)?;
+    write_json(&path, checkpoint)?;
     Ok(path)
 }
 
 /// The run's checkpoint, `None` when it stopped before its first one.
 pub fn read_checkpoint(run_dir: &Path) -> Result<Option<Checkpoint>, RunError> {
     let path = run_dir.join(CHECKPOINT_FILE);
-    if !path.exists() {
+    let Some(c) = read_json::<Checkpoint>(&path, "checkpoint")? else {
         return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| RunError::io(&path, e))?;
-    let c: Checkpoint = serde_json::from_str(&text).map_err(|e| RunError::File {
-        path: path.clone(),
-        message: format!("unreadable checkpoint: {e}"),
-    })?;
+    };
     if c.version != VERSION {
         return Err(RunError::File {
             path,

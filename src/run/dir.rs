@@ -32,6 +32,33 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     std::fs::rename(&tmp, path).map_err(|e| RunError::io(path, e))
 }
 
+/// Writes `value` as pretty JSON with [`atomic_write`] (the checkpoint, the result).
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| RunError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    atomic_write(path, &text)
+}
+
+/// Reads a JSON file of the run directory, `None` when there is none yet; `what` names the file
+/// in the error when it does not parse.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<Option<T>, RunError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| RunError::io(path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| RunError::File {
+            path: path.to_path_buf(),
+            message: format!("unreadable {what}: {e}"),
+        })
+}
+
 /// `runs/<task>-<timestamp>` under the data directory.
 pub fn default_run_dir(task: &str) -> PathBuf {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");

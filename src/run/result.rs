@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::dln::events::UsageEntry;
 use crate::dln::state::DevPoint;
 use crate::llm::Usage;
-use crate::run::{atomic_write, RunError};
+use crate::run::dir::{read_json, write_json};
+use crate::run::RunError;
 
 pub const RESULT_FILE: &str = "result.json";
 
@@ -32,24 +33,9 @@ pub struct RunResult {
 }
 
 pub fn write_result(run_dir: &Path, result: &RunResult) -> Result<(), RunError> {
-    let path = run_dir.join(RESULT_FILE);
-    let text = serde_json::to_vec_pretty(result).map_err(|e| RunError::File {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    atomic_write(&path, &text)
+    write_json(&run_dir.join(RESULT_FILE), result)
 }
 
 pub fn read_result(run_dir: &Path) -> Result<Option<RunResult>, RunError> {
-    let path = run_dir.join(RESULT_FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| RunError::io(&path, e))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| RunError::File {
-            path,
-            message: format!("unreadable result: {e}"),
-        })
+    read_json(&run_dir.join(RESULT_FILE), "result")
 }
