@@ -17,7 +17,18 @@ fn every_example_config_and_its_data_load() {
     assert!(files.len() >= 10, "{files:?}");
     for f in files {
         let c = Config::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        let d = load_data(&c).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let paper = f.parent() == Some(root.join("paper").as_path());
+        let d = match load_data(&c) {
+            Ok(d) => d,
+            // The paper's benchmark data is not shipped with the repository (it sits in
+            // ../shared/data beside a checkout): a paper config must still load and name the
+            // file it wants.
+            Err(e) if paper && e.to_string().contains("No such file") => {
+                assert!(e.to_string().contains("shared/data"), "{}: {e}", f.display());
+                continue;
+            }
+            Err(e) => panic!("{}: {e}", f.display()),
+        };
         assert!(
             !d.train.is_empty() && !d.dev.is_empty() && !d.test.is_empty(),
             "{}",
