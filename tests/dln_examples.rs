@@ -24,7 +24,11 @@ fn every_example_config_and_its_data_load() {
             // ../shared/data beside a checkout): a paper config must still load and name the
             // file it wants.
             Err(e) if paper && e.to_string().contains("No such file") => {
-                assert!(e.to_string().contains("shared/data"), "{}: {e}", f.display());
+                assert!(
+                    e.to_string().contains("shared/data"),
+                    "{}: {e}",
+                    f.display()
+                );
                 continue;
             }
             Err(e) => panic!("{}: {e}", f.display()),

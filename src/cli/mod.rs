@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "dln", version, about = "A terminal workbench for Deep Language Networks")]
+#[command(
+    name = "dln",
+    version,
+    about = "A terminal workbench for Deep Language Networks"
+)]
 pub struct Cli {
     /// A GGUF model file, or a built-in model name (smollm2-135m, gemma3-270m).
     #[arg(long, global = true, env = "DLN_MODEL")]
@@ -90,22 +94,38 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => tui::demo(cli.model.as_deref(), cli.theme.as_deref()),
-        Some(Commands::Tui { ref config, ref out, ref set }) => {
-            tui::open(config, out.as_deref(), set, cli.model.as_deref(), cli.theme.as_deref())
-        }
+        Some(Commands::Tui {
+            ref config,
+            ref out,
+            ref set,
+        }) => tui::open(
+            config,
+            out.as_deref(),
+            set,
+            cli.model.as_deref(),
+            cli.theme.as_deref(),
+        ),
         Some(Commands::Replay { ref run_dir }) => tui::replay(run_dir, cli.theme.as_deref()),
-        Some(Commands::Train { ref config, ref out, ref set }) => {
-            train::train(config, out.as_deref(), set, cli.model.as_deref())
-        }
+        Some(Commands::Train {
+            ref config,
+            ref out,
+            ref set,
+        }) => train::train(config, out.as_deref(), set, cli.model.as_deref()),
         Some(Commands::Resume { ref run_dir }) => train::resume(run_dir, cli.model.as_deref()),
-        Some(Commands::Eval { ref config, ref run, ref split }) => {
-            train::eval(config, run, split, cli.model.as_deref())
-        }
-        Some(Commands::Bench { which: BenchCommand::Engine { json } }) => {
-            bench::engine(cli.model.as_deref(), json)
-        }
-        Some(Commands::Model { which: ModelCommand::Pull { ref name } }) => model::pull(name.as_deref()),
-        Some(Commands::Model { which: ModelCommand::List }) => model::list(),
+        Some(Commands::Eval {
+            ref config,
+            ref run,
+            ref split,
+        }) => train::eval(config, run, split, cli.model.as_deref()),
+        Some(Commands::Bench {
+            which: BenchCommand::Engine { json },
+        }) => bench::engine(cli.model.as_deref(), json),
+        Some(Commands::Model {
+            which: ModelCommand::Pull { ref name },
+        }) => model::pull(name.as_deref()),
+        Some(Commands::Model {
+            which: ModelCommand::List,
+        }) => model::list(),
     };
     match result {
         Ok(code) => code,
