@@ -551,3 +551,119 @@ fn a_hidden_text_can_be_written_before_the_posterior_is_sampled() {
     );
     assert_eq!(press(&mut app, KeyCode::Char('x')), vec![]);
 }
+
+/// A left click at `(column, row)`.
+fn left_click(column: u16, row: u16) -> MouseEvent {
+    MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }
+}
+
+/// The screen row (and the column where it starts) of the first drawn line containing
+/// `needle`, so a click lands on what the person sees there.
+fn find_on_screen(app: &mut App, w: u16, h: u16, needle: &str) -> (u16, u16) {
+    let screen = render(app, w, h);
+    for (row, line) in screen.lines().enumerate() {
+        if let Some(byte) = line.find(needle) {
+            // Rows are quoted: drop the leading quote; columns count characters, not bytes.
+            let col = line[..byte].chars().count().saturating_sub(1);
+            return (col as u16, row as u16);
+        }
+    }
+    panic!("`{needle}` is not on screen:\n{screen}");
+}
+
+#[test]
+fn clicking_a_candidate_selects_it_and_clicking_it_again_expands_it() {
+    let mut app = app_with(&dln1_running());
+    app.focus = Pane::Candidates;
+    let (col, row) = find_on_screen(&mut app, 80, 24, "Answer with one word.");
+    app.handle_mouse(left_click(col, row));
+    assert_eq!(app.sel.candidate, 2);
+    assert!(!app.sel.candidate_expanded, "the first click only selects");
+    app.handle_mouse(left_click(col, row));
+    assert!(app.sel.candidate_expanded, "a second click acts like Enter");
+    // The heading line is not a candidate.
+    let (col, row) = find_on_screen(&mut app, 80, 24, "4 candidates");
+    app.handle_mouse(left_click(col, row));
+    assert_eq!(app.sel.candidate, 2);
+    assert!(app.sel.candidate_expanded);
+}
+
+#[test]
+fn clicking_hidden_examples_and_samples_selects_them() {
+    let mut app = app_with(&dln2_hidden());
+    app.focus = Pane::Hidden;
+    let (col, row) = find_on_screen(&mut app, 80, 24, "2019-02-28. What is the date in two");
+    app.handle_mouse(left_click(col, row));
+    assert_eq!(app.sel.example, 2);
+    assert_eq!(app.sel.sample, 0);
+    // The sample table sits under its header row: click the second sample.
+    let (col, header) = find_on_screen(&mut app, 80, 24, "origin  log p(y)");
+    app.handle_mouse(left_click(col, header + 2));
+    assert_eq!(app.sel.sample, 1);
+    assert!(!app.sel.hidden_expanded);
+    app.handle_mouse(left_click(col, header + 2));
+    assert!(
+        app.sel.hidden_expanded,
+        "clicking the selected sample expands it"
+    );
+    // The header row itself selects nothing.
+    app.handle_mouse(left_click(col, header));
+    assert_eq!(app.sel.sample, 1);
+    // Clicking the selected example expands (here: collapses) too.
+    let (col, row) = find_on_screen(&mut app, 80, 24, "2019-02-28. What is the date in two");
+    app.handle_mouse(left_click(col, row));
+    assert_eq!(app.sel.example, 2);
+    assert!(!app.sel.hidden_expanded);
+}
+
+#[test]
+fn clicking_a_layer_selects_it_from_another_pane_and_again_shows_its_diff() {
+    let mut app = app_with(&dln2_hidden());
+    app.focus = Pane::Metrics;
+    app.sel.hidden_layer = None;
+    let (col, row) = find_on_screen(&mut app, 160, 45, "Layer 1 (hidden)");
+    app.handle_mouse(left_click(col, row));
+    assert_eq!(app.focus, Pane::Layers);
+    assert_eq!(app.sel.layer, 0);
+    assert!(app.sel.layer_chosen);
+    assert!(
+        !app.sel.show_diff,
+        "a click that focuses the pane only selects"
+    );
+    let (col, row) = find_on_screen(&mut app, 160, 45, "Layer 2 (output)");
+    app.handle_mouse(left_click(col, row));
+    assert_eq!(app.sel.layer, 1);
+    assert_eq!(
+        app.hidden_layer(),
+        Some(1),
+        "the hidden pane follows the layer"
+    );
+    app.handle_mouse(left_click(col, row));
+    assert!(
+        app.sel.show_diff,
+        "clicking the selected layer acts like Enter"
+    );
+    // A click on the selected candidate of an unfocused pane selects, never expands.
+    let (col, row) = find_on_screen(&mut app, 160, 45, "▶ 1 ");
+    app.handle_mouse(left_click(col, row));
+    assert_eq!(app.focus, Pane::Candidates);
+    assert!(!app.sel.candidate_expanded);
+}
+
+#[test]
+fn clicks_under_an_overlay_or_on_the_status_line_select_nothing() {
+    let mut app = app_with(&dln1_running());
+    app.focus = Pane::Candidates;
+    let (col, row) = find_on_screen(&mut app, 80, 24, "Answer with one word.");
+    app.handle_action(Action::Help);
+    app.handle_mouse(left_click(col, row));
+    assert_eq!(app.sel.candidate, 0);
+    app.handle_action(Action::Help);
+    app.handle_mouse(left_click(5, 22));
+    assert_eq!((app.focus, app.sel.candidate), (Pane::Candidates, 0));
+}

@@ -11,7 +11,8 @@ use crate::dln::events::{Command, RunState};
 use super::action::Action;
 use super::app::{App, Exit, Mode, Overlay, Pane};
 use super::editor::{EditorBuffer, EditorError, EditorTarget, TemplateRoleOrd};
-use super::view::layout::{self, Screen};
+use super::view;
+use super::view::layout::{self, Hit, Screen};
 
 impl App {
     /// Handle one key press; returns the commands to send to the engine.
@@ -589,7 +590,12 @@ impl App {
         if n == 0 {
             return;
         }
-        self.sel.layer = (self.sel.layer as isize + delta).rem_euclid(n as isize) as usize;
+        self.select_layer((self.sel.layer as isize + delta).rem_euclid(n as isize) as usize);
+    }
+
+    /// Make `layer` the one the Layers and Candidates panes act on, chosen by the person.
+    fn select_layer(&mut self, layer: usize) {
+        self.sel.layer = layer;
         self.sel.layer_chosen = true;
         // The hidden pane follows: it shows the hidden text the selected layer reads.
         if self.run.posteriors.contains_key(&self.sel.layer) {
@@ -613,7 +619,9 @@ impl App {
         self.rebuild_replay();
     }
 
-    /// Mouse: a click focuses the pane (or tab) under it; the wheel scrolls the focused pane.
+    /// Mouse: a click focuses the pane (or tab) under it and selects the row it lands on; a
+    /// click on the already selected row of the focused pane (so also a double-click) acts like
+    /// Enter. The wheel scrolls the focused pane.
     pub fn handle_mouse(&mut self, ev: MouseEvent) {
         let area = Rect::new(0, 0, self.viewport.0, self.viewport.1);
         let screen: Screen = layout::screen(area);
@@ -623,13 +631,59 @@ impl App {
                     return;
                 }
                 let at = Position::new(ev.column, ev.row);
-                if let Some(pane) = layout::pane_at(&screen, self.focus, at) {
-                    self.focus = pane;
+                let Some(pane) = layout::pane_at(&screen, self.focus, at) else {
+                    return;
+                };
+                let was_focused = self.focus == pane;
+                self.focus = pane;
+                let hit = screen
+                    .pane_rect(pane, pane)
+                    .and_then(|rect| view::hit(self, pane, rect, at));
+                if let Some(hit) = hit {
+                    self.click(hit, was_focused);
                 }
             }
             MouseEventKind::ScrollDown => self.move_by(1),
             MouseEventKind::ScrollUp => self.move_by(-1),
             _ => {}
+        }
+    }
+
+    /// Select what a click hit, or expand it when it already was the selection.
+    fn click(&mut self, hit: Hit, was_focused: bool) {
+        let again = |current: usize, n: usize, row: usize| {
+            was_focused && current.min(n.saturating_sub(1)) == row
+        };
+        match hit {
+            Hit::Layer(layer) => {
+                if was_focused && self.sel.layer == layer {
+                    self.handle_action(Action::Expand);
+                } else {
+                    self.select_layer(layer);
+                }
+            }
+            Hit::Candidate(row) => {
+                if again(self.sel.candidate, self.candidate_rows().len(), row) {
+                    self.handle_action(Action::Expand);
+                } else {
+                    self.sel.candidate = row;
+                }
+            }
+            Hit::Example(row) => {
+                if again(self.sel.example, self.hidden_rows().len(), row) {
+                    self.handle_action(Action::Expand);
+                } else {
+                    self.sel.example = row;
+                    self.sel.sample = 0;
+                }
+            }
+            Hit::Sample(i) => {
+                if was_focused && self.sel.sample == i {
+                    self.handle_action(Action::Expand);
+                } else {
+                    self.sel.sample = i;
+                }
+            }
         }
     }
 }

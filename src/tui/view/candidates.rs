@@ -1,7 +1,7 @@
 //! The Candidates pane: the selected layer's candidate prompts of the current iteration with
 //! their scores, the winner highlighted, and the winners of past iterations.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
@@ -10,6 +10,7 @@ use super::text::{num, one_line_of, wrap};
 use super::{highlight, muted_line, pane_block, window_start};
 use crate::dln::events::CandidateOrigin;
 use crate::tui::app::{App, Pane};
+use crate::tui::run_view::LayerView;
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
@@ -31,18 +32,9 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    let rows = app.candidate_rows();
-    let history_h = if app.sel.candidate_expanded || layer.history.is_empty() {
-        0
-    } else {
-        (layer.history.len() as u16 + 1).min(inner.height / 3)
-    };
-    let [head_r, list_r, history_r] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(1),
-        Constraint::Length(history_h),
-    ])
-    .areas(inner);
+    let list = list(app, layer, inner);
+    let [head_r, list_r, history_r] = list.areas;
+    let history_h = history_r.height;
 
     let head = match (layer.candidates_iteration, layer.winner) {
         (None, _) => "no candidates yet: they appear after the forward pass".to_string(),
@@ -63,12 +55,94 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         head_spans.push(Span::styled("  ◆ pinned: not updated", t.pinned));
     }
     frame.render_widget(Paragraph::new(Line::from(head_spans)), head_r);
+    frame.render_widget(
+        Paragraph::new(
+            list.lines
+                .into_iter()
+                .skip(list.start)
+                .take(list_r.height as usize)
+                .collect::<Vec<_>>(),
+        ),
+        list_r,
+    );
 
+    if history_h > 0 {
+        let block = Block::default()
+            .borders(Borders::TOP)
+            .border_style(t.border)
+            .title(Line::from(Span::styled(" past winners ", t.title)));
+        let h_inner = block.inner(history_r);
+        frame.render_widget(block, history_r);
+        let w = h_inner.width as usize;
+        let hist: Vec<Line> = layer
+            .history
+            .iter()
+            .rev()
+            .take(h_inner.height as usize)
+            .map(|r| {
+                let head = format!(
+                    "it {:>2} {:>8} {} ",
+                    r.iteration + 1,
+                    num(r.score),
+                    if r.changed { "new " } else { "kept" }
+                );
+                let used = super::text::width(&head);
+                Line::from(vec![
+                    Span::styled(head, t.muted),
+                    Span::styled(one_line_of(&r.prompt, w.saturating_sub(used)), t.text),
+                ])
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(hist), h_inner);
+    }
+}
+
+/// The row (among the visible candidates) drawn at `at`, if any.
+pub fn hit(app: &App, area: Rect, at: Position) -> Option<usize> {
+    let layer = app.run.layers.get(app.sel.layer)?;
+    let inner = pane_block(app, Pane::Candidates, String::new()).inner(area);
+    let list = list(app, layer, inner);
+    let list_r = list.areas[1];
+    if !list_r.contains(at) {
+        return None;
+    }
+    let line = list.start + usize::from(at.y - list_r.y);
+    list.rows.get(line).copied().flatten()
+}
+
+/// The candidate list's layout: what drawing and mouse hits share.
+struct List {
+    /// Heading, list and past-winners areas.
+    areas: [Rect; 3],
+    lines: Vec<Line<'static>>,
+    /// The visible-candidate row each line belongs to.
+    rows: Vec<Option<usize>>,
+    /// The first line shown (keeps the selected candidate in view).
+    start: usize,
+}
+
+fn list(app: &App, layer: &LayerView, inner: Rect) -> List {
+    let t = &app.theme;
+    let rows = app.candidate_rows();
+    let history_h = if app.sel.candidate_expanded || layer.history.is_empty() {
+        0
+    } else {
+        (layer.history.len() as u16 + 1).min(inner.height / 3)
+    };
+    let areas = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(history_h),
+    ])
+    .areas(inner);
+    let list_r = areas[1];
     let width = list_r.width as usize;
     let selected = app.sel.candidate.min(rows.len().saturating_sub(1));
-    let mut lines: Vec<Line> = Vec::new();
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut owners: Vec<Option<usize>> = Vec::new();
     if rows.is_empty() && !layer.candidates.is_empty() {
         lines.push(muted_line(app, "no candidate matches the filter"));
+        owners.push(None);
     }
     let mut sel_line = 0;
     let max_score = layer
@@ -136,48 +210,15 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             lines.push(l);
             first = false;
         }
+        owners.resize(lines.len(), Some(row));
     }
     // Keep the selected candidate's first line in view.
     let start = window_start(sel_line, list_r.height as usize, lines.len());
-    frame.render_widget(
-        Paragraph::new(
-            lines
-                .into_iter()
-                .skip(start)
-                .take(list_r.height as usize)
-                .collect::<Vec<_>>(),
-        ),
-        list_r,
-    );
-
-    if history_h > 0 {
-        let block = Block::default()
-            .borders(Borders::TOP)
-            .border_style(t.border)
-            .title(Line::from(Span::styled(" past winners ", t.title)));
-        let h_inner = block.inner(history_r);
-        frame.render_widget(block, history_r);
-        let w = h_inner.width as usize;
-        let hist: Vec<Line> = layer
-            .history
-            .iter()
-            .rev()
-            .take(h_inner.height as usize)
-            .map(|r| {
-                let head = format!(
-                    "it {:>2} {:>8} {} ",
-                    r.iteration + 1,
-                    num(r.score),
-                    if r.changed { "new " } else { "kept" }
-                );
-                let used = super::text::width(&head);
-                Line::from(vec![
-                    Span::styled(head, t.muted),
-                    Span::styled(one_line_of(&r.prompt, w.saturating_sub(used)), t.text),
-                ])
-            })
-            .collect();
-        frame.render_widget(Paragraph::new(hist), h_inner);
+    List {
+        areas,
+        lines,
+        rows: owners,
+        start,
     }
 }
 

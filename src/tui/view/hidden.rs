@@ -3,11 +3,12 @@
 //! sharpened weight (numbers and bars), the best one marked, the posterior's entropy.
 //! For DLN-1 it shows the forward pass's predictions instead.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
+use super::layout::Hit;
 use super::text::{bar, num, one_line_of, wrap};
 use super::{highlight, muted_line, pane_block, window_start};
 use crate::dln::events::{ForwardExample, PosteriorExample, SampleOrigin};
@@ -104,6 +105,40 @@ fn draw_posterior(
     }
 }
 
+/// The first example row shown in a list area of `n` rows (keeps the selection in view).
+fn list_start(app: &App, list: Rect, n: usize) -> usize {
+    let selected = app.sel.example.min(n.saturating_sub(1));
+    window_start(selected, list.height as usize, n)
+}
+
+/// The example row or posterior sample drawn at `at`, if any.
+pub fn hit(app: &App, area: Rect, at: Position) -> Option<Hit> {
+    let inner = pane_block(app, Pane::Hidden, String::new()).inner(area);
+    let posterior = app.hidden_layer().and_then(|l| app.run.posteriors.get(&l));
+    if posterior.is_none() && app.run.forward.is_none() {
+        return None;
+    }
+    let rows = app.hidden_rows();
+    if rows.is_empty() {
+        return None;
+    }
+    let (_, list_r, detail_r) = split(inner, rows.len());
+    if list_r.contains(at) {
+        let row = list_start(app, list_r, rows.len()) + usize::from(at.y - list_r.y);
+        return (row < rows.len()).then_some(Hit::Example(row));
+    }
+    let ex = rows
+        .get(app.sel.example.min(rows.len() - 1))
+        .and_then(|i| posterior?.examples.get(*i))?;
+    let d_inner = detail_inner(detail_r);
+    if !d_inner.contains(at) {
+        return None;
+    }
+    let d = detail_lines(app, ex, d_inner);
+    let line = d.start + usize::from(at.y - d_inner.y);
+    d.samples.get(line).copied().flatten().map(Hit::Sample)
+}
+
 /// What one row of the example list shows beyond the parts every row has.
 struct ListRow<'a> {
     index: usize,
@@ -134,7 +169,7 @@ fn draw_list<E>(
     }
     let selected = app.sel.example.min(examples.len() - 1);
     let width = area.width as usize;
-    let start = window_start(selected, area.height as usize, examples.len());
+    let start = list_start(app, area, examples.len());
     let list: Vec<Line> = examples
         .iter()
         .enumerate()
@@ -180,18 +215,37 @@ fn detail_block(app: &App, frame: &mut Frame, area: Rect, index: usize) -> Rect 
             format!(" example {} ", index + 1),
             t.title,
         )));
-    let inner = block.inner(area);
     frame.render_widget(block, area);
-    inner
+    detail_inner(area)
 }
 
 fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
-    let t = &app.theme;
     let inner = detail_block(app, frame, area, ex.index);
+    let d = detail_lines(app, ex, inner);
+    let visible: Vec<Line> = d.lines.into_iter().skip(d.start).take(d.height).collect();
+    frame.render_widget(Paragraph::new(visible), inner);
+}
+
+/// The detail area's lines, the sample each line shows, and the first line shown: what drawing
+/// and mouse hits share.
+struct Detail {
+    lines: Vec<Line<'static>>,
+    samples: Vec<Option<usize>>,
+    start: usize,
+    height: usize,
+}
+
+/// The area below the detail's top rule.
+fn detail_inner(area: Rect) -> Rect {
+    Block::default().borders(Borders::TOP).inner(area)
+}
+
+fn detail_lines(app: &App, ex: &PosteriorExample, inner: Rect) -> Detail {
+    let t = &app.theme;
     let width = inner.width as usize;
     let full = app.sel.hidden_expanded;
     let cap = if full { usize::MAX } else { 2 };
-    let mut lines: Vec<Line> = Vec::new();
+    let mut lines: Vec<Line<'static>> = Vec::new();
     labelled(t, &mut lines, "input", &ex.input, width, cap);
     labelled(t, &mut lines, "target", &ex.target, width, cap);
     labelled(t, &mut lines, "hidden h", &ex.hidden, width, cap);
@@ -203,6 +257,7 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
         ),
         t.muted,
     )));
+    let mut owners: Vec<Option<usize>> = vec![None; lines.len()];
     let sample = app.sel.sample.min(ex.samples.len().saturating_sub(1));
     let bar_cells = 8;
     for (i, s) in ex.samples.iter().enumerate() {
@@ -239,7 +294,7 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
                 .map(|w| format!("{w:.2}"))
                 .unwrap_or_else(|| "—".into()),
         );
-        let mut spans = vec![
+        let spans = vec![
             Span::styled(head, style),
             Span::styled(bar(w, bar_cells), t.bar),
             Span::raw(" "),
@@ -270,7 +325,7 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
             lines.push(l);
             first = false;
         }
-        spans.clear();
+        owners.resize(lines.len(), Some(i));
     }
     if ex.samples.is_empty() {
         lines.push(muted_line(
@@ -286,8 +341,12 @@ fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
     } else {
         0
     };
-    let visible: Vec<Line> = lines.into_iter().skip(start).take(height).collect();
-    frame.render_widget(Paragraph::new(visible), inner);
+    Detail {
+        lines,
+        samples: owners,
+        start,
+        height,
+    }
 }
 
 fn labelled(

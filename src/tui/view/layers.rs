@@ -1,7 +1,7 @@
 //! The Layers pane: every layer's current prompt in full, wrapped and scrollable, with its pinned
 //! marker, last ELBO term and, on demand (`d`), a word diff against the previous prompt.
 
-use ratatui::layout::Rect;
+use ratatui::layout::{Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -10,37 +10,81 @@ use similar::{ChangeTag, TextDiff};
 
 use super::text::{num, wrap, wrap_styled};
 use super::{muted_line, pane_block};
+use crate::dln::events::LayerIndex;
 use crate::tui::app::{App, Pane};
 use crate::tui::run_view::LayerView;
 use crate::tui::theme::Theme;
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let (lines, header_at) = lines(app, area.width.saturating_sub(2) as usize);
-    let height = area.height.saturating_sub(2) as usize;
-    let total = lines.len();
-    let start = header_at
-        .saturating_add(app.sel.layer_scroll)
-        .min(total.saturating_sub(height));
-    let info = if total > height {
-        format!("{}–{} of {}", start + 1, (start + height).min(total), total)
+    let w = window(app, area);
+    let info = if w.total > w.height {
+        format!(
+            "{}–{} of {}",
+            w.start + 1,
+            (w.start + w.height).min(w.total),
+            w.total
+        )
     } else {
         String::new()
     };
-    let visible: Vec<Line> = lines.into_iter().skip(start).take(height).collect();
+    let visible: Vec<Line> = w.lines.into_iter().skip(w.start).take(w.height).collect();
     frame.render_widget(
         Paragraph::new(visible).block(pane_block(app, Pane::Layers, info)),
         area,
     );
 }
 
-/// All lines of the pane and the line where the selected layer's header is.
-fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, usize) {
+/// The layer whose header or prompt is drawn at `at`, if any.
+pub fn hit(app: &App, area: Rect, at: Position) -> Option<LayerIndex> {
+    let inner = pane_block(app, Pane::Layers, String::new()).inner(area);
+    if !inner.contains(at) {
+        return None;
+    }
+    let w = window(app, area);
+    let line = w.start + usize::from(at.y - inner.y);
+    w.owners.get(line).copied().flatten()
+}
+
+/// The pane's lines, which layer each belongs to, and the first one shown: what both drawing
+/// and mouse hits need.
+struct Window {
+    lines: Vec<Line<'static>>,
+    owners: Vec<Option<LayerIndex>>,
+    start: usize,
+    height: usize,
+    total: usize,
+}
+
+fn window(app: &App, area: Rect) -> Window {
+    let (lines, owners, header_at) = lines(app, area.width.saturating_sub(2) as usize);
+    let height = area.height.saturating_sub(2) as usize;
+    let total = lines.len();
+    let start = header_at
+        .saturating_add(app.sel.layer_scroll)
+        .min(total.saturating_sub(height));
+    Window {
+        lines,
+        owners,
+        start,
+        height,
+        total,
+    }
+}
+
+/// All lines of the pane, the layer each line belongs to, and the line where the selected
+/// layer's header is.
+fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>>, usize) {
     let t = &app.theme;
     if app.run.layers.is_empty() {
-        return (vec![muted_line(app, "waiting for the run to start…")], 0);
+        return (
+            vec![muted_line(app, "waiting for the run to start…")],
+            vec![None],
+            0,
+        );
     }
     let k = app.run.depth();
     let mut out: Vec<Line<'static>> = Vec::new();
+    let mut owners: Vec<Option<LayerIndex>> = Vec::new();
     let mut header_at = 0;
     for layer in &app.run.layers {
         let selected = layer.index == app.sel.layer;
@@ -69,6 +113,7 @@ fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, usize) {
             out.push(l);
         }
         out.push(Line::default());
+        owners.resize(out.len(), Some(layer.index));
     }
     if let Some(last) = app.run.interventions.last() {
         out.push(Line::from(vec![
@@ -79,7 +124,8 @@ fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, usize) {
             ),
         ]));
     }
-    (out, header_at)
+    owners.resize(out.len(), None);
+    (out, owners, header_at)
 }
 
 fn header(t: &Theme, layer: &LayerView, k: usize, selected: bool) -> Line<'static> {

@@ -90,20 +90,37 @@ pub fn screen(area: Rect) -> Screen {
     }
 }
 
-/// The pane a click at `at` selects.
+/// The pane a click at `at` selects: a tab, or the pane drawn there (in one-pane mode, the
+/// focused one).
 pub fn pane_at(screen: &Screen, focus: Pane, at: Position) -> Option<Pane> {
     if let Some((_, tabs)) = &screen.tabs {
         if let Some((p, _)) = tabs.iter().find(|(_, r)| r.contains(at)) {
             return Some(*p);
         }
-        return None;
+        return screen
+            .pane_rect(focus, focus)
+            .filter(|r| r.contains(at))
+            .map(|_| focus);
     }
-    let _ = focus;
     screen
         .panes
         .iter()
         .find(|(_, r)| r.contains(at))
         .map(|(p, _)| *p)
+}
+
+/// The row a click lands on inside a pane, in the terms the selection uses. Each pane computes
+/// it with the same pure layout function its drawing uses, so a click hits what was drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    /// A layer's header or prompt in the Layers pane.
+    Layer(usize),
+    /// A row among the visible (filtered) candidates.
+    Candidate(usize),
+    /// A row among the visible (sorted, filtered) hidden-state examples.
+    Example(usize),
+    /// A posterior sample of the selected example.
+    Sample(usize),
 }
 
 /// The area of a large overlay (help, editor): centred on big screens; on small ones everything
@@ -153,6 +170,12 @@ mod tests {
         );
         let g = screen(Rect::new(0, 0, 160, 48));
         assert!(g.grid);
+        // One-pane mode: a click in the body lands on the focused pane.
+        assert_eq!(
+            pane_at(&s, Pane::Hidden, Position::new(10, 10)),
+            Some(Pane::Hidden)
+        );
+        assert_eq!(pane_at(&s, Pane::Hidden, Position::new(10, 23)), None);
         assert_eq!(
             pane_at(&g, Pane::Layers, Position::new(150, 40)),
             Some(Pane::Metrics)

@@ -10,7 +10,7 @@ pub mod overlays;
 pub mod status;
 pub mod text;
 
-use ratatui::layout::Rect;
+use ratatui::layout::{Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Block;
@@ -42,6 +42,17 @@ pub fn draw_pane(app: &App, frame: &mut Frame, pane: Pane, area: Rect) {
         Pane::Hidden => hidden::draw(app, frame, area),
         Pane::Candidates => candidates::draw(app, frame, area),
         Pane::Metrics => metrics::draw(app, frame, area),
+    }
+}
+
+/// The row of `pane` (drawn in `area`) at `at`: the same pure layout the pane draws with, so the
+/// mouse needs no record of the last frame beyond its size.
+pub fn hit(app: &App, pane: Pane, area: Rect, at: Position) -> Option<layout::Hit> {
+    match pane {
+        Pane::Layers => layers::hit(app, area, at).map(layout::Hit::Layer),
+        Pane::Hidden => hidden::hit(app, area, at),
+        Pane::Candidates => candidates::hit(app, area, at).map(layout::Hit::Candidate),
+        Pane::Metrics => None,
     }
 }
 
