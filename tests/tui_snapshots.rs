@@ -244,3 +244,18 @@ fn themes_colour_the_status_badge_and_mono_does_not() {
         assert_eq!(has_colour, coloured, "{}: {:?}", theme.name, badge);
     }
 }
+
+#[test]
+fn metrics_scroll_when_taller_than_the_pane() {
+    let mut app = app_with(&dln1_running());
+    app.focus = Pane::Metrics;
+    assert_snapshot!("metrics_scroll_top_80x14", render(&mut app, 80, 14));
+    app.handle_action(Action::Bottom);
+    assert_eq!(
+        app.sel.metrics_scroll, 6,
+        "scrolling stops at the last line"
+    );
+    app.handle_action(Action::Up);
+    app.handle_action(Action::Down);
+    assert_snapshot!("metrics_scroll_bottom_80x14", render(&mut app, 80, 14));
+}

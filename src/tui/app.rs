@@ -123,6 +123,8 @@ pub struct Selection {
     pub hidden_sort: HiddenSort,
     pub wrong_only: bool,
     pub help_scroll: usize,
+    /// Lines scrolled in the Metrics pane when its content is taller than the pane.
+    pub metrics_scroll: usize,
 }
 
 /// Checks a template's source for a layer and role before it is sent; `Err` carries the message

@@ -562,7 +562,14 @@ impl App {
                 }
                 self.sel.example = next;
             }
-            Pane::Metrics => {}
+            Pane::Metrics => {
+                let area = Rect::new(0, 0, self.viewport.0, self.viewport.1);
+                let max = layout::screen(area)
+                    .pane_rect(Pane::Metrics, Pane::Metrics)
+                    .map(|r| view::metrics::max_scroll(self, r))
+                    .unwrap_or(0);
+                self.sel.metrics_scroll = step(self.sel.metrics_scroll).min(max);
+            }
         }
     }
 

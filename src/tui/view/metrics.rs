@@ -1,10 +1,11 @@
 //! The Metrics pane: the current stage with a progress gauge and ETA, train/dev accuracy and ELBO
 //! over iterations as charts, token usage and calls per layer.
 
+use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph, Widget};
 use ratatui::Frame;
 
 use super::text::{count, duration_ms, num, pct};
@@ -20,24 +21,84 @@ pub fn stage_name(stage: Stage) -> &'static str {
     }
 }
 
+/// Rows the accuracy chart needs (its legend row included) before the pane scrolls instead.
+const ACCURACY_MIN: u16 = 6;
+/// Rows the ELBO chart needs (its legend row included).
+const ELBO_MIN: u16 = 5;
+
+/// Rows the pane's content needs to be shown without squeezing: when the pane is shorter, it
+/// scrolls instead (↑/↓ with the pane focused).
+pub fn content_height(app: &App) -> u16 {
+    let charts = if has_charts(app) {
+        ACCURACY_MIN + ELBO_MIN
+    } else {
+        1
+    };
+    2 + charts + usage_height(app)
+}
+
+/// How far the pane drawn in `area` can scroll.
+pub fn max_scroll(app: &App, area: Rect) -> usize {
+    let inner = pane_block(app, Pane::Metrics, String::new()).inner(area);
+    usize::from(content_height(app).saturating_sub(inner.height))
+}
+
+fn has_charts(app: &App) -> bool {
+    !(app.run.history.is_empty() && app.run.dev_points.is_empty())
+}
+
+fn usage_height(app: &App) -> u16 {
+    match app.run.depth() {
+        0 => 0,
+        k => u16::try_from(k + 1).unwrap_or(u16::MAX),
+    }
+}
+
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let block = pane_block(app, Pane::Metrics, String::new());
+    let need = content_height(app);
+    let height = pane_block(app, Pane::Metrics, String::new())
+        .inner(area)
+        .height;
+    let start = app.sel.metrics_scroll.min(max_scroll(app, area)) as u16;
+    let info = if need > height {
+        format!("{}–{} of {}", start + 1, start + height, need)
+    } else {
+        String::new()
+    };
+    let block = pane_block(app, Pane::Metrics, info);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let k = app.run.depth();
-    let usage_h = if k == 0 {
-        0
-    } else {
-        (k as u16 + 1).min(inner.height.saturating_sub(6) / 2)
-    };
+    if need <= inner.height {
+        content(app, frame.buffer_mut(), inner);
+        return;
+    }
+    // Taller than the pane: draw it whole off-screen, then show the scrolled window of it.
+    let whole = Rect::new(0, 0, inner.width, need);
+    let mut full = Buffer::empty(whole);
+    content(app, &mut full, whole);
+    let buf = frame.buffer_mut();
+    for y in 0..inner.height {
+        for x in 0..inner.width {
+            if let (Some(src), Some(dst)) = (
+                full.cell((x, y + start)),
+                buf.cell_mut((inner.x + x, inner.y + y)),
+            ) {
+                *dst = src.clone();
+            }
+        }
+    }
+}
+
+/// The pane's content laid out in `area` (at least [`content_height`] rows tall to show all).
+fn content(app: &App, buf: &mut Buffer, area: Rect) {
+    let t = &app.theme;
     let [gauge_r, summary_r, charts_r, usage_r] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
-        Constraint::Min(3),
-        Constraint::Length(usage_h),
+        Constraint::Min(1),
+        Constraint::Length(usage_height(app)),
     ])
-    .areas(inner);
+    .areas(area);
 
     // Stage and progress.
     let (label, ratio) = match &app.run.stage {
@@ -71,14 +132,12 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         .eta_ms()
         .map(|ms| format!(" · ETA {}", duration_ms(ms)))
         .unwrap_or_default();
-    frame.render_widget(
-        LineGauge::default()
-            .filled_style(t.gauge)
-            .unfilled_style(t.muted)
-            .label(Span::styled(format!("{label}{eta} "), t.text))
-            .ratio(ratio.clamp(0.0, 1.0)),
-        gauge_r,
-    );
+    LineGauge::default()
+        .filled_style(t.gauge)
+        .unfilled_style(t.muted)
+        .label(Span::styled(format!("{label}{eta} "), t.text))
+        .ratio(ratio.clamp(0.0, 1.0))
+        .render(gauge_r, buf);
 
     // Summary numbers.
     let last = app.run.history.last();
@@ -107,24 +166,25 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             t.good,
         ),
     ]);
-    frame.render_widget(Paragraph::new(summary), summary_r);
+    Paragraph::new(summary).render(summary_r, buf);
 
-    // Charts.
-    if app.run.history.is_empty() && app.run.dev_points.is_empty() {
-        frame.render_widget(
-            Paragraph::new(muted_line(app, "charts appear after the first iteration")),
-            charts_r,
-        );
+    // Charts: 55/45, each at least its minimum while there is room.
+    if !has_charts(app) {
+        Paragraph::new(muted_line(app, "charts appear after the first iteration"))
+            .render(charts_r, buf);
     } else {
+        let acc_h = (charts_r.height * 55 / 100)
+            .max(ACCURACY_MIN)
+            .min(charts_r.height.saturating_sub(ELBO_MIN));
         let [acc_r, elbo_r] =
-            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)])
-                .areas(charts_r);
-        accuracy_chart(app, frame, acc_r);
-        elbo_chart(app, frame, elbo_r);
+            Layout::vertical([Constraint::Length(acc_h), Constraint::Min(0)]).areas(charts_r);
+        accuracy_chart(app, buf, acc_r);
+        elbo_chart(app, buf, elbo_r);
     }
 
-    // Usage per layer.
-    if usage_h > 0 {
+    // Usage per layer. The engine reports usage only with `IterationDone`, so these are the
+    // totals of the finished iterations.
+    if usage_r.height > 0 {
         let mut lines = vec![Line::from(Span::styled(
             format!(
                 "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}",
@@ -147,7 +207,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
                 t.text,
             )));
         }
-        frame.render_widget(Paragraph::new(lines), usage_r);
+        Paragraph::new(lines).render(usage_r, buf);
     }
 }
 
@@ -166,7 +226,7 @@ fn x_bounds(app: &App) -> [f64; 2] {
     [0.0, upper]
 }
 
-fn accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
+fn accuracy_chart(app: &App, buf: &mut Buffer, area: Rect) {
     let t = &app.theme;
     let train: Vec<(f64, f64)> = app
         .run
@@ -205,11 +265,29 @@ fn accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
             ])
             .style(t.muted),
     )
-    .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 1)));
-    frame.render_widget(chart, area);
+    .legend_position(None);
+    let area = legend(
+        buf,
+        area,
+        vec![
+            Span::styled("accuracy  ", t.muted),
+            Span::styled("━ train", t.chart_train),
+            Span::styled("  • dev", t.chart_dev),
+        ],
+    );
+    chart.render(area, buf);
 }
 
-fn elbo_chart(app: &App, frame: &mut Frame, area: Rect) {
+/// The series' names on a row above the chart, so no legend box covers the plotted lines;
+/// returns the area left for the chart.
+fn legend(buf: &mut Buffer, area: Rect, names: Vec<Span<'static>>) -> Rect {
+    let [legend_r, chart_r] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    Paragraph::new(Line::from(names)).render(legend_r, buf);
+    chart_r
+}
+
+fn elbo_chart(app: &App, buf: &mut Buffer, area: Rect) {
     let t = &app.theme;
     let elbo: Vec<(f64, f64)> = app
         .run
@@ -218,7 +296,7 @@ fn elbo_chart(app: &App, frame: &mut Frame, area: Rect) {
         .filter_map(|p| p.elbo.map(|e| (p.iteration as f64, e)))
         .collect();
     if elbo.is_empty() {
-        frame.render_widget(Paragraph::new(muted_line(app, "ELBO: —")), area);
+        Paragraph::new(muted_line(app, "ELBO: —")).render(area, buf);
         return;
     }
     let lo = elbo.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
@@ -240,6 +318,14 @@ fn elbo_chart(app: &App, frame: &mut Frame, area: Rect) {
             ])
             .style(t.muted),
     )
-    .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 1)));
-    frame.render_widget(chart, area);
+    .legend_position(None);
+    let area = legend(
+        buf,
+        area,
+        vec![
+            Span::styled("ELBO  ", t.muted),
+            Span::styled("━ sum of the layers' terms", t.chart_elbo),
+        ],
+    );
+    chart.render(area, buf);
 }

@@ -138,7 +138,7 @@ pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
             (Action::Expand, "expand"),
             (Action::Filter, "filter"),
         ],
-        Pane::Metrics => vec![],
+        Pane::Metrics => vec![(Action::Down, "scroll")],
     };
     let steering = app.mode == Mode::Live && app.run.is_active();
     if !steering {
