@@ -94,7 +94,7 @@ pub fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     entry(
         &mut lines,
         "mouse".into(),
-        "click a pane or tab to focus it; the wheel scrolls".into(),
+        "click a pane or tab to focus it, a row to select it, the selected row to expand it; the wheel scrolls".into(),
     );
     entry(
         &mut lines,
