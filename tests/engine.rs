@@ -291,3 +291,95 @@ fn bad_requests_are_errors_and_the_worker_survives() {
     }]));
     assert!(ok.is_ok(), "the worker still serves: {ok:?}");
 }
+
+/// A scoring context of about `words` tokens that shares nothing with another `seed`'s but BOS.
+fn distinct_context(seed: usize, words: usize) -> String {
+    const WORDS: [&str; 12] = [
+        "river", "copper", "lantern", "meadow", "orbit", "velvet", "harbor", "cinder", "maple",
+        "quartz", "thistle", "glacier",
+    ];
+    let mut text = format!("Note {seed}:");
+    for k in 0..words {
+        text.push(' ');
+        text.push_str(WORDS[(seed * 7 + k * (seed % 5 + 1)) % WORDS.len()]);
+    }
+    text + "\nAnswer:"
+}
+
+fn targets(context: &str) -> Vec<ScoreRequest> {
+    [" True", " False", " It is neither true nor false."]
+        .into_iter()
+        .map(|t| ScoreRequest {
+            context: context.to_string(),
+            target: t.into(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_prefix_kept_from_an_earlier_call_is_reused_and_exact() {
+    let _turn = serial();
+    let b = backend();
+    block_on(b.clear_cache()).expect("clear");
+    let p1 =
+        format!("{PROMPT}Statement: Water boils at 100 degrees Celsius at sea level.\nAnswer:");
+    let p2 = distinct_context(1, 120);
+    let context_tokens = block_on(b.count_tokens(&p1)).expect("count");
+
+    let a = block_on(b.score(targets(&p1))).expect("call A");
+    block_on(b.score(targets(&p2))).expect("call B: an unrelated prefix");
+    let before = b.usage();
+    let c = block_on(b.score(targets(&p1))).expect("call C: the first prefix again");
+    let used = b.usage().since(&before);
+    // The context (without its last token, decoded with the first target's reads) is reused.
+    assert!(
+        used.tokens_reused as usize >= context_tokens - 1,
+        "the kept prefix of {context_tokens} tokens was restored: {used:?}"
+    );
+    assert!(
+        (used.tokens_computed as usize) < context_tokens / 2,
+        "only the targets were computed: {used:?}"
+    );
+    let naive = block_on(b.score_naive(targets(&p1))).expect("naive");
+    for ((x, y), n) in a.iter().zip(&c).zip(&naive) {
+        assert!(max_diff(&x.token_logprobs, &y.token_logprobs) <= 1e-3);
+        assert!(max_diff(&y.token_logprobs, &n.token_logprobs) <= 1e-3);
+        assert!((y.logprob - n.logprob).abs() <= 1e-3, "{y:?} vs {n:?}");
+    }
+}
+
+#[test]
+fn many_distinct_prefixes_stay_within_the_kept_bound() {
+    let _turn = serial();
+    let b = backend();
+    block_on(b.clear_cache()).expect("clear");
+    // More prefixes than the store keeps (8 entries, a context's worth of tokens).
+    let contexts: Vec<String> = (0..14).map(|i| distinct_context(i + 2, 120)).collect();
+    for context in &contexts {
+        block_on(b.score(targets(context))).expect("every call succeeds");
+    }
+    let reused_by = |context: &str| {
+        let before = b.usage();
+        let scores = block_on(b.score(targets(context))).expect("score");
+        (b.usage().since(&before).tokens_reused, scores)
+    };
+    // A recent prefix is still kept, the oldest was evicted (only BOS-level sharing is left).
+    let recent = &contexts[contexts.len() - 3];
+    let (recent_reused, recent_scores) = reused_by(recent);
+    let recent_tokens = block_on(b.count_tokens(recent)).expect("count");
+    assert!(
+        recent_reused as usize >= recent_tokens - 1,
+        "{recent_reused} of {recent_tokens}"
+    );
+    let (old_reused, old_scores) = reused_by(&contexts[0]);
+    assert!(
+        old_reused < 16,
+        "the oldest prefix was evicted: {old_reused}"
+    );
+    for (context, scores) in [(recent, recent_scores), (&contexts[0], old_scores)] {
+        let naive = block_on(b.score_naive(targets(context))).expect("naive");
+        for (s, n) in scores.iter().zip(&naive) {
+            assert!(max_diff(&s.token_logprobs, &n.token_logprobs) <= 1e-3);
+        }
+    }
+}

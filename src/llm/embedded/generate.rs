@@ -91,7 +91,7 @@ impl Worker<'_> {
         }
         // The prompt into sequence 0, reusing the cached prefix; keep the last row's logits.
         let last = prompt.len() - 1;
-        let start = self.restart(prompt, last);
+        let start = self.restart(prompt, last)?;
         let mut first_row: Vec<f32> = Vec::new();
         self.decode_span(prompt, start, 0, &|p| p == last, &mut |_, row| {
             first_row = row.to_vec()

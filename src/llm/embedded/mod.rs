@@ -3,10 +3,13 @@
 //! A dedicated OS thread owns the llama.cpp context (`worker`); the async [`Backend`] methods
 //! tokenize on the caller's side (the model is `Sync`), queue a job and await the reply. Scoring
 //! walks each batch's prefix tree depth-first with the KV cache kept between jobs and calls
-//! (`plan`), so a prompt shared by many inputs is computed once. Flash attention is off so that
-//! a score does not depend on how its text was split across decode calls.
+//! (`plan`), so a prompt shared by many inputs is computed once; prefixes that later calls may
+//! need again are snapshotted before they leave the cache and restored on demand (`keep`), so
+//! calls that alternate between unrelated prefixes do not recompute them. Flash attention is
+//! off so that a score does not depend on how its text was split across decode calls.
 
 mod generate;
+mod keep;
 mod plan;
 mod sampling;
 mod tokens;

@@ -4,7 +4,9 @@
 //!
 //! KV layout: sequence 0 holds the token sequence last decoded (`cached`), which the next job
 //! reuses up to their common prefix; generation copies the prompt from sequence 0 into the
-//! sequences `1..n_seq_max` and removes them when done.
+//! sequences `1..n_seq_max` and removes them when done. A shared prefix about to be dropped from
+//! sequence 0 is first snapshotted into `kept` (see `keep`) and restored when a later request
+//! shares more with it than with sequence 0.
 
 use std::num::NonZeroU32;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,8 +20,10 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::{LlamaStateSeqFlags, SeqState};
 use tokio::sync::oneshot;
 
+use super::keep::KeptPrefixes;
 use super::plan::{common_prefix, plan, Job as PlanJob, Read, ScoreItem};
 use super::sampling::log_sum_exp;
 use crate::llm::{GenerateRequest, Generation, LlmError, LlmResult, Usage};
@@ -27,6 +31,17 @@ use crate::llm::{GenerateRequest, Generation, LlmError, LlmResult, Usage};
 /// llama.cpp's `LLAMA_FLASH_ATTN_TYPE_DISABLED`: with flash attention on, scores depend on how a
 /// text is split across decode calls (by up to 0.45 nats), which would break prefix reuse.
 const FLASH_ATTENTION_DISABLED: i32 = 0;
+
+/// Most prefixes kept across calls.
+const KEPT_PREFIXES: usize = 8;
+
+/// A shared prefix shorter than this is recomputed rather than snapshotted (a snapshot copies
+/// the whole sequence's KV, ~23 kB per token on SmolLM2).
+const MIN_KEPT_TOKENS: usize = 32;
+
+/// A snapshot is restored only when it saves at least this many tokens over sequence 0:
+/// restoring copies its whole KV, which costs about as much as decoding a few tokens.
+const MIN_RESTORED_TOKENS: usize = 16;
 
 /// Work for the model thread.
 pub enum Job {
@@ -113,6 +128,8 @@ pub fn run(
         batch: LlamaBatch::new(ctx.n_batch() as usize, settings.n_seq_max as i32),
         ctx,
         cached: Vec::new(),
+        used: 0,
+        kept: KeptPrefixes::new(KEPT_PREFIXES, n_ctx as usize),
         usage,
     };
     if ready.send(Ok(n_ctx)).is_err() {
@@ -132,6 +149,11 @@ pub(super) struct Worker<'m> {
     pub(super) n_seq_max: usize,
     /// The tokens whose KV sequence 0 holds, from position 0.
     pub(super) cached: Vec<i32>,
+    /// How much of `cached` a job has reused since it was decoded: a prefix worth keeping when
+    /// sequence 0 moves on.
+    used: usize,
+    /// Prefixes of earlier jobs and calls, snapshotted before sequence 0 dropped them.
+    kept: KeptPrefixes<SeqState>,
     pub(super) usage: Arc<Mutex<Usage>>,
 }
 
@@ -139,6 +161,7 @@ impl Worker<'_> {
     fn serve(&mut self, job: Job) {
         match job {
             Job::Score { items, mode, reply } => {
+                self.call_started();
                 let result = self.guarded(|w| w.score(&items, mode));
                 let _ = reply.send(result);
             }
@@ -147,6 +170,7 @@ impl Worker<'_> {
                 sequential,
                 reply,
             } => {
+                self.call_started();
                 let result = self.guarded(|w| {
                     requests
                         .iter()
@@ -186,9 +210,22 @@ impl Worker<'_> {
         result
     }
 
+    /// Forgets the live KV and every kept prefix.
     pub(super) fn clear(&mut self) {
+        self.reset_live();
+        self.kept.clear();
+    }
+
+    /// Empties the live KV (from-scratch baselines); kept prefixes stay.
+    fn reset_live(&mut self) {
         self.ctx.clear_kv_cache();
         self.cached.clear();
+        self.used = 0;
+    }
+
+    /// What the previous call left in sequence 0 is a recently used prefix as a whole.
+    fn call_started(&mut self) {
+        self.used = self.cached.len();
     }
 
     pub(super) fn count(&self, f: impl FnOnce(&mut Usage)) {
@@ -220,19 +257,66 @@ impl Worker<'_> {
     }
 
     /// Where to resume decoding `tokens` in sequence 0: after the prefix it shares with the
-    /// cache, but no later than `limit` (the first position whose logits are needed), and never
-    /// leaving a single token to decode. The cache is truncated there.
+    /// cache (or with a kept prefix, restored into sequence 0 when that is longer), but no later
+    /// than `limit` (the first position whose logits are needed), and never leaving a single
+    /// token to decode. The cache is truncated there. Returns how many tokens are reused.
     ///
     /// llama.cpp computes a one-token batch along other kernels than a batch of two or more
     /// (measured on SmolLM2: up to 0.15 nats apart per token), while batches of two or more
     /// tokens agree bit for bit whatever their size; so a lone last token is decoded together
-    /// with its predecessor, whose KV comes out the same.
-    pub(super) fn restart(&mut self, tokens: &[i32], limit: usize) -> usize {
-        let mut start = common_prefix(&self.cached, tokens).min(limit);
-        if tokens.len().saturating_sub(start) == 1 && start > 0 {
-            start -= 1;
+    /// with its predecessor, whose KV comes out the same. A restored prefix is the same KV bytes
+    /// its own decode wrote, so the same rule makes it exact.
+    pub(super) fn restart(&mut self, tokens: &[i32], limit: usize) -> LlmResult<usize> {
+        let resume = |shared: usize| {
+            let start = shared.min(limit);
+            if tokens.len().saturating_sub(start) == 1 && start > 0 {
+                start - 1
+            } else {
+                start
+            }
+        };
+        let here = resume(common_prefix(&self.cached, tokens));
+        self.keep_if_leaving(here)?;
+        if let Some((i, shared)) = self.kept.best(tokens) {
+            let there = resume(shared);
+            if there >= here + MIN_RESTORED_TOKENS {
+                self.restore(i)?;
+                let start = self.truncate_cache(there);
+                self.used = start;
+                return Ok(start);
+            }
         }
-        self.truncate_cache(start)
+        let start = self.truncate_cache(here);
+        self.used = start;
+        Ok(start)
+    }
+
+    /// Snapshots sequence 0 when truncating it to `keep` tokens would drop a prefix that jobs
+    /// have reused (or that the previous call ended on).
+    fn keep_if_leaving(&mut self, keep: usize) -> LlmResult<()> {
+        if self.used < keep + MIN_KEPT_TOKENS || self.kept.covers(&self.cached) {
+            return Ok(());
+        }
+        let state = self
+            .ctx
+            .state_seq_get(0, LlamaStateSeqFlags::empty())
+            .map_err(|e| LlmError::Model(format!("saving a prefix's KV: {e}")))?;
+        self.kept.insert(self.cached.clone(), state);
+        Ok(())
+    }
+
+    /// Replaces sequence 0 by kept prefix `i`.
+    fn restore(&mut self, i: usize) -> LlmResult<()> {
+        self.ctx
+            .clear_kv_cache_seq(Some(0), None, None)
+            .map_err(|e| LlmError::Model(format!("clearing sequence 0: {e}")))?;
+        self.cached.clear();
+        let entry = self.kept.touch(i);
+        self.ctx
+            .state_seq_set(&entry.state, 0)
+            .map_err(|e| LlmError::Model(format!("restoring a kept prefix's KV: {e}")))?;
+        self.cached = entry.tokens.clone();
+        Ok(())
     }
 
     /// Decodes `tokens[start..]` into `seq` at positions `start..`, in chunks of at most
@@ -289,10 +373,13 @@ impl Worker<'_> {
             ScoreMode::TokenByToken => items.iter().enumerate().flat_map(prefix_jobs).collect(),
         };
         for job in jobs {
-            if mode != ScoreMode::Reuse {
-                self.clear();
-            }
-            let start = self.restart(&job.tokens, job.first_read());
+            // The baselines start each job from an empty cache and never restore a kept prefix.
+            let start = if mode == ScoreMode::Reuse {
+                self.restart(&job.tokens, job.first_read())?
+            } else {
+                self.reset_live();
+                0
+            };
             let mut want = vec![false; job.tokens.len()];
             for r in &job.reads {
                 want[r.pos] = true;
@@ -315,7 +402,7 @@ impl Worker<'_> {
     }
 
     fn prefill(&mut self, tokens: &[i32]) -> LlmResult<Duration> {
-        self.clear();
+        self.reset_live();
         let last = tokens.len().saturating_sub(1);
         let started = Instant::now();
         self.decode_span(tokens, 0, 0, &|p| p == last, &mut |_, _| {})?;
