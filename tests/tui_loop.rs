@@ -47,6 +47,7 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
                 stage: Stage::Score,
                 done: i,
                 total: flood,
+                usage: None,
             })
             .expect("send");
             if i % 100 == 0 {

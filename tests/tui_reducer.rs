@@ -109,6 +109,7 @@ fn pause_shows_pausing_until_the_engine_pauses_then_step_and_resume() {
         stage: dln::dln::events::Stage::Score,
         done: 10,
         total: 16,
+        usage: None,
     });
     assert_eq!(app.shown_state(), Some(RunState::Pausing));
     app.apply(&Event::StateChanged {
@@ -666,4 +667,98 @@ fn clicks_under_an_overlay_or_on_the_status_line_select_nothing() {
     app.handle_action(Action::Help);
     app.handle_mouse(left_click(5, 22));
     assert_eq!((app.focus, app.sel.candidate), (Pane::Candidates, 0));
+}
+
+fn calls(layer: usize, operation: &str, calls: u64) -> dln::dln::events::UsageEntry {
+    dln::dln::events::UsageEntry {
+        layer,
+        operation: operation.to_string(),
+        usage: dln::llm::Usage {
+            calls,
+            tokens_computed: 10 * calls,
+            ..Default::default()
+        },
+    }
+}
+
+#[test]
+fn usage_shows_the_iteration_in_progress_on_top_of_the_finished_ones() {
+    use dln::dln::events::Stage;
+    let mut app = app_with(&dln1_running());
+    // Two finished iterations of 4 + 3 + 16 calls; the fixture's stage events carry no usage
+    // (like logs written before they did), so only the finished iterations count.
+    assert_eq!(app.run.live_usage, None);
+    assert_eq!(app.run.layer_usage(0).calls, 46);
+    assert!(!render_pane(&app, Pane::Metrics, 80, 40).contains("so far"));
+
+    app.apply(&Event::StageProgress {
+        iteration: 2,
+        stage: Stage::Score,
+        done: 10,
+        total: 16,
+        usage: Some(vec![calls(0, "forward", 4), calls(0, "score", 10)]),
+    });
+    assert_eq!(app.run.layer_usage(0).calls, 46 + 14);
+    assert_eq!(
+        app.run.layers[0].total_usage().calls,
+        46,
+        "finished totals apart"
+    );
+    assert_eq!(app.run.layer_usage(1).calls, 0, "no such layer, no usage");
+    let screen = render_pane(&app, Pane::Metrics, 80, 40);
+    assert!(screen.contains("incl. it 3 so far"), "{screen}");
+    assert!(screen.contains("60"), "{screen}");
+
+    // Each report is the iteration's usage so far: it replaces the previous one, never adds.
+    app.apply(&Event::StageProgress {
+        iteration: 2,
+        stage: Stage::Score,
+        done: 16,
+        total: 16,
+        usage: Some(vec![calls(0, "forward", 4), calls(0, "score", 16)]),
+    });
+    assert_eq!(app.run.layer_usage(0).calls, 46 + 20);
+    // A progress event without usage keeps the last report.
+    app.apply(&Event::StageProgress {
+        iteration: 2,
+        stage: Stage::Score,
+        done: 16,
+        total: 16,
+        usage: None,
+    });
+    assert_eq!(app.run.layer_usage(0).calls, 46 + 20);
+
+    // Once the iteration is done its usage joins the totals, counted once.
+    app.apply(&Event::IterationDone {
+        iteration: 2,
+        train_accuracy: 0.5,
+        elbo: None,
+        usage: vec![calls(0, "forward", 4), calls(0, "score", 16)],
+        elapsed_ms: 1000,
+    });
+    assert_eq!(app.run.live_usage, None);
+    assert_eq!(app.run.layer_usage(0).calls, 46 + 20);
+    assert_eq!(app.run.layers[0].total_usage().calls, 46 + 20);
+    assert!(!render_pane(&app, Pane::Metrics, 80, 40).contains("so far"));
+
+    // The next iteration's first stage reports its usage so far.
+    app.apply(&Event::StageStarted {
+        iteration: 3,
+        stage: Stage::Propose,
+        layer: Some(0),
+        total: 4,
+        usage: Some(vec![calls(0, "forward", 4)]),
+    });
+    assert_eq!(app.run.layer_usage(0).calls, 66 + 4);
+}
+
+#[test]
+fn stage_events_without_usage_still_parse_and_none_is_not_written() {
+    let old = r#"{"event":"stage_progress","iteration":0,"stage":"score","done":1,"total":2}"#;
+    let e: Event = serde_json::from_str(old).expect("an old stage event parses");
+    assert!(matches!(e, Event::StageProgress { usage: None, .. }));
+    assert_eq!(serde_json::to_string(&e).expect("serializes"), old);
+    let old = r#"{"event":"stage_started","iteration":0,"stage":"forward","layer":null,"total":4}"#;
+    let e: Event = serde_json::from_str(old).expect("an old stage event parses");
+    assert_eq!(serde_json::to_string(&e).expect("serializes"), old);
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dln::config::Config;
-use dln::dln::events::{Command, Event};
+use dln::dln::events::{Command, Event, RunState};
 use dln::run::{evaluate_run, RunSummary, Session, SessionOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -88,7 +88,11 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
     while let Ok(e) = session.events.try_recv() {
         progress.on(&e);
     }
-    progress.finish();
+    let returned = match &result {
+        Ok(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    progress.finish(returned.as_deref());
     let summary: RunSummary = result.context("the run's task failed")??;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(if summary.stopped_early {
@@ -101,6 +105,11 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
 /// Progress on stderr: a bar on a terminal, plain lines otherwise.
 struct Progress {
     bar: Option<ProgressBar>,
+    /// An error event not printed yet: whether it is fatal shows only with the next event.
+    held_error: Option<String>,
+    /// The error the run failed with (an error event followed by the `Failed` state); printed at
+    /// the end unless the command returns it anyway (then `main` prints it, once).
+    fatal: Option<String>,
 }
 
 impl Progress {
@@ -114,7 +123,11 @@ impl Progress {
             b.set_style(style);
             b
         });
-        Progress { bar }
+        Progress {
+            bar,
+            held_error: None,
+            fatal: None,
+        }
     }
 
     fn note(&self, line: &str) {
@@ -125,6 +138,18 @@ impl Progress {
     }
 
     fn on(&mut self, e: &Event) {
+        if let Some(message) = self.held_error.take() {
+            if matches!(
+                e,
+                Event::StateChanged {
+                    state: RunState::Failed
+                }
+            ) {
+                self.fatal = Some(message);
+            } else {
+                self.note(&format!("error: {message}"));
+            }
+        }
         match e {
             Event::RunStarted {
                 task,
@@ -163,6 +188,7 @@ impl Progress {
                 stage,
                 done,
                 total,
+                ..
             } => {
                 if let Some(b) = &self.bar {
                     b.set_message(format!(
@@ -203,12 +229,20 @@ impl Progress {
                 }
             }
             Event::Warning { message } => self.note(&format!("warning: {message}")),
-            Event::Error { message } => self.note(&format!("error: {message}")),
+            Event::Error { message } => self.held_error = Some(message.clone()),
             _ => {}
         }
     }
 
-    fn finish(&self) {
+    /// Ends the display; `returned` is the error the command is about to return, if any, so the
+    /// fatal error is not printed twice.
+    fn finish(&mut self, returned: Option<&str>) {
+        let unprinted = [self.held_error.take(), self.fatal.take()];
+        for message in unprinted.into_iter().flatten() {
+            if returned != Some(message.as_str()) {
+                self.note(&format!("error: {message}"));
+            }
+        }
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }

@@ -203,12 +203,24 @@ pub enum Event {
         stage: Stage,
         layer: Option<LayerIndex>,
         total: usize,
+        /// Token usage of the iteration in progress so far (its finished stages, and for a
+        /// progress event the calls of this stage until now), so a client can show live totals
+        /// before `IterationDone`. `None` outside an iteration and in logs written before it
+        /// existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Vec<UsageEntry>>,
     },
     StageProgress {
         iteration: usize,
         stage: Stage,
         done: usize,
         total: usize,
+        /// Token usage of the iteration in progress so far (its finished stages, and for a
+        /// progress event the calls of this stage until now), so a client can show live totals
+        /// before `IterationDone`. `None` outside an iteration and in logs written before it
+        /// existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Vec<UsageEntry>>,
     },
     ForwardDone {
         iteration: usize,

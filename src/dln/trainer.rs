@@ -362,6 +362,23 @@ impl Trainer {
         total
     }
 
+    /// The usage of the iteration in progress, plus `pending` (the running stage's calls since
+    /// `before`, not yet accounted): what stage events carry so clients show live totals.
+    /// `None` outside an iteration (the baseline evaluation, the test).
+    fn live_usage(&self, pending: Option<(LayerIndex, &str, Usage)>) -> Option<Vec<UsageEntry>> {
+        let cur = self.current.as_ref()?;
+        let mut usage = cur.usage.clone();
+        if let Some((layer, operation, before)) = pending {
+            push_usage(
+                &mut usage,
+                layer,
+                operation,
+                self.backend_usage().since(&before),
+            );
+        }
+        Some(usage)
+    }
+
     fn account(&mut self, layer: LayerIndex, operation: &str, before: Usage) {
         let u = self.backend_usage().since(&before);
         push_usage(&mut self.usage_total, layer, operation, u);
@@ -582,6 +599,7 @@ impl Trainer {
             stage: Stage::Forward,
             layer: None,
             total: batch.len(),
+            usage: self.live_usage(None),
         });
         let prompts = self.net.prompts();
         let fwd = self
@@ -682,6 +700,7 @@ impl Trainer {
             stage: Stage::PosteriorSampling,
             layer: Some(l),
             total: b * s_count,
+            usage: self.live_usage(None),
         });
         let layer = &self.net.layers[l];
         let below = &self.net.layers[l - 1];
@@ -893,6 +912,7 @@ impl Trainer {
             stage: Stage::Sharpening,
             layer: Some(l),
             total: which.len(),
+            usage: self.live_usage(None),
         });
         self.score_samples(l, &mut examples, which).await?;
         let temperature = self.config.train.posterior_temperature;
@@ -960,6 +980,7 @@ impl Trainer {
             stage: Stage::Propose,
             layer: Some(l),
             total: n,
+            usage: self.live_usage(None),
         });
         let b = self.cur()?.batch.len();
         let subset = math::proposer_subset(b, self.config.train.held_out_ranking, &mut self.rng);
@@ -1082,6 +1103,7 @@ impl Trainer {
             stage: Stage::Score,
             layer: Some(l),
             total: nc,
+            usage: self.live_usage(None),
         });
         let layer = self.net.layers[l].clone();
         let classes = self.net.classes.clone();
@@ -1139,6 +1161,7 @@ impl Trainer {
                     stage: Stage::Score,
                     done: c + 1,
                     total: nc,
+                    usage: self.live_usage(Some((l, "score", before))),
                 });
             }
         } else {
@@ -1180,6 +1203,7 @@ impl Trainer {
                     stage: Stage::Score,
                     done: c + 1,
                     total: nc,
+                    usage: self.live_usage(Some((l, "score", before))),
                 });
             }
         }
@@ -1221,6 +1245,7 @@ impl Trainer {
             stage: Stage::Select,
             layer: Some(l),
             total: 1,
+            usage: self.live_usage(None),
         });
         self.emit(Event::PromptSelected {
             iteration: it,
@@ -1283,6 +1308,7 @@ impl Trainer {
             stage,
             layer: None,
             total: examples.len(),
+            usage: self.live_usage(None),
         });
         let mut right = 0usize;
         for (c, chunk) in examples.chunks(EVAL_CHUNK).enumerate() {
@@ -1296,6 +1322,7 @@ impl Trainer {
                 stage,
                 done,
                 total: examples.len(),
+                usage: self.live_usage(None),
             });
         }
         Ok(right as f64 / examples.len() as f64)

@@ -149,6 +149,9 @@ pub struct RunView {
     pub best_prompts: Vec<String>,
     /// How many events were applied (replay position).
     pub events_applied: usize,
+    /// `(iteration, usage)`: the usage of the iteration in progress so far, from its last stage
+    /// event. Dropped once the iteration is done, when its usage joins the layers' totals.
+    pub live_usage: Option<(usize, Vec<UsageEntry>)>,
 }
 
 impl RunView {
@@ -188,6 +191,7 @@ impl RunView {
                         ..LayerView::default()
                     })
                     .collect();
+                self.live_usage = None;
             }
             Event::StateChanged { state } => {
                 self.state = Some(*state);
@@ -200,8 +204,10 @@ impl RunView {
                 stage,
                 layer,
                 total,
+                usage,
             } => {
                 self.iteration = *iteration;
+                self.note_live_usage(*iteration, usage.as_ref());
                 self.stage = Some(StageView {
                     iteration: *iteration,
                     stage: *stage,
@@ -215,8 +221,10 @@ impl RunView {
                 stage,
                 done,
                 total,
+                usage,
             } => {
                 self.iteration = *iteration;
+                self.note_live_usage(*iteration, usage.as_ref());
                 match &mut self.stage {
                     Some(s) if s.stage == *stage && s.iteration == *iteration => {
                         s.done = *done;
@@ -345,6 +353,7 @@ impl RunView {
                     elapsed_ms: *elapsed_ms,
                 });
                 self.add_usage(usage);
+                self.live_usage = None;
             }
             Event::PromptPinned { layer, prompt } => {
                 if let Some(l) = self.layers.get_mut(*layer) {
@@ -493,6 +502,28 @@ impl RunView {
                     .add(&entry.usage);
             }
         }
+    }
+
+    fn note_live_usage(&mut self, iteration: usize, usage: Option<&Vec<UsageEntry>>) {
+        if let Some(u) = usage {
+            self.live_usage = Some((iteration, u.clone()));
+        }
+    }
+
+    /// A layer's usage as the metrics pane shows it: the finished iterations' totals plus the
+    /// iteration in progress so far (when its stage events report usage).
+    pub fn layer_usage(&self, layer: LayerIndex) -> Usage {
+        let mut total = self
+            .layers
+            .get(layer)
+            .map(LayerView::total_usage)
+            .unwrap_or_default();
+        if let Some((_, live)) = &self.live_usage {
+            for e in live.iter().filter(|e| e.layer == layer) {
+                total.add(&e.usage);
+            }
+        }
+        total
     }
 
     /// Whether the run can still act on commands.

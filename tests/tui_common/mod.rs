@@ -146,6 +146,7 @@ pub fn dln1_running() -> Vec<Event> {
             stage: Stage::Forward,
             layer: None,
             total: 4,
+            usage: None,
         });
         let preds = if it == 0 {
             ["positive", "positive", "positive", "positive"]
@@ -170,6 +171,7 @@ pub fn dln1_running() -> Vec<Event> {
             stage: Stage::Propose,
             layer: Some(0),
             total: 3,
+            usage: None,
         });
         let next = winners.get(it).copied().unwrap_or(P2);
         let props = [
@@ -188,6 +190,7 @@ pub fn dln1_running() -> Vec<Event> {
             stage: Stage::Score,
             layer: Some(0),
             total: 16,
+            usage: None,
         });
         if it == 2 {
             ev.push(Event::StageProgress {
@@ -195,6 +198,7 @@ pub fn dln1_running() -> Vec<Event> {
                 stage: Stage::Score,
                 done: 9,
                 total: 16,
+                usage: None,
             });
             break;
         }
@@ -281,6 +285,7 @@ pub fn dln2_hidden() -> Vec<Event> {
             stage: Stage::Forward,
             layer: None,
             total: 3,
+            usage: None,
         },
     ];
     let qs = [
@@ -319,6 +324,7 @@ pub fn dln2_hidden() -> Vec<Event> {
         stage: Stage::PosteriorSampling,
         layer: Some(1),
         total: 3,
+        usage: None,
     });
     let posterior: Vec<PosteriorExample> = qs
         .iter()
@@ -369,6 +375,7 @@ pub fn dln2_hidden() -> Vec<Event> {
         stage: Stage::Sharpening,
         layer: Some(1),
         total: 9,
+        usage: None,
     });
     ev.push(Event::Sharpened {
         iteration: 0,
@@ -380,6 +387,7 @@ pub fn dln2_hidden() -> Vec<Event> {
         stage: Stage::Propose,
         layer: Some(1),
         total: 3,
+        usage: None,
     });
     let props = [
         Y_PROMPT,
@@ -396,6 +404,7 @@ pub fn dln2_hidden() -> Vec<Event> {
         stage: Stage::Score,
         layer: Some(1),
         total: 9,
+        usage: None,
     });
     ev.push(Event::CandidatesScored {
         iteration: 0,
@@ -408,6 +417,7 @@ pub fn dln2_hidden() -> Vec<Event> {
         stage: Stage::Propose,
         layer: Some(0),
         total: 3,
+        usage: None,
     });
     ev
 }

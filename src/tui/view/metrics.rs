@@ -182,18 +182,24 @@ fn content(app: &App, buf: &mut Buffer, area: Rect) {
         elbo_chart(app, buf, elbo_r);
     }
 
-    // Usage per layer. The engine reports usage only with `IterationDone`, so these are the
-    // totals of the finished iterations.
+    // Usage per layer: the finished iterations' totals plus, while an iteration runs, its usage
+    // so far (from its stage events); the header says when the running iteration is included.
     if usage_r.height > 0 {
+        let live = app
+            .run
+            .live_usage
+            .as_ref()
+            .map(|(it, _)| format!("  incl. it {} so far", it + 1))
+            .unwrap_or_default();
         let mut lines = vec![Line::from(Span::styled(
             format!(
-                "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}",
+                "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}{live}",
                 "layer", "calls", "computed", "reused", "generated", "cached"
             ),
             t.muted,
         ))];
         for l in &app.run.layers {
-            let u = l.total_usage();
+            let u = app.run.layer_usage(l.index);
             lines.push(Line::from(Span::styled(
                 format!(
                     "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}",
