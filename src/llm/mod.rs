@@ -7,6 +7,7 @@ pub mod cache;
 pub mod embedded;
 pub mod model;
 pub mod scripted;
+pub mod stop;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -205,10 +205,8 @@ impl Backend for ScriptedBackend {
             let mut samples = Vec::new();
             for s in 0..r.n.max(1) {
                 let mut text = (self.generate)(&r, s);
-                for stop in &r.stop {
-                    if let Some(p) = text.find(stop.as_str()) {
-                        text.truncate(p);
-                    }
+                if let Some(cut) = crate::llm::stop::find_stop(&text, &r.stop, 0) {
+                    text.truncate(cut);
                 }
                 let words: Vec<&str> = text.split_whitespace().collect();
                 if words.len() > r.max_tokens as usize {

@@ -11,9 +11,10 @@
 
 use llama_cpp_2::token::LlamaToken;
 
-use super::sampling::{find_stop, sample, sample_rng};
+use super::sampling::{sample, sample_rng};
 use super::tokens::piece;
 use super::worker::Worker;
+use crate::llm::stop::find_stop;
 use crate::llm::{GenerateRequest, Generation, LlmError, LlmResult};
 
 /// One sample being generated.
