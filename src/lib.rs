@@ -7,6 +7,8 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod dln;
+pub mod fault;
+pub mod files;
 pub mod llm;
 pub mod loss;
 pub mod run;

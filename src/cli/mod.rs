@@ -11,6 +11,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The exit codes of `dln` (the README lists them). 2 is left to clap's usage errors.
+pub mod exit {
+    /// The command failed (bad config, data, model, a run that failed): the message says why.
+    pub const FAILED: u8 = 1;
+    /// The run stopped early at a stage boundary (Ctrl-C, SIGTERM, SIGHUP, a stop in the
+    /// workbench) after writing its checkpoint: `dln resume RUN_DIR` continues it.
+    pub const STOPPED: u8 = 3;
+    /// The run was stopped at once (a second Ctrl-C): resumable from its last checkpoint.
+    pub const INTERRUPTED: u8 = 130;
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dln",
@@ -131,7 +142,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("dln: {}", format_error(&e));
-            ExitCode::from(1)
+            ExitCode::from(exit::FAILED)
         }
     }
 }

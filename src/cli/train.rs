@@ -12,6 +12,8 @@ use dln::dln::events::{Command, Event, RunState};
 use dln::run::{evaluate_run, RunSummary, Session, SessionOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::exit;
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,22 +69,54 @@ pub fn eval(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Follows a session to its end: progress on stderr, Ctrl-C as a clean stop, the summary as one
-/// JSON line on stdout.
+/// Follows a session to its end: progress on stderr, the summary as one JSON line on stdout.
+///
+/// Signals: the first SIGINT, SIGTERM or SIGHUP asks the run to stop at the next stage boundary
+/// (checkpoint, `result.json`, exit [`exit::STOPPED`]); a second SIGINT stops at once
+/// ([`exit::INTERRUPTED`]): the last checkpoint, the event log and the call cache are already on
+/// disk, so `dln resume` continues from there and re-asks nothing that was answered.
 async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{signal, SignalKind};
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    progress.note(&format!("run directory: {}", session.run_dir.display()));
+    let run_dir = session.run_dir.clone();
+    progress.note(&format!("run directory: {}", run_dir.display()));
     let commands = session.commands.clone();
-    let mut interrupted = false;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut stopping = false;
+    let stop = |stopping: &mut bool, progress: &Progress, what: &str| {
+        if std::mem::replace(stopping, true) {
+            return;
+        }
+        progress.note(&format!(
+            "{what}: stopping after the current stage (checkpoint, then exit); press Ctrl-C again to stop at once"
+        ));
+        let _ = commands.send(Command::Stop);
+    };
     let result = loop {
         tokio::select! {
             Some(e) = session.events.recv() => progress.on(&e),
             r = &mut session.task => break r,
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
-                interrupted = true;
-                progress.note("stopping after the current stage (checkpoint, then exit); press Ctrl-C again to abort");
-                let _ = commands.send(Command::Stop);
+            _ = sigint.recv() => {
+                if stopping {
+                    while let Ok(e) = session.events.try_recv() {
+                        progress.on(&e);
+                    }
+                    progress.finish(None);
+                    eprintln!(
+                        "interrupted; the run is resumable from its last checkpoint: dln resume {}",
+                        run_dir.display()
+                    );
+                    // Everything the run wrote is already on disk (atomic checkpoint, event
+                    // log and call cache flushed per record): leave without waiting for the
+                    // stage in progress.
+                    std::process::exit(i32::from(exit::INTERRUPTED));
+                }
+                stop(&mut stopping, &progress, "interrupt");
             }
+            _ = sigterm.recv() => stop(&mut stopping, &progress, "SIGTERM"),
+            _ = sighup.recv() => stop(&mut stopping, &progress, "SIGHUP"),
         }
     };
     while let Ok(e) = session.events.try_recv() {
@@ -96,7 +130,11 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
     let summary: RunSummary = result.context("the run's task failed")??;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(if summary.stopped_early {
-        ExitCode::from(2)
+        eprintln!(
+            "stopped early; continue with: dln resume {}",
+            summary.run_dir.display()
+        );
+        ExitCode::from(exit::STOPPED)
     } else {
         ExitCode::SUCCESS
     })

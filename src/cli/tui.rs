@@ -83,8 +83,7 @@ pub fn open(
         let outcome = workbench(&mut app, link).await;
         let finished = finish(&app, session.task).await;
         outcome?;
-        report(&app, &run_dir, finished);
-        Ok(ExitCode::SUCCESS)
+        Ok(report(&app, &run_dir, finished))
     })
 }
 
@@ -210,13 +209,25 @@ async fn finish(
     }
 }
 
-fn report(app: &App, run_dir: &Path, finished: Option<Result<dln::run::RunSummary, String>>) {
+/// Says how the run ended and gives the exit code that means it (see [`super::exit`]).
+fn report(
+    app: &App,
+    run_dir: &Path,
+    finished: Option<Result<dln::run::RunSummary, String>>,
+) -> ExitCode {
     let dir = run_dir.display();
     match finished {
         Some(Ok(s)) if !s.stopped_early && !app.run.is_active() => {
             println!("run finished: {dir}");
+            ExitCode::SUCCESS
         }
-        Some(Err(e)) => eprintln!("dln: the run failed: {e} (run directory: {dir})"),
-        _ => println!("run stopped; continue it with: dln resume {dir}"),
+        Some(Err(e)) => {
+            eprintln!("dln: the run failed: {e} (run directory: {dir})");
+            ExitCode::from(super::exit::FAILED)
+        }
+        _ => {
+            println!("run stopped; continue it with: dln resume {dir}");
+            ExitCode::from(super::exit::STOPPED)
+        }
     }
 }

@@ -51,6 +51,13 @@ impl CachedBackend {
             ))
         })?;
         let path = dir.join(CACHE_FILE);
+        // A batch torn by a kill mid-append is cut off: its calls are simply asked again.
+        crate::files::repair_torn_tail(&path).map_err(|e| {
+            LlmError::Backend(format!(
+                "cannot repair the call cache {}: {e}",
+                path.display()
+            ))
+        })?;
         let mut entries = HashMap::new();
         if path.exists() {
             let f = File::open(&path).map_err(|e| {
@@ -67,7 +74,7 @@ impl CachedBackend {
                 }
             }
         }
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
@@ -77,16 +84,6 @@ impl CachedBackend {
                     path.display()
                 ))
             })?;
-        // Seal a torn last line so the next append starts on a line of its own.
-        let torn = last_byte(&path).is_some_and(|b| b != b'\n');
-        if torn {
-            file.write_all(b"\n").map_err(|e| {
-                LlmError::Backend(format!(
-                    "cannot write the call cache {}: {e}",
-                    path.display()
-                ))
-            })?;
-        }
         Ok(CachedBackend {
             inner,
             path,
@@ -192,6 +189,10 @@ impl CachedBackend {
                 .file
                 .lock()
                 .map_err(|_| LlmError::Backend("call cache lock poisoned".into()))?;
+            crate::fault::point("cache_append", || {
+                let _ = f.write_all(&text.as_bytes()[..text.len() / 2]);
+                let _ = f.flush();
+            });
             f.write_all(text.as_bytes())
                 .and_then(|_| f.flush())
                 .map_err(|e| {
@@ -205,16 +206,6 @@ impl CachedBackend {
             .map(|o| o.ok_or_else(|| LlmError::Backend("call cache lost an answer".into())))
             .collect()
     }
-}
-
-/// The last byte of a file, if it has one.
-fn last_byte(path: &Path) -> Option<u8> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = File::open(path).ok()?;
-    f.seek(SeekFrom::End(-1)).ok()?;
-    let mut b = [0u8; 1];
-    f.read_exact(&mut b).ok()?;
-    Some(b[0])
 }
 
 #[async_trait]

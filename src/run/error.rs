@@ -34,6 +34,8 @@ pub enum RunError {
     NotARun { path: PathBuf },
     #[error("{} already holds a run; continue it with `dln resume {}` or choose another --out", path.display(), path.display())]
     RunExists { path: PathBuf },
+    #[error("{} is in use by {holder}; wait for it to end or stop it (Ctrl-C, or `kill` that process) and try again", path.display())]
+    Locked { path: PathBuf, holder: String },
     #[error("the run's task ended unexpectedly: {0}")]
     Task(String),
 }

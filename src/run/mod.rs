@@ -10,6 +10,7 @@ mod backends;
 mod checkpoint;
 mod dir;
 mod error;
+mod lock;
 mod result;
 mod session;
 
@@ -17,5 +18,6 @@ pub use backends::build_backends;
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
 pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
 pub use error::RunError;
+pub use lock::{RunLock, LOCK_FILE};
 pub use result::{read_result, RunResult, RESULT_FILE};
 pub use session::{evaluate_run, load_data, EvalReport, RunSummary, Session, SessionOptions};

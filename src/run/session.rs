@@ -18,7 +18,7 @@ use crate::llm::{SharedBackend, Usage};
 use crate::run::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
 use crate::run::dir::{atomic_write, default_run_dir, EventLog, CONFIG_FILE, EVENTS_FILE};
 use crate::run::result::{read_result, write_result, RunResult};
-use crate::run::{build_backends, RunError};
+use crate::run::{build_backends, RunError, RunLock};
 
 /// How to run a session.
 #[derive(Clone, Default)]
@@ -91,10 +91,11 @@ impl Session {
             .out_dir
             .clone()
             .unwrap_or_else(|| default_run_dir(&config.task.name));
+        std::fs::create_dir_all(&run_dir).map_err(|e| RunError::io(&run_dir, e))?;
+        let lock = RunLock::acquire(&run_dir)?;
         if run_dir.join(CHECKPOINT_FILE).exists() || run_dir.join(EVENTS_FILE).exists() {
             return Err(RunError::RunExists { path: run_dir });
         }
-        std::fs::create_dir_all(&run_dir).map_err(|e| RunError::io(&run_dir, e))?;
         let mut config = config;
         let base = config.base_dir();
         config.base_dir = Some(std::fs::canonicalize(&base).unwrap_or(base));
@@ -102,7 +103,12 @@ impl Session {
         let (etx, erx) = mpsc::unbounded_channel();
         let log = Arc::new(EventLog::open(&run_dir, etx)?);
         let data = load_data_logged(&config, &log)?;
-        Ok(spawn(run_dir, config, data, None, opts, log, erx))
+        let owned = Owned {
+            lock,
+            log,
+            events: erx,
+        };
+        Ok(spawn(run_dir, config, data, None, opts, owned))
     }
 
     /// Continues a run from its directory: its resolved config, its last checkpoint (or the
@@ -115,6 +121,7 @@ impl Session {
                 path: run_dir.to_path_buf(),
             });
         }
+        let lock = RunLock::acquire(run_dir)?;
         let config = Config::load(&config_path)?;
         let checkpoint = read_checkpoint(run_dir)?;
         let (etx, erx) = mpsc::unbounded_channel();
@@ -140,8 +147,11 @@ impl Session {
             data,
             state,
             opts,
-            log,
-            erx,
+            Owned {
+                lock,
+                log,
+                events: erx,
+            },
         ))
     }
 }
@@ -169,18 +179,27 @@ fn summary_of(run_dir: &Path, r: &RunResult) -> RunSummary {
     }
 }
 
+/// What a session holds of its run directory: the lock, the event log and its live end.
+struct Owned {
+    lock: RunLock,
+    log: Arc<EventLog>,
+    events: UnboundedReceiver<Event>,
+}
+
 fn spawn(
     run_dir: PathBuf,
     config: Config,
     data: Dataset,
     state: Option<TrainerState>,
     opts: SessionOptions,
-    log: Arc<EventLog>,
-    events: UnboundedReceiver<Event>,
+    owned: Owned,
 ) -> Session {
+    let Owned { lock, log, events } = owned;
     let (ctx, crx) = mpsc::unbounded_channel();
     let dir = run_dir.clone();
     let task = tokio::spawn(async move {
+        // The run directory is ours until the task ends (or the process dies).
+        let _lock = lock;
         let r = drive(&dir, config, data, state, opts, log.clone(), crx).await;
         if let Err(e) = &r {
             log.emit(Event::Error {
@@ -389,6 +408,7 @@ async fn drive(
             });
             return finish(run_dir, &config, &trainer, true, started, &log);
         }
+        crate::fault::point("stage", || {});
         let outcome = step_receiving(&mut trainer, &mut ctl, &mut commands, &log).await?;
         if outcome != StepOutcome::Finished {
             ctl.reach_boundary(&mut trainer, &log);

@@ -77,6 +77,7 @@ where
         tokio::select! {
             biased;
             _ = sleep_until(deadline), if dirty => {
+                crate::fault::point("tui_frame", || {});
                 terminal.draw(|f| view::draw(app, f)).map_err(std::io::Error::other)?;
                 stats.frames += 1;
                 dirty = false;

@@ -1,0 +1,234 @@
+//! Signals, exit codes and run-directory ownership of the real `dln` binary on the real
+//! embedded model: one SIGINT (or SIGTERM, SIGHUP) stops at the next stage boundary with a
+//! checkpoint and exit code 3; a second SIGINT stops at once with 130; `timeout` leaves a run
+//! that `dln resume` finishes; a second process on the same run directory is refused while the
+//! first runs, and a killed owner's lock never blocks a resume.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const STOPPED: i32 = 3;
+const INTERRUPTED: i32 = 130;
+
+fn model() -> PathBuf {
+    dln::llm::model::resolve(None, true).expect("the test model (scripts/test pulls it)")
+}
+
+fn config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml")
+}
+
+fn dln(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
+    c.args(args)
+        .env("DLN_MODEL", model())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// `dln train examples/tiny.toml --out DIR` for `iterations` iterations.
+fn train(out: &Path, iterations: usize) -> Command {
+    let its = format!("train.iterations={iterations}");
+    dln(&[
+        "train",
+        &config().display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--set",
+        &its,
+    ])
+}
+
+fn lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until the run has started a stage (the model is loaded and working).
+fn wait_for_stage(child: &mut Child, dir: &Path, nth: usize) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(300) {
+        let n = lines(dir)
+            .iter()
+            .filter(|l| l.contains("\"stage_started\""))
+            .count();
+        if n >= nth {
+            return;
+        }
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!("dln ended before its stage {nth}: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no stage {nth} within 300 s");
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{sig}");
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().expect("dln exits")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Resumes until the run finishes; every resume must end with 0.
+fn resume_to_end(dir: &Path) {
+    let out = dln(&["resume", &dir.display().to_string()])
+        .output()
+        .expect("resume");
+    assert_eq!(out.status.code(), Some(0), "resume: {}", stderr(&out));
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).expect("result"))
+            .expect("result.json");
+    assert_eq!(result["stopped_early"], false);
+}
+
+fn stop_once(sig: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let mut child = train(&dir, 3).spawn().expect("spawn dln");
+    wait_for_stage(&mut child, &dir, 2);
+    signal(&child, sig);
+    let out = finish(child);
+    assert_eq!(
+        out.status.code(),
+        Some(STOPPED),
+        "one {sig}: stopped early at a stage boundary\n{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("dln resume"), "{}", stderr(&out));
+    let summary: serde_json::Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().expect("summary"))
+            .expect("the summary line is JSON");
+    assert_eq!(summary["stopped_early"], true);
+    assert!(dir.join("checkpoint.json").is_file());
+    resume_to_end(&dir);
+}
+
+#[test]
+fn one_sigint_stops_at_a_stage_boundary_with_code_3_and_resumes() {
+    stop_once("INT");
+}
+
+#[test]
+fn sigterm_and_sighup_stop_like_one_sigint() {
+    stop_once("TERM");
+    stop_once("HUP");
+}
+
+#[test]
+fn a_second_sigint_stops_at_once_with_code_130_and_the_run_resumes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let mut child = train(&dir, 3).spawn().expect("spawn dln");
+    wait_for_stage(&mut child, &dir, 2);
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(50));
+    signal(&child, "INT");
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(INTERRUPTED), "{}", stderr(&out));
+    assert!(stderr(&out).contains("dln resume"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "no summary for an interrupted run");
+    resume_to_end(&dir);
+}
+
+#[test]
+fn runs_under_timeout_leave_a_directory_that_resume_finishes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let its = "train.iterations=3".to_string();
+    let cfg = config().display().to_string();
+    let out_dir = dir.display().to_string();
+    let bin = env!("CARGO_BIN_EXE_dln");
+    // `timeout` sends SIGTERM; --preserve-status passes dln's own exit code through.
+    let first = Command::new("timeout")
+        .args([
+            "--preserve-status",
+            "20s",
+            bin,
+            "train",
+            &cfg,
+            "--out",
+            &out_dir,
+        ])
+        .args(["--set", &its])
+        .env("DLN_MODEL", model())
+        .output()
+        .expect("timeout dln train");
+    let code = first.status.code();
+    assert!(
+        code == Some(0) || code == Some(STOPPED),
+        "timeout train: {code:?}\n{}",
+        stderr(&first)
+    );
+    let mut rounds = 0;
+    let mut code = code;
+    while code == Some(STOPPED) {
+        rounds += 1;
+        assert!(rounds <= 20, "the run makes no progress under timeout");
+        let again = Command::new("timeout")
+            .args(["--preserve-status", "20s", bin, "resume", &out_dir])
+            .env("DLN_MODEL", model())
+            .output()
+            .expect("timeout dln resume");
+        code = again.status.code();
+        assert!(
+            code == Some(0) || code == Some(STOPPED),
+            "timeout resume: {code:?}\n{}",
+            stderr(&again)
+        );
+    }
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).expect("result"))
+            .expect("result.json");
+    assert_eq!(result["stopped_early"], false, "finished in the end");
+    assert_eq!(result["iterations"], 3);
+}
+
+#[test]
+fn a_second_process_on_a_run_is_refused_and_a_killed_owner_never_blocks_resume() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let mut owner = train(&dir, 3).spawn().expect("spawn dln");
+    wait_for_stage(&mut owner, &dir, 1);
+    let second = dln(&["resume", &dir.display().to_string()])
+        .output()
+        .expect("second dln");
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let msg = stderr(&second);
+    assert_eq!(msg.trim().lines().count(), 1, "one line: {msg}");
+    assert!(
+        msg.contains("is in use by process") && msg.contains(&owner.id().to_string()),
+        "names the owner: {msg}"
+    );
+    // A second `train` into the same directory is refused the same way.
+    let third = train(&dir, 3).output().expect("third dln");
+    assert_eq!(third.status.code(), Some(1), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains("is in use by process"),
+        "{}",
+        stderr(&third)
+    );
+
+    owner.kill().expect("SIGKILL the owner");
+    let _ = owner.wait();
+    assert!(
+        dir.join("run.lock").exists(),
+        "the killed owner's lock file stays"
+    );
+    resume_to_end(&dir);
+}

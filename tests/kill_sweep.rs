@@ -1,0 +1,227 @@
+//! Kill anywhere, lose nothing: a DLN-2 run (scripted backend, so the sweep is fast) is crashed
+//! at many points — at stage starts, in the middle of an event-log append, of a call-cache append
+//! and of a checkpoint write (`DLN_FAULT`, which aborts the process like SIGKILL after leaving the
+//! half-written bytes a real kill would leave), and by real SIGKILLs at moments in the middle of
+//! stages — then resumed; every resumed run must end with the uninterrupted run's prompts,
+//! scores, memory and `result.json`, with an event log that replays.
+//!
+//! Each run is a child process: this test binary started again on the `sweep_child` test with
+//! `DLN_SWEEP_CHILD` set. (The real-model kill test is `cli_kill_resume.rs`.)
+
+mod dln_common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dln::run::{read_events, Session};
+use dln_common::*;
+
+const CHILD: &str = "DLN_SWEEP_CHILD";
+const DIR: &str = "DLN_SWEEP_DIR";
+const DELAY: &str = "DLN_SWEEP_DELAY_MS";
+
+/// The child: starts or resumes the run in `DLN_SWEEP_DIR`. A no-op in a normal test run.
+#[test]
+fn sweep_child() {
+    let Ok(mode) = std::env::var(CHILD) else {
+        return;
+    };
+    let dir = PathBuf::from(std::env::var(DIR).expect("DLN_SWEEP_DIR"));
+    let delay = std::env::var(DELAY)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let backend = scripted().with_delay(Duration::from_millis(delay));
+        let opts = options_with(backend, &dir);
+        let session = match mode.as_str() {
+            "start" => Session::start(tiny_config(2), opts).await,
+            _ => Session::resume(&dir, opts).await,
+        }
+        .expect("session");
+        let (r, _) = run_to_end(session).await;
+        r.expect("the run ends");
+    });
+}
+
+fn child(mode: &str, dir: &Path, env: &[(&str, String)]) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("test binary"));
+    c.args(["--exact", "sweep_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD, mode)
+        .env(DIR, dir)
+        .env_remove("DLN_FAULT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn run(mode: &str, dir: &Path, env: &[(&str, String)]) -> Output {
+    child(mode, dir, env).output().expect("child runs")
+}
+
+fn must_succeed(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What must not change when a run is killed and resumed: the result without wall time and
+/// token accounting (a resumed run counts its cache hits), and the checkpoint's state (prompts,
+/// memory with every candidate's score, best dev, history, random state).
+fn outcome(dir: &Path) -> (serde_json::Value, serde_json::Value) {
+    let mut result = json(&dir.join("result.json"));
+    let r = result.as_object_mut().expect("result object");
+    for k in ["elapsed_ms", "usage", "usage_by_layer"] {
+        r.remove(k);
+    }
+    let mut cp = json(&dir.join("checkpoint.json"));
+    cp.as_object_mut()
+        .expect("checkpoint object")
+        .remove("written_at");
+    let state = cp["state"].as_object_mut().expect("checkpoint state");
+    state.remove("usage");
+    (result, cp)
+}
+
+fn lines_with(dir: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+/// `n` points spread over `1..=max`.
+fn spread(max: usize, n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (1..=n).map(|i| (i * max).div_ceil(n).max(1)).collect();
+    v.dedup();
+    v
+}
+
+/// Resumes a crashed run until it finishes (a crash before the run directory holds its config
+/// is redone from the start, as a person would) and checks it against the uninterrupted run.
+fn resume_and_compare(dir: &Path, expected: &(serde_json::Value, serde_json::Value), what: &str) {
+    let mode = if dir.join("config.toml").exists() {
+        "resume"
+    } else {
+        "start"
+    };
+    must_succeed(&run(mode, dir, &[]), &format!("{what}: {mode}"));
+    let got = outcome(dir);
+    assert_eq!(got.0, expected.0, "{what}: result.json differs");
+    assert_eq!(got.1, expected.1, "{what}: checkpoint differs");
+    read_events(dir).unwrap_or_else(|e| panic!("{what}: the event log does not replay: {e}"));
+    for line in std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+    {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("{what}: a torn event line was left: {e}: {line}"));
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .expect("run dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "{what}: stale temporaries {leftovers:?}"
+    );
+}
+
+#[test]
+fn killed_anywhere_and_resumed_equals_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let alone = tmp.path().join("alone");
+    must_succeed(&run("start", &alone, &[]), "the uninterrupted run");
+    let expected = outcome(&alone);
+    let events = std::fs::read_to_string(alone.join("events.jsonl"))
+        .expect("events")
+        .lines()
+        .count();
+    let stages = lines_with(&alone, "\"stage_started\"");
+    let checkpoints = lines_with(&alone, "\"checkpoint_written\"");
+    assert!(
+        stages >= 10 && checkpoints >= 2,
+        "{stages} stages, {checkpoints} checkpoints"
+    );
+
+    // Crash points: (fault point, pass number).
+    let mut points: Vec<(&str, usize)> = Vec::new();
+    points.extend(spread(stages, 8).into_iter().map(|n| ("stage", n)));
+    points.extend(spread(events, 8).into_iter().map(|n| ("event_append", n)));
+    // config.toml, every checkpoint, result.json.
+    points.extend((1..=checkpoints + 2).map(|n| ("atomic_write", n)));
+    points.extend([1, 2, 4, 8, 16].map(|n| ("cache_append", n)));
+
+    let mut crashed = 0;
+    for (i, (name, n)) in points.iter().enumerate() {
+        let dir = tmp.path().join(format!("fault-{i}"));
+        let what = format!("crash at {name} #{n}");
+        let out = run("start", &dir, &[("DLN_FAULT", format!("{name}:{n}"))]);
+        if out.status.success() {
+            // The run made fewer passes through this point than asked: nothing to resume.
+            assert!(
+                *name == "cache_append",
+                "{what}: the run did not crash:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            continue;
+        }
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("injected crash"),
+            "{what}: the run failed otherwise:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        crashed += 1;
+        resume_and_compare(&dir, &expected, &what);
+    }
+
+    // Real SIGKILLs in the middle of stages: a slowed backend, killed when the event log has
+    // reached a given length.
+    for (i, frac) in [0.2, 0.45, 0.7, 0.9].iter().enumerate() {
+        let dir = tmp.path().join(format!("kill-{i}"));
+        let what = format!("SIGKILL at {:.0}% of the events", frac * 100.0);
+        let target = ((events as f64) * frac) as usize;
+        let mut c = child("start", &dir, &[(DELAY, "15".into())])
+            .spawn()
+            .expect("spawn");
+        let start = Instant::now();
+        loop {
+            let n = std::fs::read_to_string(dir.join("events.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .count();
+            if n >= target || start.elapsed() > Duration::from_secs(120) {
+                break;
+            }
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        c.kill().expect("SIGKILL");
+        let _ = c.wait();
+        assert!(
+            !dir.join("result.json").exists(),
+            "{what}: the run ended before the kill"
+        );
+        crashed += 1;
+        resume_and_compare(&dir, &expected, &what);
+    }
+    assert!(crashed >= 20, "only {crashed} crash points");
+    eprintln!("{crashed} crash points, each resumed to the uninterrupted run's end");
+}
