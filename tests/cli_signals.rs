@@ -100,7 +100,7 @@ fn resume_to_end(dir: &Path) {
 fn stop_once(sig: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run");
-    let mut child = train(&dir, 3).spawn().expect("spawn dln");
+    let mut child = train(&dir, 2).spawn().expect("spawn dln");
     wait_for_stage(&mut child, &dir, 2);
     signal(&child, sig);
     let out = finish(child);
@@ -134,7 +134,7 @@ fn sigterm_and_sighup_stop_like_one_sigint() {
 fn a_second_sigint_stops_at_once_with_code_130_and_the_run_resumes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run");
-    let mut child = train(&dir, 3).spawn().expect("spawn dln");
+    let mut child = train(&dir, 2).spawn().expect("spawn dln");
     wait_for_stage(&mut child, &dir, 2);
     signal(&child, "INT");
     std::thread::sleep(Duration::from_millis(50));
@@ -150,7 +150,7 @@ fn a_second_sigint_stops_at_once_with_code_130_and_the_run_resumes() {
 fn runs_under_timeout_leave_a_directory_that_resume_finishes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run");
-    let its = "train.iterations=3".to_string();
+    let its = "train.iterations=2".to_string();
     let cfg = config().display().to_string();
     let out_dir = dir.display().to_string();
     let bin = env!("CARGO_BIN_EXE_dln");
@@ -196,14 +196,14 @@ fn runs_under_timeout_leave_a_directory_that_resume_finishes() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).expect("result"))
             .expect("result.json");
     assert_eq!(result["stopped_early"], false, "finished in the end");
-    assert_eq!(result["iterations"], 3);
+    assert_eq!(result["iterations"], 2);
 }
 
 #[test]
 fn a_second_process_on_a_run_is_refused_and_a_killed_owner_never_blocks_resume() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run");
-    let mut owner = train(&dir, 3).spawn().expect("spawn dln");
+    let mut owner = train(&dir, 2).spawn().expect("spawn dln");
     wait_for_stage(&mut owner, &dir, 1);
     let second = dln(&["resume", &dir.display().to_string()])
         .output()
@@ -216,7 +216,7 @@ fn a_second_process_on_a_run_is_refused_and_a_killed_owner_never_blocks_resume()
         "names the owner: {msg}"
     );
     // A second `train` into the same directory is refused the same way.
-    let third = train(&dir, 3).output().expect("third dln");
+    let third = train(&dir, 2).output().expect("third dln");
     assert_eq!(third.status.code(), Some(1), "{}", stderr(&third));
     assert!(
         stderr(&third).contains("is in use by process"),

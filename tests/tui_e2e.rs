@@ -378,7 +378,7 @@ fn a_panic_in_the_workbench_restores_the_terminal_and_leaves_a_resumable_run() {
     let out = tmp.path().join("run");
     let data = tmp.path().join("data");
     let command = format!(
-        "env DLN_FAULT=tui_frame:30:panic DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} \
+        "env DLN_FAULT=tui_frame:8:panic DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} \
          TERM=xterm-256color {bin} tui {config} --out {out} --set train.iterations=2; \
          echo EXIT=$?; stty -a | grep -o ' -icanon\\| icanon' | head -1 | sed 's/^/MODE=/'; sleep 120",
         model = quote(&model),
