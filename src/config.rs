@@ -352,7 +352,34 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Config::parse(&text, path)?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mut config = match ext.as_str() {
+            // An exported network (`dln export --format json|yaml`); keys starting with `_` are
+            // notes for people.
+            "json" => Config::parse_value(
+                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+                    ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }
+                })?,
+                path,
+            )?,
+            "yaml" | "yml" => Config::parse_value(
+                serde_yaml_ng::from_str::<serde_json::Value>(&text).map_err(|e| {
+                    ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }
+                })?,
+                path,
+            )?,
+            _ => Config::parse(&text, path)?,
+        };
         if config.base_dir.is_none() {
             let dir = path
                 .parent()
@@ -378,6 +405,19 @@ impl Config {
                     message: message.trim().to_string(),
                 },
             }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// A config given as JSON or YAML (already parsed); `origin` names it in errors.
+    fn parse_value(mut value: serde_json::Value, origin: &Path) -> Result<Config, ConfigError> {
+        if let Some(o) = value.as_object_mut() {
+            o.retain(|k, _| !k.starts_with('_'));
+        }
+        let config: Config = serde_json::from_value(value).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
         })?;
         config.validate()?;
         Ok(config)

@@ -1,6 +1,7 @@
 //! Command-line interface. Each subcommand lives in its own file; this one only parses and
 //! dispatches, and reports errors as one clear line (never a panic).
 
+mod after;
 mod bench;
 mod model;
 mod train;
@@ -43,9 +44,16 @@ pub struct Cli {
 pub enum Commands {
     /// Open the workbench on a config and start training.
     Tui {
-        config: PathBuf,
+        /// The run configuration (TOML), or a network file from `dln export`.
+        #[arg(required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Continue a stopped run in the workbench instead of starting one.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "out"])]
+        resume: Option<PathBuf>,
+        /// Run directory (default: runs/<task>-<timestamp>, in ./runs or the data directory).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Override a config value, e.g. `--set train.iterations=3`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
@@ -60,7 +68,62 @@ pub enum Commands {
         set: Vec<String>,
     },
     /// Continue a stopped or interrupted run where it stopped.
-    Resume { run_dir: PathBuf },
+    Resume {
+        run_dir: PathBuf,
+        /// Change a training setting first, e.g. `--set train.iterations=10` to train longer
+        /// than planned (also a finished run); only `train.*` keys.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Continue in the workbench instead of headless.
+        #[arg(long)]
+        tui: bool,
+    },
+    /// Write a run's trained network (prompts with their templates) as a self-contained file
+    /// that `dln predict` and `dln tui` read.
+    Export {
+        run_dir: PathBuf,
+        #[arg(long, value_enum, default_value = "toml")]
+        format: dln::run::export::Format,
+        /// `best` (best on dev), `final`, or an iteration number.
+        #[arg(long, default_value = "best", value_parser = parse_which)]
+        which: dln::run::export::Which,
+        /// Write to this file (atomically) instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Run a trained network (an exported file or a run directory) on new inputs: JSON Lines
+    /// (`{"input": ...}`, optionally with a target) or plain lines; JSON Lines out.
+    Predict {
+        network: PathBuf,
+        /// Inputs (default or `-`: stdin).
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        /// Predictions (default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Add the text each hidden layer wrote.
+        #[arg(long)]
+        explain: bool,
+        /// Skip malformed input lines (reported on stderr) instead of stopping at the first.
+        #[arg(long)]
+        skip_bad_lines: bool,
+    },
+    /// List your runs, newest first (./runs, the data directory's runs/, or the given dirs).
+    Runs {
+        #[command(subcommand)]
+        which: Option<RunsCommand>,
+        /// Directories to look in (run directories or directories of runs).
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare runs: accuracy, tokens, time, and their best prompts with a word diff.
+    Compare {
+        #[arg(required = true, num_args = 1..)]
+        runs: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate a run's best prompts on a split.
     Eval {
         config: PathBuf,
@@ -94,6 +157,16 @@ pub enum BenchCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run's summary and best prompts.
+    Show { run: PathBuf },
+}
+
+fn parse_which(s: &str) -> Result<dln::run::export::Which, String> {
+    s.parse()
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Fetch a built-in model into the cache (default: smollm2-135m).
     Pull { name: Option<String> },
@@ -106,9 +179,15 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => tui::demo(cli.model.as_deref(), cli.theme.as_deref()),
         Some(Commands::Tui {
-            ref config,
+            resume: Some(ref run_dir),
+            ref set,
+            ..
+        }) => tui::resume(run_dir, set, cli.model.as_deref(), cli.theme.as_deref()),
+        Some(Commands::Tui {
+            config: Some(ref config),
             ref out,
             ref set,
+            ..
         }) => tui::open(
             config,
             out.as_deref(),
@@ -116,13 +195,55 @@ pub fn main() -> ExitCode {
             cli.model.as_deref(),
             cli.theme.as_deref(),
         ),
+        Some(Commands::Tui { .. }) => Err(anyhow::anyhow!(
+            "give a config to train on, or --resume RUN_DIR to continue a run"
+        )),
         Some(Commands::Replay { ref run_dir }) => tui::replay(run_dir, cli.theme.as_deref()),
         Some(Commands::Train {
             ref config,
             ref out,
             ref set,
         }) => train::train(config, out.as_deref(), set, cli.model.as_deref()),
-        Some(Commands::Resume { ref run_dir }) => train::resume(run_dir, cli.model.as_deref()),
+        Some(Commands::Resume {
+            ref run_dir,
+            ref set,
+            tui: false,
+        }) => train::resume(run_dir, set, cli.model.as_deref()),
+        Some(Commands::Resume {
+            ref run_dir,
+            ref set,
+            tui: true,
+        }) => tui::resume(run_dir, set, cli.model.as_deref(), cli.theme.as_deref()),
+        Some(Commands::Export {
+            ref run_dir,
+            format,
+            which,
+            ref output,
+        }) => after::export(run_dir, format, which, output.as_deref()),
+        Some(Commands::Predict {
+            ref network,
+            ref input,
+            ref output,
+            explain,
+            skip_bad_lines,
+        }) => after::predict_cmd(after::PredictArgs {
+            network,
+            input: input.as_deref(),
+            output: output.as_deref(),
+            explain,
+            skip_bad_lines,
+            model: cli.model.as_deref(),
+        }),
+        Some(Commands::Runs {
+            which: Some(RunsCommand::Show { ref run }),
+            ..
+        }) => after::show(run),
+        Some(Commands::Runs {
+            which: None,
+            ref dirs,
+            json,
+        }) => after::runs(dirs, json),
+        Some(Commands::Compare { ref runs, json }) => after::compare(runs, json),
         Some(Commands::Eval {
             ref config,
             ref run,

@@ -42,9 +42,10 @@ pub fn train(
     })
 }
 
-pub fn resume(run_dir: &Path, model: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn resume(run_dir: &Path, set: &[String], model: Option<&str>) -> anyhow::Result<ExitCode> {
     let opts = SessionOptions {
         model: model.map(str::to_string),
+        overrides: set.to_vec(),
         ..Default::default()
     };
     runtime()?.block_on(async move {

@@ -62,18 +62,56 @@ pub fn open(
     for s in set {
         config.apply_override(s)?;
     }
-    let (theme, keymap) = look(theme)?;
-    let mut app = App::new(theme, keymap);
-    add_templates(&mut app, &config);
     let opts = SessionOptions {
         out_dir: out.map(Path::to_path_buf),
         model: model.map(str::to_string),
         ..SessionOptions::default()
     };
+    let shown = config.clone();
+    live(&shown, theme, &[], Session::start(config, opts))
+}
+
+/// `dln tui --resume RUN_DIR` / `dln resume RUN_DIR --tui`: the workbench on a stopped run,
+/// showing its history, continuing where it stopped.
+pub fn resume(
+    run_dir: &Path,
+    set: &[String],
+    model: Option<&str>,
+    theme: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    need_terminal()?;
+    let config_path = run_dir.join(dln::run::CONFIG_FILE);
+    if !config_path.exists() {
+        anyhow::bail!(dln::run::RunError::NotARun {
+            path: run_dir.to_path_buf()
+        });
+    }
+    let config = Config::load(&config_path)?;
+    let history = read_events(run_dir).unwrap_or_default();
+    let opts = SessionOptions {
+        model: model.map(str::to_string),
+        overrides: set.to_vec(),
+        ..SessionOptions::default()
+    };
+    live(&config, theme, &history, Session::resume(run_dir, opts))
+}
+
+/// The workbench on a live session that `start` opens; `history` (a resumed run's past events)
+/// is shown first.
+fn live(
+    config: &Config,
+    theme: Option<&str>,
+    history: &[dln::dln::events::Event],
+    start: impl std::future::Future<Output = Result<Session, dln::run::RunError>>,
+) -> anyhow::Result<ExitCode> {
+    let (theme, keymap) = look(theme)?;
+    let mut app = App::new(theme, keymap);
+    add_templates(&mut app, config);
+    app.apply_all(history.iter());
     let rt = runtime()?;
     rt.block_on(async move {
         let _log = dln::tui::logging::to_file(&dln::llm::model::data_dir());
-        let session = Session::start(config, opts).await?;
+        let session = start.await?;
         let run_dir = session.run_dir.clone();
         tracing::info!(run_dir = %run_dir.display(), "workbench started");
         let link = Link {

@@ -1328,6 +1328,32 @@ impl Trainer {
         Ok(right as f64 / examples.len() as f64)
     }
 
+    /// The network's answers to `examples` with `prompts`: every layer's text and the
+    /// prediction, as the test split is answered (same seeds, same chunks), for `dln predict`.
+    pub async fn answers(
+        &mut self,
+        examples: &[Example],
+        prompts: &[String],
+    ) -> Result<Vec<ForwardExample>, DlnError> {
+        let mut out = Vec::with_capacity(examples.len());
+        for (c, chunk) in examples.chunks(EVAL_CHUNK).enumerate() {
+            let r = self
+                .forward_pass(chunk, prompts, 0, "test", c * EVAL_CHUNK)
+                .await?;
+            for (i, e) in chunk.iter().enumerate() {
+                out.push(ForwardExample {
+                    index: c * EVAL_CHUNK + i,
+                    input: e.input.clone(),
+                    target: e.target.clone(),
+                    hidden: r.hidden.iter().map(|h| h[i].clone()).collect(),
+                    prediction: r.predictions[i].clone(),
+                    correct: r.correct[i],
+                });
+            }
+        }
+        Ok(out)
+    }
+
     async fn evaluate_dev(&mut self, iteration: usize) -> Result<(), DlnError> {
         if self.data.dev.is_empty() {
             return Ok(());

@@ -82,7 +82,8 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
         })
 }
 
-/// `runs/<task>-<timestamp>` under the data directory.
+/// `runs/<task>-<timestamp>`: in `./runs/` when the current directory has one, else in the
+/// data directory.
 pub fn default_run_dir(task: &str) -> PathBuf {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let safe: String = task
@@ -95,9 +96,13 @@ pub fn default_run_dir(task: &str) -> PathBuf {
             }
         })
         .collect();
-    crate::llm::model::data_dir()
-        .join("runs")
-        .join(format!("{safe}-{stamp}"))
+    // A `runs/` directory where dln is started is where researchers keep their runs.
+    let root = if Path::new("runs").is_dir() {
+        PathBuf::from("runs")
+    } else {
+        crate::llm::model::data_dir().join("runs")
+    };
+    root.join(format!("{safe}-{stamp}"))
 }
 
 /// The event log of a run: each event is appended to `events.jsonl` (flushed per line) and sent

@@ -10,8 +10,11 @@ mod backends;
 mod checkpoint;
 mod dir;
 mod error;
+pub mod export;
 mod lock;
+pub mod predict;
 mod result;
+pub mod runs;
 mod session;
 
 pub use backends::build_backends;

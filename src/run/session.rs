@@ -33,6 +33,9 @@ pub struct SessionOptions {
     pub cache_dir: Option<PathBuf>,
     /// A backend to serve every layer instead of loading models (tests, embedding callers).
     pub backend: Option<SharedBackend>,
+    /// `train.KEY=VALUE` changes a resumed run takes on (e.g. more iterations than planned);
+    /// written into the run's `config.toml`.
+    pub overrides: Vec<String>,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -42,6 +45,7 @@ impl std::fmt::Debug for SessionOptions {
             .field("start_paused", &self.start_paused)
             .field("model", &self.model)
             .field("cache_dir", &self.cache_dir)
+            .field("overrides", &self.overrides)
             .field("backend", &self.backend.as_ref().map(|b| b.model_id()))
             .finish()
     }
@@ -72,6 +76,11 @@ pub struct Session {
 
 /// Reads the `[data]` table of a config into the data module's settings and loads the task.
 pub fn load_data(config: &Config) -> Result<Dataset, RunError> {
+    Ok(load_dataset(&data_config(config)?, &config.base_dir())?)
+}
+
+/// The `[data]` table of a config as the data module's settings.
+pub fn data_config(config: &Config) -> Result<DataConfig, RunError> {
     let dc: DataConfig =
         toml::Value::Table(config.data.clone())
             .try_into()
@@ -79,7 +88,7 @@ pub fn load_data(config: &Config) -> Result<Dataset, RunError> {
                 key: "data".into(),
                 message: e.to_string().trim().to_string(),
             })?;
-    Ok(load_dataset(&dc, &config.base_dir())?)
+    Ok(dc)
 }
 
 impl Session {
@@ -122,8 +131,32 @@ impl Session {
             });
         }
         let lock = RunLock::acquire(run_dir)?;
-        let config = Config::load(&config_path)?;
-        let checkpoint = read_checkpoint(run_dir)?;
+        let mut config = Config::load(&config_path)?;
+        if !opts.overrides.is_empty() {
+            for o in &opts.overrides {
+                if !o.trim_start().starts_with("train.") {
+                    return Err(RunError::Config(ConfigError::InvalidValue {
+                        key: o.split('=').next().unwrap_or(o).trim().to_string(),
+                        message: "a resumed run can change only `train.*` settings (its data, \
+                                  layers and model are fixed); start a new run for the others"
+                            .into(),
+                    }));
+                }
+                config.apply_override(o)?;
+            }
+            config.validate()?;
+            atomic_write(&config_path, config.to_toml()?.as_bytes())?;
+        }
+        let mut checkpoint = read_checkpoint(run_dir)?;
+        // A finished run given more iterations trains on from where it ended.
+        if let Some(c) = checkpoint.as_mut() {
+            if c.finished
+                && config.train.mode == crate::config::Mode::Dln
+                && c.state.iteration < config.train.iterations
+            {
+                c.finished = false;
+            }
+        }
         let (etx, erx) = mpsc::unbounded_channel();
         let log = Arc::new(EventLog::open(run_dir, etx)?);
         if checkpoint.as_ref().is_some_and(|c| c.finished) {
@@ -433,7 +466,7 @@ async fn drive(
 
 /// The network of `config` on its backends, calling through the run's cache (or the shared one
 /// the options name).
-async fn build_network(
+pub(crate) async fn build_network(
     config: &Config,
     data: &Dataset,
     run_dir: &Path,
@@ -517,7 +550,7 @@ fn result_of(config: &Config, t: &Trainer, stopped_early: bool, started: Instant
 }
 
 /// Events of an evaluation outside a run go nowhere.
-struct Discard;
+pub(crate) struct Discard;
 
 impl EventSink for Discard {
     fn emit(&self, _event: Event) {}
