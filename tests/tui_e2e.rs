@@ -424,3 +424,88 @@ fn a_panic_in_the_workbench_restores_the_terminal_and_leaves_a_resumable_run() {
     );
     assert!(out.join("result.json").is_file());
 }
+
+/// `dln tui --resume` on a run stopped headless: the workbench shows the run's past, continues
+/// it to its end, and the run directory ends finished.
+#[test]
+fn the_workbench_resumes_a_stopped_run() {
+    let model: PathBuf =
+        dln::llm::model::resolve(None, true).expect("the default model (scripts/test pulls it)");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    let data = tmp.path().join("data");
+    // Stop a headless run after its first checkpoint.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dln"))
+        .args([
+            "train",
+            &repo.join("examples/tiny.toml").display().to_string(),
+        ])
+        .args([
+            "--out",
+            &out.display().to_string(),
+            "--set",
+            "train.iterations=2",
+        ])
+        .env("DLN_MODEL", &model)
+        .env("DLN_DATA", &data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dln train");
+    let start = Instant::now();
+    while !std::fs::read_to_string(out.join("events.jsonl"))
+        .unwrap_or_default()
+        .contains("\"checkpoint_written\"")
+    {
+        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let status = child.wait().expect("dln train ends");
+    assert_eq!(status.code(), Some(3), "stopped early at a stage boundary");
+
+    let command = format!(
+        "env DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color {bin} tui \
+         --resume {out}; echo EXIT=$?; sleep 120",
+        model = quote(&model),
+        data = quote(&data),
+        cfg = quote(&tmp.path().join("no-config.toml")),
+        bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
+        out = quote(&out),
+    );
+    let tmux = Tmux::start("resume", &command);
+    let slow = Duration::from_secs(600);
+    // The past is shown at once: the first iteration's candidates and dev accuracy.
+    tmux.wait_for("the run's history", Duration::from_secs(60), |s| {
+        s.contains("Layer 1") && s.contains("best dev")
+    });
+    // (The history ends with the stop's FINISHED; wait for the resumed run's own end.)
+    let start = Instant::now();
+    while !std::fs::read_to_string(out.join("result.json"))
+        .unwrap_or_default()
+        .contains("\"stopped_early\": false")
+    {
+        assert!(start.elapsed() < slow, "the resumed run did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tmux.wait_for("the end of the resumed run", slow, |s| {
+        s.contains(" FINISHED ")
+    });
+    tmux.keys(&["q"]);
+    let (end, _) = tmux.wait_for("the exit", Duration::from_secs(60), |s| s.contains("EXIT="));
+    assert!(
+        end.contains("EXIT=0") && end.contains("run finished"),
+        "{end}"
+    );
+    let result: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("result.json")).expect("result.json"),
+    )
+    .expect("json");
+    assert_eq!(result["stopped_early"], false);
+    assert_eq!(result["iterations"], 2);
+}
