@@ -27,7 +27,14 @@ pub mod exit {
 #[command(
     name = "dln",
     version,
-    about = "A terminal workbench for Deep Language Networks"
+    about = "A terminal workbench for Deep Language Networks",
+    long_about = "A terminal workbench for Deep Language Networks: stacked LLM prompts trained like the \
+weights of a network (DLN-1, DLN-2). With no command, `dln` opens the workbench on a bundled \
+DLN-2 demo with the embedded model.",
+    after_help = "Runs are written to ./runs/ when the current directory has one, else to runs/ in the \
+data directory (DLN_DATA, or the platform's data directory); models are cached in its models/. \
+Exit codes: 0 finished, 1 failed, 2 usage error, 3 stopped early (resumable), 130 interrupted \
+(resumable)."
 )]
 pub struct Cli {
     /// A GGUF model file, or a built-in model name (smollm2-135m, gemma3-270m).

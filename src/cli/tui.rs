@@ -57,11 +57,14 @@ pub fn open(
     model: Option<&str>,
     theme: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    need_terminal()?;
     let mut config = Config::load(config_file)?;
     for s in set {
         config.apply_override(s)?;
     }
+    // What can fail before the run starts fails here, before the screen is taken over.
+    config.validate()?;
+    dln::run::load_data(&config)?;
+    need_terminal()?;
     let opts = SessionOptions {
         out_dir: out.map(Path::to_path_buf),
         model: model.map(str::to_string),
@@ -79,7 +82,6 @@ pub fn resume(
     model: Option<&str>,
     theme: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    need_terminal()?;
     let config_path = run_dir.join(dln::run::CONFIG_FILE);
     if !config_path.exists() {
         anyhow::bail!(dln::run::RunError::NotARun {
@@ -88,6 +90,7 @@ pub fn resume(
     }
     let config = Config::load(&config_path)?;
     let history = read_events(run_dir).unwrap_or_default();
+    need_terminal()?;
     let opts = SessionOptions {
         model: model.map(str::to_string),
         overrides: set.to_vec(),
@@ -126,7 +129,6 @@ fn live(
 }
 
 pub fn replay(run_dir: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
-    need_terminal()?;
     let events = read_events(run_dir)?;
     if events.is_empty() {
         anyhow::bail!(
@@ -134,6 +136,7 @@ pub fn replay(run_dir: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
             run_dir.display()
         );
     }
+    need_terminal()?;
     let (theme, keymap) = look(theme)?;
     let mut app = App::replay(theme, keymap, events);
     let rt = runtime()?;
