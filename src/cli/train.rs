@@ -228,6 +228,9 @@ impl Progress {
                     b.set_position(*iteration as u64 + 1);
                 }
             }
+            Event::BackendConnected { name, detail, .. } => {
+                self.note(&format!("backend {name}: {detail}"))
+            }
             Event::Warning { message } => self.note(&format!("warning: {message}")),
             Event::Error { message } => self.held_error = Some(message.clone()),
             _ => {}

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod embedded;
 pub mod model;
+pub mod openai;
 pub mod scripted;
 pub mod stop;
 
