@@ -684,11 +684,17 @@ prompt = "Classify."
             Some(BackendConfig::Openai(o)) if o.max_in_flight == 2
         ));
         // A typo in a backend table is named; an empty model is refused with the fix.
-        let e = Config::parse(&text.replace("max_in_flight", "max_inflight"), Path::new("b.toml"))
-            .expect_err("typo");
+        let e = Config::parse(
+            &text.replace("max_in_flight", "max_inflight"),
+            Path::new("b.toml"),
+        )
+        .expect_err("typo");
         assert!(e.to_string().contains("max_inflight"), "{e}");
-        let e = Config::parse(&text.replace("model = \"m\"", "model = \"\""), Path::new("b.toml"))
-            .expect_err("no model");
+        let e = Config::parse(
+            &text.replace("model = \"m\"", "model = \"\""),
+            Path::new("b.toml"),
+        )
+        .expect_err("no model");
         assert!(e.to_string().contains("backends.remote.model"), "{e}");
         // Configs without backends serialize exactly as before.
         assert!(!minimal().to_toml().expect("toml").contains("backends"));

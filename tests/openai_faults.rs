@@ -329,7 +329,9 @@ async fn scores_locate_the_target_by_offset_and_multibyte_text_is_exact() {
     assert!((s[1].logprob - lp_of(" sat")).abs() < 1e-12);
     // Sent with max_tokens 1 (0 means unlimited on llama-cpp-python) and echo.
     let bodies = fake.state.bodies.lock().expect("lock").clone();
-    assert!(bodies.iter().all(|b| b["max_tokens"] == json!(1) && b["echo"] == json!(true)));
+    assert!(bodies
+        .iter()
+        .all(|b| b["max_tokens"] == json!(1) && b["echo"] == json!(true)));
 }
 
 #[tokio::test]
@@ -377,7 +379,11 @@ async fn a_429_is_retried_after_retry_after() {
     let b = backend(&cfg(vec![fake.url()]));
     let t = Instant::now();
     let s = b.score(vec![req("The cat", " sat")]).await.expect("score");
-    assert!(t.elapsed() >= Duration::from_millis(950), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
     assert!((s[0].logprob - lp_of(" sat")).abs() < 1e-12);
     assert_eq!(b.attempts(), (2, 1));
 }
@@ -450,13 +456,9 @@ async fn a_bad_key_is_not_retried_and_never_printed() {
     fake.push(Fault::Status(401, None));
     let c = cfg(vec![fake.url()]);
     let secret = "sk-test-secret-4242";
-    let b = OpenAiBackend::with_capabilities(
-        &c,
-        ApiKey::new(Some(secret.into())),
-        echo_caps(),
-        2048,
-    )
-    .expect("backend");
+    let b =
+        OpenAiBackend::with_capabilities(&c, ApiKey::new(Some(secret.into())), echo_caps(), 2048)
+            .expect("backend");
     let e = b
         .score(vec![req("The cat", " sat")])
         .await
@@ -519,7 +521,12 @@ async fn replicas_share_the_load_and_a_failing_one_is_skipped() {
         .collect();
     b.score(reqs).await.expect("score");
     assert_eq!(a.requests() + c.requests(), 8);
-    assert!(a.requests() >= 2 && c.requests() >= 2, "{} / {}", a.requests(), c.requests());
+    assert!(
+        a.requests() >= 2 && c.requests() >= 2,
+        "{} / {}",
+        a.requests(),
+        c.requests()
+    );
 }
 
 #[tokio::test]
@@ -539,7 +546,10 @@ async fn requests_in_flight_are_bounded() {
     assert!(max <= 3 && max >= 2, "max in flight {max}");
     // 12 requests of 100 ms, 3 at a time: at least 4 rounds, well under 12 sequential ones.
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(390) && el < Duration::from_millis(2500), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(390) && el < Duration::from_millis(2500),
+        "{el:?}"
+    );
 }
 
 #[tokio::test]
@@ -558,7 +568,11 @@ async fn the_probe_picks_echo_and_caches_it() {
     let b2 = OpenAiBackend::connect(&c, dir.path(), 2048, Some(dir.path()))
         .await
         .expect("connect again");
-    assert_eq!(fake.requests(), n, "the second connect must use the cached probe");
+    assert_eq!(
+        fake.requests(),
+        n,
+        "the second connect must use the cached probe"
+    );
     assert!(b2.report().cached_probe);
 }
 
@@ -636,13 +650,17 @@ async fn the_call_cache_re_sends_nothing_answered_before() {
     };
     let sent = fake.requests();
     assert_eq!(sent, 2);
-    let c = CachedBackend::new(Arc::new(backend(&cfg(vec![fake.url()]))), dir.path())
-        .expect("reopen");
+    let c =
+        CachedBackend::new(Arc::new(backend(&cfg(vec![fake.url()]))), dir.path()).expect("reopen");
     let mut more = reqs.clone();
     more.push(req("A bird", " flew"));
     let again = c.score(more).await.expect("score");
     assert_eq!(again[..2], first[..]);
-    assert_eq!(fake.requests(), sent + 1, "only the new request reached the server");
+    assert_eq!(
+        fake.requests(),
+        sent + 1,
+        "only the new request reached the server"
+    );
 }
 
 #[tokio::test]

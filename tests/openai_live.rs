@@ -73,9 +73,18 @@ fn embedded() -> EmbeddedBackend {
 fn score_texts() -> Vec<ScoreRequest> {
     let pairs = [
         ("The capital of France is", " Paris, a city on the Seine."),
-        ("Question: Which number is larger, 76 or 48?\nAnswer:", " 76"),
-        ("Translate to French: coffee with milk.\nFrench:", " café au lait"),
-        ("Let's think step by step. First,", " we compare the tens digits."),
+        (
+            "Question: Which number is larger, 76 or 48?\nAnswer:",
+            " 76",
+        ),
+        (
+            "Translate to French: coffee with milk.\nFrench:",
+            " café au lait",
+        ),
+        (
+            "Let's think step by step. First,",
+            " we compare the tens digits.",
+        ),
         ("Is the sky blue? Answer Yes or No.\nAnswer:", " Yes"),
     ];
     pairs
@@ -123,7 +132,10 @@ async fn live_scores_agree_with_the_embedded_engine() {
         classes: vec![vec!["subjective".into()], vec!["objective".into()]],
         reduce: VerbalizerReduce::Sum,
     };
-    let ca = http.classify(vec![req.clone()]).await.expect("http classify");
+    let ca = http
+        .classify(vec![req.clone()])
+        .await
+        .expect("http classify");
     let cb = local.classify(vec![req]).await.expect("embedded classify");
     let pd = (ca[0].probs[0] - cb[0].probs[0]).abs();
     eprintln!(
@@ -141,11 +153,7 @@ async fn live_generation_honours_stops_and_seeds() {
     let http = connect(&url).await;
     let g = http
         .generate(vec![
-            GenerateRequest::greedy(
-                Prompt::raw("Count: one, two, three,"),
-                12,
-                vec![",".into()],
-            ),
+            GenerateRequest::greedy(Prompt::raw("Count: one, two, three,"), 12, vec![",".into()]),
             GenerateRequest {
                 n: 2,
                 seed: 5,
@@ -171,7 +179,11 @@ async fn live_upstream_server_is_detected_as_misaligned() {
     };
     let http = connect(&url).await;
     let caps = &http.report().capabilities;
-    assert!(caps.echo_misaligned && !caps.echo, "{}", http.report().line());
+    assert!(
+        caps.echo_misaligned && !caps.echo,
+        "{}",
+        http.report().line()
+    );
     assert_ne!(http.scoring_mode(), ScoringMode::Echo);
     let e = OpenAiBackend::connect(
         &OpenAiConfig {

@@ -44,7 +44,11 @@ fn llama_cpp_python_fixed_echo_matches_the_generated_logprob() {
 #[test]
 fn llama_cpp_python_upstream_echo_is_one_token_late() {
     let gen = load("llama-cpp-python-top-logprobs.json");
-    let paris = gen.choices[0].logprobs.as_ref().expect("logprobs").token_logprobs[0]
+    let paris = gen.choices[0]
+        .logprobs
+        .as_ref()
+        .expect("logprobs")
+        .token_logprobs[0]
         .expect("value");
     let echo = load("llama-cpp-python-echo-upstream.json");
     let s = score_from_echo(&echo.choices[0], PROMPT, TARGET_AT)
@@ -73,9 +77,13 @@ fn multi_token_verbalizer_positions_are_exact() {
     assert_eq!(s.tokens, 1);
     assert!((s.logprob - (-3.108630657196045)).abs() < 1e-12);
     // "Answer: subjective" spans 3 tokens.
-    let s = score_from_echo(&echo.choices[0], prompt, prompt.len() - "Answer: subjective".len())
-        .expect("score")
-        .expect("located");
+    let s = score_from_echo(
+        &echo.choices[0],
+        prompt,
+        prompt.len() - "Answer: subjective".len(),
+    )
+    .expect("score")
+    .expect("located");
     assert_eq!(s.tokens, 3);
 }
 
@@ -98,7 +106,10 @@ fn vllm_echo_offsets_that_count_the_bos_text_are_corrected() {
 #[test]
 fn vllm_prompt_logprobs_pick_the_prompts_own_tokens() {
     let r = load("vllm-prompt-logprobs.json");
-    let entries = r.choices[0].prompt_logprobs.clone().expect("prompt_logprobs");
+    let entries = r.choices[0]
+        .prompt_logprobs
+        .clone()
+        .expect("prompt_logprobs");
     let s = score_from_prompt_logprobs(&entries, PROMPT, TARGET_AT)
         .expect("score")
         .expect("located");

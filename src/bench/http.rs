@@ -45,10 +45,23 @@ pub struct HttpReport {
 /// so no request is answered from another's prefix alone, targets that start a new word.
 pub fn texts(n: usize) -> Vec<ScoreRequest> {
     let subjects = [
-        "the river", "a small dog", "the old clock", "my neighbour", "the red car",
-        "a tall tree", "the new bridge", "our teacher",
+        "the river",
+        "a small dog",
+        "the old clock",
+        "my neighbour",
+        "the red car",
+        "a tall tree",
+        "the new bridge",
+        "our teacher",
     ];
-    let verbs = ["crossed", "watched", "repaired", "painted", "followed", "described"];
+    let verbs = [
+        "crossed",
+        "watched",
+        "repaired",
+        "painted",
+        "followed",
+        "described",
+    ];
     (0..n)
         .map(|i| {
             let s = subjects[i % subjects.len()];
@@ -64,7 +77,11 @@ pub fn texts(n: usize) -> Vec<ScoreRequest> {
         .collect()
 }
 
-async fn timed(b: &OpenAiBackend, reqs: &[ScoreRequest], in_flight: usize) -> LlmResult<ThroughputPoint> {
+async fn timed(
+    b: &OpenAiBackend,
+    reqs: &[ScoreRequest],
+    in_flight: usize,
+) -> LlmResult<ThroughputPoint> {
     let t = Instant::now();
     b.score(reqs.to_vec()).await?;
     let seconds = t.elapsed().as_secs_f64();
@@ -146,7 +163,11 @@ pub fn render_http_table(r: &HttpReport) -> String {
     let _ = writeln!(s, "server   {} (model {})", r.base_url, r.model);
     let _ = writeln!(s, "scoring  {} (supports {})", r.scoring, r.capabilities);
     let _ = writeln!(s);
-    let _ = writeln!(s, "{:>9} {:>5} {:>8} {:>8}", "in flight", "reqs", "seconds", "req/s");
+    let _ = writeln!(
+        s,
+        "{:>9} {:>5} {:>8} {:>8}",
+        "in flight", "reqs", "seconds", "req/s"
+    );
     for p in [&r.single, &r.parallel] {
         let _ = writeln!(
             s,
@@ -154,7 +175,11 @@ pub fn render_http_table(r: &HttpReport) -> String {
             p.in_flight, p.requests, p.seconds, p.requests_per_second
         );
     }
-    let _ = writeln!(s, "throughput ratio (8 ÷ 1 in flight): {:.2}", r.throughput_ratio);
+    let _ = writeln!(
+        s,
+        "throughput ratio (8 ÷ 1 in flight): {:.2}",
+        r.throughput_ratio
+    );
     match (r.max_abs_diff, r.max_token_diff) {
         (Some(m), Some(t)) => {
             let _ = writeln!(

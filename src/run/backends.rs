@@ -44,9 +44,11 @@ pub async fn build_backends(
     injected: Option<SharedBackend>,
     cache_dir: &Path,
 ) -> Result<Vec<LayerBackends>, RunError> {
-    Ok(build_backends_reporting(config, model_override, injected, cache_dir)
-        .await?
-        .layers)
+    Ok(
+        build_backends_reporting(config, model_override, injected, cache_dir)
+            .await?
+            .layers,
+    )
 }
 
 /// [`build_backends`], with what the HTTP backends' probes found.

@@ -180,7 +180,9 @@ impl OpenAiConfig {
             ));
         }
         if self.max_in_flight == 0 {
-            return Err(format!("`backends.{name}.max_in_flight` must be at least 1"));
+            return Err(format!(
+                "`backends.{name}.max_in_flight` must be at least 1"
+            ));
         }
         if !(self.timeout_secs > 0.0) {
             return Err(format!("`backends.{name}.timeout_secs` must be positive"));
@@ -466,7 +468,11 @@ impl OpenAiBackend {
         // stop that fired inside the output's leading whitespace is not one by dln's rule, so
         // such an answer is asked again without stops and cut here.
         for with_stops in [true, false] {
-            let stop = if with_stops { r.stop.clone() } else { Vec::new() };
+            let stop = if with_stops {
+                r.stop.clone()
+            } else {
+                Vec::new()
+            };
             let (text, tokens, finish) = if use_chat {
                 let (messages, prefix) = chat_messages(&r.prompt);
                 let resp = self
@@ -828,15 +834,19 @@ impl Backend for OpenAiBackend {
                     .collect()
             }
             ScoringMode::TopLogprobs => {
-                in_prefix_order(&requests, |r| r.context.as_str(), |r| {
-                    self.classify_by_top(r)
-                })
+                in_prefix_order(
+                    &requests,
+                    |r| r.context.as_str(),
+                    |r| self.classify_by_top(r),
+                )
                 .await?
             }
             ScoringMode::Auto | ScoringMode::None => {
-                in_prefix_order(&requests, |r| r.context.as_str(), |r| {
-                    self.classify_by_generation(r)
-                })
+                in_prefix_order(
+                    &requests,
+                    |r| r.context.as_str(),
+                    |r| self.classify_by_generation(r),
+                )
                 .await?
             }
         };

@@ -243,7 +243,9 @@ pub fn target_token_range(
 pub enum SeamError {
     /// The tokenizer merged the end of the context with the start of the target into one
     /// token starting at byte `at`.
-    Merged { at: usize },
+    Merged {
+        at: usize,
+    },
     NoTargetToken,
     Unordered,
 }
