@@ -6,6 +6,8 @@
 //! The fake speaks the completions shapes llama-cpp-python sends: a token is a word with its
 //! leading space, its log-probability a fixed function of its text, `text_offset` in characters.
 
+mod dln_common;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +46,10 @@ struct State {
     /// No echo support at all (hosted APIs): echo requests get a 400.
     no_echo: bool,
     bodies: Mutex<Vec<Value>>,
+    /// Bodies answered with a 200.
+    answered: Mutex<Vec<Value>>,
+    /// Every request after this many is refused with a 503 (a server going down mid-run).
+    fail_after: Mutex<Option<usize>>,
     auth: Mutex<Vec<String>>,
     /// Delay every answer (to measure concurrency).
     delay: Mutex<Duration>,
@@ -155,7 +161,7 @@ async fn serve(mut sock: TcpStream, s: Arc<State>) {
     let Some((path, headers, body)) = read_request(&mut sock).await else {
         return;
     };
-    s.requests.fetch_add(1, Ordering::SeqCst);
+    let nth = s.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     s.max_in_flight.fetch_max(now, Ordering::SeqCst);
     if let Some(a) = headers
@@ -165,7 +171,16 @@ async fn serve(mut sock: TcpStream, s: Arc<State>) {
         s.auth.lock().expect("lock").push(a.clone());
     }
     let fault = {
-        let always = s.always.lock().expect("lock").clone();
+        let down = s
+            .fail_after
+            .lock()
+            .expect("lock")
+            .is_some_and(|n| nth > n);
+        let always = if down {
+            Some(Fault::Status(503, None))
+        } else {
+            s.always.lock().expect("lock").clone()
+        };
         always.or_else(|| s.faults.lock().expect("lock").pop_front())
     };
     let delay = *s.delay.lock().expect("lock");
@@ -211,6 +226,7 @@ async fn serve(mut sock: TcpStream, s: Arc<State>) {
                 respond(&mut sock, 400, "", msg.as_bytes()).await;
             } else {
                 let b = answer(&path, &req, &s);
+                s.answered.lock().expect("lock").push(req.clone());
                 respond(&mut sock, 200, "", b.to_string().as_bytes()).await;
             }
         }
@@ -683,4 +699,70 @@ async fn generation_keeps_dln_stop_rules_and_per_sample_seeds() {
         bodies.iter().filter_map(|b| b["seed"].as_u64()).collect();
     assert_eq!(seeds.len(), 3, "one seed per sample");
     assert!(bodies.iter().all(|b| b["stop"] == json!(["\n"])));
+}
+
+/// A run whose server goes down mid-run fails after its retries with a clear error; resumed
+/// once the server is back, it finishes with the same prompts as an undisturbed run and sends
+/// nothing that was answered before the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_fails_after_retries_resumes_without_resending() {
+    use dln::config::Config;
+    use dln::run::{Session, SessionOptions};
+
+    let config = || {
+        let mut c = Config::parse(&dln_common::tiny_config_text(1), std::path::Path::new("t.toml"))
+            .expect("config");
+        c.set("train.iterations", "2").expect("iterations");
+        c
+    };
+    let options = |out: &std::path::Path, url: String| SessionOptions {
+        out_dir: Some(out.to_path_buf()),
+        backend: Some(Arc::new(backend(&OpenAiConfig {
+            max_retries: 1,
+            retry_base_ms: 5,
+            ..cfg(vec![url])
+        }))),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Undisturbed, for reference.
+    let calm = Fake::start(State::default()).await;
+    let s = Session::start(config(), options(&dir.path().join("calm"), calm.url()))
+        .await
+        .expect("start");
+    let (reference, _) = dln_common::run_to_end(s).await;
+    let reference = reference.expect("the undisturbed run finishes");
+    let total = calm.requests();
+    assert!(total > 10, "{total}");
+
+    // The server goes down half-way.
+    let fake = Fake::start(State::default()).await;
+    *fake.state.fail_after.lock().expect("lock") = Some(total / 2);
+    let run_dir = dir.path().join("run");
+    let s = Session::start(config(), options(&run_dir, fake.url()))
+        .await
+        .expect("start");
+    let (failed, _) = dln_common::run_to_end(s).await;
+    let e = failed.expect_err("the run fails once the server is down");
+    assert!(e.contains("503") && e.contains("gave up after 2 attempts"), "{e}");
+    let answered_before: Vec<Value> = fake.state.answered.lock().expect("lock").clone();
+    assert_eq!(answered_before.len(), total / 2);
+
+    // Back up: resume.
+    *fake.state.fail_after.lock().expect("lock") = None;
+    fake.state.answered.lock().expect("lock").clear();
+    let s = Session::resume(&run_dir, options(&run_dir, fake.url()))
+        .await
+        .expect("resume");
+    let (resumed, _) = dln_common::run_to_end(s).await;
+    let resumed = resumed.expect("the resumed run finishes");
+    assert_eq!(resumed.best_prompts, reference.best_prompts);
+    let sent_after: Vec<Value> = fake.state.answered.lock().expect("lock").clone();
+    for b in &sent_after {
+        assert!(
+            !answered_before.contains(b),
+            "re-sent a request answered before the failure: {b}"
+        );
+    }
 }

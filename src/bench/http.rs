@@ -184,7 +184,7 @@ pub fn render_http_table(r: &HttpReport) -> String {
         (Some(m), Some(t)) => {
             let _ = writeln!(
                 s,
-                "vs embedded engine on {} texts: max |Δ score| {m:.5} nats, max |Δ token| {t:.5} nats",
+                "vs embedded engine on {} texts: max |Δ score| {m:.2e} nats, max |Δ token| {t:.2e} nats",
                 r.compared
             );
         }
