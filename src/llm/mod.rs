@@ -228,6 +228,13 @@ pub trait Backend: Send + Sync {
     }
     /// The context window in tokens.
     fn context_size(&self) -> usize;
+    /// Whether the requests of a batch are answered independently (an HTTP server) rather than
+    /// as one computation (the embedded engine's prefix tree): the call cache then sends them
+    /// one by one, concurrently, and stores each answer as it arrives, so a batch cut short by
+    /// a failure keeps what was answered and a resumed run re-sends none of it.
+    fn answers_independently(&self) -> bool {
+        false
+    }
     /// `n` samples per request, in request order.
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>>;
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>>;

@@ -371,16 +371,16 @@ impl OpenAiBackend {
         Ok(resp)
     }
 
-    /// The log-probabilities of the prompt `text`'s tokens from `from` (a byte offset) on, in
-    /// the probed mode.
-    async fn prompt_scores(&self, text: &str, from: usize) -> LlmResult<Result<Score, SeamError>> {
+    /// The server's log-probabilities of the prompt `text`'s tokens, in the probed mode (one
+    /// request; [`PromptScores::from`] reads any suffix of the prompt out of it).
+    async fn prompt_scores(&self, text: &str) -> LlmResult<PromptScores> {
         let mut req = CompletionRequest::scoring(&self.model, text);
         match self.mode {
             ScoringMode::Echo => {
                 req.echo = true;
                 req.logprobs = Some(1);
-                let resp = self.completion(&req).await?;
-                score_from_echo(&resp.choices[0], text, from)
+                let mut resp = self.completion(&req).await?;
+                Ok(PromptScores::Echo(resp.choices.swap_remove(0)))
             }
             ScoringMode::PromptLogprobs => {
                 req.prompt_logprobs = Some(0);
@@ -397,7 +397,7 @@ impl OpenAiBackend {
                                 .into(),
                         )
                     })?;
-                score_from_prompt_logprobs(&entries, text, from)
+                Ok(PromptScores::Prompt(entries))
             }
             other => Err(LlmError::InvalidRequest(format!(
                 "this server gives no prompt log-probabilities (scoring mode {}): free-text \
@@ -425,12 +425,12 @@ impl OpenAiBackend {
             ));
         }
         let text = format!("{}{}", r.context, r.target);
-        let joint = self.prompt_scores(&text, r.context.len()).await?;
-        let out = match joint {
+        let joint = self.prompt_scores(&text).await?;
+        let out = match joint.from(&text, r.context.len())? {
             Ok(s) => s,
             Err(SeamError::Merged { at }) => {
-                let whole = self.prompt_scores(&text, at).await?;
-                let tail = self.prompt_scores(&r.context, at).await?;
+                let whole = joint.from(&text, at)?;
+                let tail = self.prompt_scores(&r.context).await?.from(&r.context, at)?;
                 match (whole, tail) {
                     (Ok(mut w), Ok(t)) => {
                         if let Some(first) = w.token_logprobs.first_mut() {
@@ -619,6 +619,22 @@ impl OpenAiBackend {
     }
 }
 
+/// One answer with a prompt's log-probabilities.
+enum PromptScores {
+    Echo(wire::CompletionChoice),
+    Prompt(Vec<Option<serde_json::Map<String, Value>>>),
+}
+
+impl PromptScores {
+    /// The score of the prompt's tokens from byte `from` on (`text` is the prompt sent).
+    fn from(&self, text: &str, from: usize) -> LlmResult<Result<Score, SeamError>> {
+        match self {
+            PromptScores::Echo(c) => score_from_echo(c, text, from),
+            PromptScores::Prompt(e) => score_from_prompt_logprobs(e, text, from),
+        }
+    }
+}
+
 /// A chat prompt's messages for `/chat/completions`. The assistant prefix (which the embedded
 /// engine writes into the assistant turn) cannot be pre-filled through the standard API, so it
 /// closes the last user message instead; the answer is stripped of it if the model repeats it.
@@ -750,6 +766,10 @@ impl Backend for OpenAiBackend {
 
     fn has_logprobs(&self) -> bool {
         self.mode.scores_text()
+    }
+
+    fn answers_independently(&self) -> bool {
+        true
     }
 
     fn context_size(&self) -> usize {
