@@ -757,9 +757,9 @@ impl Backend for OpenAiBackend {
     fn model_id(&self) -> String {
         // The server and model, not the key: the call cache keys on this.
         format!(
-            "openai:{}:{}:{}",
-            self.transport.base_url(),
+            "openai:{}@{}:{}",
             self.model,
+            self.transport.base_url(),
             self.mode.name()
         )
     }
