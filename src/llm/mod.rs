@@ -150,6 +150,21 @@ pub struct ClassifyRequest {
     pub reduce: VerbalizerReduce,
 }
 
+/// The text variants a verbalizer is scored as, by every backend: itself and, unless it has one,
+/// with a leading space (how a word follows "Answer:").
+pub fn verbalizer_variants(verbalizers: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in verbalizers {
+        for variant in [v.clone(), format!(" {v}")] {
+            if variant.starts_with("  ") || out.contains(&variant) {
+                continue;
+            }
+            out.push(variant);
+        }
+    }
+    out
+}
+
 /// The renormalized class distribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassDistribution {

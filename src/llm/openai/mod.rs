@@ -33,6 +33,7 @@ use wire::{
 };
 
 use super::stop::find_stop;
+use super::verbalizer_variants;
 use super::{
     Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation, LlmError, LlmResult,
     Prompt, Score, ScoreRequest, Usage, VerbalizerReduce,
@@ -684,21 +685,6 @@ fn sample_seed(seed: u64, j: u32) -> u64 {
     (z ^ (z >> 31)) & 0x7FFF_FFFF
 }
 
-/// The text variants a verbalizer is scored as: itself and, unless it has one, with a leading
-/// space (the embedded engine's rule).
-pub fn verbalizer_variants(verbalizers: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for v in verbalizers {
-        for variant in [v.clone(), format!(" {v}")] {
-            if variant.starts_with("  ") || out.contains(&variant) {
-                continue;
-            }
-            out.push(variant);
-        }
-    }
-    out
-}
-
 fn reduce(lps: &[f64], how: VerbalizerReduce) -> f64 {
     match how {
         VerbalizerReduce::Max => lps.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
@@ -908,12 +894,6 @@ mod tests {
         let order = prefix_order(&items, |s| s);
         let sent: Vec<&str> = order.iter().map(|i| items[*i]).collect();
         assert_eq!(sent, vec!["a: y", "a: z", "b: w", "b: x"]);
-    }
-
-    #[test]
-    fn verbalizer_variants_match_the_embedded_rule() {
-        let v = verbalizer_variants(&["yes".into(), " no".into()]);
-        assert_eq!(v, vec!["yes", " yes", " no"]);
     }
 
     #[test]
