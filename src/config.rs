@@ -5,9 +5,12 @@
 //! Defaults follow the reference DLN-2 settings, scaled down so a demo trains in minutes on a
 //! 135M-parameter model and two CPU cores (small batch, few candidates, short generations).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::llm::openai::OpenAiConfig;
 
 /// Errors of loading or editing a configuration; each names the file, key or value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,11 @@ pub struct Config {
     pub data: toml::Table,
     #[serde(default)]
     pub model: ModelConfig,
+    /// Named backends (`[backends.NAME]`) that `[model].name`, a layer's `model` or its
+    /// `backward_model` can name instead of a GGUF file: an OpenAI-compatible server or the
+    /// embedded engine on a given model.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: BTreeMap<String, BackendConfig>,
     /// Layers from the input side (0) to the output layer (last).
     pub layers: Vec<LayerConfig>,
     #[serde(default)]
@@ -84,6 +92,19 @@ impl Default for ModelConfig {
             threads: None,
         }
     }
+}
+
+/// One named backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// The embedded llama.cpp engine on a GGUF path or built-in model name (empty = default).
+    Embedded {
+        #[serde(default)]
+        model: String,
+    },
+    /// An OpenAI-compatible HTTP server (vLLM, llama.cpp server, Ollama, a hosted API).
+    Openai(OpenAiConfig),
 }
 
 /// Template choices of one layer: a built-in name (`forward`, `forward_hidden`, `residual`,
@@ -559,6 +580,11 @@ impl Config {
         if self.task.name.trim().is_empty() {
             return bad("`task.name` must not be empty".into());
         }
+        for (name, b) in &self.backends {
+            if let BackendConfig::Openai(o) = b {
+                o.validate(name).map_err(ConfigError::Invalid)?;
+            }
+        }
         Ok(())
     }
 
@@ -668,6 +694,50 @@ prompt = "Classify."
         let e = Config::parse(&text, Path::new("x.toml")).expect_err("unknown key");
         let m = e.to_string();
         assert!(m.contains("batchsize") && m.contains("x.toml"), "{m}");
+    }
+
+    #[test]
+    fn named_backends_load_and_round_trip() {
+        let text = format!(
+            "{MINIMAL}\n[backends.remote]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodel = \"m\"\nmax_in_flight = 4\n\n[backends.local]\nkind = \"embedded\"\nmodel = \"smollm2-135m\"\n"
+        )
+        .replace("prompt = \"Classify.\"", "prompt = \"Classify.\"\nbackward_model = \"remote\"");
+        let c = Config::parse(&text, Path::new("b.toml")).expect("backends parse");
+        match c.backends.get("remote") {
+            Some(BackendConfig::Openai(o)) => {
+                assert_eq!(o.max_in_flight, 4);
+                assert_eq!(o.api_key_env, "OPENAI_API_KEY");
+            }
+            other => panic!("remote: {other:?}"),
+        }
+        assert!(matches!(
+            c.backends.get("local"),
+            Some(BackendConfig::Embedded { .. })
+        ));
+        assert_eq!(c.layers[0].backward_model, "remote");
+        let back = Config::parse(&c.to_toml().expect("toml"), Path::new("c.toml")).expect("again");
+        assert_eq!(back, c);
+        let mut c2 = c.clone();
+        c2.set("backends.remote.max_in_flight", "2").expect("set");
+        assert!(matches!(
+            c2.backends.get("remote"),
+            Some(BackendConfig::Openai(o)) if o.max_in_flight == 2
+        ));
+        // A typo in a backend table is named; an empty model is refused with the fix.
+        let e = Config::parse(
+            &text.replace("max_in_flight", "max_inflight"),
+            Path::new("b.toml"),
+        )
+        .expect_err("typo");
+        assert!(e.to_string().contains("max_inflight"), "{e}");
+        let e = Config::parse(
+            &text.replace("model = \"m\"", "model = \"\""),
+            Path::new("b.toml"),
+        )
+        .expect_err("no model");
+        assert!(e.to_string().contains("backends.remote.model"), "{e}");
+        // Configs without backends serialize exactly as before.
+        assert!(!minimal().to_toml().expect("toml").contains("backends"));
     }
 
     #[test]

@@ -762,3 +762,27 @@ fn stage_events_without_usage_still_parse_and_none_is_not_written() {
     let e: Event = serde_json::from_str(old).expect("an old stage event parses");
     assert_eq!(serde_json::to_string(&e).expect("serializes"), old);
 }
+
+#[test]
+fn an_http_backend_s_scoring_mode_shows_in_the_layers_pane() {
+    let mut events = dln1_running();
+    events.insert(
+        1,
+        Event::BackendConnected {
+            name: "server".into(),
+            scoring: "echo".into(),
+            detail: "http://127.0.0.1:8199/v1 model smollm2-135m: scoring by echo".into(),
+        },
+    );
+    let app = app_with(&events);
+    assert_eq!(app.run.backends.len(), 1);
+    assert_eq!(app.run.backends[0].1, "echo");
+    let screen = render_pane(&app, Pane::Layers, 80, 30);
+    assert!(
+        screen.contains("backend server: scoring by echo"),
+        "{screen}"
+    );
+    // A run without HTTP backends shows none.
+    let plain = render_pane(&app_with(&dln1_running()), Pane::Layers, 80, 30);
+    assert!(!plain.contains("backend "), "{plain}");
+}

@@ -161,6 +161,25 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// An OpenAI-compatible server: throughput at 1 vs 8 requests in flight, and its scores
+    /// against the embedded engine's on the same texts.
+    Http {
+        /// Base URL ending in /v1 (default: OPENAI_BASE_URL).
+        #[arg(long, env = "OPENAI_BASE_URL")]
+        url: String,
+        /// The model name the server knows.
+        #[arg(long = "server-model", default_value = "smollm2-135m")]
+        server_model: String,
+        /// Scoring requests per concurrency level.
+        #[arg(long, default_value_t = 16)]
+        requests: usize,
+        /// Skip the comparison with the embedded engine (no local model needed).
+        #[arg(long)]
+        no_compare: bool,
+        /// One JSON object on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,6 +278,22 @@ pub fn main() -> ExitCode {
         Some(Commands::Bench {
             which: BenchCommand::Engine { json },
         }) => bench::engine(cli.model.as_deref(), json),
+        Some(Commands::Bench {
+            which:
+                BenchCommand::Http {
+                    ref url,
+                    ref server_model,
+                    requests,
+                    no_compare,
+                    json,
+                },
+        }) => bench::http(
+            url,
+            server_model,
+            requests,
+            (!no_compare).then_some(cli.model.as_deref()),
+            json,
+        ),
         Some(Commands::Model {
             which: ModelCommand::Pull { ref name },
         }) => model::pull(name.as_deref()),

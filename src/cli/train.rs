@@ -112,7 +112,10 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
                     // Everything the run wrote is already on disk (atomic checkpoint, event
                     // log and call cache flushed per record): leave without waiting for the
                     // stage in progress.
-                    std::process::exit(i32::from(exit::INTERRUPTED));
+                    // `_exit`, not `exit`: the model's worker thread may be inside llama.cpp,
+                    // whose static destructors must not run under it.
+                    // SAFETY: `_exit` ends the process at once; nothing after it runs.
+                    unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) }
                 }
                 stop(&mut stopping, &progress, "interrupt");
             }
@@ -266,6 +269,9 @@ impl Progress {
                 if let Some(b) = &self.bar {
                     b.set_position(*iteration as u64 + 1);
                 }
+            }
+            Event::BackendConnected { name, detail, .. } => {
+                self.note(&format!("backend {name}: {detail}"))
             }
             Event::Warning { message } => self.note(&format!("warning: {message}")),
             Event::Error { message } => self.held_error = Some(message.clone()),

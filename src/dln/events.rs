@@ -195,6 +195,13 @@ pub enum Event {
         dev_size: usize,
         test_size: usize,
     },
+    /// An HTTP backend answered its capability probe: which scoring mode the run uses on it
+    /// and why (server, model, what it supports).
+    BackendConnected {
+        name: String,
+        scoring: String,
+        detail: String,
+    },
     StateChanged {
         state: RunState,
     },

@@ -121,12 +121,13 @@ impl CachedBackend {
         hex::encode(h.finalize())
     }
 
-    /// Looks every request up; asks the inner backend for the misses in one batch; stores them.
+    /// Looks every request up; asks the inner backend for the misses (in one batch, or one by
+    /// one concurrently when it answers requests independently); stores them.
     async fn cached<R, T, F, Fut>(&self, op: &str, requests: Vec<R>, call: F) -> LlmResult<Vec<T>>
     where
         R: Serialize + Clone,
         T: Serialize + DeserializeOwned,
-        F: FnOnce(Vec<R>) -> Fut,
+        F: Fn(Vec<R>) -> Fut,
         Fut: std::future::Future<Output = LlmResult<Vec<T>>>,
     {
         let keys: Vec<String> = requests.iter().map(|r| self.key(op, r)).collect();
@@ -153,7 +154,37 @@ impl CachedBackend {
         if let Ok(mut h) = self.hits.lock() {
             *h += (requests.len() - missing_idx.len()) as u64;
         }
-        if !missing_idx.is_empty() {
+        if missing_idx.is_empty() {
+            // Everything was cached.
+        } else if self.inner.answers_independently() {
+            // In prompt order, so requests sharing a prefix go out together (a request's JSON
+            // starts with its prompt or context).
+            let mut order = missing_idx.clone();
+            order.sort_by_cached_key(|i| serde_json::to_string(&requests[*i]).unwrap_or_default());
+            // Every request runs to its end (answers are stored as they come) before a failure
+            // is reported, so no answer the server gave is lost with a failing neighbour.
+            let answers = futures::future::join_all(order.into_iter().map(|i| {
+                let fut = call(vec![requests[i].clone()]);
+                let key = keys[i].clone();
+                async move {
+                    let mut a = fut.await?;
+                    if a.len() != 1 {
+                        return Err(LlmError::Backend(format!(
+                            "backend answered {} of 1 requests",
+                            a.len()
+                        )));
+                    }
+                    let a = a.remove(0);
+                    self.store(vec![(key, &a)])?;
+                    Ok((i, a))
+                }
+            }))
+            .await;
+            for r in answers {
+                let (i, a) = r?;
+                out[i] = Some(a);
+            }
+        } else {
             let missing: Vec<R> = missing_idx.iter().map(|i| requests[*i].clone()).collect();
             let answers = call(missing).await?;
             if answers.len() != missing_idx.len() {
@@ -163,48 +194,60 @@ impl CachedBackend {
                     missing_idx.len()
                 )));
             }
-            let mut text = String::new();
-            {
-                let mut entries = self
-                    .entries
-                    .lock()
-                    .map_err(|_| LlmError::Backend("call cache lock poisoned".into()))?;
-                for (i, a) in missing_idx.iter().zip(answers) {
-                    let value =
-                        serde_json::to_value(&a).map_err(|e| LlmError::Backend(e.to_string()))?;
-                    let line = Line {
-                        key: keys[*i].clone(),
-                        value: value.clone(),
-                    };
-                    text.push_str(
-                        &serde_json::to_string(&line)
-                            .map_err(|e| LlmError::Backend(e.to_string()))?,
-                    );
-                    text.push('\n');
-                    entries.insert(keys[*i].clone(), value);
-                    out[*i] = Some(a);
-                }
+            self.store(
+                missing_idx
+                    .iter()
+                    .zip(&answers)
+                    .map(|(i, a)| (keys[*i].clone(), a))
+                    .collect(),
+            )?;
+            for (i, a) in missing_idx.iter().zip(answers) {
+                out[*i] = Some(a);
             }
-            let mut f = self
-                .file
-                .lock()
-                .map_err(|_| LlmError::Backend("call cache lock poisoned".into()))?;
-            crate::fault::point("cache_append", || {
-                let _ = f.write_all(&text.as_bytes()[..text.len() / 2]);
-                let _ = f.flush();
-            });
-            f.write_all(text.as_bytes())
-                .and_then(|_| f.flush())
-                .map_err(|e| {
-                    LlmError::Backend(format!(
-                        "cannot write the call cache {}: {e}",
-                        self.path.display()
-                    ))
-                })?;
         }
         out.into_iter()
             .map(|o| o.ok_or_else(|| LlmError::Backend("call cache lost an answer".into())))
             .collect()
+    }
+
+    /// Adds answers to the cache: in memory, and appended to the file in one write.
+    fn store<T: Serialize>(&self, answers: Vec<(String, &T)>) -> LlmResult<()> {
+        let mut text = String::new();
+        {
+            let mut entries = self
+                .entries
+                .lock()
+                .map_err(|_| LlmError::Backend("call cache lock poisoned".into()))?;
+            for (key, a) in answers {
+                let value =
+                    serde_json::to_value(a).map_err(|e| LlmError::Backend(e.to_string()))?;
+                let line = Line {
+                    key: key.clone(),
+                    value: value.clone(),
+                };
+                text.push_str(
+                    &serde_json::to_string(&line).map_err(|e| LlmError::Backend(e.to_string()))?,
+                );
+                text.push('\n');
+                entries.insert(key, value);
+            }
+        }
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| LlmError::Backend("call cache lock poisoned".into()))?;
+        crate::fault::point("cache_append", || {
+            let _ = f.write_all(&text.as_bytes()[..text.len() / 2]);
+            let _ = f.flush();
+        });
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.flush())
+            .map_err(|e| {
+                LlmError::Backend(format!(
+                    "cannot write the call cache {}: {e}",
+                    self.path.display()
+                ))
+            })
     }
 }
 
@@ -222,29 +265,31 @@ impl Backend for CachedBackend {
         self.inner.context_size()
     }
 
+    fn answers_independently(&self) -> bool {
+        self.inner.answers_independently()
+    }
+
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
-        let inner = self.inner.clone();
-        self.cached(
-            "generate",
-            requests,
-            |r| async move { inner.generate(r).await },
-        )
+        self.cached("generate", requests, |r| {
+            let inner = self.inner.clone();
+            async move { inner.generate(r).await }
+        })
         .await
     }
 
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
-        let inner = self.inner.clone();
-        self.cached("score", requests, |r| async move { inner.score(r).await })
-            .await
+        self.cached("score", requests, |r| {
+            let inner = self.inner.clone();
+            async move { inner.score(r).await }
+        })
+        .await
     }
 
     async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
-        let inner = self.inner.clone();
-        self.cached(
-            "classify",
-            requests,
-            |r| async move { inner.classify(r).await },
-        )
+        self.cached("classify", requests, |r| {
+            let inner = self.inner.clone();
+            async move { inner.classify(r).await }
+        })
         .await
     }
 

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod embedded;
 pub mod model;
+pub mod openai;
 pub mod scripted;
 pub mod stop;
 
@@ -149,6 +150,21 @@ pub struct ClassifyRequest {
     pub reduce: VerbalizerReduce,
 }
 
+/// The text variants a verbalizer is scored as, by every backend: itself and, unless it has one,
+/// with a leading space (how a word follows "Answer:").
+pub fn verbalizer_variants(verbalizers: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in verbalizers {
+        for variant in [v.clone(), format!(" {v}")] {
+            if variant.starts_with("  ") || out.contains(&variant) {
+                continue;
+            }
+            out.push(variant);
+        }
+    }
+    out
+}
+
 /// The renormalized class distribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassDistribution {
@@ -227,6 +243,13 @@ pub trait Backend: Send + Sync {
     }
     /// The context window in tokens.
     fn context_size(&self) -> usize;
+    /// Whether the requests of a batch are answered independently (an HTTP server) rather than
+    /// as one computation (the embedded engine's prefix tree): the call cache then sends them
+    /// one by one, concurrently, and stores each answer as it arrives, so a batch cut short by
+    /// a failure keeps what was answered and a resumed run re-sends none of it.
+    fn answers_independently(&self) -> bool {
+        false
+    }
     /// `n` samples per request, in request order.
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>>;
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>>;

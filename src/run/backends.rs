@@ -1,43 +1,83 @@
-//! The backends of a run's layers: each distinct model is loaded once and wrapped in the
-//! persistent call cache, so a layer's forward and backward calls (and layers sharing a model)
-//! share one engine and one cache.
+//! The backends of a run's layers: each distinct model is loaded (or connected to) once and
+//! wrapped in the persistent call cache, so a layer's forward and backward calls (and layers
+//! sharing a model) share one engine and one cache.
+//!
+//! A model spec (`[model].name`, a layer's `model` or `backward_model`) names either a backend
+//! of the `[backends]` table (an OpenAI-compatible server, or the embedded engine on a given
+//! model) or, as before, a GGUF file or built-in model for the embedded engine.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{BackendConfig, Config};
 use crate::dln::LayerBackends;
 use crate::llm::cache::CachedBackend;
 use crate::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
+use crate::llm::openai::OpenAiBackend;
 use crate::llm::SharedBackend;
 use crate::run::RunError;
 
+/// What a run says about an HTTP backend when it starts: which server, which scoring mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendReport {
+    /// The `[backends]` name.
+    pub name: String,
+    /// The scoring mode chosen (`echo`, `prompt_logprobs`, `top_logprobs`, `none`).
+    pub scoring: String,
+    /// Server, model, mode and capabilities, on one line.
+    pub detail: String,
+}
+
+/// Layer backends and the reports of the HTTP backends among them.
+pub struct BuiltBackends {
+    pub layers: Vec<LayerBackends>,
+    pub reports: Vec<BackendReport>,
+}
+
 /// Builds every layer's backends. `injected` (tests, or a caller with its own engine) serves all
-/// layers; otherwise each model spec resolves to a GGUF file (`layers[l].model`, then
-/// `model_override`, then `[model].name`, then the default model) loaded in the embedded engine.
+/// layers; otherwise each model spec resolves to a named backend of `[backends]`, or to a GGUF
+/// file (`layers[l].model`, then `model_override`, then `[model].name`, then the default
+/// model) loaded in the embedded engine.
 pub async fn build_backends(
     config: &Config,
     model_override: Option<&str>,
     injected: Option<SharedBackend>,
     cache_dir: &Path,
 ) -> Result<Vec<LayerBackends>, RunError> {
+    Ok(
+        build_backends_reporting(config, model_override, injected, cache_dir)
+            .await?
+            .layers,
+    )
+}
+
+/// [`build_backends`], with what the HTTP backends' probes found.
+pub async fn build_backends_reporting(
+    config: &Config,
+    model_override: Option<&str>,
+    injected: Option<SharedBackend>,
+    cache_dir: &Path,
+) -> Result<BuiltBackends, RunError> {
     let k = config.layers.len();
     if let Some(b) = injected {
         let cached: SharedBackend = Arc::new(CachedBackend::new(b, cache_dir)?);
-        return Ok(vec![
-            LayerBackends {
-                forward: cached.clone(),
-                backward: cached
-            };
-            k
-        ]);
+        return Ok(BuiltBackends {
+            layers: vec![
+                LayerBackends {
+                    forward: cached.clone(),
+                    backward: cached
+                };
+                k
+            ],
+            reports: Vec::new(),
+        });
     }
     let global = model_override
         .filter(|s| !s.trim().is_empty())
         .map(str::to_string)
         .or_else(|| Some(config.model.name.clone()).filter(|s| !s.trim().is_empty()));
-    let mut loaded: Vec<(PathBuf, SharedBackend)> = Vec::new();
-    let mut out = Vec::with_capacity(k);
+    let mut loaded = Loaded::default();
+    let mut layers = Vec::with_capacity(k);
     for lc in &config.layers {
         let fwd_spec = Some(lc.model.clone())
             .filter(|s| !s.trim().is_empty())
@@ -47,16 +87,72 @@ pub async fn build_backends(
             .or_else(|| fwd_spec.clone());
         let forward = get_or_load(config, fwd_spec.as_deref(), cache_dir, &mut loaded).await?;
         let backward = get_or_load(config, bwd_spec.as_deref(), cache_dir, &mut loaded).await?;
-        out.push(LayerBackends { forward, backward });
+        layers.push(LayerBackends { forward, backward });
     }
-    Ok(out)
+    Ok(BuiltBackends {
+        layers,
+        reports: loaded.reports,
+    })
+}
+
+#[derive(Default)]
+struct Loaded {
+    files: Vec<(PathBuf, SharedBackend)>,
+    named: Vec<(String, SharedBackend)>,
+    reports: Vec<BackendReport>,
 }
 
 async fn get_or_load(
     config: &Config,
     spec: Option<&str>,
     cache_dir: &Path,
-    loaded: &mut Vec<(PathBuf, SharedBackend)>,
+    loaded: &mut Loaded,
+) -> Result<SharedBackend, RunError> {
+    if let Some(name) = spec.map(str::trim) {
+        if let Some(b) = config.backends.get(name) {
+            if let Some((_, b)) = loaded.named.iter().find(|(n, _)| n == name) {
+                return Ok(b.clone());
+            }
+            let backend = match b {
+                BackendConfig::Embedded { model } => {
+                    let m = Some(model.as_str()).filter(|m| !m.trim().is_empty());
+                    load_embedded(config, m, cache_dir, loaded).await?
+                }
+                BackendConfig::Openai(o) => {
+                    let probe_dir = crate::llm::model::data_dir().join("openai-probe");
+                    let engine = OpenAiBackend::connect(
+                        o,
+                        &config.base_dir(),
+                        config.model.context_size,
+                        Some(&probe_dir),
+                    )
+                    .await
+                    .map_err(|e| {
+                        RunError::Llm(crate::llm::LlmError::Backend(format!(
+                            "backend `{name}`: {e}"
+                        )))
+                    })?;
+                    let r = engine.report();
+                    loaded.reports.push(BackendReport {
+                        name: name.to_string(),
+                        scoring: r.scoring.name().to_string(),
+                        detail: r.line(),
+                    });
+                    Arc::new(CachedBackend::new(Arc::new(engine), cache_dir)?) as SharedBackend
+                }
+            };
+            loaded.named.push((name.to_string(), backend.clone()));
+            return Ok(backend);
+        }
+    }
+    load_embedded(config, spec, cache_dir, loaded).await
+}
+
+async fn load_embedded(
+    config: &Config,
+    spec: Option<&str>,
+    cache_dir: &Path,
+    loaded: &mut Loaded,
 ) -> Result<SharedBackend, RunError> {
     // A relative model path in the config is relative to the config's directory.
     let spec = spec.map(|s| {
@@ -73,7 +169,7 @@ async fn get_or_load(
             .await
             .map_err(|e| RunError::Task(e.to_string()))??
     };
-    if let Some((_, b)) = loaded.iter().find(|(p, _)| *p == path) {
+    if let Some((_, b)) = loaded.files.iter().find(|(p, _)| *p == path) {
         return Ok(b.clone());
     }
     let opts = EmbeddedOptions {
@@ -86,6 +182,6 @@ async fn get_or_load(
         .await
         .map_err(|e| RunError::Task(e.to_string()))??;
     let cached: SharedBackend = Arc::new(CachedBackend::new(Arc::new(engine), cache_dir)?);
-    loaded.push((path, cached.clone()));
+    loaded.files.push((path, cached.clone()));
     Ok(cached)
 }

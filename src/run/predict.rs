@@ -182,7 +182,7 @@ pub async fn predict(
         cache_dir: Some(dir.clone()),
         ..opts
     };
-    let network = build_network(&config, &dataset, &dir, &opts).await?;
+    let (network, _) = build_network(&config, &dataset, &dir, &opts).await?;
     let mut trainer = Trainer::new(network, config, dataset, Arc::new(Discard))?;
     let examples: Vec<Example> = inputs.iter().map(|(_, e)| e.clone()).collect();
     let answers: Vec<ForwardExample> = trainer.answers(&examples, &net.prompts).await?;

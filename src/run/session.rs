@@ -18,7 +18,7 @@ use crate::llm::{SharedBackend, Usage};
 use crate::run::checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
 use crate::run::dir::{atomic_write, default_run_dir, EventLog, CONFIG_FILE, EVENTS_FILE};
 use crate::run::result::{read_result, write_result, RunResult};
-use crate::run::{build_backends, RunError, RunLock};
+use crate::run::{build_backends_reporting, BackendReport, RunError, RunLock};
 
 /// How to run a session.
 #[derive(Clone, Default)]
@@ -384,7 +384,7 @@ async fn drive(
     mut commands: UnboundedReceiver<Command>,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let net = build_network(&config, &data, run_dir, &opts).await?;
+    let (net, backend_reports) = build_network(&config, &data, run_dir, &opts).await?;
     let sink: Arc<dyn EventSink> = log.clone();
     let mut trainer = match state {
         Some(s) => Trainer::restore(net, config.clone(), data, s, sink)?,
@@ -405,6 +405,13 @@ async fn drive(
         dev_size: d.dev.len(),
         test_size: d.test.len(),
     });
+    for r in backend_reports {
+        log.emit(Event::BackendConnected {
+            name: r.name,
+            scoring: r.scoring,
+            detail: r.detail,
+        });
+    }
     let mut ctl = Control {
         paused: opts.start_paused,
         pause_pending: false,
@@ -471,23 +478,22 @@ pub(crate) async fn build_network(
     data: &Dataset,
     run_dir: &Path,
     opts: &SessionOptions,
-) -> Result<Network, RunError> {
+) -> Result<(Network, Vec<BackendReport>), RunError> {
     let cache_dir = opts
         .cache_dir
         .clone()
         .unwrap_or_else(|| run_dir.join("cache"));
-    let backends = build_backends(
+    let built = build_backends_reporting(
         config,
         opts.model.as_deref(),
         opts.backend.clone(),
         &cache_dir,
     )
     .await?;
-    Ok(Network::from_config(
-        config,
-        data.classes.clone(),
-        backends,
-    )?)
+    Ok((
+        Network::from_config(config, data.classes.clone(), built.layers)?,
+        built.reports,
+    ))
 }
 
 /// Writes the trainer's checkpoint and says so in the log.
@@ -609,7 +615,7 @@ pub async fn evaluate_run(
             }))
         }
     };
-    let net = build_network(&config, &data, run_dir, &opts).await?;
+    let (net, _) = build_network(&config, &data, run_dir, &opts).await?;
     let mut trainer = Trainer::new(net, config, data, Arc::new(Discard))?;
     let accuracy = trainer
         .accuracy_on(&examples, &prompts, Stage::Test, 0)

@@ -142,6 +142,8 @@ pub struct RunView {
     pub elbo_total: Option<f64>,
     pub interventions: Vec<Intervention>,
     pub messages: Vec<(Level, String)>,
+    /// HTTP backends as their probes found them: `(name, scoring mode, detail line)`.
+    pub backends: Vec<(String, String, String)>,
     /// Iterations done at the last checkpoint, and its path.
     pub last_checkpoint: Option<(usize, String)>,
     pub finished: bool,
@@ -446,6 +448,15 @@ impl RunView {
             }
             Event::CheckpointWritten { iteration, path } => {
                 self.last_checkpoint = Some((*iteration, path.clone()));
+            }
+            Event::BackendConnected {
+                name,
+                scoring,
+                detail,
+            } => {
+                self.backends.retain(|(n, _, _)| n != name);
+                self.backends
+                    .push((name.clone(), scoring.clone(), detail.clone()));
             }
             Event::Warning { message } => self.messages.push((Level::Warning, message.clone())),
             Event::Error { message } => self.messages.push((Level::Error, message.clone())),

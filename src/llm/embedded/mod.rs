@@ -30,8 +30,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::llm::{
-    Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation, LlmError, LlmResult,
-    Score, ScoreRequest, Usage, VerbalizerReduce,
+    verbalizer_variants, Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation,
+    LlmError, LlmResult, Score, ScoreRequest, Usage, VerbalizerReduce,
 };
 use plan::ScoreItem;
 use worker::{Job, ScoreMode, WorkerSettings};
@@ -345,21 +345,6 @@ impl EmbeddedBackend {
         })
         .await
     }
-}
-
-/// The text variants a verbalizer is scored as: itself and, unless it has one, with a leading
-/// space (how a word follows "Answer:").
-fn verbalizer_variants(verbalizers: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for v in verbalizers {
-        for variant in [v.clone(), format!(" {v}")] {
-            if variant.starts_with("  ") || out.contains(&variant) {
-                continue;
-            }
-            out.push(variant);
-        }
-    }
-    out
 }
 
 #[async_trait]

@@ -124,6 +124,15 @@ fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>
             ),
         ]));
     }
+    for (name, scoring, detail) in &app.run.backends {
+        out.push(Line::from(vec![
+            Span::styled(format!("backend {name}: "), t.muted),
+            Span::styled(format!("scoring by {scoring}"), t.text),
+        ]));
+        for l in wrap(detail, width.saturating_sub(2)) {
+            out.push(Line::from(vec![Span::raw("  "), Span::styled(l, t.muted)]));
+        }
+    }
     owners.resize(out.len(), None);
     (out, owners, header_at)
 }

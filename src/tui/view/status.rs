@@ -192,10 +192,32 @@ pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 /// A model id as the status line shows it: the GGUF file's stem for the embedded engine's long
-/// ids (`llama.cpp:NAME.gguf:size:hash:…`), the id itself otherwise.
+/// ids (`llama.cpp:NAME.gguf:size:hash:…`), the model name for an HTTP backend's
+/// (`openai:MODEL@URL:MODE`), the id itself otherwise.
 pub fn short_model(id: &str) -> String {
+    if let Some((model, _)) = id.strip_prefix("openai:").and_then(|r| r.split_once('@')) {
+        return format!("{model} (HTTP)");
+    }
     match id.split(':').find(|part| part.ends_with(".gguf")) {
         Some(file) => file.trim_end_matches(".gguf").to_string(),
         None => id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_model;
+
+    #[test]
+    fn model_ids_are_shortened_for_the_status_line() {
+        assert_eq!(
+            short_model("llama.cpp:SmolLM2-135M.gguf:123:abc:ctx2048"),
+            "SmolLM2-135M"
+        );
+        assert_eq!(
+            short_model("openai:qwen2.5:0.5b@http://127.0.0.1:11434/v1:none"),
+            "qwen2.5:0.5b (HTTP)"
+        );
+        assert_eq!(short_model("scripted"), "scripted");
     }
 }
