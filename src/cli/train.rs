@@ -31,6 +31,8 @@ pub fn train(
     for s in set {
         cfg.apply_override(s)?;
     }
+    // A wrong model fails here, before a run directory exists.
+    dln::run::check_models(&cfg, model)?;
     let opts = SessionOptions {
         out_dir: out.map(Path::to_path_buf),
         model: model.map(str::to_string),

@@ -64,6 +64,7 @@ pub fn open(
     // What can fail before the run starts fails here, before the screen is taken over.
     config.validate()?;
     dln::run::load_data(&config)?;
+    dln::run::check_models(&config, model)?;
     need_terminal()?;
     let opts = SessionOptions {
         out_dir: out.map(Path::to_path_buf),

@@ -38,7 +38,7 @@ pub enum ModelError {
         expected: String,
         actual: String,
     },
-    #[error("{0} is not a GGUF file (wrong magic bytes); remove it and run `dln model pull`")]
+    #[error("{0} is not a GGUF model file; give the path of a .gguf file or a built-in name (a cached built-in model that is damaged: `dln model pull NAME` fetches it again)")]
     NotGguf(PathBuf),
     #[error("{action} {path}: {source}; check the permissions and free space of the data directory (DLN_DATA)")]
     Io {

@@ -95,6 +95,52 @@ pub async fn build_backends_reporting(
     })
 }
 
+/// Checks, without loading anything, that every embedded model a run of `config` would load
+/// exists and is a GGUF file (a built-in model not yet cached is fine: the run fetches it), so a
+/// wrong `--model` fails before a run directory or the workbench's screen exists.
+pub fn check_models(config: &Config, model_override: Option<&str>) -> Result<(), RunError> {
+    let global = model_override
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+        .or_else(|| Some(config.model.name.clone()).filter(|s| !s.trim().is_empty()));
+    let mut specs: Vec<Option<String>> = Vec::new();
+    for lc in &config.layers {
+        let fwd = Some(lc.model.clone())
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| global.clone());
+        let bwd = Some(lc.backward_model.clone())
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| fwd.clone());
+        specs.extend([fwd, bwd]);
+    }
+    for spec in specs {
+        let spec = match spec.as_deref().map(str::trim) {
+            Some(name) => match config.backends.get(name) {
+                Some(BackendConfig::Openai(_)) => continue,
+                Some(BackendConfig::Embedded { model }) => {
+                    Some(model.clone()).filter(|m| !m.trim().is_empty())
+                }
+                None => Some(name.to_string()),
+            },
+            None => None,
+        };
+        let spec = spec.map(|s| {
+            let p = config.resolve_path(&s);
+            if (s.ends_with(".gguf") || s.contains('/')) && p.exists() {
+                p.to_string_lossy().into_owned()
+            } else {
+                s
+            }
+        });
+        match crate::llm::model::resolve(spec.as_deref(), false) {
+            Ok(path) => crate::llm::model::check_gguf(&path)?,
+            Err(crate::llm::model::ModelError::NotCached(..)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 #[derive(Default)]
 struct Loaded {
     files: Vec<(PathBuf, SharedBackend)>,

@@ -17,7 +17,9 @@ mod result;
 pub mod runs;
 mod session;
 
-pub use backends::{build_backends, build_backends_reporting, BackendReport, BuiltBackends};
+pub use backends::{
+    build_backends, build_backends_reporting, check_models, BackendReport, BuiltBackends,
+};
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
 pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
 pub use error::RunError;
