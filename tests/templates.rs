@@ -468,6 +468,44 @@ fn bad_proposals_are_rejected() {
     }
 }
 
+/// Proposals for navigate (the DLN-2 demo's task, whose inputs are themselves instructions):
+/// instructions that mention "the instructions" are instructions all the same; only sentences
+/// whose subject is the prompt, or that ask to edit it, are about the instruction.
+#[test]
+fn instructions_that_mention_instructions_are_kept() {
+    let cur =
+        "If you follow these instructions, do you return to the starting point? Answer Yes or No.";
+    let kept = [
+        "Follow the instructions step by step and answer Yes if you end where you started.",
+        "Read the instructions carefully, add up the steps forward and backward, and answer Yes only if they cancel.",
+        "Track your position after each instruction; answer Yes if it is back at zero.",
+        "Count the steps in each direction given by the instructions. If the totals match, answer Yes, otherwise No.",
+        "Each instruction moves you: add steps forward, subtract steps backward, and answer Yes if the sum is zero.",
+        "Answer the prompt with Yes or No after following every step.",
+        "Think about where the instructions take you and answer Yes if you return to the start.",
+    ];
+    for text in kept {
+        assert_eq!(
+            parse_proposal(text, cur).as_deref(),
+            Some(text),
+            "should keep {text:?}"
+        );
+    }
+    let about = [
+        "The instructions are clear and the student should answer Yes.",
+        "The new instructions tell the student to count the steps.",
+        "This prompt asks the student to decide whether they return to the start.",
+        "Your instruction was too vague.",
+        "Rewrite the instruction so that it mentions the steps.",
+        "To help the student, clarify the prompt with an example.",
+        "I have improved the instruction by adding a step count.",
+        "An instruction should say what to do with each step.",
+    ];
+    for text in about {
+        assert_eq!(parse_proposal(text, cur), None, "should reject {text:?}");
+    }
+}
+
 #[test]
 fn trailing_newline_is_kept_only_when_written() {
     let plain = Template::parse_toml("a", "template = '''\n  Answer:\n'''\n").expect("parses");
