@@ -381,3 +381,30 @@ async fn a_proposal_prompt_too_long_for_the_context_drops_examples() {
         assert_eq!(shown_inputs(&text).len(), 1, "{text}");
     }
 }
+
+#[tokio::test]
+async fn exclude_wrong_hidden_keeps_the_text_that_led_to_an_error_out_of_the_posterior() {
+    let mut checked = 0;
+    for seed in 1..=4u64 {
+        let mut c = tiny_config(2);
+        c.set("train.seed", &seed.to_string()).expect("seed");
+        c.set("train.exclude_wrong_hidden", "true").expect("option");
+        let (_dir, r, events) = run(c, scripted()).await;
+        r.expect("run");
+        for e in &events {
+            if let Event::Sharpened { examples, .. } = e {
+                for ex in examples
+                    .iter()
+                    .filter(|x| !x.correct && x.samples.len() > 1)
+                {
+                    assert_eq!(ex.samples[0].weight, Some(0.0), "{ex:?}");
+                    assert_ne!(ex.best, Some(0));
+                    let w: f64 = ex.samples.iter().filter_map(|s| s.weight).sum();
+                    assert!((w - 1.0).abs() < 1e-9);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+}
