@@ -506,6 +506,52 @@ fn instructions_that_mention_instructions_are_kept() {
     }
 }
 
+/// Proposals SmolLM2-135M-Instruct wrote for the DLN-2 demo (navigate) with the built-in
+/// proposal template, captured from runs' events (`CandidatesProposed`): what each must become.
+#[test]
+fn captured_navigate_proposals() {
+    let cur =
+        "If you follow these instructions, do you return to the starting point? Answer Yes or No.";
+    let kept = [
+        // Rejected before the meta test was anchored ("the instructions").
+        (
+            "The student should follow the instructions exactly.",
+            "The student should follow the instructions exactly.",
+        ),
+        // A second labelled proposal after the first one is another section.
+        (
+            "If you follow these instructions, do not return to the starting point.\"\nNew instructions: \"If you follow these instructions, do not return to the starting point.",
+            "If you follow these instructions, do not return to the starting point.",
+        ),
+        (
+            "When you follow these instructions, do you return to the starting point? Answer Yes.",
+            "When you follow these instructions, do you return to the starting point? Answer Yes.",
+        ),
+        (
+            "Follow these instructions, answer Yes.",
+            "Follow these instructions, answer Yes.",
+        ),
+    ];
+    for (text, want) in kept {
+        assert_eq!(
+            parse_proposal(text, cur).as_deref(),
+            Some(want),
+            "from {text:?}"
+        );
+    }
+    // Echoes of the current prompt, quoted and after a blank line.
+    for text in [
+        "\n\"If you follow these instructions, do you return to the starting point? Answer Yes or No.\"",
+        " \"If you follow these instructions, do you return to the starting point? Answer Yes or No.\"",
+    ] {
+        assert_eq!(
+            dln::template::read_proposal(text, cur),
+            Err(dln::template::Rejection::Echo),
+            "{text:?}"
+        );
+    }
+}
+
 #[test]
 fn trailing_newline_is_kept_only_when_written() {
     let plain = Template::parse_toml("a", "template = '''\n  Answer:\n'''\n").expect("parses");

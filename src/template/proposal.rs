@@ -92,12 +92,12 @@ fn strip_label(s: &str) -> &str {
 }
 
 /// The text up to the first blank line, a `[END]` marker, a markdown heading, or a line that
-/// starts a new section ("Input:", "Example", "Note:").
+/// starts a new section ("Input:", "Example", "Note:", a second "New instructions:").
 fn first_paragraph(s: &str) -> String {
     static SECTION: OnceLock<Regex> = OnceLock::new();
     let section = regex(
         &SECTION,
-        r"(?i)^\s*(?:#|input\s*:|output\s*:|example|note\s*:|explanation\s*:|student|correct (?:output|answer)\s*:|\[end\])",
+        r"(?i)^\s*(?:#|input\s*:|output\s*:|example|note\s*:|explanation\s*:|student|correct (?:output|answer)\s*:|\[end\]|(?:new|improved|revised|better|updated)\s+(?:instruction|instructions|prompt)\s*:)",
     );
     let mut lines: Vec<&str> = Vec::new();
     for line in s.lines() {
@@ -130,8 +130,14 @@ fn strip_quotes(s: &str) -> String {
                 t = t[open.len()..t.len() - close.len()].trim();
             }
         }
-        // An opening quote whose closing one was cut off by the stop string.
+        // An opening quote whose closing one was cut off by the stop string, or a closing one
+        // left when the text after it was cut as another section.
         if let Some(inner) = t.strip_prefix('"') {
+            if !inner.contains('"') {
+                t = inner.trim();
+            }
+        }
+        if let Some(inner) = t.strip_suffix('"') {
             if !inner.contains('"') {
                 t = inner.trim();
             }
