@@ -588,3 +588,24 @@ fn toml_written_for_the_editor_reads_like_a_hand_written_file() {
     let back = Template::parse_toml("x", &tricky.to_toml()).expect("round trip parses");
     assert_eq!(back.source, tricky.source);
 }
+
+#[test]
+fn the_forward_format_q_ends_like_the_forward_hidden_template() {
+    let q = builtin("propose_hidden_forward");
+    assert!(!q.chat, "raw completion, like the forward hidden template");
+    let text = q
+        .render(
+            &json!({"input": "Take 1 step.", "y": "No", "prompt": "Track the position.",
+                        "h": "ignored", "next_prompt": "Answer.", "message": ""}),
+        )
+        .expect("render");
+    let fh = builtin("forward_hidden")
+        .render(&json!({"input": "Take 1 step.", "prompt": "Track the position."}))
+        .expect("render");
+    assert!(text.contains("The correct answer is: No"), "{text}");
+    let tail = "Track the position. Let's think step by step.\nReasoning:";
+    assert!(
+        text.ends_with(tail) && fh.ends_with(tail),
+        "{text}\n---\n{fh}"
+    );
+}
