@@ -231,8 +231,9 @@ pub struct TrainConfig {
     /// Evaluate on dev every this many iterations (and after the last one).
     #[serde(default = "d_val_freq")]
     pub val_freq: usize,
-    /// Evaluate on dev before the first iteration too.
-    #[serde(default)]
+    /// Evaluate the starting prompts on dev before the first iteration, so they can be the
+    /// best-dev prompts (a run then never ends below its own start on dev).
+    #[serde(default = "d_true")]
     pub first_eval: bool,
     /// Evaluations without improvement before the prompts reset to the best-dev ones;
     /// negative = never.
@@ -261,6 +262,19 @@ pub struct TrainConfig {
     /// Decay the log-p penalty linearly over the iterations.
     #[serde(default = "d_true")]
     pub decay_logp_penalty: bool,
+    /// Nucleus (top-p) of the backward model's sampling: prompt proposals and posterior samples.
+    #[serde(default = "d_top_p")]
+    pub backward_top_p: f32,
+    /// Rounds of proposal requests per update: when some of the `N−1` proposals are rejected
+    /// (empty, echo, meta, duplicate), the missing ones are drawn again with new seeds, at most
+    /// this many rounds in all.
+    #[serde(default = "d_proposal_rounds")]
+    pub proposal_rounds: usize,
+    /// For the examples the network got wrong, the forward pass's own hidden text takes no
+    /// posterior weight and cannot be `h*` (when another sample exists): the text that led to
+    /// the error is not what the hidden layer is trained toward.
+    #[serde(default)]
+    pub exclude_wrong_hidden: bool,
     /// Draw posterior samples only for the examples the network got wrong.
     #[serde(default)]
     pub only_wrong_posterior: bool,
@@ -295,7 +309,7 @@ fn unreachable_defaults() -> TrainConfig {
         num_candidates: d_candidates(),
         num_hidden_samples: d_hidden_samples(),
         val_freq: d_val_freq(),
-        first_eval: false,
+        first_eval: true,
         patience: d_patience(),
         memory: d_memory(),
         held_out_ranking: true,
@@ -305,6 +319,9 @@ fn unreachable_defaults() -> TrainConfig {
         trust_factor: 0.0,
         logp_penalty: 0.0,
         decay_logp_penalty: true,
+        backward_top_p: d_top_p(),
+        proposal_rounds: d_proposal_rounds(),
+        exclude_wrong_hidden: false,
         only_wrong_posterior: false,
         scoring: Scoring::Logprob,
         burn_in: d_burn_in(),
@@ -358,6 +375,12 @@ fn d_patience() -> i64 {
 }
 fn d_memory() -> usize {
     2
+}
+fn d_top_p() -> f32 {
+    0.95
+}
+fn d_proposal_rounds() -> usize {
+    3
 }
 fn d_burn_in() -> f64 {
     0.05
@@ -562,6 +585,12 @@ impl Config {
         }
         if !(t.posterior_temperature > 0.0) {
             return bad("`train.posterior_temperature` must be positive".into());
+        }
+        if !(t.backward_top_p > 0.0 && t.backward_top_p <= 1.0) {
+            return bad("`train.backward_top_p` must be in (0, 1]".into());
+        }
+        if t.proposal_rounds == 0 {
+            return bad("`train.proposal_rounds` must be at least 1".into());
         }
         if !(0.0..1.0).contains(&t.burn_in) {
             return bad("`train.burn_in` must be in [0, 1)".into());

@@ -468,6 +468,90 @@ fn bad_proposals_are_rejected() {
     }
 }
 
+/// Proposals for navigate (the DLN-2 demo's task, whose inputs are themselves instructions):
+/// instructions that mention "the instructions" are instructions all the same; only sentences
+/// whose subject is the prompt, or that ask to edit it, are about the instruction.
+#[test]
+fn instructions_that_mention_instructions_are_kept() {
+    let cur =
+        "If you follow these instructions, do you return to the starting point? Answer Yes or No.";
+    let kept = [
+        "Follow the instructions step by step and answer Yes if you end where you started.",
+        "Read the instructions carefully, add up the steps forward and backward, and answer Yes only if they cancel.",
+        "Track your position after each instruction; answer Yes if it is back at zero.",
+        "Count the steps in each direction given by the instructions. If the totals match, answer Yes, otherwise No.",
+        "Each instruction moves you: add steps forward, subtract steps backward, and answer Yes if the sum is zero.",
+        "Answer the prompt with Yes or No after following every step.",
+        "Think about where the instructions take you and answer Yes if you return to the start.",
+    ];
+    for text in kept {
+        assert_eq!(
+            parse_proposal(text, cur).as_deref(),
+            Some(text),
+            "should keep {text:?}"
+        );
+    }
+    let about = [
+        "The instructions are clear and the student should answer Yes.",
+        "The new instructions tell the student to count the steps.",
+        "This prompt asks the student to decide whether they return to the start.",
+        "Your instruction was too vague.",
+        "Rewrite the instruction so that it mentions the steps.",
+        "To help the student, clarify the prompt with an example.",
+        "I have improved the instruction by adding a step count.",
+        "An instruction should say what to do with each step.",
+    ];
+    for text in about {
+        assert_eq!(parse_proposal(text, cur), None, "should reject {text:?}");
+    }
+}
+
+/// Proposals SmolLM2-135M-Instruct wrote for the DLN-2 demo (navigate) with the built-in
+/// proposal template, captured from runs' events (`CandidatesProposed`): what each must become.
+#[test]
+fn captured_navigate_proposals() {
+    let cur =
+        "If you follow these instructions, do you return to the starting point? Answer Yes or No.";
+    let kept = [
+        // Rejected before the meta test was anchored ("the instructions").
+        (
+            "The student should follow the instructions exactly.",
+            "The student should follow the instructions exactly.",
+        ),
+        // A second labelled proposal after the first one is another section.
+        (
+            "If you follow these instructions, do not return to the starting point.\"\nNew instructions: \"If you follow these instructions, do not return to the starting point.",
+            "If you follow these instructions, do not return to the starting point.",
+        ),
+        (
+            "When you follow these instructions, do you return to the starting point? Answer Yes.",
+            "When you follow these instructions, do you return to the starting point? Answer Yes.",
+        ),
+        (
+            "Follow these instructions, answer Yes.",
+            "Follow these instructions, answer Yes.",
+        ),
+    ];
+    for (text, want) in kept {
+        assert_eq!(
+            parse_proposal(text, cur).as_deref(),
+            Some(want),
+            "from {text:?}"
+        );
+    }
+    // Echoes of the current prompt, quoted and after a blank line.
+    for text in [
+        "\n\"If you follow these instructions, do you return to the starting point? Answer Yes or No.\"",
+        " \"If you follow these instructions, do you return to the starting point? Answer Yes or No.\"",
+    ] {
+        assert_eq!(
+            dln::template::read_proposal(text, cur),
+            Err(dln::template::Rejection::Echo),
+            "{text:?}"
+        );
+    }
+}
+
 #[test]
 fn trailing_newline_is_kept_only_when_written() {
     let plain = Template::parse_toml("a", "template = '''\n  Answer:\n'''\n").expect("parses");
@@ -503,4 +587,25 @@ fn toml_written_for_the_editor_reads_like_a_hand_written_file() {
     let tricky = Template::parse_toml("x", "template = \"a ''' b {{ input }}\"").expect("parses");
     let back = Template::parse_toml("x", &tricky.to_toml()).expect("round trip parses");
     assert_eq!(back.source, tricky.source);
+}
+
+#[test]
+fn the_forward_format_q_ends_like_the_forward_hidden_template() {
+    let q = builtin("propose_hidden_forward");
+    assert!(!q.chat, "raw completion, like the forward hidden template");
+    let text = q
+        .render(
+            &json!({"input": "Take 1 step.", "y": "No", "prompt": "Track the position.",
+                        "h": "ignored", "next_prompt": "Answer.", "message": ""}),
+        )
+        .expect("render");
+    let fh = builtin("forward_hidden")
+        .render(&json!({"input": "Take 1 step.", "prompt": "Track the position."}))
+        .expect("render");
+    assert!(text.contains("The correct answer is: No"), "{text}");
+    let tail = "Track the position. Let's think step by step.\nReasoning:";
+    assert!(
+        text.ends_with(tail) && fh.ends_with(tail),
+        "{text}\n---\n{fh}"
+    );
 }

@@ -457,6 +457,9 @@ fn the_layer_selection_follows_the_run_until_the_person_chooses() {
         iteration: 0,
         layer: 0,
         candidates: vec![],
+        drawn: 0,
+        rejected: vec![],
+        examples_dropped: 0,
     });
     assert_eq!(app.sel.layer, 0);
     press(&mut app, KeyCode::Char('l'));
@@ -464,6 +467,9 @@ fn the_layer_selection_follows_the_run_until_the_person_chooses() {
         iteration: 1,
         layer: 0,
         candidates: vec![],
+        drawn: 0,
+        rejected: vec![],
+        examples_dropped: 0,
     });
     assert_eq!(app.sel.layer, 1, "a chosen layer stays");
 }

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::llm::Usage;
+pub use crate::template::Rejection;
 
 /// Layers are numbered from 0 (the input side) to k-1 (the output layer).
 pub type LayerIndex = usize;
@@ -160,6 +161,18 @@ pub struct Candidate {
     pub kl: Option<f64>,
 }
 
+/// A generated proposal that did not become a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedProposal {
+    /// The generated text as the model wrote it.
+    pub text: String,
+    pub reason: Rejection,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Token usage of one layer and one operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageEntry {
@@ -250,6 +263,17 @@ pub enum Event {
         iteration: usize,
         layer: LayerIndex,
         candidates: Vec<Candidate>,
+        /// Proposals generated in all (the first `N−1` and any drawn again to replace rejected
+        /// ones). 0 in logs written before it existed.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        drawn: usize,
+        /// The proposals that did not become candidates, with why.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rejected: Vec<RejectedProposal>,
+        /// Examples left out of proposal prompts so that they fit the backward model's context
+        /// (the most over all requests of the update).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        examples_dropped: usize,
     },
     CandidatesScored {
         iteration: usize,

@@ -27,6 +27,21 @@ pub fn call_seed(run_seed: u64, iteration: usize, stage: &str, layer: usize, ind
     u64::from_le_bytes(b) >> 1
 }
 
+/// An RNG stream of its own for one purpose (`batch`, `held_out`, `shuffle`, `k_shot`) at one
+/// place of the run, derived from the run seed like [`call_seed`]: what one purpose draws never
+/// shifts what another draws, so two runs with one seed see the same batches whatever their
+/// `N`, held-out ranking or pins.
+pub fn stream(
+    run_seed: u64,
+    iteration: usize,
+    purpose: &str,
+    layer: usize,
+    index: usize,
+) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha8Rng::seed_from_u64(call_seed(run_seed, iteration, purpose, layer, index))
+}
+
 fn llm<T>(layer: usize, operation: &'static str, r: LlmResult<T>) -> Result<T, DlnError> {
     r.map_err(|source| DlnError::Llm {
         layer,

@@ -1,48 +1,22 @@
 //! The trainer's persistent state: everything a checkpoint holds so that a resumed run continues
 //! exactly as the uninterrupted one would (prompts, pins, edited templates, memory, best-dev
-//! state, the RNG's position, the iteration).
+//! state, the iteration). Random draws need no saved position: each comes from a stream derived
+//! from the seed, the iteration and its purpose.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
 use crate::dln::events::{Command, TemplateRole, UsageEntry};
 use crate::dln::math::{BestDev, PromptMemory};
 
-/// The position of the run's ChaCha RNG: seed, stream and word position.
+/// The position of the run's single ChaCha RNG, as checkpoints written before every purpose had
+/// a stream of its own stored it (seed, stream, word position). Read and ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RngState {
     pub seed: String,
     pub stream: u64,
     /// `u128` as decimal text (JSON numbers lose precision past 2^53).
     pub word_pos: String,
-}
-
-impl RngState {
-    pub fn capture(rng: &ChaCha8Rng) -> RngState {
-        RngState {
-            seed: hex::encode(rng.get_seed()),
-            stream: rng.get_stream(),
-            word_pos: rng.get_word_pos().to_string(),
-        }
-    }
-
-    pub fn restore(&self) -> Result<ChaCha8Rng, String> {
-        let bytes =
-            hex::decode(&self.seed).map_err(|e| format!("bad RNG seed in checkpoint: {e}"))?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "bad RNG seed length in checkpoint".to_string())?;
-        let pos: u128 = self
-            .word_pos
-            .parse()
-            .map_err(|e| format!("bad RNG position in checkpoint: {e}"))?;
-        let mut rng = ChaCha8Rng::from_seed(seed);
-        rng.set_stream(self.stream);
-        rng.set_word_pos(pos);
-        Ok(rng)
-    }
 }
 
 /// One dev evaluation, for the run's history.
@@ -77,7 +51,11 @@ pub struct TrainerState {
     pub memory: PromptMemory,
     pub best_dev: BestDev,
     pub dev_history: Vec<DevPoint>,
-    pub rng: RngState,
+    /// The run's single RNG in checkpoints written before every purpose had its own stream
+    /// (derived from the seed, the iteration and the purpose, so nothing to save); read and
+    /// ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rng: Option<RngState>,
     /// The k-shot demonstrations (baseline `k_shot`).
     pub shots: Vec<Example>,
     /// Token usage so far, per layer and operation.

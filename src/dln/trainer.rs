@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::config::{Config, Mode, Scoring};
@@ -22,14 +20,14 @@ use crate::data::{Dataset, Example};
 use crate::dln::error::DlnError;
 use crate::dln::events::{
     Candidate, CandidateOrigin, Command, Event, ForwardExample, HiddenSample, LayerIndex,
-    PosteriorExample, SampleOrigin, Stage, UsageEntry,
+    PosteriorExample, RejectedProposal, SampleOrigin, Stage, UsageEntry,
 };
 use crate::dln::math;
 use crate::dln::network::Network;
 use crate::dln::ops::{self, call_seed};
-use crate::dln::state::{DevPoint, HiddenEdit, RngState, TrainerState};
-use crate::llm::Usage;
-use crate::template::parse_proposal;
+use crate::dln::state::{DevPoint, HiddenEdit, TrainerState};
+use crate::llm::{Prompt, Usage};
+use crate::template::{proposal_key, read_proposal, Rejection};
 
 /// Where the trainer's events go (the run directory's log and the live channel).
 pub trait EventSink: Send + Sync {
@@ -139,7 +137,6 @@ pub struct Trainer {
     pub config: Config,
     data: Dataset,
     shots: Vec<Example>,
-    rng: ChaCha8Rng,
     iteration: usize,
     memory: math::PromptMemory,
     best: math::BestDev,
@@ -184,9 +181,14 @@ impl Trainer {
         sink: Arc<dyn EventSink>,
     ) -> Result<Trainer, DlnError> {
         check_data(&config, &data)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(config.train.seed);
         let shots = if config.train.mode == Mode::KShot {
-            let idx = math::random_batch(data.train.len(), config.train.k_shot, &mut rng);
+            let mut rng = ops::stream(config.train.seed, 0, "k_shot", 0, 0);
+            let idx = draw_examples(
+                &data,
+                config.train.k_shot,
+                config.train.class_balanced,
+                &mut rng,
+            );
             idx.into_iter().map(|i| data.train[i].clone()).collect()
         } else {
             Vec::new()
@@ -198,7 +200,6 @@ impl Trainer {
             net,
             data,
             shots,
-            rng,
             iteration: 0,
             best,
             dev_history: Vec::new(),
@@ -242,7 +243,6 @@ impl Trainer {
                 net.set_template(l, *role, source, &base)?;
             }
         }
-        let rng = state.rng.restore().map_err(DlnError::Config)?;
         let phase = if !state.started {
             Phase::Start
         } else if config.train.mode != Mode::Dln || state.iteration >= config.train.iterations {
@@ -259,7 +259,6 @@ impl Trainer {
             net,
             data,
             shots: state.shots.clone(),
-            rng,
             iteration: state.iteration,
             memory,
             best,
@@ -310,7 +309,7 @@ impl Trainer {
             memory: self.memory.clone(),
             best_dev: self.best.clone(),
             dev_history: self.dev_history.clone(),
-            rng: RngState::capture(&self.rng),
+            rng: None,
             shots: self.shots.clone(),
             usage: self.usage_total.clone(),
             train_accuracy: self.train_accuracy.clone(),
@@ -571,21 +570,12 @@ impl Trainer {
         Ok(r)
     }
 
-    fn draw_batch(&mut self) -> Vec<Example> {
-        let b = self.config.train.batch_size;
-        let n = self.data.train.len();
-        let idx = match (&self.data.classes, self.config.train.class_balanced) {
-            (Some(c), true) => {
-                let labels: Vec<Option<usize>> = self
-                    .data
-                    .train
-                    .iter()
-                    .map(|e| c.index_of(&e.target))
-                    .collect();
-                math::balanced_batch(&labels, b, &mut self.rng)
-            }
-            _ => math::random_batch(n, b, &mut self.rng),
-        };
+    /// The minibatch of the iteration in progress, from the batch stream of this iteration
+    /// alone: the same seed gives the same batches whatever else the run does.
+    fn draw_batch(&self) -> Vec<Example> {
+        let tc = &self.config.train;
+        let mut rng = ops::stream(tc.seed, self.iteration, "batch", 0, 0);
+        let idx = draw_examples(&self.data, tc.batch_size, tc.class_balanced, &mut rng);
         idx.into_iter()
             .map(|i| self.data.train[i].clone())
             .collect()
@@ -693,6 +683,7 @@ impl Trainer {
         let s_count = self.config.train.num_hidden_samples;
         let only_wrong = self.config.train.only_wrong_posterior;
         let seed = self.config.train.seed;
+        let top_p = self.config.train.backward_top_p;
         let cur = self.cur()?;
         let b = cur.batch.len();
         self.emit(Event::StageStarted {
@@ -733,11 +724,12 @@ impl Trainer {
                     "y": target,
                     "next_prompt": layer.prompt,
                     "message": q.message(s),
+                    "prompt": below.prompt,
                 }))?;
                 requests.push(crate::llm::GenerateRequest {
                     prompt: q.prompt(text),
                     temperature: layer.backward_temperature,
-                    top_p: 1.0,
+                    top_p,
                     max_tokens: below.forward_max_tokens,
                     stop: q.stop.clone(),
                     seed: call_seed(seed, it, "posterior", l, i * s_count + s),
@@ -916,10 +908,11 @@ impl Trainer {
         });
         self.score_samples(l, &mut examples, which).await?;
         let temperature = self.config.train.posterior_temperature;
+        let own_eligible = !self.config.train.exclude_wrong_hidden;
         let mut touched: Vec<usize> = which.iter().map(|(e, _)| *e).collect();
         touched.dedup();
         for e in touched {
-            reweigh(&mut examples[e], temperature);
+            reweigh(&mut examples[e], temperature, own_eligible);
         }
         self.emit(Event::Sharpened {
             iteration: it,
@@ -936,7 +929,10 @@ impl Trainer {
 
     // ---------------------------------------------------------------- prompt updates
 
-    /// What the proposer of layer `l` is shown about example `i`.
+    /// What the proposer of layer `l` is shown about example `i`: for the output layer its
+    /// answer `ŷ_i` and the target `y_i`, right or wrong by the loss; for a hidden layer its own
+    /// text `h_i` as its output and `h*_i` as the correct output (ALGORITHM.md §3 step 5),
+    /// right exactly when `h*_i` is `h_i`.
     fn backward_info(&self, cur: &IterState, l: LayerIndex, i: usize) -> serde_json::Value {
         let o = self.net.output();
         let h = if l > 0 {
@@ -944,16 +940,18 @@ impl Trainer {
         } else {
             String::new()
         };
-        let (prediction, target) = if l == o {
-            (cur.fwd.predictions[i].clone(), cur.batch[i].target.clone())
-        } else {
-            // A hidden layer's correct output is h* of the text it writes.
+        let (prediction, target, correct) = if l == o {
             (
-                cur.fwd.hidden[l][i].clone(),
-                Self::best_hidden(cur, l + 1, i),
+                cur.fwd.predictions[i].clone(),
+                cur.batch[i].target.clone(),
+                cur.fwd.correct[i],
             )
+        } else {
+            let own = cur.fwd.hidden[l][i].clone();
+            let best = Self::best_hidden(cur, l + 1, i);
+            let same = best.trim() == own.trim();
+            (own, best, same)
         };
-        let correct = cur.fwd.correct[i];
         // The input is `x` itself and the hidden text below is `h` (rather than `R(x, h)`, which
         // would show the proposer the same thoughts twice).
         json!({
@@ -967,25 +965,44 @@ impl Trainer {
         })
     }
 
-    async fn stage_propose(&mut self, l: LayerIndex) -> Result<(), DlnError> {
-        if !self.net.layers[l].updatable() {
-            return Ok(());
+    /// The batch positions layer `l`'s proposer may be shown. A hidden layer's examples whose
+    /// final answer was wrong but whose best hidden text is the layer's own (`h*_i = h_i`) teach
+    /// nothing (no better text is known, and calling the text that led to an error "right"
+    /// would mislead): they are left out.
+    fn proposable(&self, cur: &IterState, l: LayerIndex) -> Vec<usize> {
+        let b = cur.batch.len();
+        if l == self.net.output() {
+            return (0..b).collect();
         }
-        let before = self.backend_usage();
+        (0..b)
+            .filter(|&i| {
+                cur.fwd.correct[i]
+                    || Self::best_hidden(cur, l + 1, i).trim() != cur.fwd.hidden[l][i].trim()
+            })
+            .collect()
+    }
+
+    /// Proposal request `j` of layer `l`: its own held-out half of the eligible examples and its
+    /// own shuffle (streams derived from the seed, the iteration, the layer and `j`), message
+    /// alternative `j mod len`. Shown examples are dropped from the end until the prompt and the
+    /// answer fit the backward model's context; returns how many were dropped.
+    async fn proposal_request(
+        &self,
+        l: LayerIndex,
+        j: usize,
+        eligible: &[usize],
+    ) -> Result<(crate::llm::GenerateRequest, usize), DlnError> {
+        let tc = &self.config.train;
         let it = self.iteration;
-        let n = self.config.train.num_candidates.saturating_sub(1);
-        let seed = self.config.train.seed;
-        self.emit(Event::StageStarted {
-            iteration: it,
-            stage: Stage::Propose,
-            layer: Some(l),
-            total: n,
-            usage: self.live_usage(None),
-        });
-        let b = self.cur()?.batch.len();
-        let subset = math::proposer_subset(b, self.config.train.held_out_ranking, &mut self.rng);
         let cur = self.cur()?;
-        let infos: Vec<serde_json::Value> = subset
+        let mut held = ops::stream(tc.seed, it, "held_out", l, j);
+        let mut shown: Vec<usize> =
+            math::proposer_subset(eligible.len(), tc.held_out_ranking, &mut held)
+                .into_iter()
+                .map(|k| eligible[k])
+                .collect();
+        shown.shuffle(&mut ops::stream(tc.seed, it, "shuffle", l, j));
+        let infos: Vec<serde_json::Value> = shown
             .iter()
             .map(|i| self.backward_info(cur, l, *i))
             .collect();
@@ -997,52 +1014,151 @@ impl Trainer {
             .map(|n| n.prompt.clone())
             .unwrap_or_default();
         let t = &layer.propose_prompt;
-        let mut requests = Vec::with_capacity(n);
-        let mut shuffled = infos;
-        for j in 0..n {
-            shuffled.shuffle(&mut self.rng);
+        let backend = &layer.backends.backward;
+        let room = backend.context_size();
+        let mut keep = infos.len();
+        loop {
             let text = t.render(&json!({
                 "prompt": layer.prompt,
-                "backward_infos": shuffled,
+                "backward_infos": &infos[..keep],
                 "message": t.message(j),
                 "next_prompt": next_prompt,
             }))?;
-            requests.push(crate::llm::GenerateRequest {
-                prompt: t.prompt(text),
-                temperature: layer.backward_temperature,
-                top_p: 1.0,
-                max_tokens: layer.backward_max_tokens,
-                stop: t.stop.clone(),
-                seed: call_seed(seed, it, "propose", l, j),
-                n: 1,
+            let prompt = t.prompt(text);
+            let fits = room == 0 || {
+                let needed = prompt_tokens(backend.as_ref(), &prompt).await
+                    + layer.backward_max_tokens as usize;
+                needed <= room
+            };
+            if fits || keep == 0 {
+                let request = crate::llm::GenerateRequest {
+                    prompt,
+                    temperature: layer.backward_temperature,
+                    top_p: tc.backward_top_p,
+                    max_tokens: layer.backward_max_tokens,
+                    stop: t.stop.clone(),
+                    seed: call_seed(tc.seed, it, "propose", l, j),
+                    n: 1,
+                };
+                return Ok((request, infos.len() - keep));
+            }
+            keep -= 1;
+        }
+    }
+
+    async fn stage_propose(&mut self, l: LayerIndex) -> Result<(), DlnError> {
+        if !self.net.layers[l].updatable() {
+            return Ok(());
+        }
+        let before = self.backend_usage();
+        let it = self.iteration;
+        let n = self.config.train.num_candidates.saturating_sub(1);
+        let rounds = self.config.train.proposal_rounds.max(1);
+        self.emit(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Propose,
+            layer: Some(l),
+            total: n,
+            usage: self.live_usage(None),
+        });
+        let current = self.net.layers[l].prompt.clone();
+        let mut candidates = vec![candidate(current.clone(), CandidateOrigin::Current)];
+        let mut keys = vec![proposal_key(&current)];
+        let mut rejected: Vec<RejectedProposal> = Vec::new();
+        let mut drawn = 0;
+        let mut dropped = 0;
+        let eligible = self.proposable(self.cur()?, l);
+        if eligible.is_empty() && n > 0 {
+            self.emit(Event::Warning {
+                message: format!(
+                    "iteration {it}, layer {l}: no example has a better hidden text than the layer's own, so there is \
+                     nothing to show the proposer; no proposals this update"
+                ),
             });
         }
-        let current = layer.prompt.clone();
-        let answers = ops::generate_backward(layer, "propose", requests).await?;
-        let mut candidates = vec![candidate(current.clone(), CandidateOrigin::Current)];
-        let mut rejected = 0;
-        for g in answers.into_iter().flatten() {
-            match parse_proposal(&g.text, &current) {
-                Some(p) if !candidates.iter().any(|c| c.prompt == p) => {
-                    candidates.push(candidate(p, CandidateOrigin::Proposed))
+        // Rejected proposals are replaced by new draws (new seeds, new held-out halves), for at
+        // most `rounds` rounds, until N−1 distinct proposals parse.
+        for _ in 0..rounds {
+            let need = n + 1 - candidates.len();
+            if need == 0 || eligible.is_empty() {
+                break;
+            }
+            let mut requests = Vec::with_capacity(need);
+            for j in drawn..drawn + need {
+                let (r, d) = self.proposal_request(l, j, &eligible).await?;
+                dropped = dropped.max(d);
+                requests.push(r);
+            }
+            drawn += need;
+            let layer = &self.net.layers[l];
+            let answers = ops::generate_backward(layer, "propose", requests).await?;
+            for g in answers.into_iter().flatten() {
+                let parsed = read_proposal(&g.text, &current).and_then(|p| {
+                    let key = proposal_key(&p);
+                    if keys.contains(&key) {
+                        Err(Rejection::Duplicate)
+                    } else {
+                        keys.push(key);
+                        Ok(p)
+                    }
+                });
+                match parsed {
+                    Ok(p) => candidates.push(candidate(p, CandidateOrigin::Proposed)),
+                    Err(reason) => rejected.push(RejectedProposal {
+                        text: g.text,
+                        reason,
+                    }),
                 }
-                _ => rejected += 1,
             }
         }
         for p in self.memory.layer_prompts(l) {
-            if !candidates.iter().any(|c| c.prompt == p) {
+            let key = proposal_key(&p);
+            if !keys.contains(&key) {
+                keys.push(key);
                 candidates.push(candidate(p, CandidateOrigin::Memory));
             }
         }
-        if rejected > 0 {
+        if dropped > 0 {
             self.emit(Event::Warning {
-                message: format!("iteration {it}, layer {l}: {rejected} of {n} proposals were empty, echoes or duplicates"),
+                message: format!(
+                    "iteration {it}, layer {l}: up to {dropped} shown examples were left out of proposal prompts so \
+                     that they fit the backward model's context"
+                ),
+            });
+        }
+        if !rejected.is_empty() {
+            let mut reasons: Vec<String> = Vec::new();
+            for r in [
+                Rejection::Empty,
+                Rejection::Echo,
+                Rejection::Meta,
+                Rejection::Duplicate,
+            ] {
+                let c = rejected.iter().filter(|x| x.reason == r).count();
+                if c > 0 {
+                    reasons.push(format!("{c} {}", r.name()));
+                }
+            }
+            let proposed = candidates
+                .iter()
+                .filter(|c| c.origin == CandidateOrigin::Proposed)
+                .count();
+            self.emit(Event::Warning {
+                message: format!(
+                    "iteration {it}, layer {l}: {} of {drawn} proposals drawn were rejected ({}); {proposed} of {n} \
+                     candidates proposed",
+                    rejected.len(),
+                    reasons.join(", ")
+                ),
             });
         }
         self.emit(Event::CandidatesProposed {
             iteration: it,
             layer: l,
             candidates: candidates.clone(),
+            drawn,
+            rejected,
+            examples_dropped: dropped,
         });
         self.cur_mut()?.candidates[l] = candidates;
         self.account(l, "propose", before);
@@ -1600,6 +1716,7 @@ impl Trainer {
                 let notes = self.posterior_window(layer)?;
                 let it = self.iteration;
                 let temperature = self.config.train.posterior_temperature;
+                let own_eligible = !self.config.train.exclude_wrong_hidden;
                 let p = self
                     .current
                     .as_mut()
@@ -1622,7 +1739,7 @@ impl Trainer {
                 if resharpen {
                     // The terms are known: only the normalization and h* change.
                     if let Some(ex) = p.examples.get_mut(example) {
-                        reweigh(ex, temperature);
+                        reweigh(ex, temperature, own_eligible);
                     }
                 }
                 let examples = p.examples.clone();
@@ -1648,14 +1765,22 @@ impl Trainer {
     }
 }
 
-/// Normalizes one example's sample weights from their log-weights, and picks `h*`.
-fn reweigh(ex: &mut PosteriorExample, temperature: f64) {
+/// Normalizes one example's sample weights from their log-weights, and picks `h*`. Without
+/// `own_eligible`, the forward pass's own text (sample 0) of an example the network got wrong
+/// takes no weight and cannot be `h*` while another sample can.
+fn reweigh(ex: &mut PosteriorExample, temperature: f64, own_eligible: bool) {
     let lw: Vec<f64> = ex
         .samples
         .iter()
         .map(|s| s.log_weight.unwrap_or(f64::NEG_INFINITY))
         .collect();
-    let excluded: Vec<bool> = ex.samples.iter().map(|s| s.excluded).collect();
+    let mut excluded: Vec<bool> = ex.samples.iter().map(|s| s.excluded).collect();
+    let others = excluded.iter().skip(1).any(|e| !e);
+    if !own_eligible && !ex.correct && others {
+        if let Some(own) = excluded.first_mut() {
+            *own = true;
+        }
+    }
     let w = math::sharpen(&lw, &excluded, temperature);
     let live = excluded.iter().filter(|e| !**e).count();
     ex.entropy = Some(math::normalized_entropy(&w, live));
@@ -1691,6 +1816,45 @@ fn reshape(values: &[f64], shape: &[usize]) -> Vec<Vec<f64>> {
     out
 }
 
+/// Tokens of a generation prompt as the backward model will read it: raw text as is; a chat as
+/// its messages and answer start plus a margin for the chat template's markup.
+async fn prompt_tokens(backend: &dyn crate::llm::Backend, prompt: &Prompt) -> usize {
+    /// Tokens the chat markup of a system and a user turn and an assistant start may take.
+    const CHAT_MARKUP: usize = 32;
+    let count = |t: String| async move { backend.count_tokens(&t).await.unwrap_or(0) };
+    match prompt {
+        Prompt::Raw { text } => count(text.clone()).await,
+        Prompt::Chat {
+            messages,
+            assistant_prefix,
+        } => {
+            let mut text: String = messages
+                .iter()
+                .map(|m| format!("{}\n", m.content))
+                .collect();
+            text.push_str(assistant_prefix);
+            count(text).await + CHAT_MARKUP
+        }
+    }
+}
+
+/// `n` training example indices, class-balanced when asked and the task has classes.
+fn draw_examples<R: rand::Rng>(
+    data: &Dataset,
+    n: usize,
+    balanced: bool,
+    rng: &mut R,
+) -> Vec<usize> {
+    match (&data.classes, balanced) {
+        (Some(c), true) => {
+            let labels: Vec<Option<usize>> =
+                data.train.iter().map(|e| c.index_of(&e.target)).collect();
+            math::balanced_batch(&labels, n, rng)
+        }
+        _ => math::random_batch(data.train.len(), n, rng),
+    }
+}
+
 fn check_data(config: &Config, data: &Dataset) -> Result<(), DlnError> {
     if config.train.mode == Mode::Dln && config.train.iterations > 0 && data.train.is_empty() {
         return Err(DlnError::Data(format!(
@@ -1723,7 +1887,7 @@ fn placeholder_state() -> TrainerState {
         memory: math::PromptMemory::default(),
         best_dev: math::BestDev::default(),
         dev_history: Vec::new(),
-        rng: RngState::capture(&ChaCha8Rng::seed_from_u64(0)),
+        rng: None,
         shots: Vec::new(),
         usage: Vec::new(),
         train_accuracy: Vec::new(),

@@ -9,6 +9,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "residual",
     "propose_prompt",
     "propose_hidden",
+    "propose_hidden_forward",
 ];
 
 const SOURCES: &[(&str, &str)] = &[
@@ -25,6 +26,10 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "propose_hidden",
         include_str!("../../templates/propose_hidden.toml"),
+    ),
+    (
+        "propose_hidden_forward",
+        include_str!("../../templates/propose_hidden_forward.toml"),
     ),
 ];
 

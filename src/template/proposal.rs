@@ -8,10 +8,41 @@
 use std::sync::OnceLock;
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Why a generated proposal did not become a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// No instruction in it (empty, or fewer than three letters).
+    Empty,
+    /// The current prompt again, after [`proposal_key`] normalization.
+    Echo,
+    /// A sentence about the instruction, or feedback to the student, not an instruction.
+    Meta,
+    /// The same, after [`proposal_key`] normalization, as a candidate already kept.
+    Duplicate,
+}
+
+impl Rejection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rejection::Empty => "empty",
+            Rejection::Echo => "echo",
+            Rejection::Meta => "meta",
+            Rejection::Duplicate => "duplicate",
+        }
+    }
+}
 
 /// The instruction in a generated proposal, or `None` when there is none: empty, the current
 /// prompt again (compared normalized), or a meta-sentence about the instruction.
 pub fn parse_proposal(text: &str, current: &str) -> Option<String> {
+    read_proposal(text, current).ok()
+}
+
+/// [`parse_proposal`] saying why a proposal is rejected.
+pub fn read_proposal(text: &str, current: &str) -> Result<String, Rejection> {
     let text = text.replace("\r\n", "\n");
     let mut rest = text.trim();
     // Labels may repeat ("## Instruction\n> New instruction: ...").
@@ -30,15 +61,15 @@ pub fn parse_proposal(text: &str, current: &str) -> Option<String> {
     let paragraph = first_paragraph(rest);
     let instruction = strip_quotes(&paragraph);
     if instruction.chars().filter(|c| c.is_alphabetic()).count() < 3 {
-        return None;
+        return Err(Rejection::Empty);
     }
-    if normalized(&instruction) == normalized(current) {
-        return None;
+    if proposal_key(&instruction) == proposal_key(current) {
+        return Err(Rejection::Echo);
     }
     if is_meta(&instruction) {
-        return None;
+        return Err(Rejection::Meta);
     }
-    Some(instruction)
+    Ok(instruction)
 }
 
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
@@ -61,12 +92,12 @@ fn strip_label(s: &str) -> &str {
 }
 
 /// The text up to the first blank line, a `[END]` marker, a markdown heading, or a line that
-/// starts a new section ("Input:", "Example", "Note:").
+/// starts a new section ("Input:", "Example", "Note:", a second "New instructions:").
 fn first_paragraph(s: &str) -> String {
     static SECTION: OnceLock<Regex> = OnceLock::new();
     let section = regex(
         &SECTION,
-        r"(?i)^\s*(?:#|input\s*:|output\s*:|example|note\s*:|explanation\s*:|student|correct (?:output|answer)\s*:|\[end\])",
+        r"(?i)^\s*(?:#|input\s*:|output\s*:|example|note\s*:|explanation\s*:|student|correct (?:output|answer)\s*:|\[end\]|(?:new|improved|revised|better|updated)\s+(?:instruction|instructions|prompt)\s*:)",
     );
     let mut lines: Vec<&str> = Vec::new();
     for line in s.lines() {
@@ -99,8 +130,14 @@ fn strip_quotes(s: &str) -> String {
                 t = t[open.len()..t.len() - close.len()].trim();
             }
         }
-        // An opening quote whose closing one was cut off by the stop string.
+        // An opening quote whose closing one was cut off by the stop string, or a closing one
+        // left when the text after it was cut as another section.
         if let Some(inner) = t.strip_prefix('"') {
+            if !inner.contains('"') {
+                t = inner.trim();
+            }
+        }
+        if let Some(inner) = t.strip_suffix('"') {
             if !inner.contains('"') {
                 t = inner.trim();
             }
@@ -112,8 +149,9 @@ fn strip_quotes(s: &str) -> String {
     t.to_string()
 }
 
-/// Lower-case words only: what two instructions must share to count as the same.
-fn normalized(s: &str) -> String {
+/// Lower-case words only: what two instructions must share to count as the same (echoes of
+/// the current prompt and duplicates among candidates are both found with it).
+pub fn proposal_key(s: &str) -> String {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
@@ -122,14 +160,24 @@ fn normalized(s: &str) -> String {
 }
 
 /// A sentence about the instruction (or a story about the student) rather than an instruction.
+///
+/// Every pattern is anchored at the start of the text or names an editing verb: an instruction
+/// may well *mention* instructions ("Follow the instructions step by step ..." on a task whose
+/// inputs are instructions), and only a sentence whose subject is the prompt itself, or that asks
+/// to edit it, is about the instruction.
 fn is_meta(s: &str) -> bool {
     static META: OnceLock<Vec<Regex>> = OnceLock::new();
     let patterns = META.get_or_init(|| {
         [
-            // "The instruction is clear.", "This new prompt asks ..."
-            r"^(?:the|this|that|your|my|our|each|an?)\s+(?:\w+\s+){0,2}?(?:instruction|instructions|prompt)\b",
-            // "Make the instruction clearer.": an echo of the request, not an instruction.
-            r"\b(?:the|this|that|your|my|an?|new|original|current|improved|previous)\s+(?:\w+\s+)?(?:instruction|instructions|prompt)\b",
+            // "This new prompt asks ...", "Your instruction was unclear."
+            r"^(?:this|that|your|my|our)\s+(?:\w+\s+){0,2}?(?:instruction|instructions|prompt)\b",
+            // "The new instruction tells ...", "The revised prompt:"
+            r"^(?:the|an?)\s+(?:new|improved|revised|rewritten|updated|better|clearer|original|current|previous|old|above|following|modified|refined|student's)\s+(?:instruction|instructions|prompt)\b",
+            // "The instruction is clear.", "An instruction should ...": the prompt as the subject.
+            r"^(?:the|an?)\s+(?:instruction|instructions|prompt)\s+(?:is|are|was|were|asks|tells|says|should|now|has|have|makes|will|would|can|could|provides|gives|explains|helps|requires|needs|must|might|may|seems|aims|ensures|specifies|states|clearly|does|did|focuses|emphasizes|highlights|lacks|reads|contains|includes)\b",
+            // "Make the instruction clearer.", "... so I rewrote the prompt": an edit of the prompt
+            // (an echo of the request), not an instruction.
+            r"\b(?:make|makes|making|rewrite|rewrites|rewriting|rewrote|revise|revises|revising|revised|improve|improves|improving|improved|clarify|clarifies|clarifying|clarified|change|changes|changing|changed|modify|modifies|modifying|modified|update|updates|updating|updated|edit|edits|editing|edited|simplify|simplified|shorten|shortened|expand|expanded|refine|refined|rephrase|rephrased|reword|reworded|adjust|adjusted)\s+(?:the|this|that|your|my|our|an?)\s+(?:(?:new|original|current|previous|old|given|student's)\s+)?(?:instruction|instructions|prompt)\b",
             // "I have rewritten ...", "I'll make ..."
             r"^i(?:'ve| have| had| will|'ll)?\s+(?:\w+\s+)?(?:rewritten|rewrote|revised|improved|updated|changed|modified|clarified|made|added|removed|shortened|written|wrote|make|rewrite)\b",
             r"^(?:here(?:'s| is| are)|sure\b|certainly\b|as an ai|i'm sorry|i am sorry|i cannot|i can't)",

@@ -21,7 +21,8 @@ pub enum Role {
     /// `next_prompt` (the layer above's prompt, where there is one).
     ProposePrompt,
     /// The approximate posterior `q(h | x, y, h, π_next)`: `input`, `h`, `y`, `next_prompt`,
-    /// `message`.
+    /// `message`, and `prompt` (the prompt of the layer that writes the hidden text, so `q` can
+    /// be written in that layer's forward format).
     ProposeHidden,
 }
 
@@ -44,7 +45,7 @@ impl Role {
             Role::ForwardHidden => &["prompt", "input"],
             Role::Residual => &["input", "h"],
             Role::ProposePrompt => &["prompt", "backward_infos", "message", "next_prompt"],
-            Role::ProposeHidden => &["input", "h", "y", "next_prompt", "message"],
+            Role::ProposeHidden => &["input", "h", "y", "next_prompt", "message", "prompt"],
         }
     }
 

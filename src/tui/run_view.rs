@@ -279,6 +279,7 @@ impl RunView {
                 iteration,
                 layer,
                 candidates,
+                ..
             } => self.set_candidates(*layer, *iteration, candidates, None),
             Event::CandidatesScored {
                 iteration,

@@ -184,6 +184,9 @@ pub fn dln1_running() -> Vec<Event> {
             iteration: it,
             layer: 0,
             candidates: candidates(&props, None),
+            drawn: 0,
+            rejected: vec![],
+            examples_dropped: 0,
         });
         ev.push(Event::StageStarted {
             iteration: it,
@@ -398,6 +401,9 @@ pub fn dln2_hidden() -> Vec<Event> {
         iteration: 0,
         layer: 1,
         candidates: candidates(&props, None),
+        drawn: 0,
+        rejected: vec![],
+        examples_dropped: 0,
     });
     ev.push(Event::StageStarted {
         iteration: 0,
