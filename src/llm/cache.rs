@@ -293,8 +293,27 @@ impl Backend for CachedBackend {
         .await
     }
 
+    /// Counting is local for the embedded engine, but a request for a server: a server's
+    /// counts are kept like any answer, so a rerun or a resume sends nothing for them.
     async fn count_tokens(&self, text: &str) -> LlmResult<usize> {
-        self.inner.count_tokens(text).await
+        if !self.inner.answers_independently() {
+            return self.inner.count_tokens(text).await;
+        }
+        let key = self.key("count_tokens", &text);
+        let known = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|e| e.get(&key).and_then(|v| v.as_u64()));
+        if let Some(n) = known {
+            if let Ok(mut h) = self.hits.lock() {
+                *h += 1;
+            }
+            return Ok(n as usize);
+        }
+        let n = self.inner.count_tokens(text).await?;
+        self.store(vec![(key, &(n as u64))])?;
+        Ok(n)
     }
 
     /// The inner backend's counters plus the calls this cache answered itself.

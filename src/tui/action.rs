@@ -44,7 +44,7 @@ macro_rules! actions {
 
 actions! {
     Quit = "quit": "quit (asks first while a run is active; writes a checkpoint)",
-    Interrupt = "interrupt": "stop the run now, checkpoint, and leave",
+    Interrupt = "interrupt": "checkpoint after this stage and leave; twice: now",
     Help = "help": "show or hide this help",
     FocusNext = "focus_next": "focus the next pane",
     FocusPrev = "focus_prev": "focus the previous pane",
