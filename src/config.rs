@@ -401,28 +401,26 @@ impl Config {
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let mut config = match ext.as_str() {
-            // An exported network (`dln export --format json|yaml`); keys starting with `_` are
-            // notes for people.
-            "json" => Config::parse_value(
-                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
-                    ConfigError::Parse {
-                        path: path.to_path_buf(),
-                        message: e.to_string(),
-                    }
+        // An exported network (`dln export --format json|yaml`); keys starting with `_` are
+        // notes for people.
+        let value = match ext.as_str() {
+            "json" => {
+                Some(serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string()))
+            }
+            "yaml" | "yml" => {
+                Some(serde_yaml_ng::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string()))
+            }
+            _ => None,
+        };
+        let mut config = match value {
+            Some(v) => Config::parse_value(
+                v.map_err(|message| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message,
                 })?,
                 path,
             )?,
-            "yaml" | "yml" => Config::parse_value(
-                serde_yaml_ng::from_str::<serde_json::Value>(&text).map_err(|e| {
-                    ConfigError::Parse {
-                        path: path.to_path_buf(),
-                        message: e.to_string(),
-                    }
-                })?,
-                path,
-            )?,
-            _ => Config::parse(&text, path)?,
+            None => Config::parse(&text, path)?,
         };
         if config.base_dir.is_none() {
             let dir = path

@@ -72,19 +72,9 @@ pub async fn build_backends_reporting(
             reports: Vec::new(),
         });
     }
-    let global = model_override
-        .filter(|s| !s.trim().is_empty())
-        .map(str::to_string)
-        .or_else(|| Some(config.model.name.clone()).filter(|s| !s.trim().is_empty()));
     let mut loaded = Loaded::default();
     let mut layers = Vec::with_capacity(k);
-    for lc in &config.layers {
-        let fwd_spec = Some(lc.model.clone())
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| global.clone());
-        let bwd_spec = Some(lc.backward_model.clone())
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| fwd_spec.clone());
+    for (fwd_spec, bwd_spec) in layer_specs(config, model_override) {
         let forward = get_or_load(config, fwd_spec.as_deref(), cache_dir, &mut loaded).await?;
         let backward = get_or_load(config, bwd_spec.as_deref(), cache_dir, &mut loaded).await?;
         layers.push(LayerBackends { forward, backward });
@@ -95,24 +85,45 @@ pub async fn build_backends_reporting(
     })
 }
 
+/// Each layer's (forward, backward) model spec: the layer's own, else `model_override`, else
+/// `[model].name`, else none (the default model); the backward spec defaults to the forward one.
+fn layer_specs(
+    config: &Config,
+    model_override: Option<&str>,
+) -> Vec<(Option<String>, Option<String>)> {
+    let given = |s: &str| Some(s.to_string()).filter(|s| !s.trim().is_empty());
+    let global = model_override
+        .and_then(given)
+        .or_else(|| given(&config.model.name));
+    config
+        .layers
+        .iter()
+        .map(|lc| {
+            let fwd = given(&lc.model).or_else(|| global.clone());
+            let bwd = given(&lc.backward_model).or_else(|| fwd.clone());
+            (fwd, bwd)
+        })
+        .collect()
+}
+
+/// A model path written in the config is relative to the config's directory; anything else
+/// (a built-in name, a path that does not exist) is passed on as written.
+fn local_model_spec(config: &Config, spec: &str) -> String {
+    let p = config.resolve_path(spec);
+    if (spec.ends_with(".gguf") || spec.contains('/')) && p.exists() {
+        p.to_string_lossy().into_owned()
+    } else {
+        spec.to_string()
+    }
+}
+
 /// Checks, without loading anything, that every embedded model a run of `config` would load
 /// exists and is a GGUF file (a built-in model not yet cached is fine: the run fetches it), so a
 /// wrong `--model` fails before a run directory or the workbench's screen exists.
 pub fn check_models(config: &Config, model_override: Option<&str>) -> Result<(), RunError> {
-    let global = model_override
-        .filter(|s| !s.trim().is_empty())
-        .map(str::to_string)
-        .or_else(|| Some(config.model.name.clone()).filter(|s| !s.trim().is_empty()));
-    let mut specs: Vec<Option<String>> = Vec::new();
-    for lc in &config.layers {
-        let fwd = Some(lc.model.clone())
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| global.clone());
-        let bwd = Some(lc.backward_model.clone())
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| fwd.clone());
-        specs.extend([fwd, bwd]);
-    }
+    let specs = layer_specs(config, model_override)
+        .into_iter()
+        .flat_map(|(fwd, bwd)| [fwd, bwd]);
     for spec in specs {
         let spec = match spec.as_deref().map(str::trim) {
             Some(name) => match config.backends.get(name) {
@@ -124,14 +135,7 @@ pub fn check_models(config: &Config, model_override: Option<&str>) -> Result<(),
             },
             None => None,
         };
-        let spec = spec.map(|s| {
-            let p = config.resolve_path(&s);
-            if (s.ends_with(".gguf") || s.contains('/')) && p.exists() {
-                p.to_string_lossy().into_owned()
-            } else {
-                s
-            }
-        });
+        let spec = spec.map(|s| local_model_spec(config, &s));
         match crate::llm::model::resolve(spec.as_deref(), false) {
             Ok(path) => crate::llm::model::check_gguf(&path)?,
             Err(crate::llm::model::ModelError::NotCached(..)) => {}
@@ -200,15 +204,7 @@ async fn load_embedded(
     cache_dir: &Path,
     loaded: &mut Loaded,
 ) -> Result<SharedBackend, RunError> {
-    // A relative model path in the config is relative to the config's directory.
-    let spec = spec.map(|s| {
-        let p = config.resolve_path(s);
-        if (s.ends_with(".gguf") || s.contains('/')) && p.exists() {
-            p.to_string_lossy().into_owned()
-        } else {
-            s.to_string()
-        }
-    });
+    let spec = spec.map(|s| local_model_spec(config, s));
     let path = {
         let spec = spec.clone();
         tokio::task::spawn_blocking(move || crate::llm::model::resolve(spec.as_deref(), true))

@@ -59,6 +59,14 @@ impl RunLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether a process holds the run directory `dir` now (a killed process's lock is free).
+    pub fn is_held(dir: &Path) -> bool {
+        let Ok(f) = File::open(dir.join(LOCK_FILE)) else {
+            return false;
+        };
+        matches!(f.try_lock(), Err(TryLockError::WouldBlock))
+    }
 }
 
 /// Temporary files of [`atomic_write`](crate::run::atomic_write) left by a process killed

@@ -1,7 +1,6 @@
 //! The user's runs: found in the data directory's `runs/`, in `./runs/`, and in any directory
 //! given; each summarized from its files (never from a live process), newest first.
 
-use std::fs::TryLockError;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -9,7 +8,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::run::checkpoint::read_checkpoint;
 use crate::run::result::read_result;
-use crate::run::{CONFIG_FILE, EVENTS_FILE, LOCK_FILE};
+use crate::run::{RunLock, CONFIG_FILE, EVENTS_FILE};
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -107,7 +106,7 @@ pub fn run_info(dir: &Path) -> Option<RunInfo> {
         .filter_map(|f| std::fs::metadata(dir.join(f)).ok()?.modified().ok())
         .max()
         .unwrap_or(std::time::UNIX_EPOCH);
-    let status = if is_locked(dir) {
+    let status = if RunLock::is_held(dir) {
         RunStatus::Running
     } else if result.as_ref().is_some_and(|r| !r.stopped_early)
         && checkpoint.as_ref().is_none_or(|c| c.finished)
@@ -164,12 +163,4 @@ pub fn run_info(dir: &Path) -> Option<RunInfo> {
         elapsed_ms: result.as_ref().map(|r| r.elapsed_ms),
         modified,
     })
-}
-
-/// Whether a process holds the run's lock now (a killed process's lock is free).
-fn is_locked(dir: &Path) -> bool {
-    let Ok(f) = std::fs::File::open(dir.join(LOCK_FILE)) else {
-        return false;
-    };
-    matches!(f.try_lock(), Err(TryLockError::WouldBlock))
 }
