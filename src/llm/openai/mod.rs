@@ -43,75 +43,52 @@ use super::{
 /// The API key is never in this table: `api_key_env` names the environment variable holding it
 /// (or `api_key_file` a file), so configs and run directories never contain a secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OpenAiConfig {
     /// Base URL ending in `/v1` (default: `OPENAI_BASE_URL`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub base_url: String,
     /// Several replicas of one model: requests go to the one with the fewest in flight.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub base_urls: Vec<String>,
     /// The model name the server knows (`/v1/models`).
-    #[serde(default)]
     pub model: String,
     /// Environment variable holding the API key.
-    #[serde(default = "d_key_env")]
     pub api_key_env: String,
     /// A file holding the API key (used when the variable is unset).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub api_key_file: String,
-    #[serde(default)]
     pub scoring: ScoringMode,
     /// Requests in flight at once.
-    #[serde(default = "d_in_flight")]
     pub max_in_flight: usize,
     /// Per-request timeout.
-    #[serde(default = "d_timeout")]
     pub timeout_secs: f64,
     /// Retries after a 429, 5xx, timeout or reset.
-    #[serde(default = "d_retries")]
     pub max_retries: u32,
     /// First backoff; doubles per retry up to 30 s, with jitter.
-    #[serde(default = "d_backoff")]
     pub retry_base_ms: u64,
     /// The server's context window (default: `[model].context_size`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context_size: Option<u32>,
 }
 
-fn d_key_env() -> String {
-    "OPENAI_API_KEY".into()
-}
-fn d_in_flight() -> usize {
-    8
-}
-fn d_timeout() -> f64 {
-    120.0
-}
-fn d_retries() -> u32 {
-    5
-}
-fn d_backoff() -> u64 {
-    500
-}
-
+/// The one place the defaults of a `[backends.NAME]` table are written; serde fills absent keys
+/// from it.
 impl Default for OpenAiConfig {
     fn default() -> Self {
-        toml::Table::new()
-            .try_into()
-            .unwrap_or_else(|_| OpenAiConfig {
-                base_url: String::new(),
-                base_urls: Vec::new(),
-                model: String::new(),
-                api_key_env: d_key_env(),
-                api_key_file: String::new(),
-                scoring: ScoringMode::Auto,
-                max_in_flight: d_in_flight(),
-                timeout_secs: d_timeout(),
-                max_retries: d_retries(),
-                retry_base_ms: d_backoff(),
-                context_size: None,
-            })
+        OpenAiConfig {
+            base_url: String::new(),
+            base_urls: Vec::new(),
+            model: String::new(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            api_key_file: String::new(),
+            scoring: ScoringMode::Auto,
+            max_in_flight: 8,
+            timeout_secs: 120.0,
+            max_retries: 5,
+            retry_base_ms: 500,
+            context_size: None,
+        }
     }
 }
 
