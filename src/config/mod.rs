@@ -2,11 +2,13 @@
 //! `--set key=value` overrides on dotted keys. A run directory keeps the resolved copy, so a run
 //! can be resumed or repeated from its own directory alone.
 //!
-//! One module per table: [`model`] (`[model]`, `[backends.NAME]`), [`layer`] (`[[layers]]`),
-//! [`train`] (`[train]`), [`set`] (`--set` overrides); this one loads and checks the whole.
+//! One module per table: `model` (`[model]`, `[backends.NAME]`), `data` (`[data]`, typed at
+//! load), `layer` (`[[layers]]`), `train` (`[train]`), `set` (`--set` overrides); this one loads
+//! and checks the whole.
 //! Each table's defaults are written once, in its `Default` impl, which serde fills absent
 //! keys from.
 
+mod data;
 mod layer;
 mod model;
 mod set;
@@ -41,14 +43,27 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+impl ConfigError {
+    /// A check's error as one of the file `origin` (what `Config::load` reports).
+    fn in_file(self, origin: &Path) -> ConfigError {
+        match self {
+            ConfigError::Invalid(message) => ConfigError::Parse {
+                path: origin.to_path_buf(),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
 /// The whole run configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub task: TaskConfig,
-    /// The `[data]` table, read by `data::DataConfig` (kept as TOML here so the data module owns
-    /// its own fields and their checks).
-    #[serde(default)]
+    /// The `[data]` table as written; typed and checked as `data::DataConfig` when read (see
+    /// [`Config::data_config`]).
+    #[serde(default, deserialize_with = "data::typed_table")]
     pub data: toml::Table,
     #[serde(default)]
     pub model: ModelConfig,
@@ -124,20 +139,21 @@ impl Config {
 
     /// Parses config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let message = e.to_string();
-            match unknown_field(&message) {
-                Some(field) => ConfigError::Parse {
+        // `[data]` first on its own, so an ill-typed data key is shown at its own line.
+        let config: Config = data::check_text(text)
+            .and_then(|()| toml::from_str(text))
+            .map_err(|e| {
+                let message = e.to_string();
+                let message = match unknown_field(&message) {
+                    Some(field) => format!("unknown key `{field}`; {}", message.trim()),
+                    None => message.trim().to_string(),
+                };
+                ConfigError::Parse {
                     path: origin.to_path_buf(),
-                    message: format!("unknown key `{field}`; {}", message.trim()),
-                },
-                None => ConfigError::Parse {
-                    path: origin.to_path_buf(),
-                    message: message.trim().to_string(),
-                },
-            }
-        })?;
-        config.validate()?;
+                    message,
+                }
+            })?;
+        config.validate().map_err(|e| e.in_file(origin))?;
         Ok(config)
     }
 
@@ -150,7 +166,7 @@ impl Config {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
-        config.validate()?;
+        config.validate().map_err(|e| e.in_file(origin))?;
         Ok(config)
     }
 

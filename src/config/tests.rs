@@ -134,3 +134,87 @@ fn resolved_round_trip() {
         PathBuf::from("/somewhere/d.json")
     );
 }
+
+#[test]
+fn data_errors_are_found_on_load_with_file_and_line() {
+    let bad = |data: &str| {
+        let text = MINIMAL.replace("path = \"data/demo.jsonl\"", data);
+        Config::parse(&text, Path::new("d.toml"))
+            .expect_err(data)
+            .to_string()
+    };
+    let e = bad("path = \"x.csv\"\nformat = \"csv\"");
+    assert!(
+        e.contains("d.toml") && e.contains("csv") && e.contains("jsonl"),
+        "{e}"
+    );
+    assert!(e.contains("line 8"), "the line of the key: {e}");
+    let e = bad("pth = \"x.jsonl\"");
+    assert!(
+        e.contains("d.toml") && e.contains("line 7") && e.contains("`pth`"),
+        "{e}"
+    );
+    let e = bad("path = \"x.jsonl\"\nsplit = { dev = 1.5 }");
+    assert!(e.contains("data.split.dev") && e.contains("[0, 1]"), "{e}");
+    let e = bad("path = \"x.jsonl\"\nsplit = { dev = 0.5, test = 0.5 }");
+    assert!(
+        e.contains("data.split.dev") && e.contains("less than 1"),
+        "{e}"
+    );
+    let e = bad("path = \"x.jsonl\"\ntrain = \"t.jsonl\"");
+    assert!(e.contains("data.path") && e.contains("not both"), "{e}");
+    let e = bad("path = \"x.jsonl\"\ndev = \"d.jsonl\"");
+    assert!(e.contains("data.dev") && e.contains("data.train"), "{e}");
+    let e = bad("path = \"x.jsonl\"\nclasses = []");
+    assert!(e.contains("data.classes"), "{e}");
+    let e = bad("path = \"x.jsonl\"\nmax_dev = \"ten\"");
+    assert!(
+        e.contains("d.toml") && e.contains("line 8") && e.contains("max_dev"),
+        "{e}"
+    );
+}
+
+#[test]
+fn data_given_later_or_not_at_all_loads() {
+    // `--set data.path=..` may still come, and a network file needs only its classes.
+    let text = MINIMAL.replace("path = \"data/demo.jsonl\"", "");
+    let mut c = Config::parse(&text, Path::new("d.toml")).expect("no data file yet");
+    c.set("data.path", "d.jsonl").expect("data given by --set");
+    assert_eq!(c.data_config().expect("typed").path, Some("d.jsonl".into()));
+    let text = MINIMAL.replace(
+        "path = \"data/demo.jsonl\"",
+        "classes = [{ label = \"yes\" }, { label = \"no\" }]",
+    );
+    Config::parse(&text, Path::new("n.toml")).expect("classes only");
+}
+
+#[test]
+fn set_checks_data_keys() {
+    let mut c = minimal();
+    let before = c.clone();
+    let e = c.set("data.pth", "x.jsonl").expect_err("typo");
+    assert!(e.to_string().contains("data.pth"), "{e}");
+    let e = c.set("data.format", "csv").expect_err("unknown format");
+    assert!(
+        e.to_string().contains("data.format") && e.to_string().contains("csv"),
+        "{e}"
+    );
+    let e = c.set("data.train", "t.jsonl").expect_err("path and train");
+    assert!(e.to_string().contains("not both"), "{e}");
+    assert_eq!(c, before);
+}
+
+#[test]
+fn empty_tables_take_the_one_set_of_defaults() {
+    let c = minimal();
+    assert_eq!(
+        c.layers[0],
+        LayerConfig {
+            prompt: "Classify.".into(),
+            ..LayerConfig::default()
+        }
+    );
+    assert_eq!(c.model, ModelConfig::default());
+    let empty: TrainConfig = toml::from_str("").expect("empty [train]");
+    assert_eq!(empty, TrainConfig::default());
+}
