@@ -67,6 +67,16 @@ fn set_refuses_unknown_keys_and_bad_values() {
         c.apply_override("train.seed"),
         Err(ConfigError::BadOverride(_))
     ));
+    // `[data]` keys are typed and checked as in a file.
+    let e = c.set("data.pth", "x.jsonl").expect_err("typo");
+    assert!(e.to_string().contains("data.pth"), "{e}");
+    let e = c.set("data.format", "csv").expect_err("unknown format");
+    assert!(
+        e.to_string().contains("data.format") && e.to_string().contains("csv"),
+        "{e}"
+    );
+    let e = c.set("data.train", "t.jsonl").expect_err("path and train");
+    assert!(e.to_string().contains("not both"), "{e}");
     assert_eq!(c, before);
 }
 
@@ -186,22 +196,6 @@ fn data_given_later_or_not_at_all_loads() {
         "classes = [{ label = \"yes\" }, { label = \"no\" }]",
     );
     Config::parse(&text, Path::new("n.toml")).expect("classes only");
-}
-
-#[test]
-fn set_checks_data_keys() {
-    let mut c = minimal();
-    let before = c.clone();
-    let e = c.set("data.pth", "x.jsonl").expect_err("typo");
-    assert!(e.to_string().contains("data.pth"), "{e}");
-    let e = c.set("data.format", "csv").expect_err("unknown format");
-    assert!(
-        e.to_string().contains("data.format") && e.to_string().contains("csv"),
-        "{e}"
-    );
-    let e = c.set("data.train", "t.jsonl").expect_err("path and train");
-    assert!(e.to_string().contains("not both"), "{e}");
-    assert_eq!(c, before);
 }
 
 #[test]
