@@ -348,3 +348,49 @@ fn data_config_reads_from_toml() {
         "unknown keys are rejected"
     );
 }
+
+#[test]
+fn file_free_checks_run_before_reading() {
+    let both = DataConfig {
+        path: Some("a.jsonl".into()),
+        train: Some("b.jsonl".into()),
+        ..DataConfig::default()
+    };
+    assert!(both
+        .check()
+        .expect_err("path and train")
+        .to_string()
+        .contains("not both"));
+    let all_held_out = DataConfig {
+        split: SplitSpec {
+            train: None,
+            dev: SplitSize::Fraction(0.5),
+            test: SplitSize::Fraction(0.5),
+        },
+        ..jsonl_config("sentiment.jsonl")
+    };
+    let e = all_held_out.check().expect_err("nothing left to train on");
+    assert!(e.to_string().contains("less than 1"), "{e}");
+    // The same check refuses the config in load_dataset, before any file is read.
+    let e = load_dataset(&all_held_out, Path::new("/nonexistent")).expect_err("checked first");
+    assert!(matches!(e, DataError::Config(_)), "{e}");
+    // Given dev and test files, split fractions cut nothing and are not summed.
+    let files = DataConfig {
+        dev: Some("d.jsonl".into()),
+        ..all_held_out.clone()
+    };
+    files.check().expect_err("dev goes with train, not path");
+    let with_train = DataConfig {
+        path: None,
+        train: Some("t.jsonl".into()),
+        dev: Some("d.jsonl".into()),
+        test: Some("e.jsonl".into()),
+        ..all_held_out
+    };
+    with_train
+        .check()
+        .expect("fractions unused with split files");
+    DataConfig::default()
+        .check()
+        .expect("no file yet is loading's concern");
+}

@@ -186,3 +186,31 @@ async fn prompt_longer_than_the_context_is_a_clear_error() {
         "{e}"
     );
 }
+
+/// A bad `[data]` table is refused when the config is read, naming the file and the key, before
+/// any run directory exists.
+#[test]
+fn bad_data_table_is_refused_on_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = write(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
+    let good = format!(
+        "[task]\nname = \"bad\"\n[data]\npath = \"{}\"\n[[layers]]\n",
+        data.display()
+    );
+    for (extra, key) in [
+        ("format = \"csv\"", "csv"),
+        ("split = { dev = 0.6, test = 0.4 }", "data.split.dev"),
+        ("max_train = -1", "max_train"),
+        ("labelmap = { \"0\" = \"no\" }", "labelmap"),
+    ] {
+        let file = write(
+            dir.path(),
+            "bad.toml",
+            &good.replace("[[layers]]", &format!("{extra}\n[[layers]]")),
+        );
+        let e = Config::load(&file).expect_err(extra).to_string();
+        assert!(e.contains("bad.toml") && e.contains(key), "{extra}: {e}");
+    }
+    let file = write(dir.path(), "good.toml", &good);
+    Config::load(&file).expect("the same table without the fault loads");
+}

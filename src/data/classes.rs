@@ -75,18 +75,24 @@ pub fn default_verbalizers(label: &str) -> Vec<String> {
     out
 }
 
+/// A class list, when given, is not empty.
+pub(crate) fn check_specs(cfg: &DataConfig) -> Result<(), DataError> {
+    match &cfg.classes {
+        Some(specs) if specs.is_empty() => Err(DataError::Config(
+            "`data.classes` is empty; remove it or list at least two classes".to_string(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The task's classes: from the config, else from the label map, else inferred from the targets
 /// when there are few distinct ones, else none (free-text targets).
 pub(crate) fn resolve(
     cfg: &DataConfig,
     records: &[&Located],
 ) -> Result<Option<OutputClasses>, DataError> {
+    check_specs(cfg)?;
     if let Some(specs) = &cfg.classes {
-        if specs.is_empty() {
-            return Err(DataError::Config(
-                "`data.classes` is empty; remove it or list at least two classes".to_string(),
-            ));
-        }
         let labels = specs.iter().map(|s| s.label.clone()).collect();
         let verbalizers = specs
             .iter()

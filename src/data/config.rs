@@ -148,6 +148,37 @@ pub(crate) struct Files {
 }
 
 impl DataConfig {
+    /// Checks what can be checked without reading a file, so `Config::load` reports it: which
+    /// files go together, split sizes, the class list. That no file is named at all is left to
+    /// loading: `--set data.path=..` may still come, and an exported network needs only
+    /// `data.classes`.
+    pub fn check(&self) -> Result<(), DataError> {
+        self.check_sources()?;
+        self.split.check(self.cuts_dev_and_test())?;
+        super::classes::check_specs(self)
+    }
+
+    /// `path` excludes `train`, and `dev` / `test` go with `train`.
+    fn check_sources(&self) -> Result<(), DataError> {
+        let bad = |m: &str| Err(DataError::Config(m.to_string()));
+        match (&self.path, &self.train) {
+            (Some(_), Some(_)) => bad(
+                "give either `data.path` (one file, split by seed) or `data.train` \
+                 (with optional `data.dev` / `data.test`), not both",
+            ),
+            (Some(_), None) if self.dev.is_some() || self.test.is_some() => {
+                bad("`data.dev` / `data.test` go with `data.train`, not with `data.path`")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether both dev and test are cut from one file (no dev or test file given).
+    fn cuts_dev_and_test(&self) -> bool {
+        self.dev.is_none() && self.test.is_none()
+    }
+
+    /// The files to read; [`DataConfig::check`] has passed.
     pub(crate) fn files(&self, base_dir: &Path) -> Result<Files, DataError> {
         let at = |p: &PathBuf| {
             if p.is_absolute() {
@@ -157,34 +188,54 @@ impl DataConfig {
             }
         };
         match (&self.path, &self.train) {
-            (Some(_), Some(_)) => Err(DataError::Config(
-                "give either `data.path` (one file, split by seed) or `data.train` \
-                 (with optional `data.dev` / `data.test`), not both"
-                    .to_string(),
-            )),
-            (None, None) => Err(DataError::Config(
-                "no data: set `data.path` to a data file, or `data.train` (and optionally \
-                 `data.dev`, `data.test`) to split files"
-                    .to_string(),
-            )),
-            (Some(path), None) => {
-                if self.dev.is_some() || self.test.is_some() {
-                    return Err(DataError::Config(
-                        "`data.dev` / `data.test` go with `data.train`, not with `data.path`"
-                            .to_string(),
-                    ));
-                }
-                Ok(Files {
-                    pool: at(path),
-                    dev: None,
-                    test: None,
-                })
-            }
+            (Some(path), _) => Ok(Files {
+                pool: at(path),
+                dev: None,
+                test: None,
+            }),
             (None, Some(train)) => Ok(Files {
                 pool: at(train),
                 dev: self.dev.as_ref().map(at),
                 test: self.test.as_ref().map(at),
             }),
+            (None, None) => Err(DataError::Config(
+                "no data: set `data.path` to a data file, or `data.train` (and optionally \
+                 `data.dev`, `data.test`) to split files"
+                    .to_string(),
+            )),
         }
+    }
+}
+
+impl SplitSpec {
+    /// Fractions are in [0, 1], and dev and test cut from one file (`both_cut`) leave train
+    /// something: fractions summing to 1 or more always leave it empty.
+    fn check(&self, both_cut: bool) -> Result<(), DataError> {
+        let sizes = [
+            ("train", self.train),
+            ("dev", Some(self.dev)),
+            ("test", Some(self.test)),
+        ];
+        for (key, size) in sizes {
+            if let Some(SplitSize::Fraction(f)) = size {
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(DataError::Config(format!(
+                        "`data.split.{key}` is {f}; a fraction must be in [0, 1] (or give a \
+                         count of examples as an integer)"
+                    )));
+                }
+            }
+        }
+        if let (true, SplitSize::Fraction(dev), SplitSize::Fraction(test)) =
+            (both_cut, self.dev, self.test)
+        {
+            if dev + test >= 1.0 {
+                return Err(DataError::Config(format!(
+                    "`data.split.dev` ({dev}) and `data.split.test` ({test}) take every \
+                     example, leaving none to train on; make their sum less than 1"
+                )));
+            }
+        }
+        Ok(())
     }
 }

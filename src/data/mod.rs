@@ -56,15 +56,16 @@ pub(crate) struct Located {
     pub line: usize,
 }
 
-/// Loads, label-maps, checks, splits and caps a task's data as `cfg` says. Relative paths are
-/// taken from `base_dir` (the directory of the config file that named them).
 /// The output classes a data config declares (`classes`, or a label map) without reading any
 /// data: what an exported network carries so it can predict without its training data.
 pub fn declared_classes(cfg: &DataConfig) -> Result<Option<OutputClasses>, DataError> {
     classes::resolve(cfg, &[])
 }
 
+/// Loads, label-maps, checks, splits and caps a task's data as `cfg` says. Relative paths are
+/// taken from `base_dir` (the directory of the config file that named them).
 pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset, DataError> {
+    cfg.check()?;
     let files = cfg.files(base_dir)?;
     let read = |path: &Path| -> Result<Vec<Located>, DataError> {
         let mut records = read::read_file(path, cfg)?;

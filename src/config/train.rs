@@ -1,0 +1,161 @@
+//! `[train]`: the training settings, with the defaults of the reference DLN-2 settings scaled
+//! down so a demo trains in minutes on a 135M-parameter model and two CPU cores (small batch,
+//! few candidates, short generations).
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of run: training, or one of the baselines run by the same code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Train the prompts (DLN-1, DLN-2, DLN-k by the number of layers).
+    #[default]
+    Dln,
+    /// Evaluate the initial prompts without training.
+    ZeroShot,
+    /// In-context learning: `k_shot` training examples rendered before each input; no training.
+    KShot,
+}
+
+/// How candidate prompts of the output layer are scored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scoring {
+    /// Mean log-likelihood of the targets (class-renormalized for classification).
+    #[default]
+    Logprob,
+    /// Batch accuracy (for backends without log-probabilities).
+    Accuracy,
+}
+
+/// Training settings (`[train]`). Absent keys take their value from [`TrainConfig::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub mode: Mode,
+    /// Number of in-context examples for `mode = "k_shot"`.
+    pub k_shot: usize,
+    pub iterations: usize,
+    /// `b`.
+    pub batch_size: usize,
+    /// `N`: candidate prompts per update, the current one included.
+    pub num_candidates: usize,
+    /// `S`: posterior samples per example and hidden text.
+    pub num_hidden_samples: usize,
+    /// Evaluate on dev every this many iterations (and after the last one).
+    pub val_freq: usize,
+    /// Evaluate the starting prompts on dev before the first iteration, so they can be the
+    /// best-dev prompts (a run then never ends below its own start on dev).
+    pub first_eval: bool,
+    /// Evaluations without improvement before the prompts reset to the best-dev ones;
+    /// negative = never.
+    pub patience: i64,
+    /// `M`: best-dev prompt sets that rejoin the candidates.
+    pub memory: usize,
+    /// Show only half of the batch to the proposer, rank on all of it.
+    pub held_out_ranking: bool,
+    pub class_balanced: bool,
+    /// `T` of posterior sharpening.
+    pub posterior_temperature: f64,
+    /// Add the prior `log p(h̃ | F_h(x; π_below))` to the sharpening log-weights.
+    pub include_prior: bool,
+    /// `λ` of the trust-region KL on the output layer (0 = off).
+    pub trust_factor: f64,
+    /// Penalty on the likelihood of wrong hidden texts (0 = off).
+    pub logp_penalty: f64,
+    /// Decay the log-p penalty linearly over the iterations.
+    pub decay_logp_penalty: bool,
+    /// Nucleus (top-p) of the backward model's sampling: prompt proposals and posterior samples.
+    pub backward_top_p: f32,
+    /// Rounds of proposal requests per update: when some of the `N−1` proposals are rejected
+    /// (empty, echo, meta, duplicate), the missing ones are drawn again with new seeds, at most
+    /// this many rounds in all.
+    pub proposal_rounds: usize,
+    /// For the examples the network got wrong, the forward pass's own hidden text takes no
+    /// posterior weight and cannot be `h*` (when another sample exists): the text that led to
+    /// the error is not what the hidden layer is trained toward.
+    pub exclude_wrong_hidden: bool,
+    /// Draw posterior samples only for the examples the network got wrong.
+    pub only_wrong_posterior: bool,
+    pub scoring: Scoring,
+    /// Fraction of the first target tokens skipped in free-text scores.
+    pub burn_in: f64,
+    pub seed: u64,
+    /// Indices of the layers to train (default: every trainable layer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_layers: Option<Vec<usize>>,
+}
+
+/// The one place the training defaults are written; serde fills absent keys from it.
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            mode: Mode::Dln,
+            k_shot: 3,
+            iterations: 4,
+            batch_size: 4,
+            num_candidates: 3,
+            num_hidden_samples: 2,
+            val_freq: 2,
+            first_eval: true,
+            patience: 2,
+            memory: 2,
+            held_out_ranking: true,
+            class_balanced: true,
+            posterior_temperature: 1.0,
+            include_prior: true,
+            trust_factor: 0.0,
+            logp_penalty: 0.0,
+            decay_logp_penalty: true,
+            backward_top_p: 0.95,
+            proposal_rounds: 3,
+            exclude_wrong_hidden: false,
+            only_wrong_posterior: false,
+            scoring: Scoring::Logprob,
+            burn_in: 0.05,
+            seed: 42,
+            train_layers: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Patience as the method states it: `None` = never reset.
+    pub fn patience(&self) -> Option<usize> {
+        (self.patience >= 0).then_some(self.patience as usize)
+    }
+
+    /// Checks what serde cannot: counts and ranges (`layers`: how many layers the config has).
+    pub(super) fn validate(&self, layers: usize) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("`train.batch_size` must be at least 1".into());
+        }
+        if self.num_candidates == 0 {
+            return Err("`train.num_candidates` must be at least 1 (the current prompt)".into());
+        }
+        if self.val_freq == 0 {
+            return Err("`train.val_freq` must be at least 1".into());
+        }
+        if !(self.posterior_temperature > 0.0) {
+            return Err("`train.posterior_temperature` must be positive".into());
+        }
+        if !(self.backward_top_p > 0.0 && self.backward_top_p <= 1.0) {
+            return Err("`train.backward_top_p` must be in (0, 1]".into());
+        }
+        if self.proposal_rounds == 0 {
+            return Err("`train.proposal_rounds` must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.burn_in) {
+            return Err("`train.burn_in` must be in [0, 1)".into());
+        }
+        if self.mode == Mode::KShot && self.k_shot == 0 {
+            return Err("`train.k_shot` must be at least 1 with `mode = \"k_shot\"`".into());
+        }
+        if let Some(l) = self.train_layers.iter().flatten().find(|l| **l >= layers) {
+            return Err(format!(
+                "`train.train_layers` names layer {l} but there are {layers} layers"
+            ));
+        }
+        Ok(())
+    }
+}
