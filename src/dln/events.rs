@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::llm::Usage;
+pub use crate::dln::split::Split;
 pub use crate::template::Rejection;
 
 /// Layers are numbered from 0 (the input side) to k-1 (the output layer).
@@ -295,7 +296,7 @@ pub enum Event {
     },
     Evaluated {
         iteration: usize,
-        split: String,
+        split: Split,
         accuracy: f64,
         best_so_far: bool,
     },

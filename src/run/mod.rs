@@ -8,8 +8,11 @@
 
 mod backends;
 mod checkpoint;
+mod control;
 mod dir;
+mod drive;
 mod error;
+mod eval;
 pub mod export;
 mod lock;
 pub mod predict;
@@ -25,4 +28,6 @@ pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE,
 pub use error::RunError;
 pub use lock::{RunLock, LOCK_FILE};
 pub use result::{read_result, RunResult, RESULT_FILE};
-pub use session::{evaluate_run, load_data, EvalReport, RunSummary, Session, SessionOptions};
+pub use control::{Control, ControlState, Effect};
+pub use eval::{evaluate_run, EvalReport};
+pub use session::{load_data, RunSummary, Session, SessionOptions};
