@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::llm::Usage;
 pub use crate::dln::split::Split;
+use crate::llm::Usage;
 pub use crate::template::Rejection;
 
 /// Layers are numbered from 0 (the input side) to k-1 (the output layer).

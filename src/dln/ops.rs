@@ -116,7 +116,13 @@ pub fn stream(
     index: usize,
 ) -> rand_chacha::ChaCha8Rng {
     use rand::SeedableRng;
-    rand_chacha::ChaCha8Rng::seed_from_u64(seed_of(run_seed, iteration, purpose.name(), layer, index))
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed_of(
+        run_seed,
+        iteration,
+        purpose.name(),
+        layer,
+        index,
+    ))
 }
 
 fn llm<T>(layer: usize, operation: &'static str, r: LlmResult<T>) -> Result<T, DlnError> {

@@ -179,7 +179,11 @@ mod tests {
         assert_eq!(c.at_boundary(Command::Resume), vec![], "already running");
         assert_eq!(c.at_boundary(Command::Step), announce(RunState::Running));
         assert_eq!(c.state(), Stepping);
-        assert_eq!(c.at_boundary(Command::Resume), vec![], "a resume cancels the step quietly");
+        assert_eq!(
+            c.at_boundary(Command::Resume),
+            vec![],
+            "a resume cancels the step quietly"
+        );
         assert_eq!(c.state(), Running);
         assert_eq!(c.at_boundary(pin()), vec![Effect::Apply(pin())]);
     }

@@ -13,12 +13,12 @@ use crate::data::Dataset;
 use crate::dln::events::{Command, Event, RunState};
 use crate::dln::state::TrainerState;
 use crate::dln::{EventSink, Network, StepOutcome, Trainer};
+use crate::llm::Usage;
 use crate::run::checkpoint::{write_checkpoint, Checkpoint};
 use crate::run::control::{Control, Effect};
 use crate::run::dir::EventLog;
 use crate::run::result::{write_result, RunResult};
 use crate::run::session::{summary_of, RunSummary, SessionOptions};
-use crate::llm::Usage;
 use crate::run::{build_backends_reporting, BackendReport, RunError};
 
 /// Carries out a control transition's effects: announcements to the log, commands to the
@@ -224,4 +224,3 @@ fn result_of(config: &Config, t: &Trainer, stopped_early: bool, started: Instant
         elapsed_ms: started.elapsed().as_millis() as u64,
     }
 }
-

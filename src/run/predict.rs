@@ -10,8 +10,8 @@ use crate::data::{declared_classes, Dataset, Example};
 use crate::dln::events::ForwardExample;
 use crate::dln::trainer::{answers, prepare_shots};
 use crate::dln::Forward;
-use crate::run::export::{export_run, Which};
 use crate::run::drive::build_network;
+use crate::run::export::{export_run, Which};
 use crate::run::session::{data_config, load_data};
 use crate::run::{RunError, SessionOptions, CONFIG_FILE};
 

@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, ConfigError};
 use crate::data::{load_dataset, DataConfig, Dataset};
 use crate::dln::events::{Command, Event, RunState};
-use crate::dln::EventSink;
 use crate::dln::state::TrainerState;
+use crate::dln::EventSink;
 use crate::llm::{SharedBackend, Usage};
 use crate::run::checkpoint::{read_checkpoint, CHECKPOINT_FILE};
 use crate::run::dir::{atomic_write, default_run_dir, EventLog, CONFIG_FILE, EVENTS_FILE};
@@ -251,4 +251,3 @@ fn spawn(
         task,
     }
 }
-

@@ -4,8 +4,8 @@
 use crate::config::{Mode, TrainConfig};
 use crate::data::{Dataset, Example};
 use crate::dln::error::DlnError;
-use crate::dln::ops::{self, Draw};
 use crate::dln::math;
+use crate::dln::ops::{self, Draw};
 
 /// Checks that `data` suits the `[train]` settings and draws the k-shot demonstrations (none
 /// unless `mode = "k_shot"`): what a trainer and an evaluation outside a run start from.
@@ -29,7 +29,7 @@ pub(super) fn draw_batch(train: &TrainConfig, data: &Dataset, iteration: usize) 
 
 /// Dev evaluation after `completed` iterations: every `val_freq`, and after the last.
 pub(super) fn eval_due(train: &TrainConfig, completed: usize) -> bool {
-    completed % train.val_freq == 0 || completed == train.iterations
+    completed.is_multiple_of(train.val_freq) || completed == train.iterations
 }
 
 /// `n` training example indices, class-balanced when asked and the task has classes.
@@ -108,7 +108,9 @@ mod tests {
             ..TrainConfig::default()
         };
         assert_eq!(prepare_shots(&k_shot, &data).unwrap().len(), 2);
-        assert!(prepare_shots(&TrainConfig::default(), &data).unwrap().is_empty());
+        assert!(prepare_shots(&TrainConfig::default(), &data)
+            .unwrap()
+            .is_empty());
         let too_many = TrainConfig {
             k_shot: 7,
             ..k_shot

@@ -143,7 +143,8 @@ impl Trainer {
         role: TemplateRole,
         source: String,
     ) -> Result<(), DlnError> {
-        self.net.set_template(layer, role, &source, &self.base_dir)?;
+        self.net
+            .set_template(layer, role, &source, &self.base_dir)?;
         let edits = self.net.layers[layer].edited_templates.clone();
         if let Some(s) = self.snapshot.edited_templates.get_mut(layer) {
             *s = edits;
@@ -158,7 +159,10 @@ impl Trainer {
 
     /// The iteration in progress, for an edit of its posteriors (an error saying why there is
     /// none to edit otherwise), with the notes of [`IterState::posterior_window`].
-    fn editable_posterior(&mut self, l: LayerIndex) -> Result<(&mut IterState, Vec<String>), DlnError> {
+    fn editable_posterior(
+        &mut self,
+        l: LayerIndex,
+    ) -> Result<(&mut IterState, Vec<String>), DlnError> {
         self.layer_checked(l)?;
         let it = self.iteration;
         let Some(cur) = self.current.as_mut() else {
@@ -177,7 +181,12 @@ impl Trainer {
         Ok((cur, notes))
     }
 
-    fn add_hidden(&mut self, layer: LayerIndex, example: usize, text: String) -> Result<(), DlnError> {
+    fn add_hidden(
+        &mut self,
+        layer: LayerIndex,
+        example: usize,
+        text: String,
+    ) -> Result<(), DlnError> {
         self.layer_checked(layer)?;
         if layer == 0 {
             return Err(DlnError::Command(
@@ -237,7 +246,9 @@ impl Trainer {
                 ))
             })?;
         let ex = p.examples.get_mut(example).ok_or_else(|| {
-            DlnError::Command(format!("there is no example {example} in the current batch"))
+            DlnError::Command(format!(
+                "there is no example {example} in the current batch"
+            ))
         })?;
         let s = ex.samples.get_mut(sample).ok_or_else(|| {
             DlnError::Command(format!("example {example} has no sample {sample}"))

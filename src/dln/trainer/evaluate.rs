@@ -106,7 +106,15 @@ impl Trainer {
                 usage: book.live(None),
             })
         };
-        accuracy(&forward, examples, prompts, operation, &mut self.usage, progress).await
+        accuracy(
+            &forward,
+            examples,
+            prompts,
+            operation,
+            &mut self.usage,
+            progress,
+        )
+        .await
     }
 
     /// Dev evaluation of the current prompts: the best-dev prompts, the memory, and a reset to

@@ -262,7 +262,10 @@ mod tests {
             ]
         );
         assert_eq!(plan(1, true, false), vec![Finish]);
-        assert_eq!(plan(0, false, false), vec![Propose(0), Score(0), Select(0), Finish]);
+        assert_eq!(
+            plan(0, false, false),
+            vec![Propose(0), Score(0), Select(0), Finish]
+        );
     }
 
     #[test]
@@ -287,10 +290,15 @@ mod tests {
         let first = f.layer_requests(0, &ex, &prompts, None, at).unwrap();
         assert_eq!(first.inputs, vec![ex[0].input.clone(), ex[1].input.clone()]);
         assert!(first.contexts[0].contains("think"));
-        assert!(!first.contexts[0].contains(&shots[0].input), "demonstrations: output layer only");
+        assert!(
+            !first.contexts[0].contains(&shots[0].input),
+            "demonstrations: output layer only"
+        );
         assert_eq!(first.seeds[1], call_seed(7, 3, Operation::Evaluate, 0, 9));
         let hidden = vec!["h0".to_string(), "h1".to_string()];
-        let top = f.layer_requests(1, &ex, &prompts, Some(&hidden), at).unwrap();
+        let top = f
+            .layer_requests(1, &ex, &prompts, Some(&hidden), at)
+            .unwrap();
         assert!(top.inputs[1].contains("h1"), "R(x, h) joins the text below");
         assert!(top.contexts[0].contains("answer"));
         assert!(top.contexts[0].contains(&shots[0].input));
@@ -300,7 +308,12 @@ mod tests {
     fn folding_judges_the_output_layer_and_keeps_hidden_texts() {
         let ex = examples(2);
         let mut r = ForwardResult::default();
-        r.fold_layer(vec!["x".into(); 2], vec!["h0".into(), "h1".into()], false, &ex);
+        r.fold_layer(
+            vec!["x".into(); 2],
+            vec!["h0".into(), "h1".into()],
+            false,
+            &ex,
+        );
         let answers = vec![ex[0].target.clone(), "nonsense".to_string()];
         r.fold_layer(vec!["u".into(); 2], answers, true, &ex);
         assert_eq!(r.correct, vec![true, false]);

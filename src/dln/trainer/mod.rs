@@ -348,8 +348,8 @@ impl Trainer {
         &self,
         pending: Option<(LayerIndex, Operation, Usage)>,
     ) -> Option<Vec<UsageEntry>> {
-        let pending = pending
-            .map(|(l, op, before)| (l, op, usage::backend_usage(&self.net).since(&before)));
+        let pending =
+            pending.map(|(l, op, before)| (l, op, usage::backend_usage(&self.net).since(&before)));
         self.usage.live(pending)
     }
 

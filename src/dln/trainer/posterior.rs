@@ -8,7 +8,7 @@ use crate::dln::error::DlnError;
 use crate::dln::events::{Event, HiddenSample, LayerIndex, PosteriorExample, SampleOrigin, Stage};
 use crate::dln::network::Network;
 use crate::dln::ops::{self, call_seed, Operation};
-use crate::llm::{GenerateRequest, Generation};
+use crate::llm::{GenerateRequest, Generation, Usage};
 
 use super::{IterState, Posterior, Trainer};
 
@@ -111,7 +111,13 @@ pub(super) fn posterior_requests(
                 top_p: train.backward_top_p,
                 max_tokens: below.forward_max_tokens,
                 stop: q.stop.clone(),
-                seed: call_seed(train.seed, cur.iteration, Operation::PosteriorSampling, l, i * s_count + s),
+                seed: call_seed(
+                    train.seed,
+                    cur.iteration,
+                    Operation::PosteriorSampling,
+                    l,
+                    i * s_count + s,
+                ),
                 n: 1,
             });
             out.owners.push(i);
@@ -165,16 +171,42 @@ impl Trainer {
         let answers = ops::generate_backward(layer, Operation::PosteriorSampling, requests).await?;
         let human = self.cur_mut()?.take_pending_hidden(l);
         fold_posterior(&mut examples, &owners, answers, human);
-        self.emit(Event::PosteriorSampled {
-            iteration: it,
-            layer: l,
-            examples: examples.clone(),
+        self.keep_posterior(l, examples, false, before)
+    }
+
+    /// Stores the posterior below layer `l` (drawn, or `sharpened`), says so, and accounts
+    /// the stage's calls since `before`.
+    pub(super) fn keep_posterior(
+        &mut self,
+        l: LayerIndex,
+        examples: Vec<PosteriorExample>,
+        sharpened: bool,
+        before: Usage,
+    ) -> Result<(), DlnError> {
+        let (iteration, shown) = (self.iteration, examples.clone());
+        self.emit(if sharpened {
+            Event::Sharpened {
+                iteration,
+                layer: l,
+                examples: shown,
+            }
+        } else {
+            Event::PosteriorSampled {
+                iteration,
+                layer: l,
+                examples: shown,
+            }
         });
         self.cur_mut()?.posteriors[l] = Some(Posterior {
             examples,
-            sharpened: false,
+            sharpened,
         });
-        self.account(l, Operation::PosteriorSampling, before);
+        let operation = if sharpened {
+            Operation::Sharpening
+        } else {
+            Operation::PosteriorSampling
+        };
+        self.account(l, operation, before);
         Ok(())
     }
 }
@@ -195,18 +227,31 @@ mod tests {
         let r = posterior_requests(&net, &train, &cur, 1).unwrap();
         assert_eq!(r.examples.len(), 3);
         assert_eq!(r.owners, vec![0, 0, 1, 1, 2, 2]);
-        assert_eq!(r.examples[2].target, cur.batch[2].target, "the output layer's target is y");
+        assert_eq!(
+            r.examples[2].target, cur.batch[2].target,
+            "the output layer's target is y"
+        );
         assert_eq!(r.examples[1].samples[0].origin, SampleOrigin::Forward);
         assert_eq!(
             r.requests[3].seed,
-            call_seed(train.seed, cur.iteration, Operation::PosteriorSampling, 1, 3)
+            call_seed(
+                train.seed,
+                cur.iteration,
+                Operation::PosteriorSampling,
+                1,
+                3
+            )
         );
         let only_wrong = TrainConfig {
             only_wrong_posterior: true,
             ..train
         };
         let r = posterior_requests(&net, &only_wrong, &cur, 1).unwrap();
-        assert_eq!(r.owners, vec![1, 1, 2, 2], "a right example keeps only its own text");
+        assert_eq!(
+            r.owners,
+            vec![1, 1, 2, 2],
+            "a right example keeps only its own text"
+        );
     }
 
     #[test]
@@ -222,7 +267,11 @@ mod tests {
         let answers = vec![vec![gen("  first ")], vec![gen(" ")]];
         fold_posterior(&mut r.examples, &[0, 1], answers, vec![(1, "mine".into())]);
         let texts = |e: usize| -> Vec<&str> {
-            r.examples[e].samples.iter().map(|s| s.text.as_str()).collect()
+            r.examples[e]
+                .samples
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect()
         };
         assert_eq!(texts(0), vec![cur.fwd.hidden[0][0].as_str(), "first"]);
         assert_eq!(texts(1), vec![cur.fwd.hidden[0][1].as_str(), "mine"]);

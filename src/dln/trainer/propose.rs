@@ -6,9 +6,7 @@ use serde_json::json;
 
 use crate::config::TrainConfig;
 use crate::dln::error::DlnError;
-use crate::dln::events::{
-    Candidate, CandidateOrigin, Event, LayerIndex, RejectedProposal, Stage,
-};
+use crate::dln::events::{Candidate, CandidateOrigin, Event, LayerIndex, RejectedProposal, Stage};
 use crate::dln::math;
 use crate::dln::network::Network;
 use crate::dln::ops::{self, call_seed, Draw, Operation};
@@ -171,7 +169,9 @@ impl Proposals {
                 }
             });
             match parsed {
-                Ok(p) => self.candidates.push(candidate(p, CandidateOrigin::Proposed)),
+                Ok(p) => self
+                    .candidates
+                    .push(candidate(p, CandidateOrigin::Proposed)),
                 Err(reason) => self.rejected.push(RejectedProposal {
                     text: g.text,
                     reason,
@@ -193,7 +193,13 @@ impl Proposals {
 
     /// What the rejections were, as a warning: "`r` of `drawn` … rejected (reasons); `p` of
     /// `n` candidates proposed".
-    pub fn rejection_warning(&self, it: usize, l: LayerIndex, drawn: usize, n: usize) -> Option<String> {
+    pub fn rejection_warning(
+        &self,
+        it: usize,
+        l: LayerIndex,
+        drawn: usize,
+        n: usize,
+    ) -> Option<String> {
         if self.rejected.is_empty() {
             return None;
         }
@@ -371,16 +377,25 @@ mod tests {
             gen(""),
         ]);
         let origins: Vec<_> = p.candidates.iter().map(|c| c.origin).collect();
-        assert_eq!(origins, vec![CandidateOrigin::Current, CandidateOrigin::Proposed]);
+        assert_eq!(
+            origins,
+            vec![CandidateOrigin::Current, CandidateOrigin::Proposed]
+        );
         let reasons: Vec<_> = p.rejected.iter().map(|r| r.reason).collect();
         assert_eq!(reasons, vec![Rejection::Duplicate, Rejection::Empty]);
-        p.add_memory(vec!["Answer the question.".into(), "Pick the larger option.".into()]);
+        p.add_memory(vec![
+            "Answer the question.".into(),
+            "Pick the larger option.".into(),
+        ]);
         assert_eq!(p.candidates.len(), 3, "the memory adds only what is new");
         assert_eq!(p.candidates[2].origin, CandidateOrigin::Memory);
         let w = p.rejection_warning(2, 0, 3, 4).unwrap();
         assert!(w.contains("2 of 3 proposals drawn were rejected"), "{w}");
         assert!(w.contains("1 of 4 candidates proposed"), "{w}");
-        assert_eq!(Proposals::new("x".into()).rejection_warning(0, 0, 0, 0), None);
+        assert_eq!(
+            Proposals::new("x".into()).rejection_warning(0, 0, 0, 0),
+            None
+        );
     }
 
     #[test]
@@ -388,7 +403,11 @@ mod tests {
         let train = TrainConfig::default();
         let eligible = vec![0, 2, 3, 5];
         let a = shown_examples(&train, 1, 0, 0, &eligible);
-        assert_eq!(a, shown_examples(&train, 1, 0, 0, &eligible), "the same streams");
+        assert_eq!(
+            a,
+            shown_examples(&train, 1, 0, 0, &eligible),
+            "the same streams"
+        );
         assert_eq!(a.len(), 2, "held-out ranking shows half");
         assert!(a.iter().all(|i| eligible.contains(i)));
         let all = TrainConfig {
@@ -410,6 +429,9 @@ mod tests {
         assert_eq!(info["target"], cur.batch[1].target.as_str());
         let prompt = proposal_prompt(&net, 1, 0, &[info]).unwrap();
         let request = proposal_request(&net, &TrainConfig::default(), 4, 1, 2, prompt);
-        assert_eq!(request.seed, call_seed(TrainConfig::default().seed, 4, Operation::Propose, 1, 2));
+        assert_eq!(
+            request.seed,
+            call_seed(TrainConfig::default().seed, 4, Operation::Propose, 1, 2)
+        );
     }
 }

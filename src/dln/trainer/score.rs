@@ -34,10 +34,13 @@ fn reshape(values: &[f64], shape: &[usize]) -> Vec<Vec<f64>> {
     out
 }
 
+/// An example's texts below a layer (`None`: the layer reads `x` directly) and their weights.
+type Below = (Vec<Option<String>>, Vec<f64>);
+
 /// The texts below layer `l` for every example with their weights: the posterior's samples, or
 /// a single weight-1 "sample" per example (the forward pass's text, or nothing when the layer
 /// reads `x` directly).
-fn samples_below(cur: &IterState, l: LayerIndex) -> Vec<(Vec<Option<String>>, Vec<f64>)> {
+fn samples_below(cur: &IterState, l: LayerIndex) -> Vec<Below> {
     match cur.posteriors.get(l).and_then(|p| p.as_ref()) {
         Some(p) if l > 0 => p
             .examples
@@ -65,7 +68,7 @@ fn weights_of(ex: &crate::dln::events::PosteriorExample) -> Vec<f64> {
 fn output_pairs(
     layer: &Layer,
     batch: &[Example],
-    below: &[(Vec<Option<String>>, Vec<f64>)],
+    below: &[Below],
     prompt: &str,
     shots: &[Example],
 ) -> Result<(Vec<(String, String)>, Vec<usize>), DlnError> {
@@ -142,7 +145,11 @@ impl Trainer {
         let elbos = if l == self.net.output() {
             self.score_output(l, &mut candidates, before).await?
         } else {
-            self.score_hidden(l, &mut candidates, before).await?
+            let post = self.cur()?.posteriors.get(l + 1).and_then(|p| p.as_ref());
+            let post = post.ok_or_else(|| {
+                DlnError::Command(format!("no posterior for the hidden text of layer {l}"))
+            })?;
+            self.score_hidden(l, post, &mut candidates, before).await?
         };
         let (winner, elbo) = fold_scores(&candidates, &elbos);
         self.emit(Event::CandidatesScored {
@@ -190,7 +197,8 @@ impl Trainer {
         let mut kl_dists: Vec<Vec<Vec<f64>>> = Vec::new();
         let nc = candidates.len();
         for (c, cand) in candidates.iter_mut().enumerate() {
-            let (pairs, shape) = output_pairs(layer, &cur.batch, &below, &cand.prompt, &self.shots)?;
+            let (pairs, shape) =
+                output_pairs(layer, &cur.batch, &below, &cand.prompt, &self.shots)?;
             let values = if accuracy_scoring {
                 let seeds = (0..pairs.len())
                     .map(|j| call_seed(tc.seed, it, Operation::Score, c, j))
@@ -225,15 +233,12 @@ impl Trainer {
     async fn score_hidden(
         &self,
         l: LayerIndex,
+        post: &Posterior,
         candidates: &mut [Candidate],
         before: Usage,
     ) -> Result<Vec<f64>, DlnError> {
         let cur = self.cur()?;
-        let tc = &self.train;
-        let layer = &self.net.layers[l];
-        let post = cur.posteriors.get(l + 1).and_then(|p| p.as_ref()).ok_or_else(|| {
-            DlnError::Command(format!("no posterior for the hidden text of layer {l}"))
-        })?;
+        let (tc, layer) = (&self.train, &self.net.layers[l]);
         let weights: Vec<Vec<f64>> = post.examples.iter().map(weights_of).collect();
         let shape: Vec<usize> = post.examples.iter().map(|e| e.samples.len()).collect();
         let wrong: Vec<usize> = (0..cur.batch.len())
@@ -303,7 +308,10 @@ mod tests {
         let net = network(2);
         let cur = iteration(&net, 2, &[false, true]);
         let below = samples_below(&cur, 1);
-        assert_eq!(below[1], (vec![Some(cur.fwd.hidden[0][1].clone())], vec![1.0]));
+        assert_eq!(
+            below[1],
+            (vec![Some(cur.fwd.hidden[0][1].clone())], vec![1.0])
+        );
         assert_eq!(samples_below(&cur, 0)[0], (vec![None], vec![1.0]));
         let (pairs, shape) =
             output_pairs(&net.layers[1], &cur.batch, &below, "new prompt", &[]).unwrap();
@@ -353,6 +361,9 @@ mod tests {
         assert_eq!(fold_scores(&cands, &[-2.5, -1.5, -1.2]), (1, Some(-1.5)));
         assert_eq!(fold_scores(&cands, &[f64::NAN; 3]), (1, None));
         assert_eq!(fold_scores(&[], &[]), (0, None));
-        assert_eq!(reshape(&[1.0, 2.0, 3.0], &[2, 1]), vec![vec![1.0, 2.0], vec![3.0]]);
+        assert_eq!(
+            reshape(&[1.0, 2.0, 3.0], &[2, 1]),
+            vec![vec![1.0, 2.0], vec![3.0]]
+        );
     }
 }

@@ -8,7 +8,7 @@ use crate::dln::math;
 use crate::dln::ops::{self, call_seed, Operation};
 
 use super::forward::Forward;
-use super::{IterState, Posterior, Trainer};
+use super::{IterState, Trainer};
 
 /// A sample of a posterior: (example position, sample index).
 type SampleAt = (usize, usize);
@@ -67,7 +67,11 @@ pub(super) fn sharpen_requests(
         offsets.push(at);
         at += ex.samples.len();
     }
-    let shots = if l == net.output() { forward.shots } else { &[] };
+    let shots = if l == net.output() {
+        forward.shots
+    } else {
+        &[]
+    };
     let mut r = SharpenRequests {
         likelihood: Vec::with_capacity(which.len()),
         prior: Vec::with_capacity(which.len()),
@@ -85,7 +89,13 @@ pub(super) fn sharpen_requests(
         let below_ctx = ops::forward_context(below, &cur.fwd.inputs[l - 1][i], &below.prompt, &[])?;
         r.prior.push((below_ctx, text.clone()));
         let seed_index = offsets[e] + s;
-        r.seeds.push(call_seed(forward.seed, cur.iteration, Operation::Sharpening, l, seed_index));
+        r.seeds.push(call_seed(
+            forward.seed,
+            cur.iteration,
+            Operation::Sharpening,
+            l,
+            seed_index,
+        ));
     }
     Ok(r)
 }
@@ -193,17 +203,7 @@ impl Trainer {
         for e in touched {
             reweigh(&mut examples[e], temperature, own_eligible);
         }
-        self.emit(Event::Sharpened {
-            iteration: it,
-            layer: l,
-            examples: examples.clone(),
-        });
-        self.cur_mut()?.posteriors[l] = Some(Posterior {
-            examples,
-            sharpened: true,
-        });
-        self.account(l, Operation::Sharpening, before);
-        Ok(())
+        self.keep_posterior(l, examples, true, before)
     }
 
     /// The backend calls of sharpening: the likelihoods (the output layer's accuracy under
@@ -280,8 +280,14 @@ mod tests {
         };
         let which = vec![(1, 2)];
         let r = sharpen_requests(&forward, &cur, 1, &examples, &which).unwrap();
-        assert_eq!(r.seeds, vec![call_seed(5, cur.iteration, Operation::Sharpening, 1, 4)]);
-        assert!(r.likelihood[0].0.contains("h2"), "the sample is the layer's text below");
+        assert_eq!(
+            r.seeds,
+            vec![call_seed(5, cur.iteration, Operation::Sharpening, 1, 4)]
+        );
+        assert!(
+            r.likelihood[0].0.contains("h2"),
+            "the sample is the layer's text below"
+        );
         assert_eq!(r.likelihood[0].1, "y");
         assert_eq!(r.prior[0].1, "h2");
         assert_eq!(all_samples(&examples).len(), 5);
@@ -290,11 +296,23 @@ mod tests {
     #[test]
     fn terms_sum_into_the_log_weight_and_reweighing_picks_h_star() {
         let mut examples = vec![example(&[None, None], true)];
-        fold_terms(&mut examples, &[(0, 0), (0, 1)], &[-2.0, -1.0], Some(&[-0.5, -0.5]));
+        fold_terms(
+            &mut examples,
+            &[(0, 0), (0, 1)],
+            &[-2.0, -1.0],
+            Some(&[-0.5, -0.5]),
+        );
         let s = &examples[0].samples[1];
-        assert_eq!((s.log_likelihood, s.log_prior, s.log_weight), (Some(-1.0), Some(-0.5), Some(-1.5)));
+        assert_eq!(
+            (s.log_likelihood, s.log_prior, s.log_weight),
+            (Some(-1.0), Some(-0.5), Some(-1.5))
+        );
         fold_terms(&mut examples, &[(0, 0)], &[-3.0], None);
-        assert_eq!(examples[0].samples[0].log_weight, Some(-3.0), "no prior: w̃ is the likelihood");
+        assert_eq!(
+            examples[0].samples[0].log_weight,
+            Some(-3.0),
+            "no prior: w̃ is the likelihood"
+        );
         reweigh(&mut examples[0], 1.0, true);
         assert_eq!(examples[0].best, Some(1));
         let total: f64 = examples[0].samples.iter().filter_map(|s| s.weight).sum();

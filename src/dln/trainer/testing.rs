@@ -68,7 +68,13 @@ pub fn iteration(net: &Network, b: usize, correct: &[bool]) -> IterState {
                 batch
                     .iter()
                     .enumerate()
-                    .map(|(i, e)| if l == 0 { e.input.clone() } else { format!("{} h{}-{i}", e.input, l - 1) })
+                    .map(|(i, e)| {
+                        if l == 0 {
+                            e.input.clone()
+                        } else {
+                            format!("{} h{}-{i}", e.input, l - 1)
+                        }
+                    })
                     .collect()
             })
             .collect(),
@@ -78,7 +84,13 @@ pub fn iteration(net: &Network, b: usize, correct: &[bool]) -> IterState {
         predictions: batch
             .iter()
             .zip(correct)
-            .map(|(e, c)| if *c { e.target.clone() } else { "(C)".to_string() })
+            .map(|(e, c)| {
+                if *c {
+                    e.target.clone()
+                } else {
+                    "(C)".to_string()
+                }
+            })
             .collect(),
         correct: correct.to_vec(),
     };
