@@ -105,6 +105,14 @@ fn hidden_pairs(
     Ok(pairs)
 }
 
+/// Seeds of the accuracy-scoring calls of candidate `c` of layer `l`: pair `j` is call
+/// `c·P + j` of the layer's scoring (`P` pairs per candidate, the same for every candidate).
+fn score_seeds(seed: u64, iteration: usize, l: LayerIndex, c: usize, pairs: usize) -> Vec<u64> {
+    (0..pairs)
+        .map(|j| call_seed(seed, iteration, Operation::Score, l, c * pairs + j))
+        .collect()
+}
+
 /// The winner of the scored candidates (the first best; 0 when none scored) and its ELBO term
 /// (`None` when it has none).
 fn fold_scores(candidates: &[Candidate], elbos: &[f64]) -> (usize, Option<f64>) {
@@ -200,9 +208,7 @@ impl Trainer {
             let (pairs, shape) =
                 output_pairs(layer, &cur.batch, &below, &cand.prompt, &self.shots)?;
             let values = if accuracy_scoring {
-                let seeds = (0..pairs.len())
-                    .map(|j| call_seed(tc.seed, it, Operation::Score, c, j))
-                    .collect();
+                let seeds = score_seeds(tc.seed, it, l, c, pairs.len());
                 ops::prediction_accuracies(layer, classes, pairs, seeds).await?
             } else {
                 ops::output_logprobs(layer, classes, Operation::Score, pairs, tc.burn_in)
@@ -346,6 +352,19 @@ mod tests {
         assert_eq!(pairs[0].0, pairs[1].0);
         assert_eq!((pairs[0].1.as_str(), pairs[1].1.as_str()), ("a", "b"));
         assert_eq!(weights_of(&post.examples[0]), vec![0.25, 0.75]);
+    }
+
+    #[test]
+    fn every_scoring_call_of_a_layer_has_its_own_seed() {
+        let a = score_seeds(7, 2, 1, 0, 3);
+        let b = score_seeds(7, 2, 1, 1, 3);
+        assert_eq!(b[0], call_seed(7, 2, Operation::Score, 1, 3));
+        assert!(a.iter().all(|s| !b.contains(s)));
+        assert_ne!(
+            score_seeds(7, 2, 0, 1, 3),
+            b,
+            "the layer is part of the seed"
+        );
     }
 
     #[test]
