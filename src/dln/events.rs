@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dln::split::Split;
 use crate::llm::Usage;
 pub use crate::template::Rejection;
 
@@ -295,7 +296,7 @@ pub enum Event {
     },
     Evaluated {
         iteration: usize,
-        split: String,
+        split: Split,
         accuracy: f64,
         best_so_far: bool,
     },

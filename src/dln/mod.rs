@@ -6,9 +6,12 @@ pub mod events;
 pub mod math;
 pub mod network;
 pub mod ops;
+pub mod split;
 pub mod state;
 pub mod trainer;
 
 pub use error::DlnError;
 pub use network::{Layer, LayerBackends, Network};
-pub use trainer::{EventSink, Outcome, StepOutcome, Trainer};
+pub use ops::Operation;
+pub use split::Split;
+pub use trainer::{EventSink, Forward, Outcome, StepOutcome, Trainer, UsageBook};

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::{Example, OutputClasses};
 use crate::dln::error::DlnError;
+use crate::dln::events::Stage;
 use crate::dln::network::Layer;
 use crate::llm::{
     ClassifyRequest, GenerateRequest, Generation, LlmResult, Prompt, ScoreRequest, VerbalizerReduce,
@@ -16,30 +17,112 @@ use crate::loss;
 /// finite so a batch's weighted sums stay comparable across candidates.
 pub const EMPTY_TEXT_LOGPROB: f64 = -50.0;
 
+/// What a model call is for, named after the [`Stage`] that asks it. Its [`name`](Self::name)
+/// is written into call seeds (the persistent call cache is keyed by them) and usage entries
+/// (`events.jsonl`, `checkpoint.json`, `result.json`): those strings never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Forward,
+    PosteriorSampling,
+    Sharpening,
+    Propose,
+    Score,
+    Evaluate,
+    Test,
+}
+
+impl Operation {
+    /// The name in seeds and usage entries, as runs recorded before this enum wrote it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Forward => "forward",
+            Operation::PosteriorSampling => "posterior",
+            Operation::Sharpening => "sharpen",
+            Operation::Propose => "propose",
+            Operation::Score => "score",
+            Operation::Evaluate => "evaluate",
+            Operation::Test => "test",
+        }
+    }
+
+    /// The stage whose calls these are.
+    pub fn stage(self) -> Stage {
+        match self {
+            Operation::Forward => Stage::Forward,
+            Operation::PosteriorSampling => Stage::PosteriorSampling,
+            Operation::Sharpening => Stage::Sharpening,
+            Operation::Propose => Stage::Propose,
+            Operation::Score => Stage::Score,
+            Operation::Evaluate => Stage::Evaluate,
+            Operation::Test => Stage::Test,
+        }
+    }
+}
+
+/// A purpose of random draws with a stream of its own ([`stream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Draw {
+    /// The minibatch of an iteration.
+    Batch,
+    /// The half of the batch a proposal request is shown (held-out ranking).
+    HeldOut,
+    /// The order of the examples a proposal request is shown.
+    Shuffle,
+    /// The k-shot demonstrations.
+    KShot,
+}
+
+impl Draw {
+    /// The name the stream's seed is derived from (never changes, like [`Operation::name`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Draw::Batch => "batch",
+            Draw::HeldOut => "held_out",
+            Draw::Shuffle => "shuffle",
+            Draw::KShot => "k_shot",
+        }
+    }
+}
+
 /// A stable seed for one LLM call, from the run seed and where the call happens, so a resumed
 /// run asks exactly what the uninterrupted one asked (and hits the call cache).
-pub fn call_seed(run_seed: u64, iteration: usize, stage: &str, layer: usize, index: usize) -> u64 {
+pub fn call_seed(
+    run_seed: u64,
+    iteration: usize,
+    operation: Operation,
+    layer: usize,
+    index: usize,
+) -> u64 {
+    seed_of(run_seed, iteration, operation.name(), layer, index)
+}
+
+fn seed_of(run_seed: u64, iteration: usize, name: &str, layer: usize, index: usize) -> u64 {
     let mut h = Sha256::new();
-    h.update(format!("{run_seed}|{iteration}|{stage}|{layer}|{index}").as_bytes());
+    h.update(format!("{run_seed}|{iteration}|{name}|{layer}|{index}").as_bytes());
     let d = h.finalize();
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
     u64::from_le_bytes(b) >> 1
 }
 
-/// An RNG stream of its own for one purpose (`batch`, `held_out`, `shuffle`, `k_shot`) at one
-/// place of the run, derived from the run seed like [`call_seed`]: what one purpose draws never
-/// shifts what another draws, so two runs with one seed see the same batches whatever their
-/// `N`, held-out ranking or pins.
+/// An RNG stream of its own for one purpose at one place of the run, derived from the run seed
+/// like [`call_seed`]: what one purpose draws never shifts what another draws, so two runs with
+/// one seed see the same batches whatever their `N`, held-out ranking or pins.
 pub fn stream(
     run_seed: u64,
     iteration: usize,
-    purpose: &str,
+    purpose: Draw,
     layer: usize,
     index: usize,
 ) -> rand_chacha::ChaCha8Rng {
     use rand::SeedableRng;
-    rand_chacha::ChaCha8Rng::seed_from_u64(call_seed(run_seed, iteration, purpose, layer, index))
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed_of(
+        run_seed,
+        iteration,
+        purpose.name(),
+        layer,
+        index,
+    ))
 }
 
 fn llm<T>(layer: usize, operation: &'static str, r: LlmResult<T>) -> Result<T, DlnError> {
@@ -136,7 +219,7 @@ pub async fn generate_forward(
 /// requests there is no call.
 pub async fn generate_backward(
     layer: &Layer,
-    operation: &'static str,
+    operation: Operation,
     requests: Vec<GenerateRequest>,
 ) -> Result<Vec<Vec<Generation>>, DlnError> {
     if requests.is_empty() {
@@ -144,7 +227,7 @@ pub async fn generate_backward(
     }
     llm(
         layer.index,
-        operation,
+        operation.name(),
         layer.backends.backward.generate(requests).await,
     )
 }
@@ -216,7 +299,7 @@ pub fn class_of(classes: &OutputClasses, target: &str) -> Result<usize, DlnError
 /// multi-token answers). Empty targets get [`EMPTY_TEXT_LOGPROB`] without a call.
 pub async fn text_logprobs(
     layer: &Layer,
-    operation: &'static str,
+    operation: Operation,
     pairs: Vec<(String, String)>,
     burn_in: f64,
 ) -> Result<Vec<f64>, DlnError> {
@@ -234,7 +317,7 @@ pub async fn text_logprobs(
     if !requests.is_empty() {
         let scores = llm(
             layer.index,
-            operation,
+            operation.name(),
             layer.backends.forward.score(requests).await,
         )?;
         for (i, s) in idx.into_iter().zip(scores) {
@@ -254,7 +337,7 @@ pub async fn text_logprobs(
 pub async fn output_logprobs(
     layer: &Layer,
     classes: Option<&OutputClasses>,
-    operation: &'static str,
+    operation: Operation,
     pairs: Vec<(String, String)>,
     burn_in: f64,
 ) -> Result<(Vec<f64>, Option<Vec<Vec<f64>>>), DlnError> {
@@ -274,7 +357,7 @@ pub async fn output_logprobs(
                 .collect();
             let d = llm(
                 layer.index,
-                operation,
+                operation.name(),
                 layer.backends.forward.classify(requests).await,
             )?;
             let lps = d

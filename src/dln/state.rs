@@ -67,3 +67,24 @@ pub struct TrainerState {
     #[serde(default)]
     pub hidden_edits: Vec<HiddenEdit>,
 }
+
+impl TrainerState {
+    /// The state of nothing yet (what a trainer holds before it has a state of its own).
+    pub fn empty() -> TrainerState {
+        TrainerState {
+            iteration: 0,
+            started: false,
+            prompts: Vec::new(),
+            pinned: Vec::new(),
+            edited_templates: Vec::new(),
+            memory: PromptMemory::default(),
+            best_dev: BestDev::default(),
+            dev_history: Vec::new(),
+            rng: None,
+            shots: Vec::new(),
+            usage: Vec::new(),
+            train_accuracy: Vec::new(),
+            hidden_edits: Vec::new(),
+        }
+    }
+}

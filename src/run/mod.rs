@@ -8,8 +8,11 @@
 
 mod backends;
 mod checkpoint;
+mod control;
 mod dir;
+mod drive;
 mod error;
+mod eval;
 pub mod export;
 mod lock;
 pub mod predict;
@@ -21,8 +24,10 @@ pub use backends::{
     build_backends, build_backends_reporting, check_models, BackendReport, BuiltBackends,
 };
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
+pub use control::{Control, ControlState, Effect};
 pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
 pub use error::RunError;
+pub use eval::{evaluate_run, EvalReport};
 pub use lock::{RunLock, LOCK_FILE};
 pub use result::{read_result, RunResult, RESULT_FILE};
-pub use session::{evaluate_run, load_data, EvalReport, RunSummary, Session, SessionOptions};
+pub use session::{load_data, RunSummary, Session, SessionOptions};

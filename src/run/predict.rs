@@ -2,16 +2,17 @@
 //! prompts) answering new inputs, batched and prefix-reused exactly like the test split of a run.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::data::{declared_classes, Dataset, Example};
 use crate::dln::events::ForwardExample;
-use crate::dln::Trainer;
+use crate::dln::trainer::{answers, prepare_shots};
+use crate::dln::Forward;
+use crate::run::drive::build_network;
 use crate::run::export::{export_run, Which};
-use crate::run::session::{build_network, data_config, load_data, Discard};
+use crate::run::session::{data_config, load_data};
 use crate::run::{RunError, SessionOptions, CONFIG_FILE};
 
 /// One input line that could not be read.
@@ -183,9 +184,14 @@ pub async fn predict(
         ..opts
     };
     let (network, _) = build_network(&config, &dataset, &dir, &opts).await?;
-    let mut trainer = Trainer::new(network, config, dataset, Arc::new(Discard))?;
+    let shots = prepare_shots(&config.train, &dataset)?;
+    let forward = Forward {
+        net: &network,
+        shots: &shots,
+        seed: config.train.seed,
+    };
     let examples: Vec<Example> = inputs.iter().map(|(_, e)| e.clone()).collect();
-    let answers: Vec<ForwardExample> = trainer.answers(&examples, &net.prompts).await?;
+    let answers: Vec<ForwardExample> = answers(&forward, &examples, &net.prompts).await?;
     Ok(inputs
         .iter()
         .zip(answers)

@@ -225,7 +225,7 @@ pub fn dln1_running() -> Vec<Event> {
         });
         ev.push(Event::Evaluated {
             iteration: it,
-            split: "dev".into(),
+            split: dln::dln::Split::Dev,
             accuracy: 0.55 + 0.15 * it as f64,
             best_so_far: true,
         });

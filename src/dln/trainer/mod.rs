@@ -1,0 +1,512 @@
+//! The trainer: a state machine over the stages of an iteration (Forward → PosteriorSampling →
+//! Sharpening → Propose → Score → Select → Evaluate). [`Trainer::step`] runs exactly one stage,
+//! so a driver can apply a person's commands, pause, or stop between any two stages.
+//!
+//! For a DLN-k (k layers, k−1 hidden texts) each hidden text `h_l` (written by layer `l`, read
+//! by layer `l+1`) is a latent variable: top-down, its posterior samples are proposed from the
+//! target of the layer above (`y` for the output layer, else the best sample `h*` of the hidden
+//! text above), sharpened with the layer above's likelihood plus its own prior, and every layer's
+//! prompt is then updated on its own ELBO term. k = 1 is DLN-1 and k = 2 is DLN-2 exactly.
+//!
+//! Each stage lives in the module of its family and has the same shape: a pure function builds
+//! the stage's requests from the iteration's state, one backend call answers them, and a pure
+//! function folds the answers back into the state (and the events to emit):
+//! - [`forward`]: the forward pass ([`Forward`]), the minibatch, the plan of the iteration;
+//! - [`evaluate`]: accuracy on a split ([`accuracy`], [`answers`]: free functions over a
+//!   network, also what `dln eval` and `dln predict` run), dev evaluation, the final test;
+//! - [`posterior`] and [`sharpen`]: posterior sampling of the hidden texts and their weights;
+//! - [`propose`] and [`score`]: candidate prompts, their scores, the selection;
+//! - [`commands`]: a person's steering (pin, edit, add or exclude a hidden sample);
+//! - [`usage`]: token bookkeeping ([`UsageBook`]).
+
+mod batch;
+mod commands;
+mod evaluate;
+mod forward;
+mod posterior;
+mod propose;
+mod score;
+mod sharpen;
+#[cfg(test)]
+mod testing;
+mod usage;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{Mode, Scoring, TrainConfig};
+use crate::data::{Dataset, Example};
+use crate::dln::error::DlnError;
+use crate::dln::events::{Candidate, Event, LayerIndex, PosteriorExample, UsageEntry};
+use crate::dln::math;
+use crate::dln::network::Network;
+use crate::dln::ops::Operation;
+use crate::dln::state::{DevPoint, HiddenEdit, TrainerState};
+use crate::llm::Usage;
+
+pub use batch::prepare_shots;
+pub use evaluate::{accuracy, answers};
+pub use forward::Forward;
+pub use usage::UsageBook;
+
+use forward::ForwardResult;
+
+/// Where the trainer's events go (the run directory's log and the live channel).
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: Event);
+}
+
+/// What one [`Trainer::step`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// A stage ran; more follow.
+    Continue,
+    /// An iteration ended; its state is ready to checkpoint.
+    IterationDone,
+    /// The run is over (final test done).
+    Finished,
+}
+
+/// The final figures of a run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub best_prompts: Vec<String>,
+    pub final_prompts: Vec<String>,
+    pub dev_accuracy: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub iterations: usize,
+}
+
+/// A stage of the iteration in progress, with the layer it updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StageId {
+    Forward,
+    PosteriorSampling(LayerIndex),
+    Sharpening(LayerIndex),
+    /// Scores the samples a person added after sharpening and re-normalizes their examples.
+    Rescore(LayerIndex),
+    Propose(LayerIndex),
+    Score(LayerIndex),
+    Select(LayerIndex),
+    Evaluate,
+    Finish,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Start,
+    Iterating,
+    Test,
+    Done,
+}
+
+/// The posterior of one hidden text, with its per-sample terms.
+#[derive(Debug, Clone)]
+struct Posterior {
+    examples: Vec<PosteriorExample>,
+    sharpened: bool,
+}
+
+/// The work of the iteration in progress.
+struct IterState {
+    iteration: usize,
+    started: Instant,
+    queue: VecDeque<StageId>,
+    /// The stages already run, in order (their count is the boundary a person's edit is
+    /// recorded at).
+    done: Vec<StageId>,
+    /// Hidden texts a person wrote before their posterior was sampled: (layer, example, text).
+    pending_hidden: Vec<(LayerIndex, usize, String)>,
+    batch: Vec<Example>,
+    fwd: ForwardResult,
+    /// `posteriors[L]`: the hidden text below layer `L` (index 0 unused).
+    posteriors: Vec<Option<Posterior>>,
+    candidates: Vec<Vec<Candidate>>,
+    winners: Vec<Option<usize>>,
+    elbo: Vec<Option<f64>>,
+}
+
+impl IterState {
+    /// Iteration `iteration` of a network of `k` layers, before its forward pass.
+    fn new(iteration: usize, k: usize) -> IterState {
+        IterState {
+            iteration,
+            started: Instant::now(),
+            queue: VecDeque::from([StageId::Forward]),
+            done: Vec::new(),
+            pending_hidden: Vec::new(),
+            batch: Vec::new(),
+            fwd: ForwardResult::default(),
+            posteriors: vec![None; k],
+            candidates: vec![Vec::new(); k],
+            winners: vec![None; k],
+            elbo: vec![None; k],
+        }
+    }
+}
+
+/// The training loop of one run.
+pub struct Trainer {
+    net: Network,
+    train: TrainConfig,
+    /// Where template files named in commands resolve (the config's directory).
+    base_dir: PathBuf,
+    data: Dataset,
+    shots: Vec<Example>,
+    iteration: usize,
+    memory: math::PromptMemory,
+    best: math::BestDev,
+    dev_history: Vec<DevPoint>,
+    train_accuracy: Vec<f64>,
+    usage: UsageBook,
+    phase: Phase,
+    current: Option<IterState>,
+    /// The state at the start of the iteration in progress, with a person's edits applied: what
+    /// a stop mid-iteration saves (the interrupted iteration reruns from the call cache).
+    snapshot: TrainerState,
+    /// A restored checkpoint's posterior edits, replayed at their boundaries of the rerun
+    /// iteration.
+    replay: Vec<HiddenEdit>,
+    test_accuracy: Option<f64>,
+    sink: Arc<dyn EventSink>,
+}
+
+impl Trainer {
+    /// A fresh trainer at iteration 0, on the `[train]` settings; `base_dir` is where template
+    /// files named in commands resolve.
+    pub fn new(
+        net: Network,
+        train: &TrainConfig,
+        base_dir: &Path,
+        data: Dataset,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Trainer, DlnError> {
+        let shots = prepare_shots(train, &data)?;
+        let best = math::BestDev::new(net.prompts(), train.patience());
+        let mut t = Trainer {
+            memory: math::PromptMemory::new(train.memory),
+            net,
+            train: train.clone(),
+            base_dir: base_dir.to_path_buf(),
+            data,
+            shots,
+            iteration: 0,
+            best,
+            dev_history: Vec::new(),
+            train_accuracy: Vec::new(),
+            usage: UsageBook::default(),
+            phase: Phase::Start,
+            current: None,
+            snapshot: TrainerState::empty(),
+            replay: Vec::new(),
+            test_accuracy: None,
+            sink,
+        };
+        t.snapshot = t.state();
+        Ok(t)
+    }
+
+    /// A trainer continuing from a checkpoint's state.
+    pub fn restore(
+        mut net: Network,
+        train: &TrainConfig,
+        base_dir: &Path,
+        data: Dataset,
+        state: TrainerState,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Trainer, DlnError> {
+        batch::check_data(train, &data)?;
+        let k = net.layers.len();
+        if state.prompts.len() != k {
+            return Err(DlnError::Config(format!(
+                "the checkpoint has {} layers but the config has {k}",
+                state.prompts.len()
+            )));
+        }
+        for (l, layer) in net.layers.iter_mut().enumerate() {
+            layer.prompt = state.prompts[l].clone();
+            layer.pinned = state.pinned.get(l).copied().unwrap_or(false);
+        }
+        for (l, edits) in state.edited_templates.iter().enumerate() {
+            for (role, source) in edits {
+                net.set_template(l, *role, source, base_dir)?;
+            }
+        }
+        let phase = if !state.started {
+            Phase::Start
+        } else if train.mode != Mode::Dln || state.iteration >= train.iterations {
+            Phase::Test
+        } else {
+            Phase::Iterating
+        };
+        let mut best = state.best_dev.clone();
+        best.tolerance = train.patience();
+        let mut memory = state.memory.clone();
+        memory.capacity = train.memory;
+        Ok(Trainer {
+            replay: state.hidden_edits.clone(),
+            net,
+            train: train.clone(),
+            base_dir: base_dir.to_path_buf(),
+            data,
+            shots: state.shots.clone(),
+            iteration: state.iteration,
+            memory,
+            best,
+            dev_history: state.dev_history.clone(),
+            train_accuracy: state.train_accuracy.clone(),
+            usage: UsageBook::restored(state.usage.clone()),
+            phase,
+            current: None,
+            snapshot: state,
+            test_accuracy: None,
+            sink,
+        })
+    }
+
+    /// Completed iterations.
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// The network as trained so far (prompts, pins, templates, backends).
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// The state to checkpoint now: after a completed iteration it is the current state; in the
+    /// middle of one it is the iteration's start with a person's edits applied.
+    pub fn checkpoint_state(&self) -> TrainerState {
+        if self.current.is_some() {
+            self.snapshot.clone()
+        } else {
+            self.state()
+        }
+    }
+
+    fn state(&self) -> TrainerState {
+        TrainerState {
+            iteration: self.iteration,
+            // Starting (the baseline dev evaluation) is the only stage before the phase moves on.
+            started: self.phase != Phase::Start,
+            prompts: self.net.prompts(),
+            pinned: self.net.layers.iter().map(|l| l.pinned).collect(),
+            edited_templates: self
+                .net
+                .layers
+                .iter()
+                .map(|l| l.edited_templates.clone())
+                .collect(),
+            memory: self.memory.clone(),
+            best_dev: self.best.clone(),
+            dev_history: self.dev_history.clone(),
+            rng: None,
+            shots: self.shots.clone(),
+            usage: self.usage.run().to_vec(),
+            train_accuracy: self.train_accuracy.clone(),
+            hidden_edits: self.replay.clone(),
+        }
+    }
+
+    /// Token usage so far, per layer and operation.
+    pub fn usage(&self) -> &[UsageEntry] {
+        self.usage.run()
+    }
+
+    /// The final figures (best-dev prompts, accuracies).
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            best_prompts: self.best_prompts(),
+            final_prompts: self.net.prompts(),
+            dev_accuracy: self.best.accuracy,
+            test_accuracy: self.test_accuracy,
+            iterations: self.iteration,
+        }
+    }
+
+    fn best_prompts(&self) -> Vec<String> {
+        if self.best.accuracy.is_some() {
+            self.best.prompts.clone()
+        } else {
+            self.net.prompts()
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        self.sink.emit(e);
+    }
+
+    /// The usage of the iteration in progress plus the running stage's calls since `before`
+    /// (not yet accounted): what stage events carry so clients show live totals.
+    fn live_usage(
+        &self,
+        pending: Option<(LayerIndex, Operation, Usage)>,
+    ) -> Option<Vec<UsageEntry>> {
+        let pending =
+            pending.map(|(l, op, before)| (l, op, usage::backend_usage(&self.net).since(&before)));
+        self.usage.live(pending)
+    }
+
+    /// The backends' counters now, to account a stage's calls against later.
+    fn meter(&self) -> Usage {
+        usage::backend_usage(&self.net)
+    }
+
+    /// Accounts the calls since `before` to `layer` and `operation`.
+    fn account(&mut self, layer: LayerIndex, operation: Operation, before: Usage) {
+        let u = usage::backend_usage(&self.net).since(&before);
+        self.usage.add(layer, operation, u);
+    }
+
+    /// Whether layer `l`'s candidates are ranked by accuracy: asked for in the config, or forced
+    /// because its backend gives no log-probabilities (ALGORITHM.md §2 step 4).
+    fn accuracy_scoring(&self, l: LayerIndex) -> bool {
+        self.train.scoring == Scoring::Accuracy
+            || !self.net.layers[l].backends.forward.has_logprobs()
+    }
+
+    /// Re-applies a restored checkpoint's posterior edits that belong at this boundary.
+    fn replay_edits(&mut self) {
+        let Some(at) = self.current.as_ref().map(|c| c.done.len()) else {
+            return;
+        };
+        let (due, later) = self.replay.drain(..).partition(|e| e.after_stages == at);
+        self.replay = later;
+        for e in due {
+            if let Err(err) = self.try_apply(e.command) {
+                self.emit(Event::Error {
+                    message: format!("replaying a recorded edit: {err}"),
+                });
+            }
+        }
+    }
+
+    /// Runs the next stage.
+    pub async fn step(&mut self) -> Result<StepOutcome, DlnError> {
+        match self.phase {
+            Phase::Start => {
+                self.start().await?;
+                Ok(StepOutcome::Continue)
+            }
+            Phase::Iterating => {
+                if self.current.is_none() {
+                    if self.iteration >= self.train.iterations {
+                        self.phase = Phase::Test;
+                        return Ok(StepOutcome::Continue);
+                    }
+                    // A resumed iteration keeps its recorded edits until it completes again.
+                    self.snapshot = self.state();
+                    self.current = Some(IterState::new(self.iteration, self.net.layers.len()));
+                    self.usage.begin_iteration();
+                }
+                self.replay_edits();
+                let next = self
+                    .current
+                    .as_mut()
+                    .and_then(|c| c.queue.pop_front())
+                    .unwrap_or(StageId::Finish);
+                if let Some(c) = self.current.as_mut() {
+                    c.done.push(next);
+                }
+                self.run_stage(next).await
+            }
+            Phase::Test => {
+                self.run_test().await?;
+                self.phase = Phase::Done;
+                Ok(StepOutcome::Finished)
+            }
+            Phase::Done => Ok(StepOutcome::Finished),
+        }
+    }
+
+    /// Before the first iteration: a warning if scoring falls back to accuracy, and the
+    /// baseline dev evaluation.
+    async fn start(&mut self) -> Result<(), DlnError> {
+        let o = self.net.output();
+        if self.train.scoring == Scoring::Logprob && self.accuracy_scoring(o) {
+            self.emit(Event::Warning {
+                message: format!(
+                    "the backend of layer {o} gives no log-probabilities: candidates are \
+                     ranked by batch accuracy (train.scoring = \"accuracy\")"
+                ),
+            });
+        }
+        let baseline = self.train.mode != Mode::Dln;
+        if baseline || self.train.first_eval {
+            self.evaluate_dev(0).await?;
+        }
+        self.phase = if baseline {
+            Phase::Test
+        } else {
+            Phase::Iterating
+        };
+        Ok(())
+    }
+
+    async fn run_stage(&mut self, stage: StageId) -> Result<StepOutcome, DlnError> {
+        match stage {
+            StageId::Forward => self.stage_forward().await?,
+            StageId::PosteriorSampling(l) => self.stage_posterior(l).await?,
+            StageId::Sharpening(l) => self.stage_sharpen(l).await?,
+            StageId::Rescore(l) => self.stage_rescore(l).await?,
+            StageId::Propose(l) => self.stage_propose(l).await?,
+            StageId::Score(l) => self.stage_score(l).await?,
+            StageId::Select(l) => self.stage_select(l),
+            StageId::Evaluate => {
+                let it = self.iteration;
+                self.evaluate_dev(it).await?;
+            }
+            StageId::Finish => return Ok(self.finish_iteration()),
+        }
+        Ok(StepOutcome::Continue)
+    }
+
+    fn cur(&self) -> Result<&IterState, DlnError> {
+        self.current
+            .as_ref()
+            .ok_or_else(|| DlnError::Command("no iteration in progress".into()))
+    }
+
+    fn cur_mut(&mut self) -> Result<&mut IterState, DlnError> {
+        self.current
+            .as_mut()
+            .ok_or_else(|| DlnError::Command("no iteration in progress".into()))
+    }
+
+    fn finish_iteration(&mut self) -> StepOutcome {
+        let Some(cur) = self.current.take() else {
+            return StepOutcome::Continue;
+        };
+        let usage = self.usage.end_iteration();
+        self.replay.clear();
+        let it = cur.iteration;
+        let acc = cur.fwd.accuracy();
+        let elbo = if cur.elbo.iter().any(|e| e.is_some()) {
+            let total = cur.elbo.iter().flatten().sum();
+            self.emit(Event::Elbo {
+                iteration: it,
+                terms: cur.elbo.clone(),
+                total,
+            });
+            Some(total)
+        } else {
+            None
+        };
+        self.train_accuracy.push(acc);
+        self.iteration += 1;
+        self.emit(Event::IterationDone {
+            iteration: it,
+            train_accuracy: acc,
+            elbo,
+            usage,
+            elapsed_ms: cur.started.elapsed().as_millis() as u64,
+        });
+        StepOutcome::IterationDone
+    }
+}

@@ -1,0 +1,437 @@
+//! Propose: layer `l`'s backward model, shown the examples the layer got right and wrong,
+//! writes `N−1` candidate prompts `π̃`; the current prompt and the memory's join them.
+
+use rand::seq::SliceRandom;
+use serde_json::json;
+
+use crate::config::TrainConfig;
+use crate::dln::error::DlnError;
+use crate::dln::events::{Candidate, CandidateOrigin, Event, LayerIndex, RejectedProposal, Stage};
+use crate::dln::math;
+use crate::dln::network::Network;
+use crate::dln::ops::{self, call_seed, Draw, Operation};
+use crate::llm::{Backend, GenerateRequest, Generation, Prompt};
+use crate::template::{proposal_key, read_proposal, Rejection};
+
+use super::score::candidate;
+use super::{IterState, Trainer};
+
+impl IterState {
+    /// What the proposer of layer `l` is shown about example `i`: for the output layer its
+    /// answer `ŷ_i` and the target `y_i`, right or wrong by the loss; for a hidden layer its
+    /// own text `h_i` as its output and `h*_i` as the correct output (ALGORITHM.md §3 step 5),
+    /// right exactly when `h*_i` is `h_i`.
+    fn backward_info(&self, output: LayerIndex, l: LayerIndex, i: usize) -> serde_json::Value {
+        let h = if l > 0 {
+            self.fwd.hidden[l - 1][i].clone()
+        } else {
+            String::new()
+        };
+        let (prediction, target, correct) = if l == output {
+            (
+                self.fwd.predictions[i].clone(),
+                self.batch[i].target.clone(),
+                self.fwd.correct[i],
+            )
+        } else {
+            let own = self.fwd.hidden[l][i].clone();
+            let best = self.best_hidden(l + 1, i);
+            let same = best.trim() == own.trim();
+            (own, best, same)
+        };
+        // The input is `x` itself and the hidden text below is `h` (rather than `R(x, h)`, which
+        // would show the proposer the same thoughts twice).
+        json!({
+            "input": self.batch[i].input,
+            "h": h,
+            "prediction": prediction,
+            "output": prediction,
+            "target": target,
+            "loss": if correct { 0.0 } else { 1.0 },
+            "correct": correct,
+        })
+    }
+
+    /// The batch positions layer `l`'s proposer may be shown. A hidden layer's examples whose
+    /// final answer was wrong but whose best hidden text is the layer's own (`h*_i = h_i`)
+    /// teach nothing (no better text is known, and calling the text that led to an error
+    /// "right" would mislead): they are left out.
+    pub(super) fn proposable(&self, output: LayerIndex, l: LayerIndex) -> Vec<usize> {
+        let b = self.batch.len();
+        if l == output {
+            return (0..b).collect();
+        }
+        (0..b)
+            .filter(|&i| {
+                self.fwd.correct[i]
+                    || self.best_hidden(l + 1, i).trim() != self.fwd.hidden[l][i].trim()
+            })
+            .collect()
+    }
+}
+
+/// What proposal request `j` of layer `l` shows: its own held-out half of the eligible
+/// examples in its own order (streams derived from the seed, the iteration, the layer and `j`).
+pub(super) fn shown_examples(
+    train: &TrainConfig,
+    iteration: usize,
+    l: LayerIndex,
+    j: usize,
+    eligible: &[usize],
+) -> Vec<usize> {
+    let mut held = ops::stream(train.seed, iteration, Draw::HeldOut, l, j);
+    let mut shown: Vec<usize> =
+        math::proposer_subset(eligible.len(), train.held_out_ranking, &mut held)
+            .into_iter()
+            .map(|k| eligible[k])
+            .collect();
+    shown.shuffle(&mut ops::stream(train.seed, iteration, Draw::Shuffle, l, j));
+    shown
+}
+
+/// Layer `l`'s prompt-proposal template `B_π` with the shown examples' infos and message
+/// alternative `j mod len`.
+pub(super) fn proposal_prompt(
+    net: &Network,
+    l: LayerIndex,
+    j: usize,
+    infos: &[serde_json::Value],
+) -> Result<Prompt, DlnError> {
+    let layer = &net.layers[l];
+    let next_prompt = net
+        .layers
+        .get(l + 1)
+        .map(|n| n.prompt.clone())
+        .unwrap_or_default();
+    let t = &layer.propose_prompt;
+    let text = t.render(&json!({
+        "prompt": layer.prompt,
+        "backward_infos": infos,
+        "message": t.message(j),
+        "next_prompt": next_prompt,
+    }))?;
+    Ok(t.prompt(text))
+}
+
+/// Proposal request `j` of layer `l` with its prompt.
+pub(super) fn proposal_request(
+    net: &Network,
+    train: &TrainConfig,
+    iteration: usize,
+    l: LayerIndex,
+    j: usize,
+    prompt: Prompt,
+) -> GenerateRequest {
+    let layer = &net.layers[l];
+    GenerateRequest {
+        prompt,
+        temperature: layer.backward_temperature,
+        top_p: train.backward_top_p,
+        max_tokens: layer.backward_max_tokens,
+        stop: layer.propose_prompt.stop.clone(),
+        seed: call_seed(train.seed, iteration, Operation::Propose, l, j),
+        n: 1,
+    }
+}
+
+/// The candidates of one update as proposals arrive: distinct by [`proposal_key`].
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Proposals {
+    /// The current prompt's text, which a proposal must not echo.
+    current: String,
+    pub candidates: Vec<Candidate>,
+    keys: Vec<String>,
+    pub rejected: Vec<RejectedProposal>,
+}
+
+impl Proposals {
+    /// The current prompt alone.
+    pub fn new(current: String) -> Proposals {
+        Proposals {
+            candidates: vec![candidate(current.clone(), CandidateOrigin::Current)],
+            keys: vec![proposal_key(&current)],
+            current,
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Parses generated proposals: each becomes a candidate or a rejection (empty, echo, meta,
+    /// duplicate).
+    pub fn fold(&mut self, answers: Vec<Vec<Generation>>) {
+        for g in answers.into_iter().flatten() {
+            let parsed = read_proposal(&g.text, &self.current).and_then(|p| {
+                let key = proposal_key(&p);
+                if self.keys.contains(&key) {
+                    Err(Rejection::Duplicate)
+                } else {
+                    self.keys.push(key);
+                    Ok(p)
+                }
+            });
+            match parsed {
+                Ok(p) => self
+                    .candidates
+                    .push(candidate(p, CandidateOrigin::Proposed)),
+                Err(reason) => self.rejected.push(RejectedProposal {
+                    text: g.text,
+                    reason,
+                }),
+            }
+        }
+    }
+
+    /// The memory's prompts for this layer not already among the candidates.
+    pub fn add_memory(&mut self, prompts: Vec<String>) {
+        for p in prompts {
+            let key = proposal_key(&p);
+            if !self.keys.contains(&key) {
+                self.keys.push(key);
+                self.candidates.push(candidate(p, CandidateOrigin::Memory));
+            }
+        }
+    }
+
+    /// What the rejections were, as a warning: "`r` of `drawn` … rejected (reasons); `p` of
+    /// `n` candidates proposed".
+    pub fn rejection_warning(
+        &self,
+        it: usize,
+        l: LayerIndex,
+        drawn: usize,
+        n: usize,
+    ) -> Option<String> {
+        if self.rejected.is_empty() {
+            return None;
+        }
+        let reasons: Vec<String> = [
+            Rejection::Empty,
+            Rejection::Echo,
+            Rejection::Meta,
+            Rejection::Duplicate,
+        ]
+        .into_iter()
+        .filter_map(|r| {
+            let c = self.rejected.iter().filter(|x| x.reason == r).count();
+            (c > 0).then(|| format!("{c} {}", r.name()))
+        })
+        .collect();
+        let proposed = self
+            .candidates
+            .iter()
+            .filter(|c| c.origin == CandidateOrigin::Proposed)
+            .count();
+        Some(format!(
+            "iteration {it}, layer {l}: {} of {drawn} proposals drawn were rejected ({}); {proposed} of {n} \
+             candidates proposed",
+            self.rejected.len(),
+            reasons.join(", ")
+        ))
+    }
+}
+
+impl Trainer {
+    /// Proposal request `j` of layer `l`, its shown examples dropped from the end until the
+    /// prompt and the answer fit the backward model's context; returns how many were dropped.
+    async fn fitted_proposal(
+        &self,
+        l: LayerIndex,
+        j: usize,
+        eligible: &[usize],
+    ) -> Result<(GenerateRequest, usize), DlnError> {
+        let it = self.iteration;
+        let cur = self.cur()?;
+        let infos: Vec<serde_json::Value> = shown_examples(&self.train, it, l, j, eligible)
+            .into_iter()
+            .map(|i| cur.backward_info(self.net.output(), l, i))
+            .collect();
+        let layer = &self.net.layers[l];
+        let backend = &layer.backends.backward;
+        let room = backend.context_size();
+        let mut keep = infos.len();
+        loop {
+            let prompt = proposal_prompt(&self.net, l, j, &infos[..keep])?;
+            let fits = room == 0 || {
+                let needed = prompt_tokens(backend.as_ref(), &prompt).await
+                    + layer.backward_max_tokens as usize;
+                needed <= room
+            };
+            if fits || keep == 0 {
+                let request = proposal_request(&self.net, &self.train, it, l, j, prompt);
+                return Ok((request, infos.len() - keep));
+            }
+            keep -= 1;
+        }
+    }
+
+    pub(super) async fn stage_propose(&mut self, l: LayerIndex) -> Result<(), DlnError> {
+        if !self.net.layers[l].updatable() {
+            return Ok(());
+        }
+        let before = self.meter();
+        let it = self.iteration;
+        let n = self.train.num_candidates.saturating_sub(1);
+        let rounds = self.train.proposal_rounds.max(1);
+        self.emit(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Propose,
+            layer: Some(l),
+            total: n,
+            usage: self.live_usage(None),
+        });
+        let mut proposals = Proposals::new(self.net.layers[l].prompt.clone());
+        let mut drawn = 0;
+        let mut dropped = 0;
+        let eligible = self.cur()?.proposable(self.net.output(), l);
+        if eligible.is_empty() && n > 0 {
+            self.emit(Event::Warning {
+                message: format!(
+                    "iteration {it}, layer {l}: no example has a better hidden text than the layer's own, so there is \
+                     nothing to show the proposer; no proposals this update"
+                ),
+            });
+        }
+        // Rejected proposals are replaced by new draws (new seeds, new held-out halves), for at
+        // most `rounds` rounds, until N−1 distinct proposals parse.
+        for _ in 0..rounds {
+            let need = n + 1 - proposals.candidates.len();
+            if need == 0 || eligible.is_empty() {
+                break;
+            }
+            let mut requests = Vec::with_capacity(need);
+            for j in drawn..drawn + need {
+                let (r, d) = self.fitted_proposal(l, j, &eligible).await?;
+                dropped = dropped.max(d);
+                requests.push(r);
+            }
+            drawn += need;
+            let layer = &self.net.layers[l];
+            proposals.fold(ops::generate_backward(layer, Operation::Propose, requests).await?);
+        }
+        proposals.add_memory(self.memory.layer_prompts(l));
+        if dropped > 0 {
+            self.emit(Event::Warning {
+                message: format!(
+                    "iteration {it}, layer {l}: up to {dropped} shown examples were left out of proposal prompts so \
+                     that they fit the backward model's context"
+                ),
+            });
+        }
+        if let Some(message) = proposals.rejection_warning(it, l, drawn, n) {
+            self.emit(Event::Warning { message });
+        }
+        self.emit(Event::CandidatesProposed {
+            iteration: it,
+            layer: l,
+            candidates: proposals.candidates.clone(),
+            drawn,
+            rejected: proposals.rejected,
+            examples_dropped: dropped,
+        });
+        self.cur_mut()?.candidates[l] = proposals.candidates;
+        self.account(l, Operation::Propose, before);
+        Ok(())
+    }
+}
+
+/// Tokens of a generation prompt as the backward model will read it: raw text as is; a chat as
+/// its messages and answer start plus a margin for the chat template's markup.
+async fn prompt_tokens(backend: &dyn Backend, prompt: &Prompt) -> usize {
+    /// Tokens the chat markup of a system and a user turn and an assistant start may take.
+    const CHAT_MARKUP: usize = 32;
+    let count = |t: String| async move { backend.count_tokens(&t).await.unwrap_or(0) };
+    match prompt {
+        Prompt::Raw { text } => count(text.clone()).await,
+        Prompt::Chat {
+            messages,
+            assistant_prefix,
+        } => {
+            let mut text: String = messages
+                .iter()
+                .map(|m| format!("{}\n", m.content))
+                .collect();
+            text.push_str(assistant_prefix);
+            count(text).await + CHAT_MARKUP
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dln::trainer::testing::{iteration, network};
+
+    fn gen(text: &str) -> Vec<Generation> {
+        vec![Generation {
+            text: text.to_string(),
+            tokens: 1,
+            token_logprobs: None,
+        }]
+    }
+
+    #[test]
+    fn proposals_become_distinct_candidates_or_rejections() {
+        let mut p = Proposals::new("Answer the question.".into());
+        p.fold(vec![
+            gen("Think step by step, then answer with the letter."),
+            gen("Think step by step, then answer with the letter."),
+            gen(""),
+        ]);
+        let origins: Vec<_> = p.candidates.iter().map(|c| c.origin).collect();
+        assert_eq!(
+            origins,
+            vec![CandidateOrigin::Current, CandidateOrigin::Proposed]
+        );
+        let reasons: Vec<_> = p.rejected.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, vec![Rejection::Duplicate, Rejection::Empty]);
+        p.add_memory(vec![
+            "Answer the question.".into(),
+            "Pick the larger option.".into(),
+        ]);
+        assert_eq!(p.candidates.len(), 3, "the memory adds only what is new");
+        assert_eq!(p.candidates[2].origin, CandidateOrigin::Memory);
+        let w = p.rejection_warning(2, 0, 3, 4).unwrap();
+        assert!(w.contains("2 of 3 proposals drawn were rejected"), "{w}");
+        assert!(w.contains("1 of 4 candidates proposed"), "{w}");
+        assert_eq!(
+            Proposals::new("x".into()).rejection_warning(0, 0, 0, 0),
+            None
+        );
+    }
+
+    #[test]
+    fn a_request_shows_its_own_half_of_the_eligible_examples() {
+        let train = TrainConfig::default();
+        let eligible = vec![0, 2, 3, 5];
+        let a = shown_examples(&train, 1, 0, 0, &eligible);
+        assert_eq!(
+            a,
+            shown_examples(&train, 1, 0, 0, &eligible),
+            "the same streams"
+        );
+        assert_eq!(a.len(), 2, "held-out ranking shows half");
+        assert!(a.iter().all(|i| eligible.contains(i)));
+        let all = TrainConfig {
+            held_out_ranking: false,
+            ..TrainConfig::default()
+        };
+        assert_eq!(shown_examples(&all, 1, 0, 0, &eligible).len(), 4);
+    }
+
+    #[test]
+    fn a_hidden_layer_is_shown_only_examples_with_a_better_text_known() {
+        let net = network(2);
+        let cur = iteration(&net, 3, &[true, false, false]);
+        // No posterior yet: h* is the layer's own text, so only the right example teaches.
+        assert_eq!(cur.proposable(1, 0), vec![0]);
+        assert_eq!(cur.proposable(1, 1), vec![0, 1, 2]);
+        let info = cur.backward_info(1, 1, 1);
+        assert_eq!(info["correct"], false);
+        assert_eq!(info["target"], cur.batch[1].target.as_str());
+        let prompt = proposal_prompt(&net, 1, 0, &[info]).unwrap();
+        let request = proposal_request(&net, &TrainConfig::default(), 4, 1, 2, prompt);
+        assert_eq!(
+            request.seed,
+            call_seed(TrainConfig::default().seed, 4, Operation::Propose, 1, 2)
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! Score and select: each candidate prompt of layer `l` is scored by its ELBO term over the
+//! batch, `Σ_i Σ_s w_{i,s} log p(target | F(u_{i,s}; π̃))` (the output layer: less the trust
+//! region's KL; a hidden layer: with the log-p penalty on wrong texts), and the best replaces
+//! the prompt.
+
+use crate::data::Example;
+use crate::dln::error::DlnError;
+use crate::dln::events::{Candidate, CandidateOrigin, Event, LayerIndex, Stage};
+use crate::dln::math;
+use crate::dln::network::Layer;
+use crate::dln::ops::{self, call_seed, Operation};
+use crate::llm::Usage;
+
+use super::{IterState, Posterior, Trainer};
+
+/// A candidate prompt not scored yet.
+pub(super) fn candidate(prompt: String, origin: CandidateOrigin) -> Candidate {
+    Candidate {
+        prompt,
+        origin,
+        score: None,
+        kl: None,
+    }
+}
+
+/// Splits a flat list into rows of the given lengths.
+fn reshape(values: &[f64], shape: &[usize]) -> Vec<Vec<f64>> {
+    let mut out = Vec::with_capacity(shape.len());
+    let mut at = 0;
+    for n in shape {
+        out.push(values[at..at + n].to_vec());
+        at += n;
+    }
+    out
+}
+
+/// An example's texts below a layer (`None`: the layer reads `x` directly) and their weights.
+type Below = (Vec<Option<String>>, Vec<f64>);
+
+/// The texts below layer `l` for every example with their weights: the posterior's samples, or
+/// a single weight-1 "sample" per example (the forward pass's text, or nothing when the layer
+/// reads `x` directly).
+fn samples_below(cur: &IterState, l: LayerIndex) -> Vec<Below> {
+    match cur.posteriors.get(l).and_then(|p| p.as_ref()) {
+        Some(p) if l > 0 => p
+            .examples
+            .iter()
+            .map(|ex| {
+                let texts = ex.samples.iter().map(|s| Some(s.text.clone())).collect();
+                (texts, weights_of(ex))
+            })
+            .collect(),
+        _ => (0..cur.batch.len())
+            .map(|i| {
+                let below = (l > 0).then(|| cur.fwd.hidden[l - 1][i].clone());
+                (vec![below], vec![1.0])
+            })
+            .collect(),
+    }
+}
+
+fn weights_of(ex: &crate::dln::events::PosteriorExample) -> Vec<f64> {
+    ex.samples.iter().map(|s| s.weight.unwrap_or(0.0)).collect()
+}
+
+/// The output layer's scoring pairs for a candidate prompt: (`F(R(x_i, h̃_{i,s}); π̃)`, `y_i`)
+/// for every sample below, and the number of samples per example.
+fn output_pairs(
+    layer: &Layer,
+    batch: &[Example],
+    below: &[Below],
+    prompt: &str,
+    shots: &[Example],
+) -> Result<(Vec<(String, String)>, Vec<usize>), DlnError> {
+    let mut pairs = Vec::new();
+    let mut shape = Vec::with_capacity(below.len());
+    for (i, (texts, _)) in below.iter().enumerate() {
+        shape.push(texts.len());
+        for h in texts {
+            let u = ops::layer_input(layer, &batch[i].input, h.as_deref())?;
+            pairs.push((
+                ops::forward_context(layer, &u, prompt, shots)?,
+                batch[i].target.clone(),
+            ));
+        }
+    }
+    Ok((pairs, shape))
+}
+
+/// A hidden layer's scoring pairs for a candidate prompt: (`F_h(x_i; π̃)`, `h̃_{i,s}`) for every
+/// posterior sample of the text it writes.
+fn hidden_pairs(
+    layer: &Layer,
+    inputs: &[String],
+    post: &Posterior,
+    prompt: &str,
+) -> Result<Vec<(String, String)>, DlnError> {
+    let mut pairs = Vec::new();
+    for ex in &post.examples {
+        let ctx = ops::forward_context(layer, &inputs[ex.index], prompt, &[])?;
+        for s in &ex.samples {
+            pairs.push((ctx.clone(), s.text.clone()));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Seeds of the accuracy-scoring calls of candidate `c` of layer `l`: pair `j` is call
+/// `c·P + j` of the layer's scoring (`P` pairs per candidate, the same for every candidate).
+fn score_seeds(seed: u64, iteration: usize, l: LayerIndex, c: usize, pairs: usize) -> Vec<u64> {
+    (0..pairs)
+        .map(|j| call_seed(seed, iteration, Operation::Score, l, c * pairs + j))
+        .collect()
+}
+
+/// The winner of the scored candidates (the first best; 0 when none scored) and its ELBO term
+/// (`None` when it has none).
+fn fold_scores(candidates: &[Candidate], elbos: &[f64]) -> (usize, Option<f64>) {
+    let scores: Vec<f64> = candidates
+        .iter()
+        .map(|c| c.score.unwrap_or(f64::NEG_INFINITY))
+        .collect();
+    let winner = math::argmax(&scores).unwrap_or(0);
+    (winner, elbos.get(winner).copied().filter(|e| !e.is_nan()))
+}
+
+impl Trainer {
+    pub(super) async fn stage_score(&mut self, l: LayerIndex) -> Result<(), DlnError> {
+        // A layer that is not updated (pinned, or fixed by the config) still has its ELBO term
+        // computed for the current prompt alone: the ELBO shown is the sum over every layer.
+        let fixed = !self.net.layers[l].updatable();
+        if !fixed && self.cur()?.candidates[l].is_empty() {
+            return Ok(());
+        }
+        let before = self.meter();
+        let it = self.iteration;
+        let mut candidates = if fixed {
+            vec![candidate(
+                self.net.layers[l].prompt.clone(),
+                CandidateOrigin::Current,
+            )]
+        } else {
+            self.cur()?.candidates[l].clone()
+        };
+        self.emit(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Score,
+            layer: Some(l),
+            total: candidates.len(),
+            usage: self.live_usage(None),
+        });
+        // Each candidate's ELBO term before the trust region or the log-p penalty.
+        let elbos = if l == self.net.output() {
+            self.score_output(l, &mut candidates, before).await?
+        } else {
+            let post = self.cur()?.posteriors.get(l + 1).and_then(|p| p.as_ref());
+            let post = post.ok_or_else(|| {
+                DlnError::Command(format!("no posterior for the hidden text of layer {l}"))
+            })?;
+            self.score_hidden(l, post, &mut candidates, before).await?
+        };
+        let (winner, elbo) = fold_scores(&candidates, &elbos);
+        self.emit(Event::CandidatesScored {
+            iteration: it,
+            layer: l,
+            candidates: candidates.clone(),
+            winner,
+        });
+        let cur = self.cur_mut()?;
+        cur.candidates[l] = candidates;
+        cur.winners[l] = Some(winner);
+        cur.elbo[l] = elbo;
+        self.account(l, Operation::Score, before);
+        Ok(())
+    }
+
+    /// Candidate `c` of `total` is scored: a progress event with the usage so far.
+    fn scored(&self, l: LayerIndex, c: usize, total: usize, before: Usage) {
+        self.emit(Event::StageProgress {
+            iteration: self.iteration,
+            stage: Stage::Score,
+            done: c + 1,
+            total,
+            usage: self.live_usage(Some((l, Operation::Score, before))),
+        });
+    }
+
+    /// Scores the output layer's candidates on every sample below, weighted; with a trust
+    /// factor and classes, less `λ·KL` from the current prompt's class distributions.
+    async fn score_output(
+        &self,
+        l: LayerIndex,
+        candidates: &mut [Candidate],
+        before: Usage,
+    ) -> Result<Vec<f64>, DlnError> {
+        let cur = self.cur()?;
+        let tc = &self.train;
+        let it = self.iteration;
+        let layer = &self.net.layers[l];
+        let classes = self.net.classes.as_ref();
+        let accuracy_scoring = self.accuracy_scoring(l);
+        let below = samples_below(cur, l);
+        let weights: Vec<Vec<f64>> = below.iter().map(|(_, w)| w.clone()).collect();
+        let mut elbos = vec![f64::NAN; candidates.len()];
+        let mut kl_dists: Vec<Vec<Vec<f64>>> = Vec::new();
+        let nc = candidates.len();
+        for (c, cand) in candidates.iter_mut().enumerate() {
+            let (pairs, shape) =
+                output_pairs(layer, &cur.batch, &below, &cand.prompt, &self.shots)?;
+            let values = if accuracy_scoring {
+                let seeds = score_seeds(tc.seed, it, l, c, pairs.len());
+                ops::prediction_accuracies(layer, classes, pairs, seeds).await?
+            } else {
+                ops::output_logprobs(layer, classes, Operation::Score, pairs, tc.burn_in)
+                    .await?
+                    .0
+            };
+            let mut score = math::weighted_elbo(&reshape(&values, &shape), &weights);
+            elbos[c] = score;
+            if let (true, Some(cl)) = (tc.trust_factor > 0.0, classes) {
+                let contexts: Vec<String> = cur.fwd.inputs[l]
+                    .iter()
+                    .map(|u| ops::forward_context(layer, u, &cand.prompt, &self.shots))
+                    .collect::<Result<_, _>>()?;
+                let d = ops::classify(layer, cl, contexts).await?;
+                kl_dists.push(d.into_iter().map(|d| d.probs).collect());
+                let kl = math::mean_kl(&kl_dists[0], &kl_dists[c]);
+                cand.kl = Some(kl);
+                score -= tc.trust_factor * kl;
+            }
+            cand.score = Some(score);
+            self.scored(l, c, nc, before);
+        }
+        Ok(elbos)
+    }
+
+    /// Scores a hidden layer's candidates on its own ELBO term over the posterior samples of
+    /// the text it writes, with the log-p penalty on the wrong examples' own texts.
+    async fn score_hidden(
+        &self,
+        l: LayerIndex,
+        post: &Posterior,
+        candidates: &mut [Candidate],
+        before: Usage,
+    ) -> Result<Vec<f64>, DlnError> {
+        let cur = self.cur()?;
+        let (tc, layer) = (&self.train, &self.net.layers[l]);
+        let weights: Vec<Vec<f64>> = post.examples.iter().map(weights_of).collect();
+        let shape: Vec<usize> = post.examples.iter().map(|e| e.samples.len()).collect();
+        let wrong: Vec<usize> = (0..cur.batch.len())
+            .filter(|i| !cur.fwd.correct[*i])
+            .collect();
+        let penalty = math::logp_penalty_at(
+            tc.logp_penalty,
+            self.iteration,
+            tc.iterations,
+            tc.decay_logp_penalty,
+        );
+        let mut elbos = vec![f64::NAN; candidates.len()];
+        let nc = candidates.len();
+        for (c, cand) in candidates.iter_mut().enumerate() {
+            let pairs = hidden_pairs(layer, &cur.fwd.inputs[l], post, &cand.prompt)?;
+            let values = ops::text_logprobs(layer, Operation::Score, pairs, tc.burn_in).await?;
+            let ll = reshape(&values, &shape);
+            let elbo = math::weighted_elbo(&ll, &weights);
+            // Sample 0 of every example is the forward pass's own hidden text.
+            let wrong_lp: Vec<f64> = wrong.iter().map(|i| ll[*i][0]).collect();
+            elbos[c] = elbo;
+            cand.score = Some(math::apply_logp_penalty(elbo, penalty, &wrong_lp));
+            self.scored(l, c, nc, before);
+        }
+        Ok(elbos)
+    }
+
+    /// Select: the winner of the scores replaces layer `l`'s prompt (unless a person pinned
+    /// it between scoring and selection).
+    pub(super) fn stage_select(&mut self, l: LayerIndex) {
+        let it = self.iteration;
+        let Some(cur) = self.current.as_ref() else {
+            return;
+        };
+        let Some(w) = cur.winners[l] else { return };
+        let Some(c) = cur.candidates[l].get(w).cloned() else {
+            return;
+        };
+        if !self.net.layers[l].updatable() {
+            return;
+        }
+        let previous = std::mem::replace(&mut self.net.layers[l].prompt, c.prompt.clone());
+        self.emit(Event::StageStarted {
+            iteration: it,
+            stage: Stage::Select,
+            layer: Some(l),
+            total: 1,
+            usage: self.live_usage(None),
+        });
+        self.emit(Event::PromptSelected {
+            iteration: it,
+            layer: l,
+            prompt: c.prompt,
+            previous,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dln::events::{HiddenSample, PosteriorExample, SampleOrigin};
+    use crate::dln::trainer::testing::{iteration, network};
+
+    #[test]
+    fn without_a_posterior_each_example_is_one_weight_one_sample() {
+        let net = network(2);
+        let cur = iteration(&net, 2, &[false, true]);
+        let below = samples_below(&cur, 1);
+        assert_eq!(
+            below[1],
+            (vec![Some(cur.fwd.hidden[0][1].clone())], vec![1.0])
+        );
+        assert_eq!(samples_below(&cur, 0)[0], (vec![None], vec![1.0]));
+        let (pairs, shape) =
+            output_pairs(&net.layers[1], &cur.batch, &below, "new prompt", &[]).unwrap();
+        assert_eq!(shape, vec![1, 1]);
+        assert!(pairs[1].0.contains("new prompt") && pairs[1].0.contains(&cur.fwd.hidden[0][1]));
+        assert_eq!(pairs[1].1, cur.batch[1].target);
+    }
+
+    #[test]
+    fn a_hidden_layer_scores_every_posterior_sample_under_its_example_context() {
+        let net = network(2);
+        let cur = iteration(&net, 1, &[false]);
+        let sample = |t: &str, w: f64| HiddenSample {
+            weight: Some(w),
+            ..HiddenSample::unscored(t.into(), SampleOrigin::Posterior)
+        };
+        let post = Posterior {
+            examples: vec![PosteriorExample {
+                index: 0,
+                input: "x".into(),
+                target: "y".into(),
+                hidden: "h".into(),
+                correct: false,
+                samples: vec![sample("a", 0.25), sample("b", 0.75)],
+                best: Some(1),
+                entropy: None,
+            }],
+            sharpened: true,
+        };
+        let pairs = hidden_pairs(&net.layers[0], &cur.fwd.inputs[0], &post, "cand").unwrap();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs[0].0, pairs[1].0);
+        assert_eq!((pairs[0].1.as_str(), pairs[1].1.as_str()), ("a", "b"));
+        assert_eq!(weights_of(&post.examples[0]), vec![0.25, 0.75]);
+    }
+
+    #[test]
+    fn every_scoring_call_of_a_layer_has_its_own_seed() {
+        let a = score_seeds(7, 2, 1, 0, 3);
+        let b = score_seeds(7, 2, 1, 1, 3);
+        assert_eq!(b[0], call_seed(7, 2, Operation::Score, 1, 3));
+        assert!(a.iter().all(|s| !b.contains(s)));
+        assert_ne!(
+            score_seeds(7, 2, 0, 1, 3),
+            b,
+            "the layer is part of the seed"
+        );
+    }
+
+    #[test]
+    fn the_first_best_score_wins_and_brings_its_elbo_term() {
+        let mut cands = vec![
+            candidate("a".into(), CandidateOrigin::Current),
+            candidate("b".into(), CandidateOrigin::Proposed),
+            candidate("c".into(), CandidateOrigin::Proposed),
+        ];
+        for (c, s) in cands.iter_mut().zip([-2.0, -1.0, -1.0]) {
+            c.score = Some(s);
+        }
+        assert_eq!(fold_scores(&cands, &[-2.5, -1.5, -1.2]), (1, Some(-1.5)));
+        assert_eq!(fold_scores(&cands, &[f64::NAN; 3]), (1, None));
+        assert_eq!(fold_scores(&[], &[]), (0, None));
+        assert_eq!(
+            reshape(&[1.0, 2.0, 3.0], &[2, 1]),
+            vec![vec![1.0, 2.0], vec![3.0]]
+        );
+    }
+}

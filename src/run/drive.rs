@@ -1,0 +1,226 @@
+//! The drive loop of a session: builds the trainer, runs it stage by stage while receiving
+//! commands (through [`Control`]), checkpoints after every iteration and on stop, and writes
+//! the run's result at the end.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::config::Config;
+use crate::data::Dataset;
+use crate::dln::events::{Command, Event, RunState};
+use crate::dln::state::TrainerState;
+use crate::dln::{EventSink, Network, StepOutcome, Trainer};
+use crate::llm::Usage;
+use crate::run::checkpoint::{write_checkpoint, Checkpoint};
+use crate::run::control::{Control, Effect};
+use crate::run::dir::EventLog;
+use crate::run::result::{write_result, RunResult};
+use crate::run::session::{summary_of, RunSummary, SessionOptions};
+use crate::run::{build_backends_reporting, BackendReport, RunError};
+
+/// Carries out a control transition's effects: announcements to the log, commands to the
+/// trainer.
+fn perform(effects: Vec<Effect>, trainer: &mut Trainer, log: &EventLog) {
+    for e in effects {
+        match e {
+            Effect::Announce(state) => log.emit(Event::StateChanged { state }),
+            Effect::Apply(cmd) => trainer.apply(cmd),
+        }
+    }
+}
+
+/// Runs one stage while still receiving commands (they are acknowledged at once and applied at
+/// the next boundary by [`Control::reach_boundary`]).
+async fn step_receiving(
+    trainer: &mut Trainer,
+    ctl: &mut Control,
+    commands: &mut UnboundedReceiver<Command>,
+    log: &EventLog,
+) -> Result<StepOutcome, RunError> {
+    let stage = trainer.step();
+    tokio::pin!(stage);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut stage => return Ok(r?),
+            cmd = commands.recv(), if open => match cmd {
+                Some(cmd) => {
+                    for e in ctl.during_stage(cmd) {
+                        if let Effect::Announce(state) = e {
+                            log.emit(Event::StateChanged { state });
+                        }
+                    }
+                }
+                None => open = false,
+            },
+        }
+    }
+}
+
+/// The session's task: trains until the run finishes or a person stops it.
+pub(crate) async fn drive(
+    run_dir: &Path,
+    config: Config,
+    data: Dataset,
+    state: Option<TrainerState>,
+    opts: SessionOptions,
+    log: Arc<EventLog>,
+    mut commands: UnboundedReceiver<Command>,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let (net, backend_reports) = build_network(&config, &data, run_dir, &opts).await?;
+    let sink: Arc<dyn EventSink> = log.clone();
+    let base = config.base_dir();
+    let mut trainer = match state {
+        Some(s) => Trainer::restore(net, &config.train, &base, data, s, sink)?,
+        None => Trainer::new(net, &config.train, &base, data, sink)?,
+    };
+    let d = trainer.data();
+    let net = trainer.network();
+    log.emit(Event::RunStarted {
+        run_dir: run_dir.display().to_string(),
+        task: config.task.name.clone(),
+        model: net.layers[net.output()].backends.forward.model_id(),
+        layers: net.layer_infos(),
+        iterations: config.train.iterations,
+        start_iteration: trainer.iteration(),
+        train_size: d.train.len(),
+        dev_size: d.dev.len(),
+        test_size: d.test.len(),
+    });
+    for r in backend_reports {
+        log.emit(Event::BackendConnected {
+            name: r.name,
+            scoring: r.scoring,
+            detail: r.detail,
+        });
+    }
+    let (mut ctl, shown) = Control::start(opts.start_paused);
+    perform(vec![shown], &mut trainer, &log);
+    loop {
+        while let Ok(cmd) = commands.try_recv() {
+            perform(ctl.at_boundary(cmd), &mut trainer, &log);
+        }
+        while ctl.is_paused() {
+            match commands.recv().await {
+                Some(cmd) => perform(ctl.at_boundary(cmd), &mut trainer, &log),
+                // Nobody can resume us any more: carry on.
+                None => ctl.commands_closed(),
+            }
+        }
+        if ctl.is_stopping() {
+            checkpoint(run_dir, &trainer, false, &log)?;
+            let outcome = trainer.outcome();
+            log.emit(Event::RunFinished {
+                best_prompts: outcome.best_prompts.clone(),
+                dev_accuracy: outcome.dev_accuracy,
+                test_accuracy: None,
+                stopped_early: true,
+            });
+            return finish(run_dir, &config, &trainer, true, started, &log);
+        }
+        crate::fault::point("stage", || {});
+        let outcome = step_receiving(&mut trainer, &mut ctl, &mut commands, &log).await?;
+        if outcome != StepOutcome::Finished {
+            perform(ctl.reach_boundary(), &mut trainer, &log);
+        }
+        match outcome {
+            StepOutcome::Continue => {}
+            StepOutcome::IterationDone => checkpoint(run_dir, &trainer, false, &log)?,
+            StepOutcome::Finished => {
+                checkpoint(run_dir, &trainer, true, &log)?;
+                return finish(run_dir, &config, &trainer, false, started, &log);
+            }
+        }
+        perform(ctl.stage_done(), &mut trainer, &log);
+    }
+}
+
+/// The network of `config` on its backends, calling through the run's cache (or the shared one
+/// the options name).
+pub(crate) async fn build_network(
+    config: &Config,
+    data: &Dataset,
+    run_dir: &Path,
+    opts: &SessionOptions,
+) -> Result<(Network, Vec<BackendReport>), RunError> {
+    let cache_dir = opts
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| run_dir.join("cache"));
+    let built = build_backends_reporting(
+        config,
+        opts.model.as_deref(),
+        opts.backend.clone(),
+        &cache_dir,
+    )
+    .await?;
+    Ok((
+        Network::from_config(config, data.classes.clone(), built.layers)?,
+        built.reports,
+    ))
+}
+
+/// Writes the trainer's checkpoint and says so in the log.
+fn checkpoint(
+    run_dir: &Path,
+    trainer: &Trainer,
+    finished: bool,
+    log: &EventLog,
+) -> Result<(), RunError> {
+    let state = trainer.checkpoint_state();
+    let path = write_checkpoint(run_dir, &Checkpoint::new(state.clone(), finished))?;
+    log.emit(Event::CheckpointWritten {
+        iteration: state.iteration,
+        path: path.display().to_string(),
+    });
+    Ok(())
+}
+
+/// The run's last step: writes `result.json`, marks the run finished, and returns its summary.
+fn finish(
+    run_dir: &Path,
+    config: &Config,
+    trainer: &Trainer,
+    stopped_early: bool,
+    started: Instant,
+    log: &EventLog,
+) -> Result<RunSummary, RunError> {
+    let result = result_of(config, trainer, stopped_early, started);
+    write_result(run_dir, &result)?;
+    log.emit(Event::StateChanged {
+        state: RunState::Finished,
+    });
+    Ok(summary_of(run_dir, &result))
+}
+
+fn result_of(config: &Config, t: &Trainer, stopped_early: bool, started: Instant) -> RunResult {
+    let o = t.outcome();
+    let mut usage = Usage::default();
+    for e in t.usage() {
+        usage.add(&e.usage);
+    }
+    let state = t.checkpoint_state();
+    let net = t.network();
+    RunResult {
+        task: config.task.name.clone(),
+        model: net.layers[net.output()].backends.forward.model_id(),
+        layers: net.layers.len(),
+        mode: format!("{:?}", config.train.mode).to_lowercase(),
+        iterations: o.iterations,
+        best_prompts: o.best_prompts,
+        final_prompts: o.final_prompts,
+        dev_accuracy: o.dev_accuracy,
+        test_accuracy: o.test_accuracy,
+        stopped_early,
+        dev_history: state.dev_history,
+        train_accuracy: state.train_accuracy,
+        usage,
+        usage_by_layer: t.usage().to_vec(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    }
+}
