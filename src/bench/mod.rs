@@ -5,6 +5,7 @@
 //! Two DLN-shaped scoring workloads are run naive (each request from an empty cache) and with
 //! prefix reuse; a third part compares batched with sequential generation of 8 samples.
 
+pub mod accuracy;
 pub mod http;
 mod report;
 mod texts;

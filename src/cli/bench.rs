@@ -68,3 +68,245 @@ pub fn http(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `dln bench accuracy`: plans the cells, prints the estimate, runs what is not done yet (Ctrl-C
+/// stops the running cell at its next stage boundary; run again to resume), and writes the
+/// report. Exits 3 when a cell was stopped, 1 when one failed.
+pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Result<ExitCode> {
+    use dln::bench::accuracy::{self as acc, plan, Method};
+
+    let methods = args
+        .methods
+        .iter()
+        .map(|m| m.parse::<Method>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let tasks = args
+        .tasks
+        .iter()
+        .map(|t| plan::resolve_task(t, &args.data))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = plan::PlanOptions {
+        methods,
+        seeds: (1..=args.seeds.max(1)).collect(),
+        k: args.k,
+        overrides: args.set.clone(),
+        out: args.out.clone(),
+    };
+    let cells = plan::plan(&tasks, &opts)?;
+    if !args.report_only {
+        print_estimate(&cells)?;
+        if args.estimate {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcomes = if args.report_only {
+        cells
+            .into_iter()
+            .map(|cell| acc::CellOutcome {
+                status: match dln::run::runs::run_info(&cell.dir).map(|r| r.status) {
+                    Some(dln::run::runs::RunStatus::Finished) => {
+                        acc::CellStatus::Finished { reused: true }
+                    }
+                    _ => acc::CellStatus::Stopped,
+                },
+                result: dln::run::read_result(&cell.dir).ok().flatten(),
+                cell,
+            })
+            .collect()
+    } else {
+        let run_opts = acc::RunOptions {
+            model: model.map(str::to_string),
+        };
+        runtime.block_on(async move {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            watch_signals(cancel.clone())?;
+            anyhow::Ok(
+                acc::run_cells(cells, &run_opts, &|line| eprintln!("{line}"), cancel).await,
+            )
+        })?
+    };
+    let meta = acc::report::ReportMeta {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        hardware: hardware(),
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        k: args.k,
+        overrides: args.set.clone(),
+    };
+    let report = acc::BenchReport::new(&outcomes, &args.out, meta);
+    let (written, warnings) = acc::write_outputs(&args.out, &report)
+        .with_context(|| format!("writing the report into {}", args.out.display()))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let md = acc::report::render_markdown(&report);
+        // The summary tables (everything before the per-run list).
+        print!("{}", md.split("## Every run").next().unwrap_or(&md));
+    }
+    for p in written {
+        eprintln!("wrote {}", p.display());
+    }
+    let stopped = outcomes
+        .iter()
+        .any(|o| o.status == acc::CellStatus::Stopped);
+    let failed = outcomes
+        .iter()
+        .any(|o| matches!(o.status, acc::CellStatus::Failed(_)));
+    Ok(if failed {
+        ExitCode::from(super::exit::FAILED)
+    } else if stopped {
+        eprintln!("some cells are not finished; run the same command again to resume them");
+        ExitCode::from(super::exit::STOPPED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// SIGINT/SIGTERM/SIGHUP stop the running cell at its next stage boundary; a second SIGINT
+/// leaves at once (everything written so far is on disk).
+fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    tokio::spawn(async move {
+        loop {
+            let again = tokio::select! {
+                _ = int.recv() => cancel.is_cancelled(),
+                _ = term.recv() => false,
+                _ = hup.recv() => false,
+            };
+            if again {
+                eprintln!("interrupted; run the same command again to resume");
+                // SAFETY: `_exit` ends the process at once (see `dln train`'s second Ctrl-C).
+                unsafe { libc::_exit(i32::from(super::exit::INTERRUPTED)) }
+            }
+            eprintln!("stopping after the current stage; press Ctrl-C again to stop at once");
+            cancel.cancel();
+        }
+    });
+    Ok(())
+}
+
+/// Cores, memory and CPU model, for the report.
+fn hardware() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let kb: f64 = m
+                .lines()
+                .find(|l| l.starts_with("MemTotal:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some(kb / 1024.0 / 1024.0)
+        });
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    let mut s = format!("{cores} cores");
+    if let Some(g) = mem_gib {
+        s.push_str(&format!(", {g:.0} GiB RAM"));
+    }
+    if let Some(c) = cpu {
+        s.push_str(&format!(", {c}"));
+    }
+    s.push_str(", no GPU");
+    s
+}
+
+/// The estimate per task and method (mean over seeds) and in all; a task and method with
+/// finished cells is estimated from their measured time.
+fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
+    use dln::bench::accuracy::estimate::{estimate, Estimate};
+    use std::collections::BTreeMap;
+    let mut data_by_task: BTreeMap<String, dln::data::Dataset> = BTreeMap::new();
+    let mut rows: Vec<(String, String, usize, Estimate, Option<f64>)> = Vec::new();
+    let mut total = Estimate::default();
+    for cell in cells {
+        if !data_by_task.contains_key(&cell.task) {
+            let d = dln::run::load_data(&cell.config)
+                .with_context(|| format!("loading the data of task {}", cell.task))?;
+            data_by_task.insert(cell.task.clone(), d);
+        }
+        let e = estimate(cell, &data_by_task[&cell.task]);
+        let measured = dln::run::read_result(&cell.dir)
+            .ok()
+            .flatten()
+            .filter(|r| !r.stopped_early)
+            .map(|r| r.elapsed_ms as f64 / 1000.0);
+        if measured.is_none() {
+            // What is still to run (a finished cell costs nothing more).
+            total.add(&e);
+        }
+        match rows
+            .iter_mut()
+            .find(|r| r.0 == cell.task && r.1 == cell.method.name())
+        {
+            Some(r) => {
+                r.2 += 1;
+                r.3.add(&e);
+                if let Some(m) = measured {
+                    *r.4.get_or_insert(0.0) += m;
+                }
+            }
+            None => rows.push((
+                cell.task.clone(),
+                cell.method.name().to_string(),
+                1,
+                e,
+                measured,
+            )),
+        }
+    }
+    eprintln!(
+        "{:<32} {:<15} {:>5} {:>8} {:>10} {:>9} {:>10}",
+        "task", "method", "seeds", "calls", "prompt tok", "gen tok", "time/cell"
+    );
+    for (task, method, n, e, measured) in &rows {
+        let n = *n as f64;
+        let time = match measured {
+            Some(m) => format!("{} done", fmt_secs(m / n)),
+            None => format!("~{}", fmt_secs(e.seconds / n)),
+        };
+        eprintln!(
+            "{:<32} {:<15} {:>5} {:>8.0} {:>10.0} {:>9.0} {:>10}",
+            task,
+            method,
+            n,
+            e.calls as f64 / n,
+            e.prompt_tokens as f64 / n,
+            e.generated_tokens as f64 / n,
+            time
+        );
+    }
+    eprintln!(
+        "estimate still to run: ~{} (rough: {} prompt and {} generated tokens/s, the embedded model on 2 cores)",
+        fmt_secs(total.seconds),
+        dln::bench::accuracy::estimate::PREFILL_TOKENS_PER_SECOND,
+        dln::bench::accuracy::estimate::GENERATED_TOKENS_PER_SECOND
+    );
+    Ok(())
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s >= 3600.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else if s >= 60.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{s:.0} s")
+    }
+}

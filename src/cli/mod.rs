@@ -155,6 +155,15 @@ pub enum Commands {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// The comparison table: for each task, 0-shot, k-shot, DLN-1, DLN-2 (and ablations) over
+    /// several seeds on the same splits and batches; writes results.md/.csv/.json and SVG plots.
+    ///
+    /// Example: dln bench accuracy hyperbaton subj examples/dln1-demo.toml --seeds 3
+    /// --set train.iterations=4 --out bench-accuracy
+    ///
+    /// Every cell is a run directory under OUT/runs (open it with `dln replay`). Run the same
+    /// command again to resume: finished cells are read back, stopped ones continue.
+    Accuracy(AccuracyArgs),
     /// Naive vs prefix-reused scoring and batched vs sequential generation on the embedded model.
     Engine {
         /// One JSON object on stdout instead of a table.
@@ -180,6 +189,42 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccuracyArgs {
+    /// Tasks: paper task names (hyperbaton, navigate, date_understanding,
+    /// logical_deduction_seven_objects, subj, mpqa, trec; data read under --data) or config files.
+    #[arg(required = true)]
+    pub tasks: Vec<String>,
+    /// Methods, comma-separated: 0-shot, k-shot, dln-1, dln-2, dln-3, dln-2-uniform (sharpening
+    /// off), dln-2-no-prior, dln-2-fixed-h (π1 fixed, not trained).
+    #[arg(long, value_delimiter = ',', default_value = "0-shot,k-shot,dln-1,dln-2")]
+    pub methods: Vec<String>,
+    /// Seeds per cell (1..=N): the training seed (batches, proposals, demonstrations).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Demonstrations of the k-shot method.
+    #[arg(long, default_value_t = 3)]
+    pub k: usize,
+    /// Where the paper's data is (bbh/, nlu/).
+    #[arg(long, default_value = "../shared/data")]
+    pub data: PathBuf,
+    /// Output directory: runs/, results.md, results.csv, results.json, accuracy.svg, curves.svg.
+    #[arg(long, default_value = "bench-accuracy")]
+    pub out: PathBuf,
+    /// `KEY=VALUE` applied to every cell (e.g. train.iterations=4, data.max_test=50).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the estimate of calls, tokens and time per cell, and run nothing.
+    #[arg(long)]
+    pub estimate: bool,
+    /// Write the report from the cells already run, and run nothing.
+    #[arg(long)]
+    pub report_only: bool,
+    /// The report as one JSON object on stdout instead of the Markdown table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +323,9 @@ pub fn main() -> ExitCode {
         Some(Commands::Bench {
             which: BenchCommand::Engine { json },
         }) => bench::engine(cli.model.as_deref(), json),
+        Some(Commands::Bench {
+            which: BenchCommand::Accuracy(ref args),
+        }) => bench::accuracy(args, cli.model.as_deref()),
         Some(Commands::Bench {
             which:
                 BenchCommand::Http {

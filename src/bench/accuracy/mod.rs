@@ -1,0 +1,238 @@
+//! `dln bench accuracy`: the paper's comparison table on any model. For each task, method
+//! (0-shot, k-shot, DLN-1, DLN-2, DLN-3 and DLN-2 ablations) and seed, one run in its own
+//! directory under `OUT/runs/`; then a Markdown table (mean ± std test accuracy per method and
+//! task), the same as CSV and JSON, and SVG plots.
+//!
+//! Cells are ordinary runs: each opens in `dln replay`, and an interrupted benchmark resumes
+//! (finished cells are read back, a stopped cell resumes from its checkpoint and its call cache).
+
+pub mod estimate;
+pub mod plan;
+pub mod plot;
+pub mod report;
+
+use std::path::Path;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::dln::events::{Command, Event};
+use crate::run::{read_result, RunResult};
+use crate::run::runs::{run_info, RunStatus};
+use crate::run::{Session, SessionOptions, CONFIG_FILE};
+
+pub use plan::{Cell, Method, PlanOptions, Task};
+pub use report::{BenchReport, CellRow};
+
+/// How a cell ended in this invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellStatus {
+    /// Finished now or before (its `result.json` is read back).
+    Finished { reused: bool },
+    /// Stopped by the user; resumable.
+    Stopped,
+    /// The run failed; the message says why.
+    Failed(String),
+}
+
+/// One cell after this invocation.
+#[derive(Debug, Clone)]
+pub struct CellOutcome {
+    pub cell: Cell,
+    pub status: CellStatus,
+    pub result: Option<RunResult>,
+}
+
+/// Options of the runs themselves.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// A model for every layer without its own (`--model`).
+    pub model: Option<String>,
+}
+
+/// Runs `cells` one after another (a model process on 2 cores gains nothing from company).
+/// `progress` gets one line per event worth a person's attention; `cancel` stops the running
+/// cell at its next stage boundary (checkpoint) and leaves the rest for a later invocation.
+pub async fn run_cells(
+    cells: Vec<Cell>,
+    opts: &RunOptions,
+    progress: &(dyn Fn(&str) + Sync),
+    cancel: CancellationToken,
+) -> Vec<CellOutcome> {
+    let total = cells.len();
+    let mut out = Vec::with_capacity(total);
+    for (i, cell) in cells.into_iter().enumerate() {
+        let label = format!(
+            "[{}/{total}] {} {} seed {}",
+            i + 1,
+            cell.task,
+            cell.method.name(),
+            cell.seed
+        );
+        if cancel.is_cancelled() {
+            out.push(CellOutcome {
+                status: CellStatus::Stopped,
+                result: read_result(&cell.dir).ok().flatten(),
+                cell,
+            });
+            continue;
+        }
+        let outcome = run_cell(cell, opts, &label, progress, &cancel).await;
+        out.push(outcome);
+    }
+    out
+}
+
+async fn run_cell(
+    cell: Cell,
+    opts: &RunOptions,
+    label: &str,
+    progress: &(dyn Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> CellOutcome {
+    let done = |cell: Cell, status: CellStatus| CellOutcome {
+        result: read_result(&cell.dir).ok().flatten(),
+        status,
+        cell,
+    };
+    if run_info(&cell.dir).is_some_and(|r| r.status == RunStatus::Finished) {
+        progress(&format!("{label}: done before, read back"));
+        return done(cell, CellStatus::Finished { reused: true });
+    }
+    let session_opts = SessionOptions {
+        out_dir: Some(cell.dir.clone()),
+        model: opts.model.clone(),
+        ..Default::default()
+    };
+    let resuming = cell.dir.join(CONFIG_FILE).exists();
+    progress(&format!(
+        "{label}: {}",
+        if resuming { "resuming" } else { "starting" }
+    ));
+    let started = if resuming {
+        Session::resume(&cell.dir, session_opts).await
+    } else {
+        if let Some(parent) = cell.dir.parent() {
+            if let Err(e) = std::fs::create_dir_all(parent) {
+                return done(cell, CellStatus::Failed(e.to_string()));
+            }
+        }
+        Session::start(cell.config.clone(), session_opts).await
+    };
+    let session = match started {
+        Ok(s) => s,
+        Err(e) => {
+            progress(&format!("{label}: failed to start: {e}"));
+            return done(cell, CellStatus::Failed(e.to_string()));
+        }
+    };
+    let t0 = Instant::now();
+    let (stopped_by_user, end) = follow(session, label, progress, cancel).await;
+    let status = match end {
+        Ok(summary) if stopped_by_user && summary.stopped_early => CellStatus::Stopped,
+        Ok(_) => CellStatus::Finished { reused: false },
+        Err(message) => CellStatus::Failed(message),
+    };
+    let outcome = done(cell, status);
+    match (&outcome.status, &outcome.result) {
+        (CellStatus::Finished { .. }, Some(r)) => progress(&format!(
+            "{label}: test {} · dev {} · {:.0} s",
+            fmt_acc(r.test_accuracy),
+            fmt_acc(r.dev_accuracy),
+            t0.elapsed().as_secs_f64()
+        )),
+        (CellStatus::Stopped, _) => progress(&format!("{label}: stopped; run again to resume")),
+        (CellStatus::Failed(m), _) => progress(&format!("{label}: failed: {m}")),
+        _ => {}
+    }
+    outcome
+}
+
+/// Drives one session to its end; returns whether the user stopped it, and its summary or
+/// the reason it failed.
+async fn follow(
+    mut session: Session,
+    label: &str,
+    progress: &(dyn Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> (bool, Result<crate::run::RunSummary, String>) {
+    let mut stopping = false;
+    let result = loop {
+        tokio::select! {
+            Some(e) = session.events.recv() => report_event(&e, label, progress),
+            r = &mut session.task => break r,
+            _ = cancel.cancelled(), if !stopping => {
+                stopping = true;
+                progress(&format!("{label}: stopping after the current stage"));
+                let _ = session.commands.send(Command::Stop);
+            }
+        }
+    };
+    while let Ok(e) = session.events.try_recv() {
+        report_event(&e, label, progress);
+    }
+    let end = match result {
+        Ok(Ok(summary)) => Ok(summary),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the run's task failed: {e}")),
+    };
+    (stopping, end)
+}
+
+fn report_event(e: &Event, label: &str, progress: &(dyn Fn(&str) + Sync)) {
+    match e {
+        Event::IterationDone { iteration, .. } => {
+            progress(&format!("{label}: iteration {} done", iteration + 1))
+        }
+        Event::Evaluated {
+            iteration,
+            split,
+            accuracy,
+            ..
+        } => progress(&format!(
+            "{label}: {split} accuracy {accuracy:.3} (iteration {iteration})"
+        )),
+        _ => {}
+    }
+}
+
+fn fmt_acc(a: Option<f64>) -> String {
+    a.map_or_else(|| "—".to_string(), |a| format!("{a:.3}"))
+}
+
+/// Where the benchmark writes: `OUT/results.{md,csv,json}`, `OUT/accuracy.svg`,
+/// `OUT/curves.svg`; returns the files written and the plots that could not be drawn.
+pub fn write_outputs(
+    out: &Path,
+    report: &BenchReport,
+) -> std::io::Result<(Vec<std::path::PathBuf>, Vec<String>)> {
+    use crate::run::atomic_write;
+    let io = |e: crate::run::RunError| std::io::Error::other(e.to_string());
+    std::fs::create_dir_all(out)?;
+    let mut written = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
+        let p = out.join(name);
+        atomic_write(&p, bytes).map_err(io)?;
+        written.push(p);
+        Ok(())
+    };
+    put("results.md", report::render_markdown(report).as_bytes())?;
+    put("results.csv", report::render_csv(report).as_bytes())?;
+    put(
+        "results.json",
+        serde_json::to_string_pretty(report)
+            .map_err(std::io::Error::other)?
+            .as_bytes(),
+    )?;
+    let mut warnings = Vec::new();
+    for (name, svg) in [
+        ("accuracy.svg", plot::accuracy_svg(report)),
+        ("curves.svg", plot::curves_svg(report)),
+    ] {
+        match svg {
+            Ok(svg) => put(name, svg.as_bytes())?,
+            Err(e) => warnings.push(format!("{name}: {e}")),
+        }
+    }
+    Ok((written, warnings))
+}

@@ -1,0 +1,416 @@
+//! What `dln bench accuracy` runs: tasks × methods × seeds, each cell a run configuration
+//! derived from the task's own config, so every method of a task sees the same splits and (for
+//! one seed) the same batches.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{Config, LayerConfig, Mode};
+
+/// The paper's tasks whose configs ship in `examples/paper` (their data is read from `--data`).
+const PAPER: &[(&str, &str)] = &[
+    (
+        "hyperbaton",
+        include_str!("../../../examples/paper/hyperbaton.toml"),
+    ),
+    ("navigate", include_str!("../../../examples/paper/navigate.toml")),
+    (
+        "date_understanding",
+        include_str!("../../../examples/paper/date_understanding.toml"),
+    ),
+    (
+        "logical_deduction_seven_objects",
+        include_str!("../../../examples/paper/logical_deduction_seven_objects.toml"),
+    ),
+    ("subj", include_str!("../../../examples/paper/subj.toml")),
+    ("mpqa", include_str!("../../../examples/paper/mpqa.toml")),
+    ("trec", include_str!("../../../examples/paper/trec.toml")),
+];
+
+/// The paper configs name their data as `../../../shared/data/<rest>`; `--data` replaces that
+/// prefix.
+const PAPER_DATA_PREFIX: &str = "../../../shared/data/";
+
+/// The hidden layer a method adds when the task's config has only an output layer.
+pub const DEFAULT_HIDDEN_PROMPT: &str = "Decompose the problem to make it simpler.";
+/// The hidden prompt of the "π1 fixed" ablation (the layer is not trained).
+pub const FIXED_HIDDEN_PROMPT: &str = "Let's think step by step.";
+
+/// One column of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// The output layer's starting prompt, not trained.
+    ZeroShot,
+    /// `k` random training examples before each input, not trained.
+    KShot,
+    Dln1,
+    Dln2,
+    Dln3,
+    /// DLN-2 with sharpening off: every posterior sample weighs the same.
+    Dln2Uniform,
+    /// DLN-2 without the prior term in the sharpening weights.
+    Dln2NoPrior,
+    /// DLN-2 with π1 fixed to "Let's think step by step." (only the output layer trains).
+    Dln2FixedHidden,
+}
+
+impl Method {
+    pub const ALL: [Method; 8] = [
+        Method::ZeroShot,
+        Method::KShot,
+        Method::Dln1,
+        Method::Dln2,
+        Method::Dln3,
+        Method::Dln2Uniform,
+        Method::Dln2NoPrior,
+        Method::Dln2FixedHidden,
+    ];
+    /// What runs when no `--methods` is given.
+    pub const DEFAULT: [Method; 4] = [Method::ZeroShot, Method::KShot, Method::Dln1, Method::Dln2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::ZeroShot => "0-shot",
+            Method::KShot => "k-shot",
+            Method::Dln1 => "dln-1",
+            Method::Dln2 => "dln-2",
+            Method::Dln3 => "dln-3",
+            Method::Dln2Uniform => "dln-2-uniform",
+            Method::Dln2NoPrior => "dln-2-no-prior",
+            Method::Dln2FixedHidden => "dln-2-fixed-h",
+        }
+    }
+
+    /// What the column means, for the table's legend.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Method::ZeroShot => "the starting prompt, untrained",
+            Method::KShot => "k random training examples before each input, untrained",
+            Method::Dln1 => "one layer, prompt trained",
+            Method::Dln2 => "two layers (hidden text, then answer), both prompts trained",
+            Method::Dln3 => "three layers, all prompts trained",
+            Method::Dln2Uniform => "DLN-2 with sharpening off (uniform posterior weights)",
+            Method::Dln2NoPrior => "DLN-2 without the prior in the sharpening weights",
+            Method::Dln2FixedHidden => {
+                "DLN-2 with π1 fixed to \"Let's think step by step.\" (layer 1 not trained)"
+            }
+        }
+    }
+
+    pub fn trains(self) -> bool {
+        !matches!(self, Method::ZeroShot | Method::KShot)
+    }
+}
+
+impl Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        let alias = match s.as_str() {
+            "0shot" | "zero-shot" | "zero_shot" => "0-shot",
+            "kshot" | "k_shot" | "icl" => "k-shot",
+            "dln1" => "dln-1",
+            "dln2" => "dln-2",
+            "dln3" => "dln-3",
+            other => other,
+        };
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == alias)
+            .ok_or_else(|| {
+                format!(
+                    "unknown method `{s}`; one of: {}",
+                    Method::ALL.map(Method::name).join(", ")
+                )
+            })
+    }
+}
+
+/// A task of the table: a name and the config its cells derive from.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    pub config: Config,
+}
+
+/// A bench error a user can cause (unknown task, missing data, bad override).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("unknown task `{0}`: give a config file (.toml) or one of: {known}", known = paper_task_names().join(", "))]
+    UnknownTask(String),
+    #[error("task `{task}` reads {path}, which does not exist; point --data at the directory holding the paper's data (bbh/, nlu/)")]
+    MissingData { task: String, path: PathBuf },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+pub fn paper_task_names() -> Vec<&'static str> {
+    PAPER.iter().map(|(n, _)| *n).collect()
+}
+
+/// A task by paper name (its data under `data_dir`) or by config path.
+pub fn resolve_task(spec: &str, data_dir: &Path) -> Result<Task, PlanError> {
+    let as_path = Path::new(spec);
+    let config = if let Some((_, text)) = PAPER.iter().find(|(n, _)| *n == spec) {
+        let origin = PathBuf::from(format!("examples/paper/{spec}.toml"));
+        let mut c = Config::parse(text, &origin)?;
+        c.base_dir = Some(std::fs::canonicalize(data_dir).unwrap_or(data_dir.to_path_buf()));
+        for key in ["path", "train", "dev", "test"] {
+            if let Some(p) = data_string(&c, key) {
+                if let Some(rest) = p.strip_prefix(PAPER_DATA_PREFIX) {
+                    c.set(&format!("data.{key}"), &toml_string(rest))?;
+                }
+            }
+        }
+        c
+    } else if as_path.extension().is_some_and(|e| e == "toml") || as_path.is_file() {
+        Config::load(as_path)?
+    } else {
+        return Err(PlanError::UnknownTask(spec.to_string()));
+    };
+    for key in ["path", "train", "dev", "test"] {
+        if let Some(p) = data_string(&config, key) {
+            let path = config.resolve_path(&p);
+            if !path.exists() {
+                return Err(PlanError::MissingData {
+                    task: spec.to_string(),
+                    path,
+                });
+            }
+        }
+    }
+    let name = if PAPER.iter().any(|(n, _)| *n == spec) {
+        spec.to_string()
+    } else {
+        config.task.name.clone()
+    };
+    Ok(Task { name, config })
+}
+
+/// `data.KEY` when it is a string (read through the config's TOML form, whatever type holds it).
+fn data_string(c: &Config, key: &str) -> Option<String> {
+    let v = toml::Value::try_from(c).ok()?;
+    v.get("data")?.get(key)?.as_str().map(str::to_string)
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// One cell of the table: a task, a method and a seed, run in its own directory.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub task: String,
+    pub method: Method,
+    pub seed: u64,
+    pub dir: PathBuf,
+    pub config: Config,
+}
+
+/// Settings shared by every cell.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub methods: Vec<Method>,
+    pub seeds: Vec<u64>,
+    /// Demonstrations of the k-shot method.
+    pub k: usize,
+    /// `KEY=VALUE` overrides applied to every cell before the method's own changes.
+    pub overrides: Vec<String>,
+    pub out: PathBuf,
+}
+
+/// The cells of `tasks` under `opts`, task by task, then method, then seed.
+pub fn plan(tasks: &[Task], opts: &PlanOptions) -> Result<Vec<Cell>, PlanError> {
+    let mut cells = Vec::new();
+    for task in tasks {
+        for &method in &opts.methods {
+            for &seed in &opts.seeds {
+                let mut config = task.config.clone();
+                for o in &opts.overrides {
+                    config.apply_override(o)?;
+                }
+                apply_method(&mut config, method, seed, opts.k);
+                config.validate()?;
+                cells.push(Cell {
+                    task: task.name.clone(),
+                    method,
+                    seed,
+                    dir: cell_dir(&opts.out, &task.name, method, seed),
+                    config,
+                });
+            }
+        }
+    }
+    Ok(cells)
+}
+
+pub fn cell_dir(out: &Path, task: &str, method: Method, seed: u64) -> PathBuf {
+    out.join("runs")
+        .join(task)
+        .join(method.name())
+        .join(format!("seed-{seed}"))
+}
+
+/// Turns a task's config into `method`'s: the output layer is the task's last layer; a hidden
+/// layer is the task's first layer when it has two or more, else one starting from
+/// [`DEFAULT_HIDDEN_PROMPT`].
+pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
+    let output = config.layers.last().cloned().unwrap_or_default();
+    let hidden = if config.layers.len() >= 2 {
+        config.layers[0].clone()
+    } else {
+        LayerConfig {
+            prompt: DEFAULT_HIDDEN_PROMPT.to_string(),
+            ..LayerConfig::default()
+        }
+    };
+    config.train.seed = seed;
+    config.train.mode = Mode::Dln;
+    config.train.train_layers = None;
+    config.layers = match method {
+        Method::ZeroShot | Method::KShot | Method::Dln1 => vec![output],
+        Method::Dln2 | Method::Dln2Uniform | Method::Dln2NoPrior | Method::Dln2FixedHidden => {
+            vec![hidden, output]
+        }
+        Method::Dln3 => vec![hidden.clone(), hidden, output],
+    };
+    match method {
+        Method::ZeroShot => config.train.mode = Mode::ZeroShot,
+        Method::KShot => {
+            config.train.mode = Mode::KShot;
+            config.train.k_shot = k.max(1);
+        }
+        Method::Dln2Uniform => {
+            // w ∝ exp(w̃ / T): a huge temperature makes every sample weigh the same.
+            config.train.posterior_temperature = 1e9;
+        }
+        Method::Dln2NoPrior => config.train.include_prior = false,
+        Method::Dln2FixedHidden => {
+            config.layers[0].prompt = FIXED_HIDDEN_PROMPT.to_string();
+            config.layers[0].trainable = false;
+        }
+        Method::Dln1 | Method::Dln2 | Method::Dln3 => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_layer() -> Config {
+        Config::parse(
+            "[task]\nname = \"t\"\ndescription = \"d\"\n[data]\npath = \"x.jsonl\"\n[[layers]]\nprompt = \"p\"\n",
+            Path::new("t.toml"),
+        )
+        .expect("config")
+    }
+
+    #[test]
+    fn methods_parse_by_name_and_alias() {
+        for m in Method::ALL {
+            assert_eq!(m.name().parse::<Method>(), Ok(m));
+        }
+        assert_eq!("dln2".parse::<Method>(), Ok(Method::Dln2));
+        assert_eq!(serde_json::to_string(&Method::Dln2NoPrior).unwrap(), "\"dln-2-no-prior\"");
+        assert_eq!("ICL".parse::<Method>(), Ok(Method::KShot));
+        let err = "dln-9".parse::<Method>().unwrap_err();
+        assert!(err.contains("dln-2-no-prior"), "{err}");
+    }
+
+    #[test]
+    fn methods_shape_the_network_and_the_baselines() {
+        let base = one_layer();
+        let shaped = |m: Method| {
+            let mut c = base.clone();
+            apply_method(&mut c, m, 7, 3);
+            c.validate().expect("valid");
+            c
+        };
+        let z = shaped(Method::ZeroShot);
+        assert_eq!((z.layers.len(), z.train.mode, z.train.seed), (1, Mode::ZeroShot, 7));
+        let k = shaped(Method::KShot);
+        assert_eq!((k.train.mode, k.train.k_shot), (Mode::KShot, 3));
+        let d2 = shaped(Method::Dln2);
+        assert_eq!(d2.layers.len(), 2);
+        assert_eq!(d2.layers[0].prompt, DEFAULT_HIDDEN_PROMPT);
+        assert_eq!(d2.layers[1].prompt, "p");
+        assert_eq!(shaped(Method::Dln3).layers.len(), 3);
+        let fixed = shaped(Method::Dln2FixedHidden);
+        assert!(!fixed.layers[0].trainable && fixed.layers[1].trainable);
+        assert_eq!(fixed.layers[0].prompt, FIXED_HIDDEN_PROMPT);
+        assert!(!shaped(Method::Dln2NoPrior).train.include_prior);
+        assert!(shaped(Method::Dln2Uniform).train.posterior_temperature > 1e6);
+        // A two-layer task keeps its own hidden layer; its 1-layer methods keep the output one.
+        let mut two = base.clone();
+        two.layers.insert(
+            0,
+            LayerConfig {
+                prompt: "h".into(),
+                ..LayerConfig::default()
+            },
+        );
+        let mut d1 = two.clone();
+        apply_method(&mut d1, Method::Dln1, 1, 3);
+        assert_eq!(d1.layers.len(), 1);
+        assert_eq!(d1.layers[0].prompt, "p");
+        let mut d2 = two;
+        apply_method(&mut d2, Method::Dln2, 1, 3);
+        assert_eq!(d2.layers[0].prompt, "h");
+    }
+
+    #[test]
+    fn cells_share_the_task_config_and_differ_by_method_and_seed() {
+        let task = Task {
+            name: "t".into(),
+            config: one_layer(),
+        };
+        let opts = PlanOptions {
+            methods: vec![Method::ZeroShot, Method::Dln1],
+            seeds: vec![1, 2],
+            k: 3,
+            overrides: vec!["train.iterations=2".into()],
+            out: PathBuf::from("/o"),
+        };
+        let cells = plan(&[task], &opts).expect("plan");
+        assert_eq!(cells.len(), 4);
+        assert_eq!(cells[1].dir, PathBuf::from("/o/runs/t/0-shot/seed-2"));
+        assert!(cells.iter().all(|c| c.config.train.iterations == 2));
+        assert_eq!(cells[1].config.train.seed, 2);
+        let bad = PlanOptions {
+            overrides: vec!["train.nope=1".into()],
+            ..opts
+        };
+        assert!(plan(
+            &[Task {
+                name: "t".into(),
+                config: one_layer()
+            }],
+            &bad
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn paper_tasks_read_their_data_under_the_given_directory() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = resolve_task("navigate", dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("bbh/navigate.json") && err.to_string().contains("--data"),
+            "{err}"
+        );
+        std::fs::create_dir_all(dir.path().join("bbh")).expect("mkdir");
+        std::fs::write(dir.path().join("bbh/navigate.json"), "{}").expect("write");
+        let t = resolve_task("navigate", dir.path()).expect("task");
+        assert_eq!(t.name, "navigate");
+        assert_eq!(t.config.layers.len(), 2);
+        let err = resolve_task("nonesuch", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("hyperbaton") && err.contains("trec"), "{err}");
+    }
+}

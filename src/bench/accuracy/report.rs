@@ -1,0 +1,450 @@
+//! The benchmark's results: one row per cell, one aggregate per task and method, rendered as
+//! Markdown (the table people read), CSV and JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{CellOutcome, CellStatus, Method};
+
+/// One cell of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellRow {
+    pub task: String,
+    pub method: Method,
+    pub seed: u64,
+    /// `finished`, `stopped` or `failed: …`.
+    pub status: String,
+    pub test_accuracy: Option<f64>,
+    pub dev_accuracy: Option<f64>,
+    /// Tokens computed, reused and generated.
+    pub tokens: u64,
+    pub calls: u64,
+    pub seconds: f64,
+    /// The run directory, relative to the benchmark's output directory.
+    pub run_dir: String,
+    pub best_prompts: Vec<String>,
+    /// Dev accuracy by iteration (the starting prompt's at 0 when it was evaluated).
+    pub dev_curve: Vec<(usize, f64)>,
+}
+
+/// Mean ± std of one task and method over the seeds that finished.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    pub task: String,
+    pub method: Method,
+    /// Seeds with a test accuracy.
+    pub n: usize,
+    pub mean: Option<f64>,
+    /// Sample standard deviation (0 with one seed).
+    pub std: Option<f64>,
+    pub tokens_mean: f64,
+    pub seconds_mean: f64,
+}
+
+/// Everything `dln bench accuracy` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub date: String,
+    pub command: String,
+    pub hardware: String,
+    pub tasks: Vec<String>,
+    pub methods: Vec<Method>,
+    pub seeds: Vec<u64>,
+    pub k: usize,
+    pub overrides: Vec<String>,
+    pub cells: Vec<CellRow>,
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// What the report says about where and how it ran.
+#[derive(Debug, Clone)]
+pub struct ReportMeta {
+    pub command: String,
+    pub hardware: String,
+    pub date: String,
+    pub k: usize,
+    pub overrides: Vec<String>,
+}
+
+impl BenchReport {
+    pub fn new(outcomes: &[CellOutcome], out: &Path, meta: ReportMeta) -> BenchReport {
+        let cells: Vec<CellRow> = outcomes.iter().map(|o| row(o, out)).collect();
+        let mut tasks: Vec<String> = Vec::new();
+        let mut methods: Vec<Method> = Vec::new();
+        let mut seeds: Vec<u64> = Vec::new();
+        for c in &cells {
+            if !tasks.contains(&c.task) {
+                tasks.push(c.task.clone());
+            }
+            if !methods.contains(&c.method) {
+                methods.push(c.method);
+            }
+            if !seeds.contains(&c.seed) {
+                seeds.push(c.seed);
+            }
+        }
+        let aggregates = tasks
+            .iter()
+            .flat_map(|t| methods.iter().map(move |m| (t, *m)))
+            .map(|(t, m)| aggregate(&cells, t, m))
+            .collect();
+        let model = outcomes
+            .iter()
+            .find_map(|o| o.result.as_ref().map(|r| r.model.clone()))
+            .unwrap_or_default();
+        BenchReport {
+            model,
+            date: meta.date,
+            command: meta.command,
+            hardware: meta.hardware,
+            tasks,
+            methods,
+            seeds,
+            k: meta.k,
+            overrides: meta.overrides,
+            cells,
+            aggregates,
+        }
+    }
+
+    pub fn aggregate(&self, task: &str, method: Method) -> Option<&Aggregate> {
+        self.aggregates
+            .iter()
+            .find(|a| a.task == task && a.method == method)
+    }
+}
+
+fn row(o: &CellOutcome, out: &Path) -> CellRow {
+    let r = o.result.as_ref();
+    let usage = r.map(|r| r.usage.clone()).unwrap_or_default();
+    let status = match &o.status {
+        CellStatus::Finished { .. } => "finished".to_string(),
+        CellStatus::Stopped => "stopped".to_string(),
+        CellStatus::Failed(m) => format!("failed: {m}"),
+    };
+    let finished = matches!(o.status, CellStatus::Finished { .. });
+    CellRow {
+        task: o.cell.task.clone(),
+        method: o.cell.method,
+        seed: o.cell.seed,
+        status,
+        test_accuracy: r.filter(|_| finished).and_then(|r| r.test_accuracy),
+        dev_accuracy: r.filter(|_| finished).and_then(|r| r.dev_accuracy),
+        tokens: usage.tokens_computed + usage.tokens_reused + usage.tokens_generated,
+        calls: usage.calls,
+        seconds: r.map_or(0.0, |r| r.elapsed_ms as f64 / 1000.0),
+        run_dir: o
+            .cell
+            .dir
+            .strip_prefix(out)
+            .unwrap_or(&o.cell.dir)
+            .display()
+            .to_string(),
+        best_prompts: r.map(|r| r.best_prompts.clone()).unwrap_or_default(),
+        dev_curve: r
+            .map(|r| {
+                r.dev_history
+                    .iter()
+                    .map(|p| (p.iteration, p.accuracy))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn aggregate(cells: &[CellRow], task: &str, method: Method) -> Aggregate {
+    let mine: Vec<&CellRow> = cells
+        .iter()
+        .filter(|c| c.task == task && c.method == method)
+        .collect();
+    let accs: Vec<f64> = mine.iter().filter_map(|c| c.test_accuracy).collect();
+    let (mean, std) = mean_std(&accs);
+    let done: Vec<&&CellRow> = mine.iter().filter(|c| c.test_accuracy.is_some()).collect();
+    let avg = |f: &dyn Fn(&CellRow) -> f64| {
+        if done.is_empty() {
+            0.0
+        } else {
+            done.iter().map(|c| f(c)).sum::<f64>() / done.len() as f64
+        }
+    };
+    Aggregate {
+        task: task.to_string(),
+        method,
+        n: accs.len(),
+        mean,
+        std,
+        tokens_mean: avg(&|c| c.tokens as f64),
+        seconds_mean: avg(&|c| c.seconds),
+    }
+}
+
+/// Mean and sample standard deviation (n − 1; 0 for one value).
+pub fn mean_std(xs: &[f64]) -> (Option<f64>, Option<f64>) {
+    if xs.is_empty() {
+        return (None, None);
+    }
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let std = if xs.len() < 2 {
+        0.0
+    } else {
+        (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    };
+    (Some(mean), Some(std))
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}", x * 100.0)
+}
+
+fn human_tokens(t: f64) -> String {
+    if t >= 1e6 {
+        format!("{:.1}M", t / 1e6)
+    } else if t >= 1e3 {
+        format!("{:.0}k", t / 1e3)
+    } else {
+        format!("{t:.0}")
+    }
+}
+
+fn human_seconds(s: f64) -> String {
+    if s >= 3600.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else if s >= 60.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{s:.0} s")
+    }
+}
+
+/// The table people read: test accuracy (%) mean ± std per task and method, the best of each
+/// row in bold; then tokens and time, every cell with a link to its run, and the best prompts.
+pub fn render_markdown(r: &BenchReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Test accuracy by method\n");
+    let _ = writeln!(
+        s,
+        "Model: `{}` · seeds: {} · date: {} · hardware: {}\n",
+        short_model(&r.model),
+        r.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.date,
+        r.hardware
+    );
+    let _ = writeln!(s, "Command: `{}`\n", r.command);
+    if !r.overrides.is_empty() {
+        let _ = writeln!(s, "Settings changed for every cell: `{}`\n", r.overrides.join("`, `"));
+    }
+    let header = |s: &mut String| {
+        let _ = write!(s, "| task |");
+        for m in &r.methods {
+            let _ = write!(s, " {} |", column_name(*m, r.k));
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "|---|{}", "---|".repeat(r.methods.len()));
+    };
+    let _ = writeln!(s, "Test accuracy (%), mean ± std over seeds (n = seeds that finished):\n");
+    header(&mut s);
+    for t in &r.tasks {
+        let best = r
+            .methods
+            .iter()
+            .filter_map(|m| r.aggregate(t, *m)?.mean)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let _ = write!(s, "| {t} |");
+        for m in &r.methods {
+            let cell = match r.aggregate(t, *m) {
+                Some(Aggregate {
+                    mean: Some(mean),
+                    std: Some(std),
+                    n,
+                    ..
+                }) => {
+                    let text = format!("{} ± {}", pct(*mean), pct(*std));
+                    let text = if (*mean - best).abs() < 1e-12 {
+                        format!("**{text}**")
+                    } else {
+                        text
+                    };
+                    let seeds = r.seeds.len();
+                    if *n < seeds {
+                        format!("{text} (n={n})")
+                    } else {
+                        text
+                    }
+                }
+                _ => "—".to_string(),
+            };
+            let _ = write!(s, " {cell} |");
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "\nTokens and wall time per run (mean over seeds):\n");
+    header(&mut s);
+    for t in &r.tasks {
+        let _ = write!(s, "| {t} |");
+        for m in &r.methods {
+            match r.aggregate(t, *m) {
+                Some(a) if a.n > 0 => {
+                    let _ = write!(
+                        s,
+                        " {} tok · {} |",
+                        human_tokens(a.tokens_mean),
+                        human_seconds(a.seconds_mean)
+                    );
+                }
+                _ => {
+                    let _ = write!(s, " — |");
+                }
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "\nMethods:\n");
+    for m in &r.methods {
+        let _ = writeln!(s, "- `{}`: {}", column_name(*m, r.k), m.describe());
+    }
+    let _ = writeln!(
+        s,
+        "\n![accuracy per method and task](accuracy.svg)\n\n![dev accuracy over iterations](curves.svg)\n"
+    );
+    let _ = writeln!(
+        s,
+        "## Every run\n\nEach link is a run directory: `dln replay DIR` shows it, `dln runs show DIR` summarizes it.\n"
+    );
+    let _ = writeln!(s, "| task | method | seed | test | dev | tokens | time | status |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for c in &r.cells {
+        let acc = |a: Option<f64>| a.map_or("—".to_string(), pct);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | [{}]({}) | {} | {} | {} | {} |",
+            c.task,
+            column_name(c.method, r.k),
+            c.seed,
+            acc(c.test_accuracy),
+            c.run_dir,
+            acc(c.dev_accuracy),
+            human_tokens(c.tokens as f64),
+            human_seconds(c.seconds),
+            c.status
+        );
+    }
+    let _ = writeln!(s, "\n## Best prompts\n");
+    for t in &r.tasks {
+        let _ = writeln!(s, "### {t}\n");
+        for c in r.cells.iter().filter(|c| &c.task == t && c.method.trains()) {
+            if c.best_prompts.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "- {} seed {}:", column_name(c.method, r.k), c.seed);
+            for (l, p) in c.best_prompts.iter().enumerate() {
+                let _ = writeln!(s, "  - L{}: {}", l + 1, one_line(p));
+            }
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
+/// A model id as a person names it: the GGUF file of an embedded model, else the id itself.
+pub fn short_model(id: &str) -> String {
+    match id.split(':').collect::<Vec<_>>().as_slice() {
+        ["llama.cpp", file, ..] => file.to_string(),
+        _ => id.chars().take(60).collect(),
+    }
+}
+
+pub fn column_name(m: Method, k: usize) -> String {
+    if m == Method::KShot {
+        format!("{k}-shot")
+    } else {
+        m.name().to_string()
+    }
+}
+
+fn one_line(p: &str) -> String {
+    let flat = p.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.is_empty() {
+        "(empty)".to_string()
+    } else {
+        flat.replace('|', "\\|")
+    }
+}
+
+/// One line per cell.
+pub fn render_csv(r: &BenchReport) -> String {
+    let mut s =
+        String::from("task,method,seed,status,test_accuracy,dev_accuracy,tokens,calls,seconds,run_dir\n");
+    let opt = |a: Option<f64>| a.map_or(String::new(), |a| format!("{a:.4}"));
+    for c in &r.cells {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{:.1},{}",
+            csv_field(&c.task),
+            column_name(c.method, r.k),
+            c.seed,
+            csv_field(&c.status),
+            opt(c.test_accuracy),
+            opt(c.dev_accuracy),
+            c.tokens,
+            c.calls,
+            c.seconds,
+            csv_field(&c.run_dir)
+        );
+    }
+    s
+}
+
+fn csv_field(x: &str) -> String {
+    if x.contains([',', '"', '\n']) {
+        format!("\"{}\"", x.replace('"', "\"\""))
+    } else {
+        x.to_string()
+    }
+}
+
+/// Per task, the methods' mean test accuracy (for plots).
+pub fn means_by_task(r: &BenchReport) -> BTreeMap<String, Vec<(Method, f64, f64)>> {
+    let mut m = BTreeMap::new();
+    for t in &r.tasks {
+        let row = r
+            .methods
+            .iter()
+            .filter_map(|meth| {
+                let a = r.aggregate(t, *meth)?;
+                Some((*meth, a.mean?, a.std.unwrap_or(0.0)))
+            })
+            .collect();
+        m.insert(t.clone(), row);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std() {
+        assert_eq!(mean_std(&[]), (None, None));
+        assert_eq!(mean_std(&[0.5]), (Some(0.5), Some(0.0)));
+        let (m, s) = mean_std(&[0.4, 0.6]);
+        assert!((m.unwrap() - 0.5).abs() < 1e-12);
+        assert!((s.unwrap() - 0.1414213562).abs() < 1e-9);
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}

@@ -1,0 +1,132 @@
+//! `dln bench accuracy` on the real embedded model and the shipped tiny task: every method runs
+//! as its own run directory, the table, CSV, JSON and plots are written, a second invocation
+//! reads finished cells back instead of re-running them, and Ctrl-C stops a cell resumably.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn model() -> PathBuf {
+    dln::llm::model::resolve(None, true).expect("the test model (scripts/test pulls it)")
+}
+
+fn bench(out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
+    c.args(["bench", "accuracy", "examples/tiny.toml", "--seeds", "1", "--k", "2"])
+        .arg("--out")
+        .arg(out)
+        .args(["--set", "train.iterations=1"])
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DLN_MODEL", model())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn ok(out: Output, what: &str) -> (String, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{what}: {}\n{stderr}", out.status);
+    (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+}
+
+#[test]
+fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("bench");
+    let methods = ["--methods", "0-shot,k-shot,dln-1,dln-2"];
+    let (stdout, stderr) = ok(
+        bench(&out, &methods).output().expect("run"),
+        "first invocation",
+    );
+    assert!(stderr.contains("time/cell"), "the estimate comes first:\n{stderr}");
+    assert!(stdout.contains("| task | 0-shot | 2-shot | dln-1 | dln-2 |"), "{stdout}");
+    assert!(stdout.contains("| tiny |"), "{stdout}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
+            .expect("valid json");
+    let cells = report["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 4);
+    for c in cells {
+        assert_eq!(c["status"], "finished", "{c}");
+        let acc = c["test_accuracy"].as_f64().expect("a test accuracy");
+        assert!((0.0..=1.0).contains(&acc));
+        assert!(c["tokens"].as_u64().expect("tokens") > 0);
+        let dir = out.join(c["run_dir"].as_str().expect("dir"));
+        assert!(dir.join("result.json").is_file() && dir.join("events.jsonl").is_file());
+    }
+    // The trained methods have a dev curve that starts from the untrained prompt.
+    let dln1 = cells.iter().find(|c| c["method"] == "dln-1").expect("dln-1");
+    assert!(dln1["dev_curve"].as_array().expect("curve").len() >= 2, "{dln1}");
+    // Same splits and seed: the 0-shot and DLN-1 cells saw the same test examples.
+    let aggregates = report["aggregates"].as_array().expect("aggregates");
+    assert!(aggregates.iter().all(|a| a["n"] == 1), "{aggregates:?}");
+
+    let csv = std::fs::read_to_string(out.join("results.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.starts_with("task,method,seed,status,test_accuracy"));
+    for svg in ["accuracy.svg", "curves.svg"] {
+        let text = std::fs::read_to_string(out.join(svg)).expect("svg");
+        assert!(text.starts_with("<svg") && text.contains("tiny"), "{svg}");
+    }
+    let md = std::fs::read_to_string(out.join("results.md")).expect("md");
+    assert!(md.contains("](runs/tiny/dln-2/seed-1)"), "cells link to their runs:\n{md}");
+
+    // Again: nothing re-runs, the same numbers come back.
+    let (_, stderr) = ok(bench(&out, &methods).output().expect("rerun"), "second invocation");
+    assert_eq!(stderr.matches("done before, read back").count(), 4, "{stderr}");
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
+            .expect("valid json");
+    assert_eq!(again["aggregates"], report["aggregates"]);
+
+    // --estimate runs nothing.
+    let est = tmp.path().join("estimate");
+    let (_, stderr) = ok(
+        bench(&est, &["--methods", "dln-2", "--estimate"]).output().expect("estimate"),
+        "estimate",
+    );
+    assert!(stderr.contains("dln-2") && stderr.contains("estimate still to run"), "{stderr}");
+    assert!(!est.join("runs").exists());
+}
+
+#[test]
+fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("bench");
+    let mut child = bench(&out, &["--methods", "dln-1", "--set", "train.iterations=2"])
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("starting") {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(3), "stopped, resumable:\n{seen}");
+    assert!(seen.contains("stopped; run again to resume"), "{seen}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
+            .expect("a report of what was done");
+    assert_eq!(report["cells"][0]["status"], "stopped");
+
+    let (_, stderr) = ok(
+        bench(&out, &["--methods", "dln-1", "--set", "train.iterations=2"])
+            .output()
+            .expect("resume"),
+        "resumed invocation",
+    );
+    assert!(stderr.contains("resuming"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
+            .expect("valid json");
+    assert_eq!(report["cells"][0]["status"], "finished");
+}
