@@ -156,6 +156,17 @@ pub struct LayerConfig {
     /// Model of this layer's backward (proposal) calls (default: the forward model).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub backward_model: String,
+    /// `k`: demonstrations the layer learns to show before the input (0 = instruction only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub demos: usize,
+    /// The demonstrations to start from (an exported network's learned ones); empty = drawn
+    /// from the training split (output layer) or grown from `h*` (hidden layers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub demonstrations: Vec<crate::dln::demos::Demo>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for LayerConfig {
@@ -171,6 +182,8 @@ impl Default for LayerConfig {
             backward_max_tokens: d_backward_max_tokens(),
             model: String::new(),
             backward_model: String::new(),
+            demos: 0,
+            demonstrations: Vec::new(),
         }
     }
 }
@@ -270,6 +283,10 @@ pub struct TrainConfig {
     /// this many rounds in all.
     #[serde(default = "d_proposal_rounds")]
     pub proposal_rounds: usize,
+    /// Demonstration moves (swap, add, drop, reorder) per update of a layer with `demos > 0`,
+    /// scored beside the instruction proposals.
+    #[serde(default = "d_demo_moves")]
+    pub demo_moves: usize,
     /// For the examples the network got wrong, the forward pass's own hidden text takes no
     /// posterior weight and cannot be `h*` (when another sample exists): the text that led to
     /// the error is not what the hidden layer is trained toward.
@@ -321,6 +338,7 @@ fn unreachable_defaults() -> TrainConfig {
         decay_logp_penalty: true,
         backward_top_p: d_top_p(),
         proposal_rounds: d_proposal_rounds(),
+        demo_moves: d_demo_moves(),
         exclude_wrong_hidden: false,
         only_wrong_posterior: false,
         scoring: Scoring::Logprob,
@@ -352,6 +370,10 @@ fn d_backward_temperature() -> f32 {
 fn d_backward_max_tokens() -> u32 {
     96
 }
+fn d_demo_moves() -> usize {
+    2
+}
+
 fn d_k_shot() -> usize {
     3
 }
