@@ -229,8 +229,10 @@ mod tests {
         let full = demos(&[1, 2]);
         let m = moves(&full, 2, 5, &demos(&[1]), &demos(&[2]), &mut rng);
         let kinds: Vec<String> = m.iter().map(|(_, m)| m.describe()).collect();
-        assert_eq!(m.len(), 2, "{kinds:?}");
+        assert!((2..=3).contains(&m.len()), "{kinds:?}");
         assert!(kinds[0].starts_with("drop") && kinds[1].starts_with("reorder"));
+        assert!(kinds.iter().all(|k| k.starts_with("drop") || k.starts_with("reorder")));
+        assert_ne!(m[0].0, m[m.len() - 1].0, "every move makes another set");
         // Empty: only adds, each of another example.
         let m = moves(&[], 2, 3, &[], &demos(&[4, 5, 6]), &mut rng);
         assert_eq!(m.len(), 3);

@@ -114,7 +114,63 @@ impl Trainer {
 
 #[cfg(test)]
 mod tests {
-    use crate::dln::trainer::testing::{dataset, iteration, network};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use crate::config::TrainConfig;
+    use crate::dln::events::CandidateOrigin;
+    use crate::dln::trainer::score::candidate;
+    use crate::dln::trainer::testing::{dataset, iteration, network, network_on};
+    use crate::dln::trainer::EventSink;
+    use crate::llm::scripted::{ScriptedBackend, ScriptedCall};
+
+    use super::*;
+
+    struct Quiet;
+    impl EventSink for Quiet {
+        fn emit(&self, _: Event) {}
+    }
+
+    /// The training example a scoring context asks about (the last `Input:` of the context).
+    fn asked(context: &str) -> usize {
+        let last = context.rsplit("Input: question ").next().unwrap_or("");
+        let digits: String = last.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().expect("a question number")
+    }
+
+    #[tokio::test]
+    async fn every_candidate_is_scored_on_the_batch_less_what_any_candidate_shows() {
+        let backend = ScriptedBackend::new();
+        let data = dataset(10);
+        let net = network_on(1, backend.clone());
+        let mut t = Trainer::new(net, &TrainConfig::default(), Path::new("."), data, Arc::new(Quiet))
+            .expect("a trainer");
+        let mut cur = iteration(&t.net, 6, &[false; 6]);
+        cur.batch_index = (0..6).collect();
+        let shown = |ix: &[usize]| -> Vec<Demo> { ix.iter().map(|&i| demo_of(&t.data, i)).collect() };
+        let prompt = t.net.layers[0].prompt.clone();
+        let mut now = candidate(prompt.clone(), CandidateOrigin::Current);
+        now.demos = shown(&[1, 2]);
+        let mut swap = candidate(prompt, CandidateOrigin::Proposed);
+        swap.demos = shown(&[1, 3]);
+        swap.demo_move = Some(DemoMove::Swap { slot: 1, from: 2, to: 3 });
+        let mut instruction = candidate("Another instruction.".into(), CandidateOrigin::Proposed);
+        instruction.demos = shown(&[1, 2]);
+        cur.candidates[0] = vec![now, swap, instruction];
+        t.current = Some(cur);
+        t.stage_score(0).await.expect("scored");
+        let asked: Vec<usize> = backend
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                ScriptedCall::Score(r) => Some(asked(&r.context)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked, [0, 4, 5].repeat(3), "the same held-out examples for each");
+        let scored = &t.cur().expect("iteration").candidates[0];
+        assert!(scored.iter().all(|c| c.score.is_some()));
+    }
 
     #[test]
     fn the_output_layer_prefers_the_batch_wrong_examples_and_shows_their_targets() {

@@ -15,7 +15,7 @@ use crate::llm::Usage;
 use super::{IterState, Posterior, Trainer};
 
 /// A candidate prompt not scored yet.
-pub(super) fn candidate(prompt: String, origin: CandidateOrigin) -> Candidate {
+pub(in crate::dln::trainer) fn candidate(prompt: String, origin: CandidateOrigin) -> Candidate {
     Candidate {
         prompt,
         origin,
