@@ -96,7 +96,7 @@ fn asked_and_shown(context: &str) -> (String, Vec<String>) {
     let inputs: Vec<String> = context
         .split("Input: ")
         .skip(1)
-        .map(|s| s.lines().next().unwrap_or("").to_string())
+        .map(|s| s.split("\nAnswer:").next().unwrap_or("").to_string())
         .collect();
     let (asked, shown) = inputs.split_last().expect("an input");
     (asked.clone(), shown.to_vec())
