@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use dln::dln::events::Event;
 
 fn model() -> PathBuf {
-    dln::llm::model::resolve(None, true).expect("the test model (set DLN_MODEL or let dln fetch it)")
+    dln::llm::model::resolve(None, true)
+        .expect("the test model (set DLN_MODEL or let dln fetch it)")
 }
 
 fn dln(args: &[&str]) -> Command {
@@ -44,7 +45,11 @@ fn train_args(out: &Path) -> Vec<String> {
 }
 
 fn ok(out: std::process::Output) -> std::process::Output {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -66,7 +71,10 @@ fn kill_mid_iteration(mut child: std::process::Child, dir: &Path) -> bool {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(900) {
         let lines = event_lines(dir);
-        if let Some(cp) = lines.iter().position(|l| l.contains("\"checkpoint_written\"")) {
+        if let Some(cp) = lines
+            .iter()
+            .position(|l| l.contains("\"checkpoint_written\""))
+        {
             let after = &lines[cp + 1..];
             if after.iter().any(|l| l.contains("\"forward_done\""))
                 && !after.iter().any(|l| l.contains("\"checkpoint_written\""))
@@ -130,20 +138,37 @@ fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() 
         .filter(|c| c.demo_move.is_some())
         .count();
     assert!(moves > 0, "demonstration moves were scored");
-    assert!(matches!(events.last(), Some(Event::RunFinished { .. }) | Some(Event::StateChanged { .. })));
+    assert!(matches!(
+        events.last(),
+        Some(Event::RunFinished { .. }) | Some(Event::StateChanged { .. })
+    ));
 
     // The exported network carries its demonstrations, and predict runs with them.
     let file = tmp.path().join("net.toml");
-    ok(dln(&["export", &alone.display().to_string(), "-o", &file.display().to_string()])
-        .output()
-        .expect("export"));
+    ok(dln(&[
+        "export",
+        &alone.display().to_string(),
+        "-o",
+        &file.display().to_string(),
+    ])
+    .output()
+    .expect("export"));
     let text = std::fs::read_to_string(&file).expect("exported");
-    assert_eq!(text.matches("[[layers.demonstrations]]").count(), 3, "{text}");
+    assert_eq!(
+        text.matches("[[layers.demonstrations]]").count(),
+        3,
+        "{text}"
+    );
     let inputs = tmp.path().join("in.jsonl");
     std::fs::write(&inputs, "{\"sentence\": \"a wonderful, moving film\"}\n").expect("inputs");
-    let out = ok(dln(&["predict", &file.display().to_string(), "-i", &inputs.display().to_string()])
-        .output()
-        .expect("predict"));
+    let out = ok(dln(&[
+        "predict",
+        &file.display().to_string(),
+        "-i",
+        &inputs.display().to_string(),
+    ])
+    .output()
+    .expect("predict"));
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(answer.contains("\"prediction\""), "{answer}");
 }

@@ -75,7 +75,10 @@ async fn demonstration_moves_are_scored_beside_instructions_and_travel_with_the_
     }
     assert!(moves > 0, "demonstration moves were scored");
     // The demonstrations are checkpointed, in the result and in the exported network.
-    let state = read_checkpoint(&out).expect("read").expect("checkpoint").state;
+    let state = read_checkpoint(&out)
+        .expect("read")
+        .expect("checkpoint")
+        .state;
     assert_eq!(state.demos.len(), 1);
     assert_eq!(state.demos[0].len(), 2, "k = 2 drawn at the start");
     let result = read_result(&out).expect("read").expect("result");

@@ -49,10 +49,7 @@ async fn without_demonstrations_a_run_emits_the_events_recorded_before_them() {
     for layers in [1, 2] {
         let dir = tempfile::tempdir().expect("tempdir");
         let events = run(tiny_config(layers), scripted(), &dir.path().join("run")).await;
-        let lines: Vec<String> = events
-            .iter()
-            .map(|e| normalized(e).to_string())
-            .collect();
+        let lines: Vec<String> = events.iter().map(|e| normalized(e).to_string()).collect();
         let path = recorded(layers);
         if std::env::var_os("DLN_RECORD_K0").is_some() {
             std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
@@ -67,4 +64,3 @@ async fn without_demonstrations_a_run_emits_the_events_recorded_before_them() {
         }
     }
 }
-

@@ -231,12 +231,16 @@ mod tests {
         let kinds: Vec<String> = m.iter().map(|(_, m)| m.describe()).collect();
         assert!((2..=3).contains(&m.len()), "{kinds:?}");
         assert!(kinds[0].starts_with("drop") && kinds[1].starts_with("reorder"));
-        assert!(kinds.iter().all(|k| k.starts_with("drop") || k.starts_with("reorder")));
+        assert!(kinds
+            .iter()
+            .all(|k| k.starts_with("drop") || k.starts_with("reorder")));
         assert_ne!(m[0].0, m[m.len() - 1].0, "every move makes another set");
         // Empty: only adds, each of another example.
         let m = moves(&[], 2, 3, &[], &demos(&[4, 5, 6]), &mut rng);
         assert_eq!(m.len(), 3);
-        assert!(m.iter().all(|(s, m)| matches!(m, DemoMove::Add { .. }) && s.len() == 1));
+        assert!(m
+            .iter()
+            .all(|(s, m)| matches!(m, DemoMove::Add { .. }) && s.len() == 1));
         assert!(moves(&full, 2, 0, &[], &demos(&[3]), &mut rng).is_empty());
     }
 

@@ -273,7 +273,12 @@ impl BestDev {
     /// always improves. Patience counts evaluations without improvement, and when it reaches
     /// the tolerance the prompts are reset and the count restarts (as the reference does, a
     /// tolerance of 0 resets after every evaluation).
-    pub fn observe(&mut self, accuracy: f64, prompts: &[String], demos: &[Vec<Demo>]) -> DevOutcome {
+    pub fn observe(
+        &mut self,
+        accuracy: f64,
+        prompts: &[String],
+        demos: &[Vec<Demo>],
+    ) -> DevOutcome {
         let improved = self.accuracy.is_none_or(|best| accuracy > best);
         if improved {
             self.accuracy = Some(accuracy);

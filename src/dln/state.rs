@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
-use crate::dln::events::{Command, TemplateRole, UsageEntry};
 use crate::dln::demos::Demo;
+use crate::dln::events::{Command, TemplateRole, UsageEntry};
 use crate::dln::math::{no_demos, BestDev, PromptMemory};
 
 /// The position of the run's single ChaCha RNG, as checkpoints written before every purpose had

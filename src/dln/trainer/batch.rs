@@ -5,8 +5,8 @@ use crate::config::{Mode, TrainConfig};
 use crate::data::{Dataset, Example};
 use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
-use crate::dln::network::Network;
 use crate::dln::math;
+use crate::dln::network::Network;
 use crate::dln::ops::{self, Draw};
 
 /// Checks that `data` suits the `[train]` settings and draws the k-shot demonstrations (none
@@ -110,9 +110,15 @@ mod tests {
             batch_size: 4,
             ..TrainConfig::default()
         };
-        assert_eq!(batch_indices(&train, &data, 3), batch_indices(&train, &data, 3));
+        assert_eq!(
+            batch_indices(&train, &data, 3),
+            batch_indices(&train, &data, 3)
+        );
         assert_eq!(batch_indices(&train, &data, 3).len(), 4);
-        assert_ne!(batch_indices(&train, &data, 3), batch_indices(&train, &data, 4));
+        assert_ne!(
+            batch_indices(&train, &data, 3),
+            batch_indices(&train, &data, 4)
+        );
     }
 
     #[test]

@@ -143,17 +143,28 @@ mod tests {
         let backend = ScriptedBackend::new();
         let data = dataset(10);
         let net = network_on(1, backend.clone());
-        let mut t = Trainer::new(net, &TrainConfig::default(), Path::new("."), data, Arc::new(Quiet))
-            .expect("a trainer");
+        let mut t = Trainer::new(
+            net,
+            &TrainConfig::default(),
+            Path::new("."),
+            data,
+            Arc::new(Quiet),
+        )
+        .expect("a trainer");
         let mut cur = iteration(&t.net, 6, &[false; 6]);
         cur.batch_index = (0..6).collect();
-        let shown = |ix: &[usize]| -> Vec<Demo> { ix.iter().map(|&i| demo_of(&t.data, i)).collect() };
+        let shown =
+            |ix: &[usize]| -> Vec<Demo> { ix.iter().map(|&i| demo_of(&t.data, i)).collect() };
         let prompt = t.net.layers[0].prompt.clone();
         let mut now = candidate(prompt.clone(), CandidateOrigin::Current);
         now.demos = shown(&[1, 2]);
         let mut swap = candidate(prompt, CandidateOrigin::Proposed);
         swap.demos = shown(&[1, 3]);
-        swap.demo_move = Some(DemoMove::Swap { slot: 1, from: 2, to: 3 });
+        swap.demo_move = Some(DemoMove::Swap {
+            slot: 1,
+            from: 2,
+            to: 3,
+        });
         let mut instruction = candidate("Another instruction.".into(), CandidateOrigin::Proposed);
         instruction.demos = shown(&[1, 2]);
         cur.candidates[0] = vec![now, swap, instruction];
@@ -167,7 +178,11 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(asked, [0, 4, 5].repeat(3), "the same held-out examples for each");
+        assert_eq!(
+            asked,
+            [0, 4, 5].repeat(3),
+            "the same held-out examples for each"
+        );
         let scored = &t.cur().expect("iteration").candidates[0];
         assert!(scored.iter().all(|c| c.score.is_some()));
     }
@@ -183,7 +198,10 @@ mod tests {
         assert_eq!(idx, vec![5, 6]);
         assert_eq!(preferred[0].output, data.train[5].target);
         assert_eq!(preferred[0].input, data.train[5].input);
-        assert_eq!(others.iter().map(|d| d.index).collect::<Vec<_>>(), vec![0, 9]);
+        assert_eq!(
+            others.iter().map(|d| d.index).collect::<Vec<_>>(),
+            vec![0, 9]
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use crate::data::Example;
 use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
-use crate::dln::math;
 use crate::dln::events::{Event, ForwardExample, Stage};
+use crate::dln::math;
 use crate::dln::ops::Operation;
 use crate::dln::split::Split;
 use crate::dln::state::DevPoint;

@@ -230,7 +230,9 @@ impl Trainer {
             if let (true, Some(cl)) = (tc.trust_factor > 0.0, classes) {
                 let contexts: Vec<String> = kept
                     .iter()
-                    .map(|&i| ops::forward_context(layer, &cur.fwd.inputs[l][i], &cand.prompt, &shown))
+                    .map(|&i| {
+                        ops::forward_context(layer, &cur.fwd.inputs[l][i], &cand.prompt, &shown)
+                    })
                     .collect::<Result<_, _>>()?;
                 let d = ops::classify(layer, cl, contexts).await?;
                 kl_dists.push(d.into_iter().map(|d| d.probs).collect());
@@ -361,8 +363,7 @@ mod tests {
             }],
             sharpened: true,
         };
-        let pairs =
-            hidden_pairs(&net.layers[0], &cur.fwd.inputs[0], &post, "cand", &[]).unwrap();
+        let pairs = hidden_pairs(&net.layers[0], &cur.fwd.inputs[0], &post, "cand", &[]).unwrap();
         assert_eq!(pairs.len(), 2);
         assert_eq!(pairs[0].0, pairs[1].0);
         assert_eq!((pairs[0].1.as_str(), pairs[1].1.as_str()), ("a", "b"));
