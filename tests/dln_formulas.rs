@@ -75,6 +75,7 @@ fn top_m(history: &[(f64, Vec<String>)], capacity: usize) -> Vec<MemoryEntry> {
         if !out.iter().any(|e| &e.prompts == prompts) {
             out.push(MemoryEntry {
                 prompts: prompts.clone(),
+                demos: Vec::new(),
                 dev_accuracy: *acc,
             });
         }

@@ -257,6 +257,19 @@ impl Progress {
             } if prompt != previous => self.note(&format!(
                 "iteration {iteration}: layer {layer} prompt -> {prompt}"
             )),
+            Event::CandidatesScored {
+                iteration,
+                layer,
+                candidates,
+                winner,
+            } => {
+                if let Some(m) = candidates.get(*winner).and_then(|c| c.demo_move.as_ref()) {
+                    self.note(&format!(
+                        "iteration {iteration}: layer {layer} demonstrations -> {}",
+                        m.describe()
+                    ));
+                }
+            }
             Event::Evaluated {
                 iteration,
                 split,

@@ -46,6 +46,17 @@ pub struct LayerConfig {
     /// Model of this layer's backward (proposal) calls (default: the forward model).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub backward_model: String,
+    /// `k`: demonstrations the layer learns to show before the input (0 = instruction only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub demos: usize,
+    /// The demonstrations to start from (an exported network's learned ones); empty = drawn
+    /// from the training split (output layer) or grown from `h*` (hidden layers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub demonstrations: Vec<crate::dln::demos::Demo>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The one place a layer's defaults are written; serde fills absent keys from it.
@@ -62,6 +73,8 @@ impl Default for LayerConfig {
             backward_max_tokens: 96,
             model: String::new(),
             backward_model: String::new(),
+            demos: 0,
+            demonstrations: Vec::new(),
         }
     }
 }

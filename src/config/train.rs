@@ -71,6 +71,9 @@ pub struct TrainConfig {
     /// (empty, echo, meta, duplicate), the missing ones are drawn again with new seeds, at most
     /// this many rounds in all.
     pub proposal_rounds: usize,
+    /// Demonstration moves (swap, add, drop, reorder) per update of a layer with `demos > 0`,
+    /// scored beside the instruction proposals.
+    pub demo_moves: usize,
     /// For the examples the network got wrong, the forward pass's own hidden text takes no
     /// posterior weight and cannot be `h*` (when another sample exists): the text that led to
     /// the error is not what the hidden layer is trained toward.
@@ -109,6 +112,7 @@ impl Default for TrainConfig {
             decay_logp_penalty: true,
             backward_top_p: 0.95,
             proposal_rounds: 3,
+            demo_moves: 2,
             exclude_wrong_hidden: false,
             only_wrong_posterior: false,
             scoring: Scoring::Logprob,

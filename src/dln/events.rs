@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dln::demos::{Demo, DemoMove};
 pub use crate::dln::split::Split;
 use crate::llm::Usage;
 pub use crate::template::Rejection;
@@ -160,6 +161,23 @@ pub struct Candidate {
     pub score: Option<f64>,
     /// The trust-region KL term subtracted from the score, when enabled.
     pub kl: Option<f64>,
+    /// The demonstrations the candidate shows, in order (absent for a layer without any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub demos: Vec<Demo>,
+    /// The demonstration move that made this candidate (its prompt is then the current one);
+    /// absent for instruction candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demo_move: Option<DemoMove>,
+}
+
+impl Candidate {
+    /// What the candidate is, for a line of text: its demonstration move, else its prompt.
+    pub fn describe(&self) -> String {
+        match &self.demo_move {
+            Some(m) => m.describe(),
+            None => self.prompt.clone(),
+        }
+    }
 }
 
 /// A generated proposal that did not become a candidate.

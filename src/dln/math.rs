@@ -6,6 +6,8 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::dln::demos::Demo;
+
 /// Sharpened posterior weights `w_s = exp(w̃_s / T) / Σ exp(w̃_s' / T)` over the samples of one
 /// example. Excluded samples (a person's choice) get weight 0 and take no part in the
 /// normalization. If every sample is excluded, or every log-weight is `-inf`, the weights are
@@ -159,7 +161,25 @@ pub fn proposer_subset<R: Rng>(batch_size: usize, held_out: bool, rng: &mut R) -
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryEntry {
     pub prompts: Vec<String>,
+    /// Each layer's demonstrations with its prompt (absent when no layer shows any).
+    #[serde(default, skip_serializing_if = "no_demos")]
+    pub demos: Vec<Vec<Demo>>,
     pub dev_accuracy: f64,
+}
+
+/// Whether no layer shows a demonstration (what keeps files of runs without them unchanged).
+pub fn no_demos(demos: &Vec<Vec<Demo>>) -> bool {
+    demos.iter().all(Vec::is_empty)
+}
+
+/// The demonstrations as stored: nothing when no layer shows any (runs without
+/// demonstrations write what they wrote before).
+pub fn stored_demos(demos: Vec<Vec<Demo>>) -> Vec<Vec<Demo>> {
+    if no_demos(&demos) {
+        Vec::new()
+    } else {
+        demos
+    }
 }
 
 /// The `M` prompt sets with the best dev accuracy so far; they rejoin the candidates of every
@@ -180,15 +200,18 @@ impl PromptMemory {
 
     /// Remembers `prompts` with `dev_accuracy`, keeping the best `capacity` sorted best first
     /// (earlier entries win ties). The same prompts twice keep their best accuracy.
-    pub fn add(&mut self, prompts: Vec<String>, dev_accuracy: f64) {
+    pub fn add(&mut self, prompts: Vec<String>, demos: Vec<Vec<Demo>>, dev_accuracy: f64) {
         if self.capacity == 0 {
             return;
         }
-        if let Some(e) = self.entries.iter_mut().find(|e| e.prompts == prompts) {
+        let demos = stored_demos(demos);
+        let same = |e: &&mut MemoryEntry| e.prompts == prompts && e.demos == demos;
+        if let Some(e) = self.entries.iter_mut().find(same) {
             e.dev_accuracy = e.dev_accuracy.max(dev_accuracy);
         } else {
             self.entries.push(MemoryEntry {
                 prompts,
+                demos,
                 dev_accuracy,
             });
         }
@@ -197,11 +220,14 @@ impl PromptMemory {
         self.entries.truncate(self.capacity);
     }
 
-    /// The remembered prompts of one layer, best first.
-    pub fn layer_prompts(&self, layer: usize) -> Vec<String> {
+    /// The remembered prompts of one layer with their demonstrations, best first.
+    pub fn layer_prompts(&self, layer: usize) -> Vec<(String, Vec<Demo>)> {
         self.entries
             .iter()
-            .filter_map(|e| e.prompts.get(layer).cloned())
+            .filter_map(|e| {
+                let demos = e.demos.get(layer).cloned().unwrap_or_default();
+                e.prompts.get(layer).map(|p| (p.clone(), demos))
+            })
             .collect()
     }
 }
@@ -212,6 +238,9 @@ impl PromptMemory {
 pub struct BestDev {
     pub accuracy: Option<f64>,
     pub prompts: Vec<String>,
+    /// The best prompts' demonstrations (absent when no layer shows any).
+    #[serde(default, skip_serializing_if = "no_demos")]
+    pub demos: Vec<Vec<Demo>>,
     /// Evaluations since the last improvement.
     pub waited: usize,
     pub tolerance: Option<usize>,
@@ -226,10 +255,15 @@ pub struct DevOutcome {
 }
 
 impl BestDev {
-    pub fn new(initial_prompts: Vec<String>, tolerance: Option<usize>) -> Self {
+    pub fn new(
+        initial_prompts: Vec<String>,
+        initial_demos: Vec<Vec<Demo>>,
+        tolerance: Option<usize>,
+    ) -> Self {
         BestDev {
             accuracy: None,
             prompts: initial_prompts,
+            demos: stored_demos(initial_demos),
             waited: 0,
             tolerance,
         }
@@ -239,11 +273,17 @@ impl BestDev {
     /// always improves. Patience counts evaluations without improvement, and when it reaches
     /// the tolerance the prompts are reset and the count restarts (as the reference does, a
     /// tolerance of 0 resets after every evaluation).
-    pub fn observe(&mut self, accuracy: f64, prompts: &[String]) -> DevOutcome {
+    pub fn observe(
+        &mut self,
+        accuracy: f64,
+        prompts: &[String],
+        demos: &[Vec<Demo>],
+    ) -> DevOutcome {
         let improved = self.accuracy.is_none_or(|best| accuracy > best);
         if improved {
             self.accuracy = Some(accuracy);
             self.prompts = prompts.to_vec();
+            self.demos = stored_demos(demos.to_vec());
             self.waited = 0;
         } else {
             self.waited += 1;
@@ -304,6 +344,10 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    fn layer_texts(m: &PromptMemory) -> Vec<String> {
+        m.layer_prompts(0).into_iter().map(|(p, _)| p).collect()
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
@@ -403,38 +447,38 @@ mod tests {
     #[test]
     fn memory_keeps_the_best() {
         let mut m = PromptMemory::new(2);
-        m.add(vec!["a".into()], 0.5);
-        m.add(vec!["b".into()], 0.7);
-        m.add(vec!["c".into()], 0.6);
-        assert_eq!(m.layer_prompts(0), vec!["b", "c"]);
-        m.add(vec!["c".into()], 0.9);
-        assert_eq!(m.layer_prompts(0), vec!["c", "b"]);
+        m.add(vec!["a".into()], vec![], 0.5);
+        m.add(vec!["b".into()], vec![], 0.7);
+        m.add(vec!["c".into()], vec![], 0.6);
+        assert_eq!(layer_texts(&m), vec!["b", "c"]);
+        m.add(vec!["c".into()], vec![], 0.9);
+        assert_eq!(layer_texts(&m), vec!["c", "b"]);
         assert_eq!(m.entries[0].dev_accuracy, 0.9);
         let mut off = PromptMemory::new(0);
-        off.add(vec!["a".into()], 1.0);
+        off.add(vec!["a".into()], vec![], 1.0);
         assert!(off.entries.is_empty());
     }
 
     #[test]
     fn patience_resets_to_best() {
         let p = |s: &str| vec![s.to_string()];
-        let mut b = BestDev::new(p("init"), Some(2));
+        let mut b = BestDev::new(p("init"), vec![], Some(2));
         assert_eq!(
-            b.observe(0.5, &p("x")),
+            b.observe(0.5, &p("x"), &[]),
             DevOutcome {
                 improved: true,
                 reset: false
             }
         );
         assert_eq!(
-            b.observe(0.5, &p("y")),
+            b.observe(0.5, &p("y"), &[]),
             DevOutcome {
                 improved: false,
                 reset: false
             }
         );
         assert_eq!(
-            b.observe(0.4, &p("z")),
+            b.observe(0.4, &p("z"), &[]),
             DevOutcome {
                 improved: false,
                 reset: true
@@ -442,12 +486,12 @@ mod tests {
         );
         assert_eq!(b.prompts, p("x"));
         assert_eq!(b.waited, 0);
-        assert!(b.observe(0.6, &p("w")).improved);
+        assert!(b.observe(0.6, &p("w"), &[]).improved);
         assert_eq!(b.prompts, p("w"));
-        let mut never = BestDev::new(p("init"), None);
-        never.observe(0.5, &p("x"));
+        let mut never = BestDev::new(p("init"), vec![], None);
+        never.observe(0.5, &p("x"), &[]);
         for _ in 0..5 {
-            assert!(!never.observe(0.1, &p("y")).reset);
+            assert!(!never.observe(0.1, &p("y"), &[]).reset);
         }
     }
 

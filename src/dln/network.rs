@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::config::{Config, LayerConfig};
 use crate::data::OutputClasses;
+use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
 use crate::dln::events::{LayerIndex, LayerInfo, TemplateRole};
 use crate::llm::SharedBackend;
@@ -23,7 +24,12 @@ pub struct Layer {
     pub index: LayerIndex,
     /// The current prompt `π`.
     pub prompt: String,
-    /// A pinned prompt is never updated (until unpinned).
+    /// The demonstrations shown before the input, in order: with the prompt, the layer's
+    /// learnable parameter (empty unless `demos > 0` or given in the config).
+    pub demos: Vec<Demo>,
+    /// `k`: the most demonstrations the layer may learn to show (0 = instruction only).
+    pub max_demos: usize,
+    /// A pinned prompt (with its demonstrations) is never updated (until unpinned).
     pub pinned: bool,
     /// The config lets the loop update this layer.
     pub trains: bool,
@@ -130,6 +136,8 @@ impl Network {
             layers.push(Layer {
                 index: l,
                 prompt: initial_prompt(config, lc, hidden),
+                demos: lc.demonstrations.clone(),
+                max_demos: lc.demos.max(lc.demonstrations.len()),
                 pinned: lc.pinned,
                 trains: config.layer_trains(l),
                 forward: spec(&t.forward, TemplateRole::Forward)?,
@@ -167,6 +175,21 @@ impl Network {
 
     pub fn prompts(&self) -> Vec<String> {
         self.layers.iter().map(|l| l.prompt.clone()).collect()
+    }
+
+    /// Every layer's demonstrations (all empty when no layer shows any).
+    pub fn demos(&self) -> Vec<Vec<Demo>> {
+        self.layers.iter().map(|l| l.demos.clone()).collect()
+    }
+
+    /// Sets every layer's demonstrations (`demos[l]`; a missing entry means none), skipping
+    /// pinned layers when `keep_pinned`.
+    pub fn set_demos(&mut self, demos: &[Vec<Demo>], keep_pinned: bool) {
+        for layer in &mut self.layers {
+            if !(keep_pinned && layer.pinned) {
+                layer.demos = demos.get(layer.index).cloned().unwrap_or_default();
+            }
+        }
     }
 
     /// Replaces a layer's template after validating it; the old one stays on any error.

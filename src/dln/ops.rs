@@ -70,6 +70,10 @@ pub enum Draw {
     Shuffle,
     /// The k-shot demonstrations.
     KShot,
+    /// A layer's first demonstrations (`demos = k`).
+    Demos,
+    /// The demonstration moves of an update.
+    DemoMoves,
 }
 
 impl Draw {
@@ -80,6 +84,8 @@ impl Draw {
             Draw::HeldOut => "held_out",
             Draw::Shuffle => "shuffle",
             Draw::KShot => "k_shot",
+            Draw::Demos => "demos",
+            Draw::DemoMoves => "demo_moves",
         }
     }
 }

@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
+use crate::dln::demos::Demo;
 use crate::dln::events::{Command, TemplateRole, UsageEntry};
-use crate::dln::math::{BestDev, PromptMemory};
+use crate::dln::math::{no_demos, BestDev, PromptMemory};
 
 /// The position of the run's single ChaCha RNG, as checkpoints written before every purpose had
 /// a stream of its own stored it (seed, stream, word position). Read and ignored.
@@ -25,6 +26,9 @@ pub struct DevPoint {
     pub iteration: usize,
     pub accuracy: f64,
     pub prompts: Vec<String>,
+    /// The prompts' demonstrations (absent when no layer shows any).
+    #[serde(default, skip_serializing_if = "no_demos")]
+    pub demos: Vec<Vec<Demo>>,
 }
 
 /// A person's edit of a posterior (`AddHidden` or `ExcludeSample`) during the iteration in
@@ -45,6 +49,10 @@ pub struct TrainerState {
     /// The evaluation before training (first eval or a baseline's) is done.
     pub started: bool,
     pub prompts: Vec<String>,
+    /// Each layer's current demonstrations (absent when no layer shows any; checkpoints
+    /// written before demonstrations existed have none).
+    #[serde(default, skip_serializing_if = "no_demos")]
+    pub demos: Vec<Vec<Demo>>,
     pub pinned: Vec<bool>,
     /// Templates a person replaced, per layer: (role, source as given).
     pub edited_templates: Vec<Vec<(TemplateRole, String)>>,
@@ -75,6 +83,7 @@ impl TrainerState {
             iteration: 0,
             started: false,
             prompts: Vec::new(),
+            demos: Vec::new(),
             pinned: Vec::new(),
             edited_templates: Vec::new(),
             memory: PromptMemory::default(),

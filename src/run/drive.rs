@@ -214,6 +214,8 @@ fn result_of(config: &Config, t: &Trainer, stopped_early: bool, started: Instant
         iterations: o.iterations,
         best_prompts: o.best_prompts,
         final_prompts: o.final_prompts,
+        best_demos: o.best_demos,
+        final_demos: o.final_demos,
         dev_accuracy: o.dev_accuracy,
         test_accuracy: o.test_accuracy,
         stopped_early,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
+use crate::dln::demos::Demo;
 use crate::dln::trainer::{accuracy, prepare_shots};
 use crate::dln::{Forward, Operation, Split, UsageBook};
 use crate::run::checkpoint::{read_checkpoint, CHECKPOINT_FILE};
@@ -24,15 +25,17 @@ pub struct EvalReport {
     pub prompts: Vec<String>,
 }
 
-/// The prompts a run ended with: its result's best prompts, else its checkpoint's best-dev
-/// prompts (or current ones before any dev evaluation).
-fn best_prompts(run_dir: &Path) -> Result<Vec<String>, RunError> {
+/// The prompts a run ended with and their demonstrations: its result's best prompts, else its
+/// checkpoint's best-dev prompts (or current ones before any dev evaluation).
+fn best_prompts(run_dir: &Path) -> Result<(Vec<String>, Vec<Vec<Demo>>), RunError> {
     if let Some(r) = read_result(run_dir)? {
-        return Ok(r.best_prompts);
+        return Ok((r.best_prompts, r.best_demos));
     }
     match read_checkpoint(run_dir)? {
-        Some(c) if c.state.best_dev.accuracy.is_some() => Ok(c.state.best_dev.prompts),
-        Some(c) => Ok(c.state.prompts),
+        Some(c) if c.state.best_dev.accuracy.is_some() => {
+            Ok((c.state.best_dev.prompts, c.state.best_dev.demos))
+        }
+        Some(c) => Ok((c.state.prompts, c.state.demos)),
         None => Err(RunError::File {
             path: run_dir.join(CHECKPOINT_FILE),
             message: "the run has no checkpoint or result yet".into(),
@@ -49,7 +52,7 @@ pub async fn evaluate_run(
     split: &str,
     opts: SessionOptions,
 ) -> Result<EvalReport, RunError> {
-    let prompts = best_prompts(run_dir)?;
+    let (prompts, demos) = best_prompts(run_dir)?;
     if prompts.len() != config.layers.len() {
         return Err(RunError::File {
             path: run_dir.to_path_buf(),
@@ -73,6 +76,7 @@ pub async fn evaluate_run(
     let forward = Forward {
         net: &net,
         shots: &shots,
+        demos: &demos,
         seed: config.train.seed,
     };
     let mut book = UsageBook::default();

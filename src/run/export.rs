@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::dln::demos::Demo;
 use crate::dln::events::TemplateRole;
 use crate::dln::network::{load_template, template_spec};
 use crate::run::checkpoint::read_checkpoint;
@@ -58,6 +59,8 @@ pub struct Exported {
     pub config: Config,
     /// The prompts per layer (also in `config`).
     pub prompts: Vec<String>,
+    /// Each layer's demonstrations (also in `config`; empty when no layer shows any).
+    pub demos: Vec<Vec<Demo>>,
     /// Where they came from, for the file's header.
     pub provenance: String,
 }
@@ -78,18 +81,32 @@ pub fn export_run(run_dir: &Path, which: Which) -> Result<Exported, RunError> {
         path: run_dir.to_path_buf(),
         message: format!("the run has no {what} yet (no checkpoint)"),
     };
-    let (prompts, what) = match which {
+    let (prompts, demos, what) = match which {
         Which::Best => match (&result, state) {
-            (Some(r), _) => (r.best_prompts.clone(), "best dev prompts".to_string()),
-            (None, Some(s)) if s.best_dev.accuracy.is_some() => {
-                (s.best_dev.prompts.clone(), "best dev prompts so far".into())
-            }
-            (None, Some(s)) => (s.prompts.clone(), "current prompts".into()),
+            (Some(r), _) => (
+                r.best_prompts.clone(),
+                r.best_demos.clone(),
+                "best dev prompts".to_string(),
+            ),
+            (None, Some(s)) if s.best_dev.accuracy.is_some() => (
+                s.best_dev.prompts.clone(),
+                s.best_dev.demos.clone(),
+                "best dev prompts so far".into(),
+            ),
+            (None, Some(s)) => (s.prompts.clone(), s.demos.clone(), "current prompts".into()),
             (None, None) => return Err(no_prompts("prompts")),
         },
         Which::Final => match (&result, state) {
-            (Some(r), _) => (r.final_prompts.clone(), "final prompts".into()),
-            (None, Some(s)) => (s.prompts.clone(), "prompts at the last checkpoint".into()),
+            (Some(r), _) => (
+                r.final_prompts.clone(),
+                r.final_demos.clone(),
+                "final prompts".into(),
+            ),
+            (None, Some(s)) => (
+                s.prompts.clone(),
+                s.demos.clone(),
+                "prompts at the last checkpoint".into(),
+            ),
             (None, None) => return Err(no_prompts("prompts")),
         },
         Which::Iteration(n) => {
@@ -115,6 +132,7 @@ pub fn export_run(run_dir: &Path, which: Which) -> Result<Exported, RunError> {
                     })?;
             (
                 point.prompts.clone(),
+                point.demos.clone(),
                 format!("prompts of iteration {n} (dev {:.3})", point.accuracy),
             )
         }
@@ -133,8 +151,11 @@ pub fn export_run(run_dir: &Path, which: Which) -> Result<Exported, RunError> {
         .map(|s| s.edited_templates.clone())
         .unwrap_or_default();
     inline_templates(&mut config, &edited)?;
-    for (lc, p) in config.layers.iter_mut().zip(&prompts) {
+    for (l, (lc, p)) in config.layers.iter_mut().zip(&prompts).enumerate() {
         lc.prompt = p.clone();
+        // The learned demonstrations travel with the prompt (and are where a run trained on
+        // from this file starts); a layer that learned none shows none.
+        lc.demonstrations = demos.get(l).cloned().unwrap_or_default();
     }
     // The classes the run answered with, so the file needs no data to predict.
     if let Ok(data) = load_data(&config) {
@@ -159,6 +180,7 @@ pub fn export_run(run_dir: &Path, which: Which) -> Result<Exported, RunError> {
     Ok(Exported {
         config,
         prompts,
+        demos,
         provenance: format!("{what} of {} ({scores})", run_dir.display()),
     })
 }
@@ -258,6 +280,10 @@ impl Exported {
                 for (l, p) in self.prompts.iter().enumerate() {
                     let kind = if l + 1 == k { "output" } else { "hidden" };
                     out.push_str(&format!("# layer {} ({kind})\n{p}\n\n", l + 1));
+                    for d in self.demos.get(l).into_iter().flatten() {
+                        let ex = format!("## demonstration: ex {}\n{}\n→ {}\n\n", d.index, d.input, d.output);
+                        out.push_str(&ex);
+                    }
                 }
                 out
             }

@@ -185,9 +185,12 @@ pub async fn predict(
     };
     let (network, _) = build_network(&config, &dataset, &dir, &opts).await?;
     let shots = prepare_shots(&config.train, &dataset)?;
+    // The learned demonstrations are in the network's config (`layers[l].demonstrations`).
+    let demos = network.demos();
     let forward = Forward {
         net: &network,
         shots: &shots,
+        demos: &demos,
         seed: config.train.seed,
     };
     let examples: Vec<Example> = inputs.iter().map(|(_, e)| e.clone()).collect();

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dln::demos::Demo;
 use crate::dln::events::UsageEntry;
+use crate::dln::math::no_demos;
 use crate::dln::state::DevPoint;
 use crate::llm::Usage;
 use crate::run::dir::{read_json, write_json};
@@ -22,6 +24,12 @@ pub struct RunResult {
     pub iterations: usize,
     pub best_prompts: Vec<String>,
     pub final_prompts: Vec<String>,
+    /// The demonstrations of the best and the final prompts, per layer (absent when no layer
+    /// shows any).
+    #[serde(default, skip_serializing_if = "no_demos")]
+    pub best_demos: Vec<Vec<Demo>>,
+    #[serde(default, skip_serializing_if = "no_demos")]
+    pub final_demos: Vec<Vec<Demo>>,
     pub dev_accuracy: Option<f64>,
     pub test_accuracy: Option<f64>,
     pub stopped_early: bool,

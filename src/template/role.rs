@@ -12,7 +12,8 @@ pub enum Role {
     /// `F(x; π)` of an output layer: `prompt`, `input`, and `examples` (k-shot: a list of
     /// `{input, target}` rendered before the input).
     Forward,
-    /// `F_h(x; π)` of a hidden layer: `prompt`, `input`.
+    /// `F_h(x; π)` of a hidden layer: `prompt`, `input`, and `examples` (the layer's learned
+    /// demonstrations: a list of `{input, target}`, `target` being the best hidden text `h*`).
     ForwardHidden,
     /// `R(x, h)`: `input`, `h`.
     Residual,
@@ -42,7 +43,7 @@ impl Role {
     pub fn allowed(self) -> &'static [&'static str] {
         match self {
             Role::Forward => &["prompt", "input", "examples"],
-            Role::ForwardHidden => &["prompt", "input"],
+            Role::ForwardHidden => &["prompt", "input", "examples"],
             Role::Residual => &["input", "h"],
             Role::ProposePrompt => &["prompt", "backward_infos", "message", "next_prompt"],
             Role::ProposeHidden => &["input", "h", "y", "next_prompt", "message", "prompt"],

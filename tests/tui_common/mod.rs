@@ -103,6 +103,8 @@ fn candidates(prompts: &[&str], scores: Option<&[f64]>) -> Vec<Candidate> {
             },
             score: scores.map(|s| s[i]),
             kl: None,
+            demos: Vec::new(),
+            demo_move: None,
         })
         .collect()
 }

@@ -54,11 +54,10 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
     let layers = cell.config.layers.len() as f64;
     let input = mean_tokens(data.train.iter().map(|e| e.input.as_str()));
     let target = mean_tokens(data.train.iter().map(|e| e.target.as_str()));
-    let shots = if t.mode == Mode::KShot {
-        t.k_shot as f64 * (input + target + 4.0)
-    } else {
-        0.0
-    };
+    // Demonstrations read before each input: the k-shot baseline's, or those a layer learns.
+    let learned = cell.config.layers.last().map_or(0, |l| l.demos);
+    let shown = if t.mode == Mode::KShot { t.k_shot } else { learned };
+    let shots = shown as f64 * (input + target + 4.0);
     let hidden_layers = layers - 1.0;
     let hidden_len = cell
         .config
@@ -86,16 +85,17 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
     let mut prompt = eval_examples * per_example_prompt;
     let mut generated = eval_examples * per_example_gen;
     if t.mode == Mode::Dln {
+        let moves = if learned > 0 { t.demo_moves } else { 0 };
         let (b, n, s) = (
             t.batch_size as f64,
-            t.num_candidates as f64,
+            (t.num_candidates + moves) as f64,
             t.num_hidden_samples as f64,
         );
         let trained = cell.config.layers.iter().filter(|l| l.trainable).count() as f64;
         // Forward on the batch; per trained layer N−1 proposals (a third redrawn) reading the
         // batch, and N candidates scored on it; per hidden layer S posterior samples per
         // example, each scored under the prompt above (likelihood) and its own (prior).
-        let proposals = trained * (n - 1.0) * 1.33;
+        let proposals = trained * (t.num_candidates as f64 - 1.0) * 1.33;
         let scores = trained * n * b * (1.0 + hidden_layers * s);
         let posterior = hidden_layers * b * s;
         let per_it_calls = b * layers + proposals + scores + posterior * 3.0;
@@ -171,5 +171,8 @@ mod tests {
         assert!(d1.calls > z.calls && d2.calls > d1.calls);
         assert!(d2.generated_tokens > d1.generated_tokens);
         assert!(d2.seconds > d1.seconds && d1.seconds > 0.0);
+        let demos = e(Method::Dln1Demos);
+        assert!(demos.calls > d1.calls, "demonstration moves are scored too");
+        assert!(demos.prompt_tokens > d1.prompt_tokens, "demonstrations are read");
     }
 }

@@ -53,10 +53,12 @@ pub enum Method {
     Dln2NoPrior,
     /// DLN-2 with π1 fixed to "Let's think step by step." (only the output layer trains).
     Dln2FixedHidden,
+    /// DLN-1 whose output layer also learns `k` demonstrations (`demos = k`).
+    Dln1Demos,
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::ZeroShot,
         Method::KShot,
         Method::Dln1,
@@ -65,6 +67,7 @@ impl Method {
         Method::Dln2Uniform,
         Method::Dln2NoPrior,
         Method::Dln2FixedHidden,
+        Method::Dln1Demos,
     ];
     /// What runs when no `--methods` is given.
     pub const DEFAULT: [Method; 4] = [Method::ZeroShot, Method::KShot, Method::Dln1, Method::Dln2];
@@ -79,6 +82,7 @@ impl Method {
             Method::Dln2Uniform => "dln-2-uniform",
             Method::Dln2NoPrior => "dln-2-no-prior",
             Method::Dln2FixedHidden => "dln-2-fixed-h",
+            Method::Dln1Demos => "dln-1-demos",
         }
     }
 
@@ -88,6 +92,7 @@ impl Method {
             Method::ZeroShot => "the starting prompt, untrained",
             Method::KShot => "k random training examples before each input, untrained",
             Method::Dln1 => "one layer, prompt trained",
+            Method::Dln1Demos => "one layer, prompt and k demonstrations trained",
             Method::Dln2 => "two layers (hidden text, then answer), both prompts trained",
             Method::Dln3 => "three layers, all prompts trained",
             Method::Dln2Uniform => "DLN-2 with sharpening off (uniform posterior weights)",
@@ -117,6 +122,7 @@ impl std::str::FromStr for Method {
             "0shot" | "zero-shot" | "zero_shot" => "0-shot",
             "kshot" | "k_shot" | "icl" => "k-shot",
             "dln1" => "dln-1",
+            "dln1-demos" | "dln-1+demos" => "dln-1-demos",
             "dln2" => "dln-2",
             "dln3" => "dln-3",
             other => other,
@@ -275,7 +281,7 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
     config.train.mode = Mode::Dln;
     config.train.train_layers = None;
     config.layers = match method {
-        Method::ZeroShot | Method::KShot | Method::Dln1 => vec![output],
+        Method::ZeroShot | Method::KShot | Method::Dln1 | Method::Dln1Demos => vec![output],
         Method::Dln2 | Method::Dln2Uniform | Method::Dln2NoPrior | Method::Dln2FixedHidden => {
             vec![hidden, output]
         }
@@ -296,6 +302,7 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
             config.layers[0].prompt = FIXED_HIDDEN_PROMPT.to_string();
             config.layers[0].trainable = false;
         }
+        Method::Dln1Demos => config.layers[0].demos = k.max(1),
         Method::Dln1 | Method::Dln2 | Method::Dln3 => {}
     }
 }
@@ -347,6 +354,13 @@ mod tests {
         assert_eq!(fixed.layers[0].prompt, FIXED_HIDDEN_PROMPT);
         assert!(!shaped(Method::Dln2NoPrior).train.include_prior);
         assert!(shaped(Method::Dln2Uniform).train.posterior_temperature > 1e6);
+        // DLN-1 + demos: one trained layer learning k demonstrations; plain DLN-1 learns none.
+        let demos = shaped(Method::Dln1Demos);
+        assert_eq!((demos.layers.len(), demos.train.mode), (1, Mode::Dln));
+        assert_eq!(demos.layers[0].demos, 3);
+        assert_eq!(shaped(Method::Dln1).layers[0].demos, 0);
+        assert!(Method::Dln1Demos.trains());
+        assert_eq!("dln1-demos".parse::<Method>(), Ok(Method::Dln1Demos));
         // A two-layer task keeps its own hidden layer; its 1-layer methods keep the output one.
         let mut two = base.clone();
         two.layers.insert(

@@ -19,6 +19,7 @@ fn colour(m: Method) -> RGBColor {
         Method::Dln2Uniform => RGBColor(86, 180, 233),
         Method::Dln2NoPrior => RGBColor(213, 94, 0),
         Method::Dln2FixedHidden => RGBColor(120, 94, 240),
+        Method::Dln1Demos => RGBColor(0, 60, 110),
     }
 }
 

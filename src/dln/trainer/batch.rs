@@ -3,8 +3,10 @@
 
 use crate::config::{Mode, TrainConfig};
 use crate::data::{Dataset, Example};
+use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
 use crate::dln::math;
+use crate::dln::network::Network;
 use crate::dln::ops::{self, Draw};
 
 /// Checks that `data` suits the `[train]` settings and draws the k-shot demonstrations (none
@@ -19,12 +21,37 @@ pub fn prepare_shots(train: &TrainConfig, data: &Dataset) -> Result<Vec<Example>
     Ok(idx.into_iter().map(|i| data.train[i].clone()).collect())
 }
 
-/// The minibatch of iteration `iteration`, from the batch stream of this iteration alone: the
-/// same seed gives the same batches whatever else the run does.
-pub(super) fn draw_batch(train: &TrainConfig, data: &Dataset, iteration: usize) -> Vec<Example> {
+/// The training-split positions of iteration `iteration`'s minibatch, from the batch stream of
+/// this iteration alone: the same seed gives the same batches whatever else the run does.
+pub(super) fn batch_indices(train: &TrainConfig, data: &Dataset, iteration: usize) -> Vec<usize> {
     let mut rng = ops::stream(train.seed, iteration, Draw::Batch, 0, 0);
-    let idx = draw_examples(data, train.batch_size, train.class_balanced, &mut rng);
-    idx.into_iter().map(|i| data.train[i].clone()).collect()
+    draw_examples(data, train.batch_size, train.class_balanced, &mut rng)
+}
+
+/// The first demonstrations of the layers that learn some and were given none: `k` training
+/// examples for the output layer, from a stream of its own (a hidden layer's demonstrations
+/// show its best posterior text `h*`, which exists only once an update has sampled one, so
+/// they grow from the batches' posteriors by add moves).
+pub(super) fn initial_demos(train: &TrainConfig, data: &Dataset, net: &mut Network) {
+    let output = net.output();
+    let Some(layer) = net.layers.get_mut(output) else {
+        return;
+    };
+    if layer.max_demos == 0 || !layer.demos.is_empty() || train.mode != Mode::Dln {
+        return;
+    }
+    let mut rng = ops::stream(train.seed, 0, Draw::Demos, output, 0);
+    let idx = math::random_batch(data.train.len(), layer.max_demos, &mut rng);
+    layer.demos = idx.into_iter().map(|i| demo_of(data, i)).collect();
+}
+
+/// Training example `i` as a demonstration of the output layer (its target as the output).
+pub(super) fn demo_of(data: &Dataset, i: usize) -> Demo {
+    Demo {
+        index: i,
+        input: data.train[i].input.clone(),
+        output: data.train[i].target.clone(),
+    }
 }
 
 /// Dev evaluation after `completed` iterations: every `val_freq`, and after the last.
@@ -83,9 +110,15 @@ mod tests {
             batch_size: 4,
             ..TrainConfig::default()
         };
-        assert_eq!(draw_batch(&train, &data, 3), draw_batch(&train, &data, 3));
-        assert_eq!(draw_batch(&train, &data, 3).len(), 4);
-        assert_ne!(draw_batch(&train, &data, 3), draw_batch(&train, &data, 4));
+        assert_eq!(
+            batch_indices(&train, &data, 3),
+            batch_indices(&train, &data, 3)
+        );
+        assert_eq!(batch_indices(&train, &data, 3).len(), 4);
+        assert_ne!(
+            batch_indices(&train, &data, 3),
+            batch_indices(&train, &data, 4)
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! evaluation (best-dev prompts, memory, patience) and final test.
 
 use crate::data::Example;
+use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
 use crate::dln::events::{Event, ForwardExample, Stage};
+use crate::dln::math;
 use crate::dln::ops::Operation;
 use crate::dln::split::Split;
 use crate::dln::state::DevPoint;
@@ -71,7 +73,7 @@ impl Trainer {
     async fn accuracy_on(
         &mut self,
         examples: &[Example],
-        prompts: &[String],
+        (prompts, demos): (&[String], &[Vec<Demo>]),
         stage: Stage,
         iteration: usize,
     ) -> Result<f64, DlnError> {
@@ -95,6 +97,7 @@ impl Trainer {
         let forward = Forward {
             net: &self.net,
             shots: &self.shots,
+            demos,
             seed: self.train.seed,
         };
         let progress = |done, book: &UsageBook| {
@@ -124,18 +127,20 @@ impl Trainer {
             return Ok(());
         }
         let prompts = self.net.prompts();
+        let demos = self.net.demos();
         let dev = self.data.dev.clone();
         let acc = self
-            .accuracy_on(&dev, &prompts, Stage::Evaluate, iteration)
+            .accuracy_on(&dev, (&prompts, &demos), Stage::Evaluate, iteration)
             .await?;
-        let outcome = self.best.observe(acc, &prompts);
+        let outcome = self.best.observe(acc, &prompts, &demos);
         // The memory keeps the M best-dev prompt sets seen so far, not only the improvements:
         // a prompt set below the best can still be among the M best.
-        self.memory.add(prompts.clone(), acc);
+        self.memory.add(prompts.clone(), demos.clone(), acc);
         self.dev_history.push(DevPoint {
             iteration,
             accuracy: acc,
             prompts,
+            demos: math::stored_demos(demos),
         });
         self.emit(Event::Evaluated {
             iteration,
@@ -151,6 +156,8 @@ impl Trainer {
                     }
                 }
             }
+            let best_demos = self.best.demos.clone();
+            self.net.set_demos(&best_demos, true);
             self.emit(Event::PatienceReset {
                 iteration,
                 prompts: self.net.prompts(),
@@ -162,12 +169,14 @@ impl Trainer {
     /// The best-dev prompts on the test split, and the end of the run.
     pub(super) async fn run_test(&mut self) -> Result<(), DlnError> {
         let prompts = self.best_prompts();
+        let demos = self.best_demos();
         let test = self.data.test.clone();
         let it = self.iteration;
         let acc = if test.is_empty() {
             None
         } else {
-            Some(self.accuracy_on(&test, &prompts, Stage::Test, it).await?)
+            let best = (prompts.as_slice(), demos.as_slice());
+            Some(self.accuracy_on(&test, best, Stage::Test, it).await?)
         };
         if let Some(a) = acc {
             self.emit(Event::Evaluated {

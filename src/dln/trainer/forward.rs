@@ -2,13 +2,14 @@
 //! layer's predictions), and the Forward stage, which also plans the rest of the iteration.
 
 use crate::data::Example;
+use crate::dln::demos::{self, Demo};
 use crate::dln::error::DlnError;
 use crate::dln::events::{Event, ForwardExample, LayerIndex, Stage};
 use crate::dln::math;
 use crate::dln::network::Network;
 use crate::dln::ops::{self, call_seed, Operation};
 
-use super::batch::{draw_batch, eval_due};
+use super::batch::{batch_indices, eval_due};
 use super::usage::{backend_usage, UsageBook};
 use super::{StageId, Trainer};
 
@@ -98,6 +99,9 @@ pub struct Forward<'a> {
     pub net: &'a Network,
     /// k-shot demonstrations, shown to the output layer (empty outside `mode = "k_shot"`).
     pub shots: &'a [Example],
+    /// The learned demonstrations of each layer, shown after the shots (`demos[l]`; a missing
+    /// entry means none): part of the prompts the network answers with.
+    pub demos: &'a [Vec<Demo>],
     /// The run seed.
     pub seed: u64,
 }
@@ -124,9 +128,10 @@ impl Forward<'_> {
         } else {
             &[]
         };
+        let shown = demos::shown(shots, self.demos.get(l).map_or(&[], Vec::as_slice));
         let contexts = inputs
             .iter()
-            .map(|u| ops::forward_context(layer, u, &prompts[l], shots))
+            .map(|u| ops::forward_context(layer, u, &prompts[l], &shown))
             .collect::<Result<_, _>>()?;
         let seeds = (0..examples.len())
             .map(|i| call_seed(self.seed, at.iteration, at.operation, l, at.offset + i))
@@ -193,7 +198,11 @@ pub(super) fn plan(output: LayerIndex, all_right: bool, evaluate: bool) -> Vec<S
 impl Trainer {
     pub(super) async fn stage_forward(&mut self) -> Result<(), DlnError> {
         let it = self.iteration;
-        let batch = draw_batch(&self.train, &self.data, it);
+        let batch_index = batch_indices(&self.train, &self.data, it);
+        let batch: Vec<Example> = batch_index
+            .iter()
+            .map(|i| self.data.train[*i].clone())
+            .collect();
         self.emit(Event::StageStarted {
             iteration: it,
             stage: Stage::Forward,
@@ -207,9 +216,11 @@ impl Trainer {
             operation: Operation::Forward,
             offset: 0,
         };
+        let demos = self.net.demos();
         let forward = Forward {
             net: &self.net,
             shots: &self.shots,
+            demos: &demos,
             seed: self.train.seed,
         };
         let fwd = forward.pass(&batch, &prompts, at, &mut self.usage).await?;
@@ -224,6 +235,7 @@ impl Trainer {
         let plan = plan(self.net.output(), all_right, eval_due(&self.train, it + 1));
         let cur = self.cur_mut()?;
         cur.batch = batch;
+        cur.batch_index = batch_index;
         cur.fwd = fwd;
         cur.queue.extend(plan);
         if all_right {
@@ -278,6 +290,7 @@ mod tests {
         let f = Forward {
             net: &net,
             shots: &shots,
+            demos: &[],
             seed: 7,
         };
         let ex = examples(2);

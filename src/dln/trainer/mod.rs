@@ -21,6 +21,7 @@
 
 mod batch;
 mod commands;
+mod demo_moves;
 mod evaluate;
 mod forward;
 mod posterior;
@@ -38,6 +39,7 @@ use std::time::Instant;
 
 use crate::config::{Mode, Scoring, TrainConfig};
 use crate::data::{Dataset, Example};
+use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
 use crate::dln::events::{Candidate, Event, LayerIndex, PosteriorExample, UsageEntry};
 use crate::dln::math;
@@ -74,6 +76,11 @@ pub enum StepOutcome {
 pub struct Outcome {
     pub best_prompts: Vec<String>,
     pub final_prompts: Vec<String>,
+    /// The best prompts' demonstrations, per layer (absent when no layer shows any).
+    #[serde(default, skip_serializing_if = "math::no_demos")]
+    pub best_demos: Vec<Vec<Demo>>,
+    #[serde(default, skip_serializing_if = "math::no_demos")]
+    pub final_demos: Vec<Vec<Demo>>,
     pub dev_accuracy: Option<f64>,
     pub test_accuracy: Option<f64>,
     pub iterations: usize,
@@ -120,6 +127,8 @@ struct IterState {
     /// Hidden texts a person wrote before their posterior was sampled: (layer, example, text).
     pending_hidden: Vec<(LayerIndex, usize, String)>,
     batch: Vec<Example>,
+    /// `batch_index[i]`: the training-split position of batch example `i`.
+    batch_index: Vec<usize>,
     fwd: ForwardResult,
     /// `posteriors[L]`: the hidden text below layer `L` (index 0 unused).
     posteriors: Vec<Option<Posterior>>,
@@ -138,6 +147,7 @@ impl IterState {
             done: Vec::new(),
             pending_hidden: Vec::new(),
             batch: Vec::new(),
+            batch_index: Vec::new(),
             fwd: ForwardResult::default(),
             posteriors: vec![None; k],
             candidates: vec![Vec::new(); k],
@@ -177,14 +187,15 @@ impl Trainer {
     /// A fresh trainer at iteration 0, on the `[train]` settings; `base_dir` is where template
     /// files named in commands resolve.
     pub fn new(
-        net: Network,
+        mut net: Network,
         train: &TrainConfig,
         base_dir: &Path,
         data: Dataset,
         sink: Arc<dyn EventSink>,
     ) -> Result<Trainer, DlnError> {
         let shots = prepare_shots(train, &data)?;
-        let best = math::BestDev::new(net.prompts(), train.patience());
+        batch::initial_demos(train, &data, &mut net);
+        let best = math::BestDev::new(net.prompts(), net.demos(), train.patience());
         let mut t = Trainer {
             memory: math::PromptMemory::new(train.memory),
             net,
@@ -229,6 +240,7 @@ impl Trainer {
             layer.prompt = state.prompts[l].clone();
             layer.pinned = state.pinned.get(l).copied().unwrap_or(false);
         }
+        net.set_demos(&state.demos, false);
         for (l, edits) in state.edited_templates.iter().enumerate() {
             for (role, source) in edits {
                 net.set_template(l, *role, source, base_dir)?;
@@ -296,6 +308,7 @@ impl Trainer {
             // Starting (the baseline dev evaluation) is the only stage before the phase moves on.
             started: self.phase != Phase::Start,
             prompts: self.net.prompts(),
+            demos: math::stored_demos(self.net.demos()),
             pinned: self.net.layers.iter().map(|l| l.pinned).collect(),
             edited_templates: self
                 .net
@@ -324,6 +337,8 @@ impl Trainer {
         Outcome {
             best_prompts: self.best_prompts(),
             final_prompts: self.net.prompts(),
+            best_demos: math::stored_demos(self.best_demos()),
+            final_demos: math::stored_demos(self.net.demos()),
             dev_accuracy: self.best.accuracy,
             test_accuracy: self.test_accuracy,
             iterations: self.iteration,
@@ -335,6 +350,15 @@ impl Trainer {
             self.best.prompts.clone()
         } else {
             self.net.prompts()
+        }
+    }
+
+    /// The demonstrations of [`best_prompts`](Self::best_prompts).
+    fn best_demos(&self) -> Vec<Vec<Demo>> {
+        if self.best.accuracy.is_some() {
+            self.best.demos.clone()
+        } else {
+            self.net.demos()
         }
     }
 

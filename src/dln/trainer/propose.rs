@@ -5,6 +5,7 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 
 use crate::config::TrainConfig;
+use crate::dln::demos::{self, Demo, DemoMove};
 use crate::dln::error::DlnError;
 use crate::dln::events::{Candidate, CandidateOrigin, Event, LayerIndex, RejectedProposal, Stage};
 use crate::dln::math;
@@ -134,44 +135,68 @@ pub(super) fn proposal_request(
     }
 }
 
-/// The candidates of one update as proposals arrive: distinct by [`proposal_key`].
+/// The candidates of one update as proposals arrive: distinct by [`proposal_key`] of the prompt
+/// and the demonstrations' examples.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Proposals {
     /// The current prompt's text, which a proposal must not echo.
     current: String,
+    /// The current demonstrations, which instruction proposals keep.
+    demos: Vec<Demo>,
     pub candidates: Vec<Candidate>,
     keys: Vec<String>,
     pub rejected: Vec<RejectedProposal>,
 }
 
+/// What makes two candidates the same: the prompt's key, and the examples shown in order.
+fn candidate_key(prompt: &str, demos: &[Demo]) -> String {
+    let key = proposal_key(prompt);
+    if demos.is_empty() {
+        return key;
+    }
+    format!("{key}|{:?}", demos::indices(demos))
+}
+
 impl Proposals {
-    /// The current prompt alone.
-    pub fn new(current: String) -> Proposals {
+    /// The current prompt with its demonstrations alone.
+    pub fn new(current: String, demos: Vec<Demo>) -> Proposals {
+        let mut now = candidate(current.clone(), CandidateOrigin::Current);
+        now.demos = demos.clone();
         Proposals {
-            candidates: vec![candidate(current.clone(), CandidateOrigin::Current)],
-            keys: vec![proposal_key(&current)],
+            candidates: vec![now],
+            keys: vec![candidate_key(&current, &demos)],
             current,
+            demos,
             rejected: Vec::new(),
         }
     }
 
-    /// Parses generated proposals: each becomes a candidate or a rejection (empty, echo, meta,
-    /// duplicate).
+    /// Adds a candidate unless one like it is there; whether it was new.
+    fn push(&mut self, c: Candidate) -> bool {
+        let key = candidate_key(&c.prompt, &c.demos);
+        if self.keys.contains(&key) {
+            return false;
+        }
+        self.keys.push(key);
+        self.candidates.push(c);
+        true
+    }
+
+    /// Parses generated proposals: each becomes a candidate (with the current demonstrations)
+    /// or a rejection (empty, echo, meta, duplicate).
     pub fn fold(&mut self, answers: Vec<Vec<Generation>>) {
         for g in answers.into_iter().flatten() {
-            let parsed = read_proposal(&g.text, &self.current).and_then(|p| {
-                let key = proposal_key(&p);
-                if self.keys.contains(&key) {
-                    Err(Rejection::Duplicate)
-                } else {
-                    self.keys.push(key);
-                    Ok(p)
+            match read_proposal(&g.text, &self.current) {
+                Ok(p) => {
+                    let mut c = candidate(p, CandidateOrigin::Proposed);
+                    c.demos = self.demos.clone();
+                    if !self.push(c) {
+                        self.rejected.push(RejectedProposal {
+                            text: g.text,
+                            reason: Rejection::Duplicate,
+                        });
+                    }
                 }
-            });
-            match parsed {
-                Ok(p) => self
-                    .candidates
-                    .push(candidate(p, CandidateOrigin::Proposed)),
                 Err(reason) => self.rejected.push(RejectedProposal {
                     text: g.text,
                     reason,
@@ -180,14 +205,23 @@ impl Proposals {
         }
     }
 
-    /// The memory's prompts for this layer not already among the candidates.
-    pub fn add_memory(&mut self, prompts: Vec<String>) {
-        for p in prompts {
-            let key = proposal_key(&p);
-            if !self.keys.contains(&key) {
-                self.keys.push(key);
-                self.candidates.push(candidate(p, CandidateOrigin::Memory));
-            }
+    /// The memory's prompts (with their demonstrations) for this layer not already among the
+    /// candidates.
+    pub fn add_memory(&mut self, prompts: Vec<(String, Vec<Demo>)>) {
+        for (p, demos) in prompts {
+            let mut c = candidate(p, CandidateOrigin::Memory);
+            c.demos = demos;
+            self.push(c);
+        }
+    }
+
+    /// Demonstration moves: the current prompt with each new set of demonstrations.
+    pub fn add_moves(&mut self, moves: Vec<(Vec<Demo>, DemoMove)>) {
+        for (demos, m) in moves {
+            let mut c = candidate(self.current.clone(), CandidateOrigin::Proposed);
+            c.demos = demos;
+            c.demo_move = Some(m);
+            self.push(c);
         }
     }
 
@@ -218,7 +252,7 @@ impl Proposals {
         let proposed = self
             .candidates
             .iter()
-            .filter(|c| c.origin == CandidateOrigin::Proposed)
+            .filter(|c| c.origin == CandidateOrigin::Proposed && c.demo_move.is_none())
             .count();
         Some(format!(
             "iteration {it}, layer {l}: {} of {drawn} proposals drawn were rejected ({}); {proposed} of {n} \
@@ -278,7 +312,8 @@ impl Trainer {
             total: n,
             usage: self.live_usage(None),
         });
-        let mut proposals = Proposals::new(self.net.layers[l].prompt.clone());
+        let layer = &self.net.layers[l];
+        let mut proposals = Proposals::new(layer.prompt.clone(), layer.demos.clone());
         let mut drawn = 0;
         let mut dropped = 0;
         let eligible = self.cur()?.proposable(self.net.output(), l);
@@ -308,6 +343,7 @@ impl Trainer {
             proposals.fold(ops::generate_backward(layer, Operation::Propose, requests).await?);
         }
         proposals.add_memory(self.memory.layer_prompts(l));
+        proposals.add_moves(self.demo_moves(l)?);
         if dropped > 0 {
             self.emit(Event::Warning {
                 message: format!(
@@ -370,7 +406,7 @@ mod tests {
 
     #[test]
     fn proposals_become_distinct_candidates_or_rejections() {
-        let mut p = Proposals::new("Answer the question.".into());
+        let mut p = Proposals::new("Answer the question.".into(), Vec::new());
         p.fold(vec![
             gen("Think step by step, then answer with the letter."),
             gen("Think step by step, then answer with the letter."),
@@ -384,8 +420,8 @@ mod tests {
         let reasons: Vec<_> = p.rejected.iter().map(|r| r.reason).collect();
         assert_eq!(reasons, vec![Rejection::Duplicate, Rejection::Empty]);
         p.add_memory(vec![
-            "Answer the question.".into(),
-            "Pick the larger option.".into(),
+            ("Answer the question.".into(), Vec::new()),
+            ("Pick the larger option.".into(), Vec::new()),
         ]);
         assert_eq!(p.candidates.len(), 3, "the memory adds only what is new");
         assert_eq!(p.candidates[2].origin, CandidateOrigin::Memory);
@@ -393,7 +429,7 @@ mod tests {
         assert!(w.contains("2 of 3 proposals drawn were rejected"), "{w}");
         assert!(w.contains("1 of 4 candidates proposed"), "{w}");
         assert_eq!(
-            Proposals::new("x".into()).rejection_warning(0, 0, 0, 0),
+            Proposals::new("x".into(), Vec::new()).rejection_warning(0, 0, 0, 0),
             None
         );
     }

@@ -4,6 +4,7 @@
 //! the prompt.
 
 use crate::data::Example;
+use crate::dln::demos;
 use crate::dln::error::DlnError;
 use crate::dln::events::{Candidate, CandidateOrigin, Event, LayerIndex, Stage};
 use crate::dln::math;
@@ -14,12 +15,14 @@ use crate::llm::Usage;
 use super::{IterState, Posterior, Trainer};
 
 /// A candidate prompt not scored yet.
-pub(super) fn candidate(prompt: String, origin: CandidateOrigin) -> Candidate {
+pub(in crate::dln::trainer) fn candidate(prompt: String, origin: CandidateOrigin) -> Candidate {
     Candidate {
         prompt,
         origin,
         score: None,
         kl: None,
+        demos: Vec::new(),
+        demo_move: None,
     }
 }
 
@@ -94,10 +97,11 @@ fn hidden_pairs(
     inputs: &[String],
     post: &Posterior,
     prompt: &str,
+    shown: &[Example],
 ) -> Result<Vec<(String, String)>, DlnError> {
     let mut pairs = Vec::new();
     for ex in &post.examples {
-        let ctx = ops::forward_context(layer, &inputs[ex.index], prompt, &[])?;
+        let ctx = ops::forward_context(layer, &inputs[ex.index], prompt, shown)?;
         for s in &ex.samples {
             pairs.push((ctx.clone(), s.text.clone()));
         }
@@ -135,13 +139,13 @@ impl Trainer {
         let before = self.meter();
         let it = self.iteration;
         let mut candidates = if fixed {
-            vec![candidate(
-                self.net.layers[l].prompt.clone(),
-                CandidateOrigin::Current,
-            )]
+            let mut now = candidate(self.net.layers[l].prompt.clone(), CandidateOrigin::Current);
+            now.demos = self.net.layers[l].demos.clone();
+            vec![now]
         } else {
             self.cur()?.candidates[l].clone()
         };
+        let kept = self.held_out(l, &mut candidates)?;
         self.emit(Event::StageStarted {
             iteration: it,
             stage: Stage::Score,
@@ -150,14 +154,23 @@ impl Trainer {
             usage: self.live_usage(None),
         });
         // Each candidate's ELBO term before the trust region or the log-p penalty.
-        let elbos = if l == self.net.output() {
-            self.score_output(l, &mut candidates, before).await?
+        let elbos = if kept.is_empty() {
+            vec![f64::NAN; candidates.len()]
+        } else if l == self.net.output() {
+            self.score_output(l, &mut candidates, &kept, before).await?
         } else {
             let post = self.cur()?.posteriors.get(l + 1).and_then(|p| p.as_ref());
             let post = post.ok_or_else(|| {
                 DlnError::Command(format!("no posterior for the hidden text of layer {l}"))
             })?;
-            self.score_hidden(l, post, &mut candidates, before).await?
+            let post = Posterior {
+                examples: (post.examples.iter())
+                    .filter(|e| kept.contains(&e.index))
+                    .cloned()
+                    .collect(),
+                sharpened: post.sharpened,
+            };
+            self.score_hidden(l, &post, &mut candidates, before).await?
         };
         let (winner, elbo) = fold_scores(&candidates, &elbos);
         self.emit(Event::CandidatesScored {
@@ -191,6 +204,7 @@ impl Trainer {
         &self,
         l: LayerIndex,
         candidates: &mut [Candidate],
+        kept: &[usize],
         before: Usage,
     ) -> Result<Vec<f64>, DlnError> {
         let cur = self.cur()?;
@@ -199,14 +213,16 @@ impl Trainer {
         let layer = &self.net.layers[l];
         let classes = self.net.classes.as_ref();
         let accuracy_scoring = self.accuracy_scoring(l);
-        let below = samples_below(cur, l);
+        let all_below = samples_below(cur, l);
+        let below: Vec<Below> = kept.iter().map(|&i| all_below[i].clone()).collect();
+        let batch: Vec<Example> = kept.iter().map(|&i| cur.batch[i].clone()).collect();
         let weights: Vec<Vec<f64>> = below.iter().map(|(_, w)| w.clone()).collect();
         let mut elbos = vec![f64::NAN; candidates.len()];
         let mut kl_dists: Vec<Vec<Vec<f64>>> = Vec::new();
         let nc = candidates.len();
         for (c, cand) in candidates.iter_mut().enumerate() {
-            let (pairs, shape) =
-                output_pairs(layer, &cur.batch, &below, &cand.prompt, &self.shots)?;
+            let shown = demos::shown(&self.shots, &cand.demos);
+            let (pairs, shape) = output_pairs(layer, &batch, &below, &cand.prompt, &shown)?;
             let values = if accuracy_scoring {
                 let seeds = score_seeds(tc.seed, it, l, c, pairs.len());
                 ops::prediction_accuracies(layer, classes, pairs, seeds).await?
@@ -218,9 +234,11 @@ impl Trainer {
             let mut score = math::weighted_elbo(&reshape(&values, &shape), &weights);
             elbos[c] = score;
             if let (true, Some(cl)) = (tc.trust_factor > 0.0, classes) {
-                let contexts: Vec<String> = cur.fwd.inputs[l]
+                let contexts: Vec<String> = kept
                     .iter()
-                    .map(|u| ops::forward_context(layer, u, &cand.prompt, &self.shots))
+                    .map(|&i| {
+                        ops::forward_context(layer, &cur.fwd.inputs[l][i], &cand.prompt, &shown)
+                    })
                     .collect::<Result<_, _>>()?;
                 let d = ops::classify(layer, cl, contexts).await?;
                 kl_dists.push(d.into_iter().map(|d| d.probs).collect());
@@ -247,8 +265,10 @@ impl Trainer {
         let (tc, layer) = (&self.train, &self.net.layers[l]);
         let weights: Vec<Vec<f64>> = post.examples.iter().map(weights_of).collect();
         let shape: Vec<usize> = post.examples.iter().map(|e| e.samples.len()).collect();
-        let wrong: Vec<usize> = (0..cur.batch.len())
-            .filter(|i| !cur.fwd.correct[*i])
+        // Rows of the kept examples whose answer was wrong.
+        let wrong: Vec<usize> = (post.examples.iter().enumerate())
+            .filter(|(_, e)| !cur.fwd.correct[e.index])
+            .map(|(j, _)| j)
             .collect();
         let penalty = math::logp_penalty_at(
             tc.logp_penalty,
@@ -259,7 +279,8 @@ impl Trainer {
         let mut elbos = vec![f64::NAN; candidates.len()];
         let nc = candidates.len();
         for (c, cand) in candidates.iter_mut().enumerate() {
-            let pairs = hidden_pairs(layer, &cur.fwd.inputs[l], post, &cand.prompt)?;
+            let shown = demos::shown(&[], &cand.demos);
+            let pairs = hidden_pairs(layer, &cur.fwd.inputs[l], post, &cand.prompt, &shown)?;
             let values = ops::text_logprobs(layer, Operation::Score, pairs, tc.burn_in).await?;
             let ll = reshape(&values, &shape);
             let elbo = math::weighted_elbo(&ll, &weights);
@@ -287,6 +308,7 @@ impl Trainer {
             return;
         }
         let previous = std::mem::replace(&mut self.net.layers[l].prompt, c.prompt.clone());
+        self.net.layers[l].demos = c.demos;
         self.emit(Event::StageStarted {
             iteration: it,
             stage: Stage::Select,
@@ -347,7 +369,7 @@ mod tests {
             }],
             sharpened: true,
         };
-        let pairs = hidden_pairs(&net.layers[0], &cur.fwd.inputs[0], &post, "cand").unwrap();
+        let pairs = hidden_pairs(&net.layers[0], &cur.fwd.inputs[0], &post, "cand", &[]).unwrap();
         assert_eq!(pairs.len(), 2);
         assert_eq!(pairs[0].0, pairs[1].0);
         assert_eq!((pairs[0].1.as_str(), pairs[1].1.as_str()), ("a", "b"));

@@ -188,9 +188,11 @@ impl Trainer {
             total: which.len(),
             usage: self.live_usage(None),
         });
+        let demos = self.net.demos();
         let forward = Forward {
             net: &self.net,
             shots: &self.shots,
+            demos: &demos,
             seed: self.train.seed,
         };
         let r = sharpen_requests(&forward, self.cur()?, l, &examples, which)?;
@@ -276,6 +278,7 @@ mod tests {
         let forward = Forward {
             net: &net,
             shots: &[],
+            demos: &[],
             seed: 5,
         };
         let which = vec![(1, 2)];

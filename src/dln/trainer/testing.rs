@@ -15,6 +15,11 @@ use super::IterState;
 
 /// A network of `k` layers with the built-in templates.
 pub fn network(k: usize) -> Network {
+    network_on(k, ScriptedBackend::new())
+}
+
+/// [`network`] on a given scripted backend (whose call log a test reads).
+pub fn network_on(k: usize, scripted: ScriptedBackend) -> Network {
     let mut text = String::from(
         "[task]\nname = \"t\"\ndescription = \"Answer with the letter.\"\n[data]\npath = \"d.json\"\n",
     );
@@ -25,7 +30,7 @@ pub fn network(k: usize) -> Network {
         }
     }
     let config = Config::parse(&text, Path::new("t.toml")).expect("the test config parses");
-    let backend: SharedBackend = Arc::new(ScriptedBackend::new());
+    let backend: SharedBackend = Arc::new(scripted);
     let backends = (0..k)
         .map(|_| LayerBackends {
             forward: backend.clone(),

@@ -1,0 +1,66 @@
+//! `demos = 0` (the default) keeps runs exactly as they were before demonstrations existed:
+//! the events of DLN-1 and DLN-2 runs on the tiny config with the scripted backend are those the
+//! build before them recorded (`tests/data/demos/`, timings and paths left out).
+
+mod dln_common;
+
+use std::path::{Path, PathBuf};
+
+use dln::dln::events::Event;
+use dln::llm::scripted::ScriptedBackend;
+use dln::run::Session;
+use dln_common::*;
+
+/// An event as compared across builds: timings and paths left out.
+fn normalized(e: &Event) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                o.retain(|k, _| !k.ends_with("_ms") && k != "run_dir" && k != "path");
+                o.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(e).expect("an event serializes");
+    strip(&mut v);
+    v
+}
+
+fn recorded(layers: usize) -> PathBuf {
+    repo().join(format!("tests/data/demos/k0_dln{layers}.jsonl"))
+}
+
+async fn run(config: dln::config::Config, backend: ScriptedBackend, out: &Path) -> Vec<Event> {
+    let session = Session::start(config, options_with(backend, out))
+        .await
+        .expect("start");
+    let (r, events) = run_to_end(session).await;
+    r.expect("the run succeeds");
+    events
+}
+
+/// `demos = 0` (the default) asks and emits what runs asked and emitted before: the events of
+/// DLN-1 and DLN-2 runs on the tiny config are those recorded by the build before
+/// demonstrations (`DLN_RECORD_K0=1` writes them anew).
+#[tokio::test]
+async fn without_demonstrations_a_run_emits_the_events_recorded_before_them() {
+    for layers in [1, 2] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let events = run(tiny_config(layers), scripted(), &dir.path().join("run")).await;
+        let lines: Vec<String> = events.iter().map(|e| normalized(e).to_string()).collect();
+        let path = recorded(layers);
+        if std::env::var_os("DLN_RECORD_K0").is_some() {
+            std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
+            std::fs::write(&path, lines.join("\n") + "\n").expect("write the record");
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).expect("the recorded events");
+        let want: Vec<&str> = want.lines().collect();
+        assert_eq!(lines.len(), want.len(), "DLN-{layers}: event count");
+        for (i, (got, want)) in lines.iter().zip(want).enumerate() {
+            assert_eq!(got, want, "DLN-{layers}: event {i} differs");
+        }
+    }
+}
