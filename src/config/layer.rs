@@ -99,10 +99,4 @@ impl Config {
             .is_none_or(|tl| tl.contains(&l));
         self.layers.get(l).is_some_and(|c| c.trainable && selected)
     }
-
-    /// The former name of [`Config::trainable`].
-    #[deprecated(note = "one name for trainability: use `Config::trainable`")]
-    pub fn layer_trains(&self, l: usize) -> bool {
-        self.trainable(l)
-    }
 }

@@ -32,7 +32,7 @@ pub struct Layer {
     /// A pinned prompt (with its demonstrations) is never updated (until unpinned).
     pub pinned: bool,
     /// The config lets the loop update this layer.
-    pub trains: bool,
+    pub trainable: bool,
     /// `F(x; π)` (the output layer) or `F_h(x; π)` (a hidden layer).
     pub forward: Template,
     /// `R(x, h)`: joins the input and the hidden text below (layers above the first).
@@ -53,7 +53,7 @@ pub struct Layer {
 impl Layer {
     /// Whether the loop may change this layer's prompt now.
     pub fn updatable(&self) -> bool {
-        self.trains && !self.pinned
+        self.trainable && !self.pinned
     }
 }
 
@@ -139,7 +139,7 @@ impl Network {
                 demos: lc.demonstrations.clone(),
                 max_demos: lc.demos.max(lc.demonstrations.len()),
                 pinned: lc.pinned,
-                trains: config.layer_trains(l),
+                trainable: config.trainable(l),
                 forward: spec(&t.forward, TemplateRole::Forward)?,
                 residual: if l > 0 {
                     Some(spec(&t.residual, TemplateRole::Residual)?)
@@ -231,7 +231,7 @@ impl Network {
                 index: l.index,
                 prompt: l.prompt.clone(),
                 pinned: l.pinned,
-                trainable: l.trains,
+                trainable: l.trainable,
                 model: l.backends.forward.model_id(),
             })
             .collect()

@@ -146,14 +146,23 @@ fn row(o: &CellOutcome, out: &Path) -> CellRow {
             .to_string(),
         best_prompts: r.map(|r| r.best_prompts.clone()).unwrap_or_default(),
         dev_curve: r
-            .map(|r| {
-                r.dev_history
-                    .iter()
-                    .map(|p| (p.iteration, p.accuracy))
-                    .collect()
-            })
+            .map(|r| dev_curve(&r.dev_history, o.cell.config.train.first_eval))
             .unwrap_or_default(),
     }
+}
+
+/// Dev accuracy by iterations completed. A dev point records the index of the iteration in
+/// progress (0-based), so the starting prompts' point (with `first_eval`) and the one after the
+/// first iteration both say 0: the first is the start, every later one is `index + 1`.
+fn dev_curve(history: &[crate::dln::state::DevPoint], first_eval: bool) -> Vec<(usize, f64)> {
+    history
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let start = first_eval && i == 0;
+            (if start { 0 } else { p.iteration + 1 }, p.accuracy)
+        })
+        .collect()
 }
 
 fn aggregate(cells: &[CellRow], task: &str, method: Method) -> Aggregate {
