@@ -278,8 +278,8 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
     for (task, method, n, e, measured) in &rows {
         let n = *n as f64;
         let time = match measured {
-            Some(m) => format!("{} done", fmt_secs(m / n)),
-            None => format!("~{}", fmt_secs(e.seconds / n)),
+            Some(m) => format!("{} done", dln::bench::accuracy::report::human_seconds(m / n)),
+            None => format!("~{}", dln::bench::accuracy::report::human_seconds(e.seconds / n)),
         };
         eprintln!(
             "{:<32} {:<15} {:>5} {:>8.0} {:>10.0} {:>9.0} {:>10}",
@@ -294,19 +294,9 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
     }
     eprintln!(
         "estimate still to run: ~{} (rough: {} prompt and {} generated tokens/s, the embedded model on 2 cores)",
-        fmt_secs(total.seconds),
+        dln::bench::accuracy::report::human_seconds(total.seconds),
         dln::bench::accuracy::estimate::PREFILL_TOKENS_PER_SECOND,
         dln::bench::accuracy::estimate::GENERATED_TOKENS_PER_SECOND
     );
     Ok(())
-}
-
-fn fmt_secs(s: f64) -> String {
-    if s >= 3600.0 {
-        format!("{:.1} h", s / 3600.0)
-    } else if s >= 60.0 {
-        format!("{:.0} min", s / 60.0)
-    } else {
-        format!("{s:.0} s")
-    }
 }

@@ -29,6 +29,24 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     format!("plot: {e}")
 }
 
+/// The series' legend, boxed on a light background.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// Grouped bars: for each task, one bar per method (mean test accuracy) with a ± std whisker.
 pub fn accuracy_svg(r: &BenchReport) -> PlotResult {
     let means = means_by_task(r);
@@ -96,13 +114,7 @@ pub fn accuracy_svg(r: &BenchReport) -> PlotResult {
                 }))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -176,13 +188,7 @@ pub fn curves_svg(r: &BenchReport) -> PlotResult {
                     .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
                     .map_err(err)?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
         root.present().map_err(err)?;
     }

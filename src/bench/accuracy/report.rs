@@ -220,7 +220,8 @@ fn human_tokens(t: f64) -> String {
     }
 }
 
-fn human_seconds(s: f64) -> String {
+/// Seconds as a person reads them (42 s, 7 min, 1.5 h).
+pub fn human_seconds(s: f64) -> String {
     if s >= 3600.0 {
         format!("{:.1} h", s / 3600.0)
     } else if s >= 60.0 {
