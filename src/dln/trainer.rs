@@ -406,9 +406,10 @@ impl Trainer {
             .collect();
         self.replay.retain(|e| e.after_stages != at);
         for e in due {
-            if let Err(err) = self.try_apply(e.command) {
-                self.emit(Event::Error {
-                    message: format!("replaying a recorded edit: {err}"),
+            if let Err(err) = self.try_apply(e.command.clone()) {
+                self.emit(Event::CommandRejected {
+                    command: e.command,
+                    reason: format!("replaying a recorded edit: {err}"),
                 });
             }
         }
@@ -1557,8 +1558,9 @@ impl Trainer {
                     });
                 }
             }
-            Err(e) => self.emit(Event::Error {
-                message: e.to_string(),
+            Err(e) => self.emit(Event::CommandRejected {
+                command,
+                reason: e.to_string(),
             }),
         }
     }
