@@ -11,12 +11,15 @@ use dln::llm::scripted::ScriptedBackend;
 use dln::run::Session;
 use dln_common::*;
 
-/// An event as compared across builds: timings and paths left out.
+/// An event as compared across builds: timings and paths left out, and the layers' templates
+/// (which `RunStarted` carries since a later change than the recording).
 fn normalized(e: &Event) -> serde_json::Value {
     fn strip(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(o) => {
-                o.retain(|k, _| !k.ends_with("_ms") && k != "run_dir" && k != "path");
+                o.retain(|k, _| {
+                    !k.ends_with("_ms") && k != "run_dir" && k != "path" && k != "templates"
+                });
                 o.values_mut().for_each(strip);
             }
             serde_json::Value::Array(a) => a.iter_mut().for_each(strip),

@@ -250,7 +250,7 @@ async fn the_start_is_evaluated_on_dev_and_can_stay_the_best() {
     let summary = r.expect("run");
     let first_dev = events
         .iter()
-        .position(|e| matches!(e, Event::Evaluated { split, .. } if split == "dev"))
+        .position(|e| matches!(e, Event::Evaluated { split, .. } if *split == dln::dln::events::Split::Dev))
         .expect("a dev evaluation");
     let first_forward = events
         .iter()

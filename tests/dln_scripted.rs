@@ -37,7 +37,7 @@ async fn dln1_runs_every_stage_and_writes_the_run_directory() {
     assert_eq!(
         count(
             &events,
-            |e| matches!(e, Event::Evaluated { split, .. } if split == "dev")
+            |e| matches!(e, Event::Evaluated { split, .. } if *split == dln::dln::events::Split::Dev)
         ),
         3
     );

@@ -51,8 +51,8 @@ async fn failing(
     );
     let events = read_events(&out).expect("events readable");
     assert!(
-        events.iter().any(|e| matches!(e, Event::Error { .. })),
-        "an error event is logged"
+        events.iter().any(|e| matches!(e, Event::RunFailed { .. })),
+        "the failure is logged"
     );
     err
 }

@@ -83,7 +83,7 @@ async fn pin_and_template_commands_change_the_next_iteration() {
     let errors: Vec<String> = seen
         .iter()
         .filter_map(|e| match e {
-            Event::Error { message } => Some(message.clone()),
+            Event::CommandRejected { reason, .. } => Some(reason.clone()),
             _ => None,
         })
         .collect();

@@ -340,7 +340,7 @@ async fn a_stop_after_the_edit_and_a_resume_reproduce_the_uninterrupted_run() {
 
 fn error_after(seen: &[Event], at: usize) -> Option<String> {
     seen[at..].iter().find_map(|e| match e {
-        Event::Error { message } => Some(message.clone()),
+        Event::CommandRejected { reason, .. } => Some(reason.clone()),
         _ => None,
     })
 }
@@ -433,7 +433,10 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
     ] {
         let at = seen.len();
         s.commands.send(cmd).expect("send");
-        until(&mut s, &mut seen, |e| matches!(e, Event::Error { .. })).await;
+        until(&mut s, &mut seen, |e| {
+            matches!(e, Event::CommandRejected { .. })
+        })
+        .await;
         let m = error_after(&seen, at).expect("an error");
         assert!(m.contains("moved on") && m.contains("layer 0"), "{m}");
     }
@@ -451,7 +454,10 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
             text: HUMAN.into(),
         })
         .expect("send");
-    until(&mut s, &mut seen, |e| matches!(e, Event::Error { .. })).await;
+    until(&mut s, &mut seen, |e| {
+        matches!(e, Event::CommandRejected { .. })
+    })
+    .await;
     let m = error_after(&seen, at).expect("an error");
     assert!(m.contains("moved on") && m.contains("iteration 0"), "{m}");
     assert_eq!(

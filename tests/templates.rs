@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use dln::llm::Prompt;
-use dln::template::{parse_proposal, Role, Template, TemplateError, BUILTIN_NAMES};
+use dln::template::{parse_proposal, Template, TemplateError, TemplateRole, BUILTIN_NAMES};
 use serde_json::json;
 
 fn builtin(name: &str) -> Template {
@@ -240,10 +240,10 @@ fn unknown_variable_is_named() {
 
     // Without a declared role the check runs when the caller names it.
     let t = Template::parse_toml("x", "template = \"{{ prompt }} {{ h }}\"").expect("parses");
-    assert!(t.validate_for(Role::Residual).is_err());
-    assert!(t.validate_for(Role::ForwardHidden).is_err());
+    assert!(t.validate_for(TemplateRole::Residual).is_err());
+    assert!(t.validate_for(TemplateRole::ForwardHidden).is_err());
     let ok = Template::parse_toml("y", "template = \"{{ input }} {{ h }}\"").expect("parses");
-    ok.validate_for(Role::Residual)
+    ok.validate_for(TemplateRole::Residual)
         .expect("input and h are residual variables");
 }
 
@@ -323,7 +323,7 @@ fn reference_yaml_loads_latest_or_named_version() {
     assert_eq!(latest.message_alternatives.len(), 2);
     assert!(!latest.chat);
     latest
-        .validate_for(Role::ProposePrompt)
+        .validate_for(TemplateRole::ProposePrompt)
         .expect("reference variables are ours");
     let out = latest
         .render(&json!({"prompt": "Classify.", "backward_infos": backward_infos(), "message": latest.message(0)}))

@@ -6,7 +6,7 @@ mod tui_common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use dln::dln::events::{Command, Event, RunState, TemplateRole};
-use dln::tui::editor::{EditorTarget, TemplateRoleOrd};
+use dln::tui::editor::EditorTarget;
 use dln::tui::{Action, App, Exit, KeyMap, Mode, Overlay, Pane, Theme};
 use tui_common::*;
 
@@ -247,8 +247,8 @@ fn write_a_hidden_text_and_exclude_a_sample() {
 #[test]
 fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
     let mut app = app_with(&paused(dln2_hidden()));
-    app.template_sources.insert(
-        (1, TemplateRoleOrd::Forward),
+    app.run.layers[1].templates.insert(
+        TemplateRole::Forward,
         "{{ prompt }}\n{{ input }}\nAnswer:".into(),
     );
     assert_eq!(
@@ -263,7 +263,7 @@ fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
     press(&mut app, KeyCode::Enter);
     let target = EditorTarget::Template {
         layer: 1,
-        role: TemplateRoleOrd::Forward,
+        role: TemplateRole::Forward,
     };
     assert_eq!(app.overlay, Some(Overlay::Editor(target)));
     press(&mut app, KeyCode::Down);
@@ -279,8 +279,9 @@ fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
             source: sent.clone()
         }]
     );
-    app.apply(&Event::Error {
-        message: "forward-template:2: template syntax error: unexpected endif".into(),
+    app.apply(&Event::CommandRejected {
+        command: cmds[0].clone(),
+        reason: "forward-template:2: template syntax error: unexpected endif".into(),
     });
     let buf = &app.editors[&target];
     assert_eq!(buf.error.as_ref().and_then(|e| e.line), Some(2));
@@ -311,7 +312,7 @@ fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
     });
     assert_eq!(app.overlay, None);
     assert!(!app.editors.contains_key(&target));
-    assert_eq!(app.template_source(1, TemplateRoleOrd::Forward), fixed);
+    assert_eq!(app.template_source(1, TemplateRole::Forward), fixed);
 }
 
 #[test]
@@ -330,7 +331,7 @@ fn local_validation_refuses_before_sending() {
     assert_eq!(ctrl(&mut app, 's'), vec![]);
     let target = EditorTarget::Template {
         layer: 0,
-        role: TemplateRoleOrd::Forward,
+        role: TemplateRole::Forward,
     };
     assert_eq!(
         app.editors[&target].error.as_ref().and_then(|e| e.line),
@@ -515,12 +516,17 @@ fn errors_about_other_commands_do_not_land_in_a_template_editor() {
     press(&mut app, KeyCode::Enter);
     type_text(&mut app, "x = 1\n");
     assert_eq!(ctrl(&mut app, 's').len(), 1);
-    app.apply(&Event::Error {
-        message: "example 9 is not in the current batch".into(),
+    app.apply(&Event::CommandRejected {
+        command: Command::AddHidden {
+            layer: 1,
+            example: 9,
+            text: "x".into(),
+        },
+        reason: "example 9 is not in the current batch".into(),
     });
     let target = EditorTarget::Template {
         layer: 1,
-        role: TemplateRoleOrd::Forward,
+        role: TemplateRole::Forward,
     };
     assert!(app.editors[&target].error.is_none());
     assert!(app.notice.as_deref().unwrap_or("").contains("example 9"));
@@ -791,4 +797,55 @@ fn an_http_backend_s_scoring_mode_shows_in_the_layers_pane() {
     // A run without HTTP backends shows none.
     let plain = render_pane(&app_with(&dln1_running()), Pane::Layers, 80, 30);
     assert!(!plain.contains("backend "), "{plain}");
+}
+
+/// Lines as `events.jsonl` held them before `RunStarted` carried templates and before
+/// `CommandRejected`/`RunFailed` existed: they still parse and reduce as they did.
+#[test]
+fn an_events_log_written_before_the_new_vocabulary_replays() {
+    let old = [
+        r#"{"event":"run_started","run_dir":"runs/x","task":"tiny","model":"m","layers":[{"index":0,"prompt":"p0","pinned":false,"trainable":true,"model":"m"},{"index":1,"prompt":"p1","pinned":false,"trainable":true,"model":"m"}],"iterations":2,"start_iteration":0,"train_size":4,"dev_size":2,"test_size":2}"#,
+        r#"{"event":"state_changed","state":"running"}"#,
+        r#"{"event":"template_replaced","layer":1,"role":"propose_prompt","source":"x = 1"}"#,
+        r#"{"event":"error","message":"example 9 is not in the current batch"}"#,
+        r#"{"event":"error","message":"the model is gone"}"#,
+        r#"{"event":"state_changed","state":"failed"}"#,
+    ];
+    let events: Vec<Event> = old
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("an old line parses"))
+        .collect();
+    assert!(matches!(&events[0], Event::RunStarted { layers, .. } if layers[0].templates.is_empty()));
+    let app = App::replay(Theme::mono(), KeyMap::default(), events);
+    assert_eq!(app.run.layers.len(), 2);
+    assert_eq!(
+        app.template_source(1, TemplateRole::ProposePrompt),
+        "x = 1",
+        "a replaced template is what the editor would open on"
+    );
+    assert_eq!(app.run.messages.len(), 2);
+    assert_eq!(app.run.state, Some(RunState::Failed));
+    assert!(app.run.interventions[0]
+        .text
+        .contains("replaced layer 2 propose_prompt template"));
+}
+
+#[test]
+fn new_events_round_trip() {
+    for e in [
+        Event::CommandRejected {
+            command: Command::SetTemplate {
+                layer: 0,
+                role: TemplateRole::Forward,
+                source: "{{ x".into(),
+            },
+            reason: "bad".into(),
+        },
+        Event::RunFailed {
+            message: "gone".into(),
+        },
+    ] {
+        let line = serde_json::to_string(&e).expect("serializes");
+        assert_eq!(serde_json::from_str::<Event>(&line).expect("parses"), e);
+    }
 }

@@ -7,7 +7,7 @@ mod tui_common;
 
 use dln::dln::events::Event;
 use dln::run::{read_events, Session};
-use dln::tui::run_view::RunView;
+use dln::tui::RunView;
 use dln::tui::{Action, App, KeyMap, Pane, Theme};
 use dln_common::*;
 
@@ -68,7 +68,7 @@ fn replay_shows_the_live_prompts_and_scores() {
         while session.events.recv_many(&mut batch, 64).await > 0 {
             for e in batch.drain(..) {
                 // State as it stood when the next iteration began = the replay at that iteration.
-                if let Some(it) = dln::tui::run_view::event_iteration(&e) {
+                if let Some(it) = dln::tui::model::event_iteration(&e) {
                     if it > per_iteration.len() {
                         per_iteration.push((it - 1, seen(&app.run)));
                     }

@@ -128,8 +128,8 @@ fn template_check(_layer: usize, _role: TemplateRole, source: &str) -> Result<()
 fn editing_template_with_local_error() {
     let mut app = app_with(&paused(dln1_running()));
     app.template_check = Some(Box::new(template_check));
-    app.template_sources.insert(
-        (0, TemplateRole::Forward.into()),
+    app.run.layers[0].templates.insert(
+        TemplateRole::Forward,
         "[template]\ntext = \"\"\"\n{{ prompt }}\n\n{{ input }}\nAnswer:\"\"\"".into(),
     );
     app.handle_action(Action::EditTemplate);
@@ -149,10 +149,9 @@ fn editing_template_with_local_error() {
 #[test]
 fn editing_template_engine_error() {
     let mut app = app_with(&paused(dln1_running()));
-    app.template_sources.insert(
-        (0, TemplateRole::Forward.into()),
-        "{{ prompt }}\n{{ input }}".into(),
-    );
+    app.run.layers[0]
+        .templates
+        .insert(TemplateRole::Forward, "{{ prompt }}\n{{ input }}".into());
     app.handle_action(Action::EditTemplate);
     app.handle_key(key('1'));
     for c in "\n{% if %}".chars() {
@@ -175,8 +174,9 @@ fn editing_template_engine_error() {
         ),
         "{cmds:?}"
     );
-    app.apply(&Event::Error {
-        message: "template forward of layer 1 refused: syntax error: unexpected end of input, expected expression (in forward:1)".into(),
+    app.apply(&Event::CommandRejected {
+        command: cmds[0].clone(),
+        reason: "template forward of layer 1 refused: syntax error: unexpected end of input, expected expression (in forward:1)".into(),
     });
     assert_snapshot!(render(&mut app, 100, 30));
 }

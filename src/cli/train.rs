@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dln::config::Config;
-use dln::dln::events::{Command, Event, RunState};
+use dln::dln::events::{Command, Event};
 use dln::run::{evaluate_run, RunSummary, Session, SessionOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -149,10 +149,8 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
 /// Progress on stderr: a bar on a terminal, plain lines otherwise.
 struct Progress {
     bar: Option<ProgressBar>,
-    /// An error event not printed yet: whether it is fatal shows only with the next event.
-    held_error: Option<String>,
-    /// The error the run failed with (an error event followed by the `Failed` state); printed at
-    /// the end unless the command returns it anyway (then `main` prints it, once).
+    /// The error the run failed with (`RunFailed`); printed at the end unless the command
+    /// returns it anyway (then `main` prints it, once).
     fatal: Option<String>,
 }
 
@@ -167,11 +165,7 @@ impl Progress {
             b.set_style(style);
             b
         });
-        Progress {
-            bar,
-            held_error: None,
-            fatal: None,
-        }
+        Progress { bar, fatal: None }
     }
 
     fn note(&self, line: &str) {
@@ -182,18 +176,6 @@ impl Progress {
     }
 
     fn on(&mut self, e: &Event) {
-        if let Some(message) = self.held_error.take() {
-            if matches!(
-                e,
-                Event::StateChanged {
-                    state: RunState::Failed
-                }
-            ) {
-                self.fatal = Some(message);
-            } else {
-                self.note(&format!("error: {message}"));
-            }
-        }
         match e {
             Event::RunStarted {
                 task,
@@ -289,7 +271,9 @@ impl Progress {
                 self.note(&format!("backend {name}: {detail}"))
             }
             Event::Warning { message } => self.note(&format!("warning: {message}")),
-            Event::Error { message } => self.held_error = Some(message.clone()),
+            Event::CommandRejected { reason, .. } => self.note(&format!("error: {reason}")),
+            Event::RunFailed { message } => self.fatal = Some(message.clone()),
+            Event::Error { message } => self.note(&format!("error: {message}")),
             _ => {}
         }
     }
@@ -297,8 +281,7 @@ impl Progress {
     /// Ends the display; `returned` is the error the command is about to return, if any, so the
     /// fatal error is not printed twice.
     fn finish(&mut self, returned: Option<&str>) {
-        let unprinted = [self.held_error.take(), self.fatal.take()];
-        for message in unprinted.into_iter().flatten() {
+        if let Some(message) = self.fatal.take() {
             if returned != Some(message.as_str()) {
                 self.note(&format!("error: {message}"));
             }

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dln::config::Config;
-use dln::dln::events::TemplateRole;
-use dln::dln::network::{load_template, template_spec};
+use dln::dln::network::load_template;
 use dln::run::{read_events, Session, SessionOptions};
-use dln::tui::editor::TemplateRoleOrd;
+use dln::tui::app::TemplateCheck;
 use dln::tui::run_loop::{self, Link};
 use dln::tui::settings::{config_dir, config_path, Settings};
 use dln::tui::terminal::TerminalGuard;
@@ -110,7 +109,7 @@ fn live(
 ) -> anyhow::Result<ExitCode> {
     let (theme, keymap) = look(theme)?;
     let mut app = App::new(theme, keymap);
-    add_templates(&mut app, config);
+    app.template_check = Some(template_check(config));
     app.apply_all(history.iter());
     let rt = runtime()?;
     rt.block_on(async move {
@@ -185,39 +184,16 @@ fn look(cli_theme: Option<&str>) -> anyhow::Result<(Theme, KeyMap)> {
     Ok((theme, keymap))
 }
 
-/// The templates each layer starts with (what the editor opens on), and a check the editor runs
-/// before sending an edit: the same loader and role check the engine applies.
-fn add_templates(app: &mut App, config: &Config) {
+/// The check the template editor runs before sending an edit: the same loader and role check
+/// the engine applies. (What the editor opens on comes with `RunStarted`.)
+fn template_check(config: &Config) -> TemplateCheck {
     let k = config.layers.len();
     let base = config.base_dir();
-    for (l, lc) in config.layers.iter().enumerate() {
-        let hidden = l + 1 < k;
-        for role in TemplateRoleOrd::ALL {
-            let role_t: TemplateRole = role.into();
-            if l == 0 && matches!(role_t, TemplateRole::Residual | TemplateRole::ProposeHidden) {
-                continue;
-            }
-            let given = match role_t {
-                TemplateRole::Forward => &lc.templates.forward,
-                TemplateRole::Residual => &lc.templates.residual,
-                TemplateRole::ProposePrompt => &lc.templates.propose_prompt,
-                TemplateRole::ProposeHidden => &lc.templates.propose_hidden,
-            };
-            let spec = template_spec(given, role_t, hidden);
-            match load_template(spec, role_t, hidden, &base) {
-                Ok(t) => {
-                    app.template_sources.insert((l, role), t.to_toml());
-                }
-                Err(e) => tracing::warn!("layer {l} {spec}: {e}"),
-            }
-        }
-    }
-    let base_for_check = base.clone();
-    app.template_check = Some(Box::new(move |layer, role, source| {
-        load_template(source, role, layer + 1 < k, &base_for_check)
+    Box::new(move |layer, role, source| {
+        load_template(source, role, layer + 1 < k, &base)
             .map(|_| ())
             .map_err(|e| e.to_string())
-    }));
+    })
 }
 
 /// Take over the terminal, run the loop, give the terminal back (also on error).

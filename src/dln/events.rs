@@ -4,12 +4,14 @@
 //! Every event is serialisable; `events.jsonl` holds one per line, and replaying them through the
 //! same reducer the live TUI uses reproduces what the person saw.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::dln::demos::{Demo, DemoMove};
 pub use crate::dln::split::Split;
 use crate::llm::Usage;
-pub use crate::template::Rejection;
+pub use crate::template::{Rejection, TemplateRole};
 
 /// Layers are numbered from 0 (the input side) to k-1 (the output layer).
 pub type LayerIndex = usize;
@@ -55,20 +57,6 @@ pub enum RunState {
     Stopping,
     Finished,
     Failed,
-}
-
-/// The templates of one layer a person can replace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TemplateRole {
-    /// `F(x; π)`: the forward template.
-    Forward,
-    /// `R(x, h)`: joins the input and the hidden text below this layer.
-    Residual,
-    /// `B_π`: the prompt-proposal template.
-    ProposePrompt,
-    /// The hidden-state proposal template (the approximate posterior `q`).
-    ProposeHidden,
 }
 
 /// Where a sample of a hidden text came from.
@@ -209,6 +197,10 @@ pub struct LayerInfo {
     pub pinned: bool,
     pub trainable: bool,
     pub model: String,
+    /// The layer's templates as loaded (our TOML format), by slot: what the workbench's
+    /// template editor opens on. Empty in logs written before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates: BTreeMap<TemplateRole, String>,
 }
 
 /// What happened. One line of `events.jsonl` each.
@@ -363,6 +355,18 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// A command was refused (an invalid template, an example no longer in the batch, …); the
+    /// run goes on as before it.
+    CommandRejected {
+        command: Command,
+        reason: String,
+    },
+    /// The run cannot go on; `StateChanged { Failed }` follows.
+    RunFailed {
+        message: String,
+    },
+    /// An error of a log written before `CommandRejected` and `RunFailed` existed (either of
+    /// them); kept so those logs replay. Not emitted any more.
     Error {
         message: String,
     },
@@ -395,8 +399,8 @@ pub enum Command {
         layer: LayerIndex,
         prompt: String,
     },
-    /// Replace one of a layer's templates; validated first, an invalid one is refused with an
-    /// `Error` event and the old one kept.
+    /// Replace one of a layer's templates (`role` names the slot); validated first, an invalid
+    /// one is refused with a `CommandRejected` event and the old one kept.
     SetTemplate {
         layer: LayerIndex,
         role: TemplateRole,

@@ -1,15 +1,16 @@
 //! The network: `k` language layers, each a prompt with its templates and its own backends, and
 //! the task's output classes.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{Config, LayerConfig};
+use crate::config::{Config, LayerConfig, LayerTemplates};
 use crate::data::OutputClasses;
 use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
-use crate::dln::events::{LayerIndex, LayerInfo, TemplateRole};
+use crate::dln::events::{LayerIndex, LayerInfo};
 use crate::llm::SharedBackend;
-use crate::template::{Role, Template};
+use crate::template::{Template, TemplateRole};
 
 /// The backends of one layer: forward calls (the layer itself) and backward calls (proposals).
 #[derive(Clone)]
@@ -55,6 +56,18 @@ impl Layer {
     pub fn updatable(&self) -> bool {
         self.trainable && !self.pinned
     }
+
+    /// The layer's templates by slot.
+    pub fn templates(&self) -> impl Iterator<Item = (TemplateRole, &Template)> {
+        [
+            (TemplateRole::Forward, Some(&self.forward)),
+            (TemplateRole::Residual, self.residual.as_ref()),
+            (TemplateRole::ProposePrompt, Some(&self.propose_prompt)),
+            (TemplateRole::ProposeHidden, self.propose_hidden.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(r, t)| Some((r, t?)))
+    }
 }
 
 /// The layers, input side first, and what the output layer answers with.
@@ -64,20 +77,13 @@ pub struct Network {
     pub classes: Option<OutputClasses>,
 }
 
-/// The template spec a layer uses for `role`: the one its config gives, else the built-in for
-/// its position (a hidden layer's forward template differs). The workbench's editor opens on
-/// the same template the network loads.
+/// The template spec a layer uses for the slot `role`: the one its config gives, else the
+/// built-in for its position (a hidden layer's forward template is `forward_hidden`).
 pub fn template_spec(given: &str, role: TemplateRole, hidden: bool) -> &str {
     if !given.trim().is_empty() {
         return given;
     }
-    match role {
-        TemplateRole::Forward if hidden => "forward_hidden",
-        TemplateRole::Forward => "forward",
-        TemplateRole::Residual => "residual",
-        TemplateRole::ProposePrompt => "propose_prompt",
-        TemplateRole::ProposeHidden => "propose_hidden",
-    }
+    role.at_layer(hidden).name()
 }
 
 /// Loads a template given in a config or a command (a built-in name, a file, or, from a command,
@@ -90,22 +96,56 @@ pub fn load_template(
 ) -> Result<Template, DlnError> {
     let looks_like_text = source.contains('\n') || source.contains('=');
     let t = if looks_like_text {
-        Template::parse_toml(&format!("{}-template", role_name(role)), source)?
+        Template::parse_toml(&format!("{}-template", role.slot().name()), source)?
     } else {
         Template::from_spec(source, base_dir)?
     };
-    t.validate_for(Role::for_layer(role, hidden))?;
+    t.validate_for(role.at_layer(hidden))?;
     Ok(t)
 }
 
-/// The snake_case name of a role, as in events and checkpoints.
-pub fn role_name(role: TemplateRole) -> &'static str {
-    match role {
-        TemplateRole::Forward => "forward",
-        TemplateRole::Residual => "residual",
-        TemplateRole::ProposePrompt => "propose_prompt",
-        TemplateRole::ProposeHidden => "propose_hidden",
+/// The spec a layer's config gives for the slot `role` (empty: the built-in default).
+pub fn given_spec(t: &LayerTemplates, role: TemplateRole) -> &str {
+    match role.slot() {
+        TemplateRole::Residual => &t.residual,
+        TemplateRole::ProposePrompt => &t.propose_prompt,
+        TemplateRole::ProposeHidden => &t.propose_hidden,
+        _ => &t.forward,
     }
+}
+
+/// [`given_spec`], to write.
+pub fn given_spec_mut(t: &mut LayerTemplates, role: TemplateRole) -> &mut String {
+    match role.slot() {
+        TemplateRole::Residual => &mut t.residual,
+        TemplateRole::ProposePrompt => &mut t.propose_prompt,
+        TemplateRole::ProposeHidden => &mut t.propose_hidden,
+        _ => &mut t.forward,
+    }
+}
+
+/// The templates of layer `l` of `config`, one per slot it has ([`TemplateRole::of_layer`]), as
+/// the network loads them: a person's last replacement of the slot in `edited`, else the
+/// config's spec, else the built-in for the layer's position; each checked against its role.
+/// The one derivation the network, `dln export` and the workbench's start share.
+pub fn layer_templates(
+    config: &Config,
+    l: LayerIndex,
+    edited: &[(TemplateRole, String)],
+) -> Result<Vec<(TemplateRole, Template)>, DlnError> {
+    let hidden = l + 1 < config.layers.len();
+    let base = config.base_dir();
+    let lc = &config.layers[l];
+    TemplateRole::of_layer(l)
+        .iter()
+        .map(|&role| {
+            let source = match edited.iter().rev().find(|(r, _)| r.slot() == role) {
+                Some((_, s)) => s.as_str(),
+                None => template_spec(given_spec(&lc.templates, role), role, hidden),
+            };
+            Ok((role, load_template(source, role, hidden, &base)?))
+        })
+        .collect()
 }
 
 impl Network {
@@ -117,14 +157,9 @@ impl Network {
         backends: Vec<LayerBackends>,
     ) -> Result<Network, DlnError> {
         let k = config.layers.len();
-        let base = config.base_dir();
         let mut layers = Vec::with_capacity(k);
         for (l, (lc, be)) in config.layers.iter().zip(backends).enumerate() {
             let hidden = l + 1 < k;
-            let spec = |given: &str, role: TemplateRole| -> Result<Template, DlnError> {
-                load_template(template_spec(given, role, hidden), role, hidden, &base)
-                    .map_err(|e| DlnError::Config(format!("layer {l}: {e}")))
-            };
             let t = &lc.templates;
             if l == 0 && (!t.residual.is_empty() || !t.propose_hidden.is_empty()) {
                 return Err(DlnError::Config(
@@ -133,6 +168,14 @@ impl Network {
                         .into(),
                 ));
             }
+            let mut templates: BTreeMap<TemplateRole, Template> = layer_templates(config, l, &[])
+                .map_err(|e| DlnError::Config(format!("layer {l}: {e}")))?
+                .into_iter()
+                .collect();
+            let mut take = |role| templates.remove(&role);
+            let missing = || DlnError::Config(format!("layer {l}: a template slot is missing"));
+            let forward = take(TemplateRole::Forward).ok_or_else(missing)?;
+            let propose_prompt = take(TemplateRole::ProposePrompt).ok_or_else(missing)?;
             layers.push(Layer {
                 index: l,
                 prompt: initial_prompt(config, lc, hidden),
@@ -140,18 +183,10 @@ impl Network {
                 max_demos: lc.demos.max(lc.demonstrations.len()),
                 pinned: lc.pinned,
                 trainable: config.trainable(l),
-                forward: spec(&t.forward, TemplateRole::Forward)?,
-                residual: if l > 0 {
-                    Some(spec(&t.residual, TemplateRole::Residual)?)
-                } else {
-                    None
-                },
-                propose_prompt: spec(&t.propose_prompt, TemplateRole::ProposePrompt)?,
-                propose_hidden: if l > 0 {
-                    Some(spec(&t.propose_hidden, TemplateRole::ProposeHidden)?)
-                } else {
-                    None
-                },
+                forward,
+                residual: take(TemplateRole::Residual),
+                propose_prompt,
+                propose_hidden: take(TemplateRole::ProposeHidden),
                 edited_templates: Vec::new(),
                 forward_temperature: lc.forward_temperature,
                 forward_max_tokens: lc.forward_max_tokens(!hidden),
@@ -206,17 +241,17 @@ impl Network {
             DlnError::Command(format!("there is no layer {layer} (the network has {k})"))
         })?;
         let t = load_template(source, role, hidden, base)?;
+        let role = role.slot();
         match role {
-            TemplateRole::Forward => l.forward = t,
-            TemplateRole::ProposePrompt => l.propose_prompt = t,
             TemplateRole::Residual | TemplateRole::ProposeHidden if layer == 0 => {
                 return Err(DlnError::Command(format!(
-                    "layer 0 has no {} template (it reads the input directly)",
-                    role_name(role)
+                    "layer 0 has no {role} template (it reads the input directly)"
                 )))
             }
             TemplateRole::Residual => l.residual = Some(t),
+            TemplateRole::ProposePrompt => l.propose_prompt = t,
             TemplateRole::ProposeHidden => l.propose_hidden = Some(t),
+            _ => l.forward = t,
         }
         l.edited_templates.retain(|(r, _)| *r != role);
         l.edited_templates.push((role, source.to_string()));
@@ -233,6 +268,7 @@ impl Network {
                 pinned: l.pinned,
                 trainable: l.trainable,
                 model: l.backends.forward.model_id(),
+                templates: l.templates().map(|(r, t)| (r, t.to_toml())).collect(),
             })
             .collect()
     }

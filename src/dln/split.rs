@@ -52,13 +52,6 @@ impl std::str::FromStr for Split {
     }
 }
 
-/// Comparing with a split's name (`split == "test"`) keeps older callers compiling; prefer
-/// matching on the variants.
-impl PartialEq<str> for Split {
-    fn eq(&self, other: &str) -> bool {
-        self.name() == other
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::dln::demos::Demo;
 use crate::dln::events::TemplateRole;
-use crate::dln::network::{load_template, template_spec};
+use crate::dln::network::{given_spec_mut, layer_templates};
 use crate::run::checkpoint::read_checkpoint;
 use crate::run::dir::CONFIG_FILE;
 use crate::run::result::read_result;
@@ -208,39 +208,14 @@ fn inline_templates(
     config: &mut Config,
     edited: &[Vec<(TemplateRole, String)>],
 ) -> Result<(), RunError> {
-    let k = config.layers.len();
-    let base = config.base_dir();
-    for l in 0..k {
-        let hidden = l + 1 < k;
-        let roles: &[TemplateRole] = if l == 0 {
-            &[TemplateRole::Forward, TemplateRole::ProposePrompt]
-        } else {
-            &[
-                TemplateRole::Forward,
-                TemplateRole::Residual,
-                TemplateRole::ProposePrompt,
-                TemplateRole::ProposeHidden,
-            ]
-        };
-        for &role in roles {
-            let t = &mut config.layers[l].templates;
-            let slot = match role {
-                TemplateRole::Forward => &mut t.forward,
-                TemplateRole::Residual => &mut t.residual,
-                TemplateRole::ProposePrompt => &mut t.propose_prompt,
-                TemplateRole::ProposeHidden => &mut t.propose_hidden,
-            };
-            let given = edited
-                .get(l)
-                .and_then(|e| e.iter().rev().find(|(r, _)| *r == role))
-                .map(|(_, s)| s.clone())
-                .unwrap_or_else(|| template_spec(slot, role, hidden).to_string());
-            let template =
-                load_template(&given, role, hidden, &base).map_err(|e| RunError::File {
-                    path: base.clone(),
-                    message: format!("layer {l}: {e}"),
-                })?;
-            *slot = template.to_toml();
+    for l in 0..config.layers.len() {
+        let edits = edited.get(l).map(Vec::as_slice).unwrap_or_default();
+        let templates = layer_templates(config, l, edits).map_err(|e| RunError::File {
+            path: config.base_dir(),
+            message: format!("layer {l}: {e}"),
+        })?;
+        for (role, template) in templates {
+            *given_spec_mut(&mut config.layers[l].templates, role) = template.to_toml();
         }
     }
     Ok(())

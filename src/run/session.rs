@@ -192,7 +192,7 @@ impl Session {
 /// [`load_data`], with a failure also written to the run's log.
 fn load_data_logged(config: &Config, log: &EventLog) -> Result<Dataset, RunError> {
     load_data(config).inspect_err(|e| {
-        log.emit(Event::Error {
+        log.emit(Event::RunFailed {
             message: e.to_string(),
         })
     })
@@ -235,7 +235,7 @@ fn spawn(
         let _lock = lock;
         let r = drive(&dir, config, data, state, opts, log.clone(), crx).await;
         if let Err(e) = &r {
-            log.emit(Event::Error {
+            log.emit(Event::RunFailed {
                 message: e.to_string(),
             });
             log.emit(Event::StateChanged {

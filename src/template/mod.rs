@@ -16,7 +16,7 @@ mod toml_file;
 pub use builtin::BUILTIN_NAMES;
 pub use error::TemplateError;
 pub use proposal::{parse_proposal, proposal_key, read_proposal, Rejection};
-pub use role::Role;
+pub use role::TemplateRole;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub struct Template {
     /// Where it came from: a file path or `builtin:NAME`; error messages start with it.
     pub origin: String,
     /// The role the file declares (`role = "forward"`); checked at load time when present.
-    pub role: Option<Role>,
+    pub role: Option<TemplateRole>,
     /// Generate inside the model's chat template (a user turn, then the assistant's answer
     /// starting with `assistant_prefix`). Only generation uses this; scoring is always raw text.
     pub chat: bool,
@@ -90,7 +90,7 @@ pub(crate) struct Parts {
     pub name: String,
     pub source: String,
     pub origin: String,
-    pub role: Option<Role>,
+    pub role: Option<TemplateRole>,
     pub chat: bool,
     pub system: Option<String>,
     pub assistant_prefix: String,
@@ -194,7 +194,7 @@ impl Template {
 
     /// Checks that the body uses only the variables `role` provides; an unknown one is an error
     /// naming it and its line (a typo would otherwise fail mid-run).
-    pub fn validate_for(&self, role: Role) -> Result<(), TemplateError> {
+    pub fn validate_for(&self, role: TemplateRole) -> Result<(), TemplateError> {
         self.validate_against(role.allowed(), &role.to_string())
     }
 

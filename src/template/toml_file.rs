@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Parts, Role, Template, TemplateError};
+use super::{Parts, Template, TemplateError, TemplateRole};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +26,7 @@ struct TemplateFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    role: Option<Role>,
+    role: Option<TemplateRole>,
     #[serde(default)]
     chat: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::dln::events::{Event, LayerIndex, RunState, TemplateRole};
+use crate::dln::events::{Command, Event, LayerIndex, RunState};
+use crate::template::TemplateRole;
 
-use super::editor::{EditorBuffer, EditorError, EditorTarget, TemplateRoleOrd};
+use super::editor::{EditorBuffer, EditorError, EditorTarget};
 use super::keymap::KeyMap;
-use super::run_view::{event_iteration, RunView};
+use super::model::{event_iteration, RunView};
 use super::theme::Theme;
 
 /// The four panes, in focus order.
@@ -144,8 +145,6 @@ pub struct App {
     pub filters: BTreeMap<&'static str, String>,
     /// Editor buffers by target; kept until applied or reverted.
     pub editors: BTreeMap<EditorTarget, EditorBuffer>,
-    /// Template sources known before any replacement (from the config), by layer and role.
-    pub template_sources: BTreeMap<(LayerIndex, TemplateRoleOrd), String>,
     pub template_check: Option<TemplateCheck>,
     /// A pause was sent and the engine has not yet said it paused.
     pub pause_requested: bool,
@@ -181,7 +180,6 @@ impl App {
             sel: Selection::default(),
             filters: BTreeMap::new(),
             editors: BTreeMap::new(),
-            template_sources: BTreeMap::new(),
             template_check: None,
             pause_requested: false,
             exit: Exit::No,
@@ -228,7 +226,7 @@ impl App {
             } => {
                 let target = EditorTarget::Template {
                     layer: *layer,
-                    role: (*role).into(),
+                    role: role.slot(),
                 };
                 if let Some(buf) = self.editors.get(&target) {
                     if buf.text() == *source || buf.awaiting {
@@ -242,24 +240,26 @@ impl App {
                         ));
                     }
                 }
-                self.template_sources
-                    .insert((*layer, (*role).into()), source.clone());
             }
-            Event::Error { message } => {
-                // A template error while a template edit awaits its answer is that edit's verdict.
-                let about_template = message.contains("template");
-                let awaiting = self
-                    .editors
-                    .iter()
-                    .find(|(t, b)| {
-                        about_template && b.awaiting && matches!(t, EditorTarget::Template { .. })
+            Event::CommandRejected { command, reason } => {
+                // A refused template edit is the verdict on the editor that sent it.
+                let awaiting = match command {
+                    Command::SetTemplate { layer, role, .. } => Some(EditorTarget::Template {
+                        layer: *layer,
+                        role: role.slot(),
                     })
-                    .map(|(t, _)| *t);
-                if let Some(target) = awaiting {
-                    self.set_editor_error(target, EditorError::from_message(message));
-                } else {
-                    self.notice = Some(format!("error: {message}"));
+                    .filter(|t| self.editors.get(t).is_some_and(|b| b.awaiting)),
+                    _ => None,
+                };
+                match awaiting {
+                    Some(target) => {
+                        self.set_editor_error(target, EditorError::from_message(reason))
+                    }
+                    None => self.notice = Some(format!("error: {reason}")),
                 }
+            }
+            Event::RunFailed { message } | Event::Error { message } => {
+                self.notice = Some(format!("error: {message}"));
             }
             Event::CandidatesProposed { layer, .. } if !self.sel.layer_chosen => {
                 if self.sel.layer != *layer {
@@ -385,25 +385,13 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// Whether a layer has a template of this role: the first layer reads the input directly,
-    /// so it has no residual and no hidden-proposal template.
-    pub fn has_template(&self, layer: LayerIndex, role: TemplateRoleOrd) -> bool {
-        layer > 0
-            || !matches!(
-                role,
-                TemplateRoleOrd::Residual | TemplateRoleOrd::ProposeHidden
-            )
-    }
-
-    /// The template source an editor for `(layer, role)` starts from.
-    pub fn template_source(&self, layer: LayerIndex, role: TemplateRoleOrd) -> String {
-        let replaced = self
-            .run
+    /// The template source an editor for `(layer, role)` starts from: the layer's template as
+    /// the run reported it (at its start, or as replaced since).
+    pub fn template_source(&self, layer: LayerIndex, role: TemplateRole) -> String {
+        self.run
             .layers
             .get(layer)
-            .and_then(|l| l.templates.get(&role));
-        replaced
-            .or_else(|| self.template_sources.get(&(layer, role)))
+            .and_then(|l| l.templates.get(&role.slot()))
             .cloned()
             .unwrap_or_default()
     }

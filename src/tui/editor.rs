@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use ratatui_textarea::{TextArea, WrapMode};
 
-use crate::dln::events::{LayerIndex, TemplateRole};
+use crate::dln::events::LayerIndex;
+use crate::template::TemplateRole;
 
 /// What a buffer edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,7 +17,8 @@ pub enum EditorTarget {
     },
     Template {
         layer: LayerIndex,
-        role: TemplateRoleOrd,
+        /// The slot (see [`TemplateRole::slot`]).
+        role: TemplateRole,
     },
     /// A hidden text for `example` of the current batch, below `layer`.
     Hidden {
@@ -25,56 +27,14 @@ pub enum EditorTarget {
     },
 }
 
-/// [`TemplateRole`] with an order, so targets can key a map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TemplateRoleOrd {
-    Forward,
-    Residual,
-    ProposePrompt,
-    ProposeHidden,
-}
-
-impl TemplateRoleOrd {
-    pub const ALL: [TemplateRoleOrd; 4] = [
-        TemplateRoleOrd::Forward,
-        TemplateRoleOrd::Residual,
-        TemplateRoleOrd::ProposePrompt,
-        TemplateRoleOrd::ProposeHidden,
-    ];
-}
-
-impl From<TemplateRole> for TemplateRoleOrd {
-    fn from(r: TemplateRole) -> Self {
-        match r {
-            TemplateRole::Forward => TemplateRoleOrd::Forward,
-            TemplateRole::Residual => TemplateRoleOrd::Residual,
-            TemplateRole::ProposePrompt => TemplateRoleOrd::ProposePrompt,
-            TemplateRole::ProposeHidden => TemplateRoleOrd::ProposeHidden,
-        }
-    }
-}
-
-impl From<TemplateRoleOrd> for TemplateRole {
-    fn from(r: TemplateRoleOrd) -> Self {
-        match r {
-            TemplateRoleOrd::Forward => TemplateRole::Forward,
-            TemplateRoleOrd::Residual => TemplateRole::Residual,
-            TemplateRoleOrd::ProposePrompt => TemplateRole::ProposePrompt,
-            TemplateRoleOrd::ProposeHidden => TemplateRole::ProposeHidden,
-        }
-    }
-}
-
 impl EditorTarget {
     /// The editor's title.
     pub fn title(&self) -> String {
         match self {
             EditorTarget::Prompt { layer } => format!("Edit prompt · layer {}", layer + 1),
-            EditorTarget::Template { layer, role } => format!(
-                "Edit {} template · layer {}",
-                super::run_view::role_name((*role).into()),
-                layer + 1
-            ),
+            EditorTarget::Template { layer, role } => {
+                format!("Edit {role} template · layer {}", layer + 1)
+            }
             EditorTarget::Hidden { example, .. } => {
                 format!("Write a hidden text · example {}", example + 1)
             }

@@ -7,11 +7,12 @@
 
 pub mod action;
 pub mod app;
+pub mod available;
 pub mod editor;
 pub mod keymap;
 pub mod logging;
+pub mod model;
 pub mod run_loop;
-pub mod run_view;
 pub mod settings;
 pub mod terminal;
 pub mod theme;
@@ -21,5 +22,5 @@ pub mod view;
 pub use action::Action;
 pub use app::{App, Exit, Mode, Overlay, Pane};
 pub use keymap::KeyMap;
-pub use run_view::RunView;
+pub use model::RunView;
 pub use theme::Theme;

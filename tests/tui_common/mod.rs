@@ -66,6 +66,7 @@ fn layer_info(index: usize, prompt: &str) -> LayerInfo {
         pinned: false,
         trainable: true,
         model: "smollm2-135m".into(),
+        templates: Default::default(),
     }
 }
 

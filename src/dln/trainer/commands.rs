@@ -68,8 +68,9 @@ impl Trainer {
                     });
                 }
             }
-            Err(e) => self.emit(Event::Error {
-                message: e.to_string(),
+            Err(e) => self.emit(Event::CommandRejected {
+                command,
+                reason: e.to_string(),
             }),
         }
     }

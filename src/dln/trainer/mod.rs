@@ -403,9 +403,10 @@ impl Trainer {
         let (due, later) = self.replay.drain(..).partition(|e| e.after_stages == at);
         self.replay = later;
         for e in due {
-            if let Err(err) = self.try_apply(e.command) {
-                self.emit(Event::Error {
-                    message: format!("replaying a recorded edit: {err}"),
+            if let Err(err) = self.try_apply(e.command.clone()) {
+                self.emit(Event::CommandRejected {
+                    command: e.command,
+                    reason: format!("replaying a recorded edit: {err}"),
                 });
             }
         }

@@ -7,32 +7,48 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::text::{num, one_line_of, wrap};
+use super::Chrome;
 use super::{highlight, muted_line, pane_block, window_start};
 use crate::dln::events::CandidateOrigin;
-use crate::tui::app::{App, Pane};
-use crate::tui::run_view::LayerView;
+use crate::tui::app::Pane;
+use crate::tui::model::LayerView;
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let layer = app.run.layers.get(app.sel.layer);
+/// What the pane shows: the selected layer's candidates and past winners.
+pub struct Input<'a> {
+    pub chrome: Chrome<'a>,
+    /// The layer the pane acts on (`None` before the run starts).
+    pub layer: Option<&'a LayerView>,
+    /// The number of layers.
+    pub depth: usize,
+    /// Indices of the candidates that pass the filter.
+    pub rows: Vec<usize>,
+    pub filter: &'a str,
+    /// Row among `rows`.
+    pub selected: usize,
+    pub expanded: bool,
+}
+
+pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
+    let t = &v.chrome.theme;
+    let layer = v.layer;
     let mut info = layer
-        .map(|l| format!("layer {}/{}", l.index + 1, app.run.depth()))
+        .map(|l| format!("layer {}/{}", l.index + 1, v.depth))
         .unwrap_or_default();
-    let f = app.filter(Pane::Candidates);
+    let f = v.filter;
     if !f.is_empty() {
         info.push_str(&format!(" · /{f}"));
     }
-    let block = pane_block(app, Pane::Candidates, info);
+    let block = pane_block(v.chrome, Pane::Candidates, info);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(layer) = layer else {
         frame.render_widget(
-            Paragraph::new(muted_line(app, "waiting for the run to start…")),
+            Paragraph::new(muted_line(v.chrome.theme, "waiting for the run to start…")),
             inner,
         );
         return;
     };
-    let list = list(app, layer, inner);
+    let list = list(v, layer, inner);
     let [head_r, list_r, history_r] = list.areas;
     let history_h = history_r.height;
 
@@ -98,10 +114,10 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 /// The row (among the visible candidates) drawn at `at`, if any.
-pub fn hit(app: &App, area: Rect, at: Position) -> Option<usize> {
-    let layer = app.run.layers.get(app.sel.layer)?;
-    let inner = pane_block(app, Pane::Candidates, String::new()).inner(area);
-    let list = list(app, layer, inner);
+pub fn hit(v: &Input, area: Rect, at: Position) -> Option<usize> {
+    let layer = v.layer?;
+    let inner = pane_block(v.chrome, Pane::Candidates, String::new()).inner(area);
+    let list = list(v, layer, inner);
     let list_r = list.areas[1];
     if !list_r.contains(at) {
         return None;
@@ -121,10 +137,10 @@ struct List {
     start: usize,
 }
 
-fn list(app: &App, layer: &LayerView, inner: Rect) -> List {
-    let t = &app.theme;
-    let rows = app.candidate_rows();
-    let history_h = if app.sel.candidate_expanded || layer.history.is_empty() {
+fn list(v: &Input, layer: &LayerView, inner: Rect) -> List {
+    let t = &v.chrome.theme;
+    let rows = &v.rows;
+    let history_h = if v.expanded || layer.history.is_empty() {
         0
     } else {
         (layer.history.len() as u16 + 1).min(inner.height / 3)
@@ -137,11 +153,14 @@ fn list(app: &App, layer: &LayerView, inner: Rect) -> List {
     .areas(inner);
     let list_r = areas[1];
     let width = list_r.width as usize;
-    let selected = app.sel.candidate.min(rows.len().saturating_sub(1));
+    let selected = v.selected.min(rows.len().saturating_sub(1));
     let mut lines: Vec<Line<'static>> = Vec::new();
     let mut owners: Vec<Option<usize>> = Vec::new();
     if rows.is_empty() && !layer.candidates.is_empty() {
-        lines.push(muted_line(app, "no candidate matches the filter"));
+        lines.push(muted_line(
+            v.chrome.theme,
+            "no candidate matches the filter",
+        ));
         owners.push(None);
     }
     let mut sel_line = 0;
@@ -183,7 +202,7 @@ fn list(app: &App, layer: &LayerView, inner: Rect) -> List {
             num(c.score)
         );
         let used = super::text::width(&headline);
-        let expand = app.sel.candidate_expanded && row == selected;
+        let expand = v.expanded && row == selected;
         let body = if expand {
             wrap(&c.prompt, width.saturating_sub(4))
         } else {
@@ -200,13 +219,13 @@ fn list(app: &App, layer: &LayerView, inner: Rect) -> List {
                 lines.push(maybe_sel(
                     Line::from(Span::styled(headline.clone(), style)),
                     row == selected,
-                    app,
+                    v,
                 ));
                 Line::from(vec![Span::raw("    "), Span::styled(b, style)])
             } else {
                 Line::from(vec![Span::raw("    "), Span::styled(b, style)])
             };
-            l = maybe_sel(l, row == selected, app);
+            l = maybe_sel(l, row == selected, v);
             lines.push(l);
             first = false;
         }
@@ -222,9 +241,9 @@ fn list(app: &App, layer: &LayerView, inner: Rect) -> List {
     }
 }
 
-fn maybe_sel(line: Line<'static>, selected: bool, app: &App) -> Line<'static> {
+fn maybe_sel(line: Line<'static>, selected: bool, v: &Input) -> Line<'static> {
     if selected {
-        highlight(line, app.theme.selection)
+        highlight(line, v.chrome.theme.selection)
     } else {
         line
     }

@@ -10,25 +10,49 @@ use ratatui::Frame;
 
 use super::layout::Hit;
 use super::text::{bar, num, one_line_of, wrap};
+use super::Chrome;
 use super::{highlight, muted_line, pane_block, window_start};
 use crate::dln::events::{ForwardExample, PosteriorExample, SampleOrigin};
-use crate::tui::app::{App, Pane};
+use crate::tui::app::{HiddenSort, Pane};
+use crate::tui::model::PosteriorView;
 use crate::tui::theme::Theme;
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let rows = app.hidden_rows();
-    let mut info = vec![app.sel.hidden_sort.label().to_string()];
-    if app.sel.wrong_only {
+/// What the pane shows: the posterior of one hidden text (or, before it is sampled, the
+/// forward pass) over the current batch, and the selection in it.
+pub struct Input<'a> {
+    pub chrome: Chrome<'a>,
+    /// The posterior shown, if one was sampled.
+    pub posterior: Option<&'a PosteriorView>,
+    /// More than one hidden text has a posterior (the heading says how to switch).
+    pub several_posteriors: bool,
+    /// The last forward pass: its iteration and examples.
+    pub forward: Option<&'a (usize, Vec<ForwardExample>)>,
+    pub depth: usize,
+    /// Indices of the examples shown, sorted and filtered.
+    pub rows: Vec<usize>,
+    pub sort: HiddenSort,
+    pub wrong_only: bool,
+    pub filter: &'a str,
+    /// Row among `rows`.
+    pub example: usize,
+    pub sample: usize,
+    pub expanded: bool,
+}
+
+pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
+    let rows = &v.rows;
+    let mut info = vec![v.sort.label().to_string()];
+    if v.wrong_only {
         info.push("wrong only".into());
     }
-    let f = app.filter(Pane::Hidden);
+    let f = v.filter;
     if !f.is_empty() {
         info.push(format!("/{f}"));
     }
-    let block = pane_block(app, Pane::Hidden, info.join(" · "));
+    let block = pane_block(v.chrome, Pane::Hidden, info.join(" · "));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let posterior = app.hidden_layer().and_then(|l| app.run.posteriors.get(&l));
+    let posterior = v.posterior;
     match posterior {
         Some(p) => {
             let head = format!(
@@ -42,16 +66,16 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
                     "sampled, not yet weighted"
                 }
             );
-            let head = if app.run.posteriors.len() > 1 {
+            let head = if v.several_posteriors {
                 format!("{head} · select a layer (←/→ in Layers) for another")
             } else {
                 head
             };
             let examples: Vec<&PosteriorExample> =
                 rows.iter().filter_map(|i| p.examples.get(*i)).collect();
-            draw_posterior(app, frame, inner, &head, &examples);
+            draw_posterior(v, frame, inner, &head, &examples);
         }
-        None => draw_forward(app, frame, inner, &rows),
+        None => draw_forward(v, frame, inner, &rows),
     }
 }
 
@@ -67,16 +91,19 @@ fn split(inner: Rect, rows: usize) -> (Rect, Rect, Rect) {
 }
 
 fn draw_posterior(
-    app: &App,
+    v: &Input,
     frame: &mut Frame,
     inner: Rect,
     head: &str,
     examples: &[&PosteriorExample],
 ) {
-    let t = &app.theme;
+    let t = &v.chrome.theme;
     let (head_r, list_r, detail_r) = split(inner, examples.len());
-    frame.render_widget(Paragraph::new(muted_line(app, head.to_string())), head_r);
-    let selected = draw_list(app, frame, list_r, examples, |ex| {
+    frame.render_widget(
+        Paragraph::new(muted_line(v.chrome.theme, head.to_string())),
+        head_r,
+    );
+    let selected = draw_list(v, frame, list_r, examples, |ex| {
         let entropy = ex
             .entropy
             .map(|e| format!("H {e:.2}"))
@@ -101,40 +128,40 @@ fn draw_posterior(
         }
     });
     if let Some(selected) = selected {
-        detail(app, frame, detail_r, examples[selected]);
+        detail(v, frame, detail_r, examples[selected]);
     }
 }
 
 /// The first example row shown in a list area of `n` rows (keeps the selection in view).
-fn list_start(app: &App, list: Rect, n: usize) -> usize {
-    let selected = app.sel.example.min(n.saturating_sub(1));
+fn list_start(v: &Input, list: Rect, n: usize) -> usize {
+    let selected = v.example.min(n.saturating_sub(1));
     window_start(selected, list.height as usize, n)
 }
 
 /// The example row or posterior sample drawn at `at`, if any.
-pub fn hit(app: &App, area: Rect, at: Position) -> Option<Hit> {
-    let inner = pane_block(app, Pane::Hidden, String::new()).inner(area);
-    let posterior = app.hidden_layer().and_then(|l| app.run.posteriors.get(&l));
-    if posterior.is_none() && app.run.forward.is_none() {
+pub fn hit(v: &Input, area: Rect, at: Position) -> Option<Hit> {
+    let inner = pane_block(v.chrome, Pane::Hidden, String::new()).inner(area);
+    let posterior = v.posterior;
+    if posterior.is_none() && v.forward.is_none() {
         return None;
     }
-    let rows = app.hidden_rows();
+    let rows = &v.rows;
     if rows.is_empty() {
         return None;
     }
     let (_, list_r, detail_r) = split(inner, rows.len());
     if list_r.contains(at) {
-        let row = list_start(app, list_r, rows.len()) + usize::from(at.y - list_r.y);
+        let row = list_start(v, list_r, rows.len()) + usize::from(at.y - list_r.y);
         return (row < rows.len()).then_some(Hit::Example(row));
     }
     let ex = rows
-        .get(app.sel.example.min(rows.len() - 1))
+        .get(v.example.min(rows.len() - 1))
         .and_then(|i| posterior?.examples.get(*i))?;
     let d_inner = detail_inner(detail_r);
     if !d_inner.contains(at) {
         return None;
     }
-    let d = detail_lines(app, ex, d_inner);
+    let d = detail_lines(v, ex, d_inner);
     let line = d.start + usize::from(at.y - d_inner.y);
     d.samples.get(line).copied().flatten().map(Hit::Sample)
 }
@@ -153,23 +180,23 @@ struct ListRow<'a> {
 /// the selection in view. Returns the selected row, or `None` (after saying so) when the filter
 /// leaves no example.
 fn draw_list<E>(
-    app: &App,
+    v: &Input,
     frame: &mut Frame,
     area: Rect,
     examples: &[E],
     row_of: impl Fn(&E) -> ListRow<'_>,
 ) -> Option<usize> {
-    let t = &app.theme;
+    let t = &v.chrome.theme;
     if examples.is_empty() {
         frame.render_widget(
-            Paragraph::new(muted_line(app, "no example matches the filter")),
+            Paragraph::new(muted_line(v.chrome.theme, "no example matches the filter")),
             area,
         );
         return None;
     }
-    let selected = app.sel.example.min(examples.len() - 1);
+    let selected = v.example.min(examples.len() - 1);
     let width = area.width as usize;
-    let start = list_start(app, area, examples.len());
+    let start = list_start(v, area, examples.len());
     let list: Vec<Line> = examples
         .iter()
         .enumerate()
@@ -206,8 +233,8 @@ fn draw_list<E>(
 }
 
 /// The detail area's top rule titled with the example's number; returns the area below it.
-fn detail_block(app: &App, frame: &mut Frame, area: Rect, index: usize) -> Rect {
-    let t = &app.theme;
+fn detail_block(v: &Input, frame: &mut Frame, area: Rect, index: usize) -> Rect {
+    let t = &v.chrome.theme;
     let block = Block::default()
         .borders(Borders::TOP)
         .border_style(t.border)
@@ -219,9 +246,9 @@ fn detail_block(app: &App, frame: &mut Frame, area: Rect, index: usize) -> Rect 
     detail_inner(area)
 }
 
-fn detail(app: &App, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
-    let inner = detail_block(app, frame, area, ex.index);
-    let d = detail_lines(app, ex, inner);
+fn detail(v: &Input, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
+    let inner = detail_block(v, frame, area, ex.index);
+    let d = detail_lines(v, ex, inner);
     let visible: Vec<Line> = d.lines.into_iter().skip(d.start).take(d.height).collect();
     frame.render_widget(Paragraph::new(visible), inner);
 }
@@ -240,10 +267,10 @@ fn detail_inner(area: Rect) -> Rect {
     Block::default().borders(Borders::TOP).inner(area)
 }
 
-fn detail_lines(app: &App, ex: &PosteriorExample, inner: Rect) -> Detail {
-    let t = &app.theme;
+fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
+    let t = &v.chrome.theme;
     let width = inner.width as usize;
-    let full = app.sel.hidden_expanded;
+    let full = v.expanded;
     let cap = if full { usize::MAX } else { 2 };
     let mut lines: Vec<Line<'static>> = Vec::new();
     labelled(t, &mut lines, "input", &ex.input, width, cap);
@@ -258,7 +285,7 @@ fn detail_lines(app: &App, ex: &PosteriorExample, inner: Rect) -> Detail {
         t.muted,
     )));
     let mut owners: Vec<Option<usize>> = vec![None; lines.len()];
-    let sample = app.sel.sample.min(ex.samples.len().saturating_sub(1));
+    let sample = v.sample.min(ex.samples.len().saturating_sub(1));
     let bar_cells = 8;
     for (i, s) in ex.samples.iter().enumerate() {
         let best = ex.best == Some(i);
@@ -329,7 +356,7 @@ fn detail_lines(app: &App, ex: &PosteriorExample, inner: Rect) -> Detail {
     }
     if ex.samples.is_empty() {
         lines.push(muted_line(
-            app,
+            v.chrome.theme,
             "no samples (correct examples may be skipped)",
         ));
     }
@@ -377,19 +404,19 @@ fn labelled(
     }
 }
 
-fn draw_forward(app: &App, frame: &mut Frame, inner: Rect, rows: &[usize]) {
-    let t = &app.theme;
-    let Some((iteration, examples)) = &app.run.forward else {
-        let msg = if app.run.depth() == 1 {
+fn draw_forward(v: &Input, frame: &mut Frame, inner: Rect, rows: &[usize]) {
+    let t = &v.chrome.theme;
+    let Some((iteration, examples)) = v.forward else {
+        let msg = if v.depth == 1 {
             "DLN-1 has no hidden layer; the forward pass's outputs appear here"
         } else {
             "waiting for the first forward pass…"
         };
-        frame.render_widget(Paragraph::new(muted_line(app, msg)), inner);
+        frame.render_widget(Paragraph::new(muted_line(v.chrome.theme, msg)), inner);
         return;
     };
     let (head_r, list_r, detail_r) = split(inner, rows.len());
-    let head = if app.run.depth() == 1 {
+    let head = if v.depth == 1 {
         format!(
             "DLN-1: no hidden layer · forward outputs of it {}",
             iteration + 1
@@ -400,9 +427,9 @@ fn draw_forward(app: &App, frame: &mut Frame, inner: Rect, rows: &[usize]) {
             iteration + 1
         )
     };
-    frame.render_widget(Paragraph::new(muted_line(app, head)), head_r);
+    frame.render_widget(Paragraph::new(muted_line(v.chrome.theme, head)), head_r);
     let shown: Vec<&ForwardExample> = rows.iter().filter_map(|i| examples.get(*i)).collect();
-    let selected = draw_list(app, frame, list_r, &shown, |ex| ListRow {
+    let selected = draw_list(v, frame, list_r, &shown, |ex| ListRow {
         index: ex.index,
         correct: ex.correct,
         columns: vec![Span::styled(
@@ -412,13 +439,9 @@ fn draw_forward(app: &App, frame: &mut Frame, inner: Rect, rows: &[usize]) {
         input: &ex.input,
     });
     if let Some(ex) = selected.map(|row| shown[row]) {
-        let d_inner = detail_block(app, frame, detail_r, ex.index);
+        let d_inner = detail_block(v, frame, detail_r, ex.index);
         let w = d_inner.width as usize;
-        let cap = if app.sel.hidden_expanded {
-            usize::MAX
-        } else {
-            4
-        };
+        let cap = if v.expanded { usize::MAX } else { 4 };
         let mut lines = Vec::new();
         labelled(t, &mut lines, "input", &ex.input, w, cap);
         labelled(t, &mut lines, "target", &ex.target, w, cap);

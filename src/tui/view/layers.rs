@@ -9,14 +9,29 @@ use ratatui::Frame;
 use similar::{ChangeTag, TextDiff};
 
 use super::text::{num, wrap, wrap_styled};
+use super::Chrome;
 use super::{muted_line, pane_block};
 use crate::dln::events::LayerIndex;
-use crate::tui::app::{App, Pane};
-use crate::tui::run_view::LayerView;
+use crate::tui::app::Pane;
+use crate::tui::model::{Intervention, LayerView};
 use crate::tui::theme::Theme;
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let w = window(app, area);
+/// What the pane shows: every layer's prompt, the last edit, the HTTP backends.
+pub struct Input<'a> {
+    pub chrome: Chrome<'a>,
+    pub layers: &'a [LayerView],
+    pub last_intervention: Option<&'a Intervention>,
+    /// `(name, scoring mode, detail)` of each HTTP backend.
+    pub backends: &'a [(String, String, String)],
+    /// The layer the Layers and Candidates panes act on.
+    pub selected: LayerIndex,
+    /// Lines scrolled within the selected layer's prompt.
+    pub scroll: usize,
+    pub show_diff: bool,
+}
+
+pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
+    let w = window(v, area);
     let info = if w.total > w.height {
         format!(
             "{}–{} of {}",
@@ -29,18 +44,18 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     };
     let visible: Vec<Line> = w.lines.into_iter().skip(w.start).take(w.height).collect();
     frame.render_widget(
-        Paragraph::new(visible).block(pane_block(app, Pane::Layers, info)),
+        Paragraph::new(visible).block(pane_block(v.chrome, Pane::Layers, info)),
         area,
     );
 }
 
 /// The layer whose header or prompt is drawn at `at`, if any.
-pub fn hit(app: &App, area: Rect, at: Position) -> Option<LayerIndex> {
-    let inner = pane_block(app, Pane::Layers, String::new()).inner(area);
+pub fn hit(v: &Input, area: Rect, at: Position) -> Option<LayerIndex> {
+    let inner = pane_block(v.chrome, Pane::Layers, String::new()).inner(area);
     if !inner.contains(at) {
         return None;
     }
-    let w = window(app, area);
+    let w = window(v, area);
     let line = w.start + usize::from(at.y - inner.y);
     w.owners.get(line).copied().flatten()
 }
@@ -55,12 +70,12 @@ struct Window {
     total: usize,
 }
 
-fn window(app: &App, area: Rect) -> Window {
-    let (lines, owners, header_at) = lines(app, area.width.saturating_sub(2) as usize);
+fn window(v: &Input, area: Rect) -> Window {
+    let (lines, owners, header_at) = lines(v, area.width.saturating_sub(2) as usize);
     let height = area.height.saturating_sub(2) as usize;
     let total = lines.len();
     let start = header_at
-        .saturating_add(app.sel.layer_scroll)
+        .saturating_add(v.scroll)
         .min(total.saturating_sub(height));
     Window {
         lines,
@@ -73,27 +88,27 @@ fn window(app: &App, area: Rect) -> Window {
 
 /// All lines of the pane, the layer each line belongs to, and the line where the selected
 /// layer's header is.
-fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>>, usize) {
-    let t = &app.theme;
-    if app.run.layers.is_empty() {
+fn lines(v: &Input, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>>, usize) {
+    let t = &v.chrome.theme;
+    if v.layers.is_empty() {
         return (
-            vec![muted_line(app, "waiting for the run to start…")],
+            vec![muted_line(v.chrome.theme, "waiting for the run to start…")],
             vec![None],
             0,
         );
     }
-    let k = app.run.depth();
+    let k = v.layers.len();
     let mut out: Vec<Line<'static>> = Vec::new();
     let mut owners: Vec<Option<LayerIndex>> = Vec::new();
     let mut header_at = 0;
-    for layer in &app.run.layers {
-        let selected = layer.index == app.sel.layer;
+    for layer in v.layers {
+        let selected = layer.index == v.selected;
         if selected {
             header_at = out.len();
         }
         out.push(header(t, layer, k, selected));
         let body_width = width.saturating_sub(2);
-        let diff = selected && app.sel.show_diff;
+        let diff = selected && v.show_diff;
         let body: Vec<Line<'static>> = match (&layer.previous_prompt, diff) {
             (Some(prev), true) => diff_lines(t, prev, &layer.prompt, body_width),
             (None, true) => vec![Line::from(Span::styled(
@@ -115,7 +130,7 @@ fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>
         out.push(Line::default());
         owners.resize(out.len(), Some(layer.index));
     }
-    if let Some(last) = app.run.interventions.last() {
+    if let Some(last) = v.last_intervention {
         out.push(Line::from(vec![
             Span::styled("last edit: ", t.muted),
             Span::styled(
@@ -124,7 +139,7 @@ fn lines(app: &App, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>
             ),
         ]));
     }
-    for (name, scoring, detail) in &app.run.backends {
+    for (name, scoring, detail) in v.backends {
         out.push(Line::from(vec![
             Span::styled(format!("backend {name}: "), t.muted),
             Span::styled(format!("scoring by {scoring}"), t.text),

@@ -9,9 +9,19 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LineGauge, Paragraph, Wi
 use ratatui::Frame;
 
 use super::text::{count, duration_ms, num, pct};
+use super::Chrome;
 use super::{muted_line, pane_block};
 use crate::dln::events::Stage;
-use crate::tui::app::{App, Pane};
+use crate::tui::app::Pane;
+use crate::tui::model::RunView;
+
+/// What the pane shows: the run's progress, accuracy and ELBO history, and usage.
+pub struct Input<'a> {
+    pub chrome: Chrome<'a>,
+    pub run: &'a RunView,
+    /// Lines scrolled when the content is taller than the pane.
+    pub scroll: usize,
+}
 
 /// The name of a stage as the paper says it; the pane says which split an evaluation is on.
 pub fn stage_name(stage: Stage) -> &'static str {
@@ -28,54 +38,54 @@ const ELBO_MIN: u16 = 5;
 
 /// Rows the pane's content needs to be shown without squeezing: when the pane is shorter, it
 /// scrolls instead (↑/↓ with the pane focused).
-pub fn content_height(app: &App) -> u16 {
-    let charts = if has_charts(app) {
+pub fn content_height(v: &Input) -> u16 {
+    let charts = if has_charts(v) {
         ACCURACY_MIN + ELBO_MIN
     } else {
         1
     };
-    2 + charts + usage_height(app)
+    2 + charts + usage_height(v)
 }
 
 /// How far the pane drawn in `area` can scroll.
-pub fn max_scroll(app: &App, area: Rect) -> usize {
-    let inner = pane_block(app, Pane::Metrics, String::new()).inner(area);
-    usize::from(content_height(app).saturating_sub(inner.height))
+pub fn max_scroll(v: &Input, area: Rect) -> usize {
+    let inner = pane_block(v.chrome, Pane::Metrics, String::new()).inner(area);
+    usize::from(content_height(v).saturating_sub(inner.height))
 }
 
-fn has_charts(app: &App) -> bool {
-    !(app.run.history.is_empty() && app.run.dev_points.is_empty())
+fn has_charts(v: &Input) -> bool {
+    !(v.run.history.is_empty() && v.run.dev_points.is_empty())
 }
 
-fn usage_height(app: &App) -> u16 {
-    match app.run.depth() {
+fn usage_height(v: &Input) -> u16 {
+    match v.run.depth() {
         0 => 0,
         k => u16::try_from(k + 1).unwrap_or(u16::MAX),
     }
 }
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let need = content_height(app);
-    let height = pane_block(app, Pane::Metrics, String::new())
+pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
+    let need = content_height(v);
+    let height = pane_block(v.chrome, Pane::Metrics, String::new())
         .inner(area)
         .height;
-    let start = app.sel.metrics_scroll.min(max_scroll(app, area)) as u16;
+    let start = v.scroll.min(max_scroll(v, area)) as u16;
     let info = if need > height {
         format!("{}–{} of {}", start + 1, start + height, need)
     } else {
         String::new()
     };
-    let block = pane_block(app, Pane::Metrics, info);
+    let block = pane_block(v.chrome, Pane::Metrics, info);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if need <= inner.height {
-        content(app, frame.buffer_mut(), inner);
+        content(v, frame.buffer_mut(), inner);
         return;
     }
     // Taller than the pane: draw it whole off-screen, then show the scrolled window of it.
     let whole = Rect::new(0, 0, inner.width, need);
     let mut full = Buffer::empty(whole);
-    content(app, &mut full, whole);
+    content(v, &mut full, whole);
     let buf = frame.buffer_mut();
     for y in 0..inner.height {
         for x in 0..inner.width {
@@ -90,18 +100,18 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 /// The pane's content laid out in `area` (at least [`content_height`] rows tall to show all).
-fn content(app: &App, buf: &mut Buffer, area: Rect) {
-    let t = &app.theme;
+fn content(v: &Input, buf: &mut Buffer, area: Rect) {
+    let t = &v.chrome.theme;
     let [gauge_r, summary_r, charts_r, usage_r] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(1),
-        Constraint::Length(usage_height(app)),
+        Constraint::Length(usage_height(v)),
     ])
     .areas(area);
 
     // Stage and progress.
-    let (label, ratio) = match &app.run.stage {
+    let (label, ratio) = match &v.run.stage {
         Some(s) => {
             let layer = s.layer.map(|l| format!(" L{}", l + 1)).unwrap_or_default();
             let of = if s.total > 0 {
@@ -118,16 +128,16 @@ fn content(app: &App, buf: &mut Buffer, area: Rect) {
                 format!(
                     "it {}/{} {}{layer}{of}",
                     s.iteration + 1,
-                    app.run.iterations,
+                    v.run.iterations,
                     stage_name(s.stage)
                 ),
                 ratio,
             )
         }
-        None if app.run.finished => ("finished".to_string(), 1.0),
+        None if v.run.finished => ("finished".to_string(), 1.0),
         None => ("not started".to_string(), 0.0),
     };
-    let eta = app
+    let eta = v
         .run
         .eta_ms()
         .map(|ms| format!(" · ETA {}", duration_ms(ms)))
@@ -140,8 +150,8 @@ fn content(app: &App, buf: &mut Buffer, area: Rect) {
         .render(gauge_r, buf);
 
     // Summary numbers.
-    let last = app.run.history.last();
-    let best_dev = app
+    let last = v.run.history.last();
+    let best_dev = v
         .run
         .best_dev
         .map(|(it, a)| format!("{} (it {})", pct(Some(a)), it + 1))
@@ -149,17 +159,17 @@ fn content(app: &App, buf: &mut Buffer, area: Rect) {
     let summary = Line::from(vec![
         Span::styled("train ", t.muted),
         Span::styled(
-            pct(last.map(|p| p.train_accuracy).or(app.run.forward_accuracy)),
+            pct(last.map(|p| p.train_accuracy).or(v.run.forward_accuracy)),
             t.chart_train,
         ),
         Span::styled("  dev ", t.muted),
-        Span::styled(pct(app.run.dev_points.last().map(|p| p.1)), t.chart_dev),
+        Span::styled(pct(v.run.dev_points.last().map(|p| p.1)), t.chart_dev),
         Span::styled("  best dev ", t.muted),
         Span::styled(best_dev, t.text),
         Span::styled("  ELBO ", t.muted),
-        Span::styled(num(app.run.elbo_total), t.chart_elbo),
+        Span::styled(num(v.run.elbo_total), t.chart_elbo),
         Span::styled(
-            app.run
+            v.run
                 .test_accuracy
                 .map(|a| format!("  test {}", pct(Some(a))))
                 .unwrap_or_default(),
@@ -169,23 +179,26 @@ fn content(app: &App, buf: &mut Buffer, area: Rect) {
     Paragraph::new(summary).render(summary_r, buf);
 
     // Charts: 55/45, each at least its minimum while there is room.
-    if !has_charts(app) {
-        Paragraph::new(muted_line(app, "charts appear after the first iteration"))
-            .render(charts_r, buf);
+    if !has_charts(v) {
+        Paragraph::new(muted_line(
+            v.chrome.theme,
+            "charts appear after the first iteration",
+        ))
+        .render(charts_r, buf);
     } else {
         let acc_h = (charts_r.height * 55 / 100)
             .max(ACCURACY_MIN)
             .min(charts_r.height.saturating_sub(ELBO_MIN));
         let [acc_r, elbo_r] =
             Layout::vertical([Constraint::Length(acc_h), Constraint::Min(0)]).areas(charts_r);
-        accuracy_chart(app, buf, acc_r);
-        elbo_chart(app, buf, elbo_r);
+        accuracy_chart(v, buf, acc_r);
+        elbo_chart(v, buf, elbo_r);
     }
 
     // Usage per layer: the finished iterations' totals plus, while an iteration runs, its usage
     // so far (from its stage events); the header says when the running iteration is included.
     if usage_r.height > 0 {
-        let live = app
+        let live = v
             .run
             .live_usage
             .as_ref()
@@ -198,8 +211,8 @@ fn content(app: &App, buf: &mut Buffer, area: Rect) {
             ),
             t.muted,
         ))];
-        for l in &app.run.layers {
-            let u = app.run.layer_usage(l.index);
+        for l in &v.run.layers {
+            let u = v.run.layer_usage(l.index);
             lines.push(Line::from(Span::styled(
                 format!(
                     "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}",
@@ -217,36 +230,36 @@ fn content(app: &App, buf: &mut Buffer, area: Rect) {
     }
 }
 
-fn x_bounds(app: &App) -> [f64; 2] {
-    let max_it = app
+fn x_bounds(v: &Input) -> [f64; 2] {
+    let max_it = v
         .run
         .history
         .iter()
         .map(|p| p.iteration)
-        .chain(app.run.dev_points.iter().map(|p| p.0))
+        .chain(v.run.dev_points.iter().map(|p| p.0))
         .max()
         .unwrap_or(0);
-    let upper = (app.run.iterations.max(1) as f64 - 1.0)
+    let upper = (v.run.iterations.max(1) as f64 - 1.0)
         .max(max_it as f64)
         .max(1.0);
     [0.0, upper]
 }
 
-fn accuracy_chart(app: &App, buf: &mut Buffer, area: Rect) {
-    let t = &app.theme;
-    let train: Vec<(f64, f64)> = app
+fn accuracy_chart(v: &Input, buf: &mut Buffer, area: Rect) {
+    let t = &v.chrome.theme;
+    let train: Vec<(f64, f64)> = v
         .run
         .history
         .iter()
         .map(|p| (p.iteration as f64, p.train_accuracy))
         .collect();
-    let dev: Vec<(f64, f64)> = app
+    let dev: Vec<(f64, f64)> = v
         .run
         .dev_points
         .iter()
         .map(|(i, a)| (*i as f64, *a))
         .collect();
-    let xb = x_bounds(app);
+    let xb = x_bounds(v);
     let chart = Chart::new(vec![
         Dataset::default()
             .name("train")
@@ -293,16 +306,16 @@ fn legend(buf: &mut Buffer, area: Rect, names: Vec<Span<'static>>) -> Rect {
     chart_r
 }
 
-fn elbo_chart(app: &App, buf: &mut Buffer, area: Rect) {
-    let t = &app.theme;
-    let elbo: Vec<(f64, f64)> = app
+fn elbo_chart(v: &Input, buf: &mut Buffer, area: Rect) {
+    let t = &v.chrome.theme;
+    let elbo: Vec<(f64, f64)> = v
         .run
         .history
         .iter()
         .filter_map(|p| p.elbo.map(|e| (p.iteration as f64, e)))
         .collect();
     if elbo.is_empty() {
-        Paragraph::new(muted_line(app, "ELBO: —")).render(area, buf);
+        Paragraph::new(muted_line(v.chrome.theme, "ELBO: —")).render(area, buf);
         return;
     }
     let lo = elbo.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
@@ -314,7 +327,7 @@ fn elbo_chart(app: &App, buf: &mut Buffer, area: Rect) {
         .graph_type(GraphType::Line)
         .style(t.chart_elbo)
         .data(&elbo)])
-    .x_axis(Axis::default().bounds(x_bounds(app)).style(t.muted))
+    .x_axis(Axis::default().bounds(x_bounds(v)).style(t.muted))
     .y_axis(
         Axis::default()
             .bounds([lo - pad, hi + pad])

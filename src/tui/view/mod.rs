@@ -1,5 +1,10 @@
 //! Drawing: a pure function of [`App`]. No I/O and no mutation here; scroll positions are
 //! clamped while drawing, never written back.
+//!
+//! Each pane draws from its own narrow input (`layers::Input`, `hidden::Input`, …: the data it
+//! shows and the selection within it, plus a [`Chrome`]); this module is the one place that
+//! builds those inputs from the [`App`]. A new pane: a module with an `Input`, a `draw` (and a
+//! `hit` if it is clickable), a [`Pane`] variant, and its line in `draw_pane`/`hit` here.
 
 pub mod candidates;
 pub mod hidden;
@@ -17,6 +22,7 @@ use ratatui::widgets::Block;
 use ratatui::Frame;
 
 use super::app::{App, Pane};
+use super::theme::Theme;
 
 /// Draw the whole workbench.
 pub fn draw(app: &App, frame: &mut Frame) {
@@ -35,13 +41,78 @@ pub fn draw(app: &App, frame: &mut Frame) {
     overlays::draw(app, frame, area);
 }
 
+/// What every pane draws with besides its data: the colours and whether it has the focus.
+#[derive(Clone, Copy)]
+pub struct Chrome<'a> {
+    pub theme: &'a Theme,
+    pub focused: bool,
+}
+
+impl<'a> Chrome<'a> {
+    fn of(app: &'a App, pane: Pane) -> Chrome<'a> {
+        Chrome {
+            theme: &app.theme,
+            focused: app.focus == pane,
+        }
+    }
+}
+
+fn layers_input(app: &App) -> layers::Input<'_> {
+    layers::Input {
+        chrome: Chrome::of(app, Pane::Layers),
+        layers: &app.run.layers,
+        last_intervention: app.run.interventions.last(),
+        backends: &app.run.backends,
+        selected: app.sel.layer,
+        scroll: app.sel.layer_scroll,
+        show_diff: app.sel.show_diff,
+    }
+}
+
+fn hidden_input(app: &App) -> hidden::Input<'_> {
+    hidden::Input {
+        chrome: Chrome::of(app, Pane::Hidden),
+        posterior: app.hidden_layer().and_then(|l| app.run.posteriors.get(&l)),
+        several_posteriors: app.run.posteriors.len() > 1,
+        forward: app.run.forward.as_ref(),
+        depth: app.run.depth(),
+        rows: app.hidden_rows(),
+        sort: app.sel.hidden_sort,
+        wrong_only: app.sel.wrong_only,
+        filter: app.filter(Pane::Hidden),
+        example: app.sel.example,
+        sample: app.sel.sample,
+        expanded: app.sel.hidden_expanded,
+    }
+}
+
+fn candidates_input(app: &App) -> candidates::Input<'_> {
+    candidates::Input {
+        chrome: Chrome::of(app, Pane::Candidates),
+        layer: app.run.layers.get(app.sel.layer),
+        depth: app.run.depth(),
+        rows: app.candidate_rows(),
+        filter: app.filter(Pane::Candidates),
+        selected: app.sel.candidate,
+        expanded: app.sel.candidate_expanded,
+    }
+}
+
+fn metrics_input(app: &App) -> metrics::Input<'_> {
+    metrics::Input {
+        chrome: Chrome::of(app, Pane::Metrics),
+        run: &app.run,
+        scroll: app.sel.metrics_scroll,
+    }
+}
+
 /// Draw one pane into `area` (also used by snapshot tests of single panes).
 pub fn draw_pane(app: &App, frame: &mut Frame, pane: Pane, area: Rect) {
     match pane {
-        Pane::Layers => layers::draw(app, frame, area),
-        Pane::Hidden => hidden::draw(app, frame, area),
-        Pane::Candidates => candidates::draw(app, frame, area),
-        Pane::Metrics => metrics::draw(app, frame, area),
+        Pane::Layers => layers::draw(&layers_input(app), frame, area),
+        Pane::Hidden => hidden::draw(&hidden_input(app), frame, area),
+        Pane::Candidates => candidates::draw(&candidates_input(app), frame, area),
+        Pane::Metrics => metrics::draw(&metrics_input(app), frame, area),
     }
 }
 
@@ -49,17 +120,24 @@ pub fn draw_pane(app: &App, frame: &mut Frame, pane: Pane, area: Rect) {
 /// mouse needs no record of the last frame beyond its size.
 pub fn hit(app: &App, pane: Pane, area: Rect, at: Position) -> Option<layout::Hit> {
     match pane {
-        Pane::Layers => layers::hit(app, area, at).map(layout::Hit::Layer),
-        Pane::Hidden => hidden::hit(app, area, at),
-        Pane::Candidates => candidates::hit(app, area, at).map(layout::Hit::Candidate),
+        Pane::Layers => layers::hit(&layers_input(app), area, at).map(layout::Hit::Layer),
+        Pane::Hidden => hidden::hit(&hidden_input(app), area, at),
+        Pane::Candidates => {
+            candidates::hit(&candidates_input(app), area, at).map(layout::Hit::Candidate)
+        }
         Pane::Metrics => None,
     }
 }
 
+/// How far the Metrics pane drawn in `area` can scroll.
+pub fn metrics_max_scroll(app: &App, area: Rect) -> usize {
+    metrics::max_scroll(&metrics_input(app), area)
+}
+
 /// The bordered block of a pane: highlighted when focused, with a right-aligned `info`.
-pub fn pane_block<'a>(app: &App, pane: Pane, info: String) -> Block<'a> {
-    let focused = app.focus == pane;
-    let t = &app.theme;
+pub fn pane_block<'a>(chrome: Chrome<'_>, pane: Pane, info: String) -> Block<'a> {
+    let focused = chrome.focused;
+    let t = chrome.theme;
     let border = if focused { t.border_focused } else { t.border };
     let mut title = vec![Span::styled(format!(" {} ", pane.title()), t.title)];
     if focused {
@@ -75,8 +153,8 @@ pub fn pane_block<'a>(app: &App, pane: Pane, info: String) -> Block<'a> {
 }
 
 /// A one-line message in the muted style, for empty states.
-pub fn muted_line<'a>(app: &App, s: impl Into<String>) -> Line<'a> {
-    Line::from(Span::styled(s.into(), app.theme.muted))
+pub fn muted_line<'a>(theme: &Theme, s: impl Into<String>) -> Line<'a> {
+    Line::from(Span::styled(s.into(), theme.muted))
 }
 
 /// Keep `selected` visible in a window of `height` rows: the first row to show.

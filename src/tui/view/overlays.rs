@@ -8,10 +8,10 @@ use ratatui::Frame;
 
 use super::layout::{centered, overlay_area};
 use super::text::wrap;
+use crate::template::TemplateRole;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Overlay};
-use crate::tui::editor::{EditorTarget, TemplateRoleOrd};
-use crate::tui::run_view::role_name;
+use crate::tui::editor::EditorTarget;
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     match app.overlay {
@@ -164,14 +164,14 @@ fn picker(app: &App, frame: &mut Frame, area: Rect, layer: usize, selected: usiz
         Line::from(Span::styled("Which template?", t.muted)),
         Line::default(),
     ];
-    for (i, role) in TemplateRoleOrd::ALL.iter().enumerate() {
+    for (i, role) in TemplateRole::SLOTS.iter().enumerate() {
         let target = EditorTarget::Template { layer, role: *role };
         let mut spans = vec![
             Span::styled(if i == selected { "▶ " } else { "  " }, t.title),
             Span::styled(format!("{} ", i + 1), t.key),
-            Span::styled(role_name((*role).into()).to_string(), t.text),
+            Span::styled(role.name(), t.text),
         ];
-        if !app.has_template(layer, *role) {
+        if !role.is_slot_of(layer) {
             spans.push(Span::styled("  (none on this layer)", t.muted));
         } else if app.editors.get(&target).is_some_and(|b| b.is_modified()) {
             spans.push(Span::styled("  (unsaved edit)", t.human));

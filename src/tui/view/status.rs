@@ -7,8 +7,8 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::dln::events::RunState;
-use crate::tui::action::Action;
 use crate::tui::app::{App, Exit, Mode, Overlay, Pane};
+use crate::tui::available::available_actions;
 
 pub fn tabs(app: &App, frame: &mut Frame, bar: Rect, tabs: &[(Pane, Rect)]) {
     let t = &app.theme;
@@ -111,71 +111,10 @@ pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new(Line::from(line)), area);
         return;
     }
-    let mut actions: Vec<(Action, &str)> = match app.focus {
-        Pane::Layers => vec![
-            (Action::NextLayer, "layer"),
-            (Action::Down, "scroll"),
-            (Action::ToggleDiff, "diff"),
-            (Action::EditPrompt, "edit"),
-            (Action::EditTemplate, "template"),
-            (Action::Pin, "pin"),
-            (Action::Unpin, "unpin"),
-        ],
-        Pane::Hidden => vec![
-            (Action::Down, "example"),
-            (Action::NextLayer, "sample"),
-            (Action::AddHidden, "write"),
-            (Action::ExcludeSample, "exclude"),
-            (Action::Sort, "sort"),
-            (Action::WrongOnly, "wrong"),
-            (Action::Filter, "filter"),
-            (Action::Expand, "expand"),
-        ],
-        Pane::Candidates => vec![
-            (Action::Down, "select"),
-            (Action::NextLayer, "layer"),
-            (Action::Pin, "pin"),
-            (Action::Expand, "expand"),
-            (Action::Filter, "filter"),
-        ],
-        Pane::Metrics => vec![(Action::Down, "scroll")],
-    };
-    let steering = app.mode == Mode::Live && app.run.is_active();
-    if !steering {
-        actions.retain(|(a, _)| {
-            !matches!(
-                a,
-                Action::EditPrompt
-                    | Action::EditTemplate
-                    | Action::Pin
-                    | Action::Unpin
-                    | Action::AddHidden
-                    | Action::ExcludeSample
-            )
-        });
-    }
-    if app.mode == Mode::Replay {
-        actions.insert(0, (Action::ScrubForward, "next it"));
-        actions.insert(0, (Action::ScrubBack, "prev it"));
-    } else if steering {
-        actions.insert(
-            0,
-            (
-                Action::TogglePause,
-                match app.shown_state() {
-                    Some(RunState::Paused) => "resume",
-                    Some(RunState::Pausing) => "cancel pause",
-                    _ => "pause",
-                },
-            ),
-        );
-        if app.shown_state() == Some(RunState::Paused) {
-            actions.insert(1, (Action::Step, "step"));
-        }
-    }
-    actions.push((Action::FocusNext, "pane"));
-    actions.push((Action::Help, "help"));
-    actions.push((Action::Quit, "quit"));
+    let actions = available_actions(app)
+        .into_iter()
+        .filter(|a| a.hinted)
+        .map(|a| (a.action, a.label));
     let mut spans = Vec::new();
     let mut used = 0usize;
     for (a, label) in actions {

@@ -4,10 +4,7 @@
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-/// Display width of a string in terminal cells.
-pub fn width(s: &str) -> usize {
-    Span::raw(s).width()
-}
+pub use crate::tui::model::text::{one_line_of, width};
 
 /// Wrap `text` to `max` cells: at spaces where possible, inside a word when it is longer than a
 /// line. Newlines are kept; an empty text gives one empty line.
@@ -122,29 +119,6 @@ pub fn wrap_styled(pieces: &[(String, Style)], max: usize) -> Vec<Line<'static>>
         lines.push(Line::from(line));
     }
     lines
-}
-
-/// `text` on one line (runs of whitespace, newlines included, become one space), cut to `max`
-/// cells with `…` when anything is left out.
-pub fn one_line_of(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if width(&flat) <= max {
-        return flat;
-    }
-    let mut out = String::new();
-    let mut w = 0;
-    for ch in flat.chars() {
-        let cw = width(ch.encode_utf8(&mut [0; 4]));
-        if w + cw + 1 > max {
-            break;
-        }
-        out.push(ch);
-        w += cw;
-    }
-    if max > 0 {
-        out.push('…');
-    }
-    out
 }
 
 /// `-1.234` with three decimals, or `—` when absent.

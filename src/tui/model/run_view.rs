@@ -6,110 +6,14 @@
 use std::collections::BTreeMap;
 
 use crate::dln::events::{
-    Candidate, Event, ForwardExample, HiddenSample, LayerIndex, PosteriorExample, RunState,
-    SampleOrigin, Stage, TemplateRole, UsageEntry,
+    Candidate, Event, ForwardExample, HiddenSample, LayerIndex, RunState, SampleOrigin, UsageEntry,
 };
 use crate::llm::Usage;
 
-use super::editor::TemplateRoleOrd;
-use super::view::text::one_line_of;
-
-/// One past iteration's winner of a layer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WinnerRecord {
-    pub iteration: usize,
-    pub prompt: String,
-    pub score: Option<f64>,
-    /// Whether the winner differs from the prompt the layer had before.
-    pub changed: bool,
-}
-
-/// A layer as the person sees it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LayerView {
-    pub index: LayerIndex,
-    pub prompt: String,
-    /// The prompt before the last change, for the diff view.
-    pub previous_prompt: Option<String>,
-    pub pinned: bool,
-    pub trainable: bool,
-    pub model: String,
-    /// The last ELBO term of this layer.
-    pub elbo_term: Option<f64>,
-    /// The current iteration's candidates (scores filled in once scored).
-    pub candidates: Vec<Candidate>,
-    pub candidates_iteration: Option<usize>,
-    pub winner: Option<usize>,
-    /// Winners of past iterations, oldest first.
-    pub history: Vec<WinnerRecord>,
-    /// Token usage summed over the run, per operation.
-    pub usage: BTreeMap<String, Usage>,
-    /// Templates a person replaced during the run.
-    pub templates: BTreeMap<TemplateRoleOrd, String>,
-}
-
-impl LayerView {
-    /// A prompt set from outside the layer's own selection (a pin, an edit, a patience reset):
-    /// the one it replaces is kept for the diff view, unless nothing changed.
-    fn replace_prompt(&mut self, prompt: &str) {
-        if self.prompt != prompt {
-            self.previous_prompt = Some(std::mem::replace(&mut self.prompt, prompt.to_string()));
-        }
-    }
-
-    /// Usage summed over every operation of this layer.
-    pub fn total_usage(&self) -> Usage {
-        let mut total = Usage::default();
-        for u in self.usage.values() {
-            total.add(u);
-        }
-        total
-    }
-}
-
-/// The stage in progress.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageView {
-    pub iteration: usize,
-    pub stage: Stage,
-    pub layer: Option<LayerIndex>,
-    pub done: usize,
-    pub total: usize,
-}
-
-/// The posterior of the hidden text below one layer, for the current batch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PosteriorView {
-    pub iteration: usize,
-    pub layer: LayerIndex,
-    pub examples: Vec<PosteriorExample>,
-    /// Whether the sharpening weights are in.
-    pub sharpened: bool,
-}
-
-/// One point of the metric charts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IterationPoint {
-    pub iteration: usize,
-    pub train_accuracy: f64,
-    pub elbo: Option<f64>,
-    pub elapsed_ms: u64,
-}
-
-/// Something a person did, shown in the panes and the activity log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Intervention {
-    /// The iteration in progress when the engine applied it.
-    pub iteration: usize,
-    pub text: String,
-}
-
-/// Severity of a message from the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Warning,
-    Error,
-}
+use super::layer::{
+    Intervention, IterationPoint, LayerView, Level, PosteriorView, StageView, WinnerRecord,
+};
+use super::text::one_line_of;
 
 /// The whole run as reduced from its events.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -190,6 +94,7 @@ impl RunView {
                         pinned: l.pinned,
                         trainable: l.trainable,
                         model: l.model.clone(),
+                        templates: l.templates.clone(),
                         ..LayerView::default()
                     })
                     .collect();
@@ -323,7 +228,7 @@ impl RunView {
                 accuracy,
                 best_so_far,
             } => {
-                if split == "test" {
+                if *split == crate::dln::events::Split::Test {
                     self.test_accuracy = Some(*accuracy);
                 } else {
                     self.dev_points.push((*iteration, *accuracy));
@@ -393,11 +298,11 @@ impl RunView {
                 source,
             } => {
                 if let Some(l) = self.layers.get_mut(*layer) {
-                    l.templates.insert((*role).into(), source.clone());
+                    l.templates.insert(role.slot(), source.clone());
                 }
                 self.note(
                     self.iteration,
-                    &format!("replaced layer {} {} template", layer + 1, role_name(*role)),
+                    &format!("replaced layer {} {} template", layer + 1, role.slot()),
                 );
             }
             Event::HiddenAdded {
@@ -460,7 +365,12 @@ impl RunView {
                     .push((name.clone(), scoring.clone(), detail.clone()));
             }
             Event::Warning { message } => self.messages.push((Level::Warning, message.clone())),
-            Event::Error { message } => self.messages.push((Level::Error, message.clone())),
+            Event::CommandRejected { reason, .. } => {
+                self.messages.push((Level::Error, reason.clone()))
+            }
+            Event::RunFailed { message } | Event::Error { message } => {
+                self.messages.push((Level::Error, message.clone()))
+            }
             Event::RunFinished {
                 best_prompts,
                 dev_accuracy,
@@ -566,16 +476,6 @@ impl RunView {
     /// Number of layers (`k`).
     pub fn depth(&self) -> usize {
         self.layers.len()
-    }
-}
-
-/// The name of a template role as the UI shows it.
-pub fn role_name(role: TemplateRole) -> &'static str {
-    match role {
-        TemplateRole::Forward => "forward",
-        TemplateRole::Residual => "residual",
-        TemplateRole::ProposePrompt => "propose-prompt",
-        TemplateRole::ProposeHidden => "propose-hidden",
     }
 }
 

@@ -1,0 +1,95 @@
+//! Moving around: rows, layers, samples, replay iterations.
+
+use ratatui::layout::Rect;
+
+use crate::tui::app::{App, Pane};
+use crate::tui::view;
+use crate::tui::view::layout;
+
+impl App {
+    pub(super) fn move_by(&mut self, delta: isize) {
+        let step = |v: usize| -> usize {
+            if delta < 0 {
+                v.saturating_sub(delta.unsigned_abs())
+            } else {
+                v.saturating_add(delta as usize)
+            }
+        };
+        match self.focus {
+            Pane::Layers => self.sel.layer_scroll = step(self.sel.layer_scroll),
+            Pane::Candidates => {
+                let n = self.candidate_rows().len();
+                self.sel.candidate = step(self.sel.candidate).min(n.saturating_sub(1));
+            }
+            Pane::Hidden => {
+                let n = self.hidden_rows().len();
+                let next = step(self.sel.example).min(n.saturating_sub(1));
+                if next != self.sel.example {
+                    self.sel.sample = 0;
+                }
+                self.sel.example = next;
+            }
+            Pane::Metrics => {
+                let area = Rect::new(0, 0, self.viewport.0, self.viewport.1);
+                let max = layout::screen(area)
+                    .pane_rect(Pane::Metrics, Pane::Metrics)
+                    .map(|r| view::metrics_max_scroll(self, r))
+                    .unwrap_or(0);
+                self.sel.metrics_scroll = step(self.sel.metrics_scroll).min(max);
+            }
+        }
+    }
+
+    /// Left/right: the layer in most panes, the sample in the hidden pane.
+    pub(super) fn sideways(&mut self, delta: isize) {
+        if self.focus == Pane::Hidden {
+            let n = self
+                .hidden_layer()
+                .and_then(|l| self.run.posteriors.get(&l))
+                .and_then(|p| {
+                    self.hidden_rows()
+                        .get(self.sel.example)
+                        .and_then(|i| p.examples.get(*i))
+                })
+                .map(|e| e.samples.len())
+                .unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            self.sel.sample =
+                (self.sel.sample.min(n - 1) as isize + delta).rem_euclid(n as isize) as usize;
+            return;
+        }
+        let n = self.run.depth();
+        if n == 0 {
+            return;
+        }
+        self.select_layer((self.sel.layer as isize + delta).rem_euclid(n as isize) as usize);
+    }
+
+    /// Make `layer` the one the Layers and Candidates panes act on, chosen by the person.
+    pub(super) fn select_layer(&mut self, layer: usize) {
+        self.sel.layer = layer;
+        self.sel.layer_chosen = true;
+        // The hidden pane follows: it shows the hidden text the selected layer reads.
+        if self.run.posteriors.contains_key(&self.sel.layer) {
+            self.sel.hidden_layer = Some(self.sel.layer);
+        }
+        self.sel.layer_scroll = 0;
+        self.sel.candidate = 0;
+    }
+
+    pub(super) fn scrub(&mut self, forward: bool) {
+        let Some(r) = self.replay.as_mut() else {
+            self.notice = Some("[ and ] move through iterations in `dln replay`".into());
+            return;
+        };
+        let last = r.iterations.len().saturating_sub(1);
+        r.position = if forward {
+            (r.position + 1).min(last)
+        } else {
+            r.position.saturating_sub(1)
+        };
+        self.rebuild_replay();
+    }
+}
