@@ -12,16 +12,24 @@ fn model() -> PathBuf {
 
 fn bench(out: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
-    c.args(["bench", "accuracy", "examples/tiny.toml", "--seeds", "1", "--k", "2"])
-        .arg("--out")
-        .arg(out)
-        .args(["--set", "train.iterations=1"])
-        .args(extra)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DLN_MODEL", model())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args([
+        "bench",
+        "accuracy",
+        "examples/tiny.toml",
+        "--seeds",
+        "1",
+        "--k",
+        "2",
+    ])
+    .arg("--out")
+    .arg(out)
+    .args(["--set", "train.iterations=1"])
+    .args(extra)
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .env("DLN_MODEL", model())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     c
 }
 
@@ -40,8 +48,14 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         bench(&out, &methods).output().expect("run"),
         "first invocation",
     );
-    assert!(stderr.contains("time/cell"), "the estimate comes first:\n{stderr}");
-    assert!(stdout.contains("| task | 0-shot | 2-shot | dln-1 | dln-2 |"), "{stdout}");
+    assert!(
+        stderr.contains("time/cell"),
+        "the estimate comes first:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("| task | 0-shot | 2-shot | dln-1 | dln-2 |"),
+        "{stdout}"
+    );
     assert!(stdout.contains("| tiny |"), "{stdout}");
 
     let report: serde_json::Value =
@@ -58,8 +72,14 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         assert!(dir.join("result.json").is_file() && dir.join("events.jsonl").is_file());
     }
     // The trained methods have a dev curve that starts from the untrained prompt.
-    let dln1 = cells.iter().find(|c| c["method"] == "dln-1").expect("dln-1");
-    assert!(dln1["dev_curve"].as_array().expect("curve").len() >= 2, "{dln1}");
+    let dln1 = cells
+        .iter()
+        .find(|c| c["method"] == "dln-1")
+        .expect("dln-1");
+    assert!(
+        dln1["dev_curve"].as_array().expect("curve").len() >= 2,
+        "{dln1}"
+    );
     // Same splits and seed: the 0-shot and DLN-1 cells saw the same test examples.
     let aggregates = report["aggregates"].as_array().expect("aggregates");
     assert!(aggregates.iter().all(|a| a["n"] == 1), "{aggregates:?}");
@@ -72,11 +92,21 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         assert!(text.starts_with("<svg") && text.contains("tiny"), "{svg}");
     }
     let md = std::fs::read_to_string(out.join("results.md")).expect("md");
-    assert!(md.contains("](runs/tiny/dln-2/seed-1)"), "cells link to their runs:\n{md}");
+    assert!(
+        md.contains("](runs/tiny/dln-2/seed-1)"),
+        "cells link to their runs:\n{md}"
+    );
 
     // Again: nothing re-runs, the same numbers come back.
-    let (_, stderr) = ok(bench(&out, &methods).output().expect("rerun"), "second invocation");
-    assert_eq!(stderr.matches("done before, read back").count(), 4, "{stderr}");
+    let (_, stderr) = ok(
+        bench(&out, &methods).output().expect("rerun"),
+        "second invocation",
+    );
+    assert_eq!(
+        stderr.matches("done before, read back").count(),
+        4,
+        "{stderr}"
+    );
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
             .expect("valid json");
@@ -85,10 +115,15 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
     // --estimate runs nothing.
     let est = tmp.path().join("estimate");
     let (_, stderr) = ok(
-        bench(&est, &["--methods", "dln-2", "--estimate"]).output().expect("estimate"),
+        bench(&est, &["--methods", "dln-2", "--estimate"])
+            .output()
+            .expect("estimate"),
         "estimate",
     );
-    assert!(stderr.contains("dln-2") && stderr.contains("estimate still to run"), "{stderr}");
+    assert!(
+        stderr.contains("dln-2") && stderr.contains("estimate still to run"),
+        "{stderr}"
+    );
     assert!(!est.join("runs").exists());
 }
 

@@ -35,12 +35,25 @@ fn every_command_has_an_example_and_the_help_lists_the_environment() {
         assert!(help.contains(var), "{var} missing from --help");
     }
     for cmd in [
-        "tui", "train", "resume", "export", "predict", "runs", "compare", "eval", "replay", "model",
-        "completions", "man",
+        "tui",
+        "train",
+        "resume",
+        "export",
+        "predict",
+        "runs",
+        "compare",
+        "eval",
+        "replay",
+        "model",
+        "completions",
+        "man",
     ] {
         let (ok, h, e) = dln(&[cmd, "--help"]);
         assert!(ok, "{cmd}: {e}");
-        assert!(h.contains("Example: dln") || h.contains("| dln"), "{cmd} --help has no example:\n{h}");
+        assert!(
+            h.contains("Example: dln") || h.contains("| dln"),
+            "{cmd} --help has no example:\n{h}"
+        );
     }
     let (_, h, _) = dln(&["bench", "accuracy", "--help"]);
     assert!(h.contains("Example: dln bench accuracy"), "{h}");
@@ -49,11 +62,17 @@ fn every_command_has_an_example_and_the_help_lists_the_environment() {
 #[test]
 fn completions_and_man_page_come_from_the_cli_definition() {
     let (ok, bash, _) = dln(&["completions", "bash"]);
-    assert!(ok && bash.contains("_dln()") && bash.contains("predict"), "{bash}");
+    assert!(
+        ok && bash.contains("_dln()") && bash.contains("predict"),
+        "{bash}"
+    );
     let (ok, zsh, _) = dln(&["completions", "zsh"]);
     assert!(ok && zsh.contains("#compdef dln"));
     let (ok, man, _) = dln(&["man"]);
-    assert!(ok && man.contains(".TH dln 1") && man.contains("export"), "{man}");
+    assert!(
+        ok && man.contains(".TH dln 1") && man.contains("export"),
+        "{man}"
+    );
     let (ok, _, err) = dln(&["completions", "tcsh"]);
     assert!(!ok && err.contains("possible values"), "{err}");
 }
@@ -85,6 +104,12 @@ fn config_show_says_where_each_setting_came_from() {
     assert!(ok && v["settings"].as_array().is_some_and(|s| s.len() > 20));
     let (ok, _, err) = dln(&["config", "show", "examples/nope.toml"]);
     assert!(!ok && err.contains("examples/nope.toml"), "{err}");
-    let (ok, _, err) = dln(&["config", "show", "examples/dln1-demo.toml", "--set", "train.nope=1"]);
+    let (ok, _, err) = dln(&[
+        "config",
+        "show",
+        "examples/dln1-demo.toml",
+        "--set",
+        "train.nope=1",
+    ]);
     assert!(!ok && err.contains("train.nope"), "{err}");
 }

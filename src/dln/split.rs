@@ -52,7 +52,6 @@ impl std::str::FromStr for Split {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,7 +56,11 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
     let target = mean_tokens(data.train.iter().map(|e| e.target.as_str()));
     // Demonstrations read before each input: the k-shot baseline's, or those a layer learns.
     let learned = cell.config.layers.last().map_or(0, |l| l.demos);
-    let shown = if t.mode == Mode::KShot { t.k_shot } else { learned };
+    let shown = if t.mode == Mode::KShot {
+        t.k_shot
+    } else {
+        learned
+    };
     let shots = shown as f64 * (input + target + 4.0);
     let hidden_layers = layers - 1.0;
     let hidden_len = cell
@@ -70,7 +74,8 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
         .last()
         .map_or(128.0, |l| l.backward_max_tokens as f64);
     // One example through the network: every layer reads its input (and the hidden text).
-    let per_example_prompt = layers * (TEMPLATE_TOKENS + input + shots) + hidden_layers * hidden_len;
+    let per_example_prompt =
+        layers * (TEMPLATE_TOKENS + input + shots) + hidden_layers * hidden_len;
     let per_example_gen = hidden_layers * hidden_len + 2.0;
     let (dev, test) = (data.dev.len() as f64, data.test.len() as f64);
     let dev_evals = match t.mode {
@@ -173,6 +178,9 @@ mod tests {
         assert!(d2.seconds > d1.seconds && d1.seconds > 0.0);
         let demos = e(Method::Dln1Demos);
         assert!(demos.calls > d1.calls, "demonstration moves are scored too");
-        assert!(demos.prompt_tokens > d1.prompt_tokens, "demonstrations are read");
+        assert!(
+            demos.prompt_tokens > d1.prompt_tokens,
+            "demonstrations are read"
+        );
     }
 }

@@ -17,8 +17,8 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dln::events::{Command, Event};
-use crate::run::{read_result, RunResult};
 use crate::run::runs::{run_info, RunStatus};
+use crate::run::{read_result, RunResult};
 use crate::run::{Session, SessionOptions, CONFIG_FILE};
 
 pub use plan::{Cell, Method, PlanOptions, Task};

@@ -14,7 +14,10 @@ const PAPER: &[(&str, &str)] = &[
         "hyperbaton",
         include_str!("../../../examples/paper/hyperbaton.toml"),
     ),
-    ("navigate", include_str!("../../../examples/paper/navigate.toml")),
+    (
+        "navigate",
+        include_str!("../../../examples/paper/navigate.toml"),
+    ),
     (
         "date_understanding",
         include_str!("../../../examples/paper/date_understanding.toml"),
@@ -325,7 +328,10 @@ mod tests {
             assert_eq!(m.name().parse::<Method>(), Ok(m));
         }
         assert_eq!("dln2".parse::<Method>(), Ok(Method::Dln2));
-        assert_eq!(serde_json::to_string(&Method::Dln2NoPrior).unwrap(), "\"dln-2-no-prior\"");
+        assert_eq!(
+            serde_json::to_string(&Method::Dln2NoPrior).unwrap(),
+            "\"dln-2-no-prior\""
+        );
         assert_eq!("ICL".parse::<Method>(), Ok(Method::KShot));
         let err = "dln-9".parse::<Method>().unwrap_err();
         assert!(err.contains("dln-2-no-prior"), "{err}");
@@ -341,7 +347,10 @@ mod tests {
             c
         };
         let z = shaped(Method::ZeroShot);
-        assert_eq!((z.layers.len(), z.train.mode, z.train.seed), (1, Mode::ZeroShot, 7));
+        assert_eq!(
+            (z.layers.len(), z.train.mode, z.train.seed),
+            (1, Mode::ZeroShot, 7)
+        );
         let k = shaped(Method::KShot);
         assert_eq!((k.train.mode, k.train.k_shot), (Mode::KShot, 3));
         let d2 = shaped(Method::Dln2);
@@ -424,7 +433,9 @@ mod tests {
         let t = resolve_task("navigate", dir.path()).expect("task");
         assert_eq!(t.name, "navigate");
         assert_eq!(t.config.layers.len(), 2);
-        let err = resolve_task("nonesuch", dir.path()).unwrap_err().to_string();
+        let err = resolve_task("nonesuch", dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("hyperbaton") && err.contains("trec"), "{err}");
     }
 }

@@ -250,7 +250,11 @@ pub fn render_markdown(r: &BenchReport) -> String {
     );
     let _ = writeln!(s, "Command: `{}`\n", r.command);
     if !r.overrides.is_empty() {
-        let _ = writeln!(s, "Settings changed for every cell: `{}`\n", r.overrides.join("`, `"));
+        let _ = writeln!(
+            s,
+            "Settings changed for every cell: `{}`\n",
+            r.overrides.join("`, `")
+        );
     }
     let header = |s: &mut String| {
         let _ = write!(s, "| task |");
@@ -260,7 +264,10 @@ pub fn render_markdown(r: &BenchReport) -> String {
         let _ = writeln!(s);
         let _ = writeln!(s, "|---|{}", "---|".repeat(r.methods.len()));
     };
-    let _ = writeln!(s, "Test accuracy (%), mean ± std over seeds (n = seeds that finished):\n");
+    let _ = writeln!(
+        s,
+        "Test accuracy (%), mean ± std over seeds (n = seeds that finished):\n"
+    );
     header(&mut s);
     for t in &r.tasks {
         let best = r
@@ -329,7 +336,10 @@ pub fn render_markdown(r: &BenchReport) -> String {
         s,
         "## Every run\n\nEach link is a run directory: `dln replay DIR` shows it, `dln runs show DIR` summarizes it.\n"
     );
-    let _ = writeln!(s, "| task | method | seed | test | dev | tokens | time | status |");
+    let _ = writeln!(
+        s,
+        "| task | method | seed | test | dev | tokens | time | status |"
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for c in &r.cells {
         let acc = |a: Option<f64>| a.map_or("—".to_string(), pct);
@@ -391,8 +401,9 @@ fn one_line(p: &str) -> String {
 
 /// One line per cell.
 pub fn render_csv(r: &BenchReport) -> String {
-    let mut s =
-        String::from("task,method,seed,status,test_accuracy,dev_accuracy,tokens,calls,seconds,run_dir\n");
+    let mut s = String::from(
+        "task,method,seed,status,test_accuracy,dev_accuracy,tokens,calls,seconds,run_dir\n",
+    );
     let opt = |a: Option<f64>| a.map_or(String::new(), |a| format!("{a:.4}"));
     for c in &r.cells {
         let _ = writeln!(
