@@ -4,22 +4,10 @@
 
 mod dln_common;
 
-use std::path::Path;
-
 use dln::dln::events::{Candidate, Event};
-use dln::llm::scripted::ScriptedBackend;
 use dln::run::export::{export_run, Format, Which};
-use dln::run::{read_checkpoint, read_result, Session};
+use dln::run::{read_checkpoint, read_result};
 use dln_common::*;
-
-async fn run(config: dln::config::Config, backend: ScriptedBackend, out: &Path) -> Vec<Event> {
-    let session = Session::start(config, options_with(backend, out))
-        .await
-        .expect("start");
-    let (r, events) = run_to_end(session).await;
-    r.expect("the run succeeds");
-    events
-}
 
 fn with_demos(layers: usize, k: usize) -> dln::config::Config {
     let mut c = tiny_config(layers);
@@ -49,7 +37,7 @@ fn scored(events: &[Event]) -> Vec<(usize, Vec<Candidate>, usize)> {
 async fn demonstration_moves_are_scored_beside_instructions_and_travel_with_the_prompt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
-    let events = run(with_demos(1, 2), scripted(), &out).await;
+    let events = run_succeeding(with_demos(1, 2), scripted(), &out).await;
     let scored = scored(&events);
     assert!(!scored.is_empty());
     let mut moves = 0;
@@ -112,7 +100,7 @@ fn asked_and_shown(context: &str) -> (String, Vec<String>) {
 async fn no_candidate_is_scored_on_an_example_it_shows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = scripted();
-    let events = run(with_demos(1, 2), backend.clone(), &dir.path().join("run")).await;
+    let events = run_succeeding(with_demos(1, 2), backend.clone(), &dir.path().join("run")).await;
     let forward_contexts = events
         .iter()
         .filter_map(|e| match e {

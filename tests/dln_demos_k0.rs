@@ -4,11 +4,9 @@
 
 mod dln_common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use dln::dln::events::Event;
-use dln::llm::scripted::ScriptedBackend;
-use dln::run::Session;
 use dln_common::*;
 
 /// An event as compared across builds: timings and paths left out, and the layers' templates
@@ -35,15 +33,6 @@ fn recorded(layers: usize) -> PathBuf {
     repo().join(format!("tests/data/demos/k0_dln{layers}.jsonl"))
 }
 
-async fn run(config: dln::config::Config, backend: ScriptedBackend, out: &Path) -> Vec<Event> {
-    let session = Session::start(config, options_with(backend, out))
-        .await
-        .expect("start");
-    let (r, events) = run_to_end(session).await;
-    r.expect("the run succeeds");
-    events
-}
-
 /// `demos = 0` (the default) asks and emits what runs asked and emitted before: the events of
 /// DLN-1 and DLN-2 runs on the tiny config are those recorded by the build before
 /// demonstrations (`DLN_RECORD_K0=1` writes them anew).
@@ -51,7 +40,7 @@ async fn run(config: dln::config::Config, backend: ScriptedBackend, out: &Path) 
 async fn without_demonstrations_a_run_emits_the_events_recorded_before_them() {
     for layers in [1, 2] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let events = run(tiny_config(layers), scripted(), &dir.path().join("run")).await;
+        let events = run_succeeding(tiny_config(layers), scripted(), &dir.path().join("run")).await;
         let lines: Vec<String> = events.iter().map(|e| normalized(e).to_string()).collect();
         let path = recorded(layers);
         if std::env::var_os("DLN_RECORD_K0").is_some() {

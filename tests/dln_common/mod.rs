@@ -99,6 +99,17 @@ pub fn options_with(backend: ScriptedBackend, out: &Path) -> SessionOptions {
 }
 
 /// Runs a session to its end, collecting its live events.
+/// Starts a run of `config` on `backend` in `out`, drives it to its end (which must succeed)
+/// and returns its events.
+pub async fn run_succeeding(config: Config, backend: ScriptedBackend, out: &Path) -> Vec<Event> {
+    let session = Session::start(config, options_with(backend, out))
+        .await
+        .expect("start");
+    let (r, events) = run_to_end(session).await;
+    r.expect("the run succeeds");
+    events
+}
+
 pub async fn run_to_end(mut session: Session) -> (Result<RunSummary, String>, Vec<Event>) {
     let mut events = Vec::new();
     let task = &mut session.task;
