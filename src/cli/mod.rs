@@ -260,8 +260,10 @@ pub struct AccuracyArgs {
     /// logical_deduction_seven_objects, subj, mpqa, trec; data read under --data) or config files.
     #[arg(required = true)]
     pub tasks: Vec<String>,
-    /// Methods, comma-separated: 0-shot, k-shot, dln-1, dln-2, dln-3, dln-2-uniform (sharpening
-    /// off), dln-2-no-prior, dln-2-fixed-h (π1 fixed, not trained).
+    /// Methods, comma-separated: 0-shot, k-shot, dln-1, dln-1-demos (prompt and k
+    /// demonstrations trained), dln-1-random (a random scored candidate kept instead of the
+    /// best), dln-2, dln-3, dln-2-uniform (sharpening off), dln-2-no-prior, dln-2-fixed-h (π1
+    /// fixed, not trained).
     #[arg(
         long,
         value_delimiter = ',',

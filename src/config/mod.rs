@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use layer::{LayerConfig, LayerTemplates};
 pub use model::{BackendConfig, ModelConfig};
-pub use train::{Mode, Scoring, TrainConfig};
+pub use train::{Mode, Scoring, Selection, TrainConfig};
 
 /// Errors of loading or editing a configuration; each names the file, key or value at fault.
 #[derive(Debug, thiserror::Error)]

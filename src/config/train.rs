@@ -28,6 +28,21 @@ pub enum Scoring {
     Accuracy,
 }
 
+/// How an update picks the prompt that replaces the current one among its scored candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// The best score (the method).
+    #[default]
+    Score,
+    /// A scored candidate drawn at random (the ablation that tells what the scores are worth).
+    Random,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// Training settings (`[train]`). Absent keys take their value from [`TrainConfig::default`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -81,6 +96,10 @@ pub struct TrainConfig {
     /// Draw posterior samples only for the examples the network got wrong.
     pub only_wrong_posterior: bool,
     pub scoring: Scoring,
+    /// `score` (the method) or `random` (the ablation: the candidates are still scored, and
+    /// one of them is picked at random).
+    #[serde(skip_serializing_if = "is_default")]
+    pub selection: Selection,
     /// Fraction of the first target tokens skipped in free-text scores.
     pub burn_in: f64,
     pub seed: u64,
@@ -116,6 +135,7 @@ impl Default for TrainConfig {
             exclude_wrong_hidden: false,
             only_wrong_posterior: false,
             scoring: Scoring::Logprob,
+            selection: Selection::Score,
             burn_in: 0.05,
             seed: 42,
             train_layers: None,

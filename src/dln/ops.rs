@@ -70,10 +70,10 @@ pub enum Draw {
     Shuffle,
     /// The k-shot demonstrations.
     KShot,
-    /// A layer's first demonstrations (`demos = k`).
-    Demos,
     /// The demonstration moves of an update.
     DemoMoves,
+    /// The candidate an update keeps under `selection = "random"`.
+    Pick,
 }
 
 impl Draw {
@@ -84,8 +84,8 @@ impl Draw {
             Draw::HeldOut => "held_out",
             Draw::Shuffle => "shuffle",
             Draw::KShot => "k_shot",
-            Draw::Demos => "demos",
             Draw::DemoMoves => "demo_moves",
+            Draw::Pick => "pick",
         }
     }
 }

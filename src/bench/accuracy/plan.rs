@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{Config, LayerConfig, Mode};
+use crate::config::{Config, LayerConfig, Mode, Selection};
 
 /// The paper's tasks whose configs ship in `examples/paper` (their data is read from `--data`).
 const PAPER: &[(&str, &str)] = &[
@@ -58,10 +58,12 @@ pub enum Method {
     Dln2FixedHidden,
     /// DLN-1 whose output layer also learns `k` demonstrations (`demos = k`).
     Dln1Demos,
+    /// DLN-1 keeping a scored candidate drawn at random instead of the best one.
+    Dln1Random,
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::ZeroShot,
         Method::KShot,
         Method::Dln1,
@@ -71,6 +73,7 @@ impl Method {
         Method::Dln2NoPrior,
         Method::Dln2FixedHidden,
         Method::Dln1Demos,
+        Method::Dln1Random,
     ];
     /// What runs when no `--methods` is given.
     pub const DEFAULT: [Method; 4] = [Method::ZeroShot, Method::KShot, Method::Dln1, Method::Dln2];
@@ -86,6 +89,7 @@ impl Method {
             Method::Dln2NoPrior => "dln-2-no-prior",
             Method::Dln2FixedHidden => "dln-2-fixed-h",
             Method::Dln1Demos => "dln-1-demos",
+            Method::Dln1Random => "dln-1-random",
         }
     }
 
@@ -96,6 +100,9 @@ impl Method {
             Method::KShot => "k random training examples before each input, untrained",
             Method::Dln1 => "one layer, prompt trained",
             Method::Dln1Demos => "one layer, prompt and k demonstrations trained",
+            Method::Dln1Random => {
+                "DLN-1 keeping a random scored candidate instead of the best (what the scores are worth)"
+            }
             Method::Dln2 => "two layers (hidden text, then answer), both prompts trained",
             Method::Dln3 => "three layers, all prompts trained",
             Method::Dln2Uniform => "DLN-2 with sharpening off (uniform posterior weights)",
@@ -126,6 +133,7 @@ impl std::str::FromStr for Method {
             "kshot" | "k_shot" | "icl" => "k-shot",
             "dln1" => "dln-1",
             "dln1-demos" | "dln-1+demos" => "dln-1-demos",
+            "dln1-random" => "dln-1-random",
             "dln2" => "dln-2",
             "dln3" => "dln-3",
             other => other,
@@ -284,7 +292,11 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
     config.train.mode = Mode::Dln;
     config.train.train_layers = None;
     config.layers = match method {
-        Method::ZeroShot | Method::KShot | Method::Dln1 | Method::Dln1Demos => vec![output],
+        Method::ZeroShot
+        | Method::KShot
+        | Method::Dln1
+        | Method::Dln1Demos
+        | Method::Dln1Random => vec![output],
         Method::Dln2 | Method::Dln2Uniform | Method::Dln2NoPrior | Method::Dln2FixedHidden => {
             vec![hidden, output]
         }
@@ -306,6 +318,7 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
             config.layers[0].trainable = false;
         }
         Method::Dln1Demos => config.layers[0].demos = k.max(1),
+        Method::Dln1Random => config.train.selection = Selection::Random,
         Method::Dln1 | Method::Dln2 | Method::Dln3 => {}
     }
 }

@@ -20,6 +20,7 @@ fn colour(m: Method) -> RGBColor {
         Method::Dln2NoPrior => RGBColor(213, 94, 0),
         Method::Dln2FixedHidden => RGBColor(120, 94, 240),
         Method::Dln1Demos => RGBColor(0, 60, 110),
+        Method::Dln1Random => RGBColor(100, 100, 60),
     }
 }
 

@@ -16,8 +16,7 @@ pub fn prepare_shots(train: &TrainConfig, data: &Dataset) -> Result<Vec<Example>
     if train.mode != Mode::KShot {
         return Ok(Vec::new());
     }
-    let mut rng = ops::stream(train.seed, 0, Draw::KShot, 0, 0);
-    let idx = draw_examples(data, train.k_shot, train.class_balanced, &mut rng);
+    let idx = k_shot_draw(train, data, train.k_shot);
     Ok(idx.into_iter().map(|i| data.train[i].clone()).collect())
 }
 
@@ -29,9 +28,11 @@ pub(super) fn batch_indices(train: &TrainConfig, data: &Dataset, iteration: usiz
 }
 
 /// The first demonstrations of the layers that learn some and were given none: `k` training
-/// examples for the output layer, from a stream of its own (a hidden layer's demonstrations
-/// show its best posterior text `h*`, which exists only once an update has sampled one, so
-/// they grow from the batches' posteriors by add moves).
+/// examples for the output layer, drawn as the k-shot baseline draws its `k` (class-balanced
+/// when the batches are, from the same stream), so a layer learning `k` demonstrations starts
+/// from exactly the k-shot prompt of its seed and its first dev evaluation is that baseline's.
+/// A hidden layer's demonstrations show its best posterior text `h*`, which exists only once
+/// an update has sampled one, so they grow from the batches' posteriors by add moves.
 pub(super) fn initial_demos(train: &TrainConfig, data: &Dataset, net: &mut Network) {
     let output = net.output();
     let Some(layer) = net.layers.get_mut(output) else {
@@ -40,9 +41,14 @@ pub(super) fn initial_demos(train: &TrainConfig, data: &Dataset, net: &mut Netwo
     if layer.max_demos == 0 || !layer.demos.is_empty() || train.mode != Mode::Dln {
         return;
     }
-    let mut rng = ops::stream(train.seed, 0, Draw::Demos, output, 0);
-    let idx = math::random_batch(data.train.len(), layer.max_demos, &mut rng);
+    let idx = k_shot_draw(train, data, layer.max_demos);
     layer.demos = idx.into_iter().map(|i| demo_of(data, i)).collect();
+}
+
+/// The `k` training examples the k-shot baseline of `train.seed` shows, in order.
+fn k_shot_draw(train: &TrainConfig, data: &Dataset, k: usize) -> Vec<usize> {
+    let mut rng = ops::stream(train.seed, 0, Draw::KShot, 0, 0);
+    draw_examples(data, k, train.class_balanced, &mut rng)
 }
 
 /// Training example `i` as a demonstration of the output layer (its target as the output).
@@ -101,7 +107,7 @@ pub(super) fn check_data(train: &TrainConfig, data: &Dataset) -> Result<(), DlnE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dln::trainer::testing::dataset;
+    use crate::dln::trainer::testing::{dataset, network};
 
     #[test]
     fn batches_are_a_function_of_the_seed_and_the_iteration() {
@@ -149,5 +155,34 @@ mod tests {
             ..k_shot
         };
         assert!(prepare_shots(&too_many, &data).is_err());
+    }
+
+    #[test]
+    fn a_layer_learning_k_demonstrations_starts_from_the_k_shot_prompt_of_its_seed() {
+        let data = dataset(12);
+        for seed in [1, 2, 3] {
+            let train = TrainConfig {
+                seed,
+                k_shot: 3,
+                ..TrainConfig::default()
+            };
+            let mut net = network(1);
+            net.layers[0].max_demos = 3;
+            initial_demos(&train, &data, &mut net);
+            let shots = prepare_shots(
+                &TrainConfig {
+                    mode: Mode::KShot,
+                    ..train.clone()
+                },
+                &data,
+            )
+            .unwrap();
+            let shown: Vec<Example> = net.layers[0].demos.iter().map(|d| d.example()).collect();
+            assert_eq!(shown, shots, "seed {seed}");
+            // A layer given its demonstrations keeps them.
+            let given = net.layers[0].demos.clone();
+            initial_demos(&TrainConfig { seed: seed + 10, ..train }, &data, &mut net);
+            assert_eq!(net.layers[0].demos, given);
+        }
     }
 }

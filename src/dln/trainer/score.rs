@@ -3,13 +3,14 @@
 //! region's KL; a hidden layer: with the log-p penalty on wrong texts), and the best replaces
 //! the prompt.
 
+use crate::config::Selection;
 use crate::data::Example;
 use crate::dln::demos;
 use crate::dln::error::DlnError;
 use crate::dln::events::{Candidate, CandidateOrigin, Event, LayerIndex, Stage};
 use crate::dln::math;
 use crate::dln::network::Layer;
-use crate::dln::ops::{self, call_seed, Operation};
+use crate::dln::ops::{self, call_seed, Draw, Operation};
 use crate::llm::Usage;
 
 use super::{IterState, Posterior, Trainer};
@@ -118,13 +119,22 @@ fn score_seeds(seed: u64, iteration: usize, l: LayerIndex, c: usize, pairs: usiz
 }
 
 /// The winner of the scored candidates (the first best; 0 when none scored) and its ELBO term
-/// (`None` when it has none).
-fn fold_scores(candidates: &[Candidate], elbos: &[f64]) -> (usize, Option<f64>) {
+/// (`None` when it has none). With a `pick` stream (`selection = "random"`), the winner is a
+/// scored candidate drawn from it instead.
+fn fold_scores<R: rand::Rng>(
+    candidates: &[Candidate],
+    elbos: &[f64],
+    pick: Option<&mut R>,
+) -> (usize, Option<f64>) {
     let scores: Vec<f64> = candidates
         .iter()
         .map(|c| c.score.unwrap_or(f64::NEG_INFINITY))
         .collect();
-    let winner = math::argmax(&scores).unwrap_or(0);
+    let scored: Vec<usize> = (0..scores.len()).filter(|&i| scores[i].is_finite()).collect();
+    let winner = match pick {
+        Some(rng) if !scored.is_empty() => scored[rng.gen_range(0..scored.len())],
+        _ => math::argmax(&scores).unwrap_or(0),
+    };
     (winner, elbos.get(winner).copied().filter(|e| !e.is_nan()))
 }
 
@@ -172,7 +182,9 @@ impl Trainer {
             };
             self.score_hidden(l, &post, &mut candidates, before).await?
         };
-        let (winner, elbo) = fold_scores(&candidates, &elbos);
+        let mut pick = (self.train.selection == Selection::Random)
+            .then(|| ops::stream(self.train.seed, it, Draw::Pick, l, 0));
+        let (winner, elbo) = fold_scores(&candidates, &elbos, pick.as_mut());
         self.emit(Event::CandidatesScored {
             iteration: it,
             layer: l,
@@ -399,12 +411,44 @@ mod tests {
         for (c, s) in cands.iter_mut().zip([-2.0, -1.0, -1.0]) {
             c.score = Some(s);
         }
-        assert_eq!(fold_scores(&cands, &[-2.5, -1.5, -1.2]), (1, Some(-1.5)));
-        assert_eq!(fold_scores(&cands, &[f64::NAN; 3]), (1, None));
-        assert_eq!(fold_scores(&[], &[]), (0, None));
+        let none: Option<&mut rand_chacha::ChaCha8Rng> = None;
+        assert_eq!(
+            fold_scores(&cands, &[-2.5, -1.5, -1.2], none),
+            (1, Some(-1.5))
+        );
+        assert_eq!(fold_scores(&cands, &[f64::NAN; 3], None::<&mut rand_chacha::ChaCha8Rng>), (1, None));
+        assert_eq!(fold_scores(&[], &[], None::<&mut rand_chacha::ChaCha8Rng>), (0, None));
         assert_eq!(
             reshape(&[1.0, 2.0, 3.0], &[2, 1]),
             vec![vec![1.0, 2.0], vec![3.0]]
         );
+    }
+
+    #[test]
+    fn a_random_pick_takes_only_scored_candidates_and_is_fixed_by_its_stream() {
+        let mut cands: Vec<Candidate> = (0..6)
+            .map(|i| candidate(format!("p{i}"), CandidateOrigin::Proposed))
+            .collect();
+        // Candidates 1 and 4 could not be scored (no score, or no likelihood at all).
+        for (i, c) in cands.iter_mut().enumerate() {
+            c.score = match i {
+                1 => None,
+                4 => Some(f64::NEG_INFINITY),
+                _ => Some(-(i as f64)),
+            };
+        }
+        let elbos = [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0];
+        let mut seen = std::collections::BTreeSet::new();
+        for iteration in 0..64 {
+            let mut rng = ops::stream(9, iteration, Draw::Pick, 0, 0);
+            let (w, elbo) = fold_scores(&cands, &elbos, Some(&mut rng));
+            assert!(![1, 4].contains(&w), "picked unscored candidate {w}");
+            assert_eq!(elbo, Some(elbos[w]));
+            let mut again = ops::stream(9, iteration, Draw::Pick, 0, 0);
+            assert_eq!(fold_scores(&cands, &elbos, Some(&mut again)).0, w);
+            seen.insert(w);
+        }
+        // Not the best-score rule: every scored candidate is picked some time.
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 2, 3, 5]);
     }
 }
