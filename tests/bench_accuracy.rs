@@ -43,7 +43,7 @@ fn ok(out: Output, what: &str) -> (String, String) {
 fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("bench");
-    let methods = ["--methods", "0-shot,k-shot,dln-1,dln-2"];
+    let methods = ["--methods", "0-shot,k-shot,dln-1,dln-2,dln-1-random"];
     let (stdout, stderr) = ok(
         bench(&out, &methods).output().expect("run"),
         "first invocation",
@@ -53,7 +53,7 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         "the estimate comes first:\n{stderr}"
     );
     assert!(
-        stdout.contains("| task | 0-shot | 2-shot | dln-1 | dln-2 |"),
+        stdout.contains("| task | 0-shot | 2-shot | dln-1 | dln-2 | dln-1-random |"),
         "{stdout}"
     );
     assert!(stdout.contains("| tiny |"), "{stdout}");
@@ -62,7 +62,7 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
             .expect("valid json");
     let cells = report["cells"].as_array().expect("cells");
-    assert_eq!(cells.len(), 4);
+    assert_eq!(cells.len(), 5);
     for c in cells {
         assert_eq!(c["status"], "finished", "{c}");
         let acc = c["test_accuracy"].as_f64().expect("a test accuracy");
@@ -80,12 +80,38 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         dln1["dev_curve"].as_array().expect("curve").len() >= 2,
         "{dln1}"
     );
+    // The DLN-2 cell also measured its output layer alone (a 0-shot run of its best output
+    // prompt on the input without the hidden text, on the same dev split); one layer did not.
+    let dln2 = cells
+        .iter()
+        .find(|c| c["method"] == "dln-2")
+        .expect("dln-2");
+    let alone = dln2["output_alone_dev"]
+        .as_f64()
+        .expect("the output layer alone has a dev accuracy");
+    assert!((0.0..=1.0).contains(&alone));
+    let alone_dir = out
+        .join(dln2["run_dir"].as_str().unwrap())
+        .join("output-alone");
+    let alone_config = std::fs::read_to_string(alone_dir.join("config.toml")).expect("config");
+    let alone_config: toml::Table = alone_config.parse().expect("toml");
+    assert_eq!(alone_config["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(alone_config["train"]["mode"].as_str(), Some("zero_shot"));
+    assert!(dln1.get("output_alone_dev").is_none(), "{dln1}");
+    // The random-pick ablation keeps a scored candidate drawn at random.
+    let random_config =
+        std::fs::read_to_string(out.join("runs/tiny/dln-1-random/seed-1/config.toml"))
+            .expect("random config");
+    assert!(
+        random_config.contains("selection = \"random\""),
+        "{random_config}"
+    );
     // Same splits and seed: the 0-shot and DLN-1 cells saw the same test examples.
     let aggregates = report["aggregates"].as_array().expect("aggregates");
     assert!(aggregates.iter().all(|a| a["n"] == 1), "{aggregates:?}");
 
     let csv = std::fs::read_to_string(out.join("results.csv")).expect("csv");
-    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert_eq!(csv.lines().count(), 6, "{csv}");
     assert!(csv.starts_with("task,method,seed,status,test_accuracy"));
     for svg in ["accuracy.svg", "curves.svg"] {
         let text = std::fs::read_to_string(out.join(svg)).expect("svg");
@@ -96,15 +122,17 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         md.contains("](runs/tiny/dln-2/seed-1)"),
         "cells link to their runs:\n{md}"
     );
+    assert!(md.contains("## How much the hidden layer helps"), "{md}");
 
     // Again: nothing re-runs, the same numbers come back.
     let (_, stderr) = ok(
         bench(&out, &methods).output().expect("rerun"),
         "second invocation",
     );
+    // Five cells and the DLN-2 cell's output-alone run.
     assert_eq!(
         stderr.matches("done before, read back").count(),
-        4,
+        6,
         "{stderr}"
     );
     let again: serde_json::Value =

@@ -107,15 +107,14 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
     let outcomes = if args.report_only {
         cells
             .into_iter()
-            .map(|cell| acc::CellOutcome {
-                status: match dln::run::runs::run_info(&cell.dir).map(|r| r.status) {
+            .map(|cell| {
+                let status = match dln::run::runs::run_info(&cell.dir).map(|r| r.status) {
                     Some(dln::run::runs::RunStatus::Finished) => {
                         acc::CellStatus::Finished { reused: true }
                     }
                     _ => acc::CellStatus::Stopped,
-                },
-                result: dln::run::read_result(&cell.dir).ok().flatten(),
-                cell,
+                };
+                acc::CellOutcome::read_back(cell, status)
             })
             .collect()
     } else {

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{Config, Mode};
 use crate::dln::events::{Command, Event};
 use crate::run::runs::{run_info, RunStatus};
 use crate::run::{read_result, RunResult};
@@ -41,7 +42,26 @@ pub struct CellOutcome {
     pub cell: Cell,
     pub status: CellStatus,
     pub result: Option<RunResult>,
+    /// A finished multi-layer cell: the 0-shot run of its best output prompt on the input alone
+    /// (no hidden text), in [`OUTPUT_ALONE_DIR`] under the cell; how much the hidden layers
+    /// help is the cell's dev accuracy less this run's.
+    pub output_alone: Option<RunResult>,
 }
+
+impl CellOutcome {
+    /// `cell` with what its directory holds: its result and its output-alone run's.
+    pub fn read_back(cell: Cell, status: CellStatus) -> CellOutcome {
+        CellOutcome {
+            result: read_result(&cell.dir).ok().flatten(),
+            output_alone: read_result(&cell.dir.join(OUTPUT_ALONE_DIR)).ok().flatten(),
+            status,
+            cell,
+        }
+    }
+}
+
+/// Where a multi-layer cell's "output layer alone" run goes, inside the cell's directory.
+pub const OUTPUT_ALONE_DIR: &str = "output-alone";
 
 /// Options of the runs themselves.
 #[derive(Debug, Clone, Default)]
@@ -70,14 +90,23 @@ pub async fn run_cells(
             cell.seed
         );
         if cancel.is_cancelled() {
-            out.push(CellOutcome {
-                status: CellStatus::Stopped,
-                result: read_result(&cell.dir).ok().flatten(),
-                cell,
-            });
+            out.push(CellOutcome::read_back(cell, CellStatus::Stopped));
             continue;
         }
-        let outcome = run_cell(cell, opts, &label, progress, &cancel).await;
+        let mut outcome = run_cell(cell, opts, &label, progress, &cancel).await;
+        if let (CellStatus::Finished { .. }, Some(result)) = (&outcome.status, &outcome.result) {
+            if let Some(config) = output_alone_config(&outcome.cell.config, result) {
+                let dir = outcome.cell.dir.join(OUTPUT_ALONE_DIR);
+                let alone = Cell {
+                    config,
+                    dir,
+                    ..outcome.cell.clone()
+                };
+                let alone_label = format!("{label} (output layer alone)");
+                let ran = run_cell(alone, opts, &alone_label, progress, &cancel).await;
+                outcome.output_alone = ran.result.filter(|_| ran.status != CellStatus::Stopped);
+            }
+        }
         out.push(outcome);
     }
     out
@@ -90,11 +119,7 @@ async fn run_cell(
     progress: &(dyn Fn(&str) + Sync),
     cancel: &CancellationToken,
 ) -> CellOutcome {
-    let done = |cell: Cell, status: CellStatus| CellOutcome {
-        result: read_result(&cell.dir).ok().flatten(),
-        status,
-        cell,
-    };
+    let done = CellOutcome::read_back;
     if run_info(&cell.dir).is_some_and(|r| r.status == RunStatus::Finished) {
         progress(&format!("{label}: done before, read back"));
         return done(cell, CellStatus::Finished { reused: true });
@@ -146,6 +171,23 @@ async fn run_cell(
         _ => {}
     }
     outcome
+}
+
+/// The 0-shot config of a multi-layer cell's best output prompt (and its demonstrations) on
+/// the input alone, evaluated on the same dev split and no test examples; `None` for one layer.
+pub fn output_alone_config(config: &Config, result: &RunResult) -> Option<Config> {
+    if config.layers.len() < 2 {
+        return None;
+    }
+    let mut config = config.clone();
+    let mut output = config.layers.pop()?;
+    output.prompt = result.best_prompts.last()?.clone();
+    output.demonstrations = result.best_demos.last().cloned().unwrap_or_default();
+    output.demos = output.demonstrations.len();
+    config.layers = vec![output];
+    config.train.mode = Mode::ZeroShot;
+    config.set("data.max_test", "0").ok()?;
+    Some(config)
 }
 
 /// Drives one session to its end; returns whether the user stopped it, and its summary or

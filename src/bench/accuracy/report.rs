@@ -26,6 +26,10 @@ pub struct CellRow {
     /// The run directory, relative to the benchmark's output directory.
     pub run_dir: String,
     pub best_prompts: Vec<String>,
+    /// Multi-layer cells: dev accuracy of the best output prompt on the input alone (no
+    /// hidden text); the hidden layers' help is `dev_accuracy` less this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_alone_dev: Option<f64>,
     /// Dev accuracy by iteration (the starting prompt's at 0 when it was evaluated).
     pub dev_curve: Vec<(usize, f64)>,
 }
@@ -145,6 +149,11 @@ fn row(o: &CellOutcome, out: &Path) -> CellRow {
             .display()
             .to_string(),
         best_prompts: r.map(|r| r.best_prompts.clone()).unwrap_or_default(),
+        output_alone_dev: o
+            .output_alone
+            .as_ref()
+            .filter(|_| finished)
+            .and_then(|a| a.dev_accuracy),
         dev_curve: r
             .map(|r| dev_curve(&r.dev_history, o.cell.config.train.first_eval))
             .unwrap_or_default(),
@@ -357,6 +366,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
             c.status
         );
     }
+    hidden_help(&mut s, r);
     let _ = writeln!(s, "\n## Best prompts\n");
     for t in &r.tasks {
         let _ = writeln!(s, "### {t}\n");
@@ -372,6 +382,46 @@ pub fn render_markdown(r: &BenchReport) -> String {
         let _ = writeln!(s);
     }
     s
+}
+
+/// For the multi-layer cells: how much the hidden layers help, as dev accuracy of the network
+/// against its best output prompt reading the input alone (nothing when no such cell ran).
+fn hidden_help(s: &mut String, r: &BenchReport) {
+    let cells: Vec<&CellRow> = r
+        .cells
+        .iter()
+        .filter(|c| c.output_alone_dev.is_some() && c.dev_accuracy.is_some())
+        .collect();
+    if cells.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## How much the hidden layer helps\n\nDev accuracy (%) of the trained network, and of \
+         its best output prompt on the input alone (a 0-shot run without the hidden text, in \
+         the cell's `output-alone/`):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| task | method | seed | network | output layer alone | hidden layer adds |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for c in cells {
+        let (net, alone) = (
+            c.dev_accuracy.unwrap_or(0.0),
+            c.output_alone_dev.unwrap_or(0.0),
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:+.1} |",
+            c.task,
+            column_name(c.method, r.k),
+            c.seed,
+            pct(net),
+            pct(alone),
+            (net - alone) * 100.0
+        );
+    }
 }
 
 /// A model id as a person names it: the GGUF file of an embedded model, else the id itself.
@@ -402,19 +452,20 @@ fn one_line(p: &str) -> String {
 /// One line per cell.
 pub fn render_csv(r: &BenchReport) -> String {
     let mut s = String::from(
-        "task,method,seed,status,test_accuracy,dev_accuracy,tokens,calls,seconds,run_dir\n",
+        "task,method,seed,status,test_accuracy,dev_accuracy,output_alone_dev,tokens,calls,seconds,run_dir\n",
     );
     let opt = |a: Option<f64>| a.map_or(String::new(), |a| format!("{a:.4}"));
     for c in &r.cells {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{:.1},{}",
+            "{},{},{},{},{},{},{},{},{},{:.1},{}",
             csv_field(&c.task),
             column_name(c.method, r.k),
             c.seed,
             csv_field(&c.status),
             opt(c.test_accuracy),
             opt(c.dev_accuracy),
+            opt(c.output_alone_dev),
             c.tokens,
             c.calls,
             c.seconds,

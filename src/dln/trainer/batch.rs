@@ -181,7 +181,14 @@ mod tests {
             assert_eq!(shown, shots, "seed {seed}");
             // A layer given its demonstrations keeps them.
             let given = net.layers[0].demos.clone();
-            initial_demos(&TrainConfig { seed: seed + 10, ..train }, &data, &mut net);
+            initial_demos(
+                &TrainConfig {
+                    seed: seed + 10,
+                    ..train
+                },
+                &data,
+                &mut net,
+            );
             assert_eq!(net.layers[0].demos, given);
         }
     }

@@ -130,7 +130,9 @@ fn fold_scores<R: rand::Rng>(
         .iter()
         .map(|c| c.score.unwrap_or(f64::NEG_INFINITY))
         .collect();
-    let scored: Vec<usize> = (0..scores.len()).filter(|&i| scores[i].is_finite()).collect();
+    let scored: Vec<usize> = (0..scores.len())
+        .filter(|&i| scores[i].is_finite())
+        .collect();
     let winner = match pick {
         Some(rng) if !scored.is_empty() => scored[rng.gen_range(0..scored.len())],
         _ => math::argmax(&scores).unwrap_or(0),
@@ -416,8 +418,14 @@ mod tests {
             fold_scores(&cands, &[-2.5, -1.5, -1.2], none),
             (1, Some(-1.5))
         );
-        assert_eq!(fold_scores(&cands, &[f64::NAN; 3], None::<&mut rand_chacha::ChaCha8Rng>), (1, None));
-        assert_eq!(fold_scores(&[], &[], None::<&mut rand_chacha::ChaCha8Rng>), (0, None));
+        assert_eq!(
+            fold_scores(&cands, &[f64::NAN; 3], None::<&mut rand_chacha::ChaCha8Rng>),
+            (1, None)
+        );
+        assert_eq!(
+            fold_scores(&[], &[], None::<&mut rand_chacha::ChaCha8Rng>),
+            (0, None)
+        );
         assert_eq!(
             reshape(&[1.0, 2.0, 3.0], &[2, 1]),
             vec![vec![1.0, 2.0], vec![3.0]]
