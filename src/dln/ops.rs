@@ -139,15 +139,22 @@ fn llm<T>(layer: usize, operation: &'static str, r: LlmResult<T>) -> Result<T, D
     })
 }
 
-/// Raw text of a scoring context; forward templates must be completion text.
+/// Raw text of a scoring context: a chat forward template's conversation as the layer's forward
+/// model sees it (its own chat format, rendered to text), so it is scored and continued exactly.
 fn raw(prompt: Prompt, layer: &Layer) -> Result<String, DlnError> {
     match prompt {
         Prompt::Raw { text } => Ok(text),
-        Prompt::Chat { .. } => Err(DlnError::Config(format!(
-            "layer {}: the forward template `{}` is a chat template, but forward templates are scored and must be \
-             raw text (set `chat = false`)",
-            layer.index, layer.forward.origin
-        ))),
+        Prompt::Chat {
+            messages,
+            assistant_prefix,
+        } => (layer.backends.forward)
+            .chat_text(&messages, &assistant_prefix)
+            .map_err(|e| {
+                DlnError::Config(format!(
+                    "layer {}: the forward template `{}` is a chat template: {e}",
+                    layer.index, layer.forward.origin
+                ))
+            }),
     }
 }
 

@@ -269,6 +269,14 @@ impl Backend for CachedBackend {
         self.inner.answers_independently()
     }
 
+    fn chat_text(
+        &self,
+        messages: &[super::ChatMessage],
+        assistant_prefix: &str,
+    ) -> LlmResult<String> {
+        self.inner.chat_text(messages, assistant_prefix)
+    }
+
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
         self.cached("generate", requests, |r| {
             let inner = self.inner.clone();

@@ -256,6 +256,19 @@ pub trait Backend: Send + Sync {
     async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>>;
     async fn count_tokens(&self, text: &str) -> LlmResult<usize>;
     fn usage(&self) -> Usage;
+    /// The text a model continues from for a chat prompt: the conversation in the model's own
+    /// chat format with the assistant turn opened, then `assistant_prefix`. What lets a forward
+    /// template be a chat template and still be scored exactly (as raw text). Backends that
+    /// render chats out of sight (a server) cannot.
+    fn chat_text(&self, messages: &[ChatMessage], assistant_prefix: &str) -> LlmResult<String> {
+        let _ = (messages, assistant_prefix);
+        Err(LlmError::InvalidRequest(format!(
+            "{} renders chat prompts out of sight and cannot give their text, so a forward \
+             template with `chat = true` cannot be scored on it; use a raw-text forward template \
+             (`chat = false`)",
+            self.model_id()
+        )))
+    }
 }
 
 pub type SharedBackend = std::sync::Arc<dyn Backend>;

@@ -184,6 +184,17 @@ fn prompt_text(p: &super::Prompt) -> String {
 
 #[async_trait]
 impl Backend for ScriptedBackend {
+    fn chat_text(
+        &self,
+        messages: &[super::ChatMessage],
+        assistant_prefix: &str,
+    ) -> LlmResult<String> {
+        Ok(prompt_text(&super::Prompt::Chat {
+            messages: messages.to_vec(),
+            assistant_prefix: assistant_prefix.to_string(),
+        }))
+    }
+
     fn model_id(&self) -> String {
         "scripted".into()
     }

@@ -5,6 +5,7 @@ use super::{toml_file, Template, TemplateError};
 /// Names of the built-in templates, usable as `builtin:NAME` (or bare `NAME`) in a config.
 pub const BUILTIN_NAMES: &[&str] = &[
     "forward",
+    "forward_chat",
     "forward_hidden",
     "residual",
     "propose_prompt",
@@ -14,6 +15,10 @@ pub const BUILTIN_NAMES: &[&str] = &[
 
 const SOURCES: &[(&str, &str)] = &[
     ("forward", include_str!("../../templates/forward.toml")),
+    (
+        "forward_chat",
+        include_str!("../../templates/forward_chat.toml"),
+    ),
     (
         "forward_hidden",
         include_str!("../../templates/forward_hidden.toml"),

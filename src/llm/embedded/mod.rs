@@ -349,6 +349,14 @@ impl EmbeddedBackend {
 
 #[async_trait]
 impl Backend for EmbeddedBackend {
+    fn chat_text(
+        &self,
+        messages: &[crate::llm::ChatMessage],
+        assistant_prefix: &str,
+    ) -> LlmResult<String> {
+        Ok(self.render_chat(messages)? + assistant_prefix)
+    }
+
     fn model_id(&self) -> String {
         self.model_id.clone()
     }

@@ -4,9 +4,11 @@
 //! context with the model's BOS (when the model asks for one), the target on its own without any
 //! special token. So `log p(target | context)` is over exactly the tokens of `target`, whatever
 //! the tokenizer would have merged across the seam, and the same target always costs the same
-//! number of tokens after any context. Scoring text is raw completion text: special-token markup
-//! in it is tokenized as plain text. Chat prompts are the exception: the model's own template
-//! produces the markup, so they are tokenized with special tokens parsed.
+//! number of tokens after any context. Contexts and prompts are tokenized with special tokens
+//! parsed: a chat forward template's context is the model's own chat format rendered to text
+//! (`Backend::chat_text`), whose markup (`<|im_start|>`) must be the special tokens the model
+//! was trained on, exactly as when it generates from a chat prompt. Targets and verbalizers
+//! never hold special tokens.
 
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
@@ -17,7 +19,12 @@ use crate::llm::{ChatMessage, LlmError, LlmResult, Prompt};
 /// empty context becomes the BOS token, which the first target token is conditioned on).
 pub fn context_tokens(model: &LlamaModel, text: &str) -> LlmResult<Vec<i32>> {
     let vocab = model.vocab();
-    let mut tokens = ids(vocab.tokenize(text.as_bytes(), true, false));
+    let mut tokens = ids(vocab.tokenize(text.as_bytes(), true, true));
+    // A chat format rendered to text may write BOS itself.
+    let bos = vocab.bos().0;
+    if tokens.len() >= 2 && tokens[0] == bos && tokens[1] == bos {
+        tokens.remove(0);
+    }
     if tokens.is_empty() {
         let bos = vocab.bos().0;
         if bos < 0 {

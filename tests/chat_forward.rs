@@ -1,0 +1,87 @@
+//! A forward template in the model's chat format (issue 9, item 9), on the real SmolLM2 model:
+//! the conversation rendered to text is what the model continues from as a chat prompt, token
+//! for token, so scoring it as raw text scores the chat format exactly; and a run whose output
+//! layer uses the built-in `forward_chat` template trains and evaluates.
+
+use std::path::Path;
+use std::process::Command;
+
+use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
+use dln::llm::{Backend, ChatMessage, GenerateRequest, Prompt};
+
+fn backend() -> EmbeddedBackend {
+    let path = dln::llm::model::resolve(None, true).expect("the default model resolves");
+    EmbeddedBackend::load(&path, EmbeddedOptions::default()).expect("the model loads")
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+#[test]
+fn a_chat_rendered_to_text_is_the_chat_prompt_token_for_token() {
+    let b = backend();
+    let messages = vec![ChatMessage {
+        role: "user".into(),
+        content: "Is the sentiment of the sentence positive or negative?\n\nInput: a gem of a film"
+            .into(),
+    }];
+    let text = b
+        .chat_text(&messages, "Answer:")
+        .expect("the model has a chat format");
+    assert!(
+        text.contains("<|im_start|>user\nIs the sentiment")
+            && text.ends_with("<|im_start|>assistant\nAnswer:"),
+        "{text:?}"
+    );
+    // The markup is the model's special tokens, not their spelling as plain text (a context is
+    // tokenized with BOS when the model wants one).
+    let (marker, _) = block_on(b.prefill("<|im_start|>")).expect("prefill");
+    let (spelled, _) = block_on(b.prefill("<|im_start |>")).expect("prefill");
+    assert!(
+        marker < spelled && marker <= 2,
+        "<|im_start|> is {marker} tokens, spelled out {spelled}"
+    );
+    // The same continuation, greedy, from the chat prompt and from its text.
+    let chat = Prompt::Chat {
+        messages,
+        assistant_prefix: "Answer:".into(),
+    };
+    let from_chat = GenerateRequest::greedy(chat, 6, vec!["\n".into()]);
+    let from_text = GenerateRequest::greedy(Prompt::raw(text), 6, vec!["\n".into()]);
+    let out = block_on(b.generate(vec![from_chat, from_text])).expect("generation");
+    assert_eq!(out[0][0].text, out[1][0].text);
+    assert!(!out[0][0].text.trim().is_empty(), "{:?}", out[0][0]);
+}
+
+#[test]
+fn a_run_with_a_chat_forward_template_evaluates_and_trains() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = tmp.path().join("run");
+    let model = dln::llm::model::resolve(None, true).expect("model");
+    let out = Command::new(env!("CARGO_BIN_EXE_dln"))
+        .args(["train", "examples/tiny.toml"])
+        .args(["--set", "layers.0.templates.forward=forward_chat"])
+        .args(["--set", "train.iterations=1"])
+        .arg("--out")
+        .arg(&run)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DLN_MODEL", model)
+        .output()
+        .expect("dln runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("result.json")).expect("result"))
+            .expect("json");
+    let dev = result["dev_accuracy"].as_f64().expect("a dev accuracy");
+    assert!((0.0..=1.0).contains(&dev), "{result}");
+    assert!(result["test_accuracy"].as_f64().is_some(), "{result}");
+    let config = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(config.contains("forward = \"forward_chat\""), "{config}");
+    assert!(Path::new(&run).join("events.jsonl").is_file());
+}
