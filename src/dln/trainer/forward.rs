@@ -210,6 +210,12 @@ impl Trainer {
             total: batch.len(),
             usage: self.live_usage(None),
         });
+        // One request per example and layer.
+        self.expect(
+            Stage::Forward,
+            batch.len(),
+            batch.len() * self.net.layers.len(),
+        );
         let prompts = self.net.prompts();
         let at = SeedAt {
             iteration: it,

@@ -325,6 +325,8 @@ impl Trainer {
                 ),
             });
         }
+        // One request per proposal of the first round (redraws only finish the count).
+        self.expect(Stage::Propose, n, n);
         // Rejected proposals are replaced by new draws (new seeds, new held-out halves), for at
         // most `rounds` rounds, until N−1 distinct proposals parse.
         for _ in 0..rounds {
