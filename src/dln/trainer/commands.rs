@@ -56,7 +56,9 @@ impl Trainer {
     pub fn apply(&mut self, command: Command) {
         let edit = matches!(
             command,
-            Command::AddHidden { .. } | Command::ExcludeSample { .. }
+            Command::AddHidden { .. }
+                | Command::ExcludeSample { .. }
+                | Command::IncludeSample { .. }
         );
         let at = self.current.as_ref().map(|c| c.done.len());
         match self.try_apply(command.clone()) {
@@ -105,7 +107,12 @@ impl Trainer {
                 layer,
                 example,
                 sample,
-            } => self.exclude_sample(layer, example, sample)?,
+            } => self.set_excluded(layer, example, sample, true)?,
+            Command::IncludeSample {
+                layer,
+                example,
+                sample,
+            } => self.set_excluded(layer, example, sample, false)?,
             Command::Pause | Command::Resume | Command::Step | Command::Stop => {}
         }
         Ok(())
@@ -227,11 +234,13 @@ impl Trainer {
         Ok(())
     }
 
-    fn exclude_sample(
+    /// Excludes a posterior sample (or, with `excluded` false, counts it again).
+    fn set_excluded(
         &mut self,
         layer: LayerIndex,
         example: usize,
         sample: usize,
+        excluded: bool,
     ) -> Result<(), DlnError> {
         let it = self.iteration;
         let temperature = self.train.posterior_temperature;
@@ -254,17 +263,25 @@ impl Trainer {
         let s = ex.samples.get_mut(sample).ok_or_else(|| {
             DlnError::Command(format!("example {example} has no sample {sample}"))
         })?;
-        s.excluded = true;
+        s.excluded = excluded;
         let resharpen = p.sharpened;
         if resharpen {
             // The terms are known: only the normalization and h* change.
             reweigh(ex, temperature, own_eligible);
         }
         let examples = p.examples.clone();
-        self.emit(Event::SampleExcluded {
-            layer,
-            example,
-            sample,
+        self.emit(if excluded {
+            Event::SampleExcluded {
+                layer,
+                example,
+                sample,
+            }
+        } else {
+            Event::SampleIncluded {
+                layer,
+                example,
+                sample,
+            }
         });
         if resharpen {
             self.emit(Event::Sharpened {

@@ -62,6 +62,10 @@ impl App {
             }
             Action::FocusNext => self.focus_next(true),
             Action::FocusPrev => self.focus_next(false),
+            Action::FocusLayers => self.focus = Pane::Layers,
+            Action::FocusHidden => self.focus = Pane::Hidden,
+            Action::FocusCandidates => self.focus = Pane::Candidates,
+            Action::FocusMetrics => self.focus = Pane::Metrics,
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-(page as isize)),

@@ -103,6 +103,10 @@ fn metrics_input(app: &App) -> metrics::Input<'_> {
         chrome: Chrome::of(app, Pane::Metrics),
         run: &app.run,
         scroll: app.sel.metrics_scroll,
+        replay: app
+            .replay_position()
+            .zip(app.recorded_end())
+            .map(|((pos, n, _), end)| (pos + 1, n, end)),
     }
 }
 
@@ -139,7 +143,12 @@ pub fn pane_block<'a>(chrome: Chrome<'_>, pane: Pane, info: String) -> Block<'a>
     let focused = chrome.focused;
     let t = chrome.theme;
     let border = if focused { t.border_focused } else { t.border };
-    let mut title = vec![Span::styled(format!(" {} ", pane.title()), t.title)];
+    // The number key that shows the pane (1–4), as on the tabs.
+    let number = Pane::ALL.iter().position(|p| *p == pane).unwrap_or(0) + 1;
+    let mut title = vec![
+        Span::styled(format!(" {number}"), t.key),
+        Span::styled(format!(" {} ", pane.title()), t.title),
+    ];
     if focused {
         title.insert(0, Span::styled("▌", t.border_focused));
     }
