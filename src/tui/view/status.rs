@@ -163,15 +163,16 @@ pub fn fit_hints(hints: Vec<(Action, String, String)>, width: usize) -> Vec<(Str
     let kept_always = |a: Action| matches!(a, Action::Help | Action::Quit);
     let mut used: usize = hints.iter().filter(|h| kept_always(h.0)).map(w).sum();
     let mut keep = vec![false; hints.len()];
+    // Later hints are less important: once one does not fit, none after it is shown.
+    let mut full = false;
     for (i, h) in hints.iter().enumerate() {
         if kept_always(h.0) {
             keep[i] = true;
-        } else if used + w(h) <= width {
+        } else if !full && used + w(h) <= width {
             keep[i] = true;
             used += w(h);
         } else {
-            // Later hints are less important: once one does not fit, none after it is shown.
-            break;
+            full = true;
         }
     }
     hints
