@@ -391,7 +391,10 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
     let again = &sh[sh.len() - 1][2];
     assert!(!again.samples[0].excluded);
     for (a, b) in again.samples.iter().zip(&before.samples) {
-        assert!(close(a.weight.expect("w"), b.weight.expect("w")), "{a:?} {b:?}");
+        assert!(
+            close(a.weight.expect("w"), b.weight.expect("w")),
+            "{a:?} {b:?}"
+        );
     }
     assert_eq!(again.best, before.best);
 

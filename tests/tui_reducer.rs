@@ -237,11 +237,45 @@ fn write_a_hidden_text_and_exclude_a_sample() {
         example: 1,
         sample: 2,
     });
+    assert!(app.run.posteriors[&1].examples[1].samples[2].excluded);
+    // x again includes it: the exclusion is a toggle, recorded as its own command and event.
     assert_eq!(
         press(&mut app, KeyCode::Char('x')),
-        vec![],
-        "already excluded"
+        vec![Command::IncludeSample {
+            layer: 1,
+            example: 1,
+            sample: 2
+        }],
+        "x on an excluded sample includes it again"
     );
+    app.apply(&Event::SampleIncluded {
+        layer: 1,
+        example: 1,
+        sample: 2,
+    });
+    assert!(!app.run.posteriors[&1].examples[1].samples[2].excluded);
+    assert_eq!(
+        press(&mut app, KeyCode::Char('x')),
+        vec![Command::ExcludeSample {
+            layer: 1,
+            example: 1,
+            sample: 2
+        }]
+    );
+}
+
+#[test]
+fn number_keys_focus_the_panes_in_tab_and_grid_order() {
+    let mut app = app_with(&dln1_running());
+    for (key, pane) in [
+        ('3', Pane::Candidates),
+        ('2', Pane::Hidden),
+        ('4', Pane::Metrics),
+        ('1', Pane::Layers),
+    ] {
+        assert!(press(&mut app, KeyCode::Char(key)).is_empty());
+        assert_eq!(app.focus, pane, "key {key}");
+    }
 }
 
 #[test]

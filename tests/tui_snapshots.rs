@@ -259,3 +259,27 @@ fn metrics_scroll_when_taller_than_the_pane() {
     app.handle_action(Action::Down);
     assert_snapshot!("metrics_scroll_bottom_80x14", render(&mut app, 80, 14));
 }
+
+/// A recorded run a person stopped during iteration 3: the replay says `stopped` (not
+/// `finished`), and neither the status line nor the Metrics gauge shows a stage in progress or
+/// an ETA.
+#[test]
+fn replay_of_a_stopped_run_80x24() {
+    let mut events = dln1_running();
+    events.push(Event::RunFinished {
+        best_prompts: vec![P2.into()],
+        dev_accuracy: Some(0.75),
+        test_accuracy: None,
+        stopped_early: true,
+    });
+    events.push(Event::StateChanged {
+        state: dln::dln::events::RunState::Finished,
+    });
+    let mut app =
+        dln::tui::App::replay(dln::tui::Theme::mono(), dln::tui::KeyMap::default(), events);
+    app.focus = Pane::Metrics;
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("REPLAY · STOPPED"), "{screen}");
+    assert!(!screen.contains("ETA"), "{screen}");
+    assert_snapshot!(screen);
+}

@@ -447,6 +447,25 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// Whether the selected posterior sample of the hidden pane is excluded (then `x` includes
+    /// it again).
+    pub fn selected_sample_excluded(&self) -> bool {
+        let Some(p) = self
+            .hidden_layer()
+            .and_then(|l| self.run.posteriors.get(&l))
+        else {
+            return false;
+        };
+        self.hidden_rows()
+            .get(self.sel.example)
+            .and_then(|i| p.examples.get(*i))
+            .and_then(|ex| {
+                ex.samples
+                    .get(self.sel.sample.min(ex.samples.len().saturating_sub(1)))
+            })
+            .is_some_and(|s| s.excluded)
+    }
+
     /// The recorded run's ending, in replay.
     pub fn recorded_end(&self) -> Option<RecordedEnd> {
         self.replay.as_ref().map(|r| r.ending)

@@ -116,7 +116,10 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
     // Stage and progress.
     let (label, ratio) = match (&v.run.stage, v.replay) {
         (_, Some((pos, n, end))) => (
-            format!("replay: {pos} of {n} recorded · run {}", end.label()),
+            format!(
+                "replay: {pos} of {n} recorded iterations · run {}",
+                end.label()
+            ),
             pos as f64 / n.max(1) as f64,
         ),
         (Some(s), None) => {

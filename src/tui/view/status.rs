@@ -6,9 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::dln::events::RunState;
 use super::metrics::stage_name;
 use super::text::duration_ms;
+use crate::dln::events::RunState;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Exit, Mode, Overlay, Pane, RecordedEnd};
 use crate::tui::available::available_actions;
@@ -38,10 +38,7 @@ fn state_badge(app: &App) -> (String, ratatui::style::Style) {
             RecordedEnd::Failed => t.status_stopped,
             RecordedEnd::Stopped | RecordedEnd::Unfinished => t.status_paused,
         };
-        return (
-            format!(" REPLAY · {} ", end.label().to_uppercase()),
-            style,
-        );
+        return (format!(" REPLAY · {} ", end.label().to_uppercase()), style);
     }
     match app.shown_state() {
         None => (" STARTING ".into(), t.status_paused),
@@ -65,7 +62,9 @@ pub fn status_parts(app: &App) -> Vec<(u8, String)> {
             Some((pos, n, it)) if it >= run.iterations && run.iterations > 0 => {
                 parts.push((0, format!("after training, test ({}/{n})", pos + 1)))
             }
-            Some((pos, n, it)) => parts.push((0, format!("iteration {} ({}/{n})", it + 1, pos + 1))),
+            Some((pos, n, it)) => {
+                parts.push((0, format!("iteration {} ({}/{n})", it + 1, pos + 1)))
+            }
             None => parts.push((
                 0,
                 format!(
@@ -149,7 +148,9 @@ fn hint_label(app: &App, action: Action, label: &str) -> String {
         action,
         Action::EditPrompt | Action::EditTemplate | Action::Pin | Action::Unpin
     );
-    if on_layer && app.run.depth() > 0 {
+    if action == Action::ExcludeSample && app.selected_sample_excluded() {
+        "include".to_string()
+    } else if on_layer && app.run.depth() > 0 {
         format!("{label} L{}", app.sel.layer + 1)
     } else {
         label.to_string()
@@ -159,7 +160,9 @@ fn hint_label(app: &App, action: Action, label: &str) -> String {
 /// The hints that fit in `width`, in order: help and quit always; the others while they fit,
 /// the least important (the last listed) dropped first.
 pub fn fit_hints(hints: Vec<(Action, String, String)>, width: usize) -> Vec<(String, String)> {
-    let w = |(_, key, label): &(Action, String, String)| key.chars().count() + label.chars().count() + 3;
+    let w = |(_, key, label): &(Action, String, String)| {
+        key.chars().count() + label.chars().count() + 3
+    };
     let kept_always = |a: Action| matches!(a, Action::Help | Action::Quit);
     let mut used: usize = hints.iter().filter(|h| kept_always(h.0)).map(w).sum();
     let mut keep = vec![false; hints.len()];
