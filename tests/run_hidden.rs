@@ -423,7 +423,7 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
         .iter()
         .any(|e| matches!(e, Event::HiddenAdded { example: 1, .. })));
     assert!(
-        matches!(seen.last(), Some(Event::Warning { message }) if message.contains("layer 0's update only")),
+        matches!(seen.last(), Some(Event::Warning { message }) if message.contains("layer 1's update only")),
         "{:?}",
         seen.last()
     );
@@ -467,7 +467,10 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
         })
         .await;
         let m = error_after(&seen, at).expect("an error");
-        assert!(m.contains("moved on") && m.contains("layer 0"), "{m}");
+        assert!(
+            m.contains("moved on") && m.contains("layer 1's prompt update"),
+            "{m}"
+        );
     }
 
     // After the iteration: the batch is gone.
@@ -488,7 +491,7 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
     })
     .await;
     let m = error_after(&seen, at).expect("an error");
-    assert!(m.contains("moved on") && m.contains("iteration 0"), "{m}");
+    assert!(m.contains("moved on") && m.contains("iteration 1"), "{m}");
     assert_eq!(
         count(&seen, |e| matches!(e, Event::HiddenAdded { .. })),
         1,

@@ -15,11 +15,12 @@ impl IterState {
     /// update that reads its weights (layer `l-1`'s scoring). Returns notes on what already used
     /// the previous weights; an error once the batch has moved on.
     fn posterior_window(&self, l: LayerIndex) -> Result<Vec<String>, DlnError> {
-        let it = self.iteration;
+        // Iterations and layers as a person counts them (from 1).
+        let (it, shown) = (self.iteration + 1, l + 1);
         let has = |s: StageId| self.done.contains(&s) || self.queue.contains(&s);
         if !has(StageId::PosteriorSampling(l)) {
             return Err(DlnError::Command(format!(
-                "iteration {it} has no posterior for the hidden text below layer {l}: every example of its batch \
+                "iteration {it} has no posterior for the hidden text below layer {shown}: every example of its batch \
                  was right, so the prompts stay"
             )));
         }
@@ -27,22 +28,22 @@ impl IterState {
             return Err(DlnError::Command(format!(
                 "the batch has moved on: layer {}'s prompt update of iteration {it} has already used the weights \
                  of this posterior, so the edit applies to nothing",
-                l - 1
+                l
             )));
         }
         let mut notes = Vec::new();
         if self.done.contains(&StageId::Score(l)) {
             notes.push(format!(
-                "iteration {it}: layer {l}'s candidates were already scored with the previous weights; the edit \
+                "iteration {it}: layer {shown}'s candidates were already scored with the previous weights; the edit \
                  counts for layer {}'s update only",
-                l - 1
+                l
             ));
         }
         if l >= 2 && self.done.contains(&StageId::PosteriorSampling(l - 1)) {
             notes.push(format!(
                 "iteration {it}: the posterior of the hidden text below layer {} was already drawn toward the \
                  previous best sample h*",
-                l - 1
+                l
             ));
         }
         Ok(notes)

@@ -248,7 +248,8 @@ impl Trainer {
             // Every example right: the prompts stay (the reference skips the update).
             self.emit(Event::Warning {
                 message: format!(
-                    "iteration {it}: every example of the batch is right; the prompts stay"
+                    "iteration {}: every example of the batch is right; the prompts stay",
+                    it + 1
                 ),
             });
         }
