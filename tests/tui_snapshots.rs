@@ -283,3 +283,30 @@ fn replay_of_a_stopped_run_80x24() {
     assert!(!screen.contains("ETA"), "{screen}");
     assert_snapshot!(screen);
 }
+
+/// While the posterior of a layer is sharpened, the Candidates pane of a layer without
+/// candidates says what the run is doing, with the counter that moves as requests finish.
+#[test]
+fn candidates_pane_says_what_runs_while_there_are_none() {
+    let mut app = app_with(&dln2_hidden());
+    app.apply(&Event::StageStarted {
+        iteration: 0,
+        stage: dln::dln::events::Stage::Sharpening,
+        layer: Some(1),
+        total: 9,
+        usage: None,
+    });
+    app.apply(&Event::StageProgress {
+        iteration: 0,
+        stage: dln::dln::events::Stage::Sharpening,
+        done: 4,
+        total: 9,
+        usage: None,
+    });
+    app.sel.layer = 0;
+    app.sel.layer_chosen = true;
+    app.focus = Pane::Candidates;
+    let pane = render_pane(&app, Pane::Candidates, 100, 6);
+    assert!(pane.contains("now: sharpening L2 4/9"), "{pane}");
+    assert_snapshot!(pane);
+}

@@ -182,7 +182,7 @@ impl Trainer {
                 format!(
                     "the batch has moved on: iteration {} and its prompt updates are done, so the edit applies to \
                      nothing (pause after sharpening to edit the posterior of the batch in progress)",
-                    it - 1
+                    it
                 )
             }));
         };

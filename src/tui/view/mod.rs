@@ -95,7 +95,24 @@ fn candidates_input(app: &App) -> candidates::Input<'_> {
         filter: app.filter(Pane::Candidates),
         selected: app.sel.candidate,
         expanded: app.sel.candidate_expanded,
+        now: stage_now(app),
     }
+}
+
+/// What a live run is doing now, as the status line says it (`sharpening L2 3/9`).
+pub fn stage_now(app: &App) -> Option<String> {
+    if app.mode != super::app::Mode::Live || !app.run.is_active() {
+        return None;
+    }
+    app.run.stage.as_ref().map(|s| {
+        let layer = s.layer.map(|l| format!(" L{}", l + 1)).unwrap_or_default();
+        let of = if s.total > 0 {
+            format!(" {}/{}", s.done, s.total)
+        } else {
+            String::new()
+        };
+        format!("{}{layer}{of}", metrics::stage_name(s.stage))
+    })
 }
 
 fn metrics_input(app: &App) -> metrics::Input<'_> {

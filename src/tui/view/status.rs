@@ -6,7 +6,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::metrics::stage_name;
 use super::text::duration_ms;
 use crate::dln::events::RunState;
 use crate::tui::action::Action;
@@ -76,16 +75,10 @@ pub fn status_parts(app: &App) -> Vec<(u8, String)> {
         }
     }
     // What runs now, live only: a replay shows recorded state, not a stage in progress.
+    if let Some(now) = super::stage_now(app) {
+        parts.push((1, now));
+    }
     if app.mode == Mode::Live && run.is_active() {
-        if let Some(s) = &run.stage {
-            let layer = s.layer.map(|l| format!(" L{}", l + 1)).unwrap_or_default();
-            let of = if s.total > 0 {
-                format!(" {}/{}", s.done, s.total)
-            } else {
-                String::new()
-            };
-            parts.push((1, format!("{}{layer}{of}", stage_name(s.stage))));
-        }
         if let Some(ms) = run.eta_ms() {
             parts.push((2, format!("ETA {}", duration_ms(ms))));
         }
