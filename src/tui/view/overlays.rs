@@ -84,7 +84,11 @@ pub fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
             "Ctrl-G",
             "discard the edit and start again from the current text",
         ),
-        ("Ctrl-Z Ctrl-U", "undo"),
+        (
+            "Ctrl-Z Ctrl-U",
+            "undo the last word, deletion or line break",
+        ),
+        ("Ctrl-Home Ctrl-End", "the start / the end of the text"),
         ("Ctrl-R", "redo"),
         ("Ctrl-C", "stop the run and leave (as everywhere)"),
     ] {
