@@ -885,3 +885,28 @@ fn new_events_round_trip() {
         assert_eq!(serde_json::from_str::<Event>(&line).expect("parses"), e);
     }
 }
+
+/// One model of selection: j/k move through the list the pane shows (in Layers, the layers),
+/// so `k` then `e` edits the layer the cursor is on; PgDn scrolls a long prompt.
+#[test]
+fn in_the_layers_pane_j_and_k_choose_the_layer_that_e_edits() {
+    let mut app = app_with(&paused(dln2_hidden()));
+    app.focus = Pane::Layers;
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.sel.layer, 1);
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.sel.layer, 1, "no wrap past the last layer");
+    press(&mut app, KeyCode::Char('k'));
+    assert_eq!(app.sel.layer, 0);
+    press(&mut app, KeyCode::PageDown);
+    assert_eq!(
+        app.sel.layer, 0,
+        "PgDn scrolls, it does not change the layer"
+    );
+    assert!(app.sel.layer_scroll > 0);
+    press(&mut app, KeyCode::Char('e'));
+    assert_eq!(
+        app.overlay,
+        Some(Overlay::Editor(EditorTarget::Prompt { layer: 0 }))
+    );
+}

@@ -68,6 +68,8 @@ impl App {
             Action::FocusMetrics => self.focus = Pane::Metrics,
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
+            Action::PageUp if self.focus == Pane::Layers => self.scroll_layer(-(page as isize)),
+            Action::PageDown if self.focus == Pane::Layers => self.scroll_layer(page as isize),
             Action::PageUp => self.move_by(-(page as isize)),
             Action::PageDown => self.move_by(page as isize),
             Action::Top => self.move_by(isize::MIN / 2),
