@@ -310,3 +310,17 @@ fn candidates_pane_says_what_runs_while_there_are_none() {
     assert!(pane.contains("now: sharpening L2 4/9"), "{pane}");
     assert_snapshot!(pane);
 }
+
+/// The labels a newcomer cannot guess are explained in the help.
+#[test]
+fn the_help_explains_the_panes_labels() {
+    let mut app = app_with(&dln1_running());
+    app.handle_action(Action::Help);
+    let lines: String = dln::tui::view::overlays::help_lines(&app, 100)
+        .iter()
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    for label in ["H 0.62", "-50.000", "(-0.02)", "★ ◆"] {
+        assert!(lines.contains(label), "{label} in\n{lines}");
+    }
+}

@@ -95,6 +95,19 @@ pub fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
         entry(&mut lines, k.to_string(), what.to_string());
     }
     lines.push(Line::default());
+    lines.push(Line::from(Span::styled("What the panes show", t.title)));
+    for (k, what) in [
+        ("✓ ✗", "the example's prediction is right / wrong"),
+        ("H 0.62", "entropy of the example's posterior weights: high = the samples are equally likely, undecided"),
+        ("w̃  w", "log-weight (log-likelihood + log-prior) and sharpened weight of a posterior sample"),
+        ("-50.000", "the log-probability given to an empty text (nothing to score)"),
+        ("(-0.02)", "a candidate's score minus the best candidate's"),
+        ("★ ◆", "the winning candidate / a pinned layer (not updated)"),
+        ("L1 L2", "layer 1, layer 2: layers, iterations and examples count from 1"),
+    ] {
+        entry(&mut lines, k.to_string(), what.to_string());
+    }
+    lines.push(Line::default());
     entry(
         &mut lines,
         "mouse".into(),
