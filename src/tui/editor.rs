@@ -187,11 +187,12 @@ impl EditorBuffer {
         let changed = self.textarea.input(key);
         if changed {
             // Typing a word then its space is one step; the next word starts another.
-            let continues = match (self.last, kind) {
-                (EditKind::Word, EditKind::Word | EditKind::Space) => true,
-                (EditKind::Space, EditKind::Space) | (EditKind::Delete, EditKind::Delete) => true,
-                _ => false,
-            };
+            let continues = matches!(
+                (self.last, kind),
+                (EditKind::Word, EditKind::Word | EditKind::Space)
+                    | (EditKind::Space, EditKind::Space)
+                    | (EditKind::Delete, EditKind::Delete)
+            );
             if !continues {
                 self.undo.push(before);
                 self.redo.clear();
