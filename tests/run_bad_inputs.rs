@@ -182,7 +182,7 @@ async fn prompt_longer_than_the_context_is_a_clear_error() {
     .expect("long prompt");
     let e = failing(c, scripted().with_context_size(64), dir.path()).await;
     assert!(
-        e.contains("layer 0") && e.contains("context") && e.contains("shorten the prompt"),
+        e.contains("layer 1") && e.contains("context") && e.contains("shorten the prompt"),
         "{e}"
     );
 }

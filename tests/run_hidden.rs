@@ -350,6 +350,7 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut s, mut seen) = paused_session(&dir.path().join("run"), 1).await;
     step_until(&mut s, &mut seen, sharpened_0).await;
+    let before = sharpenings(&seen).last().expect("sharpened")[2].clone();
 
     // Excluding a sample after sharpening re-normalizes that example at once.
     s.commands
@@ -368,6 +369,34 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
         // Every other sample has the same w̃: uniform over the live ones.
         assert!(close(smp.weight.expect("w"), 1.0 / live as f64));
     }
+
+    // Including it again undoes the exclusion: the example's weights are as they were.
+    s.commands
+        .send(Command::IncludeSample {
+            layer: 1,
+            example: 2,
+            sample: 0,
+        })
+        .expect("include");
+    until(&mut s, &mut seen, sharpened_0).await;
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        Event::SampleIncluded {
+            layer: 1,
+            example: 2,
+            sample: 0
+        }
+    )));
+    let sh = sharpenings(&seen);
+    let again = &sh[sh.len() - 1][2];
+    assert!(!again.samples[0].excluded);
+    for (a, b) in again.samples.iter().zip(&before.samples) {
+        assert!(
+            close(a.weight.expect("w"), b.weight.expect("w")),
+            "{a:?} {b:?}"
+        );
+    }
+    assert_eq!(again.best, before.best);
 
     // After π2's candidates were scored: accepted for π1's update, with a note.
     step_until(&mut s, &mut seen, |e| {
@@ -394,7 +423,7 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
         .iter()
         .any(|e| matches!(e, Event::HiddenAdded { example: 1, .. })));
     assert!(
-        matches!(seen.last(), Some(Event::Warning { message }) if message.contains("layer 0's update only")),
+        matches!(seen.last(), Some(Event::Warning { message }) if message.contains("layer 1's update only")),
         "{:?}",
         seen.last()
     );
@@ -438,7 +467,10 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
         })
         .await;
         let m = error_after(&seen, at).expect("an error");
-        assert!(m.contains("moved on") && m.contains("layer 0"), "{m}");
+        assert!(
+            m.contains("moved on") && m.contains("layer 1's prompt update"),
+            "{m}"
+        );
     }
 
     // After the iteration: the batch is gone.
@@ -459,7 +491,7 @@ async fn late_edits_count_where_they_still_can_and_are_refused_once_the_batch_mo
     })
     .await;
     let m = error_after(&seen, at).expect("an error");
-    assert!(m.contains("moved on") && m.contains("iteration 0"), "{m}");
+    assert!(m.contains("moved on") && m.contains("iteration 1"), "{m}");
     assert_eq!(
         count(&seen, |e| matches!(e, Event::HiddenAdded { .. })),
         1,

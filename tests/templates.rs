@@ -609,3 +609,24 @@ fn the_forward_format_q_ends_like_the_forward_hidden_template() {
         "{text}\n---\n{fh}"
     );
 }
+
+/// An unclosed block on the body's last line: minijinja reports it at the end of input, one
+/// line below; the error points at the body's last line, and says "syntax error" once.
+#[test]
+fn an_unclosed_block_points_at_the_last_line_and_says_syntax_error_once() {
+    let text =
+        "role = \"forward\"\ntemplate = \"\"\"\n{{ prompt }}\n{{ input }} {% if %}\n\"\"\"\n";
+    let err = Template::parse_toml("forward-template", text).expect_err("syntax error");
+    match &err {
+        TemplateError::Syntax { line, .. } => {
+            assert_eq!(*line, 4, "the line with `{{% if %}}`: {err}")
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("forward-template:4: template syntax error: "),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("syntax error").count(), 1, "{shown}");
+}

@@ -139,6 +139,14 @@ fn child_of(parent: &str) -> Option<String> {
     })
 }
 
+/// The `done/total` after `label` on the screen (`propose L1 3/5`).
+fn stage_counter(screen: &str, label: &str) -> Option<(usize, usize)> {
+    let rest = &screen[screen.find(label)? + label.len()..];
+    let (done, rest) = rest.split_once('/')?;
+    let total: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((done.trim().parse().ok()?, total.parse().ok()?))
+}
+
 fn json_lines(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
@@ -156,7 +164,7 @@ fn workbench_pause_pin_edit_resume_quit() {
     let data = tmp.path().join("data");
     let command = format!(
         "env DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color {bin} tui {config} \
-         --out {out} --set train.iterations=4; echo EXIT=$?; sleep 120",
+         --out {out} --set train.iterations=4 --set train.num_candidates=6; echo EXIT=$?; sleep 120",
         model = quote(&model),
         data = quote(&data),
         cfg = quote(&tmp.path().join("no-config.toml")),
@@ -167,6 +175,13 @@ fn workbench_pause_pin_edit_resume_quit() {
     let tmux = Tmux::start("live", &command);
     let slow = Duration::from_secs(600);
     let quick = Duration::from_secs(20);
+
+    // 0. The status line's stage counter moves as requests finish: proposing 5 candidates shows
+    // a count strictly between 0 and 5 while the proposals are generated one by one.
+    let (moving, _) = tmux.wait_for("a moving propose counter", slow, |s| {
+        stage_counter(s, "propose L1 ").is_some_and(|(done, total)| done > 0 && done < total)
+    });
+    assert!(moving.contains(" RUNNING "), "{moving}");
 
     // 1. The first candidates appear (model loaded, forward pass and proposals done).
     let (_, t_first) = tmux.wait_for("the first candidates", slow, |s| {
@@ -206,6 +221,15 @@ fn workbench_pause_pin_edit_resume_quit() {
     tmux.wait_for("the tabbed layout", quick, |s| {
         s.contains(" 1 Layers │ 2 Hidden states")
     });
+    // Number keys jump to the panes, as the tabs are numbered; the footer keeps help and quit.
+    tmux.keys(&["4"]);
+    let (metrics, _) = tmux.wait_for("the Metrics tab", quick, |s| s.contains("▌ 4 Metrics"));
+    assert!(
+        metrics.contains("? help") && metrics.contains("q quit"),
+        "{metrics}"
+    );
+    tmux.keys(&["1"]);
+    tmux.wait_for("the Layers tab", quick, |s| s.contains("▌ 1 Layers"));
     tmux.cmd(&["resize-window", "-t", "wb", "-x", "120", "-y", "40"]);
     tmux.wait_for("the grid layout", quick, |s| {
         !s.contains(" 1 Layers │") && s.contains("Metrics")

@@ -237,11 +237,45 @@ fn write_a_hidden_text_and_exclude_a_sample() {
         example: 1,
         sample: 2,
     });
+    assert!(app.run.posteriors[&1].examples[1].samples[2].excluded);
+    // x again includes it: the exclusion is a toggle, recorded as its own command and event.
     assert_eq!(
         press(&mut app, KeyCode::Char('x')),
-        vec![],
-        "already excluded"
+        vec![Command::IncludeSample {
+            layer: 1,
+            example: 1,
+            sample: 2
+        }],
+        "x on an excluded sample includes it again"
     );
+    app.apply(&Event::SampleIncluded {
+        layer: 1,
+        example: 1,
+        sample: 2,
+    });
+    assert!(!app.run.posteriors[&1].examples[1].samples[2].excluded);
+    assert_eq!(
+        press(&mut app, KeyCode::Char('x')),
+        vec![Command::ExcludeSample {
+            layer: 1,
+            example: 1,
+            sample: 2
+        }]
+    );
+}
+
+#[test]
+fn number_keys_focus_the_panes_in_tab_and_grid_order() {
+    let mut app = app_with(&dln1_running());
+    for (key, pane) in [
+        ('3', Pane::Candidates),
+        ('2', Pane::Hidden),
+        ('4', Pane::Metrics),
+        ('1', Pane::Layers),
+    ] {
+        assert!(press(&mut app, KeyCode::Char(key)).is_empty());
+        assert_eq!(app.focus, pane, "key {key}");
+    }
 }
 
 #[test]
@@ -850,4 +884,29 @@ fn new_events_round_trip() {
         let line = serde_json::to_string(&e).expect("serializes");
         assert_eq!(serde_json::from_str::<Event>(&line).expect("parses"), e);
     }
+}
+
+/// One model of selection: j/k move through the list the pane shows (in Layers, the layers),
+/// so `k` then `e` edits the layer the cursor is on; PgDn scrolls a long prompt.
+#[test]
+fn in_the_layers_pane_j_and_k_choose_the_layer_that_e_edits() {
+    let mut app = app_with(&paused(dln2_hidden()));
+    app.focus = Pane::Layers;
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.sel.layer, 1);
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.sel.layer, 1, "no wrap past the last layer");
+    press(&mut app, KeyCode::Char('k'));
+    assert_eq!(app.sel.layer, 0);
+    press(&mut app, KeyCode::PageDown);
+    assert_eq!(
+        app.sel.layer, 0,
+        "PgDn scrolls, it does not change the layer"
+    );
+    assert!(app.sel.layer_scroll > 0);
+    press(&mut app, KeyCode::Char('e'));
+    assert_eq!(
+        app.overlay,
+        Some(Overlay::Editor(EditorTarget::Prompt { layer: 0 }))
+    );
 }

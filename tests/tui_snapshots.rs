@@ -259,3 +259,68 @@ fn metrics_scroll_when_taller_than_the_pane() {
     app.handle_action(Action::Down);
     assert_snapshot!("metrics_scroll_bottom_80x14", render(&mut app, 80, 14));
 }
+
+/// A recorded run a person stopped during iteration 3: the replay says `stopped` (not
+/// `finished`), and neither the status line nor the Metrics gauge shows a stage in progress or
+/// an ETA.
+#[test]
+fn replay_of_a_stopped_run_80x24() {
+    let mut events = dln1_running();
+    events.push(Event::RunFinished {
+        best_prompts: vec![P2.into()],
+        dev_accuracy: Some(0.75),
+        test_accuracy: None,
+        stopped_early: true,
+    });
+    events.push(Event::StateChanged {
+        state: dln::dln::events::RunState::Finished,
+    });
+    let mut app =
+        dln::tui::App::replay(dln::tui::Theme::mono(), dln::tui::KeyMap::default(), events);
+    app.focus = Pane::Metrics;
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("REPLAY · STOPPED"), "{screen}");
+    assert!(!screen.contains("ETA"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+/// While the posterior of a layer is sharpened, the Candidates pane of a layer without
+/// candidates says what the run is doing, with the counter that moves as requests finish.
+#[test]
+fn candidates_pane_says_what_runs_while_there_are_none() {
+    let mut app = app_with(&dln2_hidden());
+    app.apply(&Event::StageStarted {
+        iteration: 0,
+        stage: dln::dln::events::Stage::Sharpening,
+        layer: Some(1),
+        total: 9,
+        usage: None,
+    });
+    app.apply(&Event::StageProgress {
+        iteration: 0,
+        stage: dln::dln::events::Stage::Sharpening,
+        done: 4,
+        total: 9,
+        usage: None,
+    });
+    app.sel.layer = 0;
+    app.sel.layer_chosen = true;
+    app.focus = Pane::Candidates;
+    let pane = render_pane(&app, Pane::Candidates, 100, 6);
+    assert!(pane.contains("now: sharpening L2 4/9"), "{pane}");
+    assert_snapshot!(pane);
+}
+
+/// The labels a newcomer cannot guess are explained in the help.
+#[test]
+fn the_help_explains_the_panes_labels() {
+    let mut app = app_with(&dln1_running());
+    app.handle_action(Action::Help);
+    let lines: String = dln::tui::view::overlays::help_lines(&app, 100)
+        .iter()
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    for label in ["H 0.62", "-50.000", "(-0.02)", "★ ◆"] {
+        assert!(lines.contains(label), "{label} in\n{lines}");
+    }
+}

@@ -152,6 +152,8 @@ struct Progress {
     /// The error the run failed with (`RunFailed`); printed at the end unless the command
     /// returns it anyway (then `main` prints it, once).
     fatal: Option<String>,
+    /// An iteration has started (evaluations before one are the baseline's).
+    iterating: bool,
 }
 
 impl Progress {
@@ -165,7 +167,11 @@ impl Progress {
             b.set_style(style);
             b
         });
-        Progress { bar, fatal: None }
+        Progress {
+            bar,
+            fatal: None,
+            iterating: false,
+        }
     }
 
     fn note(&self, line: &str) {
@@ -185,8 +191,14 @@ impl Progress {
                 start_iteration,
                 ..
             } => {
+                self.iterating = *start_iteration > 0;
+                let from = if *start_iteration > 0 {
+                    format!(", resuming at iteration {}", start_iteration + 1)
+                } else {
+                    String::new()
+                };
                 self.note(&format!(
-                    "{task}: {} layer(s), {iterations} iteration(s) from {start_iteration}, model {model}",
+                    "{task}: {} layer(s), {iterations} iteration(s){from}, model {model}",
                     layers.len()
                 ));
                 if let Some(b) = &self.bar {
@@ -200,9 +212,12 @@ impl Progress {
                 layer,
                 ..
             } => {
+                // The baseline's evaluation comes before the first forward pass.
+                self.iterating |= *stage == dln::dln::events::Stage::Forward;
+                let it = iteration + 1;
                 let what = match layer {
-                    Some(l) => format!("iteration {iteration}: {} (layer {l})", stage.name()),
-                    None => format!("iteration {iteration}: {}", stage.name()),
+                    Some(l) => format!("iteration {it}: {} (layer {})", stage.name(), l + 1),
+                    None => format!("iteration {it}: {}", stage.name()),
                 };
                 match &self.bar {
                     Some(b) => b.set_message(what),
@@ -218,7 +233,8 @@ impl Progress {
             } => {
                 if let Some(b) = &self.bar {
                     b.set_message(format!(
-                        "iteration {iteration}: {} {done}/{total}",
+                        "iteration {}: {} {done}/{total}",
+                        iteration + 1,
                         stage.name()
                     ));
                 }
@@ -228,7 +244,8 @@ impl Progress {
                 accuracy,
                 ..
             } => self.note(&format!(
-                "iteration {iteration}: batch accuracy {:.3}",
+                "iteration {}: batch accuracy {:.3}",
+                iteration + 1,
                 accuracy
             )),
             Event::PromptSelected {
@@ -237,7 +254,9 @@ impl Progress {
                 prompt,
                 previous,
             } if prompt != previous => self.note(&format!(
-                "iteration {iteration}: layer {layer} prompt -> {prompt}"
+                "iteration {}: layer {} prompt -> {prompt}",
+                iteration + 1,
+                layer + 1
             )),
             Event::CandidatesScored {
                 iteration,
@@ -247,7 +266,9 @@ impl Progress {
             } => {
                 if let Some(m) = candidates.get(*winner).and_then(|c| c.demo_move.as_ref()) {
                     self.note(&format!(
-                        "iteration {iteration}: layer {layer} demonstrations -> {}",
+                        "iteration {}: layer {} demonstrations -> {}",
+                        iteration + 1,
+                        layer + 1,
                         m.describe()
                     ));
                 }
@@ -257,11 +278,21 @@ impl Progress {
                 split,
                 accuracy,
                 best_so_far,
-            } => self.note(&format!(
-                "iteration {iteration}: {split} accuracy {:.3}{}",
-                accuracy,
-                if *best_so_far { " (best)" } else { "" }
-            )),
+            } => {
+                // Iterations are counted from 1 wherever a person reads them.
+                let when = if *split == dln::dln::split::Split::Test {
+                    "after training".to_string()
+                } else if self.iterating {
+                    format!("iteration {}", iteration + 1)
+                } else {
+                    "before training".to_string()
+                };
+                self.note(&format!(
+                    "{when}: {split} accuracy {:.3}{}",
+                    accuracy,
+                    if *best_so_far { " (best)" } else { "" }
+                ))
+            }
             Event::IterationDone { iteration, .. } => {
                 if let Some(b) = &self.bar {
                     b.set_position(*iteration as u64 + 1);

@@ -6,7 +6,7 @@ use crate::template::TemplateError;
 /// An error of the training loop. LLM errors say which layer and operation asked.
 #[derive(Debug, thiserror::Error)]
 pub enum DlnError {
-    #[error("layer {layer}, {operation}: {source}")]
+    #[error("layer {}, {operation}: {source}", layer + 1)]
     Llm {
         layer: usize,
         operation: &'static str,

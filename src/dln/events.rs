@@ -348,6 +348,12 @@ pub enum Event {
         example: usize,
         sample: usize,
     },
+    /// An excluded sample counts again (the exclusion undone).
+    SampleIncluded {
+        layer: LayerIndex,
+        example: usize,
+        sample: usize,
+    },
     CheckpointWritten {
         iteration: usize,
         path: String,
@@ -415,6 +421,12 @@ pub enum Command {
     },
     /// Exclude posterior sample `sample` of example `example`.
     ExcludeSample {
+        layer: LayerIndex,
+        example: usize,
+        sample: usize,
+    },
+    /// Count an excluded posterior sample again (undoes `ExcludeSample`).
+    IncludeSample {
         layer: LayerIndex,
         example: usize,
         sample: usize,

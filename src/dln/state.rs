@@ -31,7 +31,7 @@ pub struct DevPoint {
     pub demos: Vec<Vec<Demo>>,
 }
 
-/// A person's edit of a posterior (`AddHidden` or `ExcludeSample`) during the iteration in
+/// A person's edit of a posterior (`AddHidden`, `ExcludeSample` or `IncludeSample`) during the iteration in
 /// progress, with the stage boundary it was applied at, so that a resumed run replays it at the
 /// same point of the rerun iteration and computes the same weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -324,6 +324,11 @@ impl Backend for CachedBackend {
         Ok(n)
     }
 
+    /// The inner backend's answers plus the calls this cache answered itself.
+    fn answered(&self) -> f64 {
+        self.inner.answered() + self.hits.lock().map(|h| *h).unwrap_or(0) as f64
+    }
+
     /// The inner backend's counters plus the calls this cache answered itself.
     fn usage(&self) -> Usage {
         let mut u = self.inner.usage();

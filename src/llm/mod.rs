@@ -269,6 +269,13 @@ pub trait Backend: Send + Sync {
             self.model_id()
         )))
     }
+    /// Requests answered so far, read while a batch runs so that a stage's progress moves as
+    /// each request finishes (fractional while a request of several scoring items is partly
+    /// done). The default is the calls counted in [`usage`](Self::usage), right for a backend
+    /// that counts each call as it is answered.
+    fn answered(&self) -> f64 {
+        self.usage().calls as f64
+    }
 }
 
 pub type SharedBackend = std::sync::Arc<dyn Backend>;

@@ -168,7 +168,9 @@ impl Template {
         env.add_template_owned(p.name.clone(), p.source.clone())
             .map_err(|e| TemplateError::Syntax {
                 origin: p.origin.clone(),
-                line: p.body_line + e.line().unwrap_or(1) - 1,
+                // An unclosed block is reported at the end of input, the line after the last
+                // one: the mistake is on a line of the body.
+                line: p.body_line + e.line().unwrap_or(1).min(p.source.lines().count().max(1)) - 1,
                 message: describe(&e),
             })?;
         let t = Template {
@@ -317,8 +319,10 @@ fn read(path: &Path) -> Result<(String, String), TemplateError> {
 
 /// minijinja's error kind and detail, without its own location suffix (we give the file line).
 fn describe(e: &minijinja::Error) -> String {
-    match e.detail() {
-        Some(d) => format!("{}: {d}", e.kind()),
-        None => e.kind().to_string(),
+    match (e.kind(), e.detail()) {
+        // The error's own text already says "template syntax error".
+        (minijinja::ErrorKind::SyntaxError, Some(d)) => d.to_string(),
+        (_, Some(d)) => format!("{}: {d}", e.kind()),
+        (kind, None) => kind.to_string(),
     }
 }

@@ -157,9 +157,59 @@ pub struct App {
     pub viewport: (u16, u16),
 }
 
+/// How a recorded run ended, read from its whole log (whatever iteration the replay shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedEnd {
+    /// Every iteration and the test ran.
+    Finished,
+    /// A person stopped it (a checkpoint was written; `dln resume` continues it).
+    Stopped,
+    /// It failed with an error.
+    Failed,
+    /// The log ends without an end: the process was killed or is still running.
+    Unfinished,
+}
+
+impl RecordedEnd {
+    /// The ending recorded in `events`.
+    pub fn of(events: &[Event]) -> RecordedEnd {
+        let mut end = RecordedEnd::Unfinished;
+        for e in events {
+            match e {
+                Event::RunFinished { stopped_early, .. } => {
+                    end = if *stopped_early {
+                        RecordedEnd::Stopped
+                    } else {
+                        RecordedEnd::Finished
+                    };
+                }
+                Event::RunFailed { .. }
+                | Event::StateChanged {
+                    state: RunState::Failed,
+                } => end = RecordedEnd::Failed,
+                // A resumed run's log goes on after an earlier end.
+                Event::RunStarted { .. } => end = RecordedEnd::Unfinished,
+                _ => {}
+            }
+        }
+        end
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RecordedEnd::Finished => "finished",
+            RecordedEnd::Stopped => "stopped",
+            RecordedEnd::Failed => "failed",
+            RecordedEnd::Unfinished => "unfinished",
+        }
+    }
+}
+
 /// `dln replay`: the recorded events and the scrubber position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayState {
+    /// How the recorded run ended.
+    pub ending: RecordedEnd,
     pub events: Vec<Event>,
     /// Distinct iterations present, ascending.
     pub iterations: Vec<usize>,
@@ -198,6 +248,7 @@ impl App {
         let mut app = App::new(theme, keymap);
         app.mode = Mode::Replay;
         app.replay = Some(ReplayState {
+            ending: RecordedEnd::of(&events),
             events,
             iterations,
             position,
@@ -394,6 +445,30 @@ impl App {
             .and_then(|l| l.templates.get(&role.slot()))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Whether the selected posterior sample of the hidden pane is excluded (then `x` includes
+    /// it again).
+    pub fn selected_sample_excluded(&self) -> bool {
+        let Some(p) = self
+            .hidden_layer()
+            .and_then(|l| self.run.posteriors.get(&l))
+        else {
+            return false;
+        };
+        self.hidden_rows()
+            .get(self.sel.example)
+            .and_then(|i| p.examples.get(*i))
+            .and_then(|ex| {
+                ex.samples
+                    .get(self.sel.sample.min(ex.samples.len().saturating_sub(1)))
+            })
+            .is_some_and(|s| s.excluded)
+    }
+
+    /// The recorded run's ending, in replay.
+    pub fn recorded_end(&self) -> Option<RecordedEnd> {
+        self.replay.as_ref().map(|r| r.ending)
     }
 
     pub(crate) fn focus_next(&mut self, forward: bool) {

@@ -33,8 +33,8 @@ pub const STEERING: [Action; 8] = [
 fn pane_actions(focus: Pane) -> &'static [(Action, &'static str)] {
     match focus {
         Pane::Layers => &[
-            (Action::NextLayer, "layer"),
-            (Action::Down, "scroll"),
+            (Action::Down, "layer"),
+            (Action::PageDown, "scroll"),
             (Action::ToggleDiff, "diff"),
             (Action::EditPrompt, "edit"),
             (Action::EditTemplate, "template"),

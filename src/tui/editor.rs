@@ -53,10 +53,17 @@ pub struct EditorError {
 impl EditorError {
     /// An error from a message, finding "line N" in it when present.
     pub fn from_message(message: &str) -> EditorError {
-        EditorError {
-            message: message.to_string(),
-            line: find_line(message),
-        }
+        let line = find_line(message);
+        // `ORIGIN:N: text`: the editor says `line N: text`, once.
+        static PREFIX: OnceLock<Option<regex::Regex>> = OnceLock::new();
+        let prefix = PREFIX
+            .get_or_init(|| regex::Regex::new(r"^[A-Za-z_][\w./@-]*:\d+:\s*").ok())
+            .as_ref();
+        let message = match (line, prefix.and_then(|re| re.find(message))) {
+            (Some(_), Some(m)) => message[m.end()..].to_string(),
+            _ => message.to_string(),
+        };
+        EditorError { message, line }
     }
 }
 
@@ -80,6 +87,57 @@ pub struct EditorBuffer {
     pub error: Option<EditorError>,
     /// Sent to the engine; waiting for its answer (templates only).
     pub awaiting: bool,
+    /// The text before each edit, for undo: one entry per word typed, run of deletions, line
+    /// break or paste, not per character.
+    undo: Vec<Snapshot>,
+    redo: Vec<Snapshot>,
+    /// The kind of the last key's edit: typing more of the same kind extends that edit.
+    last: EditKind,
+}
+
+/// The text and cursor at one point of the undo history.
+#[derive(Debug, Clone, PartialEq)]
+struct Snapshot {
+    lines: Vec<String>,
+    cursor: (usize, usize),
+}
+
+/// What a key did to the text, for grouping undo steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EditKind {
+    /// Not an edit (a cursor move): the next edit starts a new step.
+    None,
+    Word,
+    Space,
+    Delete,
+    /// Its own step every time (Enter, paste, cut).
+    Other,
+}
+
+fn edit_kind(key: &crossterm::event::KeyEvent) -> EditKind {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    let plain = !key
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    match key.code {
+        KeyCode::Char(c) if plain && c.is_whitespace() => EditKind::Space,
+        KeyCode::Char(_) if plain => EditKind::Word,
+        KeyCode::Tab => EditKind::Space,
+        KeyCode::Backspace | KeyCode::Delete => EditKind::Delete,
+        _ => EditKind::Other,
+    }
+}
+
+fn textarea(lines: Vec<String>) -> TextArea<'static> {
+    let mut textarea = TextArea::new(lines);
+    textarea.set_wrap_mode(WrapMode::WordOrGlyph);
+    // The buffer keeps its own history, by edit (see `EditorBuffer::input`).
+    textarea.set_max_histories(0);
+    // Line numbers: validation errors point at lines.
+    textarea.set_line_number_style(
+        ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::DIM),
+    );
+    textarea
 }
 
 impl EditorBuffer {
@@ -89,19 +147,81 @@ impl EditorBuffer {
         } else {
             text.split('\n').map(str::to_string).collect()
         };
-        let mut textarea = TextArea::new(lines);
-        textarea.set_wrap_mode(WrapMode::WordOrGlyph);
-        textarea.set_max_histories(200);
-        // Line numbers: validation errors point at lines.
-        textarea.set_line_number_style(
-            ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::DIM),
-        );
         EditorBuffer {
-            textarea,
+            textarea: textarea(lines),
             original: text.to_string(),
             error: None,
             awaiting: false,
+            undo: Vec::new(),
+            redo: Vec::new(),
+            last: EditKind::None,
         }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            lines: self.textarea.lines().to_vec(),
+            cursor: {
+                let c = self.textarea.cursor();
+                (c.0, c.1)
+            },
+        }
+    }
+
+    fn restore(&mut self, s: Snapshot) {
+        self.textarea = textarea(s.lines);
+        let (row, col) = s.cursor;
+        self.textarea
+            .move_cursor(ratatui_textarea::CursorMove::Jump(
+                u16::try_from(row).unwrap_or(u16::MAX),
+                u16::try_from(col).unwrap_or(u16::MAX),
+            ));
+        self.last = EditKind::None;
+    }
+
+    /// A key typed into the buffer; whether it changed the text. A word, a run of deletions, a
+    /// line break or a paste is one undo step.
+    pub fn input(&mut self, key: crossterm::event::KeyEvent) -> bool {
+        let before = self.snapshot();
+        let kind = edit_kind(&key);
+        let changed = self.textarea.input(key);
+        if changed {
+            // Typing a word then its space is one step; the next word starts another.
+            let continues = matches!(
+                (self.last, kind),
+                (EditKind::Word, EditKind::Word | EditKind::Space)
+                    | (EditKind::Space, EditKind::Space)
+                    | (EditKind::Delete, EditKind::Delete)
+            );
+            if !continues {
+                self.undo.push(before);
+                self.redo.clear();
+            }
+            self.last = kind;
+        } else {
+            self.last = EditKind::None;
+        }
+        changed
+    }
+
+    /// Takes back the last edit; false when there is none.
+    pub fn undo(&mut self) -> bool {
+        let Some(s) = self.undo.pop() else {
+            return false;
+        };
+        self.redo.push(self.snapshot());
+        self.restore(s);
+        true
+    }
+
+    /// Does again the last edit undone; false when there is none.
+    pub fn redo(&mut self) -> bool {
+        let Some(s) = self.redo.pop() else {
+            return false;
+        };
+        self.undo.push(self.snapshot());
+        self.restore(s);
+        true
     }
 
     /// The buffer's text.
@@ -135,6 +255,55 @@ mod tests {
         );
         assert_eq!(find_line("TOML parse error at line 12, column 4"), Some(12));
         assert_eq!(find_line("bad at 7:2"), Some(7));
+    }
+
+    #[test]
+    fn undo_takes_back_a_word_at_a_time_and_redo_replays_it() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut b = EditorBuffer::new("");
+        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        for c in "one two".chars() {
+            b.input(key(c));
+        }
+        b.input(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        for c in "three".chars() {
+            b.input(key(c));
+        }
+        b.input(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+        b.input(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+        assert_eq!(b.text(), "one two\nthr");
+        assert!(b.undo(), "both backspaces");
+        assert_eq!(b.text(), "one two\nthree");
+        assert!(b.undo(), "the word");
+        assert_eq!(b.text(), "one two\n");
+        assert!(b.undo(), "the line break");
+        assert_eq!(b.text(), "one two");
+        assert!(b.undo());
+        assert_eq!(b.text(), "one ");
+        assert!(b.undo());
+        assert_eq!(b.text(), "");
+        assert!(!b.undo(), "nothing left");
+        assert!(b.redo());
+        assert_eq!(b.text(), "one ");
+        assert_eq!(
+            b.textarea.cursor(),
+            (0, 4),
+            "the cursor comes back with the text"
+        );
+    }
+
+    #[test]
+    fn template_errors_name_their_line_once() {
+        let e = EditorError::from_message(
+            "forward-template:16: template syntax error: unexpected end of input",
+        );
+        assert_eq!(e.line, Some(16));
+        assert_eq!(e.message, "template syntax error: unexpected end of input");
+        let e = EditorError::from_message("a prompt cannot be empty");
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (None, "a prompt cannot be empty")
+        );
     }
 
     #[test]

@@ -15,11 +15,12 @@ impl IterState {
     /// update that reads its weights (layer `l-1`'s scoring). Returns notes on what already used
     /// the previous weights; an error once the batch has moved on.
     fn posterior_window(&self, l: LayerIndex) -> Result<Vec<String>, DlnError> {
-        let it = self.iteration;
+        // Iterations and layers as a person counts them (from 1).
+        let (it, shown) = (self.iteration + 1, l + 1);
         let has = |s: StageId| self.done.contains(&s) || self.queue.contains(&s);
         if !has(StageId::PosteriorSampling(l)) {
             return Err(DlnError::Command(format!(
-                "iteration {it} has no posterior for the hidden text below layer {l}: every example of its batch \
+                "iteration {it} has no posterior for the hidden text below layer {shown}: every example of its batch \
                  was right, so the prompts stay"
             )));
         }
@@ -27,22 +28,22 @@ impl IterState {
             return Err(DlnError::Command(format!(
                 "the batch has moved on: layer {}'s prompt update of iteration {it} has already used the weights \
                  of this posterior, so the edit applies to nothing",
-                l - 1
+                l
             )));
         }
         let mut notes = Vec::new();
         if self.done.contains(&StageId::Score(l)) {
             notes.push(format!(
-                "iteration {it}: layer {l}'s candidates were already scored with the previous weights; the edit \
+                "iteration {it}: layer {shown}'s candidates were already scored with the previous weights; the edit \
                  counts for layer {}'s update only",
-                l - 1
+                l
             ));
         }
         if l >= 2 && self.done.contains(&StageId::PosteriorSampling(l - 1)) {
             notes.push(format!(
                 "iteration {it}: the posterior of the hidden text below layer {} was already drawn toward the \
                  previous best sample h*",
-                l - 1
+                l
             ));
         }
         Ok(notes)
@@ -56,7 +57,9 @@ impl Trainer {
     pub fn apply(&mut self, command: Command) {
         let edit = matches!(
             command,
-            Command::AddHidden { .. } | Command::ExcludeSample { .. }
+            Command::AddHidden { .. }
+                | Command::ExcludeSample { .. }
+                | Command::IncludeSample { .. }
         );
         let at = self.current.as_ref().map(|c| c.done.len());
         match self.try_apply(command.clone()) {
@@ -105,7 +108,12 @@ impl Trainer {
                 layer,
                 example,
                 sample,
-            } => self.exclude_sample(layer, example, sample)?,
+            } => self.set_excluded(layer, example, sample, true)?,
+            Command::IncludeSample {
+                layer,
+                example,
+                sample,
+            } => self.set_excluded(layer, example, sample, false)?,
             Command::Pause | Command::Resume | Command::Step | Command::Stop => {}
         }
         Ok(())
@@ -174,7 +182,7 @@ impl Trainer {
                 format!(
                     "the batch has moved on: iteration {} and its prompt updates are done, so the edit applies to \
                      nothing (pause after sharpening to edit the posterior of the batch in progress)",
-                    it - 1
+                    it
                 )
             }));
         };
@@ -227,11 +235,13 @@ impl Trainer {
         Ok(())
     }
 
-    fn exclude_sample(
+    /// Excludes a posterior sample (or, with `excluded` false, counts it again).
+    fn set_excluded(
         &mut self,
         layer: LayerIndex,
         example: usize,
         sample: usize,
+        excluded: bool,
     ) -> Result<(), DlnError> {
         let it = self.iteration;
         let temperature = self.train.posterior_temperature;
@@ -254,17 +264,25 @@ impl Trainer {
         let s = ex.samples.get_mut(sample).ok_or_else(|| {
             DlnError::Command(format!("example {example} has no sample {sample}"))
         })?;
-        s.excluded = true;
+        s.excluded = excluded;
         let resharpen = p.sharpened;
         if resharpen {
             // The terms are known: only the normalization and h* change.
             reweigh(ex, temperature, own_eligible);
         }
         let examples = p.examples.clone();
-        self.emit(Event::SampleExcluded {
-            layer,
-            example,
-            sample,
+        self.emit(if excluded {
+            Event::SampleExcluded {
+                layer,
+                example,
+                sample,
+            }
+        } else {
+            Event::SampleIncluded {
+                layer,
+                example,
+                sample,
+            }
         });
         if resharpen {
             self.emit(Event::Sharpened {

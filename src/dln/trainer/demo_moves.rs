@@ -78,9 +78,10 @@ impl Trainer {
         let kept = shown(candidates);
         self.emit(Event::Warning {
             message: format!(
-                "iteration {}, layer {l}: the demonstration moves would show every example of the batch, \
+                "iteration {}, layer {}: the demonstration moves would show every example of the batch, \
                  leaving none to score them on; only the instruction candidates are ranked",
-                self.iteration
+                self.iteration + 1,
+                l + 1
             ),
         });
         Ok(kept)

@@ -93,6 +93,7 @@ impl Trainer {
             total,
             usage: self.live_usage(None),
         });
+        self.expect(stage, total, total * self.net.layers.len());
         let sink = self.sink.clone();
         let forward = Forward {
             net: &self.net,

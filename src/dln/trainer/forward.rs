@@ -210,6 +210,12 @@ impl Trainer {
             total: batch.len(),
             usage: self.live_usage(None),
         });
+        // One request per example and layer.
+        self.expect(
+            Stage::Forward,
+            batch.len(),
+            batch.len() * self.net.layers.len(),
+        );
         let prompts = self.net.prompts();
         let at = SeedAt {
             iteration: it,
@@ -242,7 +248,8 @@ impl Trainer {
             // Every example right: the prompts stay (the reference skips the update).
             self.emit(Event::Warning {
                 message: format!(
-                    "iteration {it}: every example of the batch is right; the prompts stay"
+                    "iteration {}: every example of the batch is right; the prompts stay",
+                    it + 1
                 ),
             });
         }

@@ -25,6 +25,7 @@ mod demo_moves;
 mod evaluate;
 mod forward;
 mod posterior;
+mod progress;
 mod propose;
 mod score;
 mod sharpen;
@@ -41,7 +42,7 @@ use crate::config::{Mode, Scoring, TrainConfig};
 use crate::data::{Dataset, Example};
 use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
-use crate::dln::events::{Candidate, Event, LayerIndex, PosteriorExample, UsageEntry};
+use crate::dln::events::{Candidate, Event, LayerIndex, PosteriorExample, Stage, UsageEntry};
 use crate::dln::math;
 use crate::dln::network::Network;
 use crate::dln::ops::Operation;
@@ -181,6 +182,8 @@ pub struct Trainer {
     replay: Vec<HiddenEdit>,
     test_accuracy: Option<f64>,
     sink: Arc<dyn EventSink>,
+    /// What the running stage's model calls will answer, for its progress events.
+    expected: progress::Expectation,
 }
 
 impl Trainer {
@@ -214,6 +217,7 @@ impl Trainer {
             replay: Vec::new(),
             test_accuracy: None,
             sink,
+            expected: Default::default(),
         };
         t.snapshot = t.state();
         Ok(t)
@@ -275,6 +279,7 @@ impl Trainer {
             snapshot: state,
             test_accuracy: None,
             sink,
+            expected: Default::default(),
         })
     }
 
@@ -412,8 +417,34 @@ impl Trainer {
         }
     }
 
-    /// Runs the next stage.
+    /// Runs the next stage, its progress events emitted as its model requests are answered.
     pub async fn step(&mut self) -> Result<StepOutcome, DlnError> {
+        let backends = progress::backends(&self.net);
+        let expected = Arc::clone(&self.expected);
+        let sink = Arc::clone(&self.sink);
+        let out = progress::watched(self.next_stage(), backends, expected, sink).await;
+        if let Ok(mut e) = self.expected.lock() {
+            *e = None;
+        }
+        out
+    }
+
+    /// The running stage will make `requests` model requests, after which its counter reads
+    /// `total` (set once its requests are known; `StageProgress` follows their answers).
+    fn expect(&self, stage: Stage, total: usize, requests: usize) {
+        let answered_before = progress::answered(&progress::backends(&self.net));
+        if let Ok(mut e) = self.expected.lock() {
+            *e = Some(progress::Expected {
+                iteration: self.iteration,
+                stage,
+                total,
+                requests,
+                answered_before,
+            });
+        }
+    }
+
+    async fn next_stage(&mut self) -> Result<StepOutcome, DlnError> {
         match self.phase {
             Phase::Start => {
                 self.start().await?;

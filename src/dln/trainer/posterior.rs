@@ -167,6 +167,8 @@ impl Trainer {
             requests,
             owners,
         } = posterior_requests(&self.net, &self.train, self.cur()?, l)?;
+        let total = self.cur()?.batch.len() * self.train.num_hidden_samples;
+        self.expect(Stage::PosteriorSampling, total, requests.len());
         let layer = &self.net.layers[l];
         let answers = ops::generate_backward(layer, Operation::PosteriorSampling, requests).await?;
         let human = self.cur_mut()?.take_pending_hidden(l);

@@ -255,8 +255,10 @@ impl Proposals {
             .filter(|c| c.origin == CandidateOrigin::Proposed && c.demo_move.is_none())
             .count();
         Some(format!(
-            "iteration {it}, layer {l}: {} of {drawn} proposals drawn were rejected ({}); {proposed} of {n} \
+            "iteration {}, layer {}: {} of {drawn} proposals drawn were rejected ({}); {proposed} of {n} \
              candidates proposed",
+            it + 1,
+            l + 1,
             self.rejected.len(),
             reasons.join(", ")
         ))
@@ -320,11 +322,15 @@ impl Trainer {
         if eligible.is_empty() && n > 0 {
             self.emit(Event::Warning {
                 message: format!(
-                    "iteration {it}, layer {l}: no example has a better hidden text than the layer's own, so there is \
-                     nothing to show the proposer; no proposals this update"
+                    "iteration {}, layer {}: no example has a better hidden text than the layer's own, so there is \
+                     nothing to show the proposer; no proposals this update",
+                    it + 1,
+                    l + 1
                 ),
             });
         }
+        // One request per proposal of the first round (redraws only finish the count).
+        self.expect(Stage::Propose, n, n);
         // Rejected proposals are replaced by new draws (new seeds, new held-out halves), for at
         // most `rounds` rounds, until N−1 distinct proposals parse.
         for _ in 0..rounds {
@@ -347,8 +353,10 @@ impl Trainer {
         if dropped > 0 {
             self.emit(Event::Warning {
                 message: format!(
-                    "iteration {it}, layer {l}: up to {dropped} shown examples were left out of proposal prompts so \
-                     that they fit the backward model's context"
+                    "iteration {}, layer {}: up to {dropped} shown examples were left out of proposal prompts so \
+                     that they fit the backward model's context",
+                    it + 1,
+                    l + 1
                 ),
             });
         }

@@ -196,6 +196,12 @@ impl Trainer {
             seed: self.train.seed,
         };
         let r = sharpen_requests(&forward, self.cur()?, l, &examples, which)?;
+        let priors = if self.train.include_prior {
+            r.prior.len()
+        } else {
+            0
+        };
+        self.expect(Stage::Sharpening, which.len(), r.likelihood.len() + priors);
         let (likelihood, prior) = self.sharpening_terms(l, r).await?;
         fold_terms(&mut examples, which, &likelihood, prior.as_deref());
         let temperature = self.train.posterior_temperature;

@@ -71,6 +71,8 @@ pub struct EmbeddedBackend {
     chat_template: Option<LlamaChatTemplate>,
     jobs: Sender<Job>,
     usage: Arc<Mutex<Usage>>,
+    /// Requests answered so far, counted by the worker as each finishes.
+    answered: Arc<Mutex<f64>>,
     model_id: String,
     n_ctx: usize,
 }
@@ -176,6 +178,8 @@ impl EmbeddedBackend {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let worker_model = Arc::clone(&model);
         let worker_usage = Arc::clone(&usage);
+        let answered = Arc::new(Mutex::new(0.0));
+        let worker_answered = Arc::clone(&answered);
         let worker_settings = settings.clone();
         std::thread::Builder::new()
             .name("dln-llm".into())
@@ -185,6 +189,7 @@ impl EmbeddedBackend {
                     worker_model,
                     worker_settings,
                     worker_usage,
+                    worker_answered,
                     queue,
                     ready_tx,
                 )
@@ -204,6 +209,7 @@ impl EmbeddedBackend {
             chat_template,
             jobs,
             usage,
+            answered,
             model_id,
             n_ctx: n_ctx as usize,
         })
@@ -254,7 +260,24 @@ impl EmbeddedBackend {
     }
 
     async fn run_scores(&self, items: Vec<ScoreItem>, mode: ScoreMode) -> LlmResult<Vec<Score>> {
-        let values = self.call(|reply| Job::Score { items, mode, reply }).await?;
+        self.run_shared_scores(items, Vec::new(), mode).await
+    }
+
+    /// [`run_scores`](Self::run_scores) with each item's share of a request, for progress.
+    async fn run_shared_scores(
+        &self,
+        items: Vec<ScoreItem>,
+        shares: Vec<f64>,
+        mode: ScoreMode,
+    ) -> LlmResult<Vec<Score>> {
+        let values = self
+            .call(|reply| Job::Score {
+                items,
+                shares,
+                mode,
+                reply,
+            })
+            .await?;
         Ok(values
             .into_iter()
             .map(|v| Score {
@@ -399,7 +422,17 @@ impl Backend for EmbeddedBackend {
                 }
             }
         }
-        let scores = self.run_scores(items, ScoreMode::Reuse).await?;
+        let mut per_request = vec![0usize; requests.len()];
+        for (r, _) in &owner {
+            per_request[*r] += 1;
+        }
+        let shares = owner
+            .iter()
+            .map(|(r, _)| 1.0 / per_request[*r] as f64)
+            .collect();
+        let scores = self
+            .run_shared_scores(items, shares, ScoreMode::Reuse)
+            .await?;
         self.count_calls(requests.len());
         let mut masses: Vec<Vec<Vec<f64>>> = requests
             .iter()
@@ -428,6 +461,10 @@ impl Backend for EmbeddedBackend {
 
     async fn count_tokens(&self, text: &str) -> LlmResult<usize> {
         Ok(tokens::target_tokens(&self.model, text).len())
+    }
+
+    fn answered(&self) -> f64 {
+        self.answered.lock().map(|a| *a).unwrap_or_default()
     }
 
     fn usage(&self) -> Usage {

@@ -48,6 +48,9 @@ pub enum Job {
     /// Per-token log-probs of each item's target.
     Score {
         items: Vec<ScoreItem>,
+        /// How much of a request each item is (a classify request is several items); counted
+        /// into `answered` as each item's last token is read. Empty: one request per item.
+        shares: Vec<f64>,
         mode: ScoreMode,
         reply: oneshot::Sender<LlmResult<Vec<Vec<f64>>>>,
     },
@@ -97,6 +100,7 @@ pub fn run(
     model: Arc<LlamaModel>,
     settings: WorkerSettings,
     usage: Arc<Mutex<Usage>>,
+    answered: Arc<Mutex<f64>>,
     jobs: Receiver<Job>,
     ready: std::sync::mpsc::Sender<LlmResult<u32>>,
 ) {
@@ -131,6 +135,7 @@ pub fn run(
         used: 0,
         kept: KeptPrefixes::new(KEPT_PREFIXES, n_ctx as usize),
         usage,
+        answered,
     };
     if ready.send(Ok(n_ctx)).is_err() {
         return;
@@ -155,14 +160,22 @@ pub(super) struct Worker<'m> {
     /// Prefixes of earlier jobs and calls, snapshotted before sequence 0 dropped them.
     kept: KeptPrefixes<SeqState>,
     pub(super) usage: Arc<Mutex<Usage>>,
+    /// Requests answered so far, counted as each finishes (what progress is read from while a
+    /// batch runs).
+    answered: Arc<Mutex<f64>>,
 }
 
 impl Worker<'_> {
     fn serve(&mut self, job: Job) {
         match job {
-            Job::Score { items, mode, reply } => {
+            Job::Score {
+                items,
+                shares,
+                mode,
+                reply,
+            } => {
                 self.call_started();
-                let result = self.guarded(|w| w.score(&items, mode));
+                let result = self.guarded(|w| w.score(&items, &shares, mode));
                 let _ = reply.send(result);
             }
             Job::Generate {
@@ -174,7 +187,11 @@ impl Worker<'_> {
                 let result = self.guarded(|w| {
                     requests
                         .iter()
-                        .map(|(prompt, req)| w.generate(prompt, req, sequential))
+                        .map(|(prompt, req)| {
+                            let out = w.generate(prompt, req, sequential);
+                            w.answer(1.0);
+                            out
+                        })
                         .collect()
                 });
                 let _ = reply.send(result);
@@ -226,6 +243,13 @@ impl Worker<'_> {
     /// What the previous call left in sequence 0 is a recently used prefix as a whole.
     fn call_started(&mut self) {
         self.used = self.cached.len();
+    }
+
+    /// `share` of a request more is answered.
+    fn answer(&self, share: f64) {
+        if let Ok(mut a) = self.answered.lock() {
+            *a += share;
+        }
     }
 
     pub(super) fn count(&self, f: impl FnOnce(&mut Usage)) {
@@ -362,11 +386,24 @@ impl Worker<'_> {
     }
 
     /// Scores the items; in `Reuse` mode depth-first over their prefix tree with the cache kept.
-    fn score(&mut self, items: &[ScoreItem], mode: ScoreMode) -> LlmResult<Vec<Vec<f64>>> {
+    fn score(
+        &mut self,
+        items: &[ScoreItem],
+        shares: &[f64],
+        mode: ScoreMode,
+    ) -> LlmResult<Vec<Vec<f64>>> {
         let mut out: Vec<Vec<f64>> = items
             .iter()
             .map(|it| vec![0.0; it.tokens.len() - it.first])
             .collect();
+        // Reads still to come per item: an item is answered when its count reaches zero.
+        let mut pending: Vec<usize> = out.iter().map(Vec::len).collect();
+        let share = |i: usize| shares.get(i).copied().unwrap_or(1.0);
+        let empty: f64 = (0..items.len())
+            .filter(|i| pending[*i] == 0)
+            .map(share)
+            .sum();
+        self.answer(empty);
         let jobs = match mode {
             ScoreMode::Reuse => plan(items),
             ScoreMode::Naive => items.iter().enumerate().map(solo_job).collect(),
@@ -395,6 +432,14 @@ impl Worker<'_> {
                 }
             };
             self.decode_span(&job.tokens, start, 0, &|p| want[p], &mut on_row)?;
+            let mut done = 0.0;
+            for r in &job.reads {
+                pending[r.item] = pending[r.item].saturating_sub(1);
+                if pending[r.item] == 0 {
+                    done += share(r.item);
+                }
+            }
+            self.answer(done);
             self.cached = job.tokens;
             self.count(|u| u.tokens_reused += start as u64);
         }

@@ -352,6 +352,30 @@ impl RunView {
                     &format!("excluded sample {} of example {}", sample + 1, example + 1),
                 );
             }
+            Event::SampleIncluded {
+                layer,
+                example,
+                sample,
+            } => {
+                // Its weight comes back with the `Sharpened` that follows, if it was sharpened.
+                if let Some(s) = self
+                    .posteriors
+                    .get_mut(layer)
+                    .and_then(|p| p.examples.iter_mut().find(|e| e.index == *example))
+                    .and_then(|ex| ex.samples.get_mut(*sample))
+                {
+                    s.excluded = false;
+                    s.weight = None;
+                }
+                self.note(
+                    self.iteration,
+                    &format!(
+                        "included sample {} of example {} again",
+                        sample + 1,
+                        example + 1
+                    ),
+                );
+            }
             Event::CheckpointWritten { iteration, path } => {
                 self.last_checkpoint = Some((*iteration, path.clone()));
             }

@@ -3,6 +3,7 @@
 //! discards, Esc closes and keeps the buffer.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui_textarea::CursorMove;
 
 use crate::dln::events::Command;
 use crate::tui::app::{App, Mode};
@@ -41,15 +42,34 @@ pub(super) fn key(app: &mut App, target: EditorTarget, key: KeyEvent) -> Vec<Com
             Vec::new()
         }
         KeyCode::Char('c') if ctrl => app.interrupt(),
-        KeyCode::Char('z') if ctrl => {
+        KeyCode::Char('z' | 'u') if ctrl => {
             if let Some(buf) = app.editors.get_mut(&target) {
-                buf.textarea.undo();
+                buf.undo();
+            }
+            Vec::new()
+        }
+        KeyCode::Char('r') if ctrl => {
+            if let Some(buf) = app.editors.get_mut(&target) {
+                buf.redo();
+            }
+            Vec::new()
+        }
+        // Ctrl-Home / Ctrl-End: the start / the end of the text.
+        KeyCode::Home | KeyCode::End if ctrl => {
+            if let Some(buf) = app.editors.get_mut(&target) {
+                let (row, col) = if key.code == KeyCode::Home {
+                    (CursorMove::Top, CursorMove::Head)
+                } else {
+                    (CursorMove::Bottom, CursorMove::End)
+                };
+                buf.textarea.move_cursor(row);
+                buf.textarea.move_cursor(col);
             }
             Vec::new()
         }
         _ => {
             if let Some(buf) = app.editors.get_mut(&target) {
-                if buf.textarea.input(key) {
+                if buf.input(key) {
                     buf.awaiting = false;
                 }
             }

@@ -16,7 +16,17 @@ impl App {
             }
         };
         match self.focus {
-            Pane::Layers => self.sel.layer_scroll = step(self.sel.layer_scroll),
+            // j/k move through the list the pane shows, as in every pane: here the layers
+            // (PgUp/PgDn scroll a long prompt).
+            Pane::Layers => {
+                let n = self.run.depth();
+                if n > 0 {
+                    let next = step(self.sel.layer).min(n - 1);
+                    if next != self.sel.layer {
+                        self.select_layer(next);
+                    }
+                }
+            }
             Pane::Candidates => {
                 let n = self.candidate_rows().len();
                 self.sel.candidate = step(self.sel.candidate).min(n.saturating_sub(1));
@@ -38,6 +48,15 @@ impl App {
                 self.sel.metrics_scroll = step(self.sel.metrics_scroll).min(max);
             }
         }
+    }
+
+    /// PgUp/PgDn in the Layers pane: scroll the selected layer's prompt.
+    pub(super) fn scroll_layer(&mut self, delta: isize) {
+        self.sel.layer_scroll = if delta < 0 {
+            self.sel.layer_scroll.saturating_sub(delta.unsigned_abs())
+        } else {
+            self.sel.layer_scroll.saturating_add(delta as usize)
+        };
     }
 
     /// Left/right: the layer in most panes, the sample in the hidden pane.

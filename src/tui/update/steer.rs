@@ -105,8 +105,16 @@ impl App {
         let sample = self.sel.sample.min(ex.samples.len().saturating_sub(1));
         match ex.samples.get(sample) {
             Some(s) if s.excluded => {
-                self.notice = Some("that sample is already excluded".into());
-                Vec::new()
+                self.notice = Some(format!(
+                    "including sample {} of example {} again",
+                    sample + 1,
+                    example + 1
+                ));
+                vec![Command::IncludeSample {
+                    layer,
+                    example,
+                    sample,
+                }]
             }
             Some(_) => {
                 self.notice = Some(format!(

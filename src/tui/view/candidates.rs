@@ -26,6 +26,13 @@ pub struct Input<'a> {
     /// Row among `rows`.
     pub selected: usize,
     pub expanded: bool,
+    /// What the run is doing now (`sharpening L2 3/9`), while it runs.
+    pub now: Option<String>,
+}
+
+/// `1 candidate`, `4 candidates`.
+fn candidates_count(n: usize) -> String {
+    format!("{n} candidate{}", if n == 1 { "" } else { "s" })
 }
 
 pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
@@ -53,17 +60,24 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
     let history_h = history_r.height;
 
     let head = match (layer.candidates_iteration, layer.winner) {
-        (None, _) => "no candidates yet: they appear after the forward pass".to_string(),
+        (None, _) => match &v.now {
+            Some(now) => format!(
+                "no candidates yet for L{} (proposed after the posterior) · now: {now}",
+                layer.index + 1
+            ),
+            None => "no candidates for this layer".to_string(),
+        },
         (Some(it), Some(w)) => format!(
-            "it {} · {} candidates · winner {}",
+            "it {} · {} · winner {}",
             it + 1,
-            layer.candidates.len(),
+            candidates_count(layer.candidates.len()),
             w + 1
         ),
         (Some(it), None) => format!(
-            "it {} · {} candidates · scoring…",
+            "it {} · {} · {}",
             it + 1,
-            layer.candidates.len()
+            candidates_count(layer.candidates.len()),
+            v.now.as_deref().unwrap_or("not scored")
         ),
     };
     let mut head_spans = vec![Span::styled(head, t.muted)];

@@ -275,7 +275,13 @@ fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
     let mut lines: Vec<Line<'static>> = Vec::new();
     labelled(t, &mut lines, "input", &ex.input, width, cap);
     labelled(t, &mut lines, "target", &ex.target, width, cap);
-    labelled(t, &mut lines, "hidden h", &ex.hidden, width, cap);
+    // An empty hidden text is said, not left as a blank line.
+    let hidden = if ex.hidden.trim().is_empty() {
+        "(empty: the layer below wrote nothing)"
+    } else {
+        ex.hidden.as_str()
+    };
+    labelled(t, &mut lines, "hidden h", hidden, width, cap);
     let samples_at = lines.len();
     lines.push(Line::from(Span::styled(
         format!(

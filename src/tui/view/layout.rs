@@ -138,6 +138,23 @@ pub fn overlay_area(area: Rect, percent_x: u16, percent_y: u16) -> Rect {
     }
 }
 
+/// A rect just large enough for `content` (columns × rows, borders excluded), centred and
+/// bounded by `area`.
+pub fn fitted(area: Rect, content: (usize, usize)) -> Rect {
+    let w = u16::try_from(content.0 + 2)
+        .unwrap_or(u16::MAX)
+        .min(area.width);
+    let h = u16::try_from(content.1 + 2)
+        .unwrap_or(u16::MAX)
+        .min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
 /// A rect of `percent_x` × `percent_y` of `area`, centred, at least `min` cells.
 pub fn centered(area: Rect, percent_x: u16, percent_y: u16, min: (u16, u16)) -> Rect {
     let w = (area.width * percent_x / 100).max(min.0).min(area.width);

@@ -12,7 +12,7 @@ use super::text::{count, duration_ms, num, pct};
 use super::Chrome;
 use super::{muted_line, pane_block};
 use crate::dln::events::Stage;
-use crate::tui::app::Pane;
+use crate::tui::app::{Pane, RecordedEnd};
 use crate::tui::model::RunView;
 
 /// What the pane shows: the run's progress, accuracy and ELBO history, and usage.
@@ -21,6 +21,9 @@ pub struct Input<'a> {
     pub run: &'a RunView,
     /// Lines scrolled when the content is taller than the pane.
     pub scroll: usize,
+    /// Replay: the position shown (1-based), of how many iterations, and how the recorded run
+    /// ended; the gauge then shows the recording, never a stage in progress or an ETA.
+    pub replay: Option<(usize, usize, RecordedEnd)>,
 }
 
 /// The name of a stage as the paper says it; the pane says which split an evaluation is on.
@@ -111,8 +114,15 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
     .areas(area);
 
     // Stage and progress.
-    let (label, ratio) = match &v.run.stage {
-        Some(s) => {
+    let (label, ratio) = match (&v.run.stage, v.replay) {
+        (_, Some((pos, n, end))) => (
+            format!(
+                "replay: {pos} of {n} recorded iterations · run {}",
+                end.label()
+            ),
+            pos as f64 / n.max(1) as f64,
+        ),
+        (Some(s), None) => {
             let layer = s.layer.map(|l| format!(" L{}", l + 1)).unwrap_or_default();
             let of = if s.total > 0 {
                 format!(" {}/{}", s.done, s.total)
@@ -134,12 +144,13 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
                 ratio,
             )
         }
-        None if v.run.finished => ("finished".to_string(), 1.0),
-        None => ("not started".to_string(), 0.0),
+        (None, None) if v.run.finished => ("finished".to_string(), 1.0),
+        (None, None) => ("not started".to_string(), 0.0),
     };
     let eta = v
         .run
         .eta_ms()
+        .filter(|_| v.replay.is_none())
         .map(|ms| format!(" · ETA {}", duration_ms(ms)))
         .unwrap_or_default();
     LineGauge::default()

@@ -95,7 +95,24 @@ fn candidates_input(app: &App) -> candidates::Input<'_> {
         filter: app.filter(Pane::Candidates),
         selected: app.sel.candidate,
         expanded: app.sel.candidate_expanded,
+        now: stage_now(app),
     }
+}
+
+/// What a live run is doing now, as the status line says it (`sharpening L2 3/9`).
+pub fn stage_now(app: &App) -> Option<String> {
+    if app.mode != super::app::Mode::Live || !app.run.is_active() {
+        return None;
+    }
+    app.run.stage.as_ref().map(|s| {
+        let layer = s.layer.map(|l| format!(" L{}", l + 1)).unwrap_or_default();
+        let of = if s.total > 0 {
+            format!(" {}/{}", s.done, s.total)
+        } else {
+            String::new()
+        };
+        format!("{}{layer}{of}", metrics::stage_name(s.stage))
+    })
 }
 
 fn metrics_input(app: &App) -> metrics::Input<'_> {
@@ -103,6 +120,10 @@ fn metrics_input(app: &App) -> metrics::Input<'_> {
         chrome: Chrome::of(app, Pane::Metrics),
         run: &app.run,
         scroll: app.sel.metrics_scroll,
+        replay: app
+            .replay_position()
+            .zip(app.recorded_end())
+            .map(|((pos, n, _), end)| (pos + 1, n, end)),
     }
 }
 
@@ -139,7 +160,12 @@ pub fn pane_block<'a>(chrome: Chrome<'_>, pane: Pane, info: String) -> Block<'a>
     let focused = chrome.focused;
     let t = chrome.theme;
     let border = if focused { t.border_focused } else { t.border };
-    let mut title = vec![Span::styled(format!(" {} ", pane.title()), t.title)];
+    // The number key that shows the pane (1–4), as on the tabs.
+    let number = Pane::ALL.iter().position(|p| *p == pane).unwrap_or(0) + 1;
+    let mut title = vec![
+        Span::styled(format!(" {number}"), t.key),
+        Span::styled(format!(" {} ", pane.title()), t.title),
+    ];
     if focused {
         title.insert(0, Span::styled("▌", t.border_focused));
     }

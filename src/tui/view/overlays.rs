@@ -3,10 +3,10 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Clear, Padding, Paragraph};
 use ratatui::Frame;
 
-use super::layout::{centered, overlay_area};
+use super::layout::{centered, fitted, overlay_area};
 use super::text::wrap;
 use crate::template::TemplateRole;
 use crate::tui::action::Action;
@@ -84,9 +84,26 @@ pub fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
             "Ctrl-G",
             "discard the edit and start again from the current text",
         ),
-        ("Ctrl-Z Ctrl-U", "undo"),
+        (
+            "Ctrl-Z Ctrl-U",
+            "undo the last word, deletion or line break",
+        ),
+        ("Ctrl-Home Ctrl-End", "the start / the end of the text"),
         ("Ctrl-R", "redo"),
         ("Ctrl-C", "stop the run and leave (as everywhere)"),
+    ] {
+        entry(&mut lines, k.to_string(), what.to_string());
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled("What the panes show", t.title)));
+    for (k, what) in [
+        ("✓ ✗", "the example's prediction is right / wrong"),
+        ("H 0.62", "entropy of the example's posterior weights: high = the samples are equally likely, undecided"),
+        ("w̃  w", "log-weight (log-likelihood + log-prior) and sharpened weight of a posterior sample"),
+        ("-50.000", "the log-probability given to an empty text (nothing to score)"),
+        ("(-0.02)", "a candidate's score minus the best candidate's"),
+        ("★ ◆", "the winning candidate / a pinned layer (not updated)"),
+        ("L1 L2", "layer 1, layer 2: layers, iterations and examples count from 1"),
     ] {
         entry(&mut lines, k.to_string(), what.to_string());
     }
@@ -122,10 +139,10 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
+/// The quit confirmation, sized to its text: the resume command on a line of its own so the
+/// run directory is never broken (it can be copied as a whole).
 fn confirm_quit(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let r = centered(area, 60, 30, (50, 8));
-    frame.render_widget(Clear, r);
     let dir = if app.run.run_dir.is_empty() {
         "RUN_DIR".to_string()
     } else {
@@ -135,23 +152,27 @@ fn confirm_quit(app: &App, frame: &mut Frame, area: Rect) {
         Line::from(Span::styled("A run is active. Stop it and quit?", t.title)),
         Line::default(),
         Line::from(Span::styled(
-            format!("A checkpoint is written; `dln resume {dir}` continues it."),
+            "A checkpoint is written; this continues it:",
             t.text,
         )),
+        Line::from(Span::styled(format!("dln resume {dir}"), t.key)),
         Line::default(),
         Line::from(vec![
             Span::styled("y", t.key),
             Span::styled(" / ", t.muted),
             Span::styled("Enter", t.key),
-            Span::styled(" stop and quit   ", t.muted),
+            Span::styled("  stop and quit", t.muted),
+        ]),
+        Line::from(vec![
             Span::styled("any other key", t.key),
-            Span::styled(" keep going", t.muted),
+            Span::styled("  keep going", t.muted),
         ]),
     ];
+    let width = text.iter().map(Line::width).max().unwrap_or(0);
+    let r = fitted(area, (width + 2, text.len()));
+    frame.render_widget(Clear, r);
     frame.render_widget(
-        Paragraph::new(text)
-            .wrap(Wrap { trim: false })
-            .block(popup(app, "Quit".into())),
+        Paragraph::new(text).block(popup(app, "Quit".into()).padding(Padding::horizontal(1))),
         r,
     );
 }

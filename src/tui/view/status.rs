@@ -6,8 +6,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use super::text::duration_ms;
 use crate::dln::events::RunState;
-use crate::tui::app::{App, Exit, Mode, Overlay, Pane};
+use crate::tui::action::Action;
+use crate::tui::app::{App, Exit, Mode, Overlay, Pane, RecordedEnd};
 use crate::tui::available::available_actions;
 
 pub fn tabs(app: &App, frame: &mut Frame, bar: Rect, tabs: &[(Pane, Rect)]) {
@@ -25,11 +27,17 @@ pub fn tabs(app: &App, frame: &mut Frame, bar: Rect, tabs: &[(Pane, Rect)]) {
     frame.render_widget(Paragraph::new(Line::from(spans)), bar);
 }
 
-/// The run state's label and style.
+/// The run state's label and style; a replay says how the recorded run ended.
 fn state_badge(app: &App) -> (String, ratatui::style::Style) {
     let t = &app.theme;
     if app.mode == Mode::Replay {
-        return (" REPLAY ".into(), t.status_paused);
+        let end = app.recorded_end().unwrap_or(RecordedEnd::Unfinished);
+        let style = match end {
+            RecordedEnd::Finished => t.status_running,
+            RecordedEnd::Failed => t.status_stopped,
+            RecordedEnd::Stopped | RecordedEnd::Unfinished => t.status_paused,
+        };
+        return (format!(" REPLAY · {} ", end.label().to_uppercase()), style);
     }
     match app.shown_state() {
         None => (" STARTING ".into(), t.status_paused),
@@ -42,42 +50,133 @@ fn state_badge(app: &App) -> (String, ratatui::style::Style) {
     }
 }
 
+/// The status line's parts in display order, each with its rank (0 = kept longest): the
+/// iteration, the stage with its counter and the ETA come first and go last, so every size
+/// shows how far the run is.
+pub fn status_parts(app: &App) -> Vec<(u8, String)> {
+    let run = &app.run;
+    let mut parts: Vec<(u8, String)> = Vec::new();
+    if run.started {
+        match app.replay_position() {
+            Some((pos, n, it)) if it >= run.iterations && run.iterations > 0 => {
+                parts.push((0, format!("after training, test ({}/{n})", pos + 1)))
+            }
+            Some((pos, n, it)) => {
+                parts.push((0, format!("iteration {} ({}/{n})", it + 1, pos + 1)))
+            }
+            None => parts.push((
+                0,
+                format!(
+                    "it {}/{}",
+                    (run.iteration + 1).min(run.iterations.max(1)),
+                    run.iterations
+                ),
+            )),
+        }
+    }
+    // What runs now, live only: a replay shows recorded state, not a stage in progress.
+    if let Some(now) = super::stage_now(app) {
+        parts.push((1, now));
+    }
+    if app.mode == Mode::Live && run.is_active() {
+        if let Some(ms) = run.eta_ms() {
+            parts.push((2, format!("ETA {}", duration_ms(ms))));
+        }
+    }
+    if !run.task.is_empty() {
+        parts.push((3, run.task.clone()));
+    }
+    if run.started {
+        parts.push((5, format!("DLN-{}", run.depth())));
+    }
+    if !run.model.is_empty() {
+        parts.push((4, short_model(&run.model)));
+    }
+    if let Some((it, _)) = &run.last_checkpoint {
+        parts.push((6, format!("checkpoint after it {it}")));
+    }
+    parts
+}
+
+/// Drops the least important parts (highest rank) until the rest, joined by ` · `, fit in
+/// `width`; a part is never cut.
+pub fn fit_parts(mut parts: Vec<(u8, String)>, width: usize) -> Vec<String> {
+    let joined = |p: &[(u8, String)]| -> usize {
+        p.iter().map(|(_, s)| s.chars().count()).sum::<usize>() + 3 * p.len().saturating_sub(1)
+    };
+    while joined(&parts) > width && !parts.is_empty() {
+        let worst = parts
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, (rank, _))| (*rank, *i))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        parts.remove(worst);
+    }
+    parts.into_iter().map(|(_, s)| s).collect()
+}
+
 pub fn status_line(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let (label, style) = state_badge(app);
     let mut spans = vec![Span::styled(label, style), Span::styled(" ", t.status)];
-    let run = &app.run;
-    let mut parts: Vec<String> = Vec::new();
-    if !run.task.is_empty() {
-        parts.push(run.task.clone());
-    }
-    if !run.model.is_empty() {
-        parts.push(short_model(&run.model));
-    }
-    if run.started {
-        parts.push(format!("DLN-{}", run.depth()));
-        parts.push(match app.replay_position() {
-            Some((pos, n, it)) if it >= run.iterations && run.iterations > 0 => {
-                format!("after training, test ({}/{n})", pos + 1)
-            }
-            Some((pos, n, it)) => format!("iteration {} ({}/{n})", it + 1, pos + 1),
-            None => format!(
-                "it {}/{}",
-                (run.iteration + 1).min(run.iterations.max(1)),
-                run.iterations
-            ),
-        });
-    }
-    if let Some((it, _)) = &run.last_checkpoint {
-        parts.push(format!("checkpoint after it {it}"));
-    }
-    spans.push(Span::styled(parts.join(" · "), t.status));
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    let room = (area.width as usize).saturating_sub(used);
+    spans.push(Span::styled(
+        fit_parts(status_parts(app), room).join(" · "),
+        t.status,
+    ));
     let used: usize = spans.iter().map(|s| s.width()).sum();
     spans.push(Span::styled(
         " ".repeat((area.width as usize).saturating_sub(used)),
         t.status,
     ));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The label of an action in the hint line: what it does, and for an action on a layer, which
+/// layer (`e edit L1`), so the key is never pressed on the wrong one.
+fn hint_label(app: &App, action: Action, label: &str) -> String {
+    let on_layer = matches!(
+        action,
+        Action::EditPrompt | Action::EditTemplate | Action::Pin | Action::Unpin
+    );
+    if action == Action::ExcludeSample && app.selected_sample_excluded() {
+        "include".to_string()
+    } else if on_layer && app.run.depth() > 0 {
+        format!("{label} L{}", app.sel.layer + 1)
+    } else {
+        label.to_string()
+    }
+}
+
+/// The hints that fit in `width`, in order: help and quit always; the others while they fit,
+/// the least important (the last listed) dropped first.
+pub fn fit_hints(hints: Vec<(Action, String, String)>, width: usize) -> Vec<(String, String)> {
+    let w = |(_, key, label): &(Action, String, String)| {
+        key.chars().count() + label.chars().count() + 3
+    };
+    let kept_always = |a: Action| matches!(a, Action::Help | Action::Quit);
+    let mut used: usize = hints.iter().filter(|h| kept_always(h.0)).map(w).sum();
+    let mut keep = vec![false; hints.len()];
+    // Later hints are less important: once one does not fit, none after it is shown.
+    let mut full = false;
+    for (i, h) in hints.iter().enumerate() {
+        if kept_always(h.0) {
+            keep[i] = true;
+        } else if !full && used + w(h) <= width {
+            keep[i] = true;
+            used += w(h);
+        } else {
+            full = true;
+        }
+    }
+    hints
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|((_, key, label), _)| (key, label))
+        .collect()
 }
 
 pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
@@ -111,21 +210,21 @@ pub fn hints_line(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new(Line::from(line)), area);
         return;
     }
-    let actions = available_actions(app)
+    let hints = available_actions(app)
         .into_iter()
         .filter(|a| a.hinted)
-        .map(|a| (a.action, a.label));
+        .map(|a| {
+            (
+                a.action,
+                app.keymap.key_label(a.action),
+                hint_label(app, a.action, a.label),
+            )
+        })
+        .collect();
     let mut spans = Vec::new();
-    let mut used = 0usize;
-    for (a, label) in actions {
-        let key = app.keymap.key_label(a);
-        let w = key.chars().count() + label.chars().count() + 3;
-        if used + w > area.width as usize {
-            break;
-        }
+    for (key, label) in fit_hints(hints, area.width as usize) {
         spans.push(Span::styled(key, t.key));
         spans.push(Span::styled(format!(" {label}  "), t.muted));
-        used += w;
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
