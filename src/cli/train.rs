@@ -236,6 +236,7 @@ impl Progress {
                 layer,
                 prompt,
                 previous,
+                ..
             } if prompt != previous => self.note(&format!(
                 "iteration {iteration}: layer {layer} prompt -> {prompt}"
             )),

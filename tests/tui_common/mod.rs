@@ -67,6 +67,9 @@ fn layer_info(index: usize, prompt: &str) -> LayerInfo {
         trainable: true,
         model: "smollm2-135m".into(),
         templates: Default::default(),
+        demos: Vec::new(),
+        max_demos: 0,
+        demos_pinned: false,
     }
 }
 
@@ -88,6 +91,7 @@ fn example(
         hidden,
         prediction: prediction.into(),
         correct: prediction == target,
+        train_index: None,
     }
 }
 
@@ -220,6 +224,7 @@ pub fn dln1_running() -> Vec<Event> {
             layer: 0,
             prompt: next.into(),
             previous: current.into(),
+            demos: Vec::new(),
         });
         ev.push(Event::Elbo {
             iteration: it,
