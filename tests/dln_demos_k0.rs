@@ -18,7 +18,10 @@ fn normalized(e: &Event) -> serde_json::Value {
         match v {
             serde_json::Value::Object(o) => {
                 o.retain(|k, _| {
-                    !k.ends_with("_ms") && k != "run_dir" && k != "path" && k != "templates"
+                    !k.ends_with("_ms")
+                        && k != "run_dir"
+                        && k != "path"
+                        && k != "templates"
                         && k != "train_index"
                 });
                 o.values_mut().for_each(strip);

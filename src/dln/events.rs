@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::dln::demos::{Demo, DemoMove};
-pub use crate::dln::split::Split;
 use crate::dln::math::no_demos;
+pub use crate::dln::split::Split;
 use crate::llm::Usage;
 pub use crate::template::{Rejection, TemplateRole};
 

@@ -18,7 +18,7 @@ pub struct Available {
 }
 
 /// The actions that change the run (refused in replay and once the run ended).
-pub const STEERING: [Action; 8] = [
+pub const STEERING: [Action; 12] = [
     Action::TogglePause,
     Action::Step,
     Action::Pin,
@@ -27,6 +27,10 @@ pub const STEERING: [Action; 8] = [
     Action::EditTemplate,
     Action::AddHidden,
     Action::ExcludeSample,
+    Action::AddDemo,
+    Action::RemoveDemo,
+    Action::PinDemos,
+    Action::ExternalEdit,
 ];
 
 /// The actions of the focused pane, in hint order, before checking what the run allows.
@@ -40,12 +44,14 @@ fn pane_actions(focus: Pane) -> &'static [(Action, &'static str)] {
             (Action::EditTemplate, "template"),
             (Action::Pin, "pin"),
             (Action::Unpin, "unpin"),
+            (Action::Demos, "demos"),
         ],
         Pane::Hidden => &[
             (Action::Down, "example"),
             (Action::NextLayer, "sample"),
             (Action::AddHidden, "write"),
             (Action::ExcludeSample, "exclude"),
+            (Action::AddDemo, "as demo"),
             (Action::Sort, "sort"),
             (Action::WrongOnly, "wrong"),
             (Action::Filter, "filter"),
