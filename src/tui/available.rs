@@ -102,7 +102,16 @@ pub fn available_actions(app: &App) -> Vec<Available> {
             out.push(hint(Action::Step, "step"));
         }
     }
+    // The demonstration keys are hinted only where a layer shows or learns demonstrations.
+    let demos = app
+        .run
+        .layers
+        .iter()
+        .any(|l| l.max_demos > 0 || !l.demos.is_empty());
     for &(action, label) in pane_actions(app.focus) {
+        if !demos && matches!(action, Action::Demos | Action::AddDemo) {
+            continue;
+        }
         if steer || !STEERING.contains(&action) {
             out.push(hint(action, label));
         }

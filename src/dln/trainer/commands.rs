@@ -139,6 +139,12 @@ impl Trainer {
     /// [`Command::AddDemo`]).
     fn add_demo(&mut self, layer: LayerIndex, example: usize) -> Result<(), DlnError> {
         self.layer_checked(layer)?;
+        let train = self.data.train.len();
+        if example >= train {
+            return Err(DlnError::Command(format!(
+                "there is no training example {example} (the training split has {train})"
+            )));
+        }
         let l = &self.net.layers[layer];
         if l.max_demos == 0 {
             return Err(DlnError::Command(format!(
@@ -155,12 +161,6 @@ impl Trainer {
         if l.demos.iter().any(|d| d.index == example) {
             return Err(DlnError::Command(format!(
                 "layer {layer} already shows training example {example}"
-            )));
-        }
-        let train = self.data.train.len();
-        if example >= train {
-            return Err(DlnError::Command(format!(
-                "there is no training example {example} (the training split has {train})"
             )));
         }
         let demo = if layer == self.net.output() {

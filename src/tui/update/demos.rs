@@ -9,14 +9,8 @@ impl App {
     /// `D`: the selected layer's demonstrations in full in the Layers pane (↑↓ then select
     /// one), or back to their one line.
     pub(super) fn toggle_demos(&mut self) {
-        let Some(l) = self.run.layers.get(self.sel.layer) else {
-            return;
-        };
-        if l.max_demos == 0 && l.demos.is_empty() {
-            self.notice = Some(format!(
-                "layer {} shows no demonstrations (demos = 0 in its config)",
-                self.sel.layer + 1
-            ));
+        if let Some(why) = self.without_demos(self.sel.layer) {
+            self.notice = Some(why);
             return;
         }
         self.sel.demos_expanded = !self.sel.demos_expanded;
@@ -28,6 +22,10 @@ impl App {
     /// demonstrations (by its index in the training split).
     pub(super) fn add_demo(&mut self) -> Vec<Command> {
         let layer = self.sel.layer;
+        if let Some(why) = self.without_demos(layer) {
+            self.notice = Some(why);
+            return Vec::new();
+        }
         let rows = self.hidden_rows();
         let Some((_, examples)) = &self.run.forward else {
             self.notice = Some("no batch yet: wait for the forward pass".into());
@@ -79,11 +77,8 @@ impl App {
         let Some(l) = self.run.layers.get(layer) else {
             return Vec::new();
         };
-        if l.max_demos == 0 && l.demos.is_empty() {
-            self.notice = Some(format!(
-                "layer {} shows no demonstrations (demos = 0 in its config)",
-                layer + 1
-            ));
+        if let Some(why) = self.without_demos(layer) {
+            self.notice = Some(why);
             return Vec::new();
         }
         if l.demos_pinned {
@@ -93,5 +88,16 @@ impl App {
             self.notice = Some(format!("pinning layer {} demonstrations", layer + 1));
             vec![Command::PinDemos { layer }]
         }
+    }
+
+    /// Why layer `layer` has no demonstrations to act on, if it has none and learns none.
+    fn without_demos(&self, layer: usize) -> Option<String> {
+        let l = self.run.layers.get(layer)?;
+        (l.max_demos == 0 && l.demos.is_empty()).then(|| {
+            format!(
+                "layer {} shows no demonstrations (demos = 0 in its config)",
+                layer + 1
+            )
+        })
     }
 }
