@@ -10,7 +10,7 @@ use base64::Engine;
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use crossterm::execute;
 use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use ratatui::DefaultTerminal;
 
@@ -80,8 +80,16 @@ pub fn edit_externally(terminal: &mut DefaultTerminal, text: &str) -> Result<Str
     let _ = disable_raw_mode();
     let result = run_editor(&editor_command(), text);
     let _ = enable_raw_mode();
-    let _ = execute!(stdout(), EnterAlternateScreen, EnableMouseCapture);
-    let _ = terminal.clear();
+    let _ = execute!(
+        stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        Clear(ClearType::All)
+    );
+    // The next frame must be drawn whole. `Terminal::clear` would ask the terminal where its
+    // cursor is (an answer read from the keyboard, which nothing reads now), so draw a blank
+    // frame instead: the one after it differs from it everywhere there is something to show.
+    let _ = terminal.draw(|f| f.render_widget(ratatui::widgets::Clear, f.area()));
     result
 }
 
