@@ -169,7 +169,7 @@ pub async fn dln1_demos(b: &dyn Backend) -> LlmResult<Workload> {
     let pool = texts::many(b, 7, 6, 40).await?;
     let inputs = texts::many(b, 8, 16, 40).await?;
     let demo = |i: usize| {
-        let label = if i % 2 == 0 { "true" } else { "false" };
+        let label = if i.is_multiple_of(2) { "true" } else { "false" };
         format!("\n\nInput: {}\nAnswer: {label}", pool[i])
     };
     let candidates: [(usize, [usize; 4], usize); 5] = [

@@ -79,7 +79,7 @@ pub struct TrainerState {
     pub hidden_edits: Vec<HiddenEdit>,
 }
 
-fn none_pinned(pinned: &Vec<bool>) -> bool {
+fn none_pinned(pinned: &[bool]) -> bool {
     !pinned.iter().any(|p| *p)
 }
 
