@@ -410,7 +410,7 @@ fn demonstration_candidates_compute_near_the_distinct_token_ideal() {
             "dln1_demos: computed {computed} tokens, distinct ideal {ideal}, from scratch {from_scratch}"
         );
         assert!(
-            computed <= 1.1 * ideal && computed >= 0.9 * ideal,
+            computed <= 1.1 * ideal && computed >= 0.85 * ideal,
             "computed {computed} against the ideal {ideal}"
         );
         assert!(

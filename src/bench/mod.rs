@@ -103,16 +103,26 @@ impl Workload {
             .collect()
     }
 
-    /// The distinct-token ideal: every distinct prefix of pieces counted once, each piece by
-    /// its own tokens (pieces start at token boundaries: a blank line or a space).
+    /// The distinct-token ideal: the tokens of every distinct prefix of pieces once, each the
+    /// tokens its text adds to its parent's (so merges across a boundary count as the
+    /// tokenizer makes them).
     pub async fn distinct_tokens(&self, b: &dyn Backend) -> LlmResult<u64> {
-        let mut seen = std::collections::HashSet::new();
+        let mut counted: std::collections::HashMap<&[String], usize> =
+            std::collections::HashMap::new();
         let mut total = 0;
         for path in &self.paths {
+            let mut parent = 0;
             for k in 1..=path.len() {
-                if seen.insert(path[..k].to_vec()) {
-                    total += b.count_tokens(&path[k - 1]).await? as u64;
-                }
+                let n = match counted.get(&path[..k]) {
+                    Some(n) => *n,
+                    None => {
+                        let n = b.count_tokens(&path[..k].concat()).await?;
+                        total += n.saturating_sub(parent) as u64;
+                        counted.insert(&path[..k], n);
+                        n
+                    }
+                };
+                parent = n;
             }
         }
         Ok(total)
