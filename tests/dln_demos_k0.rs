@@ -9,14 +9,20 @@ use std::path::PathBuf;
 use dln::dln::events::Event;
 use dln_common::*;
 
-/// An event as compared across builds: timings and paths left out, and the layers' templates
-/// (which `RunStarted` carries since a later change than the recording).
+/// An event as compared across builds: timings and paths left out, the layers' templates
+/// (which `RunStarted` carries since a later change than the recording) and the batch
+/// examples' positions in the training split (which `ForwardDone` carries since the workbench
+/// adds demonstrations).
 fn normalized(e: &Event) -> serde_json::Value {
     fn strip(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(o) => {
                 o.retain(|k, _| {
-                    !k.ends_with("_ms") && k != "run_dir" && k != "path" && k != "templates"
+                    !k.ends_with("_ms")
+                        && k != "run_dir"
+                        && k != "path"
+                        && k != "templates"
+                        && k != "train_index"
                 });
                 o.values_mut().for_each(strip);
             }

@@ -383,3 +383,39 @@ fn many_distinct_prefixes_stay_within_the_kept_bound() {
         }
     }
 }
+
+/// Demonstrations keep prefix reuse (issue 11): one update's scoring with an instruction
+/// proposal and demonstration moves (`dln bench engine`'s `dln1_demos` workload) computes close
+/// to the distinct-token ideal, every distinct prefix once, far below scoring from scratch.
+#[test]
+fn demonstration_candidates_compute_near_the_distinct_token_ideal() {
+    let _turn = serial();
+    let b = backend();
+    block_on(async {
+        let w = dln::bench::dln1_demos(b).await.expect("the workload");
+        let ideal = w.distinct_tokens(b).await.expect("the ideal") as f64;
+        let requests = w.requests();
+        let mut from_scratch = 0;
+        for r in &requests {
+            from_scratch += b
+                .count_tokens(&format!("{}{}", r.context, r.target))
+                .await
+                .expect("count");
+        }
+        b.clear_cache().await.expect("clear");
+        let before = b.usage();
+        b.score(requests).await.expect("scores");
+        let computed = b.usage().since(&before).tokens_computed as f64;
+        eprintln!(
+            "dln1_demos: computed {computed} tokens, distinct ideal {ideal}, from scratch {from_scratch}"
+        );
+        assert!(
+            computed <= 1.1 * ideal && computed >= 0.85 * ideal,
+            "computed {computed} against the ideal {ideal}"
+        );
+        assert!(
+            from_scratch as f64 > 4.0 * computed,
+            "reuse saves most of {from_scratch}"
+        );
+    });
+}

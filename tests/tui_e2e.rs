@@ -533,3 +533,102 @@ fn the_workbench_resumes_a_stopped_run() {
     assert_eq!(result["stopped_early"], false);
     assert_eq!(result["iterations"], 2);
 }
+
+/// `E` hands the terminal to `$EDITOR` (here a script that records what it was given and writes
+/// a new prompt), takes it back, and applies the saved text as the in-app editor's Ctrl-S would;
+/// `y` puts the prompt on the clipboard with OSC 52 (tmux, with `set-clipboard on`, keeps it as
+/// a paste buffer); `z` zooms the focused pane and back.
+#[test]
+fn external_editor_clipboard_and_zoom() {
+    let model: PathBuf =
+        dln::llm::model::resolve(None, true).expect("the default model (scripts/test pulls it)");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    let data = tmp.path().join("data");
+    let seen = tmp.path().join("seen.txt");
+    let editor = tmp.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        format!(
+            "#!/bin/sh\ncp \"$1\" {seen}\nprintf 'EDITED IN EDITOR: answer with the letter.\\n' > \"$1\"\n",
+            seen = quote(&seen)
+        ),
+    )
+    .expect("write the editor script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let command = format!(
+        "env DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color EDITOR={editor} VISUAL= \
+         {bin} tui {config} --out {out} --set train.iterations=3; echo EXIT=$?; sleep 120",
+        model = quote(&model),
+        data = quote(&data),
+        cfg = quote(&tmp.path().join("no-config.toml")),
+        editor = quote(&editor),
+        bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
+        config = quote(&repo.join("examples/tiny.toml")),
+        out = quote(&out),
+    );
+    let tmux = Tmux::start("editor", &command);
+    tmux.cmd(&["set-option", "-g", "set-clipboard", "on"]);
+    let slow = Duration::from_secs(600);
+    let quick = Duration::from_secs(20);
+    tmux.wait_for("the first candidates", slow, |s| {
+        s.contains(" candidates · ")
+    });
+    tmux.keys(&["Space"]);
+    tmux.wait_for("paused", slow, |s| s.contains(" PAUSED "));
+    let prompt = json_lines(&out.join("events.jsonl"))
+        .iter()
+        .find(|e| e["event"] == "run_started")
+        .and_then(|e| e["layers"][0]["prompt"].as_str().map(str::to_string))
+        .expect("the starting prompt");
+
+    // y: the Layers pane's prompt to the clipboard.
+    tmux.keys(&["y"]);
+    tmux.wait_for("the copy notice", quick, |s| {
+        s.contains("copied the layer's prompt")
+    });
+    let buffer = String::from_utf8_lossy(&tmux.cmd(&["show-buffer"]).stdout).into_owned();
+    assert_eq!(buffer, prompt, "the clipboard holds the prompt");
+
+    // E: the editor gets the prompt; what it saves becomes the layer's prompt.
+    tmux.keys(&["E"]);
+    tmux.wait_for("the edited prompt", slow, |s| {
+        s.contains("EDITED IN EDITOR") && s.contains(" PAUSED ")
+    });
+    assert_eq!(
+        std::fs::read_to_string(&seen).expect("the editor ran"),
+        prompt
+    );
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "the workbench took the terminal back"
+    );
+    // The workbench still takes keys: z zooms the Layers pane over the whole screen and back.
+    tmux.keys(&["z"]);
+    tmux.wait_for("the zoomed pane", quick, |s| {
+        s.contains("Layers") && !s.contains("Metrics")
+    });
+    tmux.keys(&["z"]);
+    tmux.wait_for("every pane", quick, |s| s.contains("Metrics"));
+
+    tmux.keys(&["q"]);
+    let (s, _) = tmux.wait_for("the confirmation or the exit", quick, |s| {
+        s.contains("Stop it and quit?") || s.contains("EXIT=")
+    });
+    if s.contains("Stop it and quit?") {
+        tmux.keys(&["y"]);
+    }
+    tmux.wait_for("the exit", slow, |s| s.contains("EXIT="));
+    let events = json_lines(&out.join("events.jsonl"));
+    let replaced = events
+        .iter()
+        .find(|e| e["event"] == "prompt_replaced")
+        .expect("a prompt_replaced event");
+    assert_eq!(
+        replaced["prompt"],
+        "EDITED IN EDITOR: answer with the letter."
+    );
+}

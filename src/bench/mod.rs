@@ -2,8 +2,10 @@
 //! tokens become a saving in time? Every figure is a ratio against a baseline measured in the
 //! same process on the same texts, so it means the same on any machine.
 //!
-//! Two DLN-shaped scoring workloads are run naive (each request from an empty cache) and with
-//! prefix reuse; a third part compares batched with sequential generation of 8 samples.
+//! Three DLN-shaped scoring workloads are run naive (each request from an empty cache) and with
+//! prefix reuse, and the tokens the reused path computes are set beside the distinct-token ideal
+//! (every distinct prefix once); a last part compares batched with sequential generation of 8
+//! samples.
 
 pub mod accuracy;
 pub mod http;
@@ -28,6 +30,10 @@ pub struct WorkloadReport {
     pub tokens_scored: u64,
     /// Tokens the reused path computes (each distinct prefix once).
     pub tokens_computed: u64,
+    /// The distinct-token ideal: the tokens of every distinct prefix of the requests, once.
+    pub distinct_tokens: u64,
+    /// tokens computed ÷ distinct tokens (1 means reuse computes nothing twice).
+    pub computed_per_distinct: f64,
     pub naive_seconds: f64,
     pub reused_seconds: f64,
     /// naive ÷ reused wall time.
@@ -66,10 +72,61 @@ pub struct EngineReport {
     pub generation_speedup: f64,
 }
 
-/// A scoring workload's requests.
-struct Workload {
-    name: &'static str,
-    requests: Vec<ScoreRequest>,
+/// A scoring workload: each request as its pieces in order (the context's, then the target),
+/// so that the distinct prefixes can be counted.
+pub struct Workload {
+    pub name: &'static str,
+    pub paths: Vec<Vec<String>>,
+}
+
+impl Workload {
+    fn new(name: &'static str) -> Workload {
+        Workload {
+            name,
+            paths: Vec::new(),
+        }
+    }
+
+    /// The requests: the pieces but the last as the context, the last as the target.
+    pub fn requests(&self) -> Vec<ScoreRequest> {
+        self.paths
+            .iter()
+            .map(|p| {
+                let (target, context) = p
+                    .split_last()
+                    .map_or(("", &p[..]), |(t, c)| (t.as_str(), c));
+                ScoreRequest {
+                    context: context.concat(),
+                    target: target.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// The distinct-token ideal: the tokens of every distinct prefix of pieces once, each the
+    /// tokens its text adds to its parent's (so merges across a boundary count as the
+    /// tokenizer makes them).
+    pub async fn distinct_tokens(&self, b: &dyn Backend) -> LlmResult<u64> {
+        let mut counted: std::collections::HashMap<&[String], usize> =
+            std::collections::HashMap::new();
+        let mut total = 0;
+        for path in &self.paths {
+            let mut parent = 0;
+            for k in 1..=path.len() {
+                let n = match counted.get(&path[..k]) {
+                    Some(n) => *n,
+                    None => {
+                        let n = b.count_tokens(&path[..k].concat()).await?;
+                        total += n.saturating_sub(parent) as u64;
+                        counted.insert(&path[..k], n);
+                        n
+                    }
+                };
+                parent = n;
+            }
+        }
+        Ok(total)
+    }
 }
 
 /// (a) DLN-1 ranking: 20 inputs of ~40 tokens × 5 prompt candidates of ~150 tokens; the
@@ -77,20 +134,18 @@ struct Workload {
 async fn dln1_ranking(b: &dyn Backend) -> LlmResult<Workload> {
     let prompts = texts::many(b, 1, 5, 150).await?;
     let inputs = texts::many(b, 2, 20, 40).await?;
-    let mut requests = Vec::new();
+    let mut w = Workload::new("dln1_ranking");
     for prompt in &prompts {
         for (i, input) in inputs.iter().enumerate() {
             let target = if i % 2 == 0 { " true" } else { " false" };
-            requests.push(ScoreRequest {
-                context: format!("{prompt}\n\nInput: {input}\nAnswer:"),
-                target: target.into(),
-            });
+            w.paths.push(vec![
+                prompt.clone(),
+                format!("\n\nInput: {input}\nAnswer:"),
+                target.into(),
+            ]);
         }
     }
-    Ok(Workload {
-        name: "dln1_ranking",
-        requests,
-    })
+    Ok(w)
 }
 
 /// (b) DLN-2 hidden scoring: 8 inputs × 5 candidates × 3 hidden texts of ~100 tokens, each
@@ -99,21 +154,55 @@ async fn dln2_hidden(b: &dyn Backend) -> LlmResult<Workload> {
     let prompts = texts::many(b, 3, 5, 150).await?;
     let inputs = texts::many(b, 4, 8, 40).await?;
     let hidden = texts::many(b, 5, 3, 100).await?;
-    let mut requests = Vec::new();
+    let mut w = Workload::new("dln2_hidden");
     for prompt in &prompts {
         for input in &inputs {
             for h in &hidden {
-                requests.push(ScoreRequest {
-                    context: format!("{prompt}\n\nInput: {input}\nReasoning:"),
-                    target: format!(" {h}"),
-                });
+                w.paths.push(vec![
+                    prompt.clone(),
+                    format!("\n\nInput: {input}\nReasoning:"),
+                    format!(" {h}"),
+                ]);
             }
         }
     }
-    Ok(Workload {
-        name: "dln2_hidden",
-        requests,
-    })
+    Ok(w)
+}
+
+/// (c) DLN-1 with demonstrations (issue 11), one update's scoring: the current instruction with
+/// 3 demonstrations of ~40 tokens, an instruction proposal with the same demonstrations, two
+/// swaps and an add (the current instruction with another set), × 16 held-out inputs, two-class
+/// targets, in the `forward` template's order (instruction, demonstrations, input): what the
+/// candidates share comes first, so the engine computes each distinct prefix once.
+pub async fn dln1_demos(b: &dyn Backend) -> LlmResult<Workload> {
+    let prompts = texts::many(b, 6, 2, 150).await?;
+    let pool = texts::many(b, 7, 6, 40).await?;
+    let inputs = texts::many(b, 8, 16, 40).await?;
+    let demo = |i: usize| {
+        let label = if i.is_multiple_of(2) { "true" } else { "false" };
+        format!("\n\nInput: {}\nAnswer: {label}", pool[i])
+    };
+    let candidates: [(usize, [usize; 4], usize); 5] = [
+        // (instruction, demonstrations by pool index, how many shown)
+        (0, [0, 1, 2, 0], 3),
+        (1, [0, 1, 2, 0], 3),
+        (0, [3, 1, 2, 0], 3),
+        (0, [0, 4, 2, 0], 3),
+        (0, [0, 1, 2, 5], 4),
+    ];
+    let mut w = Workload::new("dln1_demos");
+    for (instruction, shown, n) in candidates {
+        for input in &inputs {
+            for target in [" true", " false"] {
+                let mut path = vec![prompts[instruction].clone()];
+                path.extend(shown[..n].iter().map(|&d| demo(d)));
+                path.push(format!("\n\nInput: {input}\nAnswer:"));
+                path.push(target.to_string());
+                w.paths.push(path);
+            }
+        }
+    }
+    Ok(w)
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -125,10 +214,12 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 async fn run_workload(b: &EmbeddedBackend, w: Workload) -> LlmResult<WorkloadReport> {
+    let distinct_tokens = w.distinct_tokens(b).await?;
+    let requests = w.requests();
     b.clear_cache().await?;
     let before = b.usage();
     let started = Instant::now();
-    let naive = b.score_naive(w.requests.clone()).await?;
+    let naive = b.score_naive(requests.clone()).await?;
     let naive_seconds = started.elapsed().as_secs_f64();
     let naive_usage: Usage = b.usage().since(&before);
 
@@ -143,7 +234,7 @@ async fn run_workload(b: &EmbeddedBackend, w: Workload) -> LlmResult<WorkloadRep
         b.clear_cache().await?;
         let before = b.usage();
         let started = Instant::now();
-        reused = b.score(w.requests.clone()).await?;
+        reused = b.score(requests.clone()).await?;
         reused_seconds = reused_seconds.min(started.elapsed().as_secs_f64());
         reused_usage = b.usage().since(&before);
     }
@@ -161,9 +252,11 @@ async fn run_workload(b: &EmbeddedBackend, w: Workload) -> LlmResult<WorkloadRep
     let ideal_seconds = reused_usage.tokens_computed as f64 / prefill_tps;
     Ok(WorkloadReport {
         name: w.name.into(),
-        requests: w.requests.len(),
+        requests: requests.len(),
         tokens_scored: naive_usage.tokens_computed,
         tokens_computed: reused_usage.tokens_computed,
+        distinct_tokens,
+        computed_per_distinct: ratio(reused_usage.tokens_computed as f64, distinct_tokens as f64),
         naive_seconds,
         reused_seconds,
         speedup: ratio(naive_seconds, reused_seconds),
@@ -233,6 +326,9 @@ pub async fn run_engine(b: &EmbeddedBackend, progress: &dyn Fn(&str)) -> LlmResu
     workloads.push(run_workload(b, w).await?);
     progress("workload dln2_hidden: naive, then prefix-reused");
     let w = dln2_hidden(b).await?;
+    workloads.push(run_workload(b, w).await?);
+    progress("workload dln1_demos: naive, then prefix-reused");
+    let w = dln1_demos(b).await?;
     workloads.push(run_workload(b, w).await?);
     progress("generation: 8 samples batched, then sequential");
     let generation = generation(b).await?;

@@ -253,6 +253,7 @@ impl Progress {
                 layer,
                 prompt,
                 previous,
+                ..
             } if prompt != previous => self.note(&format!(
                 "iteration {}: layer {} prompt -> {prompt}",
                 iteration + 1,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::dln::demos::{Demo, DemoMove};
+use crate::dln::math::no_demos;
 pub use crate::dln::split::Split;
 use crate::llm::Usage;
 pub use crate::template::{Rejection, TemplateRole};
@@ -91,6 +92,10 @@ pub struct ForwardExample {
     pub hidden: Vec<String>,
     pub prediction: String,
     pub correct: bool,
+    /// The example's position in the training split (what a demonstration names); absent
+    /// outside training and in logs written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_index: Option<usize>,
 }
 
 /// One posterior sample of a hidden text, with its sharpening terms once computed.
@@ -201,6 +206,19 @@ pub struct LayerInfo {
     /// template editor opens on. Empty in logs written before it existed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub templates: BTreeMap<TemplateRole, String>,
+    /// The demonstrations the layer shows at the start (absent for a layer without any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub demos: Vec<Demo>,
+    /// `k`: the most demonstrations the layer may show (0, absent: instruction only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_demos: usize,
+    /// The demonstrations are pinned: demonstration moves leave them alone.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub demos_pinned: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// What happened. One line of `events.jsonl` each.
@@ -297,6 +315,10 @@ pub enum Event {
         layer: LayerIndex,
         prompt: String,
         previous: String,
+        /// The winner's demonstrations (absent for a layer without any; logs written before
+        /// demonstrations existed have none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        demos: Vec<Demo>,
     },
     /// ELBO terms of the chosen prompts, per layer, and their sum.
     Elbo {
@@ -314,6 +336,9 @@ pub enum Event {
     PatienceReset {
         iteration: usize,
         prompts: Vec<String>,
+        /// Every layer's demonstrations after the reset (absent when no layer shows any).
+        #[serde(default, skip_serializing_if = "no_demos")]
+        demos: Vec<Vec<Demo>>,
     },
     IterationDone {
         iteration: usize,
@@ -337,6 +362,17 @@ pub enum Event {
         layer: LayerIndex,
         role: TemplateRole,
         source: String,
+    },
+    /// A person added or removed a demonstration: the layer's whole new set, in order.
+    DemosReplaced {
+        layer: LayerIndex,
+        demos: Vec<Demo>,
+    },
+    DemosPinned {
+        layer: LayerIndex,
+    },
+    DemosUnpinned {
+        layer: LayerIndex,
     },
     HiddenAdded {
         layer: LayerIndex,
@@ -381,6 +417,9 @@ pub enum Event {
         dev_accuracy: Option<f64>,
         test_accuracy: Option<f64>,
         stopped_early: bool,
+        /// The demonstrations of `best_prompts` (absent when no layer shows any).
+        #[serde(default, skip_serializing_if = "no_demos")]
+        best_demos: Vec<Vec<Demo>>,
     },
 }
 
@@ -430,6 +469,26 @@ pub enum Command {
         layer: LayerIndex,
         example: usize,
         sample: usize,
+    },
+    /// Show training example `example` (its index in the training split) as the layer's last
+    /// demonstration: with its target on the output layer; on a hidden layer with the best
+    /// hidden text `h*` of the batch in progress (so only an example of that batch).
+    AddDemo {
+        layer: LayerIndex,
+        example: usize,
+    },
+    /// Stop showing training example `example` as a demonstration of the layer.
+    RemoveDemo {
+        layer: LayerIndex,
+        example: usize,
+    },
+    /// Keep the layer's demonstrations as they are: no demonstration moves (its instruction
+    /// still trains) until unpinned.
+    PinDemos {
+        layer: LayerIndex,
+    },
+    UnpinDemos {
+        layer: LayerIndex,
     },
     /// Write a checkpoint and end.
     Stop,

@@ -32,6 +32,8 @@ pub struct Layer {
     pub max_demos: usize,
     /// A pinned prompt (with its demonstrations) is never updated (until unpinned).
     pub pinned: bool,
+    /// Pinned demonstrations: no demonstration moves, while the instruction still trains.
+    pub demos_pinned: bool,
     /// The config lets the loop update this layer.
     pub trainable: bool,
     /// `F(x; π)` (the output layer) or `F_h(x; π)` (a hidden layer).
@@ -182,6 +184,7 @@ impl Network {
                 demos: lc.demonstrations.clone(),
                 max_demos: lc.demos.max(lc.demonstrations.len()),
                 pinned: lc.pinned,
+                demos_pinned: false,
                 trainable: config.trainable(l),
                 forward,
                 residual: take(TemplateRole::Residual),
@@ -218,10 +221,10 @@ impl Network {
     }
 
     /// Sets every layer's demonstrations (`demos[l]`; a missing entry means none), skipping
-    /// pinned layers when `keep_pinned`.
+    /// pinned layers (and pinned demonstrations) when `keep_pinned`.
     pub fn set_demos(&mut self, demos: &[Vec<Demo>], keep_pinned: bool) {
         for layer in &mut self.layers {
-            if !(keep_pinned && layer.pinned) {
+            if !(keep_pinned && (layer.pinned || layer.demos_pinned)) {
                 layer.demos = demos.get(layer.index).cloned().unwrap_or_default();
             }
         }
@@ -269,6 +272,9 @@ impl Network {
                 trainable: l.trainable,
                 model: l.backends.forward.model_id(),
                 templates: l.templates().map(|(r, t)| (r, t.to_toml())).collect(),
+                demos: l.demos.clone(),
+                max_demos: l.max_demos,
+                demos_pinned: l.demos_pinned,
             })
             .collect()
     }

@@ -54,6 +54,9 @@ pub struct TrainerState {
     #[serde(default, skip_serializing_if = "no_demos")]
     pub demos: Vec<Vec<Demo>>,
     pub pinned: Vec<bool>,
+    /// Layers whose demonstrations a person pinned (absent when none are).
+    #[serde(default, skip_serializing_if = "none_pinned")]
+    pub demos_pinned: Vec<bool>,
     /// Templates a person replaced, per layer: (role, source as given).
     pub edited_templates: Vec<Vec<(TemplateRole, String)>>,
     pub memory: PromptMemory,
@@ -76,6 +79,10 @@ pub struct TrainerState {
     pub hidden_edits: Vec<HiddenEdit>,
 }
 
+fn none_pinned(pinned: &[bool]) -> bool {
+    !pinned.iter().any(|p| *p)
+}
+
 impl TrainerState {
     /// The state of nothing yet (what a trainer holds before it has a state of its own).
     pub fn empty() -> TrainerState {
@@ -85,6 +92,7 @@ impl TrainerState {
             prompts: Vec::new(),
             demos: Vec::new(),
             pinned: Vec::new(),
+            demos_pinned: Vec::new(),
             edited_templates: Vec::new(),
             memory: PromptMemory::default(),
             best_dev: BestDev::default(),

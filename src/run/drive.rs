@@ -120,6 +120,7 @@ pub(crate) async fn drive(
                 dev_accuracy: outcome.dev_accuracy,
                 test_accuracy: None,
                 stopped_early: true,
+                best_demos: outcome.best_demos.clone(),
             });
             return finish(run_dir, &config, &trainer, true, started, &log);
         }

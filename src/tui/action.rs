@@ -76,6 +76,15 @@ actions! {
     ScrubBack = "scrub_back": "replay: one iteration back",
     ScrubForward = "scrub_forward": "replay: one iteration forward",
     Cancel = "cancel": "close the overlay / clear the filter",
+    Demos = "demos": "list the layer's demonstrations in full (↑↓ selects one) / back to one line",
+    AddDemo = "add_demo": "show the selected batch example as a demonstration of the layer",
+    RemoveDemo = "remove_demo": "stop showing the selected demonstration (D lists them)",
+    PinDemos = "pin_demos": "pin / unpin the layer's demonstrations (the instruction still trains)",
+    Copy = "copy": "copy the selected prompt or hidden text to the clipboard (OSC 52, works over SSH)",
+    ExternalEdit = "external_edit": "edit the selected prompt (or the picked template) in $EDITOR",
+    Zoom = "zoom": "show the focused pane full-screen / back",
+    SearchNext = "search_next": "after a / search: the next match",
+    SearchPrev = "search_prev": "after a / search: the previous match",
 }
 
 impl fmt::Display for Action {

@@ -62,6 +62,17 @@ pub enum Overlay {
     FilterInput,
 }
 
+/// What the workbench asks of the terminal itself, outside drawing: the loop carries it out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TerminalEffect {
+    /// Put `text` on the clipboard with an OSC 52 escape (the terminal, or the one the person
+    /// sits at over SSH, sets its clipboard).
+    Copy(String),
+    /// Suspend the workbench and edit `text` in `$EDITOR`; what is saved is applied as the
+    /// in-app editor's Ctrl-S would apply it.
+    ExternalEdit { target: EditorTarget, text: String },
+}
+
 /// Sort orders of the hidden-state examples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HiddenSort {
@@ -113,6 +124,10 @@ pub struct Selection {
     /// Lines scrolled within the selected layer's prompt.
     pub layer_scroll: usize,
     pub show_diff: bool,
+    /// The selected layer's demonstrations are listed in full in the Layers pane; `demo` is
+    /// the one selected there (what removing acts on).
+    pub demos_expanded: bool,
+    pub demo: usize,
     pub candidate: usize,
     pub candidate_expanded: bool,
     /// Which posterior the hidden pane shows (the hidden text below this layer).
@@ -155,6 +170,10 @@ pub struct App {
     pub replay: Option<ReplayState>,
     /// Terminal size of the last draw, for page scrolling and mouse hits.
     pub viewport: (u16, u16),
+    /// The focused pane fills the screen (`z`).
+    pub zoomed: bool,
+    /// Terminal effects asked for by the last keys, taken by the loop.
+    pub effects: Vec<TerminalEffect>,
 }
 
 /// How a recorded run ended, read from its whole log (whatever iteration the replay shows).
@@ -236,6 +255,8 @@ impl App {
             notice: None,
             replay: None,
             viewport: (80, 24),
+            zoomed: false,
+            effects: Vec::new(),
         }
     }
 
@@ -429,7 +450,11 @@ impl App {
                 l.candidates
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| needle.is_empty() || c.prompt.to_lowercase().contains(&needle))
+                    .filter(|(_, c)| {
+                        needle.is_empty()
+                            || c.prompt.to_lowercase().contains(&needle)
+                            || c.describe().to_lowercase().contains(&needle)
+                    })
                     .map(|(i, _)| i)
                     .collect()
             })

@@ -18,7 +18,7 @@ pub struct Available {
 }
 
 /// The actions that change the run (refused in replay and once the run ended).
-pub const STEERING: [Action; 8] = [
+pub const STEERING: [Action; 12] = [
     Action::TogglePause,
     Action::Step,
     Action::Pin,
@@ -27,6 +27,10 @@ pub const STEERING: [Action; 8] = [
     Action::EditTemplate,
     Action::AddHidden,
     Action::ExcludeSample,
+    Action::AddDemo,
+    Action::RemoveDemo,
+    Action::PinDemos,
+    Action::ExternalEdit,
 ];
 
 /// The actions of the focused pane, in hint order, before checking what the run allows.
@@ -40,12 +44,14 @@ fn pane_actions(focus: Pane) -> &'static [(Action, &'static str)] {
             (Action::EditTemplate, "template"),
             (Action::Pin, "pin"),
             (Action::Unpin, "unpin"),
+            (Action::Demos, "demos"),
         ],
         Pane::Hidden => &[
             (Action::Down, "example"),
             (Action::NextLayer, "sample"),
             (Action::AddHidden, "write"),
             (Action::ExcludeSample, "exclude"),
+            (Action::AddDemo, "as demo"),
             (Action::Sort, "sort"),
             (Action::WrongOnly, "wrong"),
             (Action::Filter, "filter"),
@@ -96,7 +102,16 @@ pub fn available_actions(app: &App) -> Vec<Available> {
             out.push(hint(Action::Step, "step"));
         }
     }
+    // The demonstration keys are hinted only where a layer shows or learns demonstrations.
+    let demos = app
+        .run
+        .layers
+        .iter()
+        .any(|l| l.max_demos > 0 || !l.demos.is_empty());
     for &(action, label) in pane_actions(app.focus) {
+        if !demos && matches!(action, Action::Demos | Action::AddDemo) {
+            continue;
+        }
         if steer || !STEERING.contains(&action) {
             out.push(hint(action, label));
         }
@@ -154,6 +169,9 @@ mod tests {
                 trainable: true,
                 model: "m".into(),
                 templates: Default::default(),
+                demos: Vec::new(),
+                max_demos: 0,
+                demos_pinned: false,
             }],
             iterations: 2,
             start_iteration: 0,

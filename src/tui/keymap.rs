@@ -259,6 +259,15 @@ impl Default for KeyMap {
             (c('['), ScrubBack),
             (c(']'), ScrubForward),
             (k(K::Esc), Cancel),
+            (c('D'), Demos),
+            (c('A'), AddDemo),
+            (c('X'), RemoveDemo),
+            (c('P'), PinDemos),
+            (c('y'), Copy),
+            (c('E'), ExternalEdit),
+            (c('z'), Zoom),
+            (c('n'), SearchNext),
+            (c('N'), SearchPrev),
         ];
         KeyMap {
             bindings: pairs.into_iter().collect(),

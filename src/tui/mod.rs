@@ -20,7 +20,7 @@ mod update;
 pub mod view;
 
 pub use action::Action;
-pub use app::{App, Exit, Mode, Overlay, Pane};
+pub use app::{App, Exit, Mode, Overlay, Pane, TerminalEffect};
 pub use keymap::KeyMap;
 pub use model::RunView;
 pub use theme::Theme;

@@ -67,6 +67,9 @@ fn layer_info(index: usize, prompt: &str) -> LayerInfo {
         trainable: true,
         model: "smollm2-135m".into(),
         templates: Default::default(),
+        demos: Vec::new(),
+        max_demos: 0,
+        demos_pinned: false,
     }
 }
 
@@ -88,6 +91,7 @@ fn example(
         hidden,
         prediction: prediction.into(),
         correct: prediction == target,
+        train_index: None,
     }
 }
 
@@ -220,6 +224,7 @@ pub fn dln1_running() -> Vec<Event> {
             layer: 0,
             prompt: next.into(),
             previous: current.into(),
+            demos: Vec::new(),
         });
         ev.push(Event::Elbo {
             iteration: it,
@@ -440,4 +445,141 @@ pub fn paused(mut events: Vec<Event>) -> Vec<Event> {
         state: RunState::Paused,
     });
     events
+}
+
+fn demo(index: usize, input: &str, output: &str) -> Demo {
+    Demo {
+        index,
+        input: input.into(),
+        output: output.into(),
+    }
+}
+
+/// The examples a run with demonstrations shows: training example `i` of the sentiment task.
+pub fn demo_ex(i: usize) -> Demo {
+    match i {
+        12 => demo(12, "A slow, muddled mess with no heart.", "negative"),
+        5 => demo(5, "Funny, warm and wise: go see it.", "positive"),
+        87 => demo(
+            87,
+            "The plot drags, but the ending almost makes up for it; almost.",
+            "negative",
+        ),
+        _ => demo(i, &format!("training review {i}"), "positive"),
+    }
+}
+
+/// A DLN-1 run whose output layer learns up to 3 demonstrations: it starts showing ex 12 and
+/// ex 5; iteration 1's winner is a demonstration move (swap ex 12 → ex 87); iteration 2's
+/// candidates (an instruction, a swap, an add) are scored, not yet selected.
+pub fn dln1_demos() -> Vec<Event> {
+    let mut info = layer_info(0, P0);
+    info.demos = vec![demo_ex(12), demo_ex(5)];
+    info.max_demos = 3;
+    let mut ev = vec![
+        Event::RunStarted {
+            run_dir: "/runs/sentiment-demos".into(),
+            task: "sentiment".into(),
+            model: "smollm2-135m".into(),
+            layers: vec![info],
+            iterations: 4,
+            start_iteration: 0,
+            train_size: 100,
+            dev_size: 20,
+            test_size: 20,
+        },
+        Event::StateChanged {
+            state: RunState::Running,
+        },
+    ];
+    let mut shown = vec![demo_ex(12), demo_ex(5)];
+    for it in 0..2 {
+        let examples: Vec<ForwardExample> = INPUTS
+            .iter()
+            .enumerate()
+            .map(|(i, (x, y))| {
+                let mut e = example(i, x, y, if i == 2 { "positive" } else { y }, vec![]);
+                e.train_index = Some([31, 44, 90, 60][i] + it);
+                e
+            })
+            .collect();
+        ev.push(Event::ForwardDone {
+            iteration: it,
+            examples,
+            accuracy: 0.75,
+            loss: 0.25,
+        });
+        let current = Candidate {
+            prompt: P0.into(),
+            origin: CandidateOrigin::Current,
+            score: None,
+            kl: None,
+            demos: shown.clone(),
+            demo_move: None,
+        };
+        let instruction = Candidate {
+            prompt: P1.into(),
+            origin: CandidateOrigin::Proposed,
+            ..current.clone()
+        };
+        let (swap_in, add) = if it == 0 { (87, 60) } else { (60, 31) };
+        let mut swapped = shown.clone();
+        let from = swapped[0].index;
+        swapped[0] = demo_ex(swap_in);
+        let swap = Candidate {
+            origin: CandidateOrigin::Proposed,
+            demos: swapped.clone(),
+            demo_move: Some(DemoMove::Swap {
+                slot: 0,
+                from,
+                to: swap_in,
+            }),
+            ..current.clone()
+        };
+        let mut added = shown.clone();
+        added.push(demo_ex(add));
+        let add = Candidate {
+            origin: CandidateOrigin::Proposed,
+            demos: added,
+            demo_move: Some(DemoMove::Add { example: add }),
+            ..current.clone()
+        };
+        let mut cands = vec![current, instruction, swap, add];
+        ev.push(Event::CandidatesProposed {
+            iteration: it,
+            layer: 0,
+            candidates: cands.clone(),
+            drawn: 1,
+            rejected: vec![],
+            examples_dropped: 0,
+        });
+        for (c, s) in cands.iter_mut().zip([-0.61, -0.64, -0.48, -0.57]) {
+            c.score = Some(s);
+        }
+        ev.push(Event::CandidatesScored {
+            iteration: it,
+            layer: 0,
+            candidates: cands,
+            winner: 2,
+        });
+        if it == 1 {
+            break;
+        }
+        ev.push(Event::PromptSelected {
+            iteration: it,
+            layer: 0,
+            prompt: P0.into(),
+            previous: P0.into(),
+            demos: swapped.clone(),
+        });
+        ev.push(Event::IterationDone {
+            iteration: it,
+            train_accuracy: 0.75,
+            elbo: None,
+            usage: vec![usage(0, "score", 12, 2400, 0)],
+            elapsed_ms: 30_000,
+        });
+        shown = swapped;
+    }
+    ev
 }

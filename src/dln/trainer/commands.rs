@@ -1,11 +1,15 @@
 //! A person's steering between stages: pin, unpin and replace prompts, replace templates, add
-//! a hidden text to a posterior or exclude one of its samples. A command that cannot apply is
-//! an `Error` event and changes nothing.
+//! or remove a demonstration and pin a layer's demonstrations, add a hidden text to a posterior
+//! or exclude one of its samples. A command that cannot apply is a `CommandRejected` event and
+//! changes nothing.
 
+use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
 use crate::dln::events::{Command, Event, HiddenSample, LayerIndex, SampleOrigin, TemplateRole};
+use crate::dln::math;
 use crate::dln::state::HiddenEdit;
 
+use super::batch::demo_of;
 use super::sharpen::reweigh;
 use super::{IterState, StageId, Trainer};
 
@@ -114,9 +118,121 @@ impl Trainer {
                 example,
                 sample,
             } => self.set_excluded(layer, example, sample, false)?,
+            Command::AddDemo { layer, example } => self.add_demo(layer, example)?,
+            Command::RemoveDemo { layer, example } => self.remove_demo(layer, example)?,
+            Command::PinDemos { layer } => {
+                self.pin_demos(layer, true)?;
+                self.emit(Event::DemosPinned { layer });
+            }
+            Command::UnpinDemos { layer } => {
+                self.pin_demos(layer, false)?;
+                self.emit(Event::DemosUnpinned { layer });
+            }
             Command::Pause | Command::Resume | Command::Step | Command::Stop => {}
         }
         Ok(())
+    }
+
+    fn pin_demos(&mut self, layer: LayerIndex, pinned: bool) -> Result<(), DlnError> {
+        self.layer_checked(layer)?;
+        self.net.layers[layer].demos_pinned = pinned;
+        let k = self.net.layers.len();
+        let s = &mut self.snapshot.demos_pinned;
+        s.resize(k.max(s.len()), false);
+        s[layer] = pinned;
+        Ok(())
+    }
+
+    /// Shows training example `example` as layer `layer`'s last demonstration (see
+    /// [`Command::AddDemo`]).
+    fn add_demo(&mut self, layer: LayerIndex, example: usize) -> Result<(), DlnError> {
+        self.layer_checked(layer)?;
+        let train = self.data.train.len();
+        if example >= train {
+            return Err(DlnError::Command(format!(
+                "there is no training example {example} (the training split has {train})"
+            )));
+        }
+        let l = &self.net.layers[layer];
+        if l.max_demos == 0 {
+            return Err(DlnError::Command(format!(
+                "layer {layer} shows no demonstrations (demos = 0 in its config): give it demos = k to add one"
+            )));
+        }
+        if l.demos.len() >= l.max_demos {
+            return Err(DlnError::Command(format!(
+                "layer {layer} already shows {} demonstrations, its most (demos = {}): remove one first",
+                l.demos.len(),
+                l.max_demos
+            )));
+        }
+        if l.demos.iter().any(|d| d.index == example) {
+            return Err(DlnError::Command(format!(
+                "layer {layer} already shows training example {example}"
+            )));
+        }
+        let demo = if layer == self.net.output() {
+            demo_of(&self.data, example)
+        } else {
+            self.hidden_demo(layer, example)?
+        };
+        let mut demos = self.net.layers[layer].demos.clone();
+        demos.push(demo);
+        self.replace_demos(layer, demos);
+        Ok(())
+    }
+
+    /// A hidden layer's demonstration of training example `example`: its input to the layer and
+    /// the best hidden text `h*` it should write, known for the batch in progress only.
+    fn hidden_demo(&self, layer: LayerIndex, example: usize) -> Result<Demo, DlnError> {
+        let not_in_batch = || {
+            DlnError::Command(format!(
+                "layer {layer} is a hidden layer: its demonstration shows the best hidden text h* of an example of \
+                 the batch in progress, and training example {example} is not in it"
+            ))
+        };
+        let cur = self.current.as_ref().ok_or_else(not_in_batch)?;
+        let i = cur
+            .batch_index
+            .iter()
+            .position(|&t| t == example)
+            .ok_or_else(not_in_batch)?;
+        let input = cur.fwd.inputs.get(layer).and_then(|v| v.get(i));
+        let (Some(input), true) = (input, cur.fwd.hidden.len() > layer) else {
+            return Err(DlnError::Command(format!(
+                "the forward pass of the batch in progress has not reached layer {layer} yet"
+            )));
+        };
+        Ok(Demo {
+            index: example,
+            input: input.clone(),
+            output: cur.best_hidden(layer + 1, i).trim().to_string(),
+        })
+    }
+
+    fn remove_demo(&mut self, layer: LayerIndex, example: usize) -> Result<(), DlnError> {
+        self.layer_checked(layer)?;
+        let mut demos = self.net.layers[layer].demos.clone();
+        let Some(slot) = demos.iter().position(|d| d.index == example) else {
+            return Err(DlnError::Command(format!(
+                "layer {layer} does not show training example {example}"
+            )));
+        };
+        demos.remove(slot);
+        self.replace_demos(layer, demos);
+        Ok(())
+    }
+
+    /// A layer's demonstrations set by a person: now, in what a stop would save, and as an
+    /// event.
+    fn replace_demos(&mut self, layer: LayerIndex, demos: Vec<Demo>) {
+        self.net.layers[layer].demos = demos.clone();
+        let k = self.net.layers.len();
+        let mut saved = std::mem::take(&mut self.snapshot.demos);
+        saved.resize(k.max(saved.len()), Vec::new());
+        saved[layer] = demos.clone();
+        self.snapshot.demos = math::stored_demos(saved);
+        self.emit(Event::DemosReplaced { layer, demos });
     }
 
     fn layer_checked(&self, layer: LayerIndex) -> Result<(), DlnError> {

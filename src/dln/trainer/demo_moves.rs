@@ -91,7 +91,7 @@ impl Trainer {
     pub(super) fn demo_moves(&self, l: LayerIndex) -> Result<Vec<(Vec<Demo>, DemoMove)>, DlnError> {
         let layer = &self.net.layers[l];
         let n = self.train.demo_moves;
-        if layer.max_demos == 0 || n == 0 {
+        if layer.max_demos == 0 || n == 0 || layer.demos_pinned {
             return Ok(Vec::new());
         }
         let mut rng = ops::stream(self.train.seed, self.iteration, Draw::DemoMoves, l, 0);

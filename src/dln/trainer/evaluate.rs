@@ -162,6 +162,7 @@ impl Trainer {
             self.emit(Event::PatienceReset {
                 iteration,
                 prompts: self.net.prompts(),
+                demos: math::stored_demos(self.net.demos()),
             });
         }
         Ok(())
@@ -193,6 +194,7 @@ impl Trainer {
             dev_accuracy: self.best.accuracy,
             test_accuracy: acc,
             stopped_early: false,
+            best_demos: math::stored_demos(demos),
         });
         Ok(())
     }

@@ -69,6 +69,7 @@ impl ForwardResult {
                 hidden: self.hidden.iter().map(|h| h[i].clone()).collect(),
                 prediction: self.predictions[i].clone(),
                 correct: self.correct[i],
+                train_index: None,
             })
             .collect()
     }
@@ -231,9 +232,13 @@ impl Trainer {
         };
         let fwd = forward.pass(&batch, &prompts, at, &mut self.usage).await?;
         let accuracy = fwd.accuracy();
+        let mut examples = fwd.examples(&batch, 0);
+        for (e, &t) in examples.iter_mut().zip(&batch_index) {
+            e.train_index = Some(t);
+        }
         self.emit(Event::ForwardDone {
             iteration: it,
-            examples: fwd.examples(&batch, 0),
+            examples,
             accuracy,
             loss: 1.0 - accuracy,
         });

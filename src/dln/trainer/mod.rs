@@ -243,6 +243,7 @@ impl Trainer {
         for (l, layer) in net.layers.iter_mut().enumerate() {
             layer.prompt = state.prompts[l].clone();
             layer.pinned = state.pinned.get(l).copied().unwrap_or(false);
+            layer.demos_pinned = state.demos_pinned.get(l).copied().unwrap_or(false);
         }
         net.set_demos(&state.demos, false);
         for (l, edits) in state.edited_templates.iter().enumerate() {
@@ -315,6 +316,7 @@ impl Trainer {
             prompts: self.net.prompts(),
             demos: math::stored_demos(self.net.demos()),
             pinned: self.net.layers.iter().map(|l| l.pinned).collect(),
+            demos_pinned: self.net.layers.iter().map(|l| l.demos_pinned).collect(),
             edited_templates: self
                 .net
                 .layers

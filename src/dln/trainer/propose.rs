@@ -348,7 +348,15 @@ impl Trainer {
             let layer = &self.net.layers[l];
             proposals.fold(ops::generate_backward(layer, Operation::Propose, requests).await?);
         }
-        proposals.add_memory(self.memory.layer_prompts(l));
+        let mut remembered = self.memory.layer_prompts(l);
+        let layer = &self.net.layers[l];
+        if layer.demos_pinned {
+            // Pinned demonstrations: a remembered instruction comes back with today's set.
+            for (_, demos) in &mut remembered {
+                demos.clone_from(&layer.demos);
+            }
+        }
+        proposals.add_memory(remembered);
         proposals.add_moves(self.demo_moves(l)?);
         if dropped > 0 {
             self.emit(Event::Warning {

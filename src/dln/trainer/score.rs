@@ -322,7 +322,7 @@ impl Trainer {
             return;
         }
         let previous = std::mem::replace(&mut self.net.layers[l].prompt, c.prompt.clone());
-        self.net.layers[l].demos = c.demos;
+        self.net.layers[l].demos = c.demos.clone();
         self.emit(Event::StageStarted {
             iteration: it,
             stage: Stage::Select,
@@ -335,6 +335,7 @@ impl Trainer {
             layer: l,
             prompt: c.prompt,
             previous,
+            demos: c.demos,
         });
     }
 }

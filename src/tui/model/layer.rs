@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::dln::events::{Candidate, LayerIndex, PosteriorExample, Stage};
+use crate::dln::events::{Candidate, Demo, LayerIndex, PosteriorExample, Stage};
 use crate::llm::Usage;
 use crate::template::TemplateRole;
 
@@ -13,8 +13,10 @@ pub struct WinnerRecord {
     pub iteration: usize,
     pub prompt: String,
     pub score: Option<f64>,
-    /// Whether the winner differs from the prompt the layer had before.
+    /// Whether the winner differs from the prompt (or demonstrations) the layer had before.
     pub changed: bool,
+    /// The winning demonstration move ("swap ex 12 → ex 87"), when the winner was one.
+    pub demo_move: Option<String>,
 }
 
 /// A layer as the person sees it.
@@ -27,6 +29,12 @@ pub struct LayerView {
     pub pinned: bool,
     pub trainable: bool,
     pub model: String,
+    /// The demonstrations the layer shows, in order.
+    pub demos: Vec<Demo>,
+    /// `k`: the most demonstrations it may show (0: instruction only).
+    pub max_demos: usize,
+    /// A person pinned the demonstrations (no demonstration moves).
+    pub demos_pinned: bool,
     /// The last ELBO term of this layer.
     pub elbo_term: Option<f64>,
     /// The current iteration's candidates (scores filled in once scored).

@@ -53,6 +53,8 @@ pub struct RunView {
     pub finished: bool,
     pub stopped_early: bool,
     pub best_prompts: Vec<String>,
+    /// The demonstrations of `best_prompts` (empty when no layer shows any).
+    pub best_demos: Vec<Vec<crate::dln::events::Demo>>,
     /// How many events were applied (replay position).
     pub events_applied: usize,
     /// `(iteration, usage)`: the usage of the iteration in progress so far, from its last stage
@@ -95,6 +97,9 @@ impl RunView {
                         trainable: l.trainable,
                         model: l.model.clone(),
                         templates: l.templates.clone(),
+                        demos: l.demos.clone(),
+                        max_demos: l.max_demos,
+                        demos_pinned: l.demos_pinned,
                         ..LayerView::default()
                     })
                     .collect();
@@ -197,21 +202,23 @@ impl RunView {
                 layer,
                 prompt,
                 previous,
+                demos,
             } => {
                 if let Some(l) = self.layers.get_mut(*layer) {
-                    let score = l
+                    let won = l
                         .winner
                         .and_then(|w| l.candidates.get(w))
-                        .filter(|c| c.prompt == *prompt)
-                        .and_then(|c| c.score);
+                        .filter(|c| c.prompt == *prompt && c.demos == *demos);
                     l.history.push(WinnerRecord {
                         iteration: *iteration,
                         prompt: prompt.clone(),
-                        score,
-                        changed: prompt != previous,
+                        score: won.and_then(|c| c.score),
+                        changed: prompt != previous || *demos != l.demos,
+                        demo_move: won.and_then(|c| c.demo_move.as_ref()).map(|m| m.describe()),
                     });
                     l.previous_prompt = Some(previous.clone());
                     l.prompt = prompt.clone();
+                    l.demos = demos.clone();
                 }
             }
             Event::Elbo { terms, total, .. } => {
@@ -237,9 +244,17 @@ impl RunView {
                     }
                 }
             }
-            Event::PatienceReset { iteration, prompts } => {
+            Event::PatienceReset {
+                iteration,
+                prompts,
+                demos,
+            } => {
                 for (l, p) in self.layers.iter_mut().zip(prompts) {
                     l.replace_prompt(p);
+                }
+                // Logs written before demonstrations existed say none: the layers keep theirs.
+                for (l, d) in self.layers.iter_mut().zip(demos) {
+                    l.demos = d.clone();
                 }
                 self.note(
                     *iteration,
@@ -303,6 +318,44 @@ impl RunView {
                 self.note(
                     self.iteration,
                     &format!("replaced layer {} {} template", layer + 1, role.slot()),
+                );
+            }
+            Event::DemosReplaced { layer, demos } => {
+                let before = self
+                    .layers
+                    .get_mut(*layer)
+                    .map(|l| std::mem::replace(&mut l.demos, demos.clone()))
+                    .unwrap_or_default();
+                let text = match (before.len(), demos.len()) {
+                    (b, n) if n > b => {
+                        let added = demos.iter().find(|d| !before.contains(d));
+                        format!(
+                            "added ex {} as a demonstration of layer {}",
+                            added.map_or(0, |d| d.index),
+                            layer + 1
+                        )
+                    }
+                    (b, n) if n < b => {
+                        let removed = before.iter().find(|d| !demos.contains(d));
+                        format!(
+                            "removed demonstration ex {} from layer {}",
+                            removed.map_or(0, |d| d.index),
+                            layer + 1
+                        )
+                    }
+                    _ => format!("replaced layer {} demonstrations", layer + 1),
+                };
+                self.note(self.iteration, &text);
+            }
+            Event::DemosPinned { layer } | Event::DemosUnpinned { layer } => {
+                let pinned = matches!(event, Event::DemosPinned { .. });
+                if let Some(l) = self.layers.get_mut(*layer) {
+                    l.demos_pinned = pinned;
+                }
+                let verb = if pinned { "pinned" } else { "unpinned" };
+                self.note(
+                    self.iteration,
+                    &format!("{verb} layer {} demonstrations", layer + 1),
                 );
             }
             Event::HiddenAdded {
@@ -400,10 +453,12 @@ impl RunView {
                 dev_accuracy,
                 test_accuracy,
                 stopped_early,
+                best_demos,
             } => {
                 self.finished = true;
                 self.stopped_early = *stopped_early;
                 self.best_prompts = best_prompts.clone();
+                self.best_demos = best_demos.clone();
                 if let Some(d) = dev_accuracy {
                     if self.best_dev.is_none() {
                         self.best_dev = Some((self.iteration, *d));

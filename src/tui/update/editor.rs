@@ -78,7 +78,8 @@ pub(super) fn key(app: &mut App, target: EditorTarget, key: KeyEvent) -> Vec<Com
     }
 }
 
-fn apply(app: &mut App, target: EditorTarget) -> Vec<Command> {
+/// Ctrl-S: sends the buffer of `target` (also what an external edit's save does).
+pub(super) fn apply(app: &mut App, target: EditorTarget) -> Vec<Command> {
     if app.mode == Mode::Replay || !app.run.is_active() {
         app.notice = Some("the run is not active; nothing to apply to".into());
         return Vec::new();

@@ -6,10 +6,12 @@
 //! [`available_actions`]: super::available::available_actions
 
 mod confirm;
+mod demos;
 mod editor;
 mod filter;
 mod mouse;
 mod navigate;
+mod outside;
 mod picker;
 mod steer;
 
@@ -117,6 +119,21 @@ impl App {
                 );
             }
             Action::ScrubBack | Action::ScrubForward => self.scrub(action == Action::ScrubForward),
+            Action::Demos => self.toggle_demos(),
+            Action::Copy => self.copy_selected(),
+            Action::Zoom => {
+                self.zoomed = !self.zoomed;
+                self.notice = Some(
+                    if self.zoomed {
+                        "zoomed: z shows every pane again"
+                    } else {
+                        "every pane"
+                    }
+                    .into(),
+                );
+            }
+            Action::SearchNext => self.search_step(1),
+            Action::SearchPrev => self.search_step(-1),
             _ if STEERING.contains(&action) => match refusal(self, action) {
                 Some(why) => self.notice = Some(why.into()),
                 None => return self.steer(action),

@@ -16,6 +16,14 @@ impl App {
             }
         };
         match self.focus {
+            Pane::Layers if self.sel.demos_expanded => {
+                let n = self
+                    .run
+                    .layers
+                    .get(self.sel.layer)
+                    .map_or(0, |l| l.demos.len());
+                self.sel.demo = step(self.sel.demo).min(n.saturating_sub(1));
+            }
             // j/k move through the list the pane shows, as in every pane: here the layers
             // (PgUp/PgDn scroll a long prompt).
             Pane::Layers => {
@@ -41,7 +49,7 @@ impl App {
             }
             Pane::Metrics => {
                 let area = Rect::new(0, 0, self.viewport.0, self.viewport.1);
-                let max = layout::screen(area)
+                let max = layout::screen_for(area, self.zoomed)
                     .pane_rect(Pane::Metrics, Pane::Metrics)
                     .map(|r| view::metrics_max_scroll(self, r))
                     .unwrap_or(0);
@@ -96,6 +104,38 @@ impl App {
         }
         self.sel.layer_scroll = 0;
         self.sel.candidate = 0;
+        self.sel.demo = 0;
+    }
+
+    /// `n`/`N` after a `/` search: the next (previous) of the rows that match it, wrapping
+    /// around, in the Hidden states and Candidates panes.
+    pub(super) fn search_step(&mut self, delta: isize) {
+        let n = match self.focus {
+            Pane::Hidden => self.hidden_rows().len(),
+            Pane::Candidates => self.candidate_rows().len(),
+            _ => {
+                self.notice = Some("/ searches the hidden-state and candidate lists".into());
+                return;
+            }
+        };
+        if self.filter(self.focus).is_empty() {
+            self.notice = Some("no search: / starts one".into());
+            return;
+        }
+        if n == 0 {
+            self.notice = Some(format!("no match for /{}", self.filter(self.focus)));
+            return;
+        }
+        let at = match self.focus {
+            Pane::Hidden => &mut self.sel.example,
+            _ => &mut self.sel.candidate,
+        };
+        let next = ((*at).min(n - 1) as isize + delta).rem_euclid(n as isize) as usize;
+        *at = next;
+        if self.focus == Pane::Hidden {
+            self.sel.sample = 0;
+        }
+        self.notice = Some(format!("match {} of {n}", next + 1));
     }
 
     pub(super) fn scrub(&mut self, forward: bool) {

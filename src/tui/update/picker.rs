@@ -1,4 +1,5 @@
-//! Keys of the template picker: which of the layer's template slots to edit.
+//! Keys of the template picker: which of the layer's template slots to edit (Enter or 1–4 in
+//! the in-app editor, `E` in `$EDITOR`).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -8,7 +9,7 @@ use crate::tui::editor::EditorTarget;
 
 pub(super) fn key(app: &mut App, layer: usize, selected: usize, key: KeyEvent) {
     let n = TemplateRole::SLOTS.len();
-    let choose = |app: &mut App, i: usize| {
+    let choose = |app: &mut App, i: usize, external: bool| {
         let role = TemplateRole::SLOTS[i];
         if !role.is_slot_of(layer) {
             app.notice = Some(format!(
@@ -18,7 +19,13 @@ pub(super) fn key(app: &mut App, layer: usize, selected: usize, key: KeyEvent) {
             return;
         }
         let source = app.template_source(layer, role);
-        app.open_editor(EditorTarget::Template { layer, role }, &source);
+        let target = EditorTarget::Template { layer, role };
+        if external {
+            app.overlay = None;
+            app.ask_external_edit(target, source);
+        } else {
+            app.open_editor(target, &source);
+        }
     };
     match key.code {
         KeyCode::Esc | KeyCode::Char('q') => app.overlay = None,
@@ -34,8 +41,9 @@ pub(super) fn key(app: &mut App, layer: usize, selected: usize, key: KeyEvent) {
                 selected: (selected + 1) % n,
             })
         }
-        KeyCode::Enter => choose(app, selected),
-        KeyCode::Char(c @ '1'..='4') => choose(app, usize::from(c as u8 - b'1')),
+        KeyCode::Enter => choose(app, selected, false),
+        KeyCode::Char('E') => choose(app, selected, true),
+        KeyCode::Char(c @ '1'..='4') => choose(app, usize::from(c as u8 - b'1'), false),
         KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
             app.overlay = None;
         }

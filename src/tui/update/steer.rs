@@ -76,6 +76,10 @@ impl App {
                 self.overlay = Some(Overlay::TemplatePicker { layer, selected: 0 });
             }
             Action::AddHidden | Action::ExcludeSample => return self.hidden_action(action),
+            Action::AddDemo => return self.add_demo(),
+            Action::RemoveDemo => return self.remove_demo(),
+            Action::PinDemos => return self.pin_demos(),
+            Action::ExternalEdit => self.external_edit(),
             _ => {}
         }
         Vec::new()

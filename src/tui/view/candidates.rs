@@ -1,5 +1,6 @@
 //! The Candidates pane: the selected layer's candidate prompts of the current iteration with
-//! their scores, the winner highlighted, and the winners of past iterations.
+//! their scores, the winner highlighted, and the winners of past iterations. A demonstration
+//! move shows as what it is ("swap ex 12 → ex 87"), expanded with the examples it moves.
 
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
@@ -9,7 +10,7 @@ use ratatui::Frame;
 use super::text::{num, one_line_of, wrap};
 use super::Chrome;
 use super::{highlight, muted_line, pane_block, window_start};
-use crate::dln::events::CandidateOrigin;
+use crate::dln::events::{Candidate, CandidateOrigin, Demo, DemoMove};
 use crate::tui::app::Pane;
 use crate::tui::model::LayerView;
 
@@ -117,9 +118,10 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
                     if r.changed { "new " } else { "kept" }
                 );
                 let used = super::text::width(&head);
+                let what = r.demo_move.as_deref().unwrap_or(&r.prompt);
                 Line::from(vec![
                     Span::styled(head, t.muted),
-                    Span::styled(one_line_of(&r.prompt, w.saturating_sub(used)), t.text),
+                    Span::styled(one_line_of(what, w.saturating_sub(used)), t.text),
                 ])
             })
             .collect();
@@ -192,10 +194,11 @@ fn list(v: &Input, layer: &LayerView, inner: Rect) -> List {
         }
         let winner = layer.winner == Some(*i);
         let style = if winner { t.winner } else { t.text };
-        let origin = match c.origin {
-            CandidateOrigin::Current => "current",
-            CandidateOrigin::Proposed => "new",
-            CandidateOrigin::Memory => "memory",
+        let origin = match (c.origin, &c.demo_move) {
+            (_, Some(_)) => "demos",
+            (CandidateOrigin::Current, _) => "current",
+            (CandidateOrigin::Proposed, _) => "new",
+            (CandidateOrigin::Memory, _) => "memory",
         };
         let mark = if winner {
             "★"
@@ -217,10 +220,10 @@ fn list(v: &Input, layer: &LayerView, inner: Rect) -> List {
         );
         let used = super::text::width(&headline);
         let expand = v.expanded && row == selected;
-        let body = if expand {
-            wrap(&c.prompt, width.saturating_sub(4))
-        } else {
-            vec![one_line_of(&c.prompt, width.saturating_sub(used))]
+        let body = match (expand, &c.demo_move) {
+            (true, Some(m)) => move_details(m, c, layer, width.saturating_sub(4)),
+            (true, None) => wrap(&c.prompt, width.saturating_sub(4)),
+            (false, _) => vec![one_line_of(&c.describe(), width.saturating_sub(used))],
         };
         let mut first = true;
         for b in body {
@@ -253,6 +256,39 @@ fn list(v: &Input, layer: &LayerView, inner: Rect) -> List {
         rows: owners,
         start,
     }
+}
+
+/// An expanded demonstration move: the move, then each example it brings in (`in`), takes out
+/// (`out`) or, for a reorder, shows in its new order, with its input and output.
+fn move_details(m: &DemoMove, c: &Candidate, layer: &LayerView, width: usize) -> Vec<String> {
+    // What the layer showed when the move was made: the current candidate's set.
+    let before: &[Demo] = layer
+        .candidates
+        .iter()
+        .find(|c| c.origin == CandidateOrigin::Current)
+        .map_or(layer.demos.as_slice(), |c| c.demos.as_slice());
+    let find = |set: &[Demo], i: usize| set.iter().find(|d| d.index == i).cloned();
+    let shown: Vec<(&str, Option<Demo>)> = match m {
+        DemoMove::Swap { from, to, .. } => {
+            vec![("out", find(before, *from)), ("in", find(&c.demos, *to))]
+        }
+        DemoMove::Add { example } => vec![("in", find(&c.demos, *example))],
+        DemoMove::Drop { example, .. } => vec![("out", find(before, *example))],
+        DemoMove::Reorder { .. } => c.demos.iter().map(|d| ("", Some(d.clone()))).collect(),
+    };
+    let mut out = vec![m.describe()];
+    for (what, d) in shown {
+        let Some(d) = d else { continue };
+        let head = format!("{what:<3} ex {}: ", d.index)
+            .trim_start()
+            .to_string();
+        out.extend(wrap(&format!("{head}{}", d.input), width));
+        out.push(format!(
+            "    → {}",
+            one_line_of(&d.output, width.saturating_sub(6))
+        ));
+    }
+    out
 }
 
 fn maybe_sel(line: Line<'static>, selected: bool, v: &Input) -> Line<'static> {

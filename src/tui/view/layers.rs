@@ -1,5 +1,6 @@
 //! The Layers pane: every layer's current prompt in full, wrapped and scrollable, with its pinned
-//! marker, last ELBO term and, on demand (`d`), a word diff against the previous prompt.
+//! marker, last ELBO term and, on demand (`d`), a word diff against the previous prompt; below
+//! it the layer's demonstrations, one line (`ex 12 · ex 87`), or each in full on demand (`D`).
 
 use ratatui::layout::{Position, Rect};
 use ratatui::style::Style;
@@ -8,7 +9,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use similar::{ChangeTag, TextDiff};
 
-use super::text::{num, wrap, wrap_styled};
+use super::text::{num, one_line_of, wrap, wrap_styled};
 use super::Chrome;
 use super::{muted_line, pane_block};
 use crate::dln::events::LayerIndex;
@@ -28,6 +29,9 @@ pub struct Input<'a> {
     /// Lines scrolled within the selected layer's prompt.
     pub scroll: usize,
     pub show_diff: bool,
+    /// The selected layer's demonstrations are shown in full, `demo` the selected one.
+    pub demos_expanded: bool,
+    pub demo: usize,
 }
 
 pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
@@ -127,6 +131,7 @@ fn lines(v: &Input, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>
             l.spans.insert(0, Span::raw("  "));
             out.push(l);
         }
+        out.extend(demo_lines(v, layer, selected && v.demos_expanded, width));
         out.push(Line::default());
         owners.resize(out.len(), Some(layer.index));
     }
@@ -150,6 +155,76 @@ fn lines(v: &Input, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>
     }
     owners.resize(out.len(), None);
     (out, owners, header_at)
+}
+
+/// A layer's demonstrations: one compact line, or (`expanded`) each with its input and output,
+/// the selected one marked. Nothing for a layer that shows none and learns none.
+fn demo_lines(v: &Input, layer: &LayerView, expanded: bool, width: usize) -> Vec<Line<'static>> {
+    let t = &v.chrome.theme;
+    if layer.max_demos == 0 && layer.demos.is_empty() {
+        return Vec::new();
+    }
+    let mut head = vec![
+        Span::raw("  "),
+        Span::styled(
+            format!("demos {}/{}", layer.demos.len(), layer.max_demos),
+            t.muted,
+        ),
+    ];
+    if layer.demos_pinned {
+        head.push(Span::styled(" ◆ pinned", t.pinned));
+    }
+    let shown: Vec<String> = layer
+        .demos
+        .iter()
+        .map(|d| format!("ex {}", d.index))
+        .collect();
+    let listed = if shown.is_empty() {
+        "none".to_string()
+    } else {
+        shown.join(" · ")
+    };
+    let used: usize = head
+        .iter()
+        .map(|s| super::text::width(&s.content))
+        .sum::<usize>()
+        + 2;
+    head.push(Span::styled(": ", t.muted));
+    head.push(Span::styled(
+        one_line_of(&listed, width.saturating_sub(used)),
+        t.text,
+    ));
+    let mut out = vec![Line::from(head)];
+    if !expanded {
+        return out;
+    }
+    let selected = v.demo.min(layer.demos.len().saturating_sub(1));
+    for (i, d) in layer.demos.iter().enumerate() {
+        let mark = if i == selected { "▶ " } else { "  " };
+        let label = format!("  {mark}ex {:<4} ", d.index);
+        let pad = " ".repeat(super::text::width(&label));
+        let inner = width.saturating_sub(super::text::width(&label));
+        let mut lines = Vec::new();
+        for (j, w) in wrap(&d.input, inner).into_iter().enumerate() {
+            let lead = if j == 0 { label.clone() } else { pad.clone() };
+            lines.push(Line::from(vec![
+                Span::styled(lead, t.muted),
+                Span::styled(w, t.text),
+            ]));
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("{pad}→ "), t.muted),
+            Span::styled(one_line_of(&d.output, inner.saturating_sub(2)), t.winner),
+        ]));
+        for l in lines {
+            out.push(if i == selected {
+                super::highlight(l, t.selection)
+            } else {
+                l
+            });
+        }
+    }
+    out
 }
 
 fn header(t: &Theme, layer: &LayerView, k: usize, selected: bool) -> Line<'static> {

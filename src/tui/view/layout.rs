@@ -34,6 +34,27 @@ impl Screen {
     }
 }
 
+/// Lay out the screen as the person asked: every pane, or (`zoomed`) the focused one alone over
+/// the whole body, with no tab bar.
+pub fn screen_for(area: Rect, zoomed: bool) -> Screen {
+    if !zoomed {
+        return screen(area);
+    }
+    let [body, status, hints] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    Screen {
+        tabs: None,
+        panes: vec![(Pane::Layers, body)],
+        grid: false,
+        status,
+        hints,
+    }
+}
+
 /// Lay out the screen.
 pub fn screen(area: Rect) -> Screen {
     let grid = area.width >= GRID_MIN.0 && area.height >= GRID_MIN.1;

@@ -27,7 +27,7 @@ use super::theme::Theme;
 /// Draw the whole workbench.
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
-    let screen = layout::screen(area);
+    let screen = layout::screen_for(area, app.zoomed);
     if let Some((bar, tabs)) = &screen.tabs {
         status::tabs(app, frame, *bar, tabs);
     }
@@ -66,6 +66,8 @@ fn layers_input(app: &App) -> layers::Input<'_> {
         selected: app.sel.layer,
         scroll: app.sel.layer_scroll,
         show_diff: app.sel.show_diff,
+        demos_expanded: app.sel.demos_expanded,
+        demo: app.sel.demo,
     }
 }
 
