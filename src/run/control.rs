@@ -129,6 +129,16 @@ impl Control {
         vec![]
     }
 
+    /// A stage failed in a way worth retrying (its server is down): what arrived during it
+    /// applies, and the run pauses, unless a stop was asked, until a person resumes it.
+    pub fn stage_failed(&mut self) -> Vec<Effect> {
+        let mut effects = self.reach_boundary();
+        if !matches!(self.state, ControlState::Stopping | ControlState::Paused) {
+            effects.extend(self.to(ControlState::Paused, RunState::Paused));
+        }
+        effects
+    }
+
     /// Nobody can send commands any more: a paused run carries on.
     pub fn commands_closed(&mut self) {
         if self.state == ControlState::Paused {

@@ -192,6 +192,7 @@ impl Trainer {
             dev_accuracy: self.best.accuracy,
             test_accuracy: acc,
             stopped_early: false,
+            stop_reason: None,
         });
         Ok(())
     }

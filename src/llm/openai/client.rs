@@ -231,7 +231,7 @@ impl Transport {
                         *f = Some(Instant::now() + self.opts.replica_cooldown);
                     }
                     if attempt >= self.opts.max_retries {
-                        return Err(LlmError::Backend(format!(
+                        return Err(LlmError::Unavailable(format!(
                             "{url}: {message}; gave up after {} attempts (raise `max_retries` or \
                              `timeout_secs` on the backend, or check the server)",
                             attempt + 1

@@ -371,11 +371,20 @@ impl RunView {
             Event::RunFailed { message } | Event::Error { message } => {
                 self.messages.push((Level::Error, message.clone()))
             }
+            Event::BackendUnavailable { message } => self
+                .messages
+                .push((Level::Error, format!("{message} — paused; resume to retry"))),
+            Event::BudgetReached { .. } => {
+                if let Some(m) = crate::run::budget::describe(event) {
+                    self.messages.push((Level::Warning, m))
+                }
+            }
             Event::RunFinished {
                 best_prompts,
                 dev_accuracy,
                 test_accuracy,
                 stopped_early,
+                ..
             } => {
                 self.finished = true;
                 self.stopped_early = *stopped_early;
