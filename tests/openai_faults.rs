@@ -758,13 +758,15 @@ impl Backend for Recording {
     }
 }
 
-/// A run whose server goes down mid-run fails after its retries with a clear error; resumed
-/// once the server is back, it finishes with the same prompts as an undisturbed run and asks
+/// A run whose server goes down mid-run is left paused (not failed) after its retries, saying
+/// why, with a checkpoint; resumed once the server is back — in the same session, or after a
+/// stop by `dln resume` — it finishes with the same prompts as an undisturbed run and asks
 /// nothing that was answered before the failure (the call cache stores each HTTP answer as it
 /// arrives, so even a batch cut short keeps what it got).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_that_fails_after_retries_resumes_without_resending() {
+async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resending() {
     use dln::config::Config;
+    use dln::dln::events::{Command, Event, RunState, StopReason};
     use dln::run::{Session, SessionOptions};
 
     let config = || {
@@ -789,6 +791,27 @@ async fn a_run_that_fails_after_retries_resumes_without_resending() {
             })),
             ..Default::default()
         };
+    let unavailable = |e: &Event| matches!(e, Event::BackendUnavailable { .. });
+    let no_failure = |seen: &[Event]| {
+        assert!(
+            !seen.iter().any(|e| matches!(
+                e,
+                Event::RunFailed { .. }
+                    | Event::StateChanged {
+                        state: RunState::Failed
+                    }
+            )),
+            "a server that is down fails no run: {seen:?}"
+        );
+    };
+    let no_resend = |log: &[String], at: usize| {
+        for r in &log[at..] {
+            assert!(
+                !log[..at].contains(r),
+                "asked again for a request answered before the failure: {r}"
+            );
+        }
+    };
     let dir = tempfile::tempdir().expect("tempdir");
 
     // Undisturbed, for reference.
@@ -804,45 +827,82 @@ async fn a_run_that_fails_after_retries_resumes_without_resending() {
     let reference = reference.expect("the undisturbed run finishes");
     let total = calm.requests();
     assert!(total > 10, "{total}");
+    let mut reference_asked = all.lock().expect("lock").clone();
+    reference_asked.sort();
 
-    // The server goes down half-way.
+    // The server goes down half-way: the run pauses and says why.
     let fake = Fake::start(State::default()).await;
     *fake.state.fail_after.lock().expect("lock") = Some(total / 2);
     let run_dir = dir.path().join("run");
-    let before = Arc::new(Mutex::new(Vec::new()));
-    let s = Session::start(config(), options(&run_dir, fake.url(), before.clone()))
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut s = Session::start(config(), options(&run_dir, fake.url(), log.clone()))
         .await
         .expect("start");
-    let (failed, _) = dln_common::run_to_end(s).await;
-    let e = failed.expect_err("the run fails once the server is down");
+    let mut seen = Vec::new();
+    dln_common::until(&mut s, &mut seen, unavailable).await;
+    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    let Some(Event::BackendUnavailable { message }) = seen.iter().find(|e| unavailable(e)) else {
+        unreachable!()
+    };
     assert!(
-        e.contains("503") && e.contains("gave up after 2 attempts"),
-        "{e}"
+        message.contains("503") && message.contains("gave up after 2 attempts"),
+        "{message}"
     );
-    let answered_before = before.lock().expect("lock").clone();
-    assert!(!answered_before.is_empty());
+    no_failure(&seen);
+    assert!(run_dir.join("checkpoint.json").is_file(), "a checkpoint on pause");
+    let at = log.lock().expect("lock").len();
+    assert!(at > 0);
 
-    // Back up: resume.
+    // Resumed while still down: it tries again and pauses again.
+    s.commands.send(Command::Resume).expect("resume");
+    dln_common::until(&mut s, &mut seen, unavailable).await;
+    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    assert_eq!(log.lock().expect("lock").len(), at, "nothing answered while down");
+
+    // Back up: resumed, it finishes as the undisturbed run did.
     *fake.state.fail_after.lock().expect("lock") = None;
-    let after = Arc::new(Mutex::new(Vec::new()));
-    let s = Session::resume(&run_dir, options(&run_dir, fake.url(), after.clone()))
+    s.commands.send(Command::Resume).expect("resume");
+    let (resumed, rest) = dln_common::run_to_end(s).await;
+    seen.extend(rest);
+    no_failure(&seen);
+    let resumed = resumed.expect("the resumed run finishes");
+    assert!(!resumed.stopped_early);
+    assert_eq!(resumed.best_prompts, reference.best_prompts);
+    let mut asked = log.lock().expect("lock").clone();
+    no_resend(&asked, at);
+    asked.sort();
+    assert_eq!(asked, reference_asked, "together, exactly what the undisturbed run asked");
+
+    // Down again in another run, and nobody resumes it (a headless run): a stop leaves it
+    // resumable, saying why; `dln resume` once the server is back finishes it.
+    let fake = Fake::start(State::default()).await;
+    *fake.state.fail_after.lock().expect("lock") = Some(total / 2);
+    let run_dir = dir.path().join("stopped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut s = Session::start(config(), options(&run_dir, fake.url(), log.clone()))
+        .await
+        .expect("start");
+    let mut seen = Vec::new();
+    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    s.commands.send(Command::Stop).expect("stop");
+    let (stopped, rest) = dln_common::run_to_end(s).await;
+    seen.extend(rest);
+    no_failure(&seen);
+    let stopped = stopped.expect("a stopped run ends without error");
+    assert!(stopped.stopped_early);
+    assert_eq!(stopped.stop_reason, Some(StopReason::BackendUnavailable));
+    let info = dln::run::runs::run_info(&run_dir).expect("a run");
+    assert_eq!(info.status_label(), "stopped (backend unavailable)");
+    let at = log.lock().expect("lock").len();
+    *fake.state.fail_after.lock().expect("lock") = None;
+    let s = Session::resume(&run_dir, options(&run_dir, fake.url(), log.clone()))
         .await
         .expect("resume");
     let (resumed, _) = dln_common::run_to_end(s).await;
     let resumed = resumed.expect("the resumed run finishes");
     assert_eq!(resumed.best_prompts, reference.best_prompts);
-    let asked_after = after.lock().expect("lock").clone();
-    assert!(!asked_after.is_empty());
-    for r in &asked_after {
-        assert!(
-            !answered_before.contains(r),
-            "asked again for a request answered before the failure: {r}"
-        );
-    }
-    // Together, the two halves asked exactly what the undisturbed run asked.
-    let mut both: Vec<String> = answered_before.into_iter().chain(asked_after).collect();
-    let mut reference_asked = all.lock().expect("lock").clone();
-    both.sort();
-    reference_asked.sort();
-    assert_eq!(both, reference_asked);
+    let mut asked = log.lock().expect("lock").clone();
+    no_resend(&asked, at);
+    asked.sort();
+    assert_eq!(asked, reference_asked);
 }
