@@ -849,7 +849,10 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
         "{message}"
     );
     no_failure(&seen);
-    assert!(run_dir.join("checkpoint.json").is_file(), "a checkpoint on pause");
+    assert!(
+        run_dir.join("checkpoint.json").is_file(),
+        "a checkpoint on pause"
+    );
     let at = log.lock().expect("lock").len();
     assert!(at > 0);
 
@@ -857,7 +860,11 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
     s.commands.send(Command::Resume).expect("resume");
     dln_common::until(&mut s, &mut seen, unavailable).await;
     dln_common::until(&mut s, &mut seen, dln_common::paused).await;
-    assert_eq!(log.lock().expect("lock").len(), at, "nothing answered while down");
+    assert_eq!(
+        log.lock().expect("lock").len(),
+        at,
+        "nothing answered while down"
+    );
 
     // Back up: resumed, it finishes as the undisturbed run did.
     *fake.state.fail_after.lock().expect("lock") = None;
@@ -871,7 +878,10 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
     let mut asked = log.lock().expect("lock").clone();
     no_resend(&asked, at);
     asked.sort();
-    assert_eq!(asked, reference_asked, "together, exactly what the undisturbed run asked");
+    assert_eq!(
+        asked, reference_asked,
+        "together, exactly what the undisturbed run asked"
+    );
 
     // Down again in another run, and nobody resumes it (a headless run): a stop leaves it
     // resumable, saying why; `dln resume` once the server is back finishes it.
