@@ -259,3 +259,23 @@ fn metrics_scroll_when_taller_than_the_pane() {
     app.handle_action(Action::Down);
     assert_snapshot!("metrics_scroll_bottom_80x14", render(&mut app, 80, 14));
 }
+
+/// A priced backend: the metrics pane adds a cost column (absent above, where nothing is priced).
+#[test]
+fn metrics_cost_column_when_a_backend_is_priced() {
+    let mut events = dln1_running();
+    for e in &mut events {
+        if let Event::IterationDone { usage, .. } = e {
+            for entry in usage.iter_mut() {
+                // 0.15 per million prompt tokens, 0.60 per million generated.
+                let u = &mut entry.usage;
+                u.cost = (u.tokens_computed + u.tokens_reused) as f64 * 0.15e-6
+                    + u.tokens_generated as f64 * 0.60e-6;
+            }
+        }
+    }
+    let app = app_with(&events);
+    let screen = render_pane(&app, Pane::Metrics, 80, 18);
+    assert!(screen.contains("cost"), "{screen}");
+    assert_snapshot!(screen);
+}
