@@ -53,6 +53,9 @@ struct State {
     auth: Mutex<Vec<String>>,
     /// Delay every answer (to measure concurrency).
     delay: Mutex<Duration>,
+    /// Answers an array of prompts with one choice each (vLLM, OpenAI); without it, an array
+    /// of more than one prompt gets the 500 llama-cpp-python's assertion gives.
+    arrays: bool,
 }
 
 struct Fake {
@@ -216,6 +219,10 @@ async fn serve(mut sock: TcpStream, s: Arc<State>) {
         Some(Fault::Malformed) => {
             respond(&mut sock, 200, "", b"{\"choices\": [{\"text\": ").await;
         }
+        None if !s.arrays && prompts_of(&req).len() > 1 => {
+            let msg = json!({"error": {"message": "AssertionError"}}).to_string();
+            respond(&mut sock, 500, "", msg.as_bytes()).await;
+        }
         None => {
             if s.no_echo && req.get("echo").and_then(Value::as_bool) == Some(true) {
                 let msg = json!({"error": {"message": "echo is not supported"}}).to_string();
@@ -236,7 +243,34 @@ fn answer(path: &str, req: &Value, s: &State) -> Value {
         return json!({"choices": [{"message": {"role": "assistant", "content": "yes"}, "finish_reason": "stop"}],
                       "usage": {"prompt_tokens": 3, "completion_tokens": 1}});
     }
-    let prompt = req.get("prompt").and_then(Value::as_str).unwrap_or("");
+    let prompts = prompts_of(req);
+    let choices: Vec<Value> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| choice(p, i, req, s))
+        .collect();
+    let prompt_tokens: usize = prompts.iter().map(|p| tokens_of(p).len()).sum();
+    json!({
+        "id": "cmpl-1", "object": "text_completion", "model": "fake",
+        "choices": choices,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": prompts.len()}
+    })
+}
+
+/// The prompts of a completions request: a string, or an array of them.
+fn prompts_of(req: &Value) -> Vec<String> {
+    match req.get("prompt") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| p.as_str().unwrap_or("").to_string())
+            .collect(),
+        Some(p) => vec![p.as_str().unwrap_or("").to_string()],
+        None => vec![String::new()],
+    }
+}
+
+/// The choice answering prompt `index` of a request.
+fn choice(prompt: &str, index: usize, req: &Value, s: &State) -> Value {
     let echo = req.get("echo").and_then(Value::as_bool) == Some(true);
     let logprobs = req.get("logprobs").and_then(Value::as_u64);
     // Echo requests generate another token than plain ones, so a misaligned echo shows.
@@ -282,11 +316,7 @@ fn answer(path: &str, req: &Value, s: &State) -> Value {
     if echo {
         text = format!("{prompt}{generated}");
     }
-    json!({
-        "id": "cmpl-1", "object": "text_completion", "model": "fake",
-        "choices": [{"text": text, "index": 0, "logprobs": lp, "finish_reason": "length"}],
-        "usage": {"prompt_tokens": tokens_of(prompt).len(), "completion_tokens": 1}
-    })
+    json!({"text": text, "index": index, "logprobs": lp, "finish_reason": "length"})
 }
 
 fn cfg(urls: Vec<String>) -> OpenAiConfig {
@@ -586,6 +616,73 @@ async fn the_probe_picks_echo_and_caches_it() {
         "the second connect must use the cached probe"
     );
     assert!(b2.report().cached_probe);
+}
+
+/// A server that answers arrays of prompts gets several prompts per scoring request (up to
+/// `prompts_per_request`, in prefix order, through the call cache, which stores each request's
+/// answers), with the scores of one-by-one requests; one that refuses arrays (as
+/// llama-cpp-python does, with a 500) is probed once, without retries, and gets one each.
+#[tokio::test]
+async fn prompts_are_batched_where_the_server_takes_arrays_and_not_where_it_refuses() {
+    let targets: Vec<String> = (0..10).map(|i| format!(" answer number {i}")).collect();
+    let requests: Vec<ScoreRequest> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| req(if i % 2 == 0 { "Even: the" } else { "Odd: the" }, t))
+        .collect();
+    for arrays in [true, false] {
+        let fake = Fake::start(State {
+            arrays,
+            ..State::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = OpenAiConfig {
+            prompts_per_request: 4,
+            ..cfg(vec![fake.url()])
+        };
+        let b = OpenAiBackend::connect(&c, dir.path(), 2048, None)
+            .await
+            .expect("connect");
+        let line = b.report().line();
+        assert_eq!(b.report().capabilities.prompt_arrays, arrays, "{line}");
+        assert!(
+            line.contains(if arrays {
+                "prompt arrays"
+            } else {
+                "no prompt arrays"
+            }),
+            "{line}"
+        );
+        let probed = fake.requests();
+        let (_, retries) = b.attempts();
+        assert_eq!(retries, 0, "a refused array is not retried");
+        let cached = CachedBackend::new(Arc::new(b), &dir.path().join("cache")).expect("cache");
+        let scores = cached.score(requests.clone()).await.expect("scores");
+        for (s, t) in scores.iter().zip(&targets) {
+            assert!((s.logprob - expected(t)).abs() < 1e-9, "{t}: {}", s.logprob);
+        }
+        let sent: Vec<Value> = fake.state.bodies.lock().expect("lock")[probed..].to_vec();
+        let per_request: Vec<usize> = sent
+            .iter()
+            .map(|b| b["prompt"].as_array().map_or(1, Vec::len))
+            .collect();
+        if arrays {
+            assert_eq!(per_request.iter().sum::<usize>(), 10);
+            assert_eq!(sent.len(), 3, "10 prompts, 4 per request: {per_request:?}");
+            // Prefix order: the "Even" prompts go out together, before the "Odd" ones.
+            let mut all: Vec<String> = sent.iter().flat_map(|b| prompts_of(b)).collect();
+            let in_order = all.clone();
+            all.sort();
+            assert_eq!(in_order, all);
+        } else {
+            assert_eq!(per_request, vec![1; 10]);
+        }
+        // Asked again, the call cache answers everything.
+        let n = fake.requests();
+        cached.score(requests.clone()).await.expect("cached scores");
+        assert_eq!(fake.requests(), n);
+    }
 }
 
 #[tokio::test]

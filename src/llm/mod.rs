@@ -276,6 +276,13 @@ pub trait Backend: Send + Sync {
     fn answers_independently(&self) -> bool {
         false
     }
+    /// How many requests of a `score` or `classify` batch a backend that answers independently
+    /// takes in one call: it packs them into one server request (several prompts in one
+    /// `/v1/completions` body), so the call cache hands them over in chunks of this size and
+    /// stores each chunk's answers as it arrives. 1 (the default) is one request per call.
+    fn requests_per_call(&self) -> usize {
+        1
+    }
     /// `n` samples per request, in request order.
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>>;
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>>;

@@ -85,6 +85,9 @@ impl Backend for Priced {
     fn answers_independently(&self) -> bool {
         self.inner.answers_independently()
     }
+    fn requests_per_call(&self) -> usize {
+        self.inner.requests_per_call()
+    }
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
         self.inner.generate(requests).await
     }

@@ -40,6 +40,9 @@ pub struct OpenAiConfig {
     /// The server's context window (default: `[model].context_size`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_size: Option<u32>,
+    /// Prompts sent in one `/completions` request when scoring (the API takes an array of
+    /// prompts); used only when the probe found that the server answers arrays. 1 = one each.
+    pub prompts_per_request: usize,
     /// Price per million prompt tokens (for the run's cost and `train.budget_cost`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_price: Option<f64>,
@@ -64,6 +67,7 @@ impl Default for OpenAiConfig {
             max_retries: 5,
             retry_base_ms: 500,
             context_size: None,
+            prompts_per_request: 8,
             prompt_price: None,
             generated_price: None,
         }
@@ -143,6 +147,11 @@ impl OpenAiConfig {
         if self.max_in_flight == 0 {
             return Err(format!(
                 "`backends.{name}.max_in_flight` must be at least 1"
+            ));
+        }
+        if self.prompts_per_request == 0 {
+            return Err(format!(
+                "`backends.{name}.prompts_per_request` must be at least 1"
             ));
         }
         if !(self.timeout_secs > 0.0) {
