@@ -171,6 +171,28 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_stage_pauses_after_applying_what_arrived_unless_stopping() {
+        let mut c = at(Running);
+        assert_eq!(c.during_stage(pin()), vec![]);
+        assert_eq!(
+            c.stage_failed(),
+            vec![Effect::Apply(pin()), Effect::Announce(RunState::Paused)]
+        );
+        assert!(c.is_paused());
+        let mut c = at(Pausing);
+        assert_eq!(c.stage_failed(), announce(RunState::Paused), "paused once");
+        let mut c = at(Stepping);
+        assert_eq!(c.stage_failed(), announce(RunState::Paused));
+        let mut c = at(Stopping);
+        assert_eq!(
+            c.stage_failed(),
+            vec![],
+            "a stop asked during the stage still stops"
+        );
+        assert!(c.is_stopping());
+    }
+
+    #[test]
     fn a_run_starts_running_or_paused() {
         let (c, e) = Control::start(true);
         assert!(c.is_paused());
