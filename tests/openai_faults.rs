@@ -671,7 +671,7 @@ async fn prompts_are_batched_where_the_server_takes_arrays_and_not_where_it_refu
             assert_eq!(per_request.iter().sum::<usize>(), 10);
             assert_eq!(sent.len(), 3, "10 prompts, 4 per request: {per_request:?}");
             // Prefix order: the "Even" prompts go out together, before the "Odd" ones.
-            let mut all: Vec<String> = sent.iter().flat_map(|b| prompts_of(b)).collect();
+            let mut all: Vec<String> = sent.iter().flat_map(prompts_of).collect();
             let in_order = all.clone();
             all.sort();
             assert_eq!(in_order, all);
