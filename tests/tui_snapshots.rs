@@ -279,3 +279,38 @@ fn metrics_cost_column_when_a_backend_is_priced() {
     assert!(screen.contains("cost"), "{screen}");
     assert_snapshot!(screen);
 }
+
+/// A run stopped by its budget says so in the status bar (not "FINISHED") and in its messages.
+#[test]
+fn a_budget_stop_shows_in_the_status_badge() {
+    use dln::dln::events::{RunState, StopReason};
+    let mut events = dln1_running();
+    events.push(Event::BudgetReached {
+        tokens: 12_000,
+        cost: 0.0,
+        budget_tokens: Some(10_000),
+        budget_cost: None,
+    });
+    events.push(Event::RunFinished {
+        best_prompts: vec!["p".into()],
+        dev_accuracy: Some(0.7),
+        test_accuracy: None,
+        stopped_early: true,
+        stop_reason: Some(StopReason::Budget),
+    });
+    events.push(Event::StateChanged {
+        state: RunState::Finished,
+    });
+    let mut app = app_with(&events);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains(" STOPPED (BUDGET) "), "{screen}");
+    assert!(!screen.contains(" FINISHED "), "{screen}");
+    assert!(
+        app.run
+            .messages
+            .iter()
+            .any(|(_, m)| m.contains("budget reached (12000 of train.budget_tokens = 10000")),
+        "{:?}",
+        app.run.messages
+    );
+}

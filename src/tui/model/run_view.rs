@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::dln::events::{
-    Candidate, Event, ForwardExample, HiddenSample, LayerIndex, RunState, SampleOrigin, UsageEntry,
+    Candidate, Event, ForwardExample, HiddenSample, LayerIndex, RunState, SampleOrigin, StopReason,
+    UsageEntry,
 };
 use crate::llm::Usage;
 
@@ -52,6 +53,8 @@ pub struct RunView {
     pub last_checkpoint: Option<(usize, String)>,
     pub finished: bool,
     pub stopped_early: bool,
+    /// Why the run stopped early, when it says (`RunFinished.stop_reason`).
+    pub stop_reason: Option<StopReason>,
     pub best_prompts: Vec<String>,
     /// How many events were applied (replay position).
     pub events_applied: usize,
@@ -384,8 +387,9 @@ impl RunView {
                 dev_accuracy,
                 test_accuracy,
                 stopped_early,
-                ..
+                stop_reason,
             } => {
+                self.stop_reason = *stop_reason;
                 self.finished = true;
                 self.stopped_early = *stopped_early;
                 self.best_prompts = best_prompts.clone();
