@@ -53,6 +53,9 @@ struct State {
     auth: Mutex<Vec<String>>,
     /// Delay every answer (to measure concurrency).
     delay: Mutex<Duration>,
+    /// Answers an array of prompts with one choice each (vLLM, OpenAI); without it, an array
+    /// of more than one prompt gets the 500 llama-cpp-python's assertion gives.
+    arrays: bool,
 }
 
 struct Fake {
@@ -216,6 +219,10 @@ async fn serve(mut sock: TcpStream, s: Arc<State>) {
         Some(Fault::Malformed) => {
             respond(&mut sock, 200, "", b"{\"choices\": [{\"text\": ").await;
         }
+        None if !s.arrays && prompts_of(&req).len() > 1 => {
+            let msg = json!({"error": {"message": "AssertionError"}}).to_string();
+            respond(&mut sock, 500, "", msg.as_bytes()).await;
+        }
         None => {
             if s.no_echo && req.get("echo").and_then(Value::as_bool) == Some(true) {
                 let msg = json!({"error": {"message": "echo is not supported"}}).to_string();
@@ -236,7 +243,34 @@ fn answer(path: &str, req: &Value, s: &State) -> Value {
         return json!({"choices": [{"message": {"role": "assistant", "content": "yes"}, "finish_reason": "stop"}],
                       "usage": {"prompt_tokens": 3, "completion_tokens": 1}});
     }
-    let prompt = req.get("prompt").and_then(Value::as_str).unwrap_or("");
+    let prompts = prompts_of(req);
+    let choices: Vec<Value> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| choice(p, i, req, s))
+        .collect();
+    let prompt_tokens: usize = prompts.iter().map(|p| tokens_of(p).len()).sum();
+    json!({
+        "id": "cmpl-1", "object": "text_completion", "model": "fake",
+        "choices": choices,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": prompts.len()}
+    })
+}
+
+/// The prompts of a completions request: a string, or an array of them.
+fn prompts_of(req: &Value) -> Vec<String> {
+    match req.get("prompt") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| p.as_str().unwrap_or("").to_string())
+            .collect(),
+        Some(p) => vec![p.as_str().unwrap_or("").to_string()],
+        None => vec![String::new()],
+    }
+}
+
+/// The choice answering prompt `index` of a request.
+fn choice(prompt: &str, index: usize, req: &Value, s: &State) -> Value {
     let echo = req.get("echo").and_then(Value::as_bool) == Some(true);
     let logprobs = req.get("logprobs").and_then(Value::as_u64);
     // Echo requests generate another token than plain ones, so a misaligned echo shows.
@@ -282,11 +316,7 @@ fn answer(path: &str, req: &Value, s: &State) -> Value {
     if echo {
         text = format!("{prompt}{generated}");
     }
-    json!({
-        "id": "cmpl-1", "object": "text_completion", "model": "fake",
-        "choices": [{"text": text, "index": 0, "logprobs": lp, "finish_reason": "length"}],
-        "usage": {"prompt_tokens": tokens_of(prompt).len(), "completion_tokens": 1}
-    })
+    json!({"text": text, "index": index, "logprobs": lp, "finish_reason": "length"})
 }
 
 fn cfg(urls: Vec<String>) -> OpenAiConfig {
@@ -588,6 +618,73 @@ async fn the_probe_picks_echo_and_caches_it() {
     assert!(b2.report().cached_probe);
 }
 
+/// A server that answers arrays of prompts gets several prompts per scoring request (up to
+/// `prompts_per_request`, in prefix order, through the call cache, which stores each request's
+/// answers), with the scores of one-by-one requests; one that refuses arrays (as
+/// llama-cpp-python does, with a 500) is probed once, without retries, and gets one each.
+#[tokio::test]
+async fn prompts_are_batched_where_the_server_takes_arrays_and_not_where_it_refuses() {
+    let targets: Vec<String> = (0..10).map(|i| format!(" answer number {i}")).collect();
+    let requests: Vec<ScoreRequest> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| req(if i % 2 == 0 { "Even: the" } else { "Odd: the" }, t))
+        .collect();
+    for arrays in [true, false] {
+        let fake = Fake::start(State {
+            arrays,
+            ..State::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = OpenAiConfig {
+            prompts_per_request: 4,
+            ..cfg(vec![fake.url()])
+        };
+        let b = OpenAiBackend::connect(&c, dir.path(), 2048, None)
+            .await
+            .expect("connect");
+        let line = b.report().line();
+        assert_eq!(b.report().capabilities.prompt_arrays, arrays, "{line}");
+        assert!(
+            line.contains(if arrays {
+                "prompt arrays"
+            } else {
+                "no prompt arrays"
+            }),
+            "{line}"
+        );
+        let probed = fake.requests();
+        let (_, retries) = b.attempts();
+        assert_eq!(retries, 0, "a refused array is not retried");
+        let cached = CachedBackend::new(Arc::new(b), &dir.path().join("cache")).expect("cache");
+        let scores = cached.score(requests.clone()).await.expect("scores");
+        for (s, t) in scores.iter().zip(&targets) {
+            assert!((s.logprob - expected(t)).abs() < 1e-9, "{t}: {}", s.logprob);
+        }
+        let sent: Vec<Value> = fake.state.bodies.lock().expect("lock")[probed..].to_vec();
+        let per_request: Vec<usize> = sent
+            .iter()
+            .map(|b| b["prompt"].as_array().map_or(1, Vec::len))
+            .collect();
+        if arrays {
+            assert_eq!(per_request.iter().sum::<usize>(), 10);
+            assert_eq!(sent.len(), 3, "10 prompts, 4 per request: {per_request:?}");
+            // Prefix order: the "Even" prompts go out together, before the "Odd" ones.
+            let mut all: Vec<String> = sent.iter().flat_map(prompts_of).collect();
+            let in_order = all.clone();
+            all.sort();
+            assert_eq!(in_order, all);
+        } else {
+            assert_eq!(per_request, vec![1; 10]);
+        }
+        // Asked again, the call cache answers everything.
+        let n = fake.requests();
+        cached.score(requests.clone()).await.expect("cached scores");
+        assert_eq!(fake.requests(), n);
+    }
+}
+
 #[tokio::test]
 async fn a_misaligned_echo_falls_back_and_an_explicit_echo_is_refused() {
     let fake = Fake::start(State {
@@ -758,13 +855,15 @@ impl Backend for Recording {
     }
 }
 
-/// A run whose server goes down mid-run fails after its retries with a clear error; resumed
-/// once the server is back, it finishes with the same prompts as an undisturbed run and asks
+/// A run whose server goes down mid-run is left paused (not failed) after its retries, saying
+/// why, with a checkpoint; resumed once the server is back — in the same session, or after a
+/// stop by `dln resume` — it finishes with the same prompts as an undisturbed run and asks
 /// nothing that was answered before the failure (the call cache stores each HTTP answer as it
 /// arrives, so even a batch cut short keeps what it got).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_that_fails_after_retries_resumes_without_resending() {
+async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resending() {
     use dln::config::Config;
+    use dln::dln::events::{Command, Event, RunState, StopReason};
     use dln::run::{Session, SessionOptions};
 
     let config = || {
@@ -789,6 +888,27 @@ async fn a_run_that_fails_after_retries_resumes_without_resending() {
             })),
             ..Default::default()
         };
+    let unavailable = |e: &Event| matches!(e, Event::BackendUnavailable { .. });
+    let no_failure = |seen: &[Event]| {
+        assert!(
+            !seen.iter().any(|e| matches!(
+                e,
+                Event::RunFailed { .. }
+                    | Event::StateChanged {
+                        state: RunState::Failed
+                    }
+            )),
+            "a server that is down fails no run: {seen:?}"
+        );
+    };
+    let no_resend = |log: &[String], at: usize| {
+        for r in &log[at..] {
+            assert!(
+                !log[..at].contains(r),
+                "asked again for a request answered before the failure: {r}"
+            );
+        }
+    };
     let dir = tempfile::tempdir().expect("tempdir");
 
     // Undisturbed, for reference.
@@ -804,45 +924,92 @@ async fn a_run_that_fails_after_retries_resumes_without_resending() {
     let reference = reference.expect("the undisturbed run finishes");
     let total = calm.requests();
     assert!(total > 10, "{total}");
+    let mut reference_asked = all.lock().expect("lock").clone();
+    reference_asked.sort();
 
-    // The server goes down half-way.
+    // The server goes down half-way: the run pauses and says why.
     let fake = Fake::start(State::default()).await;
     *fake.state.fail_after.lock().expect("lock") = Some(total / 2);
     let run_dir = dir.path().join("run");
-    let before = Arc::new(Mutex::new(Vec::new()));
-    let s = Session::start(config(), options(&run_dir, fake.url(), before.clone()))
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut s = Session::start(config(), options(&run_dir, fake.url(), log.clone()))
         .await
         .expect("start");
-    let (failed, _) = dln_common::run_to_end(s).await;
-    let e = failed.expect_err("the run fails once the server is down");
+    let mut seen = Vec::new();
+    dln_common::until(&mut s, &mut seen, unavailable).await;
+    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    let Some(Event::BackendUnavailable { message }) = seen.iter().find(|e| unavailable(e)) else {
+        unreachable!()
+    };
     assert!(
-        e.contains("503") && e.contains("gave up after 2 attempts"),
-        "{e}"
+        message.contains("503") && message.contains("gave up after 2 attempts"),
+        "{message}"
     );
-    let answered_before = before.lock().expect("lock").clone();
-    assert!(!answered_before.is_empty());
+    no_failure(&seen);
+    assert!(
+        run_dir.join("checkpoint.json").is_file(),
+        "a checkpoint on pause"
+    );
+    let at = log.lock().expect("lock").len();
+    assert!(at > 0);
 
-    // Back up: resume.
+    // Resumed while still down: it tries again and pauses again.
+    s.commands.send(Command::Resume).expect("resume");
+    dln_common::until(&mut s, &mut seen, unavailable).await;
+    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    assert_eq!(
+        log.lock().expect("lock").len(),
+        at,
+        "nothing answered while down"
+    );
+
+    // Back up: resumed, it finishes as the undisturbed run did.
     *fake.state.fail_after.lock().expect("lock") = None;
-    let after = Arc::new(Mutex::new(Vec::new()));
-    let s = Session::resume(&run_dir, options(&run_dir, fake.url(), after.clone()))
+    s.commands.send(Command::Resume).expect("resume");
+    let (resumed, rest) = dln_common::run_to_end(s).await;
+    seen.extend(rest);
+    no_failure(&seen);
+    let resumed = resumed.expect("the resumed run finishes");
+    assert!(!resumed.stopped_early);
+    assert_eq!(resumed.best_prompts, reference.best_prompts);
+    let mut asked = log.lock().expect("lock").clone();
+    no_resend(&asked, at);
+    asked.sort();
+    assert_eq!(
+        asked, reference_asked,
+        "together, exactly what the undisturbed run asked"
+    );
+
+    // Down again in another run, and nobody resumes it (a headless run): a stop leaves it
+    // resumable, saying why; `dln resume` once the server is back finishes it.
+    let fake = Fake::start(State::default()).await;
+    *fake.state.fail_after.lock().expect("lock") = Some(total / 2);
+    let run_dir = dir.path().join("stopped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut s = Session::start(config(), options(&run_dir, fake.url(), log.clone()))
+        .await
+        .expect("start");
+    let mut seen = Vec::new();
+    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    s.commands.send(Command::Stop).expect("stop");
+    let (stopped, rest) = dln_common::run_to_end(s).await;
+    seen.extend(rest);
+    no_failure(&seen);
+    let stopped = stopped.expect("a stopped run ends without error");
+    assert!(stopped.stopped_early);
+    assert_eq!(stopped.stop_reason, Some(StopReason::BackendUnavailable));
+    let info = dln::run::runs::run_info(&run_dir).expect("a run");
+    assert_eq!(info.status_label(), "stopped (backend unavailable)");
+    let at = log.lock().expect("lock").len();
+    *fake.state.fail_after.lock().expect("lock") = None;
+    let s = Session::resume(&run_dir, options(&run_dir, fake.url(), log.clone()))
         .await
         .expect("resume");
     let (resumed, _) = dln_common::run_to_end(s).await;
     let resumed = resumed.expect("the resumed run finishes");
     assert_eq!(resumed.best_prompts, reference.best_prompts);
-    let asked_after = after.lock().expect("lock").clone();
-    assert!(!asked_after.is_empty());
-    for r in &asked_after {
-        assert!(
-            !answered_before.contains(r),
-            "asked again for a request answered before the failure: {r}"
-        );
-    }
-    // Together, the two halves asked exactly what the undisturbed run asked.
-    let mut both: Vec<String> = answered_before.into_iter().chain(asked_after).collect();
-    let mut reference_asked = all.lock().expect("lock").clone();
-    both.sort();
-    reference_asked.sort();
-    assert_eq!(both, reference_asked);
+    let mut asked = log.lock().expect("lock").clone();
+    no_resend(&asked, at);
+    asked.sort();
+    assert_eq!(asked, reference_asked);
 }

@@ -107,6 +107,17 @@ async fn live_scores_agree_with_the_embedded_engine() {
         "{}",
         http.report().line()
     );
+    // llama-cpp-python 0.3.36 refuses an array of prompts (an assertion, answered 500): the
+    // probe finds it out and every prompt goes in its own request, whatever
+    // `prompts_per_request` says (the default, 8, is what `server_config` asks for).
+    let caps = &http.report().capabilities;
+    assert!(!caps.prompt_arrays, "{}", http.report().line());
+    assert!(
+        http.report().line().contains("no prompt arrays"),
+        "{}",
+        http.report().line()
+    );
+    assert_eq!(http.requests_per_call(), 1);
     let local = embedded();
     let texts = score_texts();
     let a = http.score(texts.clone()).await.expect("http scores");

@@ -73,6 +73,7 @@ fn the_reducer_follows_the_demonstrations_through_selection_edits_and_resets() {
         test_accuracy: None,
         stopped_early: false,
         best_demos: vec![vec![demo_ex(87), demo_ex(5)]],
+        stop_reason: None,
     });
     assert_eq!(app.run.best_demos[0].len(), 2);
 }

@@ -271,6 +271,8 @@ fn replay_of_a_stopped_run_80x24() {
         dev_accuracy: Some(0.75),
         test_accuracy: None,
         stopped_early: true,
+        best_demos: Vec::new(),
+        stop_reason: None,
     });
     events.push(Event::StateChanged {
         state: dln::dln::events::RunState::Finished,
@@ -323,4 +325,60 @@ fn the_help_explains_the_panes_labels() {
     for label in ["H 0.62", "-50.000", "(-0.02)", "★ ◆"] {
         assert!(lines.contains(label), "{label} in\n{lines}");
     }
+}
+
+/// A priced backend: the metrics pane adds a cost column (absent above, where nothing is priced).
+#[test]
+fn metrics_cost_column_when_a_backend_is_priced() {
+    let mut events = dln1_running();
+    for e in &mut events {
+        if let Event::IterationDone { usage, .. } = e {
+            for entry in usage.iter_mut() {
+                // 0.15 per million prompt tokens, 0.60 per million generated.
+                let u = &mut entry.usage;
+                u.cost = (u.tokens_computed + u.tokens_reused) as f64 * 0.15e-6
+                    + u.tokens_generated as f64 * 0.60e-6;
+            }
+        }
+    }
+    let app = app_with(&events);
+    let screen = render_pane(&app, Pane::Metrics, 80, 18);
+    assert!(screen.contains("cost"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+/// A run stopped by its budget says so in the status bar (not "FINISHED") and in its messages.
+#[test]
+fn a_budget_stop_shows_in_the_status_badge() {
+    use dln::dln::events::{RunState, StopReason};
+    let mut events = dln1_running();
+    events.push(Event::BudgetReached {
+        tokens: 12_000,
+        cost: 0.0,
+        budget_tokens: Some(10_000),
+        budget_cost: None,
+    });
+    events.push(Event::RunFinished {
+        best_prompts: vec!["p".into()],
+        dev_accuracy: Some(0.7),
+        test_accuracy: None,
+        stopped_early: true,
+        best_demos: Vec::new(),
+        stop_reason: Some(StopReason::Budget),
+    });
+    events.push(Event::StateChanged {
+        state: RunState::Finished,
+    });
+    let mut app = app_with(&events);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains(" STOPPED (BUDGET) "), "{screen}");
+    assert!(!screen.contains(" FINISHED "), "{screen}");
+    assert!(
+        app.run
+            .messages
+            .iter()
+            .any(|(_, m)| m.contains("budget reached (12000 of train.budget_tokens = 10000")),
+        "{:?}",
+        app.run.messages
+    );
 }

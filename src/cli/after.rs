@@ -154,7 +154,7 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
             when,
             truncate(&r.task, 16),
             r.method,
-            r.status.name(),
+            r.status_label(),
             format!("{}/{}", r.iterations_done, r.iterations),
             pct(r.best_dev),
             pct(r.test),
@@ -179,7 +179,7 @@ pub fn show(run: &Path) -> anyhow::Result<ExitCode> {
     println!("task      {} · {} · {}", r.task, r.method, r.model);
     println!(
         "state     {} · iteration {}/{} · {}",
-        r.status.name(),
+        r.status_label(),
         r.iterations_done,
         r.iterations,
         r.when

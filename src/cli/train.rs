@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dln::config::Config;
-use dln::dln::events::{Command, Event};
+use dln::dln::events::{Command, Event, StopReason};
 use dln::run::{evaluate_run, RunSummary, Session, SessionOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -99,7 +99,15 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
     };
     let result = loop {
         tokio::select! {
-            Some(e) = session.events.recv() => progress.on(&e),
+            Some(e) = session.events.recv() => {
+                progress.on(&e);
+                if matches!(e, Event::BackendUnavailable { .. }) {
+                    // The run paused; headless, nobody is here to resume it: stop (checkpoint,
+                    // exit 3) so that `dln resume` retries when the server is back.
+                    stopping = true;
+                    let _ = commands.send(Command::Stop);
+                }
+            }
             r = &mut session.task => break r,
             _ = sigint.recv() => {
                 if stopping {
@@ -136,8 +144,17 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
     let summary: RunSummary = result.context("the run's task failed")??;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(if summary.stopped_early {
+        let why = match summary.stop_reason {
+            Some(StopReason::Budget) => {
+                " at its budget (raise it with --set train.budget_tokens=N or train.budget_cost=X)"
+            }
+            Some(StopReason::BackendUnavailable) => {
+                " because a backend is unavailable (check the server)"
+            }
+            _ => "",
+        };
         eprintln!(
-            "stopped early; continue with: dln resume {}",
+            "stopped early{why}; continue with: dln resume {}",
             summary.run_dir.display()
         );
         ExitCode::from(exit::STOPPED)
@@ -305,6 +322,14 @@ impl Progress {
             Event::Warning { message } => self.note(&format!("warning: {message}")),
             Event::CommandRejected { reason, .. } => self.note(&format!("error: {reason}")),
             Event::RunFailed { message } => self.fatal = Some(message.clone()),
+            Event::BackendUnavailable { message } => {
+                self.note(&format!("error: {message}; the run is paused at the start of its iteration (nothing answered is lost)"))
+            }
+            Event::BudgetReached { .. } => {
+                if let Some(m) = dln::run::budget::describe(e) {
+                    self.note(&m)
+                }
+            }
             Event::Error { message } => self.note(&format!("error: {message}")),
             _ => {}
         }

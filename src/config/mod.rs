@@ -204,8 +204,23 @@ impl Config {
             return Err(ConfigError::Invalid("`task.name` must not be empty".into()));
         }
         for (name, b) in &self.backends {
-            if let BackendConfig::Openai(o) = b {
-                o.validate(name).map_err(ConfigError::Invalid)?;
+            match b {
+                BackendConfig::Openai(o) => o.validate(name).map_err(ConfigError::Invalid)?,
+                BackendConfig::Embedded {
+                    prompt_price,
+                    generated_price,
+                    ..
+                } => {
+                    use crate::llm::price::Price;
+                    Price::check(*prompt_price, &format!("backends.{name}.prompt_price"))
+                        .and_then(|()| {
+                            Price::check(
+                                *generated_price,
+                                &format!("backends.{name}.generated_price"),
+                            )
+                        })
+                        .map_err(ConfigError::Invalid)?
+                }
             }
         }
         Ok(())

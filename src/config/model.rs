@@ -37,7 +37,27 @@ pub enum BackendConfig {
     Embedded {
         #[serde(default)]
         model: String,
+        /// Price per million prompt tokens (a local model is free unless you say otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt_price: Option<f64>,
+        /// Price per million generated tokens.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generated_price: Option<f64>,
     },
     /// An OpenAI-compatible HTTP server (vLLM, llama.cpp server, Ollama, a hosted API).
     Openai(OpenAiConfig),
+}
+
+impl BackendConfig {
+    /// What the backend's tokens cost (`prompt_price`, `generated_price`), if priced.
+    pub fn price(&self) -> Option<crate::llm::price::Price> {
+        match self {
+            BackendConfig::Embedded {
+                prompt_price,
+                generated_price,
+                ..
+            } => crate::llm::price::Price::from_config(*prompt_price, *generated_price),
+            BackendConfig::Openai(o) => o.price(),
+        }
+    }
 }

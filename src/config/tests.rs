@@ -212,3 +212,54 @@ fn empty_tables_take_the_one_set_of_defaults() {
     let empty: TrainConfig = toml::from_str("").expect("empty [train]");
     assert_eq!(empty, TrainConfig::default());
 }
+
+#[test]
+fn prices_and_budgets_load_round_trip_and_refuse_negative_values() {
+    let text = format!(
+        "{MINIMAL}\n[backends.remote]\nkind = \"openai\"\nmodel = \"m\"\nprompt_price = 0.15\ngenerated_price = 0.6\n\n[backends.local]\nkind = \"embedded\"\ngenerated_price = 2\n"
+    );
+    let mut c = Config::parse(&text, Path::new("p.toml")).expect("prices parse");
+    let price = |name: &str, c: &Config| c.backends.get(name).and_then(BackendConfig::price);
+    assert_eq!(
+        price("remote", &c),
+        Some(crate::llm::price::Price {
+            prompt: 0.15,
+            generated: 0.6
+        })
+    );
+    assert_eq!(
+        price("local", &c).map(|p| (p.prompt, p.generated)),
+        Some((0.0, 2.0)),
+        "an unset half of a price is free"
+    );
+    assert_eq!(c.train.budget_tokens, None);
+    c.set("train.budget_tokens", "1000").expect("tokens");
+    c.set("train.budget_cost", "5")
+        .expect("an integer cost reads as a number");
+    assert_eq!(c.train.budget_tokens, Some(1000));
+    assert_eq!(c.train.budget_cost, Some(5.0));
+    let back = Config::parse(&c.to_toml().expect("toml"), Path::new("c.toml")).expect("again");
+    assert_eq!(back, c);
+    let e = c
+        .set("train.budget_cost", "-1")
+        .expect_err("negative budget");
+    assert!(e.to_string().contains("budget_cost"), "{e}");
+    let e = Config::parse(
+        &text.replace("prompt_price = 0.15", "prompt_price = -0.15"),
+        Path::new("p.toml"),
+    )
+    .expect_err("negative price");
+    assert!(
+        e.to_string().contains("backends.remote.prompt_price"),
+        "{e}"
+    );
+    let e = Config::parse(
+        &text.replace("generated_price = 2", "generated_price = -2"),
+        Path::new("p.toml"),
+    )
+    .expect_err("negative price");
+    assert!(
+        e.to_string().contains("backends.local.generated_price"),
+        "{e}"
+    );
+}

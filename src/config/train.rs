@@ -106,6 +106,15 @@ pub struct TrainConfig {
     /// Indices of the layers to train (default: every trainable layer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_layers: Option<Vec<usize>>,
+    /// Stop the run cleanly (checkpoint, resumable) once it has used this many billed tokens
+    /// (prompt tokens sent plus tokens generated; call-cache answers are free). Checked after
+    /// every stage, so a run overshoots by at most one stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u64>,
+    /// Stop the run cleanly once its tokens have cost this much at the backends' prices
+    /// (`prompt_price`, `generated_price` of `[backends.NAME]`), in the prices' currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_cost: Option<f64>,
 }
 
 /// The one place the training defaults are written; serde fills absent keys from it.
@@ -139,6 +148,8 @@ impl Default for TrainConfig {
             burn_in: 0.05,
             seed: 42,
             train_layers: None,
+            budget_tokens: None,
+            budget_cost: None,
         }
     }
 }
@@ -174,6 +185,11 @@ impl TrainConfig {
         }
         if self.mode == Mode::KShot && self.k_shot == 0 {
             return Err("`train.k_shot` must be at least 1 with `mode = \"k_shot\"`".into());
+        }
+        if let Some(c) = self.budget_cost {
+            if !c.is_finite() || c < 0.0 {
+                return Err(format!("`train.budget_cost` must be 0 or more (got {c})"));
+            }
         }
         if let Some(l) = self.train_layers.iter().flatten().find(|l| **l >= layers) {
             return Err(format!(

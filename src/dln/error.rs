@@ -22,3 +22,10 @@ pub enum DlnError {
     #[error("{0}")]
     Command(String),
 }
+
+impl DlnError {
+    /// A backend failure that may pass by itself (its server down past every retry).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DlnError::Llm { source, .. } if source.is_transient())
+    }
+}

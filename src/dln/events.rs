@@ -60,6 +60,29 @@ pub enum RunState {
     Failed,
 }
 
+/// Why a run stopped before its end (it is resumable: `dln resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// A person or a signal asked (`Command::Stop`).
+    Requested,
+    /// `train.budget_tokens` or `train.budget_cost` was reached.
+    Budget,
+    /// A backend kept failing after its retries and nobody resumed the paused run.
+    BackendUnavailable,
+}
+
+impl StopReason {
+    /// How `dln runs` and the workbench say it: "stopped (budget)".
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Requested => "stopped",
+            StopReason::Budget => "stopped (budget)",
+            StopReason::BackendUnavailable => "stopped (backend unavailable)",
+        }
+    }
+}
+
 /// Where a sample of a hidden text came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -407,6 +430,22 @@ pub enum Event {
     RunFailed {
         message: String,
     },
+    /// A backend kept failing after its retries (server down, 5xx, timeouts): the iteration in
+    /// progress is rewound to its start (its answers stay in the call cache), a checkpoint is
+    /// written and the run pauses (`StateChanged { Paused }` follows); resuming retries it.
+    BackendUnavailable {
+        message: String,
+    },
+    /// The run has used its budget (`train.budget_tokens` / `train.budget_cost`); it stops as
+    /// a `Stop` does (checkpoint, `RunFinished` with `stop_reason: budget`).
+    BudgetReached {
+        tokens: u64,
+        cost: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget_tokens: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget_cost: Option<f64>,
+    },
     /// An error of a log written before `CommandRejected` and `RunFailed` existed (either of
     /// them); kept so those logs replay. Not emitted any more.
     Error {
@@ -420,6 +459,9 @@ pub enum Event {
         /// The demonstrations of `best_prompts` (absent when no layer shows any).
         #[serde(default, skip_serializing_if = "no_demos")]
         best_demos: Vec<Vec<Demo>>,
+        /// Why a run stopped early; absent for a finished run and in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<StopReason>,
     },
 }
 

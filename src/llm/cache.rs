@@ -121,9 +121,15 @@ impl CachedBackend {
         hex::encode(h.finalize())
     }
 
-    /// Looks every request up; asks the inner backend for the misses (in one batch, or one by
-    /// one concurrently when it answers requests independently); stores them.
-    async fn cached<R, T, F, Fut>(&self, op: &str, requests: Vec<R>, call: F) -> LlmResult<Vec<T>>
+    /// Looks every request up; asks the inner backend for the misses (in one batch, or, when it
+    /// answers requests independently, in chunks of `per_call` concurrently); stores them.
+    async fn cached<R, T, F, Fut>(
+        &self,
+        op: &str,
+        requests: Vec<R>,
+        per_call: usize,
+        call: F,
+    ) -> LlmResult<Vec<T>>
     where
         R: Serialize + Clone,
         T: Serialize + DeserializeOwned,
@@ -161,28 +167,34 @@ impl CachedBackend {
             // starts with its prompt or context).
             let mut order = missing_idx.clone();
             order.sort_by_cached_key(|i| serde_json::to_string(&requests[*i]).unwrap_or_default());
-            // Every request runs to its end (answers are stored as they come) before a failure
-            // is reported, so no answer the server gave is lost with a failing neighbour.
-            let answers = futures::future::join_all(order.into_iter().map(|i| {
-                let fut = call(vec![requests[i].clone()]);
-                let key = keys[i].clone();
+            // Every chunk (one request, or as many as the backend packs into one server request)
+            // runs to its end (answers are stored as they come) before a failure is reported,
+            // so no answer the server gave is lost with a failing neighbour.
+            let chunks: Vec<Vec<usize>> = order
+                .chunks(per_call.max(1))
+                .map(<[usize]>::to_vec)
+                .collect();
+            let answers = futures::future::join_all(chunks.into_iter().map(|chunk| {
+                let fut = call(chunk.iter().map(|i| requests[*i].clone()).collect());
+                let keys = &keys;
                 async move {
-                    let mut a = fut.await?;
-                    if a.len() != 1 {
+                    let a = fut.await?;
+                    if a.len() != chunk.len() {
                         return Err(LlmError::Backend(format!(
-                            "backend answered {} of 1 requests",
-                            a.len()
+                            "backend answered {} of {} requests",
+                            a.len(),
+                            chunk.len()
                         )));
                     }
-                    let a = a.remove(0);
-                    self.store(vec![(key, &a)])?;
-                    Ok((i, a))
+                    self.store(chunk.iter().map(|i| keys[*i].clone()).zip(&a).collect())?;
+                    Ok(chunk.into_iter().zip(a).collect::<Vec<_>>())
                 }
             }))
             .await;
             for r in answers {
-                let (i, a) = r?;
-                out[i] = Some(a);
+                for (i, a) in r? {
+                    out[i] = Some(a);
+                }
             }
         } else {
             let missing: Vec<R> = missing_idx.iter().map(|i| requests[*i].clone()).collect();
@@ -277,8 +289,12 @@ impl Backend for CachedBackend {
         self.inner.chat_text(messages, assistant_prefix)
     }
 
+    fn requests_per_call(&self) -> usize {
+        self.inner.requests_per_call()
+    }
+
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
-        self.cached("generate", requests, |r| {
+        self.cached("generate", requests, 1, |r| {
             let inner = self.inner.clone();
             async move { inner.generate(r).await }
         })
@@ -286,7 +302,8 @@ impl Backend for CachedBackend {
     }
 
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
-        self.cached("score", requests, |r| {
+        let per_call = self.inner.requests_per_call();
+        self.cached("score", requests, per_call, |r| {
             let inner = self.inner.clone();
             async move { inner.score(r).await }
         })
@@ -294,7 +311,8 @@ impl Backend for CachedBackend {
     }
 
     async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
-        self.cached("classify", requests, |r| {
+        let per_call = self.inner.requests_per_call();
+        self.cached("classify", requests, per_call, |r| {
             let inner = self.inner.clone();
             async move { inner.classify(r).await }
         })

@@ -14,6 +14,7 @@ use crate::dln::LayerBackends;
 use crate::llm::cache::CachedBackend;
 use crate::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
 use crate::llm::openai::OpenAiBackend;
+use crate::llm::price::Priced;
 use crate::llm::SharedBackend;
 use crate::run::RunError;
 
@@ -128,7 +129,7 @@ pub fn check_models(config: &Config, model_override: Option<&str>) -> Result<(),
         let spec = match spec.as_deref().map(str::trim) {
             Some(name) => match config.backends.get(name) {
                 Some(BackendConfig::Openai(_)) => continue,
-                Some(BackendConfig::Embedded { model }) => {
+                Some(BackendConfig::Embedded { model, .. }) => {
                     Some(model.clone()).filter(|m| !m.trim().is_empty())
                 }
                 None => Some(name.to_string()),
@@ -164,7 +165,7 @@ async fn get_or_load(
                 return Ok(b.clone());
             }
             let backend = match b {
-                BackendConfig::Embedded { model } => {
+                BackendConfig::Embedded { model, .. } => {
                     let m = Some(model.as_str()).filter(|m| !m.trim().is_empty());
                     load_embedded(config, m, cache_dir, loaded).await?
                 }
@@ -190,6 +191,11 @@ async fn get_or_load(
                     });
                     Arc::new(CachedBackend::new(Arc::new(engine), cache_dir)?) as SharedBackend
                 }
+            };
+            // Outside the call cache: its answers add no tokens, so they cost nothing.
+            let backend = match b.price() {
+                Some(price) => Arc::new(Priced::new(backend, price)) as SharedBackend,
+                None => backend,
             };
             loaded.named.push((name.to_string(), backend.clone()));
             return Ok(backend);

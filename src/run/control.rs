@@ -129,6 +129,16 @@ impl Control {
         vec![]
     }
 
+    /// A stage failed in a way worth retrying (its server is down): what arrived during it
+    /// applies, and the run pauses, unless a stop was asked, until a person resumes it.
+    pub fn stage_failed(&mut self) -> Vec<Effect> {
+        let mut effects = self.reach_boundary();
+        if !matches!(self.state, ControlState::Stopping | ControlState::Paused) {
+            effects.extend(self.to(ControlState::Paused, RunState::Paused));
+        }
+        effects
+    }
+
     /// Nobody can send commands any more: a paused run carries on.
     pub fn commands_closed(&mut self) {
         if self.state == ControlState::Paused {
@@ -158,6 +168,28 @@ mod tests {
             state,
             queued: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_failed_stage_pauses_after_applying_what_arrived_unless_stopping() {
+        let mut c = at(Running);
+        assert_eq!(c.during_stage(pin()), vec![]);
+        assert_eq!(
+            c.stage_failed(),
+            vec![Effect::Apply(pin()), Effect::Announce(RunState::Paused)]
+        );
+        assert!(c.is_paused());
+        let mut c = at(Pausing);
+        assert_eq!(c.stage_failed(), announce(RunState::Paused), "paused once");
+        let mut c = at(Stepping);
+        assert_eq!(c.stage_failed(), announce(RunState::Paused));
+        let mut c = at(Stopping);
+        assert_eq!(
+            c.stage_failed(),
+            vec![],
+            "a stop asked during the stage still stops"
+        );
+        assert!(c.is_stopping());
     }
 
     #[test]

@@ -10,10 +10,12 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::Config;
 use crate::data::Dataset;
-use crate::dln::events::{Command, Event, RunState};
+use crate::dln::error::DlnError;
+use crate::dln::events::{Command, Event, RunState, StopReason};
 use crate::dln::state::TrainerState;
 use crate::dln::{EventSink, Network, StepOutcome, Trainer};
 use crate::llm::Usage;
+use crate::run::budget::Budget;
 use crate::run::checkpoint::{write_checkpoint, Checkpoint};
 use crate::run::control::{Control, Effect};
 use crate::run::dir::EventLog;
@@ -101,6 +103,9 @@ pub(crate) async fn drive(
     }
     let (mut ctl, shown) = Control::start(opts.start_paused);
     perform(vec![shown], &mut trainer, &log);
+    let budget = Budget::of(&config.train);
+    // Set while the run is paused because a backend kept failing; cleared when it runs again.
+    let mut unavailable = false;
     loop {
         while let Ok(cmd) = commands.try_recv() {
             perform(ctl.at_boundary(cmd), &mut trainer, &log);
@@ -108,8 +113,24 @@ pub(crate) async fn drive(
         while ctl.is_paused() {
             match commands.recv().await {
                 Some(cmd) => perform(ctl.at_boundary(cmd), &mut trainer, &log),
-                // Nobody can resume us any more: carry on.
+                // Nobody can resume us any more: carry on, unless a backend is down (retrying
+                // at once would only fail again): then stop, resumable.
+                None if unavailable => {
+                    perform(ctl.at_boundary(Command::Stop), &mut trainer, &log);
+                }
                 None => ctl.commands_closed(),
+            }
+        }
+        let mut reason = if unavailable {
+            StopReason::BackendUnavailable
+        } else {
+            StopReason::Requested
+        };
+        if !ctl.is_stopping() {
+            if let Some(reached) = budget.reached(&trainer.total_usage()) {
+                log.emit(reached);
+                perform(ctl.at_boundary(Command::Stop), &mut trainer, &log);
+                reason = StopReason::Budget;
             }
         }
         if ctl.is_stopping() {
@@ -121,11 +142,33 @@ pub(crate) async fn drive(
                 test_accuracy: None,
                 stopped_early: true,
                 best_demos: outcome.best_demos.clone(),
+                stop_reason: Some(reason),
             });
-            return finish(run_dir, &config, &trainer, true, started, &log);
+            return finish(run_dir, &config, &trainer, Some(reason), started, &log);
         }
+        unavailable = false;
         crate::fault::point("stage", || {});
-        let outcome = step_receiving(&mut trainer, &mut ctl, &mut commands, &log).await?;
+        let outcome = match step_receiving(&mut trainer, &mut ctl, &mut commands, &log).await {
+            Ok(o) => o,
+            Err(RunError::Dln(e @ DlnError::Llm { .. })) if e.is_transient() => {
+                // The server is down or overloaded past every retry: nothing is lost (its
+                // answers are in the call cache), the iteration starts again when resumed.
+                log.emit(Event::BackendUnavailable {
+                    message: e.to_string(),
+                });
+                trainer = trainer.rewind()?;
+                checkpoint(run_dir, &trainer, false, &log)?;
+                perform(ctl.stage_failed(), &mut trainer, &log);
+                unavailable = true;
+                continue;
+            }
+            Err(e) => {
+                // A refusal (bad key, wrong model, too long a prompt) ends the run; its
+                // checkpoint is left as a resume would want it.
+                let _ = checkpoint(run_dir, &trainer, false, &log);
+                return Err(e);
+            }
+        };
         if outcome != StepOutcome::Finished {
             perform(ctl.reach_boundary(), &mut trainer, &log);
         }
@@ -134,7 +177,7 @@ pub(crate) async fn drive(
             StepOutcome::IterationDone => checkpoint(run_dir, &trainer, false, &log)?,
             StepOutcome::Finished => {
                 checkpoint(run_dir, &trainer, true, &log)?;
-                return finish(run_dir, &config, &trainer, false, started, &log);
+                return finish(run_dir, &config, &trainer, None, started, &log);
             }
         }
         perform(ctl.stage_done(), &mut trainer, &log);
@@ -187,11 +230,11 @@ fn finish(
     run_dir: &Path,
     config: &Config,
     trainer: &Trainer,
-    stopped_early: bool,
+    stopped: Option<StopReason>,
     started: Instant,
     log: &EventLog,
 ) -> Result<RunSummary, RunError> {
-    let result = result_of(config, trainer, stopped_early, started);
+    let result = result_of(config, trainer, stopped, started);
     write_result(run_dir, &result)?;
     log.emit(Event::StateChanged {
         state: RunState::Finished,
@@ -199,7 +242,12 @@ fn finish(
     Ok(summary_of(run_dir, &result))
 }
 
-fn result_of(config: &Config, t: &Trainer, stopped_early: bool, started: Instant) -> RunResult {
+fn result_of(
+    config: &Config,
+    t: &Trainer,
+    stopped: Option<StopReason>,
+    started: Instant,
+) -> RunResult {
     let o = t.outcome();
     let mut usage = Usage::default();
     for e in t.usage() {
@@ -219,7 +267,8 @@ fn result_of(config: &Config, t: &Trainer, stopped_early: bool, started: Instant
         final_demos: o.final_demos,
         dev_accuracy: o.dev_accuracy,
         test_accuracy: o.test_accuracy,
-        stopped_early,
+        stopped_early: stopped.is_some(),
+        stop_reason: stopped,
         dev_history: state.dev_history,
         train_accuracy: state.train_accuracy,
         usage,

@@ -7,6 +7,7 @@
 //! commands.
 
 mod backends;
+pub mod budget;
 mod checkpoint;
 mod control;
 mod dir;

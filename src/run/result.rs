@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::dln::demos::Demo;
-use crate::dln::events::UsageEntry;
+use crate::dln::events::{StopReason, UsageEntry};
 use crate::dln::math::no_demos;
 use crate::dln::state::DevPoint;
 use crate::llm::Usage;
@@ -33,6 +33,9 @@ pub struct RunResult {
     pub dev_accuracy: Option<f64>,
     pub test_accuracy: Option<f64>,
     pub stopped_early: bool,
+    /// Why it stopped early (absent for a finished run and in older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
     pub dev_history: Vec<DevPoint>,
     pub train_accuracy: Vec<f64>,
     pub usage: Usage,

@@ -45,6 +45,9 @@ pub struct RunInfo {
     pub best_dev: Option<f64>,
     pub test: Option<f64>,
     pub status: RunStatus,
+    /// Why a stopped run stopped (`budget`, `backend_unavailable`, `requested`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<crate::dln::events::StopReason>,
     /// Last change (RFC 3339).
     pub when: String,
     pub best_prompts: Vec<String>,
@@ -52,6 +55,16 @@ pub struct RunInfo {
     pub elapsed_ms: Option<u64>,
     #[serde(skip)]
     modified: std::time::SystemTime,
+}
+
+impl RunInfo {
+    /// The status as a person reads it: `finished`, `running`, `stopped`, `stopped (budget)`.
+    pub fn status_label(&self) -> &'static str {
+        match (self.status, self.stop_reason) {
+            (RunStatus::Stopped, Some(r)) => r.name(),
+            (s, _) => s.name(),
+        }
+    }
 }
 
 /// Where runs are looked for by default: `./runs` when it exists, then the data directory's.
@@ -142,6 +155,10 @@ pub fn run_info(dir: &Path) -> Option<RunInfo> {
             .or_else(|| state.and_then(|s| s.best_dev.accuracy)),
         test: result.as_ref().and_then(|r| r.test_accuracy),
         status,
+        stop_reason: result
+            .as_ref()
+            .and_then(|r| r.stop_reason)
+            .filter(|_| status == RunStatus::Stopped),
         when: chrono::DateTime::<chrono::Local>::from(modified).to_rfc3339(),
         best_prompts: result
             .as_ref()

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
 use crate::data::{load_dataset, DataConfig, Dataset};
-use crate::dln::events::{Command, Event, RunState};
+use crate::dln::events::{Command, Event, RunState, StopReason};
 use crate::dln::state::TrainerState;
 use crate::dln::EventSink;
 use crate::llm::{SharedBackend, Usage};
@@ -61,6 +61,9 @@ pub struct RunSummary {
     pub dev_accuracy: Option<f64>,
     pub test_accuracy: Option<f64>,
     pub stopped_early: bool,
+    /// Why it stopped early (`budget`, `backend_unavailable`, `requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
     pub elapsed_ms: u64,
     pub usage: Usage,
 }
@@ -207,6 +210,7 @@ pub(crate) fn summary_of(run_dir: &Path, r: &RunResult) -> RunSummary {
         dev_accuracy: r.dev_accuracy,
         test_accuracy: r.test_accuracy,
         stopped_early: r.stopped_early,
+        stop_reason: r.stop_reason,
         elapsed_ms: r.elapsed_ms,
         usage: r.usage,
     }

@@ -55,6 +55,7 @@ fn usage(layer: usize, op: &str, calls: u64, computed: u64, generated: u64) -> U
             tokens_generated: generated,
             calls,
             cache_hits: 0,
+            cost: 0.0,
         },
     }
 }

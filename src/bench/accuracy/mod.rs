@@ -152,9 +152,10 @@ async fn run_cell(
         }
     };
     let t0 = Instant::now();
-    let (stopped_by_user, end) = follow(session, label, progress, cancel).await;
+    let (_, end) = follow(session, label, progress, cancel).await;
     let status = match end {
-        Ok(summary) if stopped_by_user && summary.stopped_early => CellStatus::Stopped,
+        // By the user, at its budget, or with its server down: resumable.
+        Ok(summary) if summary.stopped_early => CellStatus::Stopped,
         Ok(_) => CellStatus::Finished { reused: false },
         Err(message) => CellStatus::Failed(message),
     };
@@ -201,7 +202,14 @@ async fn follow(
     let mut stopping = false;
     let result = loop {
         tokio::select! {
-            Some(e) = session.events.recv() => report_event(&e, label, progress),
+            Some(e) = session.events.recv() => {
+                report_event(&e, label, progress);
+                // The run paused with its server down: nobody resumes a bench cell, so stop it
+                // (resumable: the next bench run continues it).
+                if matches!(e, Event::BackendUnavailable { .. }) {
+                    let _ = session.commands.send(Command::Stop);
+                }
+            }
             r = &mut session.task => break r,
             _ = cancel.cancelled(), if !stopping => {
                 stopping = true;
@@ -234,6 +242,12 @@ fn report_event(e: &Event, label: &str, progress: &(dyn Fn(&str) + Sync)) {
         } => progress(&format!(
             "{label}: {split} accuracy {accuracy:.3} (iteration {iteration})"
         )),
+        Event::BackendUnavailable { message } => progress(&format!("{label}: {message}")),
+        Event::BudgetReached { .. } => {
+            if let Some(m) = crate::run::budget::describe(e) {
+                progress(&format!("{label}: {m}"))
+            }
+        }
         _ => {}
     }
 }

@@ -195,6 +195,7 @@ impl Trainer {
             test_accuracy: acc,
             stopped_early: false,
             best_demos: math::stored_demos(demos),
+            stop_reason: None,
         });
         Ok(())
     }

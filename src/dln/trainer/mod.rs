@@ -300,12 +300,38 @@ impl Trainer {
 
     /// The state to checkpoint now: after a completed iteration it is the current state; in the
     /// middle of one it is the iteration's start with a person's edits applied.
+    ///
+    /// Its usage is always the run's so far: the tokens of the interrupted iteration were spent
+    /// (and its rerun answers them from the call cache, for free), so a budget still counts them.
     pub fn checkpoint_state(&self) -> TrainerState {
         if self.current.is_some() {
-            self.snapshot.clone()
+            let mut s = self.snapshot.clone();
+            s.usage = self.usage.run().to_vec();
+            s
         } else {
             self.state()
         }
+    }
+
+    /// The trainer as a resumed run would be from [`checkpoint_state`](Self::checkpoint_state)
+    /// now: the iteration in progress starts again (after a failed call, its answers come from
+    /// the call cache), on the same network and backends.
+    pub fn rewind(self) -> Result<Trainer, DlnError> {
+        let state = self.checkpoint_state();
+        let Trainer {
+            net,
+            train,
+            base_dir,
+            data,
+            sink,
+            ..
+        } = self;
+        Trainer::restore(net, &train, &base_dir, data, state, sink)
+    }
+
+    /// The run's usage summed over layers and operations (what a budget is checked against).
+    pub fn total_usage(&self) -> Usage {
+        self.usage.total()
     }
 
     fn state(&self) -> TrainerState {

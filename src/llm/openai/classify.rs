@@ -1,7 +1,7 @@
 //! Class distributions in each scoring mode: every verbalizer variant scored exactly, the first
 //! token's top log-probabilities, or a generated answer matched against the verbalizers.
 
-use super::{in_prefix_order, wire, CompletionRequest, OpenAiBackend};
+use super::{wire, CompletionRequest, OpenAiBackend};
 use crate::llm::{
     verbalizer_variants, ClassDistribution, ClassifyRequest, GenerateRequest, LlmResult, Prompt,
     ScoreRequest, VerbalizerReduce,
@@ -27,7 +27,7 @@ impl OpenAiBackend {
                 }
             }
         }
-        let scores = in_prefix_order(&items, |r| r.context.as_str(), |r| self.score_one(r)).await?;
+        let scores = self.score_many(&items).await?;
         let mut masses: Vec<Vec<Vec<f64>>> = requests
             .iter()
             .map(|r| vec![Vec::new(); r.classes.len()])

@@ -201,6 +201,21 @@ impl Transport {
     /// POSTs `body` to `path` (relative to a base URL, e.g. `/completions`) and returns the
     /// response body, retrying what is worth retrying.
     pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> LlmResult<Vec<u8>> {
+        self.post_tries(path, body, self.opts.max_retries).await
+    }
+
+    /// [`post`](Self::post) with no retry: for the probe's questions, where a refusal (even a
+    /// 500) is the answer.
+    pub async fn post_once<B: Serialize>(&self, path: &str, body: &B) -> LlmResult<Vec<u8>> {
+        self.post_tries(path, body, 0).await
+    }
+
+    async fn post_tries<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        max_retries: u32,
+    ) -> LlmResult<Vec<u8>> {
         let body = serde_json::to_vec(body)
             .map_err(|e| LlmError::InvalidRequest(format!("cannot encode the request: {e}")))?;
         let _permit = self
@@ -230,8 +245,8 @@ impl Transport {
                     if let Ok(mut f) = replica.failed_until.lock() {
                         *f = Some(Instant::now() + self.opts.replica_cooldown);
                     }
-                    if attempt >= self.opts.max_retries {
-                        return Err(LlmError::Backend(format!(
+                    if attempt >= max_retries {
+                        return Err(LlmError::Unavailable(format!(
                             "{url}: {message}; gave up after {} attempts (raise `max_retries` or \
                              `timeout_secs` on the backend, or check the server)",
                             attempt + 1
@@ -241,7 +256,7 @@ impl Transport {
                     tracing::warn!(
                         "{url}: {message}; retry {} of {} in {:.1}s",
                         attempt + 1,
-                        self.opts.max_retries,
+                        max_retries,
                         wait.as_secs_f64()
                     );
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);

@@ -40,6 +40,15 @@ pub struct OpenAiConfig {
     /// The server's context window (default: `[model].context_size`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_size: Option<u32>,
+    /// Prompts sent in one `/completions` request when scoring (the API takes an array of
+    /// prompts); used only when the probe found that the server answers arrays. 1 = one each.
+    pub prompts_per_request: usize,
+    /// Price per million prompt tokens (for the run's cost and `train.budget_cost`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_price: Option<f64>,
+    /// Price per million generated tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_price: Option<f64>,
 }
 
 /// The one place the defaults of a `[backends.NAME]` table are written; serde fills absent keys
@@ -58,6 +67,9 @@ impl Default for OpenAiConfig {
             max_retries: 5,
             retry_base_ms: 500,
             context_size: None,
+            prompts_per_request: 8,
+            prompt_price: None,
+            generated_price: None,
         }
     }
 }
@@ -109,6 +121,11 @@ impl OpenAiConfig {
         Ok(ApiKey::new(None))
     }
 
+    /// The configured price, if any.
+    pub fn price(&self) -> Option<crate::llm::price::Price> {
+        crate::llm::price::Price::from_config(self.prompt_price, self.generated_price)
+    }
+
     pub fn transport_options(&self) -> TransportOptions {
         TransportOptions {
             max_in_flight: self.max_in_flight.max(1),
@@ -132,9 +149,22 @@ impl OpenAiConfig {
                 "`backends.{name}.max_in_flight` must be at least 1"
             ));
         }
+        if self.prompts_per_request == 0 {
+            return Err(format!(
+                "`backends.{name}.prompts_per_request` must be at least 1"
+            ));
+        }
         if !(self.timeout_secs > 0.0) {
             return Err(format!("`backends.{name}.timeout_secs` must be positive"));
         }
+        crate::llm::price::Price::check(
+            self.prompt_price,
+            &format!("backends.{name}.prompt_price"),
+        )?;
+        crate::llm::price::Price::check(
+            self.generated_price,
+            &format!("backends.{name}.generated_price"),
+        )?;
         Ok(())
     }
 }

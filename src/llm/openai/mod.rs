@@ -77,6 +77,9 @@ pub struct OpenAiBackend {
     mode: ScoringMode,
     caps: Capabilities,
     context_size: usize,
+    /// Prompts per scoring request: `prompts_per_request` where the server answers arrays of
+    /// prompts, else 1.
+    prompts_per_request: usize,
     usage: Mutex<Usage>,
     report: ConnectReport,
 }
@@ -130,12 +133,14 @@ impl OpenAiBackend {
             cached_probe,
         };
         tracing::info!("HTTP backend: {}", report.line());
+        let prompts_per_request = per_request(cfg, &caps);
         Ok(OpenAiBackend {
             transport,
             model,
             mode,
             caps,
             context_size: cfg.context_size.unwrap_or(default_context) as usize,
+            prompts_per_request,
             usage: Mutex::new(Usage::default()),
             report,
         })
@@ -161,6 +166,7 @@ impl OpenAiBackend {
             transport,
             model: cfg.model.clone(),
             mode,
+            prompts_per_request: per_request(cfg, &caps),
             caps,
             context_size,
             usage: Mutex::new(Usage::default()),
@@ -222,6 +228,16 @@ impl OpenAiBackend {
     }
 }
 
+/// Prompts per scoring request: the configured number where the server answers prompt arrays,
+/// else one.
+fn per_request(cfg: &OpenAiConfig, caps: &Capabilities) -> usize {
+    if caps.prompt_arrays {
+        cfg.prompts_per_request.max(1)
+    } else {
+        1
+    }
+}
+
 /// Orders a batch so that prompts sharing a prefix are sent together (the server's prefix
 /// cache then reuses them); returns the indices in sending order.
 fn prefix_order<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<usize> {
@@ -272,6 +288,10 @@ impl Backend for OpenAiBackend {
         true
     }
 
+    fn requests_per_call(&self) -> usize {
+        self.prompts_per_request
+    }
+
     fn context_size(&self) -> usize {
         self.context_size
     }
@@ -300,8 +320,7 @@ impl Backend for OpenAiBackend {
     }
 
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
-        let scores =
-            in_prefix_order(&requests, |r| r.context.as_str(), |r| self.score_one(r)).await?;
+        let scores = self.score_many(&requests).await?;
         self.add_usage(0, 0, requests.len() as u64);
         Ok(scores)
     }

@@ -113,6 +113,10 @@ pub struct Capabilities {
     pub prompt_logprobs: bool,
     /// The largest `logprobs` (top-k) the server accepted on a generated token.
     pub top_logprobs: Option<u32>,
+    /// `/completions` scores an array of prompts in one request, one choice each (vLLM, the
+    /// OpenAI API); llama-cpp-python refuses more than one.
+    #[serde(default)]
+    pub prompt_arrays: bool,
 }
 
 impl Capabilities {
@@ -133,6 +137,13 @@ impl Capabilities {
         if let Some(k) = self.top_logprobs {
             parts.push(format!("top_logprobs (up to {k})"));
         }
+        if self.echo || self.prompt_logprobs {
+            parts.push(if self.prompt_arrays {
+                "prompt arrays".to_string()
+            } else {
+                "one prompt per request (no prompt arrays)".to_string()
+            });
+        }
         if parts.is_empty() {
             "no log-probabilities".to_string()
         } else {
@@ -151,8 +162,14 @@ pub fn cache_path(dir: &Path, base_url: &str, model: &str) -> PathBuf {
     dir.join(format!("{}.json", &hex[..16]))
 }
 
+/// What a cached probe must have been written by to be trusted: probes of older builds lack
+/// later questions (prompt arrays) and are asked again.
+const PROBE_VERSION: u32 = 2;
+
 #[derive(Serialize, Deserialize)]
 struct Cached {
+    #[serde(default)]
+    version: u32,
     base_url: String,
     model: String,
     capabilities: Capabilities,
@@ -162,12 +179,14 @@ struct Cached {
 pub fn load_cached(dir: &Path, base_url: &str, model: &str) -> Option<Capabilities> {
     let text = std::fs::read_to_string(cache_path(dir, base_url, model)).ok()?;
     let c: Cached = serde_json::from_str(&text).ok()?;
-    (c.base_url == base_url && c.model == model).then_some(c.capabilities)
+    (c.version == PROBE_VERSION && c.base_url == base_url && c.model == model)
+        .then_some(c.capabilities)
 }
 
 /// Stores the capabilities (a failure to write only costs a probe next time).
 pub fn store_cached(dir: &Path, base_url: &str, model: &str, caps: &Capabilities) {
     let c = Cached {
+        version: PROBE_VERSION,
         base_url: base_url.to_string(),
         model: model.to_string(),
         capabilities: caps.clone(),
@@ -279,9 +298,56 @@ pub async fn probe(t: &Transport, model: &str) -> LlmResult<Capabilities> {
                     }
                 }
             }
+            // 4. Several prompts in one request, in the mode just found.
+            if caps.echo || caps.prompt_logprobs {
+                caps.prompt_arrays = prompt_arrays(t, model, &caps, &text).await;
+            }
         }
     }
     Ok(caps)
+}
+
+/// Whether `/completions` scores `[text, PROBE_CONTEXT]` in one request: two choices, by
+/// `index`, each with its own prompt's log-probabilities. Asked once, without retries (a
+/// server that refuses arrays may answer 500).
+async fn prompt_arrays(t: &Transport, model: &str, caps: &Capabilities, text: &str) -> bool {
+    let mut req = CompletionRequest::scoring(model, text);
+    req.prompt = serde_json::json!([text, PROBE_CONTEXT]);
+    if caps.echo {
+        req.echo = true;
+        req.logprobs = Some(1);
+    } else {
+        req.prompt_logprobs = Some(0);
+    }
+    let Ok(body) = t.post_once("/completions", &req).await else {
+        return false;
+    };
+    let Ok(resp) = parse_body::<CompletionResponse>(&body, "/completions") else {
+        return false;
+    };
+    answers_each_prompt(&resp, &[text, PROBE_CONTEXT], caps.echo)
+}
+
+/// Whether a response to an array of `prompts` has one choice per prompt (by `index`) whose
+/// log-probabilities are of that prompt.
+pub(super) fn answers_each_prompt(resp: &CompletionResponse, prompts: &[&str], echo: bool) -> bool {
+    if resp.choices.len() != prompts.len() {
+        return false;
+    }
+    prompts.iter().enumerate().all(|(i, p)| {
+        let Some(c) = resp.choices.iter().find(|c| c.index == i) else {
+            return false;
+        };
+        let n = p.chars().count();
+        if echo {
+            c.logprobs
+                .as_ref()
+                .is_some_and(|l| l.text_offset.iter().filter(|o| **o < n).count() > 1)
+                && c.text.starts_with(p)
+        } else {
+            c.prompt_logprobs.as_ref().is_some_and(|e| e.len() > 1)
+        }
+    })
 }
 
 /// Whether two log-probabilities of the same token agree (servers compute them in float32,

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::dln::events::{
-    Candidate, Event, ForwardExample, HiddenSample, LayerIndex, RunState, SampleOrigin, UsageEntry,
+    Candidate, Event, ForwardExample, HiddenSample, LayerIndex, RunState, SampleOrigin, StopReason,
+    UsageEntry,
 };
 use crate::llm::Usage;
 
@@ -52,6 +53,8 @@ pub struct RunView {
     pub last_checkpoint: Option<(usize, String)>,
     pub finished: bool,
     pub stopped_early: bool,
+    /// Why the run stopped early, when it says (`RunFinished.stop_reason`).
+    pub stop_reason: Option<StopReason>,
     pub best_prompts: Vec<String>,
     /// The demonstrations of `best_prompts` (empty when no layer shows any).
     pub best_demos: Vec<Vec<crate::dln::events::Demo>>,
@@ -448,13 +451,23 @@ impl RunView {
             Event::RunFailed { message } | Event::Error { message } => {
                 self.messages.push((Level::Error, message.clone()))
             }
+            Event::BackendUnavailable { message } => self
+                .messages
+                .push((Level::Error, format!("{message} — paused; resume to retry"))),
+            Event::BudgetReached { .. } => {
+                if let Some(m) = crate::run::budget::describe(event) {
+                    self.messages.push((Level::Warning, m))
+                }
+            }
             Event::RunFinished {
                 best_prompts,
                 dev_accuracy,
                 test_accuracy,
                 stopped_early,
                 best_demos,
+                stop_reason,
             } => {
+                self.stop_reason = *stop_reason;
                 self.finished = true;
                 self.stopped_early = *stopped_early;
                 self.best_prompts = best_prompts.clone();

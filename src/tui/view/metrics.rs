@@ -215,19 +215,36 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
             .as_ref()
             .map(|(it, _)| format!("  incl. it {} so far", it + 1))
             .unwrap_or_default();
+        // A cost column only when a backend is priced (`prompt_price`, `generated_price`).
+        let usage: Vec<_> = v
+            .run
+            .layers
+            .iter()
+            .map(|l| (l.index, v.run.layer_usage(l.index)))
+            .collect();
+        let priced = usage.iter().any(|(_, u)| u.cost > 0.0);
+        let cost_head = if priced {
+            format!("{:>9}", "cost")
+        } else {
+            String::new()
+        };
         let mut lines = vec![Line::from(Span::styled(
             format!(
-                "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}{live}",
+                "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}{cost_head}{live}",
                 "layer", "calls", "computed", "reused", "generated", "cached"
             ),
             t.muted,
         ))];
-        for l in &v.run.layers {
-            let u = v.run.layer_usage(l.index);
+        for (index, u) in usage {
+            let cost_cell = if priced {
+                format!("{:>9}", money(u.cost))
+            } else {
+                String::new()
+            };
             lines.push(Line::from(Span::styled(
                 format!(
-                    "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}",
-                    format!("L{}", l.index + 1),
+                    "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}{cost_cell}",
+                    format!("L{}", index + 1),
                     count(u.calls),
                     count(u.tokens_computed),
                     count(u.tokens_reused),
@@ -238,6 +255,16 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
             )));
         }
         Paragraph::new(lines).render(usage_r, buf);
+    }
+}
+
+/// A cost in the prices' currency: four decimals while small (a few calls cost fractions of a
+/// cent), two from 100 on.
+fn money(c: f64) -> String {
+    if c < 100.0 {
+        format!("{c:.4}")
+    } else {
+        format!("{c:.2}")
     }
 }
 

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::text::duration_ms;
-use crate::dln::events::RunState;
+use crate::dln::events::{RunState, StopReason};
 use crate::tui::action::Action;
 use crate::tui::app::{App, Exit, Mode, Overlay, Pane, RecordedEnd};
 use crate::tui::available::available_actions;
@@ -45,6 +45,17 @@ fn state_badge(app: &App) -> (String, ratatui::style::Style) {
         Some(RunState::Pausing) => (" PAUSING… ".into(), t.status_paused),
         Some(RunState::Paused) => (" PAUSED ".into(), t.status_paused),
         Some(RunState::Stopping) => (" STOPPING ".into(), t.status_stopped),
+        // A run stopped by its budget or a server that is down says so (resumable).
+        Some(RunState::Finished)
+            if app.run.stopped_early
+                && matches!(
+                    app.run.stop_reason,
+                    Some(StopReason::Budget | StopReason::BackendUnavailable)
+                ) =>
+        {
+            let reason = app.run.stop_reason.map_or("stopped", StopReason::name);
+            (format!(" {} ", reason.to_uppercase()), t.status_stopped)
+        }
         Some(RunState::Finished) => (" FINISHED ".into(), t.status_running),
         Some(RunState::Failed) => (" FAILED ".into(), t.status_stopped),
     }

@@ -1,0 +1,167 @@
+//! What a backend's tokens cost: a configured [`Price`] per million prompt and generated tokens,
+//! and [`Priced`], the wrapper that adds the cost to a backend's [`Usage`] counters.
+//!
+//! The price is the user's (their provider's list price, in whatever currency they think in);
+//! dln only multiplies. A wrapper rather than a field of each backend: the cost follows the
+//! counters every backend already keeps, so the trainer's per-layer, per-operation accounting
+//! (`UsageBook`) carries it without knowing prices exist.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation, LlmResult, Score,
+    ScoreRequest, SharedBackend, Usage,
+};
+
+/// Price per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    /// Per million prompt tokens (every token sent, whether or not the server cached it).
+    pub prompt: f64,
+    /// Per million generated tokens.
+    pub generated: f64,
+}
+
+impl Price {
+    /// A price from a backend table's `prompt_price` / `generated_price`; `None` when neither
+    /// is set (the backend is free).
+    pub fn from_config(prompt: Option<f64>, generated: Option<f64>) -> Option<Price> {
+        if prompt.is_none() && generated.is_none() {
+            return None;
+        }
+        Some(Price {
+            prompt: prompt.unwrap_or(0.0),
+            generated: generated.unwrap_or(0.0),
+        })
+    }
+
+    /// What `usage`'s tokens cost (its own `cost` ignored).
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        let prompt = (usage.tokens_computed + usage.tokens_reused) as f64;
+        (prompt * self.prompt + usage.tokens_generated as f64 * self.generated) / 1e6
+    }
+
+    /// A price must be a finite number, not below zero; `key` names the field in the message.
+    pub fn check(value: Option<f64>, key: &str) -> Result<(), String> {
+        match value {
+            Some(v) if !v.is_finite() || v < 0.0 => Err(format!(
+                "`{key}` must be a price per million tokens of 0 or more (got {v})"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// For `skip_serializing_if`: no cost recorded.
+pub fn is_free(cost: &f64) -> bool {
+    *cost == 0.0
+}
+
+/// A backend whose [`Usage`] also says what its tokens cost at `price`. Place it outside the
+/// call cache: the cache's hits add no tokens, so they add no cost.
+pub struct Priced {
+    inner: SharedBackend,
+    price: Price,
+}
+
+impl Priced {
+    pub fn new(inner: SharedBackend, price: Price) -> Priced {
+        Priced { inner, price }
+    }
+}
+
+#[async_trait]
+impl Backend for Priced {
+    fn model_id(&self) -> String {
+        self.inner.model_id()
+    }
+    fn has_logprobs(&self) -> bool {
+        self.inner.has_logprobs()
+    }
+    fn context_size(&self) -> usize {
+        self.inner.context_size()
+    }
+    fn answers_independently(&self) -> bool {
+        self.inner.answers_independently()
+    }
+    fn requests_per_call(&self) -> usize {
+        self.inner.requests_per_call()
+    }
+    async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
+        self.inner.generate(requests).await
+    }
+    async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
+        self.inner.score(requests).await
+    }
+    async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
+        self.inner.classify(requests).await
+    }
+    async fn count_tokens(&self, text: &str) -> LlmResult<usize> {
+        self.inner.count_tokens(text).await
+    }
+    fn usage(&self) -> Usage {
+        let mut u = self.inner.usage();
+        u.cost = self.price.cost(&u);
+        u
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(computed: u64, reused: u64, generated: u64) -> Usage {
+        Usage {
+            tokens_computed: computed,
+            tokens_reused: reused,
+            tokens_generated: generated,
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn cost_is_prompt_and_generated_tokens_at_their_price_per_million() {
+        let p = Price {
+            prompt: 0.15,
+            generated: 0.60,
+        };
+        // 1.5M prompt tokens (1M computed + 0.5M reused) and 250k generated.
+        let c = p.cost(&tokens(1_000_000, 500_000, 250_000));
+        assert!((c - (1.5 * 0.15 + 0.25 * 0.60)).abs() < 1e-12, "{c}");
+        assert_eq!(p.cost(&tokens(0, 0, 0)), 0.0);
+    }
+
+    #[test]
+    fn a_price_needs_one_of_its_two_keys_and_must_not_be_negative() {
+        assert_eq!(Price::from_config(None, None), None);
+        assert_eq!(
+            Price::from_config(None, Some(2.0)),
+            Some(Price {
+                prompt: 0.0,
+                generated: 2.0
+            })
+        );
+        assert!(Price::check(Some(-1.0), "prompt_price").is_err());
+        assert!(Price::check(Some(f64::NAN), "prompt_price").is_err());
+        assert!(Price::check(Some(0.0), "prompt_price").is_ok());
+    }
+
+    #[test]
+    fn usage_differences_carry_the_cost_of_the_calls_between() {
+        let p = Price {
+            prompt: 1.0,
+            generated: 2.0,
+        };
+        let mut before = tokens(100, 0, 10);
+        before.cost = p.cost(&before);
+        let mut after = tokens(300, 0, 60);
+        after.cost = p.cost(&after);
+        let d = after.since(&before);
+        assert_eq!(d.billed_tokens(), 250);
+        assert!((d.cost - (200.0 + 100.0) / 1e6).abs() < 1e-15);
+        let mut sum = before;
+        sum.add(&d);
+        assert!((sum.cost - after.cost).abs() < 1e-15);
+    }
+}
