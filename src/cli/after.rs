@@ -259,14 +259,70 @@ pub fn compare_table(infos: &[RunInfo]) -> String {
 
 fn word_diff(old: &str, new: &str) -> String {
     use similar::{ChangeTag, TextDiff};
+    // Consecutive changed words (and the spaces between them) read as one `[-…-]{+…+}` group.
+    fn flush(out: &mut String, removed: &mut String, added: &mut String) {
+        let (r, a) = (removed.trim(), added.trim());
+        let leading =
+            removed.starts_with(char::is_whitespace) || added.starts_with(char::is_whitespace);
+        if leading && !(r.is_empty() && a.is_empty()) && !out.ends_with(char::is_whitespace) {
+            out.push(' ');
+        }
+        if !r.is_empty() {
+            out.push_str(&format!("[-{r}-]"));
+        }
+        if !a.is_empty() {
+            out.push_str(&format!("{{+{a}+}}"));
+        }
+        let trailing =
+            if removed.ends_with(char::is_whitespace) || added.ends_with(char::is_whitespace) {
+                " "
+            } else {
+                ""
+            };
+        if !(r.is_empty() && a.is_empty()) {
+            out.push_str(trailing);
+        }
+        removed.clear();
+        added.clear();
+    }
     let diff = TextDiff::from_words(old, new);
-    let mut out = String::new();
+    let (mut out, mut removed, mut added) = (String::new(), String::new(), String::new());
     for c in diff.iter_all_changes() {
         match c.tag() {
-            ChangeTag::Equal => out.push_str(c.value()),
-            ChangeTag::Delete => out.push_str(&format!("[-{}-]", c.value().trim_end())),
-            ChangeTag::Insert => out.push_str(&format!("{{+{}+}}", c.value().trim_end())),
+            // A space between two changed words belongs to the change around it.
+            ChangeTag::Equal
+                if c.value().trim().is_empty() && !(removed.is_empty() && added.is_empty()) =>
+            {
+                removed.push_str(c.value());
+                added.push_str(c.value());
+            }
+            ChangeTag::Equal => {
+                flush(&mut out, &mut removed, &mut added);
+                out.push_str(c.value());
+            }
+            ChangeTag::Delete => removed.push_str(c.value()),
+            ChangeTag::Insert => added.push_str(c.value()),
         }
     }
+    flush(&mut out, &mut removed, &mut added);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word_diff;
+
+    #[test]
+    fn a_word_diff_groups_neighbouring_changes_and_keeps_the_spaces() {
+        assert_eq!(
+            word_diff(
+                "Is the sentiment positive or negative?",
+                "The sentiment is not positive."
+            ),
+            "[-Is the-]{+The+} sentiment [-positive or negative?-]{+is not positive.+}"
+        );
+        assert_eq!(word_diff("a b c", "a b"), "a b [-c-]");
+        assert_eq!(word_diff("a b", "a b c d"), "a b {+c d+}");
+        assert_eq!(word_diff("same text", "same text"), "same text");
+    }
 }
