@@ -66,6 +66,54 @@ fn dln2_hidden_samples_80x24() {
     assert_snapshot!(render(&mut app, 80, 24));
 }
 
+/// An expanded sample longer than the Hidden pane at 80×24 scrolls with PgDn/PgUp (instead of
+/// running off the pane), and says how much is below.
+#[test]
+fn an_expanded_sample_scrolls_within_the_hidden_pane_80x24() {
+    let long: String = (1..=40)
+        .map(|i| format!("Step {i}: move one pace forward and note the position."))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut events = dln2_hidden();
+    events.push(Event::HiddenAdded {
+        layer: 1,
+        example: 1,
+        text: format!("{long} The end."),
+    });
+    let mut app = app_with(&events);
+    app.focus = Pane::Hidden;
+    render(&mut app, 80, 24);
+    app.handle_action(Action::Down);
+    // The person's sample is the last one of example 2.
+    app.handle_action(Action::PrevLayer);
+    app.handle_action(Action::Expand);
+    let top = render(&mut app, 80, 24);
+    assert!(top.contains("more lines · PgDn/PgUp scroll"), "{top}");
+    assert!(!top.contains("The end."), "{top}");
+    assert_snapshot!("expanded_sample_top_80x24", top);
+
+    // PgDn goes down a page at a time and stops at the text's last line.
+    for _ in 0..20 {
+        app.handle_action(Action::PageDown);
+    }
+    let bottom = render(&mut app, 80, 24);
+    assert!(bottom.contains("The end."), "{bottom}");
+    assert!(!bottom.contains("more lines"), "{bottom}");
+    assert_snapshot!("expanded_sample_bottom_80x24", bottom);
+    // One PgUp from the end shows the "more" line again: no scrolling past the end.
+    app.handle_action(Action::PageUp);
+    assert!(render(&mut app, 80, 24).contains("more lines"));
+
+    // Another example starts at its top; collapsing forgets the scroll.
+    app.handle_action(Action::Expand);
+    assert_eq!(app.sel.hidden_scroll, 0);
+    app.handle_action(Action::Expand);
+    app.handle_action(Action::PageDown);
+    assert!(app.sel.hidden_scroll > 0);
+    app.handle_action(Action::Up);
+    assert_eq!(app.sel.hidden_scroll, 0);
+}
+
 #[test]
 fn dln2_hidden_human_sample_and_exclusion() {
     let mut events = dln2_hidden();

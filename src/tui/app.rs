@@ -136,6 +136,8 @@ pub struct Selection {
     pub example: usize,
     pub sample: usize,
     pub hidden_expanded: bool,
+    /// Lines scrolled within the expanded example of the Hidden pane (PgUp/PgDn).
+    pub hidden_scroll: usize,
     pub hidden_sort: HiddenSort,
     pub wrong_only: bool,
     pub help_scroll: usize,

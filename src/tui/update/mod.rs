@@ -71,6 +71,12 @@ impl App {
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp if self.focus == Pane::Layers => self.scroll_layer(-(page as isize)),
+            Action::PageUp if self.focus == Pane::Hidden && self.sel.hidden_expanded => {
+                self.scroll_hidden(-(page as isize))
+            }
+            Action::PageDown if self.focus == Pane::Hidden && self.sel.hidden_expanded => {
+                self.scroll_hidden(page as isize)
+            }
             Action::PageDown if self.focus == Pane::Layers => self.scroll_layer(page as isize),
             Action::PageUp => self.move_by(-(page as isize)),
             Action::PageDown => self.move_by(page as isize),
@@ -80,7 +86,10 @@ impl App {
             Action::NextLayer => self.sideways(1),
             Action::Expand => match self.focus {
                 Pane::Candidates => self.sel.candidate_expanded = !self.sel.candidate_expanded,
-                Pane::Hidden => self.sel.hidden_expanded = !self.sel.hidden_expanded,
+                Pane::Hidden => {
+                    self.sel.hidden_expanded = !self.sel.hidden_expanded;
+                    self.sel.hidden_scroll = 0;
+                }
                 Pane::Layers => self.sel.show_diff = !self.sel.show_diff,
                 Pane::Metrics => {}
             },

@@ -44,6 +44,7 @@ impl App {
                 let next = step(self.sel.example).min(n.saturating_sub(1));
                 if next != self.sel.example {
                     self.sel.sample = 0;
+                    self.sel.hidden_scroll = 0;
                 }
                 self.sel.example = next;
             }
@@ -56,6 +57,18 @@ impl App {
                 self.sel.metrics_scroll = step(self.sel.metrics_scroll).min(max);
             }
         }
+    }
+
+    /// PgUp/PgDn in the Hidden pane while its example is expanded: scroll the example's
+    /// detail, no further than its last line.
+    pub(super) fn scroll_hidden(&mut self, delta: isize) {
+        let area = Rect::new(0, 0, self.viewport.0, self.viewport.1);
+        let max = layout::screen_for(area, self.zoomed)
+            .pane_rect(Pane::Hidden, self.focus)
+            .map(|r| view::hidden_max_scroll(self, r))
+            .unwrap_or(0);
+        let next = (self.sel.hidden_scroll as isize + delta).max(0) as usize;
+        self.sel.hidden_scroll = next.min(max);
     }
 
     /// PgUp/PgDn in the Layers pane: scroll the selected layer's prompt.
@@ -85,6 +98,7 @@ impl App {
             }
             self.sel.sample =
                 (self.sel.sample.min(n - 1) as isize + delta).rem_euclid(n as isize) as usize;
+            self.sel.hidden_scroll = 0;
             return;
         }
         let n = self.run.depth();

@@ -37,6 +37,8 @@ pub struct Input<'a> {
     pub example: usize,
     pub sample: usize,
     pub expanded: bool,
+    /// Lines scrolled within the expanded example's detail (PgUp/PgDn).
+    pub detail_scroll: usize,
 }
 
 pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
@@ -249,8 +251,80 @@ fn detail_block(v: &Input, frame: &mut Frame, area: Rect, index: usize) -> Rect 
 fn detail(v: &Input, frame: &mut Frame, area: Rect, ex: &PosteriorExample) {
     let inner = detail_block(v, frame, area, ex.index);
     let d = detail_lines(v, ex, inner);
-    let visible: Vec<Line> = d.lines.into_iter().skip(d.start).take(d.height).collect();
+    let visible = scrolled(v, d.lines, d.start, d.height);
     frame.render_widget(Paragraph::new(visible), inner);
+}
+
+/// The last line a detail of `total` lines in `height` rows may start at, with the bottom row
+/// kept for the "more below" line while the text does not fit.
+fn last_start(total: usize, height: usize) -> usize {
+    total.saturating_sub(height)
+}
+
+/// The rows of a detail shown from `start`, moved down by the person's scroll when the item is
+/// expanded; while lines are left below, the last row says how many and how to see them.
+fn scrolled(
+    v: &Input,
+    lines: Vec<Line<'static>>,
+    start: usize,
+    height: usize,
+) -> Vec<Line<'static>> {
+    let total = lines.len();
+    let start = if v.expanded {
+        (start + v.detail_scroll).min(last_start(total, height))
+    } else {
+        start
+    };
+    let mut shown: Vec<Line<'static>> = lines.into_iter().skip(start).take(height).collect();
+    let below = total.saturating_sub(start + height);
+    if v.expanded && below > 0 && height > 1 {
+        shown.pop();
+        let more = below + 1;
+        shown.push(muted_line(
+            v.chrome.theme,
+            format!(
+                "↓ {more} more line{} · PgDn/PgUp scroll",
+                if more == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    shown
+}
+
+/// How far the expanded item of the Hidden pane (drawn in `area`, borders included) can
+/// scroll: what PgDn stops at.
+pub fn max_detail_scroll(v: &Input, area: Rect) -> usize {
+    let inner = Block::bordered().inner(area);
+    match v.posterior {
+        Some(p) => {
+            let examples: Vec<&PosteriorExample> =
+                v.rows.iter().filter_map(|i| p.examples.get(*i)).collect();
+            if examples.is_empty() {
+                return 0;
+            }
+            let (_, _, detail_r) = split(inner, examples.len());
+            let ex = examples[v.example.min(examples.len() - 1)];
+            let d = detail_lines(v, ex, detail_inner(detail_r));
+            last_start(d.lines.len(), d.height).saturating_sub(d.start)
+        }
+        None => {
+            let Some((_, examples)) = v.forward else {
+                return 0;
+            };
+            let shown: Vec<&ForwardExample> =
+                v.rows.iter().filter_map(|i| examples.get(*i)).collect();
+            if shown.is_empty() {
+                return 0;
+            }
+            let (_, _, detail_r) = split(inner, shown.len());
+            let d_inner = detail_inner(detail_r);
+            let ex = shown[v.example.min(shown.len() - 1)];
+            last_start(
+                forward_lines(v, ex, d_inner.width as usize).len(),
+                d_inner.height as usize,
+            )
+        }
+    }
 }
 
 /// The detail area's lines, the sample each line shows, and the first line shown: what drawing
@@ -446,15 +520,23 @@ fn draw_forward(v: &Input, frame: &mut Frame, inner: Rect, rows: &[usize]) {
     });
     if let Some(ex) = selected.map(|row| shown[row]) {
         let d_inner = detail_block(v, frame, detail_r, ex.index);
-        let w = d_inner.width as usize;
-        let cap = if v.expanded { usize::MAX } else { 4 };
-        let mut lines = Vec::new();
-        labelled(t, &mut lines, "input", &ex.input, w, cap);
-        labelled(t, &mut lines, "target", &ex.target, w, cap);
-        for (l, h) in ex.hidden.iter().enumerate() {
-            labelled(t, &mut lines, &format!("h{}", l + 1), h, w, cap);
-        }
-        labelled(t, &mut lines, "predicted", &ex.prediction, w, cap);
-        frame.render_widget(Paragraph::new(lines), d_inner);
+        let lines = forward_lines(v, ex, d_inner.width as usize);
+        let visible = scrolled(v, lines, 0, d_inner.height as usize);
+        frame.render_widget(Paragraph::new(visible), d_inner);
     }
+}
+
+/// The detail of one example of the forward pass: its input, target, hidden texts and
+/// prediction (a few lines each, all of them when expanded).
+fn forward_lines(v: &Input, ex: &ForwardExample, width: usize) -> Vec<Line<'static>> {
+    let t = v.chrome.theme;
+    let cap = if v.expanded { usize::MAX } else { 4 };
+    let mut lines = Vec::new();
+    labelled(t, &mut lines, "input", &ex.input, width, cap);
+    labelled(t, &mut lines, "target", &ex.target, width, cap);
+    for (l, h) in ex.hidden.iter().enumerate() {
+        labelled(t, &mut lines, &format!("h{}", l + 1), h, width, cap);
+    }
+    labelled(t, &mut lines, "predicted", &ex.prediction, width, cap);
+    lines
 }

@@ -85,6 +85,7 @@ fn hidden_input(app: &App) -> hidden::Input<'_> {
         example: app.sel.example,
         sample: app.sel.sample,
         expanded: app.sel.hidden_expanded,
+        detail_scroll: app.sel.hidden_scroll,
     }
 }
 
@@ -155,6 +156,11 @@ pub fn hit(app: &App, pane: Pane, area: Rect, at: Position) -> Option<layout::Hi
 /// How far the Metrics pane drawn in `area` can scroll.
 pub fn metrics_max_scroll(app: &App, area: Rect) -> usize {
     metrics::max_scroll(&metrics_input(app), area)
+}
+
+/// How far PgDn scrolls the expanded example of the Hidden pane drawn in `area`.
+pub fn hidden_max_scroll(app: &App, area: Rect) -> usize {
+    hidden::max_detail_scroll(&hidden_input(app), area)
 }
 
 /// The bordered block of a pane: highlighted when focused, with a right-aligned `info`.
