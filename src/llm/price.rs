@@ -88,6 +88,16 @@ impl Backend for Priced {
     fn requests_per_call(&self) -> usize {
         self.inner.requests_per_call()
     }
+    fn answered(&self) -> f64 {
+        self.inner.answered()
+    }
+    fn chat_text(
+        &self,
+        messages: &[crate::llm::ChatMessage],
+        assistant_prefix: &str,
+    ) -> LlmResult<String> {
+        self.inner.chat_text(messages, assistant_prefix)
+    }
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
         self.inner.generate(requests).await
     }
@@ -163,5 +173,28 @@ mod tests {
         let mut sum = before;
         sum.add(&d);
         assert!((sum.cost - after.cost).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_priced_backend_answers_what_its_inner_backend_answers() {
+        let inner: SharedBackend =
+            std::sync::Arc::new(crate::llm::scripted::ScriptedBackend::new());
+        let priced = Priced::new(
+            inner.clone(),
+            Price {
+                prompt: 1.0,
+                generated: 1.0,
+            },
+        );
+        let messages = [crate::llm::ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+        }];
+        // A chat forward template is scored through the priced wrapper as through its engine.
+        assert_eq!(
+            priced.chat_text(&messages, "Answer:").unwrap(),
+            inner.chat_text(&messages, "Answer:").unwrap()
+        );
+        assert_eq!(priced.answered(), inner.answered());
     }
 }
