@@ -152,7 +152,7 @@ async fn run_cell(
         }
     };
     let t0 = Instant::now();
-    let (_, end) = follow(session, label, progress, cancel).await;
+    let end = follow(session, label, progress, cancel).await;
     let status = match end {
         // By the user, at its budget, or with its server down: resumable.
         Ok(summary) if summary.stopped_early => CellStatus::Stopped,
@@ -191,14 +191,14 @@ pub fn output_alone_config(config: &Config, result: &RunResult) -> Option<Config
     Some(config)
 }
 
-/// Drives one session to its end; returns whether the user stopped it, and its summary or
-/// the reason it failed.
+/// Drives one session to its end; returns its summary (which says whether it stopped early)
+/// or the reason it failed.
 async fn follow(
     mut session: Session,
     label: &str,
     progress: &(dyn Fn(&str) + Sync),
     cancel: &CancellationToken,
-) -> (bool, Result<crate::run::RunSummary, String>) {
+) -> Result<crate::run::RunSummary, String> {
     let mut stopping = false;
     let result = loop {
         tokio::select! {
@@ -221,12 +221,11 @@ async fn follow(
     while let Ok(e) = session.events.try_recv() {
         report_event(&e, label, progress);
     }
-    let end = match result {
+    match result {
         Ok(Ok(summary)) => Ok(summary),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("the run's task failed: {e}")),
-    };
-    (stopping, end)
+    }
 }
 
 fn report_event(e: &Event, label: &str, progress: &(dyn Fn(&str) + Sync)) {
