@@ -290,6 +290,12 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
     };
     config.train.seed = seed;
     config.train.mode = Mode::Dln;
+    // A method names what is learned: only DLN-1 + demos learns demonstrations, whatever the
+    // task's config ships (the paper configs learn them where dev says so).
+    for layer in config.layers.iter_mut() {
+        layer.demos = 0;
+        layer.demonstrations.clear();
+    }
     config.train.train_layers = None;
     config.layers = match method {
         Method::ZeroShot
@@ -381,6 +387,15 @@ mod tests {
         assert_eq!((demos.layers.len(), demos.train.mode), (1, Mode::Dln));
         assert_eq!(demos.layers[0].demos, 3);
         assert_eq!(shaped(Method::Dln1).layers[0].demos, 0);
+        // A task config that learns demonstrations does not make the other methods learn them.
+        let mut with_demos = base.clone();
+        with_demos.layers[0].demos = 3;
+        for m in Method::ALL {
+            let mut c = with_demos.clone();
+            apply_method(&mut c, m, 1, 3);
+            let want = if m == Method::Dln1Demos { 3 } else { 0 };
+            assert!(c.layers.iter().all(|l| l.demos == want), "{m:?}");
+        }
         assert!(Method::Dln1Demos.trains());
         assert_eq!("dln1-demos".parse::<Method>(), Ok(Method::Dln1Demos));
         // A two-layer task keeps its own hidden layer; its 1-layer methods keep the output one.
