@@ -290,12 +290,6 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
     };
     config.train.seed = seed;
     config.train.mode = Mode::Dln;
-    // A method names what is learned: only DLN-1 + demos learns demonstrations, whatever the
-    // task's config ships (the paper configs learn them where dev says so).
-    for layer in config.layers.iter_mut() {
-        layer.demos = 0;
-        layer.demonstrations.clear();
-    }
     config.train.train_layers = None;
     config.layers = match method {
         Method::ZeroShot
@@ -308,6 +302,12 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
         }
         Method::Dln3 => vec![hidden.clone(), hidden, output],
     };
+    // A method names what is learned: only DLN-1 + demos learns demonstrations, whatever the
+    // task's config ships (the paper configs learn them where dev says so).
+    for layer in config.layers.iter_mut() {
+        layer.demos = 0;
+        layer.demonstrations.clear();
+    }
     match method {
         Method::ZeroShot => config.train.mode = Mode::ZeroShot,
         Method::KShot => {
