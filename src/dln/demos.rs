@@ -47,6 +47,8 @@ pub enum DemoMove {
     Add { example: usize },
     /// The same demonstrations in a new order (training example indices, as shown).
     Reorder { order: Vec<usize> },
+    /// Every demonstration removed (training example indices, as shown): the instruction alone.
+    Clear { examples: Vec<usize> },
 }
 
 impl DemoMove {
@@ -59,6 +61,10 @@ impl DemoMove {
             DemoMove::Reorder { order } => {
                 let o: Vec<String> = order.iter().map(|i| i.to_string()).collect();
                 format!("reorder {}", o.join(", "))
+            }
+            DemoMove::Clear { examples } => {
+                let o: Vec<String> = examples.iter().map(|i| format!("ex {i}")).collect();
+                format!("show none (drop {})", o.join(", "))
             }
         }
     }
@@ -94,7 +100,9 @@ const KINDS: [Kind; 4] = [Kind::Swap, Kind::Add, Kind::Drop, Kind::Reorder];
 /// in, the batch's wrong examples first (they are drawn before the rest), and `others` the
 /// remaining pool (random training examples); neither may already be shown. Kinds are tried in
 /// turn (swap, add when fewer than `k`, drop, reorder), skipping those that cannot apply; each
-/// incoming example is used once.
+/// incoming example is used once. When two or more are shown, one more candidate shows none,
+/// so a layer whose examples hurt (the k-shot start can be below 0-shot) can shed them in one
+/// update rather than one per update.
 pub fn moves<R: Rng>(
     current: &[Demo],
     k: usize,
@@ -160,6 +168,14 @@ pub fn moves<R: Rng>(
             _ => idle += 1,
         }
     }
+    if moves > 0 && current.len() >= 2 {
+        out.push((
+            Vec::new(),
+            DemoMove::Clear {
+                examples: indices(current),
+            },
+        ));
+    }
     out
 }
 
@@ -198,7 +214,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let current = demos(&[1, 2]);
         let m = moves(&current, 3, 4, &demos(&[7]), &demos(&[8, 9]), &mut rng);
-        assert_eq!(m.len(), 4);
+        assert_eq!(m.len(), 5, "four moves, then showing none");
         match &m[0].1 {
             DemoMove::Swap { slot, from, to } => {
                 assert_eq!(*to, 7, "the wrong example comes in first");
@@ -214,6 +230,8 @@ mod tests {
         assert_eq!(m[2].0.len(), 1);
         assert_eq!(m[3].1, DemoMove::Reorder { order: vec![2, 1] });
         assert_eq!(m[3].1.describe(), "reorder 2, 1");
+        assert!(m[4].0.is_empty());
+        assert_eq!(m[4].1.describe(), "show none (drop ex 1, ex 2)");
         let swap = DemoMove::Swap {
             slot: 0,
             from: 12,
@@ -229,12 +247,18 @@ mod tests {
         let full = demos(&[1, 2]);
         let m = moves(&full, 2, 5, &demos(&[1]), &demos(&[2]), &mut rng);
         let kinds: Vec<String> = m.iter().map(|(_, m)| m.describe()).collect();
-        assert!((2..=3).contains(&m.len()), "{kinds:?}");
+        assert!((3..=4).contains(&m.len()), "{kinds:?}");
         assert!(kinds[0].starts_with("drop") && kinds[1].starts_with("reorder"));
-        assert!(kinds
+        assert!(kinds[kinds.len() - 1].starts_with("show none"), "{kinds:?}");
+        assert!(kinds.iter().all(|k| k.starts_with("drop")
+            || k.starts_with("reorder")
+            || k.starts_with("show none")));
+        assert_ne!(m[0].0, m[m.len() - 2].0, "every move makes another set");
+        // One demonstration: dropping it already shows none.
+        let one = moves(&demos(&[1]), 2, 3, &[], &demos(&[3]), &mut rng);
+        assert!(one
             .iter()
-            .all(|k| k.starts_with("drop") || k.starts_with("reorder")));
-        assert_ne!(m[0].0, m[m.len() - 1].0, "every move makes another set");
+            .all(|(_, m)| !matches!(m, DemoMove::Clear { .. })));
         // Empty: only adds, each of another example.
         let m = moves(&[], 2, 3, &[], &demos(&[4, 5, 6]), &mut rng);
         assert_eq!(m.len(), 3);

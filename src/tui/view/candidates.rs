@@ -275,6 +275,9 @@ fn move_details(m: &DemoMove, c: &Candidate, layer: &LayerView, width: usize) ->
         DemoMove::Add { example } => vec![("in", find(&c.demos, *example))],
         DemoMove::Drop { example, .. } => vec![("out", find(before, *example))],
         DemoMove::Reorder { .. } => c.demos.iter().map(|d| ("", Some(d.clone()))).collect(),
+        DemoMove::Clear { examples } => {
+            examples.iter().map(|i| ("out", find(before, *i))).collect()
+        }
     };
     let mut out = vec![m.describe()];
     for (what, d) in shown {
