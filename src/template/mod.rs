@@ -15,7 +15,7 @@ mod toml_file;
 
 pub use builtin::BUILTIN_NAMES;
 pub use error::TemplateError;
-pub use proposal::{parse_proposal, proposal_key, read_proposal, Rejection};
+pub use proposal::{copies_examples, parse_proposal, proposal_key, read_proposal, Rejection};
 pub use role::TemplateRole;
 
 use std::path::Path;

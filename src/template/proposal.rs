@@ -22,6 +22,9 @@ pub enum Rejection {
     Meta,
     /// The same, after [`proposal_key`] normalization, as a candidate already kept.
     Duplicate,
+    /// A copy of what the proposer was shown rather than an instruction: a run of an input's
+    /// words, or the right/wrong marks of the shown answers.
+    Copied,
 }
 
 impl Rejection {
@@ -31,6 +34,7 @@ impl Rejection {
             Rejection::Echo => "echo",
             Rejection::Meta => "meta",
             Rejection::Duplicate => "duplicate",
+            Rejection::Copied => "copied",
         }
     }
 }
@@ -70,6 +74,41 @@ pub fn read_proposal(text: &str, current: &str) -> Result<String, Rejection> {
         return Err(Rejection::Meta);
     }
     Ok(instruction)
+}
+
+/// How many consecutive words of an input make a copy of it.
+const COPY_WORDS: usize = 8;
+
+/// Whether an instruction copies what the proposer was shown (`inputs`, the batch's inputs)
+/// instead of saying how to answer: it carries a shown answer's right/wrong mark, or
+/// [`COPY_WORDS`] consecutive words of an input that are neither in the current prompt nor in
+/// every input (a question all inputs share is the task's wording, not an example). A small
+/// model asked for an instruction often writes out one of the examples; such a prompt is an
+/// example, not an instruction.
+pub fn copies_examples(instruction: &str, current: &str, inputs: &[String]) -> bool {
+    static MARK: OnceLock<Regex> = OnceLock::new();
+    if regex(&MARK, r"(?i)\((?:right|wrong)\b").is_match(instruction) {
+        return true;
+    }
+    let runs = |s: &str| -> std::collections::HashSet<String> {
+        let words: Vec<String> = proposal_key(s)
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect();
+        words.windows(COPY_WORDS).map(|w| w.join(" ")).collect()
+    };
+    let mine = runs(instruction);
+    if mine.is_empty() {
+        return false;
+    }
+    let theirs: Vec<_> = inputs.iter().map(|i| runs(i)).collect();
+    let allowed = runs(current);
+    mine.iter().any(|run| {
+        let found = theirs.iter().filter(|t| t.contains(run)).count();
+        let shared = theirs.len() >= 2 && found == theirs.len();
+        found > 0 && !shared && !allowed.contains(run)
+    })
 }
 
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
@@ -204,5 +243,41 @@ mod tests {
         assert_eq!(strip_label("New instruction: Go."), " Go.");
         assert!(is_meta("The instruction is clear."));
         assert_eq!(first_paragraph("a\nb\n\nc"), "a\nb");
+    }
+
+    #[test]
+    fn copies_of_the_shown_examples_are_not_instructions() {
+        let q = "If you follow these instructions, do you return to the starting point?";
+        let inputs: Vec<String> = [
+            "Always face forward. Take 6 steps right. Take 5 steps right. Take 7 steps left.",
+            "Take 3 steps. Turn right. Turn left. Take 5 steps. Take 10 steps. Take 7 steps.",
+        ]
+        .iter()
+        .map(|i| format!("{q} {i}\nOptions:\n- Yes\n- No"))
+        .collect();
+        // Proposals the 135M model wrote on navigate: an input written out again.
+        for copy in [
+            "If you follow these instructions, do you return to the starting point? Take 3 steps. Turn right. Turn left. Take 5 steps.",
+            "Always face forward. Take 6 steps right. Take 5 steps right.",
+            "Subjective (right)",
+            "Correct answer: human (wrong, the correct answer is description)",
+        ] {
+            assert!(copies_examples(copy, q, &inputs), "{copy}");
+        }
+        // Instructions, even ones that repeat the task's shared question or the current prompt.
+        for ok in [
+            "If you follow these instructions, do you return to the starting point? Add up the steps in each direction and answer Yes only if every direction sums to zero.",
+            "Count steps forward minus steps backward; the answer is Yes when both counts cancel out.",
+            "Read the sentence and decide whether it is subjective or objective.",
+            "If the sentence states an opinion, the correct answer is subjective.",
+        ] {
+            assert!(!copies_examples(ok, q, &inputs), "{ok}");
+        }
+        // One input alone: its words are an example's, not a shared question.
+        assert!(copies_examples(
+            "Take 3 steps. Turn right. Turn left. Take 5 steps. Take 10 steps.",
+            "",
+            &inputs[1..]
+        ));
     }
 }

@@ -12,7 +12,7 @@ use crate::dln::math;
 use crate::dln::network::Network;
 use crate::dln::ops::{self, call_seed, Draw, Operation};
 use crate::llm::{Backend, GenerateRequest, Generation, Prompt};
-use crate::template::{proposal_key, read_proposal, Rejection};
+use crate::template::{copies_examples, proposal_key, read_proposal, Rejection};
 
 use super::score::candidate;
 use super::{IterState, Trainer};
@@ -146,6 +146,8 @@ pub(super) struct Proposals {
     pub candidates: Vec<Candidate>,
     keys: Vec<String>,
     pub rejected: Vec<RejectedProposal>,
+    /// The batch's inputs, which a proposal must not copy.
+    inputs: Vec<String>,
 }
 
 /// What makes two candidates the same: the prompt's key, and the examples shown in order.
@@ -159,7 +161,7 @@ fn candidate_key(prompt: &str, demos: &[Demo]) -> String {
 
 impl Proposals {
     /// The current prompt with its demonstrations alone.
-    pub fn new(current: String, demos: Vec<Demo>) -> Proposals {
+    pub fn new(current: String, demos: Vec<Demo>, inputs: Vec<String>) -> Proposals {
         let mut now = candidate(current.clone(), CandidateOrigin::Current);
         now.demos = demos.clone();
         Proposals {
@@ -168,6 +170,7 @@ impl Proposals {
             current,
             demos,
             rejected: Vec::new(),
+            inputs,
         }
     }
 
@@ -186,7 +189,14 @@ impl Proposals {
     /// or a rejection (empty, echo, meta, duplicate).
     pub fn fold(&mut self, answers: Vec<Vec<Generation>>) {
         for g in answers.into_iter().flatten() {
-            match read_proposal(&g.text, &self.current) {
+            let read = read_proposal(&g.text, &self.current).and_then(|p| {
+                if copies_examples(&p, &self.current, &self.inputs) {
+                    Err(Rejection::Copied)
+                } else {
+                    Ok(p)
+                }
+            });
+            match read {
                 Ok(p) => {
                     let mut c = candidate(p, CandidateOrigin::Proposed);
                     c.demos = self.demos.clone();
@@ -242,6 +252,7 @@ impl Proposals {
             Rejection::Echo,
             Rejection::Meta,
             Rejection::Duplicate,
+            Rejection::Copied,
         ]
         .into_iter()
         .filter_map(|r| {
@@ -315,7 +326,8 @@ impl Trainer {
             usage: self.live_usage(None),
         });
         let layer = &self.net.layers[l];
-        let mut proposals = Proposals::new(layer.prompt.clone(), layer.demos.clone());
+        let inputs = self.cur()?.batch.iter().map(|e| e.input.clone()).collect();
+        let mut proposals = Proposals::new(layer.prompt.clone(), layer.demos.clone(), inputs);
         let mut drawn = 0;
         let mut dropped = 0;
         let eligible = self.cur()?.proposable(self.net.output(), l);
@@ -422,7 +434,7 @@ mod tests {
 
     #[test]
     fn proposals_become_distinct_candidates_or_rejections() {
-        let mut p = Proposals::new("Answer the question.".into(), Vec::new());
+        let mut p = Proposals::new("Answer the question.".into(), Vec::new(), Vec::new());
         p.fold(vec![
             gen("Think step by step, then answer with the letter."),
             gen("Think step by step, then answer with the letter."),
@@ -445,7 +457,7 @@ mod tests {
         assert!(w.contains("2 of 3 proposals drawn were rejected"), "{w}");
         assert!(w.contains("1 of 4 candidates proposed"), "{w}");
         assert_eq!(
-            Proposals::new("x".into(), Vec::new()).rejection_warning(0, 0, 0, 0),
+            Proposals::new("x".into(), Vec::new(), Vec::new()).rejection_warning(0, 0, 0, 0),
             None
         );
     }
