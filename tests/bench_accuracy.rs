@@ -135,6 +135,13 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         6,
         "{stderr}"
     );
+    assert!(
+        stderr.contains(&format!("view the table: dln bench view {}", out.display())),
+        "{stderr}"
+    );
+    // What was written reads back as the report `dln bench view` shows.
+    let back = dln::bench::accuracy::read_report(&out).expect("results.json reads back");
+    assert_eq!(back.report.cells.len(), 5);
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
             .expect("valid json");

@@ -57,6 +57,8 @@ fn every_command_has_an_example_and_the_help_lists_the_environment() {
     }
     let (_, h, _) = dln(&["bench", "accuracy", "--help"]);
     assert!(h.contains("Example: dln bench accuracy"), "{h}");
+    let (_, h, _) = dln(&["bench", "view", "--help"]);
+    assert!(h.contains("Example: dln bench view"), "{h}");
 }
 
 #[test]

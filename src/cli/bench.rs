@@ -150,6 +150,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
     for p in written {
         eprintln!("wrote {}", p.display());
     }
+    eprintln!("view the table: dln bench view {}", args.out.display());
     let stopped = outcomes
         .iter()
         .any(|o| o.status == acc::CellStatus::Stopped);

@@ -3,6 +3,7 @@
 
 mod after;
 mod bench;
+mod bench_view;
 mod config_cmd;
 mod model;
 mod train;
@@ -227,6 +228,13 @@ pub enum BenchCommand {
     /// Every cell is a run directory under OUT/runs (open it with `dln replay`). Run the same
     /// command again to resume: finished cells are read back, stopped ones continue.
     Accuracy(AccuracyArgs),
+    /// The table of `dln bench accuracy` in the workbench: tasks × methods, each cell's seeds,
+    /// prompts and dev curve; Enter opens a run in the replay, quitting it comes back.
+    #[command(after_help = "Example: dln bench view bench-accuracy")]
+    View {
+        /// The benchmark's output directory (its --out), or its results.json.
+        path: PathBuf,
+    },
     /// Naive vs prefix-reused scoring and batched vs sequential generation on the embedded model.
     Engine {
         /// One JSON object on stdout instead of a table.
@@ -405,6 +413,9 @@ pub fn main() -> ExitCode {
             ref run,
             ref split,
         }) => train::eval(config, run, split, cli.model.as_deref()),
+        Some(Commands::Bench {
+            which: BenchCommand::View { ref path },
+        }) => bench_view::view(path, cli.theme.as_deref()),
         Some(Commands::Bench {
             which: BenchCommand::Engine { json },
         }) => bench::engine(cli.model.as_deref(), json),

@@ -148,7 +148,7 @@ pub fn replay(run_dir: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
 }
 
 /// The workbench draws on a terminal; say so instead of writing escape codes into a pipe.
-fn need_terminal() -> anyhow::Result<()> {
+pub(super) fn need_terminal() -> anyhow::Result<()> {
     use std::io::IsTerminal;
     if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
         Ok(())
@@ -159,7 +159,7 @@ fn need_terminal() -> anyhow::Result<()> {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -167,7 +167,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The theme and key bindings from `--theme`, `NO_COLOR` and the user's config file.
-fn look(cli_theme: Option<&str>) -> anyhow::Result<(Theme, KeyMap)> {
+pub(super) fn look(cli_theme: Option<&str>) -> anyhow::Result<(Theme, KeyMap)> {
     let path = config_path();
     let settings = Settings::load(path.as_deref())?;
     let dir = config_dir();

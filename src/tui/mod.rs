@@ -8,6 +8,7 @@
 pub mod action;
 pub mod app;
 pub mod available;
+pub mod bench;
 pub mod editor;
 pub mod keymap;
 pub mod logging;

@@ -9,6 +9,7 @@
 pub mod estimate;
 pub mod plan;
 pub mod plot;
+pub mod read;
 pub mod report;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ use crate::run::{read_result, RunResult};
 use crate::run::{Session, SessionOptions, CONFIG_FILE};
 
 pub use plan::{Cell, Method, PlanOptions, Task};
+pub use read::{read_report, ReadError};
 pub use report::{BenchReport, CellRow};
 
 /// How a cell ended in this invocation.

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{CellOutcome, CellStatus, Method};
 
-/// One cell of the table.
-#[derive(Debug, Clone, Serialize)]
+/// One cell of the table (also what `dln bench view` reads back from `results.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellRow {
     pub task: String,
     pub method: Method,
@@ -28,14 +28,14 @@ pub struct CellRow {
     pub best_prompts: Vec<String>,
     /// Multi-layer cells: dev accuracy of the best output prompt on the input alone (no
     /// hidden text); the hidden layers' help is `dev_accuracy` less this.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_alone_dev: Option<f64>,
     /// Dev accuracy by iteration (the starting prompt's at 0 when it was evaluated).
     pub dev_curve: Vec<(usize, f64)>,
 }
 
 /// Mean ± std of one task and method over the seeds that finished.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Aggregate {
     pub task: String,
     pub method: Method,
@@ -48,8 +48,9 @@ pub struct Aggregate {
     pub seconds_mean: f64,
 }
 
-/// Everything `dln bench accuracy` found.
-#[derive(Debug, Clone, Serialize)]
+/// Everything `dln bench accuracy` found: `results.json` is this, serialized; `dln bench view`
+/// reads it back ([`super::read::read_report`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchReport {
     pub model: String,
     pub date: String,
@@ -61,6 +62,8 @@ pub struct BenchReport {
     pub k: usize,
     pub overrides: Vec<String>,
     pub cells: Vec<CellRow>,
+    /// Derived from `cells`; a reader can do without them.
+    #[serde(default)]
     pub aggregates: Vec<Aggregate>,
 }
 
@@ -219,7 +222,8 @@ fn pct(x: f64) -> String {
     format!("{:.1}", x * 100.0)
 }
 
-fn human_tokens(t: f64) -> String {
+/// Tokens as a person reads them (950, 66k, 1.2M).
+pub fn human_tokens(t: f64) -> String {
     if t >= 1e6 {
         format!("{:.1}M", t / 1e6)
     } else if t >= 1e3 {
