@@ -83,8 +83,8 @@ pub struct TrainConfig {
     /// Nucleus (top-p) of the backward model's sampling: prompt proposals and posterior samples.
     pub backward_top_p: f32,
     /// Rounds of proposal requests per update: when some of the `N−1` proposals are rejected
-    /// (empty, echo, meta, duplicate), the missing ones are drawn again with new seeds, at most
-    /// this many rounds in all.
+    /// (empty, echo, meta, duplicate, copied), the missing ones are drawn again with new seeds,
+    /// at most this many rounds in all.
     pub proposal_rounds: usize,
     /// Demonstration moves (swap, add, drop, reorder) per update of a layer with `demos > 0`,
     /// scored beside the instruction proposals.

@@ -186,7 +186,7 @@ impl Proposals {
     }
 
     /// Parses generated proposals: each becomes a candidate (with the current demonstrations)
-    /// or a rejection (empty, echo, meta, duplicate).
+    /// or a rejection (empty, echo, meta, duplicate, copied).
     pub fn fold(&mut self, answers: Vec<Vec<Generation>>) {
         for g in answers.into_iter().flatten() {
             let read = read_proposal(&g.text, &self.current).and_then(|p| {
