@@ -483,6 +483,7 @@ fn instructions_that_mention_instructions_are_kept() {
         "Each instruction moves you: add steps forward, subtract steps backward, and answer Yes if the sum is zero.",
         "Answer the prompt with Yes or No after following every step.",
         "Think about where the instructions take you and answer Yes if you return to the start.",
+        "This is a navigation task: follow every instruction and answer Yes if you end at the start.",
     ];
     for text in kept {
         assert_eq!(
@@ -500,6 +501,9 @@ fn instructions_that_mention_instructions_are_kept() {
         "To help the student, clarify the prompt with an example.",
         "I have improved the instruction by adding a step count.",
         "An instruction should say what to do with each step.",
+        // Won a hyperbaton DLN-1 run on dev (30 examples) with the 135M model.
+        "This is a new instruction to ask questions, but the student's response will not include the second part.",
+        "This is the revised prompt for the student.",
     ];
     for text in about {
         assert_eq!(parse_proposal(text, cur), None, "should reject {text:?}");

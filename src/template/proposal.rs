@@ -210,6 +210,9 @@ fn is_meta(s: &str) -> bool {
         [
             // "This new prompt asks ...", "Your instruction was unclear."
             r"^(?:this|that|your|my|our)\s+(?:\w+\s+){0,2}?(?:instruction|instructions|prompt)\b",
+            // "This is a new instruction to ...", "Here is the revised prompt": a sentence
+            // presenting the instruction rather than giving it.
+            r"^(?:this|here|that)\s+is\s+(?:a|an|the|my|our|your)\s+(?:\w+\s+)?(?:instruction|instructions|prompt)\b",
             // "The new instruction tells ...", "The revised prompt:"
             r"^(?:the|an?)\s+(?:new|improved|revised|rewritten|updated|better|clearer|original|current|previous|old|above|following|modified|refined|student's)\s+(?:instruction|instructions|prompt)\b",
             // "The instruction is clear.", "An instruction should ...": the prompt as the subject.
