@@ -129,6 +129,21 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// Rows the pane would like, borders included: its heading, a line per candidate and a few
+/// for the selected one's wrapped text, and the past winners (a layout hint, not a promise).
+pub fn wanted_rows(v: &Input) -> u16 {
+    let Some(layer) = v.layer else {
+        return 3;
+    };
+    let history = if layer.history.is_empty() {
+        0
+    } else {
+        layer.history.len() + 1
+    };
+    let rows = 2 + 1 + v.rows.len().max(1) + 3 + history;
+    u16::try_from(rows).unwrap_or(u16::MAX)
+}
+
 /// The row (among the visible candidates) drawn at `at`, if any.
 pub fn hit(v: &Input, area: Rect, at: Position) -> Option<usize> {
     let layer = v.layer?;
