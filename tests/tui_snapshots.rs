@@ -269,6 +269,30 @@ fn empty_before_start_and_tiny_sizes_do_not_panic() {
     }
 }
 
+/// The content-aware grid, the shared beginnings and the wrapped texts at any size, with every
+/// pane focused and expanded: nothing panics.
+#[test]
+fn navigate_at_tiny_and_huge_sizes_does_not_panic() {
+    let mut app = app_with(&dln2_navigate());
+    for (w, h) in [
+        (1, 1),
+        (20, 5),
+        (40, 12),
+        (119, 31),
+        (120, 32),
+        (400, 120),
+        (1000, 300),
+    ] {
+        for pane in Pane::ALL {
+            app.focus = pane;
+            let _ = render(&mut app, w, h);
+            app.handle_action(Action::Expand);
+            let _ = render(&mut app, w, h);
+            app.handle_action(Action::Expand);
+        }
+    }
+}
+
 #[test]
 fn themes_colour_the_status_badge_and_mono_does_not() {
     use ratatui::backend::TestBackend;
