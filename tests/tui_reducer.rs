@@ -649,7 +649,7 @@ fn clicking_hidden_examples_and_samples_selects_them() {
     assert_eq!(app.sel.example, 2);
     assert_eq!(app.sel.sample, 0);
     // The sample table sits under its header row: click the second sample.
-    let (col, header) = find_on_screen(&mut app, 80, 24, "origin  log p(y)");
+    let (col, header) = find_on_screen(&mut app, 80, 24, "from      log p(y|h)");
     app.handle_mouse(left_click(col, header + 2));
     assert_eq!(app.sel.sample, 1);
     assert!(!app.sel.hidden_expanded);

@@ -269,6 +269,30 @@ fn empty_before_start_and_tiny_sizes_do_not_panic() {
     }
 }
 
+/// The content-aware grid, the shared beginnings and the wrapped texts at any size, with every
+/// pane focused and expanded: nothing panics.
+#[test]
+fn navigate_at_tiny_and_huge_sizes_does_not_panic() {
+    let mut app = app_with(&dln2_navigate());
+    for (w, h) in [
+        (1, 1),
+        (20, 5),
+        (40, 12),
+        (119, 31),
+        (120, 32),
+        (400, 120),
+        (1000, 300),
+    ] {
+        for pane in Pane::ALL {
+            app.focus = pane;
+            let _ = render(&mut app, w, h);
+            app.handle_action(Action::Expand);
+            let _ = render(&mut app, w, h);
+            app.handle_action(Action::Expand);
+        }
+    }
+}
+
 #[test]
 fn themes_colour_the_status_badge_and_mono_does_not() {
     use ratatui::backend::TestBackend;
@@ -370,7 +394,7 @@ fn the_help_explains_the_panes_labels() {
         .iter()
         .map(|l| l.to_string() + "\n")
         .collect();
-    for label in ["H 0.62", "-50.000", "(-0.02)", "★ ◆"] {
+    for label in ["entropy", "log p(h|x)", "empty: -50", "vs best", "★ ◆"] {
         assert!(lines.contains(label), "{label} in\n{lines}");
     }
 }
@@ -429,4 +453,76 @@ fn a_budget_stop_shows_in_the_status_badge() {
         "{:?}",
         app.run.messages
     );
+}
+
+/// Issue 12: at 120×40 a two-layer run's Metrics shows every row (the L2 usage row too); the
+/// navigate inputs, which all start alike, show their shared beginning once and each row the
+/// part that differs; an empty hidden text and an empty sample say so.
+#[test]
+fn navigate_grid_120x40() {
+    let mut app = app_with(&dln2_navigate());
+    app.focus = Pane::Hidden;
+    app.handle_action(Action::Down);
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("every input starts: If you follow these instructions"),
+        "{screen}"
+    );
+    assert!(screen.contains("…Take 8 steps. Take 1 step."), "{screen}");
+    assert!(screen.contains("L2 "), "the L2 usage row: {screen}");
+    assert!(
+        !screen.contains(" of 1"),
+        "Metrics does not scroll: {screen}"
+    );
+    assert!(screen.contains("(empty)"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+/// Issue 12: at 160×50 the text panes (Hidden, Candidates) are the wide ones; an expanded
+/// candidate's long prompt wraps in full, the others take a line each.
+#[test]
+fn navigate_grid_160x50() {
+    let mut app = app_with(&dln2_navigate());
+    app.focus = Pane::Candidates;
+    app.handle_action(Action::Down);
+    app.handle_action(Action::Expand);
+    let screen = render(&mut app, 160, 50);
+    assert!(screen.contains("say whether they are equal."), "{screen}");
+    let width = |pane: Pane| {
+        dln::tui::view::screen(&app, ratatui::layout::Rect::new(0, 0, 160, 50))
+            .pane_rect(pane, pane)
+            .map(|r| r.width)
+            .unwrap_or(0)
+    };
+    assert!(width(Pane::Hidden) > width(Pane::Layers));
+    assert!(width(Pane::Candidates) > width(Pane::Metrics));
+    assert_snapshot!(screen);
+}
+
+/// Issue 12 item 4: the panes' numbers carry their names where they are shown: the example
+/// list's columns, the samples' log-probabilities and weight, the candidates' score and gap to
+/// the best, and the value an empty text is given.
+#[test]
+fn labels_in_place_80x24() {
+    let mut app = app_with(&dln2_navigate());
+    app.focus = Pane::Hidden;
+    app.handle_action(Action::Down);
+    let hidden = render(&mut app, 80, 24);
+    for label in [
+        "entropy",
+        "samples",
+        "log p(y|h)",
+        "log p(h|x)",
+        "weight",
+        "empty: -50",
+    ] {
+        assert!(hidden.contains(label), "{label} in\n{hidden}");
+    }
+    assert_snapshot!("labels_hidden_80x24", hidden);
+    app.focus = Pane::Candidates;
+    let candidates = render(&mut app, 80, 24);
+    for label in ["score", "vs best", "4 candidates", "empty: -50"] {
+        assert!(candidates.contains(label), "{label} in\n{candidates}");
+    }
+    assert_snapshot!("labels_candidates_80x24", candidates);
 }

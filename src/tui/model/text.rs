@@ -30,3 +30,9 @@ pub fn one_line_of(text: &str, max: usize) -> String {
     }
     out
 }
+
+/// `1 candidate`, `4 candidates`: a count with its noun, singular or plural (nouns whose plural
+/// adds an `s`).
+pub fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}

@@ -14,7 +14,7 @@ impl App {
     /// Enter. The wheel scrolls the focused pane.
     pub fn handle_mouse(&mut self, ev: MouseEvent) {
         let area = Rect::new(0, 0, self.viewport.0, self.viewport.1);
-        let screen: Screen = layout::screen_for(area, self.zoomed);
+        let screen: Screen = view::screen(self, area);
         match ev.kind {
             MouseEventKind::Down(MouseButton::Left) => {
                 if self.overlay.is_some() {

@@ -4,7 +4,6 @@ use ratatui::layout::Rect;
 
 use crate::tui::app::{App, Pane};
 use crate::tui::view;
-use crate::tui::view::layout;
 
 impl App {
     pub(super) fn move_by(&mut self, delta: isize) {
@@ -50,7 +49,7 @@ impl App {
             }
             Pane::Metrics => {
                 let area = Rect::new(0, 0, self.viewport.0, self.viewport.1);
-                let max = layout::screen_for(area, self.zoomed)
+                let max = view::screen(self, area)
                     .pane_rect(Pane::Metrics, Pane::Metrics)
                     .map(|r| view::metrics_max_scroll(self, r))
                     .unwrap_or(0);
@@ -63,7 +62,7 @@ impl App {
     /// detail, no further than its last line.
     pub(super) fn scroll_hidden(&mut self, delta: isize) {
         let area = Rect::new(0, 0, self.viewport.0, self.viewport.1);
-        let max = layout::screen_for(area, self.zoomed)
+        let max = view::screen(self, area)
             .pane_rect(Pane::Hidden, self.focus)
             .map(|r| view::hidden_max_scroll(self, r))
             .unwrap_or(0);

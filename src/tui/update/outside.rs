@@ -16,8 +16,8 @@ impl App {
             return;
         };
         self.notice = Some(format!(
-            "copied {what} ({} characters) to the clipboard",
-            text.chars().count()
+            "copied {what} ({}) to the clipboard",
+            crate::tui::model::text::plural(text.chars().count(), "character")
         ));
         self.effects.push(TerminalEffect::Copy(text));
     }

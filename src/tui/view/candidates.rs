@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::text::{num, one_line_of, wrap};
+use super::text::{common_prefix, logp, one_line_of, plural, wrap, wrap_styled, SHARED_PREFIX_MIN};
 use super::Chrome;
 use super::{highlight, muted_line, pane_block, window_start};
 use crate::dln::events::{Candidate, CandidateOrigin, Demo, DemoMove};
@@ -31,11 +31,6 @@ pub struct Input<'a> {
     pub now: Option<String>,
 }
 
-/// `1 candidate`, `4 candidates`.
-fn candidates_count(n: usize) -> String {
-    format!("{n} candidate{}", if n == 1 { "" } else { "s" })
-}
-
 pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
     let t = &v.chrome.theme;
     let layer = v.layer;
@@ -57,7 +52,7 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
         return;
     };
     let list = list(v, layer, inner);
-    let [head_r, list_r, history_r] = list.areas;
+    let [head_r, top_r, list_r, history_r] = list.areas;
     let history_h = history_r.height;
 
     let head = match (layer.candidates_iteration, layer.winner) {
@@ -71,13 +66,13 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
         (Some(it), Some(w)) => format!(
             "it {} · {} · winner {}",
             it + 1,
-            candidates_count(layer.candidates.len()),
+            plural(layer.candidates.len(), "candidate"),
             w + 1
         ),
         (Some(it), None) => format!(
             "it {} · {} · {}",
             it + 1,
-            candidates_count(layer.candidates.len()),
+            plural(layer.candidates.len(), "candidate"),
             v.now.as_deref().unwrap_or("not scored")
         ),
     };
@@ -86,6 +81,7 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
         head_spans.push(Span::styled("  ◆ pinned: not updated", t.pinned));
     }
     frame.render_widget(Paragraph::new(Line::from(head_spans)), head_r);
+    frame.render_widget(Paragraph::new(list.top), top_r);
     frame.render_widget(
         Paragraph::new(
             list.lines
@@ -112,9 +108,9 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
             .take(h_inner.height as usize)
             .map(|r| {
                 let head = format!(
-                    "it {:>2} {:>8} {} ",
+                    "it {:>2} {:>10} {} ",
                     r.iteration + 1,
-                    num(r.score),
+                    logp(r.score),
                     if r.changed { "new " } else { "kept" }
                 );
                 let used = super::text::width(&head);
@@ -129,12 +125,28 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// Rows the pane would like, borders included: its heading and column names, a line per
+/// candidate and a few
+/// for the selected one's wrapped text, and the past winners (a layout hint, not a promise).
+pub fn wanted_rows(v: &Input) -> u16 {
+    let Some(layer) = v.layer else {
+        return 3;
+    };
+    let history = if layer.history.is_empty() {
+        0
+    } else {
+        layer.history.len() + 1
+    };
+    let rows = 2 + 2 + v.rows.len().max(1) + 3 + history;
+    u16::try_from(rows).unwrap_or(u16::MAX)
+}
+
 /// The row (among the visible candidates) drawn at `at`, if any.
 pub fn hit(v: &Input, area: Rect, at: Position) -> Option<usize> {
     let layer = v.layer?;
     let inner = pane_block(v.chrome, Pane::Candidates, String::new()).inner(area);
     let list = list(v, layer, inner);
-    let list_r = list.areas[1];
+    let list_r = list.areas[2];
     if !list_r.contains(at) {
         return None;
     }
@@ -144,8 +156,10 @@ pub fn hit(v: &Input, area: Rect, at: Position) -> Option<usize> {
 
 /// The candidate list's layout: what drawing and mouse hits share.
 struct List {
-    /// Heading, list and past-winners areas.
-    areas: [Rect; 3],
+    /// Heading, column names, list and past-winners areas.
+    areas: [Rect; 4],
+    /// The column names, under the candidates' shared beginning when they have one.
+    top: Vec<Line<'static>>,
     lines: Vec<Line<'static>>,
     /// The visible-candidate row each line belongs to.
     rows: Vec<Option<usize>>,
@@ -161,13 +175,59 @@ fn list(v: &Input, layer: &LayerView, inner: Rect) -> List {
     } else {
         (layer.history.len() as u16 + 1).min(inner.height / 3)
     };
+    let has_kl = layer.candidates.iter().any(|c| c.kl.is_some());
+    let texts: Vec<String> = rows
+        .iter()
+        .filter_map(|i| layer.candidates.get(*i))
+        .map(Candidate::describe)
+        .collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let shared = common_prefix(&text_refs, SHARED_PREFIX_MIN);
+    let width = inner.width as usize;
+    let mut top = Vec::new();
+    if let Some(n) = shared {
+        let pieces = [
+            ("every prompt starts: ".to_string(), t.muted),
+            (format!("{} …", texts[0][..n].trim_end()), t.text),
+        ];
+        let mut lines = wrap_styled(&pieces, width);
+        if lines.len() > 2 {
+            lines.truncate(2);
+            lines[1].spans.push(Span::styled("…", t.muted));
+        }
+        top.extend(lines);
+    }
+    if !rows.is_empty() {
+        let kl_head = if has_kl {
+            format!("{:>8}", "kl")
+        } else {
+            String::new()
+        };
+        let moves = rows
+            .iter()
+            .filter_map(|i| layer.candidates.get(*i))
+            .any(|c| c.demo_move.is_some());
+        let what = if moves {
+            "prompt or demonstration move"
+        } else {
+            "prompt"
+        };
+        top.push(Line::from(Span::styled(
+            format!(
+                "{:>3} {:<7} {:>10}{kl_head}{:>8} {what}",
+                "#", "origin", "score", "vs best"
+            ),
+            t.muted,
+        )));
+    }
     let areas = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(top.len() as u16),
         Constraint::Min(1),
         Constraint::Length(history_h),
     ])
     .areas(inner);
-    let list_r = areas[1];
+    let list_r = areas[2];
     let width = list_r.width as usize;
     let selected = v.selected.min(rows.len().saturating_sub(1));
     let mut lines: Vec<Line<'static>> = Vec::new();
@@ -207,23 +267,36 @@ fn list(v: &Input, layer: &LayerView, inner: Rect) -> List {
         } else {
             " "
         };
-        let kl = c.kl.map(|k| format!(" kl {k:.2}")).unwrap_or_default();
+        let kl = match (has_kl, c.kl) {
+            (true, Some(k)) => format!("{k:>8.2}"),
+            (true, None) => format!("{:>8}", "—"),
+            (false, _) => String::new(),
+        };
         let best_gap = match c.score {
-            Some(s) if max_score.is_finite() && !winner => format!(" ({:+.2})", s - max_score),
-            _ => String::new(),
+            Some(s) if max_score.is_finite() && !winner => format!("{:>+8.2}", s - max_score),
+            _ => " ".repeat(8),
         };
         let headline = format!(
-            "{mark}{:>2} {:<7} {:>8}{kl}{best_gap} ",
+            "{mark}{:>2} {:<7} {:>10}{kl}{best_gap} ",
             i + 1,
             origin,
-            num(c.score)
+            logp(c.score)
         );
         let used = super::text::width(&headline);
         let expand = v.expanded && row == selected;
+        // Expanded, the candidate in full; otherwise one line each (the selected one too, so
+        // that selecting never moves the rows under the mouse), after the beginning they all
+        // share.
         let body = match (expand, &c.demo_move) {
             (true, Some(m)) => move_details(m, c, layer, width.saturating_sub(4)),
             (true, None) => wrap(&c.prompt, width.saturating_sub(4)),
-            (false, _) => vec![one_line_of(&c.describe(), width.saturating_sub(used))],
+            (false, _) => {
+                let text = match shared.and_then(|n| texts[row].get(n..)) {
+                    Some(rest) => format!("…{rest}"),
+                    None => texts[row].clone(),
+                };
+                vec![one_line_of(&text, width.saturating_sub(used))]
+            }
         };
         let mut first = true;
         for b in body {
@@ -248,10 +321,21 @@ fn list(v: &Input, layer: &LayerView, inner: Rect) -> List {
         }
         owners.resize(lines.len(), Some(row));
     }
-    // Keep the selected candidate's first line in view.
-    let start = window_start(sel_line, list_r.height as usize, lines.len());
+    // Keep the selected candidate in view: its last line too when it fits.
+    let height = list_r.height as usize;
+    let sel_end = owners
+        .iter()
+        .rposition(|o| *o == Some(selected))
+        .unwrap_or(sel_line);
+    let start = window_start(sel_line, height, lines.len());
+    let start = if sel_end >= start + height {
+        (sel_end + 1 - height).min(sel_line)
+    } else {
+        start
+    };
     List {
         areas,
+        top,
         lines,
         rows: owners,
         start,

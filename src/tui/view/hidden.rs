@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::layout::Hit;
-use super::text::{bar, num, one_line_of, wrap};
+use super::text::{bar, common_prefix, logp, one_line_of, wrap, wrap_styled, SHARED_PREFIX_MIN};
 use super::Chrome;
 use super::{highlight, muted_line, pane_block, window_start};
 use crate::dln::events::{ForwardExample, PosteriorExample, SampleOrigin};
@@ -81,15 +81,84 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn split(inner: Rect, rows: usize) -> (Rect, Rect, Rect) {
+/// The pane's areas below its border: the heading, the list's column names (and the inputs'
+/// shared beginning), the example list, and the selected example's detail.
+struct Parts {
+    head: Rect,
+    top: Rect,
+    list: Rect,
+    detail: Rect,
+}
+
+fn split(v: &Input, inner: Rect, rows: usize) -> Parts {
     let list_h = (rows as u16).clamp(1, (inner.height / 3).max(3));
-    let [head, list, detail] = Layout::vertical([
+    let top_h = 1 + shared_lines(v, inner.width as usize).len() as u16;
+    let [head, top, list, detail] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(top_h),
         Constraint::Length(list_h),
         Constraint::Min(0),
     ])
     .areas(inner);
-    (head, list, detail)
+    Parts {
+        head,
+        top,
+        list,
+        detail,
+    }
+}
+
+/// The inputs of the examples listed, in their order.
+fn shown_inputs<'a>(v: &Input<'a>) -> Vec<&'a str> {
+    match (v.posterior, v.forward) {
+        (Some(p), _) => v
+            .rows
+            .iter()
+            .filter_map(|i| p.examples.get(*i))
+            .map(|e| e.input.as_str())
+            .collect(),
+        (None, Some((_, examples))) => v
+            .rows
+            .iter()
+            .filter_map(|i| examples.get(*i))
+            .map(|e| e.input.as_str())
+            .collect(),
+        (None, None) => Vec::new(),
+    }
+}
+
+/// How long the beginning every listed input shares is (in bytes), when it is long enough to
+/// show once above the list instead of on every row.
+fn shared(v: &Input) -> Option<usize> {
+    common_prefix(&shown_inputs(v), SHARED_PREFIX_MIN)
+}
+
+/// An input as a row or a collapsed detail shows it: after `…` when the inputs share a long
+/// beginning (shown once above the list), so the part that differs is what is seen.
+fn distinct<'t>(input: &'t str, shared: Option<usize>) -> std::borrow::Cow<'t, str> {
+    match shared.and_then(|n| input.get(n..)) {
+        Some(rest) => format!("…{rest}").into(),
+        None => input.into(),
+    }
+}
+
+/// The inputs' shared beginning, said once above the list (two lines at most).
+fn shared_lines(v: &Input, width: usize) -> Vec<Line<'static>> {
+    let inputs = shown_inputs(v);
+    let Some(n) = common_prefix(&inputs, SHARED_PREFIX_MIN) else {
+        return Vec::new();
+    };
+    let t = v.chrome.theme;
+    let pieces = [
+        ("every input starts: ".to_string(), t.muted),
+        (format!("{} …", inputs[0][..n].trim_end()), t.text),
+    ];
+    let mut lines = wrap_styled(&pieces, width);
+    if lines.len() > 2 {
+        lines.truncate(2);
+        lines[1].spans.push(Span::styled("…", t.muted));
+    }
+    lines
 }
 
 fn draw_posterior(
@@ -100,37 +169,37 @@ fn draw_posterior(
     examples: &[&PosteriorExample],
 ) {
     let t = &v.chrome.theme;
-    let (head_r, list_r, detail_r) = split(inner, examples.len());
+    let parts = split(v, inner, examples.len());
     frame.render_widget(
         Paragraph::new(muted_line(v.chrome.theme, head.to_string())),
-        head_r,
+        parts.head,
     );
-    let selected = draw_list(v, frame, list_r, examples, |ex| {
+    // The entropy of the posterior weights (the paper's H) and the samples, with the person's
+    // and the excluded ones counted.
+    let columns = [("entropy", true), ("samples", false)];
+    let selected = draw_list(v, frame, &parts, &columns, examples, |ex| {
         let entropy = ex
             .entropy
-            .map(|e| format!("H {e:.2}"))
-            .unwrap_or_else(|| "H  —  ".into());
+            .map(|e| format!("{e:.2}"))
+            .unwrap_or_else(|| "—".into());
         let human = ex.samples.iter().any(|s| s.origin == SampleOrigin::Human);
         let excluded = ex.samples.iter().filter(|s| s.excluded).count();
-        let mut columns = vec![
-            Span::styled(format!(" {entropy} "), t.muted),
-            Span::styled(format!("{} samples ", ex.samples.len()), t.muted),
-        ];
+        let mut samples = vec![Span::styled(ex.samples.len().to_string(), t.muted)];
         if human {
-            columns.push(Span::styled("+you ", t.human));
+            samples.push(Span::styled(" +you", t.human));
         }
         if excluded > 0 {
-            columns.push(Span::styled(format!("-{excluded} "), t.bad));
+            samples.push(Span::styled(format!(" {excluded} excluded"), t.bad));
         }
         ListRow {
             index: ex.index,
             correct: ex.correct,
-            columns,
+            cells: vec![vec![Span::styled(entropy, t.muted)], samples],
             input: &ex.input,
         }
     });
     if let Some(selected) = selected {
-        detail(v, frame, detail_r, examples[selected]);
+        detail(v, frame, parts.detail, examples[selected]);
     }
 }
 
@@ -151,7 +220,8 @@ pub fn hit(v: &Input, area: Rect, at: Position) -> Option<Hit> {
     if rows.is_empty() {
         return None;
     }
-    let (_, list_r, detail_r) = split(inner, rows.len());
+    let parts = split(v, inner, rows.len());
+    let (list_r, detail_r) = (parts.list, parts.detail);
     if list_r.contains(at) {
         let row = list_start(v, list_r, rows.len()) + usize::from(at.y - list_r.y);
         return (row < rows.len()).then_some(Hit::Example(row));
@@ -172,23 +242,29 @@ pub fn hit(v: &Input, area: Rect, at: Position) -> Option<Hit> {
 struct ListRow<'a> {
     index: usize,
     correct: bool,
-    /// The view's own columns, between the right/wrong mark and the input.
-    columns: Vec<Span<'static>>,
+    /// The view's own cells, one per column, between the right/wrong mark and the input.
+    cells: Vec<Vec<Span<'static>>>,
     input: &'a str,
 }
 
-/// The example list both views share: a marker on the selected row, the example's number,
-/// right or wrong, the view's own columns, then as much of the input as fits, scrolled to keep
-/// the selection in view. Returns the selected row, or `None` (after saying so) when the filter
-/// leaves no example.
+/// A column of the example list: its name, and whether its cells are right-aligned.
+type Column = (&'static str, bool);
+
+/// The example list both views share, under a line naming its columns: a marker on the
+/// selected row, the example's number, right or wrong, the view's own columns, then as much of
+/// the input as fits (after `…` when the inputs share a long beginning, said once above),
+/// scrolled to keep the selection in view. Returns the selected row, or `None` (after saying
+/// so) when the filter leaves no example.
 fn draw_list<E>(
     v: &Input,
     frame: &mut Frame,
-    area: Rect,
+    parts: &Parts,
+    columns: &[Column],
     examples: &[E],
     row_of: impl Fn(&E) -> ListRow<'_>,
 ) -> Option<usize> {
     let t = &v.chrome.theme;
+    let area = parts.list;
     if examples.is_empty() {
         frame.render_widget(
             Paragraph::new(muted_line(v.chrome.theme, "no example matches the filter")),
@@ -199,13 +275,53 @@ fn draw_list<E>(
     let selected = v.example.min(examples.len() - 1);
     let width = area.width as usize;
     let start = list_start(v, area, examples.len());
-    let list: Vec<Line> = examples
+    let shown: Vec<(usize, ListRow)> = examples
         .iter()
         .enumerate()
         .skip(start)
         .take(area.height as usize)
-        .map(|(row, ex)| {
-            let r = row_of(ex);
+        .map(|(row, ex)| (row, row_of(ex)))
+        .collect();
+    // Each column as wide as its name or its widest cell.
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(c, (name, _))| {
+            shown
+                .iter()
+                .filter_map(|(_, r)| r.cells.get(c))
+                .map(|cell| cell.iter().map(Span::width).sum())
+                .chain([super::text::width(name)])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let pad = |spans: &mut Vec<Span<'static>>, cell: Vec<Span<'static>>, c: usize| {
+        let w: usize = cell.iter().map(Span::width).sum();
+        let fill = " ".repeat(widths[c].saturating_sub(w));
+        if columns[c].1 {
+            spans.push(Span::raw(fill));
+            spans.extend(cell);
+        } else {
+            spans.extend(cell);
+            spans.push(Span::raw(fill));
+        }
+        spans.push(Span::raw(" "));
+    };
+    // The column names over the list, under the inputs' shared beginning.
+    let mut head = vec![Span::styled("   # ", t.muted), Span::raw("  ")];
+    for (c, (name, _)) in columns.iter().enumerate() {
+        pad(&mut head, vec![Span::styled(name.to_string(), t.muted)], c);
+    }
+    head.push(Span::styled("input", t.muted));
+    let mut top = shared_lines(v, parts.top.width as usize);
+    top.push(Line::from(head));
+    frame.render_widget(Paragraph::new(top), parts.top);
+
+    let shared = shared(v);
+    let list: Vec<Line> = shown
+        .into_iter()
+        .map(|(row, r)| {
             let mark = if r.correct {
                 Span::styled("✓", t.good)
             } else {
@@ -215,11 +331,14 @@ fn draw_list<E>(
                 Span::styled(if row == selected { "▶" } else { " " }, t.title),
                 Span::styled(format!("{:>3} ", r.index + 1), t.muted),
                 mark,
+                Span::raw(" "),
             ];
-            spans.extend(r.columns);
+            for (c, cell) in r.cells.into_iter().enumerate().take(columns.len()) {
+                pad(&mut spans, cell, c);
+            }
             let used: usize = spans.iter().map(|s| s.width()).sum();
             spans.push(Span::styled(
-                one_line_of(r.input, width.saturating_sub(used)),
+                one_line_of(&distinct(r.input, shared), width.saturating_sub(used)),
                 t.text,
             ));
             let line = Line::from(spans);
@@ -302,7 +421,7 @@ pub fn max_detail_scroll(v: &Input, area: Rect) -> usize {
             if examples.is_empty() {
                 return 0;
             }
-            let (_, _, detail_r) = split(inner, examples.len());
+            let detail_r = split(v, inner, examples.len()).detail;
             let ex = examples[v.example.min(examples.len() - 1)];
             let d = detail_lines(v, ex, detail_inner(detail_r));
             last_start(d.lines.len(), d.height).saturating_sub(d.start)
@@ -316,8 +435,7 @@ pub fn max_detail_scroll(v: &Input, area: Rect) -> usize {
             if shown.is_empty() {
                 return 0;
             }
-            let (_, _, detail_r) = split(inner, shown.len());
-            let d_inner = detail_inner(detail_r);
+            let d_inner = detail_inner(split(v, inner, shown.len()).detail);
             let ex = shown[v.example.min(shown.len() - 1)];
             last_start(
                 forward_lines(v, ex, d_inner.width as usize).len(),
@@ -347,26 +465,41 @@ fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
     let full = v.expanded;
     let cap = if full { usize::MAX } else { 2 };
     let mut lines: Vec<Line<'static>> = Vec::new();
-    labelled(t, &mut lines, "input", &ex.input, width, cap);
+    // Collapsed, the input after the beginning every input shares (said above the list).
+    let input = if full {
+        ex.input.as_str().into()
+    } else {
+        distinct(&ex.input, shared(v))
+    };
+    labelled(t, &mut lines, "input", &input, width, cap);
     labelled(t, &mut lines, "target", &ex.target, width, cap);
     // An empty hidden text is said, not left as a blank line.
-    let hidden = if ex.hidden.trim().is_empty() {
-        "(empty: the layer below wrote nothing)"
+    if ex.hidden.trim().is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<10}", "hidden h"), t.muted),
+            Span::styled("(empty: the layer below wrote nothing)", t.muted),
+        ]));
     } else {
-        ex.hidden.as_str()
-    };
-    labelled(t, &mut lines, "hidden h", hidden, width, cap);
+        labelled(t, &mut lines, "hidden h", &ex.hidden, width, cap);
+    }
     let samples_at = lines.len();
+    // Each sample's origin, the log-likelihood of the target given it, its log-prior given the
+    // input, and its sharpened weight (a number and a bar); then the sample itself.
+    let bar_cells = 6;
     lines.push(Line::from(Span::styled(
         format!(
-            "{:<3}{:<7}{:>9}{:>9}{:>7}  weight",
-            "#", "origin", "log p(y)", "prior", "w"
+            "{:<3}{:<10}{:>10} {:>10}  {:<w$}sample h",
+            "#",
+            "from",
+            "log p(y|h)",
+            "log p(h|x)",
+            "weight",
+            w = 5 + bar_cells + 1
         ),
         t.muted,
     )));
     let mut owners: Vec<Option<usize>> = vec![None; lines.len()];
     let sample = v.sample.min(ex.samples.len().saturating_sub(1));
-    let bar_cells = 8;
     for (i, s) in ex.samples.iter().enumerate() {
         let best = ex.best == Some(i);
         let style = if s.excluded {
@@ -379,8 +512,8 @@ fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
             t.text
         };
         let origin = match s.origin {
-            SampleOrigin::Forward => "fwd",
-            SampleOrigin::Posterior => "q",
+            SampleOrigin::Forward => "forward",
+            SampleOrigin::Posterior => "posterior",
             SampleOrigin::Human => "you",
         };
         let marker = if s.excluded {
@@ -392,11 +525,11 @@ fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
         };
         let w = s.weight.unwrap_or(0.0);
         let head = format!(
-            "{marker}{:<2}{:<7}{:>9}{:>9}{:>7}  ",
+            "{marker}{:<2}{:<10}{:>10} {:>10}  {:>4} ",
             i + 1,
             origin,
-            num(s.log_likelihood),
-            num(s.log_prior),
+            logp(s.log_likelihood),
+            logp(s.log_prior),
             s.weight
                 .map(|w| format!("{w:.2}"))
                 .unwrap_or_else(|| "—".into()),
@@ -408,7 +541,12 @@ fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
         ];
         let used: usize = spans.iter().map(|s| s.width()).sum();
         let text_w = width.saturating_sub(used);
-        let texts = if full && i == sample {
+        let empty = s.text.trim().is_empty();
+        // Expanded, the selected sample wraps in full; otherwise one line each, so that
+        // selecting never moves the rows under the mouse.
+        let texts = if empty {
+            vec![String::new()]
+        } else if full && i == sample {
             wrap(&s.text, text_w)
         } else {
             vec![one_line_of(&s.text, text_w)]
@@ -418,6 +556,9 @@ fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
         for tline in texts {
             let mut l = if first {
                 let mut l = spans.clone();
+                if empty {
+                    l.push(Span::styled("(empty)", t.muted));
+                }
                 l.push(Span::styled(format!("{tline}{note}"), style));
                 Line::from(l)
             } else {
@@ -440,11 +581,24 @@ fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
             "no samples (correct examples may be skipped)",
         ));
     }
-    // Keep the selected sample in view.
+    // Keep the selected sample in view: its first line, its last while the whole fits, and
+    // the table's column names while they fit above it.
     let height = inner.height as usize;
-    let target_line = samples_at + 1 + sample;
-    let start = if target_line >= height {
-        target_line + 1 - height
+    let first = owners
+        .iter()
+        .position(|o| *o == Some(sample))
+        .unwrap_or(samples_at + 1);
+    let last = owners
+        .iter()
+        .rposition(|o| *o == Some(sample))
+        .unwrap_or(first);
+    let keep = if first < samples_at + height {
+        samples_at
+    } else {
+        first
+    };
+    let start = if last >= height {
+        (last + 1 - height).min(keep)
     } else {
         0
     };
@@ -495,7 +649,7 @@ fn draw_forward(v: &Input, frame: &mut Frame, inner: Rect, rows: &[usize]) {
         frame.render_widget(Paragraph::new(muted_line(v.chrome.theme, msg)), inner);
         return;
     };
-    let (head_r, list_r, detail_r) = split(inner, rows.len());
+    let parts = split(v, inner, rows.len());
     let head = if v.depth == 1 {
         format!(
             "DLN-1: no hidden layer · forward outputs of it {}",
@@ -507,19 +661,20 @@ fn draw_forward(v: &Input, frame: &mut Frame, inner: Rect, rows: &[usize]) {
             iteration + 1
         )
     };
-    frame.render_widget(Paragraph::new(muted_line(v.chrome.theme, head)), head_r);
+    frame.render_widget(Paragraph::new(muted_line(v.chrome.theme, head)), parts.head);
     let shown: Vec<&ForwardExample> = rows.iter().filter_map(|i| examples.get(*i)).collect();
-    let selected = draw_list(v, frame, list_r, &shown, |ex| ListRow {
+    let columns = [("predicted", false)];
+    let selected = draw_list(v, frame, &parts, &columns, &shown, |ex| ListRow {
         index: ex.index,
         correct: ex.correct,
-        columns: vec![Span::styled(
-            format!(" {} ", one_line_of(&ex.prediction, 16)),
+        cells: vec![vec![Span::styled(
+            one_line_of(&ex.prediction, 16),
             if ex.correct { t.good } else { t.bad },
-        )],
+        )]],
         input: &ex.input,
     });
     if let Some(ex) = selected.map(|row| shown[row]) {
-        let d_inner = detail_block(v, frame, detail_r, ex.index);
+        let d_inner = detail_block(v, frame, parts.detail, ex.index);
         let lines = forward_lines(v, ex, d_inner.width as usize);
         let visible = scrolled(v, lines, 0, d_inner.height as usize);
         frame.render_widget(Paragraph::new(visible), d_inner);
@@ -532,7 +687,12 @@ fn forward_lines(v: &Input, ex: &ForwardExample, width: usize) -> Vec<Line<'stat
     let t = v.chrome.theme;
     let cap = if v.expanded { usize::MAX } else { 4 };
     let mut lines = Vec::new();
-    labelled(t, &mut lines, "input", &ex.input, width, cap);
+    let input = if v.expanded {
+        ex.input.as_str().into()
+    } else {
+        distinct(&ex.input, shared(v))
+    };
+    labelled(t, &mut lines, "input", &input, width, cap);
     labelled(t, &mut lines, "target", &ex.target, width, cap);
     for (l, h) in ex.hidden.iter().enumerate() {
         labelled(t, &mut lines, &format!("h{}", l + 1), h, width, cap);

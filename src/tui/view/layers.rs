@@ -53,6 +53,27 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
     );
 }
 
+/// The pane's rows that do not depend on its width, for the layout: everything but the
+/// prompts' wrapping (each prompt counted here as one line per paragraph).
+pub fn fixed_rows(v: &Input) -> u16 {
+    const WIDE: usize = 10_000;
+    let (all, _, _) = lines(v, WIDE);
+    let prompts: usize = v.layers.iter().map(|l| wrap(&l.prompt, WIDE).len()).sum();
+    u16::try_from(all.len().saturating_sub(prompts)).unwrap_or(u16::MAX)
+}
+
+/// Columns the widest layer header takes (it is not wrapped), for the layout.
+pub fn header_width(v: &Input) -> u16 {
+    let k = v.layers.len();
+    let widest = v
+        .layers
+        .iter()
+        .map(|l| header(v.chrome.theme, l, k, true).width())
+        .max()
+        .unwrap_or(0);
+    u16::try_from(widest).unwrap_or(u16::MAX)
+}
+
 /// The layer whose header or prompt is drawn at `at`, if any.
 pub fn hit(v: &Input, area: Rect, at: Position) -> Option<LayerIndex> {
     let inner = pane_block(v.chrome, Pane::Layers, String::new()).inner(area);

@@ -160,34 +160,7 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
         .ratio(ratio.clamp(0.0, 1.0))
         .render(gauge_r, buf);
 
-    // Summary numbers.
-    let last = v.run.history.last();
-    let best_dev = v
-        .run
-        .best_dev
-        .map(|(it, a)| format!("{} (it {})", pct(Some(a)), it + 1))
-        .unwrap_or_else(|| "—".into());
-    let summary = Line::from(vec![
-        Span::styled("train ", t.muted),
-        Span::styled(
-            pct(last.map(|p| p.train_accuracy).or(v.run.forward_accuracy)),
-            t.chart_train,
-        ),
-        Span::styled("  dev ", t.muted),
-        Span::styled(pct(v.run.dev_points.last().map(|p| p.1)), t.chart_dev),
-        Span::styled("  best dev ", t.muted),
-        Span::styled(best_dev, t.text),
-        Span::styled("  ELBO ", t.muted),
-        Span::styled(num(v.run.elbo_total), t.chart_elbo),
-        Span::styled(
-            v.run
-                .test_accuracy
-                .map(|a| format!("  test {}", pct(Some(a))))
-                .unwrap_or_default(),
-            t.good,
-        ),
-    ]);
-    Paragraph::new(summary).render(summary_r, buf);
+    Paragraph::new(summary(v, summary_r.width as usize)).render(summary_r, buf);
 
     // Charts: 55/45, each at least its minimum while there is room.
     if !has_charts(v) {
@@ -209,53 +182,105 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
     // Usage per layer: the finished iterations' totals plus, while an iteration runs, its usage
     // so far (from its stage events); the header says when the running iteration is included.
     if usage_r.height > 0 {
-        let live = v
-            .run
-            .live_usage
-            .as_ref()
-            .map(|(it, _)| format!("  incl. it {} so far", it + 1))
-            .unwrap_or_default();
-        // A cost column only when a backend is priced (`prompt_price`, `generated_price`).
-        let usage: Vec<_> = v
-            .run
-            .layers
-            .iter()
-            .map(|l| (l.index, v.run.layer_usage(l.index)))
-            .collect();
-        let priced = usage.iter().any(|(_, u)| u.cost > 0.0);
-        let cost_head = if priced {
-            format!("{:>9}", "cost")
+        Paragraph::new(usage_lines(v)).render(usage_r, buf);
+    }
+}
+
+/// The usage table: a header, then one row per layer.
+fn usage_lines(v: &Input) -> Vec<Line<'static>> {
+    let t = &v.chrome.theme;
+    let live = v
+        .run
+        .live_usage
+        .as_ref()
+        .map(|(it, _)| format!("  incl. it {} so far", it + 1))
+        .unwrap_or_default();
+    // A cost column only when a backend is priced (`prompt_price`, `generated_price`).
+    let usage: Vec<_> = v
+        .run
+        .layers
+        .iter()
+        .map(|l| (l.index, v.run.layer_usage(l.index)))
+        .collect();
+    let priced = usage.iter().any(|(_, u)| u.cost > 0.0);
+    let cost_head = if priced {
+        format!("{:>9}", "cost")
+    } else {
+        String::new()
+    };
+    let mut lines = vec![Line::from(Span::styled(
+        format!(
+            "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}{cost_head}{live}",
+            "layer", "calls", "computed", "reused", "generated", "cached"
+        ),
+        t.muted,
+    ))];
+    for (index, u) in usage {
+        let cost_cell = if priced {
+            format!("{:>9}", money(u.cost))
         } else {
             String::new()
         };
-        let mut lines = vec![Line::from(Span::styled(
+        lines.push(Line::from(Span::styled(
             format!(
-                "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}{cost_head}{live}",
-                "layer", "calls", "computed", "reused", "generated", "cached"
+                "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}{cost_cell}",
+                format!("L{}", index + 1),
+                count(u.calls),
+                count(u.tokens_computed),
+                count(u.tokens_reused),
+                count(u.tokens_generated),
+                count(u.cache_hits)
             ),
-            t.muted,
-        ))];
-        for (index, u) in usage {
-            let cost_cell = if priced {
-                format!("{:>9}", money(u.cost))
-            } else {
-                String::new()
-            };
-            lines.push(Line::from(Span::styled(
-                format!(
-                    "{:<7}{:>7}{:>10}{:>9}{:>10}{:>7}{cost_cell}",
-                    format!("L{}", index + 1),
-                    count(u.calls),
-                    count(u.tokens_computed),
-                    count(u.tokens_reused),
-                    count(u.tokens_generated),
-                    count(u.cache_hits)
-                ),
-                t.text,
-            )));
-        }
-        Paragraph::new(lines).render(usage_r, buf);
+            t.text,
+        )));
     }
+    lines
+}
+
+/// The summary numbers: accuracy on train and dev, the best dev, the ELBO, the test accuracy;
+/// as much of them as fits `width`: the best dev's iteration goes first, then the best dev.
+fn summary(v: &Input, width: usize) -> Line<'static> {
+    let t = &v.chrome.theme;
+    let last = v.run.history.last();
+    let line = |best: u8| {
+        let mut spans = vec![
+            Span::styled("train ", t.muted),
+            Span::styled(
+                pct(last.map(|p| p.train_accuracy).or(v.run.forward_accuracy)),
+                t.chart_train,
+            ),
+            Span::styled("  dev ", t.muted),
+            Span::styled(pct(v.run.dev_points.last().map(|p| p.1)), t.chart_dev),
+        ];
+        if best > 0 {
+            let best_dev = match (v.run.best_dev, best) {
+                (Some((it, a)), 2) => format!("{} (it {})", pct(Some(a)), it + 1),
+                (Some((_, a)), _) => pct(Some(a)),
+                (None, _) => "—".into(),
+            };
+            spans.push(Span::styled("  best dev ", t.muted));
+            spans.push(Span::styled(best_dev, t.text));
+        }
+        spans.push(Span::styled("  ELBO ", t.muted));
+        spans.push(Span::styled(num(v.run.elbo_total), t.chart_elbo));
+        if let Some(a) = v.run.test_accuracy {
+            spans.push(Span::styled(format!("  test {}", pct(Some(a))), t.good));
+        }
+        Line::from(spans)
+    };
+    (0..=2)
+        .rev()
+        .map(line)
+        .find(|l| l.width() <= width)
+        .unwrap_or_else(|| line(0))
+}
+
+/// Columns the pane's widest line of text takes (the summary, the usage table); the charts
+/// take any width.
+pub fn content_width(v: &Input) -> u16 {
+    let usage = usage_lines(v).iter().map(Line::width).max().unwrap_or(0);
+    let summary = summary(v, usize::MAX).width();
+    u16::try_from(summary.max(usage)).unwrap_or(u16::MAX)
 }
 
 /// A cost in the prices' currency: four decimals while small (a few calls cost fractions of a

@@ -27,7 +27,7 @@ use super::theme::Theme;
 /// Draw the whole workbench.
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
-    let screen = layout::screen_for(area, app.zoomed);
+    let screen = screen(app, area);
     if let Some((bar, tabs)) = &screen.tabs {
         status::tabs(app, frame, *bar, tabs);
     }
@@ -39,6 +39,25 @@ pub fn draw(app: &App, frame: &mut Frame) {
     status::status_line(app, frame, screen.status);
     status::hints_line(app, frame, screen.hints);
     overlays::draw(app, frame, area);
+}
+
+/// The screen's layout for `app` in `area`: what drawing, mouse hits and scrolling share.
+pub fn screen(app: &App, area: Rect) -> layout::Screen {
+    layout::screen_for(area, app.zoomed, &hints(app))
+}
+
+/// What the panes' contents need, for the grid to give space where the text is.
+pub fn hints(app: &App) -> layout::Hints<'_> {
+    let metrics = metrics_input(app);
+    let layers = layers_input(app);
+    layout::Hints {
+        metrics_rows: metrics::content_height(&metrics).saturating_add(2),
+        metrics_cols: metrics::content_width(&metrics).saturating_add(2),
+        candidates_rows: candidates::wanted_rows(&candidates_input(app)),
+        layers_fixed_rows: layers::fixed_rows(&layers),
+        layers_cols: layers::header_width(&layers).saturating_add(2),
+        layer_prompts: app.run.layers.iter().map(|l| l.prompt.as_str()).collect(),
+    }
 }
 
 /// What every pane draws with besides its data: the colours and whether it has the focus.

@@ -98,10 +98,13 @@ pub fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     lines.push(Line::from(Span::styled("What the panes show", t.title)));
     for (k, what) in [
         ("✓ ✗", "the example's prediction is right / wrong"),
-        ("H 0.62", "entropy of the example's posterior weights: high = the samples are equally likely, undecided"),
-        ("w̃  w", "log-weight (log-likelihood + log-prior) and sharpened weight of a posterior sample"),
-        ("-50.000", "the log-probability given to an empty text (nothing to score)"),
-        ("(-0.02)", "a candidate's score minus the best candidate's"),
+        ("entropy", "(the paper's H) of an example's posterior weights, 0 to 1: high = the samples are about equally likely, undecided"),
+        ("log p(y|h)", "a posterior sample's log-likelihood: how well the layer above predicts the target from it"),
+        ("log p(h|x)", "its log-prior: how likely the layer below writes it for the input"),
+        ("weight", "the sample's sharpened weight w (from the log-weight w̃ = log-likelihood + log-prior); ★ the best"),
+        ("empty: -50", "the log-probability an empty text is given (nothing to score)"),
+        ("score · vs best", "a candidate's score, and its score minus the best candidate's"),
+        ("…", "the rows share the beginning said above them (\"every input starts: …\"); each shows the rest"),
         ("★ ◆", "the winning candidate / a pinned layer (not updated)"),
         ("L1 L2", "layer 1, layer 2: layers, iterations and examples count from 1"),
     ] {

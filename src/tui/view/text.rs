@@ -4,7 +4,7 @@
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-pub use crate::tui::model::text::{one_line_of, width};
+pub use crate::tui::model::text::{one_line_of, plural, width};
 
 /// Wrap `text` to `max` cells: at spaces where possible, inside a word when it is longer than a
 /// line. Newlines are kept; an empty text gives one empty line.
@@ -121,10 +121,50 @@ pub fn wrap_styled(pieces: &[(String, Style)], max: usize) -> Vec<Line<'static>>
     lines
 }
 
+/// Rows sharing a beginning at least this long (in characters) show it once, then each row's
+/// rest after `…`.
+pub const SHARED_PREFIX_MIN: usize = 24;
+
+/// The beginning every one of `texts` shares, as a byte length into each, when it is worth
+/// showing once: at least two texts, at least `min_chars` characters, cut after a space so every
+/// rest starts at a word.
+pub fn common_prefix(texts: &[&str], min_chars: usize) -> Option<usize> {
+    let (first, others) = texts.split_first()?;
+    if others.is_empty() {
+        return None;
+    }
+    let mut end = first.len();
+    for t in others {
+        let shared = first[..end]
+            .char_indices()
+            .zip(t.chars())
+            .find(|((_, a), b)| a != b)
+            .map(|((i, _), _)| i)
+            .unwrap_or_else(|| end.min(t.len()));
+        end = end.min(shared);
+    }
+    let shared = &first[..end];
+    let cut = shared
+        .char_indices()
+        .filter(|(_, c)| c.is_whitespace())
+        .last()
+        .map(|(i, c)| i + c.len_utf8())?;
+    (first[..cut].trim_end().chars().count() >= min_chars).then_some(cut)
+}
+
 /// `-1.234` with three decimals, or `—` when absent.
 pub fn num(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.3}"))
         .unwrap_or_else(|| "—".to_string())
+}
+
+/// A log-probability as [`num`] writes it, except the value an empty text is given (nothing to
+/// score), which says so: `empty: -50`.
+pub fn logp(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x == crate::dln::ops::EMPTY_TEXT_LOGPROB => format!("empty: {x:.0}"),
+        _ => num(v),
+    }
 }
 
 /// `87.5%`, or `—`.
@@ -196,6 +236,33 @@ mod tests {
             .map(|l| l.to_string().trim_end().to_string())
             .collect();
         assert_eq!(plain, styled);
+    }
+
+    #[test]
+    fn a_long_shared_beginning_is_cut_at_a_word() {
+        let a = "If you follow these instructions, do you return? Take 3 steps.";
+        let b = "If you follow these instructions, do you return? Turn left.";
+        let cut = common_prefix(&[a, b], 24).expect("shared");
+        assert_eq!(
+            &a[..cut],
+            "If you follow these instructions, do you return? "
+        );
+        assert_eq!(&b[cut..], "Turn left.");
+        // Inside a word, the cut goes back to the word's start.
+        let cut = common_prefix(
+            &["the same words here abcdef", "the same words here abcxyz"],
+            10,
+        );
+        assert_eq!(cut, Some(20));
+        // Too short, a single text, no texts, nothing shared, one text inside another.
+        assert_eq!(common_prefix(&["Today is 2020", "Today is 2021"], 24), None);
+        assert_eq!(common_prefix(&[a], 24), None);
+        assert_eq!(common_prefix(&[], 24), None);
+        assert_eq!(common_prefix(&[a, "x"], 1), None);
+        let short = "If you follow these instructions, do";
+        assert_eq!(common_prefix(&[a, short], 24), Some(34));
+        // Multi-byte characters.
+        assert_eq!(common_prefix(&["é é é é x", "é é é é y"], 4), Some(12));
     }
 
     #[test]
