@@ -70,6 +70,12 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
         assert!(c["tokens"].as_u64().expect("tokens") > 0);
         let dir = out.join(c["run_dir"].as_str().expect("dir"));
         assert!(dir.join("result.json").is_file() && dir.join("events.jsonl").is_file());
+        // Every test example's answer is counted, and the right ones agree with the accuracy.
+        let answers = c["test_answers"].as_object().expect("test answers");
+        let given: u64 = answers.values().map(|n| n.as_u64().expect("count")).sum();
+        assert!(given > 0, "{c}");
+        let right = (acc * given as f64).round() as u64;
+        assert!(right <= given, "{c}");
     }
     // The trained methods have a dev curve that starts from the untrained prompt.
     let dln1 = cells

@@ -167,15 +167,22 @@ pub enum Commands {
         after_help = "Example: dln eval examples/dln1-demo.toml --run runs/try-7 --split dev"
     )]
     Eval {
+        /// The run configuration whose data the split is read from.
         config: PathBuf,
+        /// The run directory whose best prompts are evaluated.
         #[arg(long)]
         run: PathBuf,
+        /// Which split: train, dev or test.
         #[arg(long, default_value = "test")]
         split: String,
     },
     /// Open a finished or interrupted run read-only, with an iteration scrubber.
     #[command(after_help = "Example: dln replay runs/try-7")]
-    Replay { run_dir: PathBuf },
+    Replay {
+        /// The run's directory (it holds events.jsonl); `dln runs` lists yours. `--model` is not
+        /// used: a replay reads the recorded events and calls no model.
+        run_dir: PathBuf,
+    },
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]

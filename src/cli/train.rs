@@ -296,6 +296,7 @@ impl Progress {
                 split,
                 accuracy,
                 best_so_far,
+                answers,
             } => {
                 // Iterations are counted from 1 wherever a person reads them.
                 let when = if *split == dln::dln::split::Split::Test {
@@ -305,8 +306,10 @@ impl Progress {
                 } else {
                     "before training".to_string()
                 };
+                let rote = dln::dln::trainer::one_answer(answers)
+                    .map_or_else(String::new, |a| format!(" · {a}"));
                 self.note(&format!(
-                    "{when}: {split} accuracy {:.3}{}",
+                    "{when}: {split} accuracy {:.3}{}{rote}",
                     accuracy,
                     if *best_so_far { " (best)" } else { "" }
                 ))

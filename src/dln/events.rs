@@ -354,6 +354,10 @@ pub enum Event {
         split: Split,
         accuracy: f64,
         best_so_far: bool,
+        /// How many times each answer was given (absent in older logs): a network that gives
+        /// one answer to nearly every example scores that answer's share, not its reasoning.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        answers: std::collections::BTreeMap<String, usize>,
     },
     /// Patience ran out: the prompts were reset to the best-dev ones.
     PatienceReset {

@@ -267,6 +267,7 @@ fn result_of(
         final_demos: o.final_demos,
         dev_accuracy: o.dev_accuracy,
         test_accuracy: o.test_accuracy,
+        test_answers: o.test_answers,
         stopped_early: stopped.is_some(),
         stop_reason: stopped,
         dev_history: state.dev_history,

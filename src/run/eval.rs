@@ -88,7 +88,8 @@ pub async fn evaluate_run(
         &mut book,
         |_, _| {},
     )
-    .await?;
+    .await?
+    .accuracy;
     Ok(EvalReport {
         run_dir: run_dir.to_path_buf(),
         split,

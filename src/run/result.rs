@@ -32,6 +32,9 @@ pub struct RunResult {
     pub final_demos: Vec<Vec<Demo>>,
     pub dev_accuracy: Option<f64>,
     pub test_accuracy: Option<f64>,
+    /// How many times each answer was given on the test split (absent in older results).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub test_answers: std::collections::BTreeMap<String, usize>,
     pub stopped_early: bool,
     /// Why it stopped early (absent for a finished run and in older results).
     #[serde(default, skip_serializing_if = "Option::is_none")]

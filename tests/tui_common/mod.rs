@@ -237,6 +237,7 @@ pub fn dln1_running() -> Vec<Event> {
             split: dln::dln::Split::Dev,
             accuracy: 0.55 + 0.15 * it as f64,
             best_so_far: true,
+            answers: Default::default(),
         });
         ev.push(Event::IterationDone {
             iteration: it,
@@ -654,6 +655,7 @@ pub fn dln2_navigate() -> Vec<Event> {
             split: dln::dln::Split::Dev,
             accuracy: 0.55 + 0.05 * it as f64,
             best_so_far: true,
+            answers: Default::default(),
         });
         ev.push(Event::IterationDone {
             iteration: it,

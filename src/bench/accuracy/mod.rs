@@ -239,10 +239,15 @@ fn report_event(e: &Event, label: &str, progress: &(dyn Fn(&str) + Sync)) {
             iteration,
             split,
             accuracy,
+            answers,
             ..
-        } => progress(&format!(
-            "{label}: {split} accuracy {accuracy:.3} (iteration {iteration})"
-        )),
+        } => {
+            let rote = crate::dln::trainer::one_answer(answers)
+                .map_or_else(String::new, |a| format!(" · {a}"));
+            progress(&format!(
+                "{label}: {split} accuracy {accuracy:.3} (iteration {iteration}){rote}"
+            ))
+        }
         Event::BackendUnavailable { message } => progress(&format!("{label}: {message}")),
         Event::BudgetReached { .. } => {
             if let Some(m) = crate::run::budget::describe(e) {

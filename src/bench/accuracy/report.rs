@@ -32,6 +32,16 @@ pub struct CellRow {
     pub output_alone_dev: Option<f64>,
     /// Dev accuracy by iteration (the starting prompt's at 0 when it was evaluated).
     pub dev_curve: Vec<(usize, f64)>,
+    /// How many times each answer was given on the test split (absent in older reports).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub test_answers: std::collections::BTreeMap<String, usize>,
+}
+
+impl CellRow {
+    /// `answers "No" to 58 of 60` when the run gave one answer to nearly every test example.
+    pub fn one_answer(&self) -> Option<String> {
+        crate::dln::trainer::one_answer(&self.test_answers)
+    }
 }
 
 /// Mean ± std of one task and method over the seeds that finished.
@@ -160,6 +170,10 @@ fn row(o: &CellOutcome, out: &Path) -> CellRow {
         dev_curve: r
             .map(|r| dev_curve(&r.dev_history, o.cell.config.train.first_eval))
             .unwrap_or_default(),
+        test_answers: r
+            .filter(|_| finished)
+            .map(|r| r.test_answers.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -282,6 +296,7 @@ pub fn render_markdown(r: &BenchReport) -> String {
         "Test accuracy (%), mean ± std over seeds (n = seeds that finished):\n"
     );
     header(&mut s);
+    let mut rote_seen = false;
     for t in &r.tasks {
         let best = r
             .methods
@@ -304,8 +319,18 @@ pub fn render_markdown(r: &BenchReport) -> String {
                         text
                     };
                     let seeds = r.seeds.len();
-                    if *n < seeds {
+                    let text = if *n < seeds {
                         format!("{text} (n={n})")
+                    } else {
+                        text
+                    };
+                    let rote = r
+                        .cells
+                        .iter()
+                        .any(|c| &c.task == t && c.method == *m && c.one_answer().is_some());
+                    rote_seen |= rote;
+                    if rote {
+                        format!("{text} †")
                     } else {
                         text
                     }
@@ -315,6 +340,15 @@ pub fn render_markdown(r: &BenchReport) -> String {
             let _ = write!(s, " {cell} |");
         }
         let _ = writeln!(s);
+    }
+    if rote_seen {
+        let _ = writeln!(
+            s,
+            "\n† On at least one seed the network gave one answer to {:.0}% or more of the test \
+             examples: its accuracy there is that answer's share of the split, not what the \
+             prompts teach (the answers are in \"Every run\").",
+            crate::dln::trainer::ONE_ANSWER_SHARE * 100.0
+        );
     }
     let _ = writeln!(s, "\nTokens and wall time per run (mean over seeds):\n");
     header(&mut s);
@@ -356,14 +390,18 @@ pub fn render_markdown(r: &BenchReport) -> String {
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for c in &r.cells {
         let acc = |a: Option<f64>| a.map_or("—".to_string(), pct);
+        let rote = c
+            .one_answer()
+            .map_or_else(String::new, |a| format!(" † {a}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | [{}]({}) | {} | {} | {} | {} |",
+            "| {} | {} | {} | [{}]({}){} | {} | {} | {} | {} |",
             c.task,
             column_name(c.method, r.k),
             c.seed,
             acc(c.test_accuracy),
             c.run_dir,
+            rote,
             acc(c.dev_accuracy),
             human_tokens(c.tokens as f64),
             human_seconds(c.seconds),
@@ -515,6 +553,53 @@ mod tests {
         let (m, s) = mean_std(&[0.4, 0.6]);
         assert!((m.unwrap() - 0.5).abs() < 1e-12);
         assert!((s.unwrap() - 0.1414213562).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_cell_that_gives_one_answer_throughout_is_marked() {
+        let cell = |method, answers: &[(&str, usize)]| CellRow {
+            task: "navigate".into(),
+            method,
+            seed: 1,
+            status: "finished".into(),
+            test_accuracy: Some(0.6),
+            dev_accuracy: Some(0.5),
+            tokens: 1,
+            calls: 1,
+            seconds: 1.0,
+            run_dir: format!("runs/navigate/{}/seed-1", method.name()),
+            best_prompts: Vec::new(),
+            output_alone_dev: None,
+            dev_curve: Vec::new(),
+            test_answers: answers.iter().map(|(a, n)| (a.to_string(), *n)).collect(),
+        };
+        let cells = vec![
+            cell(Method::Dln2, &[("No", 60)]),
+            cell(Method::Dln1, &[("No", 36), ("Yes", 24)]),
+        ];
+        let report = BenchReport {
+            model: "m".into(),
+            date: "d".into(),
+            command: "c".into(),
+            hardware: "h".into(),
+            tasks: vec!["navigate".into()],
+            methods: vec![Method::Dln1, Method::Dln2],
+            seeds: vec![1],
+            k: 3,
+            overrides: Vec::new(),
+            aggregates: vec![
+                aggregate(&cells, "navigate", Method::Dln1),
+                aggregate(&cells, "navigate", Method::Dln2),
+            ],
+            cells,
+        };
+        let md = render_markdown(&report);
+        assert!(
+            md.contains("| navigate | **60.0 ± 0.0** | **60.0 ± 0.0** † |"),
+            "{md}"
+        );
+        assert!(md.contains("† On at least one seed"), "{md}");
+        assert!(md.contains("† answers \"No\" to 60 of 60"), "{md}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! network (what `dln eval` and `dln predict` run outside a trainer), and the trainer's dev
 //! evaluation (best-dev prompts, memory, patience) and final test.
 
+use std::collections::BTreeMap;
+
 use crate::data::Example;
 use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
@@ -27,9 +29,45 @@ fn chunk_seeds(operation: Operation, c: usize) -> SeedAt {
     }
 }
 
-/// The share of `examples` the network answers right with `prompts`, in chunks; after each
-/// chunk `progress` is told how many examples are done. Calls are counted in `book` under
-/// `operation` (`Evaluate` for dev, `Test` for the test split and `dln eval`).
+/// How a split was answered: the share answered right, and how many times each answer (the
+/// output layer's prediction, trimmed) was given. A network that gives one answer to nearly
+/// every example scores that answer's share of the split, whatever its prompts say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitScore {
+    pub accuracy: f64,
+    pub answers: BTreeMap<String, usize>,
+}
+
+/// The most common answer of `answers` with its share of all answers (ties: the first in
+/// order), or `None` when there are none.
+pub fn top_answer(answers: &BTreeMap<String, usize>) -> Option<(&str, f64)> {
+    let total: usize = answers.values().sum();
+    let (answer, n) = answers
+        .iter()
+        .fold(None, |best: Option<(&String, usize)>, (a, &n)| match best {
+            Some((_, m)) if m >= n => best,
+            _ => Some((a, n)),
+        })?;
+    (total > 0).then(|| (answer.as_str(), n as f64 / total as f64))
+}
+
+/// From this share of one answer on, a split counts as answered the same way throughout.
+pub const ONE_ANSWER_SHARE: f64 = 0.9;
+
+/// `answers "No" to 28 of 30` when one answer was given to at least [`ONE_ANSWER_SHARE`] of
+/// five or more examples: the accuracy then measures that answer's share of the split.
+pub fn one_answer(answers: &BTreeMap<String, usize>) -> Option<String> {
+    let total: usize = answers.values().sum();
+    let (answer, share) = top_answer(answers)?;
+    (total >= 5 && share >= ONE_ANSWER_SHARE).then(|| {
+        let n = answers[answer];
+        format!("answers {answer:?} to {n} of {total}")
+    })
+}
+
+/// The share of `examples` the network answers right with `prompts`, and its answers, in
+/// chunks; after each chunk `progress` is told how many examples are done. Calls are counted
+/// in `book` under `operation` (`Evaluate` for dev, `Test` for the test split and `dln eval`).
 pub async fn accuracy(
     forward: &Forward<'_>,
     examples: &[Example],
@@ -37,18 +75,23 @@ pub async fn accuracy(
     operation: Operation,
     book: &mut UsageBook,
     mut progress: impl FnMut(usize, &UsageBook),
-) -> Result<f64, DlnError> {
+) -> Result<SplitScore, DlnError> {
+    let mut score = SplitScore::default();
     if examples.is_empty() {
-        return Ok(0.0);
+        return Ok(score);
     }
     let mut right = 0usize;
     for (c, chunk) in examples.chunks(EVAL_CHUNK).enumerate() {
         let at = chunk_seeds(operation, c);
         let r = forward.pass(chunk, prompts, at, book).await?;
         right += r.correct.iter().filter(|c| **c).count();
+        for p in &r.predictions {
+            *score.answers.entry(p.trim().to_string()).or_default() += 1;
+        }
         progress((c * EVAL_CHUNK + chunk.len()).min(examples.len()), book);
     }
-    Ok(right as f64 / examples.len() as f64)
+    score.accuracy = right as f64 / examples.len() as f64;
+    Ok(score)
 }
 
 /// The network's answers to `examples` with `prompts`: every layer's text and the prediction,
@@ -76,9 +119,9 @@ impl Trainer {
         (prompts, demos): (&[String], &[Vec<Demo>]),
         stage: Stage,
         iteration: usize,
-    ) -> Result<f64, DlnError> {
+    ) -> Result<SplitScore, DlnError> {
         if examples.is_empty() {
-            return Ok(0.0);
+            return Ok(SplitScore::default());
         }
         let operation = if stage == Stage::Test {
             Operation::Test
@@ -130,7 +173,10 @@ impl Trainer {
         let prompts = self.net.prompts();
         let demos = self.net.demos();
         let dev = self.data.dev.clone();
-        let acc = self
+        let SplitScore {
+            accuracy: acc,
+            answers,
+        } = self
             .accuracy_on(&dev, (&prompts, &demos), Stage::Evaluate, iteration)
             .await?;
         let outcome = self.best.observe(acc, &prompts, &demos);
@@ -148,6 +194,7 @@ impl Trainer {
             split: Split::Dev,
             accuracy: acc,
             best_so_far: outcome.improved,
+            answers,
         });
         if outcome.reset {
             for (l, p) in self.best.prompts.clone().into_iter().enumerate() {
@@ -174,18 +221,21 @@ impl Trainer {
         let demos = self.best_demos();
         let test = self.data.test.clone();
         let it = self.iteration;
-        let acc = if test.is_empty() {
+        let score = if test.is_empty() {
             None
         } else {
             let best = (prompts.as_slice(), demos.as_slice());
             Some(self.accuracy_on(&test, best, Stage::Test, it).await?)
         };
-        if let Some(a) = acc {
+        let acc = score.as_ref().map(|s| s.accuracy);
+        if let Some(SplitScore { accuracy, answers }) = score {
+            self.test_answers.clone_from(&answers);
             self.emit(Event::Evaluated {
                 iteration: it,
                 split: Split::Test,
-                accuracy: a,
+                accuracy,
                 best_so_far: false,
+                answers,
             });
         }
         self.test_accuracy = acc;
@@ -198,5 +248,27 @@ impl Trainer {
             stop_reason: None,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_top_answer_is_the_most_common_with_its_share() {
+        let answers: BTreeMap<String, usize> =
+            [("No".to_string(), 27), ("Yes".to_string(), 3)].into();
+        assert_eq!(top_answer(&answers), Some(("No", 0.9)));
+        let tie: BTreeMap<String, usize> = [("A".to_string(), 2), ("B".to_string(), 2)].into();
+        assert_eq!(top_answer(&tie), Some(("A", 0.5)));
+        assert_eq!(top_answer(&BTreeMap::new()), None);
+        assert_eq!(
+            one_answer(&answers).as_deref(),
+            Some("answers \"No\" to 27 of 30")
+        );
+        assert_eq!(one_answer(&tie), None);
+        let few: BTreeMap<String, usize> = [("No".to_string(), 4)].into();
+        assert_eq!(one_answer(&few), None, "too few examples to say");
     }
 }

@@ -50,7 +50,7 @@ use crate::dln::state::{DevPoint, HiddenEdit, TrainerState};
 use crate::llm::Usage;
 
 pub use batch::prepare_shots;
-pub use evaluate::{accuracy, answers};
+pub use evaluate::{accuracy, answers, one_answer, top_answer, SplitScore, ONE_ANSWER_SHARE};
 pub use forward::Forward;
 pub use usage::UsageBook;
 
@@ -84,6 +84,9 @@ pub struct Outcome {
     pub final_demos: Vec<Vec<Demo>>,
     pub dev_accuracy: Option<f64>,
     pub test_accuracy: Option<f64>,
+    /// How many times each answer was given on the test split.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub test_answers: std::collections::BTreeMap<String, usize>,
     pub iterations: usize,
 }
 
@@ -181,6 +184,7 @@ pub struct Trainer {
     /// iteration.
     replay: Vec<HiddenEdit>,
     test_accuracy: Option<f64>,
+    test_answers: std::collections::BTreeMap<String, usize>,
     sink: Arc<dyn EventSink>,
     /// What the running stage's model calls will answer, for its progress events.
     expected: progress::Expectation,
@@ -216,6 +220,7 @@ impl Trainer {
             snapshot: TrainerState::empty(),
             replay: Vec::new(),
             test_accuracy: None,
+            test_answers: Default::default(),
             sink,
             expected: Default::default(),
         };
@@ -279,6 +284,7 @@ impl Trainer {
             current: None,
             snapshot: state,
             test_accuracy: None,
+            test_answers: Default::default(),
             sink,
             expected: Default::default(),
         })
@@ -374,6 +380,7 @@ impl Trainer {
             final_demos: math::stored_demos(self.net.demos()),
             dev_accuracy: self.best.accuracy,
             test_accuracy: self.test_accuracy,
+            test_answers: self.test_answers.clone(),
             iterations: self.iteration,
         }
     }

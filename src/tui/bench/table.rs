@@ -131,6 +131,7 @@ mod tests {
             best_prompts: Vec::new(),
             output_alone_dev: None,
             dev_curve: Vec::new(),
+            test_answers: Default::default(),
         }
     }
 

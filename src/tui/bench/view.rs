@@ -239,6 +239,9 @@ pub fn detail_lines(v: &BenchView, run: Option<&CellRow>) -> Vec<Line<'static>> 
                     ),
                     t.text,
                 ));
+                if let Some(rote) = c.one_answer() {
+                    spans.push(Span::styled(format!(" · {rote}"), t.warning));
+                }
             }
         }
         let line = Line::from(spans);

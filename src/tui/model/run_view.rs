@@ -237,6 +237,7 @@ impl RunView {
                 split,
                 accuracy,
                 best_so_far,
+                ..
             } => {
                 if *split == crate::dln::events::Split::Test {
                     self.test_accuracy = Some(*accuracy);
