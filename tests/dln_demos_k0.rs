@@ -12,7 +12,7 @@ use dln_common::*;
 /// An event as compared across builds: timings and paths left out, the layers' templates
 /// (which `RunStarted` carries since a later change than the recording) and the batch
 /// examples' positions in the training split (which `ForwardDone` carries since the workbench
-/// adds demonstrations).
+/// adds demonstrations), and the answers counted by `Evaluated` (since evaluation counts them).
 fn normalized(e: &Event) -> serde_json::Value {
     fn strip(v: &mut serde_json::Value) {
         match v {
@@ -23,6 +23,7 @@ fn normalized(e: &Event) -> serde_json::Value {
                         && k != "path"
                         && k != "templates"
                         && k != "train_index"
+                        && k != "answers"
                 });
                 o.values_mut().for_each(strip);
             }
