@@ -7,7 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::text::{common_prefix, logp, one_line_of, plural, wrap, wrap_styled, SHARED_PREFIX_MIN};
+use super::text::{
+    common_prefix, logp, one_line_of, plural, shared_beginning, wrap, SHARED_PREFIX_MIN,
+};
 use super::Chrome;
 use super::{highlight, muted_line, pane_block, window_start};
 use crate::dln::events::{Candidate, CandidateOrigin, Demo, DemoMove};
@@ -186,16 +188,13 @@ fn list(v: &Input, layer: &LayerView, inner: Rect) -> List {
     let width = inner.width as usize;
     let mut top = Vec::new();
     if let Some(n) = shared {
-        let pieces = [
-            ("every prompt starts: ".to_string(), t.muted),
-            (format!("{} …", texts[0][..n].trim_end()), t.text),
-        ];
-        let mut lines = wrap_styled(&pieces, width);
-        if lines.len() > 2 {
-            lines.truncate(2);
-            lines[1].spans.push(Span::styled("…", t.muted));
-        }
-        top.extend(lines);
+        top.extend(shared_beginning(
+            "every prompt starts: ",
+            &texts[0],
+            n,
+            width,
+            (t.muted, t.text),
+        ));
     }
     if !rows.is_empty() {
         let kl_head = if has_kl {

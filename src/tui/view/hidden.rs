@@ -9,7 +9,9 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::layout::Hit;
-use super::text::{bar, common_prefix, logp, one_line_of, wrap, wrap_styled, SHARED_PREFIX_MIN};
+use super::text::{
+    bar, common_prefix, logp, one_line_of, shared_beginning, wrap, SHARED_PREFIX_MIN,
+};
 use super::Chrome;
 use super::{highlight, muted_line, pane_block, window_start};
 use crate::dln::events::{ForwardExample, PosteriorExample, SampleOrigin};
@@ -149,16 +151,13 @@ fn shared_lines(v: &Input, width: usize) -> Vec<Line<'static>> {
         return Vec::new();
     };
     let t = v.chrome.theme;
-    let pieces = [
-        ("every input starts: ".to_string(), t.muted),
-        (format!("{} …", inputs[0][..n].trim_end()), t.text),
-    ];
-    let mut lines = wrap_styled(&pieces, width);
-    if lines.len() > 2 {
-        lines.truncate(2);
-        lines[1].spans.push(Span::styled("…", t.muted));
-    }
-    lines
+    shared_beginning(
+        "every input starts: ",
+        inputs[0],
+        n,
+        width,
+        (t.muted, t.text),
+    )
 }
 
 fn draw_posterior(

@@ -121,6 +121,27 @@ pub fn wrap_styled(pieces: &[(String, Style)], max: usize) -> Vec<Line<'static>>
     lines
 }
 
+/// A shared beginning said once above a list: `label` (muted), then the first `n` bytes of
+/// `first` and `…`, wrapped to `width`, two lines at most (a second `…` when cut).
+pub fn shared_beginning(
+    label: &str,
+    first: &str,
+    n: usize,
+    width: usize,
+    (muted, text): (Style, Style),
+) -> Vec<Line<'static>> {
+    let pieces = [
+        (label.to_string(), muted),
+        (format!("{} …", first[..n].trim_end()), text),
+    ];
+    let mut lines = wrap_styled(&pieces, width);
+    if lines.len() > 2 {
+        lines.truncate(2);
+        lines[1].spans.push(Span::styled("…", muted));
+    }
+    lines
+}
+
 /// Rows sharing a beginning at least this long (in characters) show it once, then each row's
 /// rest after `…`.
 pub const SHARED_PREFIX_MIN: usize = 24;
