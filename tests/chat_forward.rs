@@ -85,3 +85,59 @@ fn a_run_with_a_chat_forward_template_evaluates_and_trains() {
     assert!(config.contains("forward = \"forward_chat\""), "{config}");
     assert!(Path::new(&run).join("events.jsonl").is_file());
 }
+
+/// A hidden layer in the chat format (`forward_hidden_chat`): the hidden text is the assistant's
+/// turn, generated from the rendered chat and written into the run's events. With the bench's
+/// starting prompt the raw `forward_hidden` template gets an empty text from SmolLM2 for most
+/// navigate inputs (docs/RESULTS.md); in its own chat format the model writes for every one.
+#[test]
+fn a_hidden_layer_in_the_chat_format_writes_its_thoughts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = tmp.path().join("run");
+    let model = dln::llm::model::resolve(None, true).expect("model");
+    let out = Command::new(env!("CARGO_BIN_EXE_dln"))
+        .args(["train", "examples/dln2-demo.toml"])
+        .args(["--set", "layers.0.templates.forward=forward_hidden_chat"])
+        .args([
+            "--set",
+            "layers.0.prompt=Decompose the problem to make it simpler.",
+        ])
+        .args(["--set", "train.iterations=1"])
+        .args(["--set", "train.batch_size=4"])
+        .args(["--set", "train.num_candidates=2"])
+        .args(["--set", "data.max_dev=0"])
+        .args(["--set", "data.max_test=0"])
+        .arg("--out")
+        .arg(&run)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DLN_MODEL", model)
+        .output()
+        .expect("dln runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events = std::fs::read_to_string(run.join("events.jsonl")).expect("events");
+    let forward = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("an event"))
+        .find(|e| e["event"] == "forward_done")
+        .expect("a forward pass");
+    let hidden: Vec<&str> = forward["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .map(|x| x["hidden"][0].as_str().expect("a hidden text"))
+        .collect();
+    assert_eq!(hidden.len(), 4, "{forward}");
+    for h in &hidden {
+        assert!(!h.trim().is_empty(), "an empty hidden text: {hidden:?}");
+        assert!(
+            !h.contains("<|im_") && !h.contains("assistant\n"),
+            "chat markup leaked into the hidden text: {h:?}"
+        );
+    }
+    let config = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(
+        config.contains("forward = \"forward_hidden_chat\""),
+        "{config}"
+    );
+}

@@ -7,6 +7,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "forward",
     "forward_chat",
     "forward_hidden",
+    "forward_hidden_chat",
     "residual",
     "propose_prompt",
     "propose_hidden",
@@ -22,6 +23,10 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "forward_hidden",
         include_str!("../../templates/forward_hidden.toml"),
+    ),
+    (
+        "forward_hidden_chat",
+        include_str!("../../templates/forward_hidden_chat.toml"),
     ),
     ("residual", include_str!("../../templates/residual.toml")),
     (

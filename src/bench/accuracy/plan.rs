@@ -37,6 +37,9 @@ const PAPER_DATA_PREFIX: &str = "../../../shared/data/";
 
 /// The hidden layer a method adds when the task's config has only an output layer.
 pub const DEFAULT_HIDDEN_PROMPT: &str = "Decompose the problem to make it simpler.";
+/// Its forward template: the model's own chat format, in which SmolLM2 writes a hidden text for
+/// every input where the raw `forward_hidden` got an empty one for most (docs/RESULTS.md).
+pub const DEFAULT_HIDDEN_TEMPLATE: &str = "forward_hidden_chat";
 /// The hidden prompt of the "π1 fixed" ablation (the layer is not trained).
 pub const FIXED_HIDDEN_PROMPT: &str = "Let's think step by step.";
 
@@ -285,16 +288,18 @@ pub fn cell_dir(out: &Path, task: &str, method: Method, seed: u64) -> PathBuf {
 
 /// Turns a task's config into `method`'s: the output layer is the task's last layer; a hidden
 /// layer is the task's first layer when it has two or more, else one starting from
-/// [`DEFAULT_HIDDEN_PROMPT`].
+/// [`DEFAULT_HIDDEN_PROMPT`] in the [`DEFAULT_HIDDEN_TEMPLATE`].
 pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
     let output = config.layers.last().cloned().unwrap_or_default();
     let hidden = if config.layers.len() >= 2 {
         config.layers[0].clone()
     } else {
-        LayerConfig {
+        let mut hidden = LayerConfig {
             prompt: DEFAULT_HIDDEN_PROMPT.to_string(),
             ..LayerConfig::default()
-        }
+        };
+        hidden.templates.forward = DEFAULT_HIDDEN_TEMPLATE.to_string();
+        hidden
     };
     config.train.seed = seed;
     config.train.mode = Mode::Dln;
@@ -383,7 +388,9 @@ mod tests {
         let d2 = shaped(Method::Dln2);
         assert_eq!(d2.layers.len(), 2);
         assert_eq!(d2.layers[0].prompt, DEFAULT_HIDDEN_PROMPT);
+        assert_eq!(d2.layers[0].templates.forward, DEFAULT_HIDDEN_TEMPLATE);
         assert_eq!(d2.layers[1].prompt, "p");
+        assert!(d2.layers[1].templates.forward.is_empty());
         assert_eq!(shaped(Method::Dln3).layers.len(), 3);
         let fixed = shaped(Method::Dln2FixedHidden);
         assert!(!fixed.layers[0].trainable && fixed.layers[1].trainable);
