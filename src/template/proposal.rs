@@ -25,6 +25,10 @@ pub enum Rejection {
     /// A copy of what the proposer was shown rather than an instruction: a run of an input's
     /// words, or the right/wrong marks of the shown answers.
     Copied,
+    /// A degenerate loop: the same word or phrase (up to [`LOOP_PHRASE`] words) three or more
+    /// times in a row ("rectangular antique antique antique", "a number of a number of a number
+    /// of"), which a small model writes when it runs on and no instruction does.
+    Looping,
 }
 
 impl Rejection {
@@ -35,6 +39,7 @@ impl Rejection {
             Rejection::Meta => "meta",
             Rejection::Duplicate => "duplicate",
             Rejection::Copied => "copied",
+            Rejection::Looping => "looping",
         }
     }
 }
@@ -73,7 +78,28 @@ pub fn read_proposal(text: &str, current: &str) -> Result<String, Rejection> {
     if is_meta(&instruction) {
         return Err(Rejection::Meta);
     }
+    if loops(&instruction) {
+        return Err(Rejection::Looping);
+    }
     Ok(instruction)
+}
+
+/// The longest phrase, in words, whose immediate repetition [`loops`] looks for.
+const LOOP_PHRASE: usize = 4;
+
+/// Whether a text repeats one word or phrase of up to [`LOOP_PHRASE`] words three or more times
+/// in a row (compared after [`proposal_key`] normalization, so case and punctuation do not hide
+/// a loop). Two in a row is still language ("very very", "step by step by"), three is a loop.
+fn loops(text: &str) -> bool {
+    let key = proposal_key(text);
+    let words: Vec<&str> = key.split(' ').filter(|w| !w.is_empty()).collect();
+    (1..=LOOP_PHRASE).any(|n| {
+        words.len() >= 3 * n
+            && (0..=words.len() - 3 * n).any(|i| {
+                let a = &words[i..i + n];
+                a == &words[i + n..i + 2 * n] && a == &words[i + 2 * n..i + 3 * n]
+            })
+    })
 }
 
 /// How many consecutive words of an input make a copy of it.
@@ -240,6 +266,28 @@ fn is_meta(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proposal_that_loops_is_not_an_instruction() {
+        let current = "Which sentence has the correct adjective order?";
+        // Captured from DLN-2 runs on hyperbaton and navigate with SmolLM2-135M.
+        for looping in [
+            "Which sentence has the correct adjective order:\n(A) rectangular antique antique antique antique square antique metal",
+            "The answer is a number of a number of a number of a number.",
+            "Answer Yes. Answer Yes. Answer Yes.",
+            "Count the steps, steps, STEPS and turns.",
+        ] {
+            assert_eq!(read_proposal(looping, current), Err(Rejection::Looping), "{looping}");
+        }
+        for fine in [
+            "Think step by step, step by step, then answer.",
+            "Put opinion before size before age before shape before colour before origin.",
+            "Is it very very clear? Answer (A) or (B).",
+            "Count left, right, left and right turns.",
+        ] {
+            assert!(read_proposal(fine, current).is_ok(), "{fine}");
+        }
+    }
 
     #[test]
     fn constant_patterns_compile() {

@@ -253,6 +253,7 @@ impl Proposals {
             Rejection::Meta,
             Rejection::Duplicate,
             Rejection::Copied,
+            Rejection::Looping,
         ]
         .into_iter()
         .filter_map(|r| {
