@@ -3,7 +3,7 @@
 //! for token, so scoring it as raw text scores the chat format exactly; and a run whose output
 //! layer uses the built-in `forward_chat` template trains and evaluates.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
@@ -58,15 +58,18 @@ fn a_chat_rendered_to_text_is_the_chat_prompt_token_for_token() {
     assert!(!out[0][0].text.trim().is_empty(), "{:?}", out[0][0]);
 }
 
-#[test]
-fn a_run_with_a_chat_forward_template_evaluates_and_trains() {
+/// `dln train CONFIG --set …` on the real model into a new run directory, asserting it succeeds;
+/// the temporary directory holding the run comes back with it.
+fn train(config: &str, sets: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tmp");
     let run = tmp.path().join("run");
     let model = dln::llm::model::resolve(None, true).expect("model");
-    let out = Command::new(env!("CARGO_BIN_EXE_dln"))
-        .args(["train", "examples/tiny.toml"])
-        .args(["--set", "layers.0.templates.forward=forward_chat"])
-        .args(["--set", "train.iterations=1"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dln"));
+    cmd.args(["train", config]);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    let out = cmd
         .arg("--out")
         .arg(&run)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -75,6 +78,18 @@ fn a_run_with_a_chat_forward_template_evaluates_and_trains() {
         .expect("dln runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    (tmp, run)
+}
+
+#[test]
+fn a_run_with_a_chat_forward_template_evaluates_and_trains() {
+    let (_tmp, run) = train(
+        "examples/tiny.toml",
+        &[
+            "layers.0.templates.forward=forward_chat",
+            "train.iterations=1",
+        ],
+    );
     let result: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("result.json")).expect("result"))
             .expect("json");
@@ -92,29 +107,18 @@ fn a_run_with_a_chat_forward_template_evaluates_and_trains() {
 /// navigate inputs (docs/RESULTS.md); in its own chat format the model writes for every one.
 #[test]
 fn a_hidden_layer_in_the_chat_format_writes_its_thoughts() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let run = tmp.path().join("run");
-    let model = dln::llm::model::resolve(None, true).expect("model");
-    let out = Command::new(env!("CARGO_BIN_EXE_dln"))
-        .args(["train", "examples/dln2-demo.toml"])
-        .args(["--set", "layers.0.templates.forward=forward_hidden_chat"])
-        .args([
-            "--set",
+    let (_tmp, run) = train(
+        "examples/dln2-demo.toml",
+        &[
+            "layers.0.templates.forward=forward_hidden_chat",
             "layers.0.prompt=Decompose the problem to make it simpler.",
-        ])
-        .args(["--set", "train.iterations=1"])
-        .args(["--set", "train.batch_size=4"])
-        .args(["--set", "train.num_candidates=2"])
-        .args(["--set", "data.max_dev=0"])
-        .args(["--set", "data.max_test=0"])
-        .arg("--out")
-        .arg(&run)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DLN_MODEL", model)
-        .output()
-        .expect("dln runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+            "train.iterations=1",
+            "train.batch_size=4",
+            "train.num_candidates=2",
+            "data.max_dev=0",
+            "data.max_test=0",
+        ],
+    );
     let events = std::fs::read_to_string(run.join("events.jsonl")).expect("events");
     let forward = events
         .lines()

@@ -91,8 +91,7 @@ const LOOP_PHRASE: usize = 4;
 /// in a row (compared after [`proposal_key`] normalization, so case and punctuation do not hide
 /// a loop). Two in a row is still language ("very very", "step by step by"), three is a loop.
 fn loops(text: &str) -> bool {
-    let key = proposal_key(text);
-    let words: Vec<&str> = key.split(' ').filter(|w| !w.is_empty()).collect();
+    let words = key_words(text);
     (1..=LOOP_PHRASE).any(|n| {
         words.len() >= 3 * n
             && (0..=words.len() - 3 * n).any(|i| {
@@ -117,12 +116,10 @@ pub fn copies_examples(instruction: &str, current: &str, inputs: &[String]) -> b
         return true;
     }
     let runs = |s: &str| -> std::collections::HashSet<String> {
-        let words: Vec<String> = proposal_key(s)
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(String::from)
-            .collect();
-        words.windows(COPY_WORDS).map(|w| w.join(" ")).collect()
+        key_words(s)
+            .windows(COPY_WORDS)
+            .map(|w| w.join(" "))
+            .collect()
     };
     let mine = runs(instruction);
     if mine.is_empty() {
@@ -222,6 +219,15 @@ pub fn proposal_key(s: &str) -> String {
         .map(str::to_lowercase)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The words of [`proposal_key`]`(s)`, what copies and loops are counted in.
+fn key_words(s: &str) -> Vec<String> {
+    proposal_key(s)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// A sentence about the instruction (or a story about the student) rather than an instruction.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{Config, LayerConfig, Mode, Selection};
+use crate::config::{Config, LayerConfig, LayerTemplates, Mode, Selection};
 
 /// The paper's tasks whose configs ship in `examples/paper` (their data is read from `--data`).
 const PAPER: &[(&str, &str)] = &[
@@ -294,12 +294,14 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
     let hidden = if config.layers.len() >= 2 {
         config.layers[0].clone()
     } else {
-        let mut hidden = LayerConfig {
+        LayerConfig {
             prompt: DEFAULT_HIDDEN_PROMPT.to_string(),
+            templates: LayerTemplates {
+                forward: DEFAULT_HIDDEN_TEMPLATE.to_string(),
+                ..LayerTemplates::default()
+            },
             ..LayerConfig::default()
-        };
-        hidden.templates.forward = DEFAULT_HIDDEN_TEMPLATE.to_string();
-        hidden
+        }
     };
     config.train.seed = seed;
     config.train.mode = Mode::Dln;
