@@ -1,6 +1,7 @@
 //! `dln bench accuracy` on the real embedded model and the shipped tiny task: every method runs
 //! as its own run directory, the table, CSV, JSON and plots are written, a second invocation
-//! reads finished cells back instead of re-running them, and Ctrl-C stops a cell resumably.
+//! reads finished cells back instead of re-running them, and Ctrl-C stops a cell resumably
+//! (the cells after it are reported as not run).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -172,9 +173,12 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
 fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("bench");
-    let mut child = bench(&out, &["--methods", "dln-1", "--set", "train.iterations=2"])
-        .spawn()
-        .expect("spawn");
+    let mut child = bench(
+        &out,
+        &["--methods", "dln-1,0-shot", "--set", "train.iterations=2"],
+    )
+    .spawn()
+    .expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
     let mut seen = String::new();
     for line in BufReader::new(stderr).lines() {
@@ -193,11 +197,16 @@ fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
             .expect("a report of what was done");
     assert_eq!(report["cells"][0]["status"], "stopped");
+    // The cell after it never started: the report says so, not that it stopped.
+    assert_eq!(report["cells"][1]["status"], "not run");
 
     let (_, stderr) = ok(
-        bench(&out, &["--methods", "dln-1", "--set", "train.iterations=2"])
-            .output()
-            .expect("resume"),
+        bench(
+            &out,
+            &["--methods", "dln-1,0-shot", "--set", "train.iterations=2"],
+        )
+        .output()
+        .expect("resume"),
         "resumed invocation",
     );
     assert!(stderr.contains("resuming"), "{stderr}");
@@ -205,4 +214,5 @@ fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
             .expect("valid json");
     assert_eq!(report["cells"][0]["status"], "finished");
+    assert_eq!(report["cells"][1]["status"], "finished");
 }

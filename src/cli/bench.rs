@@ -108,12 +108,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
         cells
             .into_iter()
             .map(|cell| {
-                let status = match dln::run::runs::run_info(&cell.dir).map(|r| r.status) {
-                    Some(dln::run::runs::RunStatus::Finished) => {
-                        acc::CellStatus::Finished { reused: true }
-                    }
-                    _ => acc::CellStatus::Stopped,
-                };
+                let status = acc::CellStatus::of_dir(&cell.dir);
                 acc::CellOutcome::read_back(cell, status)
             })
             .collect()
@@ -151,9 +146,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
         eprintln!("wrote {}", p.display());
     }
     eprintln!("view the table: dln bench view {}", args.out.display());
-    let stopped = outcomes
-        .iter()
-        .any(|o| o.status == acc::CellStatus::Stopped);
+    let stopped = outcomes.iter().any(|o| o.status.unfinished());
     let failed = outcomes
         .iter()
         .any(|o| matches!(o.status, acc::CellStatus::Failed(_)));

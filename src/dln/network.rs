@@ -9,7 +9,7 @@ use crate::data::OutputClasses;
 use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
 use crate::dln::events::{LayerIndex, LayerInfo};
-use crate::llm::SharedBackend;
+use crate::llm::{ChatMessage, SharedBackend};
 use crate::template::{Template, TemplateRole};
 
 /// The backends of one layer: forward calls (the layer itself) and backward calls (proposals).
@@ -150,6 +150,25 @@ pub fn layer_templates(
         .collect()
 }
 
+/// A chat forward template is scored as the rendered chat's raw text, which only a backend that
+/// renders chats itself can give: asked here, when the network is built, so a server backend
+/// refuses the config before any call instead of at the first forward pass.
+fn check_chat_forward(l: usize, forward: &Template, be: &LayerBackends) -> Result<(), DlnError> {
+    if !forward.chat {
+        return Ok(());
+    }
+    let probe = [ChatMessage {
+        role: "user".into(),
+        content: String::new(),
+    }];
+    be.forward.chat_text(&probe, "").map(|_| ()).map_err(|e| {
+        DlnError::Config(format!(
+            "layer {l}: the forward template `{}` is a chat template: {e}",
+            forward.origin
+        ))
+    })
+}
+
 impl Network {
     /// Builds the layers of `config`; `backends[l]` serve layer `l`. The output layer's empty
     /// prompt defaults to the task description.
@@ -177,6 +196,7 @@ impl Network {
             let mut take = |role| templates.remove(&role);
             let missing = || DlnError::Config(format!("layer {l}: a template slot is missing"));
             let forward = take(TemplateRole::Forward).ok_or_else(missing)?;
+            check_chat_forward(l, &forward, &be)?;
             let propose_prompt = take(TemplateRole::ProposePrompt).ok_or_else(missing)?;
             layers.push(Layer {
                 index: l,
@@ -285,5 +305,58 @@ fn initial_prompt(config: &Config, lc: &LayerConfig, hidden: bool) -> String {
         lc.prompt.clone()
     } else {
         config.task.description.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::llm::openai::{ApiKey, Capabilities, OpenAiBackend, OpenAiConfig};
+    use crate::llm::scripted::ScriptedBackend;
+
+    fn chat_config() -> Config {
+        let text = "[task]\nname = \"t\"\ndescription = \"Answer.\"\n[data]\npath = \"d.json\"\n\
+                    [[layers]]\n[layers.templates]\nforward = \"forward_chat\"\n";
+        Config::parse(text, Path::new("t.toml")).expect("parses")
+    }
+
+    fn on(backend: SharedBackend) -> Result<Network, DlnError> {
+        let backends = vec![LayerBackends {
+            forward: backend.clone(),
+            backward: backend,
+        }];
+        Network::from_config(&chat_config(), None, backends)
+    }
+
+    #[test]
+    fn a_chat_forward_template_builds_where_the_backend_renders_chats() {
+        let network = on(Arc::new(ScriptedBackend::new())).expect("builds");
+        assert!(network.layers[0].forward.chat);
+    }
+
+    #[test]
+    fn a_chat_forward_template_on_a_server_is_refused_when_the_network_is_built() {
+        // A real HTTP backend (never called: the refusal needs no request).
+        let cfg = OpenAiConfig {
+            base_urls: vec!["http://127.0.0.1:9/v1".into()],
+            model: "served".into(),
+            ..OpenAiConfig::default()
+        };
+        let caps = Capabilities {
+            completions: true,
+            echo: true,
+            ..Default::default()
+        };
+        let server =
+            OpenAiBackend::with_capabilities(&cfg, ApiKey::default(), caps, 2048).expect("backend");
+        let Err(e) = on(Arc::new(server)) else {
+            panic!("a server cannot give a chat's text")
+        };
+        let message = e.to_string();
+        assert!(message.contains("layer 0"), "{message}");
+        assert!(message.contains("forward_chat"), "{message}");
+        assert!(message.contains("chat = false"), "{message}");
     }
 }

@@ -34,6 +34,8 @@ pub enum CellStatus {
     Finished { reused: bool },
     /// Stopped by the user; resumable.
     Stopped,
+    /// Never started (the benchmark was stopped before it, or `--report-only` found no run).
+    NotRun,
     /// The run failed; the message says why.
     Failed(String),
 }
@@ -48,6 +50,22 @@ pub struct CellOutcome {
     /// (no hidden text), in [`OUTPUT_ALONE_DIR`] under the cell; how much the hidden layers
     /// help is the cell's dev accuracy less this run's.
     pub output_alone: Option<RunResult>,
+}
+
+impl CellStatus {
+    /// What a cell's directory says of it: finished, started and stopped, or never started.
+    pub fn of_dir(dir: &Path) -> CellStatus {
+        match run_info(dir).map(|r| r.status) {
+            Some(RunStatus::Finished) => CellStatus::Finished { reused: true },
+            _ if dir.join(CONFIG_FILE).exists() => CellStatus::Stopped,
+            _ => CellStatus::NotRun,
+        }
+    }
+
+    /// Whether a later invocation of the same command has work left in this cell.
+    pub fn unfinished(&self) -> bool {
+        matches!(self, CellStatus::Stopped | CellStatus::NotRun)
+    }
 }
 
 impl CellOutcome {
@@ -92,7 +110,8 @@ pub async fn run_cells(
             cell.seed
         );
         if cancel.is_cancelled() {
-            out.push(CellOutcome::read_back(cell, CellStatus::Stopped));
+            let status = CellStatus::of_dir(&cell.dir);
+            out.push(CellOutcome::read_back(cell, status));
             continue;
         }
         let mut outcome = run_cell(cell, opts, &label, progress, &cancel).await;

@@ -15,7 +15,7 @@ pub struct CellRow {
     pub task: String,
     pub method: Method,
     pub seed: u64,
-    /// `finished`, `stopped` or `failed: …`.
+    /// `finished`, `stopped`, `not run` or `failed: …`.
     pub status: String,
     pub test_accuracy: Option<f64>,
     pub dev_accuracy: Option<f64>,
@@ -141,6 +141,7 @@ fn row(o: &CellOutcome, out: &Path) -> CellRow {
     let status = match &o.status {
         CellStatus::Finished { .. } => "finished".to_string(),
         CellStatus::Stopped => "stopped".to_string(),
+        CellStatus::NotRun => "not run".to_string(),
         CellStatus::Failed(m) => format!("failed: {m}"),
     };
     let finished = matches!(o.status, CellStatus::Finished { .. });
