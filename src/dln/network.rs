@@ -161,12 +161,23 @@ fn check_chat_forward(l: usize, forward: &Template, be: &LayerBackends) -> Resul
         role: "user".into(),
         content: String::new(),
     }];
-    be.forward.chat_text(&probe, "").map(|_| ()).map_err(|e| {
-        DlnError::Config(format!(
-            "layer {l}: the forward template `{}` is a chat template: {e}",
-            forward.origin
-        ))
-    })
+    be.forward
+        .chat_text(&probe, "")
+        .map(|_| ())
+        .map_err(|e| chat_forward_refused(l, forward, e))
+}
+
+/// The refusal of a chat forward template by a backend that cannot give a chat's text: one
+/// message, whether found when the network is built or at a forward call after a live edit.
+pub(crate) fn chat_forward_refused(
+    l: LayerIndex,
+    forward: &Template,
+    e: impl std::fmt::Display,
+) -> DlnError {
+    DlnError::Config(format!(
+        "layer {l}: the forward template `{}` is a chat template: {e}",
+        forward.origin
+    ))
 }
 
 impl Network {

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::data::{Example, OutputClasses};
 use crate::dln::error::DlnError;
 use crate::dln::events::Stage;
-use crate::dln::network::Layer;
+use crate::dln::network::{chat_forward_refused, Layer};
 use crate::llm::{
     ClassifyRequest, GenerateRequest, Generation, LlmResult, Prompt, ScoreRequest, VerbalizerReduce,
 };
@@ -149,12 +149,7 @@ fn raw(prompt: Prompt, layer: &Layer) -> Result<String, DlnError> {
             assistant_prefix,
         } => (layer.backends.forward)
             .chat_text(&messages, &assistant_prefix)
-            .map_err(|e| {
-                DlnError::Config(format!(
-                    "layer {}: the forward template `{}` is a chat template: {e}",
-                    layer.index, layer.forward.origin
-                ))
-            }),
+            .map_err(|e| chat_forward_refused(layer.index, &layer.forward, e)),
     }
 }
 

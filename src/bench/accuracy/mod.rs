@@ -141,16 +141,17 @@ async fn run_cell(
     cancel: &CancellationToken,
 ) -> CellOutcome {
     let done = CellOutcome::read_back;
-    if run_info(&cell.dir).is_some_and(|r| r.status == RunStatus::Finished) {
+    let before = CellStatus::of_dir(&cell.dir);
+    if let CellStatus::Finished { .. } = before {
         progress(&format!("{label}: done before, read back"));
-        return done(cell, CellStatus::Finished { reused: true });
+        return done(cell, before);
     }
     let session_opts = SessionOptions {
         out_dir: Some(cell.dir.clone()),
         model: opts.model.clone(),
         ..Default::default()
     };
-    let resuming = cell.dir.join(CONFIG_FILE).exists();
+    let resuming = before == CellStatus::Stopped;
     progress(&format!(
         "{label}: {}",
         if resuming { "resuming" } else { "starting" }
