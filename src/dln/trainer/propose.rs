@@ -90,6 +90,45 @@ pub(super) fn shown_examples(
     shown
 }
 
+/// The length of the opening sentences every input shares (`0` when there are fewer than two
+/// inputs or none is shared): the text up to the last sentence end (`.`, `?` or `!` followed
+/// by white space) inside the inputs' common start, provided every input goes on after it.
+///
+/// The proposer is shown the inputs without it. Where a task's question opens every input (BBH
+/// navigate: "If you follow these instructions, do you return to the starting point? …"), a
+/// small proposer reads it once per example and writes it back as its instruction — an echo
+/// of the starting prompt or a copied input, rejected again and again (docs/RESULTS.md). What
+/// every input shares tells the proposer nothing about an example; the student still reads it.
+pub(super) fn shared_opening(inputs: &[&str]) -> usize {
+    let Some((first, rest)) = inputs.split_first() else {
+        return 0;
+    };
+    if rest.is_empty() {
+        return 0;
+    }
+    let common = rest.iter().fold(first.len(), |n, other| {
+        first[..n]
+            .char_indices()
+            .zip(other.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(n.min(other.len()), |((i, _), _)| i)
+    });
+    let shared = &first[..common];
+    let mut end = 0;
+    for (i, c) in shared.char_indices() {
+        let next = shared[i + c.len_utf8()..].chars().next();
+        if matches!(c, '.' | '?' | '!') && next.is_some_and(char::is_whitespace) {
+            end = i + c.len_utf8();
+        }
+    }
+    let goes_on = inputs.iter().all(|s| !s[end..].trim().is_empty());
+    if goes_on {
+        end
+    } else {
+        0
+    }
+}
+
 /// Layer `l`'s prompt-proposal template `B_π` with the shown examples' infos and message
 /// alternative `j mod len`.
 pub(super) fn proposal_prompt(
@@ -288,9 +327,15 @@ impl Trainer {
     ) -> Result<(GenerateRequest, usize), DlnError> {
         let it = self.iteration;
         let cur = self.cur()?;
+        let inputs: Vec<&str> = cur.batch.iter().map(|e| e.input.as_str()).collect();
+        let opening = shared_opening(&inputs);
         let infos: Vec<serde_json::Value> = shown_examples(&self.train, it, l, j, eligible)
             .into_iter()
-            .map(|i| cur.backward_info(self.net.output(), l, i))
+            .map(|i| {
+                let mut info = cur.backward_info(self.net.output(), l, i);
+                info["input"] = json!(cur.batch[i].input[opening..].trim_start());
+                info
+            })
             .collect();
         let layer = &self.net.layers[l];
         let backend = &layer.backends.backward;
@@ -424,6 +469,35 @@ async fn prompt_tokens(backend: &dyn Backend, prompt: &Prompt) -> usize {
 mod tests {
     use super::*;
     use crate::dln::trainer::testing::{iteration, network};
+
+    #[test]
+    fn the_opening_every_input_shares_is_found_at_a_sentence_end() {
+        // BBH navigate: the task's question opens every input.
+        let nav = [
+            "If you follow these instructions, do you return to the starting point? Always face forward. Take 1 step left.",
+            "If you follow these instructions, do you return to the starting point? Take 7 steps. Turn around.",
+            "If you follow these instructions, do you return to the starting point? Always face forward. Take 2 steps right.",
+        ];
+        let n = shared_opening(&nav);
+        assert_eq!(
+            &nav[0][..n],
+            "If you follow these instructions, do you return to the starting point?"
+        );
+        assert_eq!(nav[1][n..].trim_start(), "Take 7 steps. Turn around.");
+        // A shared start that ends mid-sentence (BBH hyperbaton) is not an opening.
+        let hyp = [
+            "Which sentence has the correct adjective order:\nOptions:\n(A) big old car\n(B) old big car",
+            "Which sentence has the correct adjective order:\nOptions:\n(A) red new ball\n(B) new red ball",
+        ];
+        assert_eq!(shared_opening(&hyp), 0);
+        // Nothing shared, one input, or an input that is only the shared sentence: nothing.
+        assert_eq!(shared_opening(&["a film. ok", "the plot. no"]), 0);
+        assert_eq!(shared_opening(&["Is it? Yes. Sure."]), 0);
+        assert_eq!(shared_opening(&["Is it? Yes", "Is it? "]), 0);
+        // Several shared sentences, and a multi-byte character inside them.
+        let two = ["Ça va. Read it. Go left.", "Ça va. Read it. Go right."];
+        assert_eq!(&two[0][..shared_opening(&two)], "Ça va. Read it.");
+    }
 
     fn gen(text: &str) -> Vec<Generation> {
         vec![Generation {
