@@ -2,8 +2,8 @@
 //! backend: rejected proposals are drawn again until N−1 distinct ones parse, each proposal has
 //! its own held-out half and shuffle, the batches depend on the seed and the iteration alone, the
 //! start is evaluated on dev, a hidden layer's proposer is never told "wrong, the correct answer
-//! is <its own text>", and a proposal prompt too long for the context drops shown examples
-//! instead of ending the run.
+//! is <its own text>", a proposal prompt too long for the context drops shown examples
+//! instead of ending the run, and the question every input opens with is shown once.
 
 mod dln_common;
 
@@ -180,6 +180,34 @@ async fn each_proposal_has_its_own_held_out_half_and_top_p() {
     for r in &requests {
         assert!((r.top_p - 0.95).abs() < 1e-6, "proposal top-p {}", r.top_p);
     }
+}
+
+#[tokio::test]
+async fn the_question_every_input_opens_with_is_shown_to_the_proposer_once() {
+    // tiny's inputs all open with "Which number is larger?"; the prompt says something else.
+    let backend = scripted();
+    let (_dir, r, _) = run(tiny_config(1), backend.clone()).await;
+    r.expect("run");
+    let requests = proposal_requests(&backend);
+    assert!(!requests.is_empty());
+    for r in &requests {
+        let text = user_text(r);
+        assert_eq!(
+            text.matches("Which number is larger?").count(),
+            1,
+            "shown once: {text}"
+        );
+        assert!(text.contains("Every input begins with: \"Which number is larger?\""));
+        for input in shown_inputs(&text) {
+            assert!(input.starts_with("Input: Options:\n(A) "), "{input}");
+        }
+    }
+    // The student still reads whole inputs.
+    let forward = backend.calls().into_iter().any(|c| match c {
+        ScriptedCall::Classify(r) => r.context.contains("Which number is larger?\nOptions:"),
+        _ => false,
+    });
+    assert!(forward);
 }
 
 fn batches(events: &[Event]) -> Vec<Vec<String>> {

@@ -22,9 +22,11 @@ pub enum TemplateRole {
     ForwardHidden,
     /// `R(x, h)`: joins the input and the hidden text below this layer: `input`, `h`.
     Residual,
-    /// `B_π`: `prompt`, `backward_infos` (a list of `{input, h?, prediction, output, target,
-    /// loss, correct}`; `output` is the reference's name for `prediction`), `message`, and
-    /// `next_prompt` (the layer above's prompt, where there is one).
+    /// `B_π`: `prompt`, `backward_infos` (a list of `{input, rest, h?, prediction, output,
+    /// target, loss, correct}`; `output` is the reference's name for `prediction`, `rest` is
+    /// the input without `shared_opening`), `shared_opening` (the opening sentences every input
+    /// of the batch shares, or empty), `message`, and `next_prompt` (the layer above's prompt,
+    /// where there is one).
     ProposePrompt,
     /// The approximate posterior `q(h | x, y, h, π_next)`: `input`, `h`, `y`, `next_prompt`,
     /// `message`, and `prompt` (the prompt of the layer that writes the hidden text, so `q` can
@@ -102,7 +104,13 @@ impl TemplateRole {
             TemplateRole::Forward => &["prompt", "input", "examples"],
             TemplateRole::ForwardHidden => &["prompt", "input", "examples"],
             TemplateRole::Residual => &["input", "h"],
-            TemplateRole::ProposePrompt => &["prompt", "backward_infos", "message", "next_prompt"],
+            TemplateRole::ProposePrompt => &[
+                "prompt",
+                "backward_infos",
+                "shared_opening",
+                "message",
+                "next_prompt",
+            ],
             TemplateRole::ProposeHidden => &["input", "h", "y", "next_prompt", "message", "prompt"],
         }
     }

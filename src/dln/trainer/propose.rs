@@ -94,11 +94,12 @@ pub(super) fn shown_examples(
 /// inputs or none is shared): the text up to the last sentence end (`.`, `?` or `!` followed
 /// by white space) inside the inputs' common start, provided every input goes on after it.
 ///
-/// The proposer is shown the inputs without it. Where a task's question opens every input (BBH
-/// navigate: "If you follow these instructions, do you return to the starting point? …"), a
-/// small proposer reads it once per example and writes it back as its instruction — an echo
-/// of the starting prompt or a copied input, rejected again and again (docs/RESULTS.md). What
-/// every input shares tells the proposer nothing about an example; the student still reads it.
+/// The built-in proposal template shows it once (`shared_opening`, and not at all when it is
+/// the prompt itself) and each input without it (`info.rest`). Where a task's question opens
+/// every input (BBH navigate: "If you follow these instructions, do you return to the
+/// starting point? …"), a small proposer that reads it once per example writes it back as its
+/// instruction — an echo of the starting prompt or a copied input, rejected again and again
+/// (docs/RESULTS.md). The student still reads whole inputs.
 pub(super) fn shared_opening(inputs: &[&str]) -> usize {
     let Some((first, rest)) = inputs.split_first() else {
         return 0;
@@ -129,12 +130,13 @@ pub(super) fn shared_opening(inputs: &[&str]) -> usize {
     }
 }
 
-/// Layer `l`'s prompt-proposal template `B_π` with the shown examples' infos and message
-/// alternative `j mod len`.
+/// Layer `l`'s prompt-proposal template `B_π` with the shown examples' infos, the opening
+/// every input shares ([`shared_opening`], empty when none) and message alternative `j mod len`.
 pub(super) fn proposal_prompt(
     net: &Network,
     l: LayerIndex,
     j: usize,
+    opening: &str,
     infos: &[serde_json::Value],
 ) -> Result<Prompt, DlnError> {
     let layer = &net.layers[l];
@@ -147,6 +149,7 @@ pub(super) fn proposal_prompt(
     let text = t.render(&json!({
         "prompt": layer.prompt,
         "backward_infos": infos,
+        "shared_opening": opening,
         "message": t.message(j),
         "next_prompt": next_prompt,
     }))?;
@@ -333,16 +336,17 @@ impl Trainer {
             .into_iter()
             .map(|i| {
                 let mut info = cur.backward_info(self.net.output(), l, i);
-                info["input"] = json!(cur.batch[i].input[opening..].trim_start());
+                info["rest"] = json!(cur.batch[i].input[opening..].trim_start());
                 info
             })
             .collect();
+        let opening = cur.batch.first().map_or("", |e| e.input[..opening].trim());
         let layer = &self.net.layers[l];
         let backend = &layer.backends.backward;
         let room = backend.context_size();
         let mut keep = infos.len();
         loop {
-            let prompt = proposal_prompt(&self.net, l, j, &infos[..keep])?;
+            let prompt = proposal_prompt(&self.net, l, j, opening, &infos[..keep])?;
             let fits = room == 0 || {
                 let needed = prompt_tokens(backend.as_ref(), &prompt).await
                     + layer.backward_max_tokens as usize;
@@ -566,7 +570,7 @@ mod tests {
         let info = cur.backward_info(1, 1, 1);
         assert_eq!(info["correct"], false);
         assert_eq!(info["target"], cur.batch[1].target.as_str());
-        let prompt = proposal_prompt(&net, 1, 0, &[info]).unwrap();
+        let prompt = proposal_prompt(&net, 1, 0, "", &[info]).unwrap();
         let request = proposal_request(&net, &TrainConfig::default(), 4, 1, 2, prompt);
         assert_eq!(
             request.seed,
