@@ -87,11 +87,28 @@ pub fn read_proposal(text: &str, current: &str) -> Result<String, Rejection> {
 /// The longest phrase, in words, whose immediate repetition [`loops`] looks for.
 const LOOP_PHRASE: usize = 4;
 
+/// How many words a passage that comes back later in the same proposal must have to make it a
+/// loop ([`loops`]).
+const REPEAT_WORDS: usize = 6;
+
 /// Whether a text repeats one word or phrase of up to [`LOOP_PHRASE`] words three or more times
-/// in a row (compared after [`proposal_key`] normalization, so case and punctuation do not hide
-/// a loop). Two in a row is still language ("very very", "step by step by"), three is a loop.
+/// in a row, or says a passage of [`REPEAT_WORDS`] words twice anywhere (compared after
+/// [`proposal_key`] normalization, so case and punctuation do not hide a loop). Two in a row is
+/// still language ("very very", "step by step by"), three is a loop; a passage said again
+/// later is a run-on list ("- The example of the example is \"The student should find a
+/// description that is not the same …\"", trec's best dev prompt before this rule).
 fn loops(text: &str) -> bool {
     let words = key_words(text);
+    let mut seen = std::collections::HashMap::new();
+    for (i, w) in words.windows(REPEAT_WORDS).enumerate() {
+        match seen.get(w) {
+            Some(&j) if i >= j + REPEAT_WORDS => return true,
+            Some(_) => {}
+            None => {
+                seen.insert(w, i);
+            }
+        }
+    }
     (1..=LOOP_PHRASE).any(|n| {
         words.len() >= 3 * n
             && (0..=words.len() - 3 * n).any(|i| {
@@ -282,6 +299,8 @@ mod tests {
             "The answer is a number of a number of a number of a number.",
             "Answer Yes. Answer Yes. Answer Yes.",
             "Count the steps, steps, STEPS and turns.",
+            // trec, seed 1, 10 iterations: the best prompt on dev before the passage rule.
+            "\"The student should find a description that is not the same as the one provided, but is the opposite of the given description.\"\n- Provide the option of enumeration or enumeration with punctuation.\n- In the example given, the student should find a description that is not the same as the one provided.",
         ] {
             assert_eq!(read_proposal(looping, current), Err(Rejection::Looping), "{looping}");
         }
@@ -290,6 +309,8 @@ mod tests {
             "Put opinion before size before age before shape before colour before origin.",
             "Is it very very clear? Answer (A) or (B).",
             "Count left, right, left and right turns.",
+            "If the sentence is positive, answer positive. If the sentence is negative, answer negative.",
+            "Read the question and decide what kind of answer it asks for: description, entity, expression, human, location or number.",
         ] {
             assert!(read_proposal(fine, current).is_ok(), "{fine}");
         }
