@@ -331,16 +331,16 @@ impl Trainer {
         let it = self.iteration;
         let cur = self.cur()?;
         let inputs: Vec<&str> = cur.batch.iter().map(|e| e.input.as_str()).collect();
-        let opening = shared_opening(&inputs);
+        let cut = shared_opening(&inputs);
+        let opening = inputs.first().map_or("", |s| s[..cut].trim());
         let infos: Vec<serde_json::Value> = shown_examples(&self.train, it, l, j, eligible)
             .into_iter()
             .map(|i| {
                 let mut info = cur.backward_info(self.net.output(), l, i);
-                info["rest"] = json!(cur.batch[i].input[opening..].trim_start());
+                info["rest"] = json!(inputs[i][cut..].trim_start());
                 info
             })
             .collect();
-        let opening = cur.batch.first().map_or("", |e| e.input[..opening].trim());
         let layer = &self.net.layers[l];
         let backend = &layer.backends.backward;
         let room = backend.context_size();
