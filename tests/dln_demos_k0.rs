@@ -1,6 +1,9 @@
 //! `demos = 0` (the default) keeps runs exactly as they were before demonstrations existed:
 //! the events of DLN-1 and DLN-2 runs on the tiny config with the scripted backend are those the
-//! build before them recorded (`tests/data/demos/`, timings and paths left out).
+//! build before them recorded (`tests/data/demos/`, timings and paths left out). The record was
+//! made anew once since, when the proposer's prompt changed on purpose (the opening every input
+//! shares shown once): the scripted proposals hash that prompt, so the events differ from the
+//! first `CandidatesProposed` on and were identical before it.
 
 mod dln_common;
 
