@@ -101,12 +101,8 @@ fn loops(text: &str) -> bool {
     let words = key_words(text);
     let mut seen = std::collections::HashMap::new();
     for (i, w) in words.windows(REPEAT_WORDS).enumerate() {
-        match seen.get(w) {
-            Some(&j) if i >= j + REPEAT_WORDS => return true,
-            Some(_) => {}
-            None => {
-                seen.insert(w, i);
-            }
+        if i >= *seen.entry(w).or_insert(i) + REPEAT_WORDS {
+            return true;
         }
     }
     (1..=LOOP_PHRASE).any(|n| {

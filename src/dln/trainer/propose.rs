@@ -100,20 +100,24 @@ pub(super) fn shown_examples(
 /// starting point? …"), a small proposer that reads it once per example writes it back as its
 /// instruction — an echo of the starting prompt or a copied input, rejected again and again
 /// (docs/RESULTS.md). The student still reads whole inputs.
-pub(super) fn shared_opening(inputs: &[&str]) -> usize {
+pub(super) fn shared_opening(inputs: &[impl AsRef<str>]) -> usize {
     let Some((first, rest)) = inputs.split_first() else {
         return 0;
     };
     if rest.is_empty() {
         return 0;
     }
-    let common = rest.iter().fold(first.len(), |n, other| {
-        first[..n]
-            .char_indices()
-            .zip(other.chars())
-            .find(|((_, a), b)| a != b)
-            .map_or(n.min(other.len()), |((i, _), _)| i)
-    });
+    let first = first.as_ref();
+    let common = rest
+        .iter()
+        .map(AsRef::as_ref)
+        .fold(first.len(), |n, other| {
+            first[..n]
+                .char_indices()
+                .zip(other.chars())
+                .find(|((_, a), b)| a != b)
+                .map_or(n.min(other.len()), |((i, _), _)| i)
+        });
     let shared = &first[..common];
     let mut end = 0;
     for (i, c) in shared.char_indices() {
@@ -122,8 +126,7 @@ pub(super) fn shared_opening(inputs: &[&str]) -> usize {
             end = i + c.len_utf8();
         }
     }
-    let goes_on = inputs.iter().all(|s| !s[end..].trim().is_empty());
-    if goes_on {
+    if inputs.iter().all(|s| !s.as_ref()[end..].trim().is_empty()) {
         end
     } else {
         0
@@ -322,22 +325,22 @@ impl Proposals {
 impl Trainer {
     /// Proposal request `j` of layer `l`, its shown examples dropped from the end until the
     /// prompt and the answer fit the backward model's context; returns how many were dropped.
+    /// `cut` is the length of the opening the batch's inputs share ([`shared_opening`]).
     async fn fitted_proposal(
         &self,
         l: LayerIndex,
         j: usize,
         eligible: &[usize],
+        cut: usize,
     ) -> Result<(GenerateRequest, usize), DlnError> {
         let it = self.iteration;
         let cur = self.cur()?;
-        let inputs: Vec<&str> = cur.batch.iter().map(|e| e.input.as_str()).collect();
-        let cut = shared_opening(&inputs);
-        let opening = inputs.first().map_or("", |s| s[..cut].trim());
+        let opening = cur.batch.first().map_or("", |e| e.input[..cut].trim());
         let infos: Vec<serde_json::Value> = shown_examples(&self.train, it, l, j, eligible)
             .into_iter()
             .map(|i| {
                 let mut info = cur.backward_info(self.net.output(), l, i);
-                info["rest"] = json!(inputs[i][cut..].trim_start());
+                info["rest"] = json!(cur.batch[i].input[cut..].trim_start());
                 info
             })
             .collect();
@@ -376,7 +379,8 @@ impl Trainer {
             usage: self.live_usage(None),
         });
         let layer = &self.net.layers[l];
-        let inputs = self.cur()?.batch.iter().map(|e| e.input.clone()).collect();
+        let inputs: Vec<String> = self.cur()?.batch.iter().map(|e| e.input.clone()).collect();
+        let cut = shared_opening(&inputs);
         let mut proposals = Proposals::new(layer.prompt.clone(), layer.demos.clone(), inputs);
         let mut drawn = 0;
         let mut dropped = 0;
@@ -402,7 +406,7 @@ impl Trainer {
             }
             let mut requests = Vec::with_capacity(need);
             for j in drawn..drawn + need {
-                let (r, d) = self.fitted_proposal(l, j, &eligible).await?;
+                let (r, d) = self.fitted_proposal(l, j, &eligible, cut).await?;
                 dropped = dropped.max(d);
                 requests.push(r);
             }
