@@ -88,7 +88,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
         .collect::<Result<Vec<_>, _>>()?;
     let opts = plan::PlanOptions {
         methods,
-        seeds: (1..=args.seeds.max(1)).collect(),
+        seeds: args.seeds.0.clone(),
         k: args.k,
         overrides: args.set.clone(),
         out: args.out.clone(),

@@ -285,9 +285,10 @@ pub struct AccuracyArgs {
         default_value = "0-shot,k-shot,dln-1,dln-2"
     )]
     pub methods: Vec<String>,
-    /// Seeds per cell (1..=N): the training seed (batches, proposals, demonstrations).
-    #[arg(long, default_value_t = 3)]
-    pub seeds: u64,
+    /// Seeds per cell: N (1 to N), A-B, or A,B,… — the training seed (batches, proposals,
+    /// demonstrations). Processes given disjoint seeds may share one --out.
+    #[arg(long, default_value = "3", value_parser = parse_seeds)]
+    pub seeds: Seeds,
     /// Demonstrations of the k-shot method.
     #[arg(long, default_value_t = 3)]
     pub k: usize,
@@ -500,4 +501,12 @@ fn format_error(e: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// The seeds of `dln bench accuracy --seeds`.
+#[derive(Debug, Clone)]
+pub struct Seeds(pub Vec<u64>);
+
+fn parse_seeds(s: &str) -> Result<Seeds, String> {
+    dln::bench::accuracy::plan::parse_seeds(s).map(Seeds)
 }

@@ -279,6 +279,33 @@ pub fn plan(tasks: &[Task], opts: &PlanOptions) -> Result<Vec<Cell>, PlanError> 
     Ok(cells)
 }
 
+/// The seeds of `--seeds`: `N` is 1..=N; `A-B` the range A..=B; `A,B,…` exactly those (a
+/// benchmark split over processes or machines runs disjoint seeds into one output directory).
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
+    let bad = || {
+        format!("`--seeds {s}`: expected N (seeds 1 to N), A-B (A to B) or A,B,… (seeds from 1)")
+    };
+    let num = |t: &str| t.trim().parse::<u64>().ok().filter(|&n| n >= 1);
+    let seeds: Vec<u64> = if let Some((a, b)) = s.split_once('-') {
+        let (a, b) = (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?);
+        if a > b {
+            return Err(bad());
+        }
+        (a..=b).collect()
+    } else if s.contains(',') {
+        let mut v = s
+            .split(',')
+            .map(|t| num(t).ok_or_else(bad))
+            .collect::<Result<Vec<_>, _>>()?;
+        v.sort_unstable();
+        v.dedup();
+        v
+    } else {
+        (1..=num(s).ok_or_else(bad)?).collect()
+    };
+    Ok(seeds)
+}
+
 pub fn cell_dir(out: &Path, task: &str, method: Method, seed: u64) -> PathBuf {
     out.join("runs")
         .join(task)
@@ -288,7 +315,9 @@ pub fn cell_dir(out: &Path, task: &str, method: Method, seed: u64) -> PathBuf {
 
 /// Turns a task's config into `method`'s: the output layer is the task's last layer; a hidden
 /// layer is the task's first layer when it has two or more, else one starting from
-/// [`DEFAULT_HIDDEN_PROMPT`] in the [`DEFAULT_HIDDEN_TEMPLATE`].
+/// [`DEFAULT_HIDDEN_PROMPT`] in the [`DEFAULT_HIDDEN_TEMPLATE`] on the output layer's models
+/// (its `model` and `backward_model`, so `--set layers.0.backward_model=…` on a one-layer task
+/// reaches the hidden layer DLN-2 adds as well).
 pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
     let output = config.layers.last().cloned().unwrap_or_default();
     let hidden = if config.layers.len() >= 2 {
@@ -300,6 +329,8 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
                 forward: DEFAULT_HIDDEN_TEMPLATE.to_string(),
                 ..LayerTemplates::default()
             },
+            model: output.model.clone(),
+            backward_model: output.backward_model.clone(),
             ..LayerConfig::default()
         }
     };
@@ -431,6 +462,29 @@ mod tests {
         let mut d2 = two;
         apply_method(&mut d2, Method::Dln2, 1, 3);
         assert_eq!(d2.layers[0].prompt, "h");
+    }
+
+    #[test]
+    fn seeds_are_a_count_a_range_or_a_list() {
+        assert_eq!(parse_seeds("3"), Ok(vec![1, 2, 3]));
+        assert_eq!(parse_seeds("2-3"), Ok(vec![2, 3]));
+        assert_eq!(parse_seeds("3,1,3"), Ok(vec![1, 3]));
+        for bad in ["0", "", "3-2", "a", "1,0", "-2"] {
+            let e = parse_seeds(bad).expect_err(bad);
+            assert!(e.contains("--seeds"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_hidden_layer_dln2_adds_runs_on_the_task_layers_models() {
+        let mut c = one_layer();
+        c.layers[0].backward_model = "big".into();
+        c.layers[0].model = "small".into();
+        apply_method(&mut c, Method::Dln2, 1, 3);
+        assert_eq!(c.layers.len(), 2);
+        assert_eq!(c.layers[0].prompt, DEFAULT_HIDDEN_PROMPT);
+        assert_eq!(c.layers[0].backward_model, "big");
+        assert_eq!(c.layers[0].model, "small");
     }
 
     #[test]
