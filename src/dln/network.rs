@@ -285,7 +285,12 @@ impl Network {
             TemplateRole::Residual => l.residual = Some(t),
             TemplateRole::ProposePrompt => l.propose_prompt = t,
             TemplateRole::ProposeHidden => l.propose_hidden = Some(t),
-            _ => l.forward = t,
+            _ => {
+                // A live edit meets the same check as the config: refused now, not at the
+                // next forward call.
+                check_chat_forward(layer, &t, &l.backends)?;
+                l.forward = t
+            }
         }
         l.edited_templates.retain(|(r, _)| *r != role);
         l.edited_templates.push((role, source.to_string()));
@@ -347,9 +352,8 @@ mod tests {
         assert!(network.layers[0].forward.chat);
     }
 
-    #[test]
-    fn a_chat_forward_template_on_a_server_is_refused_when_the_network_is_built() {
-        // A real HTTP backend (never called: the refusal needs no request).
+    /// A real HTTP backend (never called: the refusal needs no request).
+    fn server() -> OpenAiBackend {
         let cfg = OpenAiConfig {
             base_urls: vec!["http://127.0.0.1:9/v1".into()],
             model: "served".into(),
@@ -360,14 +364,44 @@ mod tests {
             echo: true,
             ..Default::default()
         };
-        let server =
-            OpenAiBackend::with_capabilities(&cfg, ApiKey::default(), caps, 2048).expect("backend");
-        let Err(e) = on(Arc::new(server)) else {
-            panic!("a server cannot give a chat's text")
-        };
+        OpenAiBackend::with_capabilities(&cfg, ApiKey::default(), caps, 2048).expect("backend")
+    }
+
+    fn assert_refusal(e: DlnError) {
         let message = e.to_string();
         assert!(message.contains("layer 0"), "{message}");
         assert!(message.contains("forward_chat"), "{message}");
         assert!(message.contains("chat = false"), "{message}");
+    }
+
+    #[test]
+    fn a_chat_forward_template_on_a_server_is_refused_when_the_network_is_built() {
+        let Err(e) = on(Arc::new(server())) else {
+            panic!("a server cannot give a chat's text")
+        };
+        assert_refusal(e);
+    }
+
+    #[test]
+    fn a_live_edit_to_a_chat_forward_template_on_a_server_is_refused_at_once() {
+        let mut raw = chat_config();
+        raw.layers[0].templates.forward = "forward".into();
+        let server: SharedBackend = Arc::new(server());
+        let backends = vec![LayerBackends {
+            forward: server.clone(),
+            backward: server,
+        }];
+        let mut network =
+            Network::from_config(&raw, None, backends).expect("a raw template builds");
+        let e = network
+            .set_template(0, TemplateRole::Forward, "forward_chat", Path::new("."))
+            .expect_err("a server cannot give a chat's text");
+        assert_refusal(e);
+        // Nothing changed: the layer keeps its raw template and records no edit.
+        assert!(!network.layers[0].forward.chat);
+        assert!(network.layers[0].edited_templates.is_empty());
+        network
+            .set_template(0, TemplateRole::Forward, "forward", Path::new("."))
+            .expect("a raw template is taken");
     }
 }
