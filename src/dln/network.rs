@@ -168,7 +168,8 @@ fn check_chat_forward(l: usize, forward: &Template, be: &LayerBackends) -> Resul
 }
 
 /// The refusal of a chat forward template by a backend that cannot give a chat's text: one
-/// message, whether found when the network is built or at a forward call after a live edit.
+/// message, whether found when the network is built, at a live edit, or (should a template reach
+/// a forward call unchecked) when the call renders it.
 pub(crate) fn chat_forward_refused(
     l: LayerIndex,
     forward: &Template,
@@ -338,17 +339,17 @@ mod tests {
         Config::parse(text, Path::new("t.toml")).expect("parses")
     }
 
-    fn on(backend: SharedBackend) -> Result<Network, DlnError> {
+    fn on(config: &Config, backend: SharedBackend) -> Result<Network, DlnError> {
         let backends = vec![LayerBackends {
             forward: backend.clone(),
             backward: backend,
         }];
-        Network::from_config(&chat_config(), None, backends)
+        Network::from_config(config, None, backends)
     }
 
     #[test]
     fn a_chat_forward_template_builds_where_the_backend_renders_chats() {
-        let network = on(Arc::new(ScriptedBackend::new())).expect("builds");
+        let network = on(&chat_config(), Arc::new(ScriptedBackend::new())).expect("builds");
         assert!(network.layers[0].forward.chat);
     }
 
@@ -376,7 +377,7 @@ mod tests {
 
     #[test]
     fn a_chat_forward_template_on_a_server_is_refused_when_the_network_is_built() {
-        let Err(e) = on(Arc::new(server())) else {
+        let Err(e) = on(&chat_config(), Arc::new(server())) else {
             panic!("a server cannot give a chat's text")
         };
         assert_refusal(e);
@@ -386,13 +387,7 @@ mod tests {
     fn a_live_edit_to_a_chat_forward_template_on_a_server_is_refused_at_once() {
         let mut raw = chat_config();
         raw.layers[0].templates.forward = "forward".into();
-        let server: SharedBackend = Arc::new(server());
-        let backends = vec![LayerBackends {
-            forward: server.clone(),
-            backward: server,
-        }];
-        let mut network =
-            Network::from_config(&raw, None, backends).expect("a raw template builds");
+        let mut network = on(&raw, Arc::new(server())).expect("a raw template builds");
         let e = network
             .set_template(0, TemplateRole::Forward, "forward_chat", Path::new("."))
             .expect_err("a server cannot give a chat's text");
