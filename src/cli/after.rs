@@ -177,6 +177,9 @@ pub fn show(run: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{} is not a readable run directory", run.display()))?;
     println!("run       {}", r.run_dir.display());
     println!("task      {} · {} · {}", r.task, r.method, r.model);
+    for (role, model) in &r.other_models {
+        println!("          {role} · {model}");
+    }
     println!(
         "state     {} · iteration {}/{} · {}",
         r.status_label(),

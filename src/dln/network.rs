@@ -298,6 +298,38 @@ impl Network {
         Ok(())
     }
 
+    /// Every model the network calls besides the output layer's forward model (a run's
+    /// `model`), by role: `backward` when every layer proposes with one other model, else
+    /// `layer N backward` per layer (1-based); `layer N forward` for a layer that runs on
+    /// another model. Empty when one model does everything.
+    pub fn other_models(&self) -> BTreeMap<String, String> {
+        let main = self.layers[self.output()].backends.forward.model_id();
+        let mut roles = BTreeMap::new();
+        let backward: Vec<String> = self
+            .layers
+            .iter()
+            .map(|l| l.backends.backward.model_id())
+            .collect();
+        if backward.iter().all(|m| *m == backward[0]) {
+            if backward[0] != main {
+                roles.insert("backward".to_string(), backward[0].clone());
+            }
+        } else {
+            for (i, m) in backward.iter().enumerate() {
+                if *m != main {
+                    roles.insert(format!("layer {} backward", i + 1), m.clone());
+                }
+            }
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            let m = l.backends.forward.model_id();
+            if m != main {
+                roles.insert(format!("layer {} forward", i + 1), m);
+            }
+        }
+        roles
+    }
+
     /// The per-layer summary of a `RunStarted` event.
     pub fn layer_infos(&self) -> Vec<LayerInfo> {
         self.layers
@@ -355,9 +387,13 @@ mod tests {
 
     /// A real HTTP backend (never called: the refusal needs no request).
     fn server() -> OpenAiBackend {
+        serving("served")
+    }
+
+    fn serving(model: &str) -> OpenAiBackend {
         let cfg = OpenAiConfig {
             base_urls: vec!["http://127.0.0.1:9/v1".into()],
-            model: "served".into(),
+            model: model.into(),
             ..OpenAiConfig::default()
         };
         let caps = Capabilities {
@@ -398,5 +434,44 @@ mod tests {
         network
             .set_template(0, TemplateRole::Forward, "forward", Path::new("."))
             .expect("a raw template is taken");
+    }
+
+    #[test]
+    fn the_other_models_name_their_roles() {
+        let text = "[task]\nname = \"t\"\ndescription = \"Answer.\"\n[data]\npath = \"d.json\"\n\
+                    [[layers]]\n[[layers]]\n";
+        let config = Config::parse(text, Path::new("t.toml")).expect("parses");
+        let small: SharedBackend = Arc::new(serving("small"));
+        let large: SharedBackend = Arc::new(serving("large"));
+        let build = |layers: [(&SharedBackend, &SharedBackend); 2]| {
+            let backends = layers
+                .iter()
+                .map(|(f, b)| LayerBackends {
+                    forward: Arc::clone(f),
+                    backward: Arc::clone(b),
+                })
+                .collect();
+            Network::from_config(&config, None, backends).expect("builds")
+        };
+        let id = |b: &SharedBackend| b.model_id();
+        // One model for everything: nothing else to name.
+        assert!(build([(&small, &small), (&small, &small)])
+            .other_models()
+            .is_empty());
+        // One other model proposing for every layer: `backward`.
+        let roles = build([(&small, &large), (&small, &large)]).other_models();
+        assert_eq!(
+            roles.into_iter().collect::<Vec<_>>(),
+            vec![("backward".to_string(), id(&large))]
+        );
+        // Layers that differ are named one by one (1-based), a hidden layer's forward model too.
+        let roles = build([(&large, &large), (&small, &small)]).other_models();
+        assert_eq!(
+            roles.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("layer 1 backward".to_string(), id(&large)),
+                ("layer 1 forward".to_string(), id(&large)),
+            ]
+        );
     }
 }

@@ -258,6 +258,7 @@ fn result_of(
     RunResult {
         task: config.task.name.clone(),
         model: net.layers[net.output()].backends.forward.model_id(),
+        other_models: net.other_models(),
         layers: net.layers.len(),
         mode: format!("{:?}", config.train.mode).to_lowercase(),
         iterations: o.iterations,

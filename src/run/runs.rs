@@ -39,6 +39,10 @@ pub struct RunInfo {
     /// `dln-1`, `dln-2`, …, `0-shot`, `k-shot`.
     pub method: String,
     pub model: String,
+    /// The other models the network called, by role (from `result.json`; empty when `model`
+    /// did everything or the run has no result yet).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub other_models: std::collections::BTreeMap<String, String>,
     /// Iterations done / planned.
     pub iterations_done: usize,
     pub iterations: usize,
@@ -147,6 +151,10 @@ pub fn run_info(dir: &Path) -> Option<RunInfo> {
                     m
                 }
             }),
+        other_models: result
+            .as_ref()
+            .map(|r| r.other_models.clone())
+            .unwrap_or_default(),
         iterations_done: state.map_or(0, |s| s.iteration),
         iterations: config.train.iterations,
         best_dev: result

@@ -63,6 +63,10 @@ pub struct Aggregate {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchReport {
     pub model: String,
+    /// The other models the cells called, by role (`backward`, `layer 1 forward`, …), each
+    /// role's models in the order cells named them; absent when `model` did everything.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_models: BTreeMap<String, Vec<String>>,
     pub date: String,
     pub command: String,
     pub hardware: String,
@@ -113,8 +117,18 @@ impl BenchReport {
             .iter()
             .find_map(|o| o.result.as_ref().map(|r| r.model.clone()))
             .unwrap_or_default();
+        let mut other_models: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in outcomes.iter().filter_map(|o| o.result.as_ref()) {
+            for (role, m) in &r.other_models {
+                let seen = other_models.entry(role.clone()).or_default();
+                if !seen.contains(m) {
+                    seen.push(m.clone());
+                }
+            }
+        }
         BenchReport {
             model,
+            other_models,
             date: meta.date,
             command: meta.command,
             hardware: meta.hardware,
@@ -266,8 +280,9 @@ pub fn render_markdown(r: &BenchReport) -> String {
     let _ = writeln!(s, "# Test accuracy by method\n");
     let _ = writeln!(
         s,
-        "Model: `{}` · seeds: {} · date: {} · hardware: {}\n",
+        "Model: `{}`{} · seeds: {} · date: {} · hardware: {}\n",
         short_model(&r.model),
+        other_models_note(&r.other_models, "`"),
         r.seeds
             .iter()
             .map(u64::to_string)
@@ -468,6 +483,25 @@ fn hidden_help(s: &mut String, r: &BenchReport) {
 }
 
 /// A model id as a person names it: the GGUF file of an embedded model, else the id itself.
+/// ` (backward: b.gguf; layer 1 forward: c.gguf)` after the model's name, or nothing; each
+/// name between two `quote`s (a backtick in Markdown).
+pub fn other_models_note(other: &BTreeMap<String, Vec<String>>, quote: &str) -> String {
+    if other.is_empty() {
+        return String::new();
+    }
+    let roles: Vec<String> = other
+        .iter()
+        .map(|(role, models)| {
+            let names: Vec<String> = models
+                .iter()
+                .map(|m| format!("{quote}{}{quote}", short_model(m)))
+                .collect();
+            format!("{role}: {}", names.join(", "))
+        })
+        .collect();
+    format!(" ({})", roles.join("; "))
+}
+
 pub fn short_model(id: &str) -> String {
     match id.split(':').collect::<Vec<_>>().as_slice() {
         ["llama.cpp", file, ..] => file.to_string(),
@@ -580,6 +614,7 @@ mod tests {
         ];
         let report = BenchReport {
             model: "m".into(),
+            other_models: BTreeMap::new(),
             date: "d".into(),
             command: "c".into(),
             hardware: "h".into(),
@@ -601,6 +636,26 @@ mod tests {
         );
         assert!(md.contains("† On at least one seed"), "{md}");
         assert!(md.contains("† answers \"No\" to 60 of 60"), "{md}");
+    }
+
+    #[test]
+    fn the_model_line_names_the_other_models() {
+        assert_eq!(other_models_note(&BTreeMap::new(), "`"), "");
+        let other = BTreeMap::from([
+            (
+                "backward".to_string(),
+                vec!["llama.cpp:gemma3-270m.gguf:ctx2048".to_string()],
+            ),
+            (
+                "layer 1 forward".to_string(),
+                vec!["openai:big@http://h/v1:completions".to_string(), "x".into()],
+            ),
+        ]);
+        assert_eq!(
+            other_models_note(&other, "`"),
+            " (backward: `gemma3-270m.gguf`; layer 1 forward: \
+             `openai:big@http://h/v1:completions`, `x`)"
+        );
     }
 
     #[test]

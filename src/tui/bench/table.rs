@@ -138,6 +138,7 @@ mod tests {
     fn report(cells: Vec<CellRow>) -> BenchReport {
         BenchReport {
             model: "m".into(),
+            other_models: Default::default(),
             date: "d".into(),
             command: "c".into(),
             hardware: "h".into(),

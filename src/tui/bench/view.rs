@@ -12,7 +12,7 @@ use ratatui::Frame;
 
 use super::state::BenchView;
 use super::table::{self, pct, Metric};
-use crate::bench::accuracy::report::{human_seconds, human_tokens, short_model};
+use crate::bench::accuracy::report::{human_seconds, human_tokens, other_models_note, short_model};
 use crate::bench::accuracy::CellRow;
 use crate::tui::view::{layout::fitted, window_start};
 use crate::tui::Action;
@@ -404,8 +404,9 @@ fn footer(v: &BenchView) -> Line<'static> {
         .join(", ");
     Line::styled(
         format!(
-            "{} · {} · seeds {seeds} · k = {} · {}",
+            "{}{} · {} · seeds {seeds} · k = {} · {}",
             short_model(&r.model),
+            other_models_note(&r.other_models, ""),
             r.date,
             r.k,
             r.hardware
