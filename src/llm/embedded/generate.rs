@@ -200,6 +200,7 @@ impl Worker<'_> {
                     .add(LlamaToken(samples[i].last), pos, &[samples[i].seq], true)
                     .map_err(|e| LlmError::Model(format!("building a decode batch: {e}")))?;
             }
+            self.still_open()?;
             self.ctx
                 .decode(&mut self.batch)
                 .map_err(|e| LlmError::Model(format!("llama.cpp decode failed: {e}")))?;

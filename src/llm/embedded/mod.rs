@@ -17,6 +17,7 @@ mod worker;
 
 use std::io::Read as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -69,12 +70,30 @@ impl Default for EmbeddedOptions {
 pub struct EmbeddedBackend {
     model: Arc<LlamaModel>,
     chat_template: Option<LlamaChatTemplate>,
-    jobs: Sender<Job>,
+    /// The worker's queue (taken on drop, which ends the worker's loop).
+    jobs: Option<Sender<Job>>,
+    /// The worker, joined on drop: a process that exits while llama.cpp decodes on another
+    /// thread tears ggml's globals down under it and dies of a segmentation fault (seen after
+    /// a panic in the workbench, which unwinds to exit while a batch runs).
+    worker: Option<std::thread::JoinHandle<()>>,
+    /// Set on drop: the worker abandons the job it is in at its next decode call.
+    closing: Arc<AtomicBool>,
     usage: Arc<Mutex<Usage>>,
     /// Requests answered so far, counted by the worker as each finishes.
     answered: Arc<Mutex<f64>>,
     model_id: String,
     n_ctx: usize,
+}
+
+impl Drop for EmbeddedBackend {
+    /// Stops the worker and waits for it (it leaves the job in progress at its next decode).
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::Relaxed);
+        drop(self.jobs.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
 }
 
 /// llama.cpp's process-wide backend, initialised once (a second `init` is an error).
@@ -181,15 +200,20 @@ impl EmbeddedBackend {
         let answered = Arc::new(Mutex::new(0.0));
         let worker_answered = Arc::clone(&answered);
         let worker_settings = settings.clone();
-        std::thread::Builder::new()
+        let closing = Arc::new(AtomicBool::new(false));
+        let worker_closing = Arc::clone(&closing);
+        let worker = std::thread::Builder::new()
             .name("dln-llm".into())
             .spawn(move || {
                 worker::run(
                     backend,
                     worker_model,
                     worker_settings,
-                    worker_usage,
-                    worker_answered,
+                    worker::Shared {
+                        usage: worker_usage,
+                        answered: worker_answered,
+                        closing: worker_closing,
+                    },
                     queue,
                     ready_tx,
                 )
@@ -207,7 +231,9 @@ impl EmbeddedBackend {
         Ok(EmbeddedBackend {
             model,
             chat_template,
-            jobs,
+            jobs: Some(jobs),
+            worker: Some(worker),
+            closing,
             usage,
             answered,
             model_id,
@@ -221,8 +247,9 @@ impl EmbeddedBackend {
     ) -> LlmResult<T> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(job(reply))
-            .map_err(|_| LlmError::WorkerGone("the model thread has stopped".into()))?;
+            .as_ref()
+            .and_then(|jobs| jobs.send(job(reply)).ok())
+            .ok_or_else(|| LlmError::WorkerGone("the model thread has stopped".into()))?;
         answer
             .await
             .map_err(|_| LlmError::WorkerGone("the model thread dropped a request".into()))?

@@ -10,6 +10,7 @@
 
 use std::num::NonZeroU32;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,14 +94,22 @@ pub struct WorkerSettings {
     pub threads: i32,
 }
 
+/// What the worker shares with its backend.
+pub struct Shared {
+    pub usage: Arc<Mutex<Usage>>,
+    /// Requests answered so far (see [`Worker`]).
+    pub answered: Arc<Mutex<f64>>,
+    /// Set when the backend is dropped: jobs stop at their next decode call.
+    pub closing: Arc<AtomicBool>,
+}
+
 /// Runs on the model thread until the job queue closes. `ready` gets the context size, or the
 /// reason the context could not be created.
 pub fn run(
     backend: &'static LlamaBackend,
     model: Arc<LlamaModel>,
     settings: WorkerSettings,
-    usage: Arc<Mutex<Usage>>,
-    answered: Arc<Mutex<f64>>,
+    shared: Shared,
     jobs: Receiver<Job>,
     ready: std::sync::mpsc::Sender<LlmResult<u32>>,
 ) {
@@ -134,8 +143,9 @@ pub fn run(
         cached: Vec::new(),
         used: 0,
         kept: KeptPrefixes::new(KEPT_PREFIXES, n_ctx as usize),
-        usage,
-        answered,
+        usage: shared.usage,
+        answered: shared.answered,
+        closing: shared.closing,
     };
     if ready.send(Ok(n_ctx)).is_err() {
         return;
@@ -163,6 +173,7 @@ pub(super) struct Worker<'m> {
     /// Requests answered so far, counted as each finishes (what progress is read from while a
     /// batch runs).
     answered: Arc<Mutex<f64>>,
+    closing: Arc<AtomicBool>,
 }
 
 impl Worker<'_> {
@@ -225,6 +236,16 @@ impl Worker<'_> {
             self.clear();
         }
         result
+    }
+
+    /// Before every decode call: an error once the backend is being dropped, so the job in
+    /// progress ends within one decode and the worker's thread can be joined.
+    pub(super) fn still_open(&self) -> LlmResult<()> {
+        if self.closing.load(Ordering::Relaxed) {
+            Err(LlmError::WorkerGone("the model is shutting down".into()))
+        } else {
+            Ok(())
+        }
     }
 
     /// Forgets the live KV and every kept prefix.
@@ -371,6 +392,7 @@ impl Worker<'_> {
                     .add(LlamaToken(token), pos as i32, &[seq], want(pos))
                     .map_err(|e| LlmError::Model(format!("building a decode batch: {e}")))?;
             }
+            self.still_open()?;
             self.ctx
                 .decode(&mut self.batch)
                 .map_err(|e| decode_error(e, tokens.len(), self.n_ctx))?;
