@@ -178,7 +178,7 @@ pub fn show(run: &Path) -> anyhow::Result<ExitCode> {
     println!("run       {}", r.run_dir.display());
     println!("task      {} · {} · {}", r.task, r.method, r.model);
     for (role, model) in &r.other_models {
-        println!("          {role} · {model}");
+        println!("          {role}: {model}");
     }
     println!(
         "state     {} · iteration {}/{} · {}",

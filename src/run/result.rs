@@ -19,7 +19,7 @@ pub const RESULT_FILE: &str = "result.json";
 pub struct RunResult {
     pub task: String,
     pub model: String,
-    /// Every other model the network called, by role (`backward`, `layer 1 forward`, …; see
+    /// Every other model the network uses, by role (`backward`, `layer 1 forward`, …; see
     /// `Network::other_models`); absent when `model` did everything.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub other_models: std::collections::BTreeMap<String, String>,

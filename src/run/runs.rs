@@ -39,7 +39,7 @@ pub struct RunInfo {
     /// `dln-1`, `dln-2`, …, `0-shot`, `k-shot`.
     pub method: String,
     pub model: String,
-    /// The other models the network called, by role (from `result.json`; empty when `model`
+    /// The other models the network used, by role (from `result.json`; empty when `model`
     /// did everything or the run has no result yet).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub other_models: std::collections::BTreeMap<String, String>,

@@ -63,7 +63,7 @@ pub struct Aggregate {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchReport {
     pub model: String,
-    /// The other models the cells called, by role (`backward`, `layer 1 forward`, …), each
+    /// The other models the cells' networks use, by role (`backward`, `layer 1 forward`, …), each
     /// role's models in the order cells named them; absent when `model` did everything.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub other_models: BTreeMap<String, Vec<String>>,
