@@ -298,12 +298,16 @@ impl Network {
         Ok(())
     }
 
-    /// Every model the network calls besides the output layer's forward model (a run's
-    /// `model`), by role: `backward` when every layer proposes with one other model, else
+    /// The output layer's forward model: what a run names as its `model`.
+    pub fn model_id(&self) -> String {
+        self.layers[self.output()].backends.forward.model_id()
+    }
+
+    /// Every model the network calls besides [`Network::model_id`], by role: `backward` when every layer proposes with one other model, else
     /// `layer N backward` per layer (1-based); `layer N forward` for a layer that runs on
     /// another model. Empty when one model does everything.
     pub fn other_models(&self) -> BTreeMap<String, String> {
-        let main = self.layers[self.output()].backends.forward.model_id();
+        let main = self.model_id();
         let mut roles = BTreeMap::new();
         let backward: Vec<String> = self
             .layers

@@ -86,7 +86,7 @@ pub(crate) async fn drive(
     log.emit(Event::RunStarted {
         run_dir: run_dir.display().to_string(),
         task: config.task.name.clone(),
-        model: net.layers[net.output()].backends.forward.model_id(),
+        model: net.model_id(),
         layers: net.layer_infos(),
         iterations: config.train.iterations,
         start_iteration: trainer.iteration(),
@@ -257,7 +257,7 @@ fn result_of(
     let net = t.network();
     RunResult {
         task: config.task.name.clone(),
-        model: net.layers[net.output()].backends.forward.model_id(),
+        model: net.model_id(),
         other_models: net.other_models(),
         layers: net.layers.len(),
         mode: format!("{:?}", config.train.mode).to_lowercase(),

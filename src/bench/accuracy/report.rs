@@ -482,7 +482,6 @@ fn hidden_help(s: &mut String, r: &BenchReport) {
     }
 }
 
-/// A model id as a person names it: the GGUF file of an embedded model, else the id itself.
 /// ` (backward: b.gguf; layer 1 forward: c.gguf)` after the model's name, or nothing; each
 /// name between two `quote`s (a backtick in Markdown).
 pub fn other_models_note(other: &BTreeMap<String, Vec<String>>, quote: &str) -> String {
@@ -502,6 +501,7 @@ pub fn other_models_note(other: &BTreeMap<String, Vec<String>>, quote: &str) -> 
     format!(" ({})", roles.join("; "))
 }
 
+/// A model id as a person names it: the GGUF file of an embedded model, else the id itself.
 pub fn short_model(id: &str) -> String {
     match id.split(':').collect::<Vec<_>>().as_slice() {
         ["llama.cpp", file, ..] => file.to_string(),
