@@ -217,13 +217,13 @@ fn hardware() -> String {
 }
 
 /// The estimate per task and method (mean over seeds) and in all; a task and method with
-/// finished cells is estimated from their measured time.
+/// finished cells is timed by their measured time.
 fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
-    use dln::bench::accuracy::estimate::{estimate, Estimate};
+    use dln::bench::accuracy::estimate::{self, estimate, CellTime};
+    use dln::bench::accuracy::report::human_seconds;
     use std::collections::BTreeMap;
     let mut data_by_task: BTreeMap<String, dln::data::Dataset> = BTreeMap::new();
-    let mut rows: Vec<(String, String, usize, Estimate, Option<f64>)> = Vec::new();
-    let mut total = Estimate::default();
+    let mut measured_cells = Vec::new();
     for cell in cells {
         if !data_by_task.contains_key(&cell.task) {
             let d = dln::run::load_data(&cell.config)
@@ -236,62 +236,35 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
             .flatten()
             .filter(|r| !r.stopped_early)
             .map(|r| r.elapsed_ms as f64 / 1000.0);
-        if measured.is_none() {
-            // What is still to run (a finished cell costs nothing more).
-            total.add(&e);
-        }
-        match rows
-            .iter_mut()
-            .find(|r| r.0 == cell.task && r.1 == cell.method.name())
-        {
-            Some(r) => {
-                r.2 += 1;
-                r.3.add(&e);
-                if let Some(m) = measured {
-                    *r.4.get_or_insert(0.0) += m;
-                }
-            }
-            None => rows.push((
-                cell.task.clone(),
-                cell.method.name().to_string(),
-                1,
-                e,
-                measured,
-            )),
-        }
+        measured_cells.push((cell.task.as_str(), cell.method.name(), e, measured));
     }
+    let rows = estimate::rows(measured_cells);
     eprintln!(
         "{:<32} {:<15} {:>5} {:>8} {:>10} {:>9} {:>10}",
         "task", "method", "seeds", "calls", "prompt tok", "gen tok", "time/cell"
     );
-    for (task, method, n, e, measured) in &rows {
-        let n = *n as f64;
-        let time = match measured {
-            Some(m) => format!(
-                "{} done",
-                dln::bench::accuracy::report::human_seconds(m / n)
-            ),
-            None => format!(
-                "~{}",
-                dln::bench::accuracy::report::human_seconds(e.seconds / n)
-            ),
+    for r in &rows {
+        let time = match r.time_per_cell() {
+            CellTime::Done(s) => format!("{} done", human_seconds(s)),
+            CellTime::Measured(s) => format!("{} measured", human_seconds(s)),
+            CellTime::Estimated(s) => format!("~{}", human_seconds(s)),
         };
         eprintln!(
-            "{:<32} {:<15} {:>5} {:>8.0} {:>10.0} {:>9.0} {:>10}",
-            task,
-            method,
-            n,
-            e.calls as f64 / n,
-            e.prompt_tokens as f64 / n,
-            e.generated_tokens as f64 / n,
+            "{:<32} {:<15} {:>5} {:>8} {:>10} {:>9} {:>10}",
+            r.task,
+            r.method,
+            r.cells,
+            r.per_cell.calls,
+            r.per_cell.prompt_tokens,
+            r.per_cell.generated_tokens,
             time
         );
     }
+    let left: f64 = rows.iter().map(estimate::Row::seconds_to_run).sum();
     eprintln!(
-        "estimate still to run: ~{} (rough: {} prompt and {} generated tokens/s, the embedded model on 2 cores)",
-        dln::bench::accuracy::report::human_seconds(total.seconds),
-        dln::bench::accuracy::estimate::PREFILL_TOKENS_PER_SECOND,
-        dln::bench::accuracy::estimate::GENERATED_TOKENS_PER_SECOND
+        "estimate still to run: ~{} (rough: the embedded default model at {} tokens/s per thread; prompt tokens count a context once per output class, as the report does)",
+        human_seconds(left),
+        estimate::TOKENS_PER_SECOND_PER_THREAD
     );
     Ok(())
 }

@@ -1,30 +1,47 @@
 //! A pre-run estimate of each cell's model calls, tokens and time, from the run's shape (splits,
-//! `b`, `N`, `S`, iterations, layers) and the data's mean text length. Time is rough: it assumes
-//! the embedded default model's effective throughput on 2 cores in DLN runs (prompt tokens ≈ 900/s
-//! counted before prefix reuse, which computes each shared prefix once; generated tokens ≈ 80/s,
-//! batched), fitted to measured DLN-1 and DLN-2 iterations; a cell that has finished is shown
-//! with its measured time instead.
+//! `b`, `N`, memory, `S`, iterations, layers, output classes) and the data's mean text length.
+//!
+//! Tokens are counted as the report counts them (a cell's `tokens`: every prompt token a call
+//! reads, computed or taken from the prefix cache, plus the generated ones), so an answer among
+//! C classes reads its context once per class. Time follows the tokens the model computes and
+//! generates: calls in a row that share a prompt (the template, the instruction, the
+//! demonstrations) compute it once, and a context is computed once whatever the classes. The
+//! throughput, about 100 tokens per second per thread for the embedded default model on 2 cores, is
+//! fitted to date_understanding cells with `model.threads = 1` (0-shot, DLN-1 and DLN-2, each
+//! within about 2× of its measured time; the usage of a run, which counts computed tokens apart,
+//! put the engine at 40 to 75 computed tokens per second on one thread while another cell and a
+//! compile shared the machine); it is scaled by `model.threads` (default: the cores). It stays
+//! rough: hidden texts and proposals end when the model says so, and the call cache answers
+//! repeated calls for nothing.
+//! A cell that has finished is shown with its measured time instead, and the cells still to run
+//! of a task and method with finished seeds are timed by those.
 
 use serde::Serialize;
 
 use crate::config::Mode;
-use crate::data::Dataset;
+use crate::data::{Dataset, OutputClasses};
 
 use super::plan::Cell;
 
-/// Effective throughput behind the time estimate (see the module's note).
-pub const PREFILL_TOKENS_PER_SECOND: f64 = 900.0;
-pub const GENERATED_TOKENS_PER_SECOND: f64 = 80.0;
-/// Tokens of a prompt's instruction and template text around the input.
-const TEMPLATE_TOKENS: f64 = 60.0;
-/// Rough characters per token of English text.
+/// Tokens computed or generated per second per thread (see the module's note).
+pub const TOKENS_PER_SECOND_PER_THREAD: f64 = 100.0;
+/// Tokens of a prompt's template, instruction and chat framing before the input.
+const TEMPLATE_TOKENS: f64 = 80.0;
+/// Tokens of the template after the input (the answer cue, the end of a chat turn).
+const SUFFIX_TOKENS: f64 = 8.0;
+/// Rough characters per token of English words (digits and punctuation are a token each).
 const CHARS_PER_TOKEN: f64 = 4.0;
+/// What part of its token limit a hidden text or a proposal uses on average (they end at a stop
+/// sequence or an end of turn well before it).
+const USED_OF_LIMIT: f64 = 0.25;
+/// Proposals drawn per proposal kept: echoes, loops and duplicates are drawn again.
+const REDRAWN: f64 = 1.8;
 
 /// One cell's estimate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Estimate {
     pub calls: u64,
-    /// Prompt tokens before prefix reuse.
+    /// Prompt tokens read, as the report counts them (computed or reused).
     pub prompt_tokens: u64,
     pub generated_tokens: u64,
     pub seconds: f64,
@@ -39,12 +56,65 @@ impl Estimate {
     }
 }
 
+/// Rough tokens of a text: a digit or a punctuation mark is one, letters and spaces come four
+/// to a token.
+fn tokens(text: &str) -> f64 {
+    let single = |c: &char| c.is_ascii_digit() || !(c.is_alphanumeric() || c.is_whitespace());
+    let singles = text.chars().filter(single).count() as f64;
+    singles + (text.chars().count() as f64 - singles) / CHARS_PER_TOKEN
+}
+
+/// How many times an answer among these classes reads its context: once for the classes whose
+/// words are a token each (`Yes`, `No`: their log-probabilities are all read at the context's
+/// end), and once per class of several tokens (`(A)`: each is read after its own first tokens).
+fn context_reads(classes: &OutputClasses) -> f64 {
+    let several =
+        |label: &String| label.chars().count() > 8 || label.chars().any(|c| !c.is_alphabetic());
+    classes.labels.iter().filter(|l| several(l)).count().max(1) as f64
+}
+
 fn mean_tokens<'a>(texts: impl Iterator<Item = &'a str>) -> f64 {
-    let (n, chars) = texts.fold((0usize, 0usize), |(n, c), t| (n + 1, c + t.chars().count()));
+    let (n, sum) = texts.fold((0usize, 0.0), |(n, sum), t| (n + 1, sum + tokens(t)));
     if n == 0 {
         0.0
     } else {
-        chars as f64 / n as f64 / CHARS_PER_TOKEN
+        sum / n as f64
+    }
+}
+
+/// Calls and tokens, added up call kind by call kind. Each call's context is `shared` tokens
+/// the calls before it computed already (the prompt every example of a batch reads), then `own`
+/// tokens of its own.
+#[derive(Default)]
+struct Tally {
+    calls: f64,
+    read: f64,
+    computed: f64,
+    generated: f64,
+}
+
+impl Tally {
+    /// `n` generations of `gen` tokens each.
+    fn generate(&mut self, n: f64, shared: f64, own: f64, gen: f64) {
+        self.calls += n;
+        self.read += n * (shared + own);
+        self.computed += n * own;
+        self.generated += n * gen;
+    }
+
+    /// `n` scores of a `text` each.
+    fn score(&mut self, n: f64, shared: f64, own: f64, text: f64) {
+        self.calls += n;
+        self.read += n * (shared + own + text);
+        self.computed += n * (own + text);
+    }
+
+    /// `n` answers among `classes`: the context is computed once and read `context_reads`
+    /// times, then each class's few tokens.
+    fn classify(&mut self, n: f64, shared: f64, own: f64, classes: &OutputClasses) {
+        self.calls += n;
+        self.read += n * (shared + own) * context_reads(classes);
+        self.computed += n * (own + 2.0 * classes.len() as f64);
     }
 }
 
@@ -52,6 +122,7 @@ fn mean_tokens<'a>(texts: impl Iterator<Item = &'a str>) -> f64 {
 pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
     let t = &cell.config.train;
     let layers = cell.config.layers.len() as f64;
+    let hidden_layers = layers - 1.0;
     let input = mean_tokens(data.train.iter().map(|e| e.input.as_str()));
     let target = mean_tokens(data.train.iter().map(|e| e.target.as_str()));
     // Demonstrations read before each input: the k-shot baseline's, or those a layer learns.
@@ -61,22 +132,43 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
     } else {
         learned
     };
-    let shots = shown as f64 * (input + target + 4.0);
-    let hidden_layers = layers - 1.0;
-    let hidden_len = cell
-        .config
-        .layers
-        .first()
-        .map_or(64.0, |l| l.forward_max_tokens(false) as f64);
-    let proposal_len = cell
-        .config
-        .layers
-        .last()
-        .map_or(128.0, |l| l.backward_max_tokens as f64);
-    // One example through the network: every layer reads its input (and the hidden text).
-    let per_example_prompt =
-        layers * (TEMPLATE_TOKENS + input + shots) + hidden_layers * hidden_len;
-    let per_example_gen = hidden_layers * hidden_len + 2.0;
+    let limit_used = |limit: Option<f64>, default: f64| USED_OF_LIMIT * limit.unwrap_or(default);
+    let hidden = limit_used(
+        cell.config
+            .layers
+            .first()
+            .map(|l| l.forward_max_tokens(false) as f64),
+        64.0,
+    );
+    let proposal = limit_used(
+        cell.config
+            .layers
+            .last()
+            .map(|l| l.backward_max_tokens as f64),
+        128.0,
+    );
+    // The prompt a batch's calls share (with the demonstrations), and what each reads of its
+    // own: its input and the template after it, and at the output layer the hidden texts too.
+    let shared = TEMPLATE_TOKENS + shown as f64 * (input + target + 4.0);
+    let hidden_own = input + SUFFIX_TOKENS;
+    let output_own = hidden_own + hidden_layers * hidden;
+    let classes = data.classes.as_ref();
+    // The output layer's answer, or its log-likelihood of the target, for `n` contexts.
+    let answer = |tally: &mut Tally, n: f64| match classes {
+        Some(c) => tally.classify(n, shared, output_own, c),
+        None => tally.generate(n, shared, output_own, target + 2.0),
+    };
+    let likelihood = |tally: &mut Tally, n: f64| match classes {
+        Some(c) => tally.classify(n, shared, output_own, c),
+        None => tally.score(n, shared, output_own, target),
+    };
+    // Examples through the network: the hidden layers write, the output layer answers.
+    let forward = |tally: &mut Tally, n: f64| {
+        tally.generate(n * hidden_layers, shared, hidden_own, hidden);
+        answer(tally, n);
+    };
+
+    let mut tally = Tally::default();
     let (dev, test) = (data.dev.len() as f64, data.test.len() as f64);
     let dev_evals = match t.mode {
         Mode::Dln => {
@@ -85,42 +177,150 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
         }
         Mode::ZeroShot | Mode::KShot => 1.0,
     };
-    let eval_examples = dev * dev_evals + test;
-    let mut calls = eval_examples * layers;
-    let mut prompt = eval_examples * per_example_prompt;
-    let mut generated = eval_examples * per_example_gen;
+    forward(&mut tally, dev * dev_evals + test);
     if t.mode == Mode::Dln {
         let moves = if learned > 0 { t.demo_moves } else { 0 };
+        // Scored per update: the current prompt, the proposals, the remembered prompts and the
+        // demonstration moves; per example and hidden layer, the forward's own hidden text and
+        // the S posterior samples.
         let (b, n, s) = (
             t.batch_size as f64,
-            (t.num_candidates + moves) as f64,
+            (t.num_candidates + t.memory + moves) as f64,
             t.num_hidden_samples as f64,
         );
+        let output_trained = cell.config.layers.last().is_some_and(|l| l.trainable);
         let trained = cell.config.layers.iter().filter(|l| l.trainable).count() as f64;
-        // Forward on the batch; per trained layer N−1 proposals (a third redrawn) reading the
-        // batch, and N candidates scored on it; per hidden layer S posterior samples per
-        // example, each scored under the prompt above (likelihood) and its own (prior).
-        let proposals = trained * (t.num_candidates as f64 - 1.0) * 1.33;
-        let scores = trained * n * b * (1.0 + hidden_layers * s);
-        let posterior = hidden_layers * b * s;
-        let per_it_calls = b * layers + proposals + scores + posterior * 3.0;
-        let hidden_read = if hidden_layers > 0.0 { hidden_len } else { 0.0 };
-        let per_it_prompt = b * per_example_prompt
-            + proposals * (TEMPLATE_TOKENS * 3.0 + b * (input + target))
-            + scores * (TEMPLATE_TOKENS + input + hidden_read)
-            + posterior * 3.0 * (TEMPLATE_TOKENS + input + hidden_len);
-        let per_it_gen = b * per_example_gen + proposals * proposal_len + posterior * hidden_len;
+        let hidden_trained = trained - f64::from(u8::from(output_trained));
         let its = t.iterations as f64;
-        calls += its * per_it_calls;
-        prompt += its * per_it_prompt;
-        generated += its * per_it_gen;
+        // Per iteration: the batch forward; per hidden layer S posterior samples per example
+        // (q reads the input and its target), each scored under the layer above (likelihood)
+        // and under its own prompt (prior); per trained layer N−1 proposals reading the batch;
+        // the candidates scored on the batch, the output layer's under each hidden text.
+        forward(&mut tally, its * b);
+        let samples = its * hidden_layers * b * s;
+        tally.generate(samples, shared, hidden_own + target, hidden);
+        likelihood(&mut tally, samples);
+        tally.score(samples, shared, hidden_own, hidden);
+        let proposals = its * trained * (t.num_candidates as f64 - 1.0) * REDRAWN;
+        let batch_shown = b * (input + target + hidden_layers * hidden);
+        tally.generate(
+            proposals,
+            0.0,
+            TEMPLATE_TOKENS * 3.0 + batch_shown,
+            proposal,
+        );
+        let scored = its * n * b;
+        let per_example = if hidden_layers > 0.0 { s + 1.0 } else { 1.0 };
+        likelihood(
+            &mut tally,
+            scored * per_example * f64::from(u8::from(output_trained)),
+        );
+        tally.score(
+            scored * hidden_trained * (s + 1.0),
+            shared,
+            hidden_own,
+            hidden,
+        );
     }
+    let threads = cell.config.model.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    });
+    let per_second = TOKENS_PER_SECOND_PER_THREAD * threads.max(1) as f64;
     Estimate {
-        calls: calls.round() as u64,
-        prompt_tokens: prompt.round() as u64,
-        generated_tokens: generated.round() as u64,
-        seconds: prompt / PREFILL_TOKENS_PER_SECOND + generated / GENERATED_TOKENS_PER_SECOND,
+        calls: tally.calls.round() as u64,
+        prompt_tokens: tally.read.round() as u64,
+        generated_tokens: tally.generated.round() as u64,
+        seconds: (tally.computed + tally.generated) / per_second,
     }
+}
+
+/// The estimate of one task and method over its seeds, with what its finished cells measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub task: String,
+    pub method: String,
+    /// Its cells (one per seed).
+    pub cells: usize,
+    /// The estimate of one cell (the mean over its seeds).
+    pub per_cell: Estimate,
+    /// Wall seconds of each finished cell.
+    pub measured: Vec<f64>,
+}
+
+/// How long one cell of a row takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellTime {
+    /// Every cell has finished: their mean time.
+    Done(f64),
+    /// Some have: the mean time of those, which the others are expected to take too.
+    Measured(f64),
+    /// None has: the estimate.
+    Estimated(f64),
+}
+
+impl Row {
+    pub fn time_per_cell(&self) -> CellTime {
+        if self.measured.is_empty() {
+            return CellTime::Estimated(self.per_cell.seconds);
+        }
+        let mean = self.measured.iter().sum::<f64>() / self.measured.len() as f64;
+        if self.measured.len() >= self.cells {
+            CellTime::Done(mean)
+        } else {
+            CellTime::Measured(mean)
+        }
+    }
+
+    /// Seconds its unfinished cells still need.
+    pub fn seconds_to_run(&self) -> f64 {
+        let left = self.cells.saturating_sub(self.measured.len()) as f64;
+        match self.time_per_cell() {
+            CellTime::Done(_) => 0.0,
+            CellTime::Measured(s) | CellTime::Estimated(s) => left * s,
+        }
+    }
+}
+
+/// Rows by task and method, in the order first seen, from each cell's task, method, estimate
+/// and measured time (when finished).
+pub fn rows<'a>(
+    cells: impl IntoIterator<Item = (&'a str, &'a str, Estimate, Option<f64>)>,
+) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut sums: Vec<Estimate> = Vec::new();
+    for (task, method, e, measured) in cells {
+        let i = match rows
+            .iter()
+            .position(|r| r.task == task && r.method == method)
+        {
+            Some(i) => i,
+            None => {
+                rows.push(Row {
+                    task: task.to_string(),
+                    method: method.to_string(),
+                    cells: 0,
+                    per_cell: Estimate::default(),
+                    measured: Vec::new(),
+                });
+                sums.push(Estimate::default());
+                rows.len() - 1
+            }
+        };
+        rows[i].cells += 1;
+        sums[i].add(&e);
+        rows[i].measured.extend(measured);
+    }
+    for (row, sum) in rows.iter_mut().zip(sums) {
+        let n = row.cells.max(1) as f64;
+        let mean = |x: u64| (x as f64 / n).round() as u64;
+        row.per_cell = Estimate {
+            calls: mean(sum.calls),
+            prompt_tokens: mean(sum.prompt_tokens),
+            generated_tokens: mean(sum.generated_tokens),
+            seconds: sum.seconds / n,
+        };
+    }
+    rows
 }
 
 #[cfg(test)]
@@ -128,7 +328,7 @@ mod tests {
     use super::*;
     use crate::bench::accuracy::plan::{apply_method, Method};
     use crate::config::Config;
-    use crate::data::{Dataset, Example};
+    use crate::data::{Dataset, Example, OutputClasses};
 
     fn data(n: usize) -> Dataset {
         let ex = |i: usize| Example {
@@ -181,6 +381,90 @@ mod tests {
         assert!(
             demos.prompt_tokens > d1.prompt_tokens,
             "demonstrations are read"
+        );
+    }
+
+    #[test]
+    fn cells_still_to_run_are_timed_by_the_finished_seeds_of_their_row() {
+        let e = Estimate {
+            calls: 10,
+            prompt_tokens: 100,
+            generated_tokens: 5,
+            seconds: 60.0,
+        };
+        let r = rows([
+            ("nav", "dln-2", e, Some(1000.0)),
+            ("nav", "dln-2", e, None),
+            ("nav", "dln-2", e, None),
+            ("nav", "0-shot", e, Some(30.0)),
+            ("trec", "dln-1", e, None),
+        ]);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].cells, 3);
+        assert_eq!(r[0].per_cell, e, "the mean of equal estimates");
+        assert_eq!(r[0].time_per_cell(), CellTime::Measured(1000.0));
+        assert_eq!(
+            r[0].seconds_to_run(),
+            2000.0,
+            "two seeds left at the measured time"
+        );
+        assert_eq!(r[1].time_per_cell(), CellTime::Done(30.0));
+        assert_eq!(r[1].seconds_to_run(), 0.0);
+        assert_eq!(r[2].time_per_cell(), CellTime::Estimated(60.0));
+        assert_eq!(r[2].seconds_to_run(), 60.0);
+    }
+
+    #[test]
+    fn an_answer_among_classes_of_several_tokens_reads_its_context_once_per_class() {
+        let with = |labels: &[&str]| {
+            let mut d = data(40);
+            d.classes = Some(OutputClasses::from_labels(labels.iter().copied()));
+            d
+        };
+        let words = with(&["yes", "no"]);
+        let letters = with(&["(A)", "(B)", "(C)", "(D)", "(E)", "(F)"]);
+        let c = cell(Method::ZeroShot);
+        let (w, l) = (estimate(&c, &words), estimate(&c, &letters));
+        assert_eq!(w.calls, l.calls);
+        assert!(
+            l.prompt_tokens as f64 > 5.9 * w.prompt_tokens as f64,
+            "six labels of several tokens: {l:?} against {w:?}"
+        );
+        assert!(
+            l.seconds < 1.5 * w.seconds,
+            "the context is computed once whatever the classes: {l:?} against {w:?}"
+        );
+        assert_eq!(
+            estimate(&c, &with(&["a", "b", "c", "d", "e", "f"])).prompt_tokens,
+            w.prompt_tokens,
+            "labels of one token each are read together"
+        );
+    }
+
+    #[test]
+    fn half_the_threads_take_twice_the_time_for_the_same_tokens() {
+        let d = data(40);
+        let on = |threads| {
+            let mut c = cell(Method::Dln2);
+            c.config.model.threads = Some(threads);
+            estimate(&c, &d)
+        };
+        let (two, one) = (on(2), on(1));
+        assert!((one.seconds / two.seconds - 2.0).abs() < 1e-9);
+        assert_eq!(
+            (one.calls, one.prompt_tokens),
+            (two.calls, two.prompt_tokens)
+        );
+    }
+
+    #[test]
+    fn digits_and_punctuation_are_a_token_each() {
+        assert_eq!(tokens("12/05/2003"), 10.0);
+        assert_eq!(tokens("word"), 1.0);
+        assert_eq!(
+            tokens("(A) yes"),
+            2.0 + 5.0 / 4.0,
+            "the parentheses, then five characters"
         );
     }
 }
