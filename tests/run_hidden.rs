@@ -219,7 +219,9 @@ async fn human_hidden_after_sharpening_is_scored_weighted_and_used_by_both_updat
     // ELBO2 = (1/b) Σ_i Σ_s w_is log p(y_i | ...): only example 0 differs from ln 0.1.
     let elbo2 = (w_h * ln09 + (1.0 - w_h) * ln01 + (b - 1) as f64 * ln01) / b as f64;
     // ELBO1 = (1/b) Σ_i Σ_s w_is · mean-token log p(h̃_is | F_h(x_i; π̃1)).
-    let elbo1 = (w_h * -0.5 + (1.0 - w_h) * -1.0 + (b - 1) as f64 * -1.0) / b as f64;
+    // The scripted per-token log-probs: −0.5 for the person's text (example 0), −1 elsewhere.
+    let (lp_h, lp_other) = (-0.5, -1.0);
+    let elbo1 = (w_h * lp_h + (1.0 - w_h) * lp_other + (b - 1) as f64 * lp_other) / b as f64;
     for e in &events {
         if let Event::CandidatesScored {
             iteration: 0,

@@ -171,7 +171,7 @@ impl TrainConfig {
         if self.val_freq == 0 {
             return Err("`train.val_freq` must be at least 1".into());
         }
-        if !(self.posterior_temperature > 0.0) {
+        if self.posterior_temperature.is_nan() || self.posterior_temperature <= 0.0 {
             return Err("`train.posterior_temperature` must be positive".into());
         }
         if !(self.backward_top_p > 0.0 && self.backward_top_p <= 1.0) {

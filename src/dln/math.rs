@@ -168,7 +168,7 @@ pub struct MemoryEntry {
 }
 
 /// Whether no layer shows a demonstration (what keeps files of runs without them unchanged).
-pub fn no_demos(demos: &Vec<Vec<Demo>>) -> bool {
+pub fn no_demos(demos: &[Vec<Demo>]) -> bool {
     demos.iter().all(Vec::is_empty)
 }
 

@@ -335,12 +335,12 @@ impl App {
             Event::RunFailed { message } | Event::Error { message } => {
                 self.notice = Some(format!("error: {message}"));
             }
-            Event::CandidatesProposed { layer, .. } if !self.sel.layer_chosen => {
-                if self.sel.layer != *layer {
-                    self.sel.layer = *layer;
-                    self.sel.layer_scroll = 0;
-                    self.sel.candidate = 0;
-                }
+            Event::CandidatesProposed { layer, .. }
+                if !self.sel.layer_chosen && self.sel.layer != *layer =>
+            {
+                self.sel.layer = *layer;
+                self.sel.layer_scroll = 0;
+                self.sel.candidate = 0;
             }
             Event::PosteriorSampled { layer, .. } | Event::Sharpened { layer, .. }
                 if self.sel.hidden_layer.is_none() =>

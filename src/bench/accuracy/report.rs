@@ -151,7 +151,7 @@ impl BenchReport {
 
 fn row(o: &CellOutcome, out: &Path) -> CellRow {
     let r = o.result.as_ref();
-    let usage = r.map(|r| r.usage.clone()).unwrap_or_default();
+    let usage = r.map(|r| r.usage).unwrap_or_default();
     let status = match &o.status {
         CellStatus::Finished { .. } => "finished".to_string(),
         CellStatus::Stopped => "stopped".to_string(),

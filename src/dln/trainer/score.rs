@@ -67,6 +67,9 @@ fn weights_of(ex: &crate::dln::events::PosteriorExample) -> Vec<f64> {
     ex.samples.iter().map(|s| s.weight.unwrap_or(0.0)).collect()
 }
 
+/// Scoring pairs (context, target) and the number of pairs per example.
+type Pairs = (Vec<(String, String)>, Vec<usize>);
+
 /// The output layer's scoring pairs for a candidate prompt: (`F(R(x_i, h̃_{i,s}); π̃)`, `y_i`)
 /// for every sample below, and the number of samples per example.
 fn output_pairs(
@@ -75,7 +78,7 @@ fn output_pairs(
     below: &[Below],
     prompt: &str,
     shots: &[Example],
-) -> Result<(Vec<(String, String)>, Vec<usize>), DlnError> {
+) -> Result<Pairs, DlnError> {
     let mut pairs = Vec::new();
     let mut shape = Vec::with_capacity(below.len());
     for (i, (texts, _)) in below.iter().enumerate() {

@@ -154,7 +154,7 @@ impl OpenAiConfig {
                 "`backends.{name}.prompts_per_request` must be at least 1"
             ));
         }
-        if !(self.timeout_secs > 0.0) {
+        if self.timeout_secs.is_nan() || self.timeout_secs <= 0.0 {
             return Err(format!("`backends.{name}.timeout_secs` must be positive"));
         }
         crate::llm::price::Price::check(

@@ -97,11 +97,9 @@ impl App {
                 Pane::Hidden | Pane::Candidates => self.overlay = Some(Overlay::FilterInput),
                 _ => self.notice = Some("/ filters the hidden-state and candidate lists".into()),
             },
-            Action::Cancel => {
-                if !self.filter(self.focus).is_empty() {
-                    self.filters.remove(self.focus.title());
-                    self.notice = Some("filter cleared".into());
-                }
+            Action::Cancel if !self.filter(self.focus).is_empty() => {
+                self.filters.remove(self.focus.title());
+                self.notice = Some("filter cleared".into());
             }
             Action::ToggleDiff => {
                 self.sel.show_diff = !self.sel.show_diff;
@@ -168,6 +166,6 @@ impl App {
             Action::Interrupt => return self.interrupt(),
             _ => {}
         }
-        return Vec::new();
+        Vec::new()
     }
 }

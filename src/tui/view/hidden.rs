@@ -79,7 +79,7 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
                 rows.iter().filter_map(|i| p.examples.get(*i)).collect();
             draw_posterior(v, frame, inner, &head, &examples);
         }
-        None => draw_forward(v, frame, inner, &rows),
+        None => draw_forward(v, frame, inner, rows),
     }
 }
 

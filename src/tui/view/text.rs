@@ -167,8 +167,7 @@ pub fn common_prefix(texts: &[&str], min_chars: usize) -> Option<usize> {
     let shared = &first[..end];
     let cut = shared
         .char_indices()
-        .filter(|(_, c)| c.is_whitespace())
-        .last()
+        .rfind(|(_, c)| c.is_whitespace())
         .map(|(i, c)| i + c.len_utf8())?;
     (first[..cut].trim_end().chars().count() >= min_chars).then_some(cut)
 }
