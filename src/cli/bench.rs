@@ -248,6 +248,7 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
             CellTime::Done(s) => format!("{} done", human_seconds(s)),
             CellTime::Measured(s) => format!("{} measured", human_seconds(s)),
             CellTime::Estimated(s) => format!("~{}", human_seconds(s)),
+            CellTime::OnServer => "server".to_string(),
         };
         eprintln!(
             "{:<32} {:<15} {:>5} {:>8} {:>10} {:>9} {:>10}",
@@ -261,6 +262,11 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
         );
     }
     let left: f64 = rows.iter().map(estimate::Row::seconds_to_run).sum();
+    if rows.iter().any(|r| r.time_per_cell() == CellTime::OnServer) {
+        eprintln!(
+            "cells marked `server` call an HTTP backend: their time is the server's, not estimated (a first finished seed times the rest)"
+        );
+    }
     eprintln!(
         "estimate still to run: ~{} (rough: the embedded default model at {} tokens/s per thread; prompt tokens count a context once per output class, as the report does)",
         human_seconds(left),

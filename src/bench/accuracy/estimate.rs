@@ -44,7 +44,10 @@ pub struct Estimate {
     /// Prompt tokens read, as the report counts them (computed or reused).
     pub prompt_tokens: u64,
     pub generated_tokens: u64,
+    /// Seconds on the embedded engine (0 when `on_server`).
     pub seconds: f64,
+    /// Some of its calls go to an HTTP server, whose speed is the server's: not timed.
+    pub on_server: bool,
 }
 
 impl Estimate {
@@ -53,7 +56,25 @@ impl Estimate {
         self.prompt_tokens += o.prompt_tokens;
         self.generated_tokens += o.generated_tokens;
         self.seconds += o.seconds;
+        self.on_server |= o.on_server;
     }
+}
+
+/// Whether a model the cell calls (`[model].name`, a layer's `model`, and when it trains a
+/// layer's `backward_model`) is an HTTP backend of its `[backends]`.
+fn on_server(config: &crate::config::Config) -> bool {
+    let trains = config.train.mode == Mode::Dln;
+    let http = |name: &str| {
+        matches!(
+            config.backends.get(name),
+            Some(crate::config::BackendConfig::Openai(_))
+        )
+    };
+    http(&config.model.name)
+        || config
+            .layers
+            .iter()
+            .any(|l| http(&l.model) || (trains && http(&l.backward_model)))
 }
 
 /// Rough tokens of a text: a digit or a punctuation mark is one, letters and spaces come four
@@ -226,11 +247,17 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
     let per_second = TOKENS_PER_SECOND_PER_THREAD * threads.max(1) as f64;
+    let on_server = on_server(&cell.config);
     Estimate {
         calls: tally.calls.round() as u64,
         prompt_tokens: tally.read.round() as u64,
         generated_tokens: tally.generated.round() as u64,
-        seconds: (tally.computed + tally.generated) / per_second,
+        seconds: if on_server {
+            0.0
+        } else {
+            (tally.computed + tally.generated) / per_second
+        },
+        on_server,
     }
 }
 
@@ -256,12 +283,18 @@ pub enum CellTime {
     Measured(f64),
     /// None has: the estimate.
     Estimated(f64),
+    /// None has, and its calls go to an HTTP server: not estimated.
+    OnServer,
 }
 
 impl Row {
     pub fn time_per_cell(&self) -> CellTime {
         if self.measured.is_empty() {
-            return CellTime::Estimated(self.per_cell.seconds);
+            return if self.per_cell.on_server {
+                CellTime::OnServer
+            } else {
+                CellTime::Estimated(self.per_cell.seconds)
+            };
         }
         let mean = self.measured.iter().sum::<f64>() / self.measured.len() as f64;
         if self.measured.len() >= self.cells {
@@ -271,11 +304,11 @@ impl Row {
         }
     }
 
-    /// Seconds its unfinished cells still need.
+    /// Seconds its unfinished cells still need (0 for cells on a server not yet measured).
     pub fn seconds_to_run(&self) -> f64 {
         let left = self.cells.saturating_sub(self.measured.len()) as f64;
         match self.time_per_cell() {
-            CellTime::Done(_) => 0.0,
+            CellTime::Done(_) | CellTime::OnServer => 0.0,
             CellTime::Measured(s) | CellTime::Estimated(s) => left * s,
         }
     }
@@ -318,6 +351,7 @@ pub fn rows<'a>(
             prompt_tokens: mean(sum.prompt_tokens),
             generated_tokens: mean(sum.generated_tokens),
             seconds: sum.seconds / n,
+            on_server: sum.on_server,
         };
     }
     rows
@@ -391,6 +425,7 @@ mod tests {
             prompt_tokens: 100,
             generated_tokens: 5,
             seconds: 60.0,
+            on_server: false,
         };
         let r = rows([
             ("nav", "dln-2", e, Some(1000.0)),
@@ -466,5 +501,33 @@ mod tests {
             2.0 + 5.0 / 4.0,
             "the parentheses, then five characters"
         );
+    }
+
+    #[test]
+    fn a_cell_that_calls_a_server_is_not_timed_until_a_seed_has_run() {
+        let d = data(40);
+        let mut c = cell(Method::Dln1);
+        assert!(!estimate(&c, &d).on_server);
+        let mut zero_shot = cell(Method::ZeroShot);
+        c.config = Config::parse(
+            "[task]\nname = \"t\"\n[data]\npath = \"x.jsonl\"\n[train]\niterations = 4\n\
+             [backends.big]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
+             [[layers]]\nbackward_model = \"big\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("config");
+        let e = estimate(&c, &d);
+        assert!(e.on_server && e.seconds == 0.0 && e.calls > 0);
+        zero_shot.config = c.config.clone();
+        apply_method(&mut zero_shot.config, Method::ZeroShot, 1, 3);
+        assert!(
+            !estimate(&zero_shot, &d).on_server,
+            "0-shot proposes nothing: the server is not called"
+        );
+        let row = |measured| rows([("t", "dln-1", e, measured), ("t", "dln-1", e, None)]);
+        assert_eq!(row(None)[0].time_per_cell(), CellTime::OnServer);
+        assert_eq!(row(None)[0].seconds_to_run(), 0.0);
+        assert_eq!(row(Some(90.0))[0].time_per_cell(), CellTime::Measured(90.0));
+        assert_eq!(row(Some(90.0))[0].seconds_to_run(), 90.0);
     }
 }
