@@ -174,7 +174,8 @@ async fn run_cell(
         }
     };
     let t0 = Instant::now();
-    let end = follow(session, label, progress, cancel).await;
+    let iterations = cell.config.train.iterations;
+    let end = follow(session, label, iterations, progress, cancel).await;
     let status = match end {
         // By the user, at its budget, or with its server down: resumable.
         Ok(summary) if summary.stopped_early => CellStatus::Stopped,
@@ -218,13 +219,19 @@ pub fn output_alone_config(config: &Config, result: &RunResult) -> Option<Config
 async fn follow(
     mut session: Session,
     label: &str,
+    iterations: usize,
     progress: &(dyn Fn(&str) + Sync),
     cancel: &CancellationToken,
 ) -> Result<crate::run::RunSummary, String> {
     let mut stopping = false;
+    let mut times: Vec<u64> = Vec::new();
     let result = loop {
         tokio::select! {
             Some(e) = session.events.recv() => {
+                if let Event::IterationDone { iteration, elapsed_ms, .. } = &e {
+                    times.push(*elapsed_ms);
+                    progress(&iteration_line(label, *iteration, iterations, &times));
+                }
                 report_event(&e, label, progress);
                 // The run paused with its server down: nobody resumes a bench cell, so stop it
                 // (resumable: the next bench run continues it).
@@ -250,11 +257,29 @@ async fn follow(
     }
 }
 
+/// "iteration 2 of 3 done · 18 min · ~18 min of training left": the time of the iteration
+/// that ended (the last of `times`, in ms) and the mean of those this process saw, times the
+/// iterations still to run.
+fn iteration_line(label: &str, iteration: usize, iterations: usize, times: &[u64]) -> String {
+    use report::human_seconds;
+    let done = iteration + 1;
+    let mut line = format!("{label}: iteration {done} of {iterations} done");
+    if let Some(last) = times.last() {
+        line.push_str(&format!(" · {}", human_seconds(*last as f64 / 1000.0)));
+        let left = iterations.saturating_sub(done);
+        if left > 0 {
+            let mean = times.iter().sum::<u64>() as f64 / times.len() as f64 / 1000.0;
+            line.push_str(&format!(
+                " · ~{} of training left",
+                human_seconds(mean * left as f64)
+            ));
+        }
+    }
+    line
+}
+
 fn report_event(e: &Event, label: &str, progress: &(dyn Fn(&str) + Sync)) {
     match e {
-        Event::IterationDone { iteration, .. } => {
-            progress(&format!("{label}: iteration {} done", iteration + 1))
-        }
         Event::Evaluated {
             iteration,
             split,
@@ -317,4 +342,27 @@ pub fn write_outputs(
         }
     }
     Ok((written, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iteration_line;
+
+    #[test]
+    fn an_iteration_line_says_its_time_and_the_training_left() {
+        assert_eq!(
+            iteration_line("nav dln-2 seed 1", 0, 3, &[600_000]),
+            "nav dln-2 seed 1: iteration 1 of 3 done · 10 min · ~20 min of training left"
+        );
+        assert_eq!(
+            iteration_line("c", 1, 3, &[600_000, 1_200_000]),
+            "c: iteration 2 of 3 done · 20 min · ~15 min of training left",
+            "the mean of the iterations seen"
+        );
+        assert_eq!(
+            iteration_line("c", 2, 3, &[30_000]),
+            "c: iteration 3 of 3 done · 30 s",
+            "nothing left to say at the last; a resumed cell has seen one"
+        );
+    }
 }
