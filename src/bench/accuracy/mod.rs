@@ -228,11 +228,7 @@ async fn follow(
     let result = loop {
         tokio::select! {
             Some(e) = session.events.recv() => {
-                if let Event::IterationDone { iteration, elapsed_ms, .. } = &e {
-                    times.push(*elapsed_ms);
-                    progress(&iteration_line(label, *iteration, iterations, &times));
-                }
-                report_event(&e, label, progress);
+                report_event(&e, label, iterations, &mut times, progress);
                 // The run paused with its server down: nobody resumes a bench cell, so stop it
                 // (resumable: the next bench run continues it).
                 if matches!(e, Event::BackendUnavailable { .. }) {
@@ -248,7 +244,7 @@ async fn follow(
         }
     };
     while let Ok(e) = session.events.try_recv() {
-        report_event(&e, label, progress);
+        report_event(&e, label, iterations, &mut times, progress);
     }
     match result {
         Ok(Ok(summary)) => Ok(summary),
@@ -278,8 +274,24 @@ fn iteration_line(label: &str, iteration: usize, iterations: usize, times: &[u64
     line
 }
 
-fn report_event(e: &Event, label: &str, progress: &(dyn Fn(&str) + Sync)) {
+/// Prints what a person following the cell wants of `e`; `times` gathers the iterations' times
+/// (ms) for their lines.
+fn report_event(
+    e: &Event,
+    label: &str,
+    iterations: usize,
+    times: &mut Vec<u64>,
+    progress: &(dyn Fn(&str) + Sync),
+) {
     match e {
+        Event::IterationDone {
+            iteration,
+            elapsed_ms,
+            ..
+        } => {
+            times.push(*elapsed_ms);
+            progress(&iteration_line(label, *iteration, iterations, times));
+        }
         Event::Evaluated {
             iteration,
             split,
