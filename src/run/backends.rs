@@ -107,6 +107,22 @@ fn layer_specs(
         .collect()
 }
 
+/// Whether a run of `config` calls an HTTP backend: a layer's forward model, or with `backward`
+/// its backward model, resolved as [`layer_specs`] does, names an `openai` backend.
+pub fn calls_http_backend(config: &Config, backward: bool) -> bool {
+    let http = |spec: &Option<String>| {
+        spec.as_deref().is_some_and(|name| {
+            matches!(
+                config.backends.get(name.trim()),
+                Some(BackendConfig::Openai(_))
+            )
+        })
+    };
+    layer_specs(config, None)
+        .iter()
+        .any(|(fwd, bwd)| http(fwd) || (backward && http(bwd)))
+}
+
 /// A model path written in the config is relative to the config's directory; anything else
 /// (a built-in name, a path that does not exist) is passed on as written.
 fn local_model_spec(config: &Config, spec: &str) -> String {

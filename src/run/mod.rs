@@ -22,7 +22,8 @@ pub mod runs;
 mod session;
 
 pub use backends::{
-    build_backends, build_backends_reporting, check_models, BackendReport, BuiltBackends,
+    build_backends, build_backends_reporting, calls_http_backend, check_models, BackendReport,
+    BuiltBackends,
 };
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
 pub use control::{Control, ControlState, Effect};

@@ -60,23 +60,6 @@ impl Estimate {
     }
 }
 
-/// Whether a model the cell calls (`[model].name`, a layer's `model`, and when it trains a
-/// layer's `backward_model`) is an HTTP backend of its `[backends]`.
-fn on_server(config: &crate::config::Config) -> bool {
-    let trains = config.train.mode == Mode::Dln;
-    let http = |name: &str| {
-        matches!(
-            config.backends.get(name),
-            Some(crate::config::BackendConfig::Openai(_))
-        )
-    };
-    http(&config.model.name)
-        || config
-            .layers
-            .iter()
-            .any(|l| http(&l.model) || (trains && http(&l.backward_model)))
-}
-
 /// Rough tokens of a text: a digit or a punctuation mark is one, letters and spaces come four
 /// to a token.
 fn tokens(text: &str) -> f64 {
@@ -247,7 +230,8 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
     let per_second = TOKENS_PER_SECOND_PER_THREAD * threads.max(1) as f64;
-    let on_server = on_server(&cell.config);
+    // Backward models are called only by training.
+    let on_server = crate::run::calls_http_backend(&cell.config, t.mode == Mode::Dln);
     Estimate {
         calls: tally.calls.round() as u64,
         prompt_tokens: tally.read.round() as u64,
@@ -319,8 +303,8 @@ impl Row {
 pub fn rows<'a>(
     cells: impl IntoIterator<Item = (&'a str, &'a str, Estimate, Option<f64>)>,
 ) -> Vec<Row> {
+    // `per_cell` holds the sum over the row's cells until the end, then their mean.
     let mut rows: Vec<Row> = Vec::new();
-    let mut sums: Vec<Estimate> = Vec::new();
     for (task, method, e, measured) in cells {
         let i = match rows
             .iter()
@@ -335,17 +319,17 @@ pub fn rows<'a>(
                     per_cell: Estimate::default(),
                     measured: Vec::new(),
                 });
-                sums.push(Estimate::default());
                 rows.len() - 1
             }
         };
         rows[i].cells += 1;
-        sums[i].add(&e);
+        rows[i].per_cell.add(&e);
         rows[i].measured.extend(measured);
     }
-    for (row, sum) in rows.iter_mut().zip(sums) {
+    for row in &mut rows {
         let n = row.cells.max(1) as f64;
         let mean = |x: u64| (x as f64 / n).round() as u64;
+        let sum = row.per_cell;
         row.per_cell = Estimate {
             calls: mean(sum.calls),
             prompt_tokens: mean(sum.prompt_tokens),
