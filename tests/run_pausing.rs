@@ -1,7 +1,8 @@
 //! Pause while a stage runs (scripted backend with a simulated latency): the pause is
 //! acknowledged at once as `Pausing`, takes effect as `Paused` only at the stage boundary, and
 //! nothing runs until a resume; a resume before the boundary cancels it; other commands sent
-//! during a stage are applied at its boundary, not in the middle.
+//! during a stage are applied at its boundary, not in the middle. A stop waits for the boundary
+//! too, except in an evaluation, which it leaves at the next chunk.
 
 mod dln_common;
 
@@ -135,4 +136,130 @@ async fn stop_during_a_stage_shows_stopping_then_checkpoints_at_the_boundary() {
         .position(|e| matches!(e, Event::CheckpointWritten { .. }))
         .expect("checkpoint on stop");
     assert!(fwd < cp);
+}
+
+/// `tiny_config_text(1)` over `examples` larger-number questions written into `dir`, with a
+/// dev split of `dev` examples (several evaluation chunks).
+fn config_with_dev(dir: &std::path::Path, examples: usize, dev: usize) -> dln::config::Config {
+    let items: Vec<serde_json::Value> = (0..examples)
+        .map(|i| {
+            let (a, b) = (10 + (i * 37) % 80, 10 + (i * 53 + 11) % 80);
+            let answer = if a >= b { "(A)" } else { "(B)" };
+            serde_json::json!({
+                "question": format!("Which number is larger?\nOptions:\n(A) {a}\n(B) {b}"),
+                "answer": answer,
+            })
+        })
+        .collect();
+    let data = dir.join("numbers.json");
+    std::fs::write(&data, serde_json::to_string(&items).expect("json")).expect("write data");
+    let text: String = tiny_config_text(1)
+        .lines()
+        .map(|l| {
+            if l.starts_with("path = ") {
+                format!("path = {:?}", data.display().to_string())
+            } else if l.starts_with("max_dev = ") {
+                format!("max_dev = {dev}\nsplit = {{ dev = {dev}, test = 4 }}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    dln::config::Config::parse(&text, std::path::Path::new("numbers.toml")).expect("config")
+}
+
+#[tokio::test]
+async fn a_stop_during_an_evaluation_leaves_it_at_the_next_chunk_and_the_resume_finishes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dev = 40;
+    let config = || config_with_dev(dir.path(), 60, dev);
+    // The uninterrupted run.
+    let a = Session::start(config(), options_with(scripted(), &dir.path().join("a")))
+        .await
+        .expect("start a");
+    let (ra, _) = run_to_end(a).await;
+    let ra = ra.expect("run a");
+
+    // Stopped once the starting dev evaluation has answered its first chunk (8 examples).
+    let out = dir.path().join("b");
+    let backend = scripted().with_delay(LATENCY);
+    let mut b = Session::start(config(), options_with(backend, &out))
+        .await
+        .expect("start b");
+    let mut seen = Vec::new();
+    let evaluating = |e: &Event| {
+        matches!(
+            e,
+            Event::StageProgress {
+                stage: Stage::Evaluate,
+                done,
+                ..
+            } if *done > 0
+        )
+    };
+    until(&mut b, &mut seen, evaluating).await;
+    b.commands.send(Command::Stop).expect("stop");
+    let (rb, rest) = run_to_end(b).await;
+    seen.extend(rest);
+    let rb = rb.expect("a stopped run ends without error");
+    assert!(rb.stopped_early);
+    let done: Vec<usize> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::StageProgress {
+                stage: Stage::Evaluate,
+                done,
+                total,
+                ..
+            } => {
+                assert_eq!(*total, dev);
+                Some(*done)
+            }
+            _ => None,
+        })
+        .collect();
+    let last = *done.last().expect("progress");
+    assert!(
+        last < dev,
+        "the evaluation ran to its end ({done:?}) instead of stopping at a chunk"
+    );
+    assert_eq!(
+        count(&seen, |e| matches!(e, Event::Evaluated { .. })),
+        0,
+        "a split left half-way gives no accuracy"
+    );
+    let stopping = seen
+        .iter()
+        .position(|e| is_state(e, RunState::Stopping))
+        .expect("Stopping shown");
+    let checkpoint = seen
+        .iter()
+        .position(|e| matches!(e, Event::CheckpointWritten { .. }))
+        .expect("a checkpoint on stop");
+    assert!(stopping < checkpoint);
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        Event::RunFinished {
+            stopped_early: true,
+            test_accuracy: None,
+            ..
+        }
+    )));
+
+    // The resume runs the evaluation again, its answered chunks from the call cache, and ends
+    // where the uninterrupted run did.
+    let resumed = Session::resume(&out, options_with(scripted(), &out))
+        .await
+        .expect("resume");
+    let (rc, _) = run_to_end(resumed).await;
+    let rc = rc.expect("resumed run");
+    assert!(!rc.stopped_early);
+    assert_eq!(rc.best_prompts, ra.best_prompts);
+    assert_eq!(rc.dev_accuracy, ra.dev_accuracy);
+    assert_eq!(rc.test_accuracy, ra.test_accuracy);
+    assert!(
+        rc.usage.cache_hits > 0,
+        "the chunks answered before the stop come from the cache"
+    );
 }

@@ -70,7 +70,7 @@ pub fn http(
 }
 
 /// `dln bench accuracy`: plans the cells, prints the estimate, runs what is not done yet (Ctrl-C
-/// stops the running cell at its next stage boundary; run again to resume), and writes the
+/// stops the running cell at its next stage boundary, or evaluation chunk; run again to resume), and writes the
 /// report. Exits 3 when a cell was stopped, 1 when one failed.
 pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Result<ExitCode> {
     use dln::bench::accuracy::{self as acc, plan, Method};
@@ -160,7 +160,8 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
     })
 }
 
-/// SIGINT/SIGTERM/SIGHUP stop the running cell at its next stage boundary; a second SIGINT
+/// SIGINT/SIGTERM/SIGHUP stop the running cell at its next stage boundary (an evaluation at its
+/// next chunk); a second SIGINT
 /// leaves at once (everything written so far is on disk).
 fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -179,7 +180,7 @@ fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<
                 // SAFETY: `_exit` ends the process at once (see `dln train`'s second Ctrl-C).
                 unsafe { libc::_exit(i32::from(super::exit::INTERRUPTED)) }
             }
-            eprintln!("stopping after the current stage; press Ctrl-C again to stop at once");
+            eprintln!("stopping after the current stage or evaluation chunk; press Ctrl-C again to stop at once");
             cancel.cancel();
         }
     });

@@ -75,7 +75,7 @@ pub fn eval(
 /// Follows a session to its end: progress on stderr, the summary as one JSON line on stdout.
 ///
 /// Signals: the first SIGINT, SIGTERM or SIGHUP asks the run to stop at the next stage boundary
-/// (checkpoint, `result.json`, exit [`exit::STOPPED`]); a second SIGINT stops at once
+/// (an evaluation at its next chunk; checkpoint, `result.json`, exit [`exit::STOPPED`]); a second SIGINT stops at once
 /// ([`exit::INTERRUPTED`]): the last checkpoint, the event log and the call cache are already on
 /// disk, so `dln resume` continues from there and re-asks nothing that was answered.
 async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
@@ -93,7 +93,7 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
             return;
         }
         progress.note(&format!(
-            "{what}: stopping after the current stage (checkpoint, then exit); press Ctrl-C again to stop at once"
+            "{what}: stopping after the current stage or evaluation chunk (checkpoint, then exit); press Ctrl-C again to stop at once"
         ));
         let _ = commands.send(Command::Stop);
     };

@@ -21,6 +21,11 @@ pub enum DlnError {
     Data(String),
     #[error("{0}")]
     Command(String),
+    /// The stage gave up between two of its calls because a stop was asked
+    /// ([`Trainer::stop_signal`](crate::dln::Trainer::stop_signal)); the driver stops the run
+    /// as at a boundary, and a resume reruns the iteration (the finished calls from the cache).
+    #[error("the stage was stopped before it finished")]
+    Interrupted,
 }
 
 impl DlnError {

@@ -35,26 +35,35 @@ fn perform(effects: Vec<Effect>, trainer: &mut Trainer, log: &EventLog) {
 }
 
 /// Runs one stage while still receiving commands (they are acknowledged at once and applied at
-/// the next boundary by [`Control::reach_boundary`]).
+/// the next boundary by [`Control::reach_boundary`]). A stop also tells the stage
+/// ([`Trainer::stop_signal`]): one that works in chunks, an evaluation, gives up at its next
+/// chunk, and the stage is then `None`, its run stopping as at a boundary.
 async fn step_receiving(
     trainer: &mut Trainer,
     ctl: &mut Control,
     commands: &mut UnboundedReceiver<Command>,
     log: &EventLog,
-) -> Result<StepOutcome, RunError> {
+) -> Result<Option<StepOutcome>, RunError> {
+    let stop = trainer.stop_signal();
     let stage = trainer.step();
     tokio::pin!(stage);
     let mut open = true;
     loop {
         tokio::select! {
             biased;
-            r = &mut stage => return Ok(r?),
+            r = &mut stage => return match r {
+                Err(DlnError::Interrupted) => Ok(None),
+                r => Ok(Some(r?)),
+            },
             cmd = commands.recv(), if open => match cmd {
                 Some(cmd) => {
                     for e in ctl.during_stage(cmd) {
                         if let Effect::Announce(state) = e {
                             log.emit(Event::StateChanged { state });
                         }
+                    }
+                    if ctl.is_stopping() {
+                        stop.cancel();
                     }
                 }
                 None => open = false,
@@ -149,7 +158,14 @@ pub(crate) async fn drive(
         unavailable = false;
         crate::fault::point("stage", || {});
         let outcome = match step_receiving(&mut trainer, &mut ctl, &mut commands, &log).await {
-            Ok(o) => o,
+            Ok(Some(o)) => o,
+            // Stopped inside the stage: what arrived during it applies (a person's edit is
+            // kept), then the loop's top stops the run, checkpointing the iteration's start as
+            // a stop at a boundary would.
+            Ok(None) => {
+                perform(ctl.reach_boundary(), &mut trainer, &log);
+                continue;
+            }
             Err(RunError::Dln(e @ DlnError::Llm { .. })) if e.is_transient() => {
                 // The server is down or overloaded past every retry: nothing is lost (its
                 // answers are in the call cache), the iteration starts again when resumed.

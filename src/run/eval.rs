@@ -86,6 +86,7 @@ pub async fn evaluate_run(
         &prompts,
         Operation::Test,
         &mut book,
+        &tokio_util::sync::CancellationToken::new(),
         |_, _| {},
     )
     .await?

@@ -238,7 +238,7 @@ async fn follow(
             r = &mut session.task => break r,
             _ = cancel.cancelled(), if !stopping => {
                 stopping = true;
-                progress(&format!("{label}: stopping after the current stage"));
+                progress(&format!("{label}: stopping after the current stage or evaluation chunk"));
                 let _ = session.commands.send(Command::Stop);
             }
         }

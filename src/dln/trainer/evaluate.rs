@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::data::Example;
 use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
@@ -68,12 +70,16 @@ pub fn one_answer(answers: &BTreeMap<String, usize>) -> Option<String> {
 /// The share of `examples` the network answers right with `prompts`, and its answers, in
 /// chunks; after each chunk `progress` is told how many examples are done. Calls are counted
 /// in `book` under `operation` (`Evaluate` for dev, `Test` for the test split and `dln eval`).
+/// Once `stop` is cancelled no further chunk is asked ([`DlnError::Interrupted`]): a split
+/// of hundreds of examples is left within one chunk, and the chunks answered stay in the call
+/// cache for the rerun.
 pub async fn accuracy(
     forward: &Forward<'_>,
     examples: &[Example],
     prompts: &[String],
     operation: Operation,
     book: &mut UsageBook,
+    stop: &CancellationToken,
     mut progress: impl FnMut(usize, &UsageBook),
 ) -> Result<SplitScore, DlnError> {
     let mut score = SplitScore::default();
@@ -82,6 +88,9 @@ pub async fn accuracy(
     }
     let mut right = 0usize;
     for (c, chunk) in examples.chunks(EVAL_CHUNK).enumerate() {
+        if stop.is_cancelled() {
+            return Err(DlnError::Interrupted);
+        }
         let at = chunk_seeds(operation, c);
         let r = forward.pass(chunk, prompts, at, book).await?;
         right += r.correct.iter().filter(|c| **c).count();
@@ -159,6 +168,7 @@ impl Trainer {
             prompts,
             operation,
             &mut self.usage,
+            &self.stop,
             progress,
         )
         .await

@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::{Mode, Scoring, TrainConfig};
 use crate::data::{Dataset, Example};
 use crate::dln::demos::Demo;
@@ -188,6 +190,8 @@ pub struct Trainer {
     sink: Arc<dyn EventSink>,
     /// What the running stage's model calls will answer, for its progress events.
     expected: progress::Expectation,
+    /// Cancelled when a stop is asked during a stage ([`Trainer::stop_signal`]).
+    stop: CancellationToken,
 }
 
 impl Trainer {
@@ -223,6 +227,7 @@ impl Trainer {
             test_answers: Default::default(),
             sink,
             expected: Default::default(),
+            stop: CancellationToken::new(),
         };
         t.snapshot = t.state();
         Ok(t)
@@ -287,7 +292,16 @@ impl Trainer {
             test_answers: Default::default(),
             sink,
             expected: Default::default(),
+            stop: CancellationToken::new(),
         })
+    }
+
+    /// What a driver cancels when a stop is asked while a stage runs: a long stage (a dev or
+    /// test evaluation, chunk by chunk) then gives up at its next call with
+    /// [`DlnError::Interrupted`] instead of running to its end, which a stop mid-iteration
+    /// would not keep anyway (the checkpoint is the iteration's start).
+    pub fn stop_signal(&self) -> CancellationToken {
+        self.stop.clone()
     }
 
     /// Completed iterations.
