@@ -95,7 +95,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
     };
     let cells = plan::plan(&tasks, &opts)?;
     if !args.report_only {
-        print_estimate(&cells)?;
+        print_estimate(&cells, model)?;
         if args.estimate {
             return Ok(ExitCode::SUCCESS);
         }
@@ -219,7 +219,7 @@ fn hardware() -> String {
 
 /// The estimate per task and method (mean over seeds) and in all; a task and method with
 /// finished cells is timed by their measured time.
-fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
+fn print_estimate(cells: &[dln::bench::accuracy::Cell], model: Option<&str>) -> anyhow::Result<()> {
     use dln::bench::accuracy::estimate::{self, estimate, CellTime};
     use dln::bench::accuracy::report::human_seconds;
     use std::collections::BTreeMap;
@@ -231,7 +231,7 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell]) -> anyhow::Result<()> {
                 .with_context(|| format!("loading the data of task {}", cell.task))?;
             data_by_task.insert(cell.task.clone(), d);
         }
-        let e = estimate(cell, &data_by_task[&cell.task]);
+        let e = estimate(cell, &data_by_task[&cell.task], model);
         let measured = dln::run::read_result(&cell.dir)
             .ok()
             .flatten()

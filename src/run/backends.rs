@@ -107,9 +107,10 @@ fn layer_specs(
         .collect()
 }
 
-/// Whether a run of `config` calls an HTTP backend: a layer's forward model, or with `backward`
-/// its backward model, resolved as [`layer_specs`] does, names an `openai` backend.
-pub fn calls_http_backend(config: &Config, backward: bool) -> bool {
+/// Whether a run of `config` (with `model_override`, a `--model`) calls an HTTP backend: a
+/// layer's forward model, or with `backward` its backward model, resolved as [`layer_specs`]
+/// does, names an `openai` backend.
+pub fn calls_http_backend(config: &Config, model_override: Option<&str>, backward: bool) -> bool {
     let http = |spec: &Option<String>| {
         spec.as_deref().is_some_and(|name| {
             matches!(
@@ -118,7 +119,7 @@ pub fn calls_http_backend(config: &Config, backward: bool) -> bool {
             )
         })
     };
-    layer_specs(config, None)
+    layer_specs(config, model_override)
         .iter()
         .any(|(fwd, bwd)| http(fwd) || (backward && http(bwd)))
 }

@@ -122,8 +122,9 @@ impl Tally {
     }
 }
 
-/// The estimate of `cell` on `data` (its loaded splits).
-pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
+/// The estimate of `cell` on `data` (its loaded splits), its models resolved with `model`, the
+/// benchmark's `--model` (which stands for `[model].name` where a layer names none).
+pub fn estimate(cell: &Cell, data: &Dataset, model: Option<&str>) -> Estimate {
     let t = &cell.config.train;
     let layers = cell.config.layers.len() as f64;
     let hidden_layers = layers - 1.0;
@@ -231,7 +232,7 @@ pub fn estimate(cell: &Cell, data: &Dataset) -> Estimate {
     });
     let per_second = TOKENS_PER_SECOND_PER_THREAD * threads.max(1) as f64;
     // Backward models are called only by training.
-    let on_server = crate::run::calls_http_backend(&cell.config, t.mode == Mode::Dln);
+    let on_server = crate::run::calls_http_backend(&cell.config, model, t.mode == Mode::Dln);
     Estimate {
         calls: tally.calls.round() as u64,
         prompt_tokens: tally.read.round() as u64,
@@ -381,7 +382,7 @@ mod tests {
     #[test]
     fn training_costs_more_than_baselines_and_depth_more_than_one_layer() {
         let d = data(40);
-        let e = |m| estimate(&cell(m), &d);
+        let e = |m| estimate(&cell(m), &d, None);
         let (z, k, d1, d2) = (
             e(Method::ZeroShot),
             e(Method::KShot),
@@ -443,7 +444,7 @@ mod tests {
         let words = with(&["yes", "no"]);
         let letters = with(&["(A)", "(B)", "(C)", "(D)", "(E)", "(F)"]);
         let c = cell(Method::ZeroShot);
-        let (w, l) = (estimate(&c, &words), estimate(&c, &letters));
+        let (w, l) = (estimate(&c, &words, None), estimate(&c, &letters, None));
         assert_eq!(w.calls, l.calls);
         assert!(
             l.prompt_tokens as f64 > 5.9 * w.prompt_tokens as f64,
@@ -454,7 +455,7 @@ mod tests {
             "the context is computed once whatever the classes: {l:?} against {w:?}"
         );
         assert_eq!(
-            estimate(&c, &with(&["a", "b", "c", "d", "e", "f"])).prompt_tokens,
+            estimate(&c, &with(&["a", "b", "c", "d", "e", "f"]), None).prompt_tokens,
             w.prompt_tokens,
             "labels of one token each are read together"
         );
@@ -466,7 +467,7 @@ mod tests {
         let on = |threads| {
             let mut c = cell(Method::Dln2);
             c.config.model.threads = Some(threads);
-            estimate(&c, &d)
+            estimate(&c, &d, None)
         };
         let (two, one) = (on(2), on(1));
         assert!((one.seconds / two.seconds - 2.0).abs() < 1e-9);
@@ -491,7 +492,7 @@ mod tests {
     fn a_cell_that_calls_a_server_is_not_timed_until_a_seed_has_run() {
         let d = data(40);
         let mut c = cell(Method::Dln1);
-        assert!(!estimate(&c, &d).on_server);
+        assert!(!estimate(&c, &d, None).on_server);
         let mut zero_shot = cell(Method::ZeroShot);
         c.config = Config::parse(
             "[task]\nname = \"t\"\n[data]\npath = \"x.jsonl\"\n[train]\niterations = 4\n\
@@ -500,12 +501,29 @@ mod tests {
             std::path::Path::new("t.toml"),
         )
         .expect("config");
-        let e = estimate(&c, &d);
+        let e = estimate(&c, &d, None);
         assert!(e.on_server && e.seconds == 0.0 && e.calls > 0);
+        assert!(
+            estimate(&c, &d, Some("smollm2-135m")).on_server,
+            "--model does not replace a model a layer names"
+        );
+        let mut on_default = cell(Method::Dln1);
+        on_default.config = Config::parse(
+            "[task]\nname = \"t\"\n[data]\npath = \"x.jsonl\"\n[model]\nname = \"big\"\n\
+             [backends.big]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
+             [[layers]]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("config");
+        assert!(estimate(&on_default, &d, None).on_server);
+        assert!(
+            !estimate(&on_default, &d, Some("smollm2-135m")).on_server,
+            "--model stands for [model].name: the layers run locally"
+        );
         zero_shot.config = c.config.clone();
         apply_method(&mut zero_shot.config, Method::ZeroShot, 1, 3);
         assert!(
-            !estimate(&zero_shot, &d).on_server,
+            !estimate(&zero_shot, &d, None).on_server,
             "0-shot proposes nothing: the server is not called"
         );
         let row = |measured| rows([("t", "dln-1", e, measured), ("t", "dln-1", e, None)]);
