@@ -70,8 +70,8 @@ pub fn http(
 }
 
 /// `dln bench accuracy`: plans the cells, prints the estimate, runs what is not done yet (Ctrl-C
-/// stops the running cell at its next stage boundary, or evaluation chunk; run again to resume), and writes the
-/// report. Exits 3 when a cell was stopped, 1 when one failed.
+/// stops the running cell at its next stage boundary or evaluation chunk; run again to resume),
+/// and writes the report. Exits 3 when a cell was stopped, 1 when one failed.
 pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Result<ExitCode> {
     use dln::bench::accuracy::{self as acc, plan, Method};
 
@@ -161,8 +161,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
 }
 
 /// SIGINT/SIGTERM/SIGHUP stop the running cell at its next stage boundary (an evaluation at its
-/// next chunk); a second SIGINT
-/// leaves at once (everything written so far is on disk).
+/// next chunk); a second SIGINT leaves at once (everything written so far is on disk).
 fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

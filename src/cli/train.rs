@@ -75,9 +75,10 @@ pub fn eval(
 /// Follows a session to its end: progress on stderr, the summary as one JSON line on stdout.
 ///
 /// Signals: the first SIGINT, SIGTERM or SIGHUP asks the run to stop at the next stage boundary
-/// (an evaluation at its next chunk; checkpoint, `result.json`, exit [`exit::STOPPED`]); a second SIGINT stops at once
-/// ([`exit::INTERRUPTED`]): the last checkpoint, the event log and the call cache are already on
-/// disk, so `dln resume` continues from there and re-asks nothing that was answered.
+/// (an evaluation at its next chunk; checkpoint, `result.json`, exit [`exit::STOPPED`]); a
+/// second SIGINT stops at once ([`exit::INTERRUPTED`]): the last checkpoint, the event log and
+/// the call cache are already on disk, so `dln resume` continues from there and re-asks nothing
+/// that was answered.
 async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut progress = Progress::new(std::io::stderr().is_terminal());
