@@ -138,8 +138,8 @@ async fn stop_during_a_stage_shows_stopping_then_checkpoints_at_the_boundary() {
     assert!(fwd < cp);
 }
 
-/// `tiny_config_text(1)` over `examples` larger-number questions written into `dir`, with a
-/// dev split of `dev` examples (several evaluation chunks).
+/// `tiny_config(1)` over `examples` larger-number questions written into `dir`, with a dev
+/// split of `dev` examples (several evaluation chunks), set as `--set` would.
 fn config_with_dev(dir: &std::path::Path, examples: usize, dev: usize) -> dln::config::Config {
     let items: Vec<serde_json::Value> = (0..examples)
         .map(|i| {
@@ -153,20 +153,16 @@ fn config_with_dev(dir: &std::path::Path, examples: usize, dev: usize) -> dln::c
         .collect();
     let data = dir.join("numbers.json");
     std::fs::write(&data, serde_json::to_string(&items).expect("json")).expect("write data");
-    let text: String = tiny_config_text(1)
-        .lines()
-        .map(|l| {
-            if l.starts_with("path = ") {
-                format!("path = {:?}", data.display().to_string())
-            } else if l.starts_with("max_dev = ") {
-                format!("max_dev = {dev}\nsplit = {{ dev = {dev}, test = 4 }}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    dln::config::Config::parse(&text, std::path::Path::new("numbers.toml")).expect("config")
+    let mut config = tiny_config(1);
+    for (key, value) in [
+        ("data.path", format!("{:?}", data.display().to_string())),
+        ("data.max_dev", dev.to_string()),
+        ("data.split.dev", dev.to_string()),
+        ("data.split.test", "4".to_string()),
+    ] {
+        config.set(key, &value).expect(key);
+    }
+    config
 }
 
 #[tokio::test]
