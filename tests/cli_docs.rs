@@ -129,8 +129,16 @@ fn the_help_and_the_readme_name_every_built_in_model() {
     let (ok, list, _) = dln(&["model", "list"]);
     assert!(ok);
     for m in dln::llm::model::BUILTIN_MODELS {
-        assert!(help.contains(m.name), "--model's help lacks {}:\n{help}", m.name);
-        assert!(row.contains(&format!("`{}`", m.name)), "README lacks {}: {row}", m.name);
+        assert!(
+            help.contains(m.name),
+            "--model's help lacks {}:\n{help}",
+            m.name
+        );
+        assert!(
+            row.contains(&format!("`{}`", m.name)),
+            "README lacks {}: {row}",
+            m.name
+        );
         let line = list
             .lines()
             .find(|l| l.starts_with(&format!("{} ", m.name)))
