@@ -113,6 +113,10 @@ pub struct ForwardExample {
     pub target: String,
     /// The hidden text written by each layer below the output layer (empty for DLN-1).
     pub hidden: Vec<String>,
+    /// Whether each of `hidden` was ended by its layer's token budget (`forward_max_tokens`)
+    /// rather than the end of turn or a stop; absent in logs written before it existed.
+    #[serde(default, skip_serializing_if = "none_cut")]
+    pub hidden_cut: Vec<bool>,
     pub prediction: String,
     pub correct: bool,
     /// The example's position in the training split (what a demonstration names); absent
@@ -136,6 +140,10 @@ pub struct HiddenSample {
     pub weight: Option<f64>,
     /// Excluded by a person: weight 0, never chosen as best.
     pub excluded: bool,
+    /// Ended by the token budget (the hidden layer's `forward_max_tokens`) rather than the end
+    /// of turn or a stop: what was generated, scored exactly as it stands.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
 }
 
 impl HiddenSample {
@@ -149,8 +157,22 @@ impl HiddenSample {
             log_weight: None,
             weight: None,
             excluded: false,
+            cut: false,
         }
     }
+
+    /// [`HiddenSample::unscored`], marked as ended by its token budget when `cut`.
+    pub fn unscored_cut(text: String, origin: SampleOrigin, cut: bool) -> HiddenSample {
+        HiddenSample {
+            cut,
+            ..HiddenSample::unscored(text, origin)
+        }
+    }
+}
+
+/// No hidden text of a forward example was cut (what leaves `hidden_cut` out of the log).
+fn none_cut(cut: &[bool]) -> bool {
+    !cut.iter().any(|c| *c)
 }
 
 /// The posterior of one example's hidden text.

@@ -188,12 +188,20 @@ fn continuation(context: &str, target: &str) -> String {
     }
 }
 
-/// Generates one text per context with the layer's forward settings (hidden texts).
+/// A text a layer wrote, and whether its token budget (`forward_max_tokens`) ended it rather
+/// than a stop string or the model's end of turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub text: String,
+    pub cut: bool,
+}
+
+/// Generates one text per context with the layer's forward settings (hidden texts), trimmed.
 pub async fn generate_forward(
     layer: &Layer,
     contexts: Vec<String>,
     seeds: Vec<u64>,
-) -> Result<Vec<String>, DlnError> {
+) -> Result<Vec<Written>, DlnError> {
     let requests: Vec<GenerateRequest> = contexts
         .into_iter()
         .zip(seeds)
@@ -217,7 +225,10 @@ pub async fn generate_forward(
         .map(|g| {
             g.into_iter()
                 .next()
-                .map(|g| g.text.trim().to_string())
+                .map(|g| Written {
+                    text: g.text.trim().to_string(),
+                    cut: g.cut,
+                })
                 .unwrap_or_default()
         })
         .collect())
@@ -252,7 +263,11 @@ pub async fn predict(
             let d = classify(layer, c, contexts).await?;
             Ok(d.iter().map(|d| c.labels[d.argmax()].clone()).collect())
         }
-        None => generate_forward(layer, contexts, seeds).await,
+        None => Ok(generate_forward(layer, contexts, seeds)
+            .await?
+            .into_iter()
+            .map(|w| w.text)
+            .collect()),
     }
 }
 

@@ -112,6 +112,10 @@ pub struct Generation {
     /// Log-probabilities of the generated tokens under the sampling distribution's model, where
     /// the backend has them.
     pub token_logprobs: Option<Vec<f64>>,
+    /// Ended by `max_tokens` (or the context's end), not by a stop string or the model's end of
+    /// turn: the text is what was generated so far, not a finished answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
 }
 
 /// `log p(target | context)`, raw completion text on both sides.

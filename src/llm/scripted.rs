@@ -220,7 +220,8 @@ impl Backend for ScriptedBackend {
                     text.truncate(cut);
                 }
                 let words: Vec<&str> = text.split_whitespace().collect();
-                if words.len() > r.max_tokens as usize {
+                let cut = words.len() > r.max_tokens as usize;
+                if cut {
                     text = words[..r.max_tokens as usize].join(" ");
                 }
                 let tokens = tokens_of(&text) as u32;
@@ -228,6 +229,7 @@ impl Backend for ScriptedBackend {
                     text,
                     tokens,
                     token_logprobs: None,
+                    cut,
                 });
             }
             let generated = samples.iter().map(|g| g.tokens as usize).sum();

@@ -27,8 +27,8 @@ pub use backends::{
 };
 pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
 pub use control::{Control, ControlState, Effect};
-pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
 pub(crate) use dir::sync_dir;
+pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
 pub use error::RunError;
 pub use eval::{evaluate_run, EvalReport};
 pub use lock::{RunLock, LOCK_FILE};

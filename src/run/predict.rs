@@ -142,6 +142,10 @@ pub struct Prediction {
     /// The text each hidden layer wrote (with `--explain`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden: Option<Vec<String>>,
+    /// Whether each hidden text was ended by its layer's token budget (`forward_max_tokens`)
+    /// rather than the model's end of turn or a stop (with `--explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_cut: Option<Vec<bool>>,
 }
 
 /// Runs `net` on `inputs`. The task's classes come from the network file (`data.classes`) or,
@@ -206,6 +210,11 @@ pub async fn predict(
                 prediction: a.prediction,
                 target: has_target.then(|| e.target.clone()),
                 correct: has_target.then_some(a.correct),
+                hidden_cut: explain.then(|| {
+                    let mut cut = a.hidden_cut;
+                    cut.resize(a.hidden.len(), false);
+                    cut
+                }),
                 hidden: explain.then_some(a.hidden),
             }
         })

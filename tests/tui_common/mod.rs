@@ -90,6 +90,7 @@ fn example(
         input: input.into(),
         target: target.into(),
         hidden,
+        hidden_cut: Vec::new(),
         prediction: prediction.into(),
         correct: prediction == target,
         train_index: None,
@@ -272,6 +273,7 @@ fn sample(text: &str, origin: SampleOrigin, ll: f64, lp: f64, w: f64) -> HiddenS
         log_weight: Some(ll + lp),
         weight: Some(w),
         excluded: false,
+        cut: false,
     }
 }
 

@@ -20,6 +20,8 @@ pub(super) struct ForwardResult {
     pub inputs: Vec<Vec<String>>,
     /// `hidden[l][i]`: the text layer `l` wrote (hidden layers only).
     pub hidden: Vec<Vec<String>>,
+    /// `cut[l][i]`: whether `hidden[l][i]` was ended by the layer's token budget.
+    pub cut: Vec<Vec<bool>>,
     pub predictions: Vec<String>,
     pub correct: Vec<bool>,
 }
@@ -40,10 +42,12 @@ impl ForwardResult {
     fn fold_layer(
         &mut self,
         inputs: Vec<String>,
-        answers: Vec<String>,
+        answers: Vec<ops::Written>,
         output: bool,
         examples: &[Example],
     ) {
+        let (answers, cut): (Vec<String>, Vec<bool>) =
+            answers.into_iter().map(|w| (w.text, w.cut)).unzip();
         if output {
             self.correct = answers
                 .iter()
@@ -53,6 +57,7 @@ impl ForwardResult {
             self.predictions = answers;
         } else {
             self.hidden.push(answers);
+            self.cut.push(cut);
         }
         self.inputs.push(inputs);
     }
@@ -67,6 +72,7 @@ impl ForwardResult {
                 input: e.input.clone(),
                 target: e.target.clone(),
                 hidden: self.hidden.iter().map(|h| h[i].clone()).collect(),
+                hidden_cut: self.cut.iter().map(|c| c[i]).collect(),
                 prediction: self.predictions[i].clone(),
                 correct: self.correct[i],
                 train_index: None,
@@ -162,7 +168,11 @@ impl Forward<'_> {
             let output = l == self.net.output();
             let answers = if output {
                 let classes = self.net.classes.as_ref();
-                ops::predict(layer, classes, req.contexts, req.seeds).await?
+                ops::predict(layer, classes, req.contexts, req.seeds)
+                    .await?
+                    .into_iter()
+                    .map(|text| ops::Written { text, cut: false })
+                    .collect()
             } else {
                 ops::generate_forward(layer, req.contexts, req.seeds).await?
             };
@@ -333,19 +343,29 @@ mod tests {
     fn folding_judges_the_output_layer_and_keeps_hidden_texts() {
         let ex = examples(2);
         let mut r = ForwardResult::default();
+        let written = |text: &str, cut: bool| ops::Written {
+            text: text.into(),
+            cut,
+        };
         r.fold_layer(
             vec!["x".into(); 2],
-            vec!["h0".into(), "h1".into()],
+            vec![written("h0", false), written("h1", true)],
             false,
             &ex,
         );
-        let answers = vec![ex[0].target.clone(), "nonsense".to_string()];
+        let answers = vec![written(&ex[0].target, false), written("nonsense", false)];
         r.fold_layer(vec!["u".into(); 2], answers, true, &ex);
         assert_eq!(r.correct, vec![true, false]);
         assert_eq!(r.accuracy(), 0.5);
         let shown = r.examples(&ex, 4);
         assert_eq!(shown[1].index, 5);
         assert_eq!(shown[1].hidden, vec!["h1".to_string()]);
+        assert_eq!(
+            shown[1].hidden_cut,
+            vec![true],
+            "a text ended by its budget says so"
+        );
+        assert_eq!(shown[0].hidden_cut, vec![false]);
         assert!(!shown[1].correct);
     }
 }

@@ -89,7 +89,16 @@ pub(super) fn posterior_requests(
             target: target.clone(),
             hidden: h.clone(),
             correct: cur.fwd.correct[i],
-            samples: vec![HiddenSample::unscored(h.clone(), SampleOrigin::Forward)],
+            samples: vec![HiddenSample::unscored_cut(
+                h.clone(),
+                SampleOrigin::Forward,
+                cur.fwd
+                    .cut
+                    .get(l - 1)
+                    .and_then(|c| c.get(i))
+                    .copied()
+                    .unwrap_or(false),
+            )],
             best: None,
             entropy: None,
         });
@@ -138,9 +147,11 @@ pub(super) fn fold_posterior(
         for g in gens {
             let text = g.text.trim().to_string();
             if !text.is_empty() {
-                examples[i]
-                    .samples
-                    .push(HiddenSample::unscored(text, SampleOrigin::Posterior));
+                examples[i].samples.push(HiddenSample::unscored_cut(
+                    text,
+                    SampleOrigin::Posterior,
+                    g.cut,
+                ));
             }
         }
     }
@@ -265,6 +276,7 @@ mod tests {
             text: t.to_string(),
             tokens: 1,
             token_logprobs: None,
+            cut: false,
         };
         let answers = vec![vec![gen("  first ")], vec![gen(" ")]];
         fold_posterior(&mut r.examples, &[0, 1], answers, vec![(1, "mine".into())]);

@@ -512,6 +512,7 @@ mod tests {
             text: text.to_string(),
             tokens: 1,
             token_logprobs: None,
+            cut: false,
         }]
     }
 

@@ -98,6 +98,7 @@ pub fn iteration(net: &Network, b: usize, correct: &[bool]) -> IterState {
             })
             .collect(),
         correct: correct.to_vec(),
+        ..ForwardResult::default()
     };
     cur.batch = batch;
     cur

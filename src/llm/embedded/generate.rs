@@ -29,6 +29,8 @@ struct Sample {
     /// The token to decode next.
     last: i32,
     done: bool,
+    /// Finished by the token budget rather than a stop or the end of turn.
+    cut: bool,
 }
 
 impl Sample {
@@ -54,7 +56,8 @@ impl Sample {
             self.text.truncate(cut);
             return true;
         }
-        self.logprobs.len() >= req.max_tokens as usize || self.logprobs.len() >= room
+        self.cut = self.logprobs.len() >= req.max_tokens as usize || self.logprobs.len() >= room;
+        self.cut
     }
 
     fn finish(self) -> Generation {
@@ -62,6 +65,7 @@ impl Sample {
             text: self.text,
             tokens: self.logprobs.len() as u32,
             token_logprobs: Some(self.logprobs),
+            cut: self.cut,
         }
     }
 }
@@ -87,6 +91,7 @@ impl Worker<'_> {
                     text: String::new(),
                     tokens: 0,
                     token_logprobs: Some(vec![]),
+                    cut: true,
                 })
                 .collect());
         }
@@ -149,6 +154,7 @@ impl Worker<'_> {
                 prev: 0,
                 last: prompt_last,
                 done: false,
+                cut: false,
             };
             let (token, logprob) = sample(first_row, req.temperature, req.top_p, &mut s.rng);
             s.done = s.push(self, token as i32, logprob, req, room);

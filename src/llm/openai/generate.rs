@@ -78,13 +78,17 @@ impl OpenAiBackend {
                 continue;
             }
             let mut text = text;
-            if let Some(cut) = find_stop(&text, &r.stop, 0) {
+            let stopped_here = find_stop(&text, &r.stop, 0);
+            if let Some(cut) = stopped_here {
                 text.truncate(cut);
             }
+            // A server says `length` when the token budget ended the text.
+            let cut = stopped_here.is_none() && finish.as_deref() == Some("length");
             return Ok(Generation {
                 text,
                 tokens,
                 token_logprobs: None,
+                cut,
             });
         }
         Err(LlmError::Backend(

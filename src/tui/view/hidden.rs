@@ -19,6 +19,9 @@ use crate::tui::app::{HiddenSort, Pane};
 use crate::tui::model::PosteriorView;
 use crate::tui::theme::Theme;
 
+/// Said under a hidden text its token budget ended (`✂` at the end of its one-line form).
+const CUT_NOTE: &str = "✂ cut at the layer's forward_max_tokens, not finished";
+
 /// What the pane shows: the posterior of one hidden text (or, before it is sampled, the
 /// forward pass) over the current batch, and the selection in it.
 pub struct Input<'a> {
@@ -541,36 +544,47 @@ fn detail_lines(v: &Input, ex: &PosteriorExample, inner: Rect) -> Detail {
         let used: usize = spans.iter().map(|s| s.width()).sum();
         let text_w = width.saturating_sub(used);
         let empty = s.text.trim().is_empty();
+        let whole = full && i == sample;
+        // A text its token budget ended is marked at its end: `✂` on its one line, a line of
+        // its own under it in full.
+        let scissors = if s.cut && !whole { 2 } else { 0 };
         // Expanded, the selected sample wraps in full; otherwise one line each, so that
         // selecting never moves the rows under the mouse.
-        let texts = if empty {
+        let mut texts = if empty {
             vec![String::new()]
-        } else if full && i == sample {
+        } else if whole {
             wrap(&s.text, text_w)
         } else {
-            vec![one_line_of(&s.text, text_w)]
+            vec![one_line_of(&s.text, text_w.saturating_sub(scissors))]
         };
+        if s.cut && whole {
+            texts.push(CUT_NOTE.to_string());
+        }
         let note = if s.excluded { " (excluded)" } else { "" };
-        let mut first = true;
-        for tline in texts {
-            let mut l = if first {
+        let n_texts = texts.len();
+        for (k, tline) in texts.into_iter().enumerate() {
+            let mut l = if k == 0 {
                 let mut l = spans.clone();
                 if empty {
                     l.push(Span::styled("(empty)", t.muted));
                 }
                 l.push(Span::styled(format!("{tline}{note}"), style));
+                if scissors > 0 {
+                    l.push(Span::styled(" ✂", t.muted));
+                }
                 Line::from(l)
             } else {
-                Line::from(vec![
-                    Span::raw(" ".repeat(used)),
-                    Span::styled(tline, style),
-                ])
+                let look = if s.cut && k + 1 == n_texts {
+                    t.muted
+                } else {
+                    style
+                };
+                Line::from(vec![Span::raw(" ".repeat(used)), Span::styled(tline, look)])
             };
             if i == sample {
                 l = highlight(l, t.selection);
             }
             lines.push(l);
-            first = false;
         }
         owners.resize(lines.len(), Some(i));
     }
@@ -695,6 +709,12 @@ fn forward_lines(v: &Input, ex: &ForwardExample, width: usize) -> Vec<Line<'stat
     labelled(t, &mut lines, "target", &ex.target, width, cap);
     for (l, h) in ex.hidden.iter().enumerate() {
         labelled(t, &mut lines, &format!("h{}", l + 1), h, width, cap);
+        if ex.hidden_cut.get(l).copied().unwrap_or(false) {
+            lines.push(Line::from(vec![
+                Span::raw(" ".repeat(10)),
+                Span::styled(CUT_NOTE, t.muted),
+            ]));
+        }
     }
     labelled(t, &mut lines, "predicted", &ex.prediction, width, cap);
     lines
