@@ -3,29 +3,17 @@
 //! line; `dln runs` and `dln compare` summarize recorded runs; `dln resume --set
 //! train.iterations=N` trains a finished run longer with the same numbering.
 
+mod common;
 mod dln_common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::dln;
 use dln::config::Config;
 use dln::run::export::{export_run, Format, Which};
 use dln::run::{load_data, Session};
 use dln_common::*;
-
-fn model() -> PathBuf {
-    dln::llm::model::resolve(None, true).expect("the test model (scripts/test pulls it)")
-}
-
-fn dln(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
-    c.args(args)
-        .env("DLN_MODEL", model())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
 
 fn ok(out: Output, what: &str) -> Output {
     assert!(
@@ -76,15 +64,16 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
     let run = tmp.path().join("run");
     let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml");
     ok(
-        dln(&[
-            "train",
-            &tiny.display().to_string(),
-            "--out",
-            &run.display().to_string(),
-        ])
-        .args(["--set", "train.iterations=1", "--set", "data.max_test=6"])
-        .output()
-        .expect("train"),
+        dln()
+            .args([
+                "train",
+                &tiny.display().to_string(),
+                "--out",
+                &run.display().to_string(),
+            ])
+            .args(["--set", "train.iterations=1", "--set", "data.max_test=6"])
+            .output()
+            .expect("train"),
         "train",
     );
     let result = json(&run.join("result.json"));
@@ -93,14 +82,15 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
     // Export, then predict on the run's own test split from the file alone.
     let net = tmp.path().join("net.toml");
     ok(
-        dln(&[
-            "export",
-            &run.display().to_string(),
-            "-o",
-            &net.display().to_string(),
-        ])
-        .output()
-        .expect("export"),
+        dln()
+            .args([
+                "export",
+                &run.display().to_string(),
+                "-o",
+                &net.display().to_string(),
+            ])
+            .output()
+            .expect("export"),
         "export",
     );
     let text = std::fs::read_to_string(&net).expect("network file");
@@ -117,14 +107,15 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
     let moved = elsewhere.join("net.toml");
     std::fs::copy(&net, &moved).expect("copy");
     let out = ok(
-        dln(&[
-            "predict",
-            &moved.display().to_string(),
-            "--input",
-            &inputs.display().to_string(),
-        ])
-        .output()
-        .expect("predict"),
+        dln()
+            .args([
+                "predict",
+                &moved.display().to_string(),
+                "--input",
+                &inputs.display().to_string(),
+            ])
+            .output()
+            .expect("predict"),
         "predict from the exported file",
     );
     let from_file = accuracy_of(&String::from_utf8_lossy(&out.stdout));
@@ -135,15 +126,16 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
 
     // A run directory predicts with its best prompts too, with the hidden texts on request.
     let out = ok(
-        dln(&[
-            "predict",
-            &run.display().to_string(),
-            "--explain",
-            "-i",
-            &inputs.display().to_string(),
-        ])
-        .output()
-        .expect("predict from the run"),
+        dln()
+            .args([
+                "predict",
+                &run.display().to_string(),
+                "--explain",
+                "-i",
+                &inputs.display().to_string(),
+            ])
+            .output()
+            .expect("predict from the run"),
         "predict from the run directory",
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -158,14 +150,15 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
         "Which number is larger? Options: (A) 3 (B) 9\n{\"question\": \"unterminated\n\n{\"no_input\": 1}\n",
     )
     .expect("bad inputs");
-    let out = dln(&[
-        "predict",
-        &moved.display().to_string(),
-        "-i",
-        &bad.display().to_string(),
-    ])
-    .output()
-    .expect("predict bad");
+    let out = dln()
+        .args([
+            "predict",
+            &moved.display().to_string(),
+            "-i",
+            &bad.display().to_string(),
+        ])
+        .output()
+        .expect("predict bad");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -174,15 +167,16 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
     );
     assert!(err.contains("2 bad line(s)"), "{err}");
     let out = ok(
-        dln(&[
-            "predict",
-            &moved.display().to_string(),
-            "-i",
-            &bad.display().to_string(),
-            "--skip-bad-lines",
-        ])
-        .output()
-        .expect("predict skipping"),
+        dln()
+            .args([
+                "predict",
+                &moved.display().to_string(),
+                "-i",
+                &bad.display().to_string(),
+                "--skip-bad-lines",
+            ])
+            .output()
+            .expect("predict skipping"),
         "predict --skip-bad-lines",
     );
     let err = String::from_utf8_lossy(&out.stderr);
@@ -200,7 +194,8 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
 
     // `dln runs` and `dln compare` over the recorded run.
     let out = ok(
-        dln(&["runs", &tmp.path().display().to_string()])
+        dln()
+            .args(["runs", &tmp.path().display().to_string()])
             .output()
             .expect("runs"),
         "runs",
@@ -212,7 +207,8 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
     );
     assert!(table.contains("1/1"), "{table}");
     let out = ok(
-        dln(&["runs", "--json", &tmp.path().display().to_string()])
+        dln()
+            .args(["runs", "--json", &tmp.path().display().to_string()])
             .output()
             .expect("runs"),
         "runs --json",
@@ -221,13 +217,14 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
     assert_eq!(rows[0]["status"], "finished");
     assert_eq!(rows[0]["test"].as_f64(), Some(test_accuracy));
     let out = ok(
-        dln(&[
-            "compare",
-            &run.display().to_string(),
-            &run.display().to_string(),
-        ])
-        .output()
-        .expect("compare"),
+        dln()
+            .args([
+                "compare",
+                &run.display().to_string(),
+                &run.display().to_string(),
+            ])
+            .output()
+            .expect("compare"),
         "compare",
     );
     let table = String::from_utf8_lossy(&out.stdout);

@@ -3,16 +3,14 @@
 //! reads finished cells back instead of re-running them, and Ctrl-C stops a cell resumably
 //! (the cells after it are reported as not run).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn model() -> PathBuf {
-    dln::llm::model::resolve(None, true).expect("the test model (scripts/test pulls it)")
-}
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn bench(out: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
+    let mut c = common::dln();
     c.args([
         "bench",
         "accuracy",
@@ -26,11 +24,7 @@ fn bench(out: &Path, extra: &[&str]) -> Command {
     .arg(out)
     .args(["--set", "train.iterations=1"])
     .args(extra)
-    .current_dir(env!("CARGO_MANIFEST_DIR"))
-    .env("DLN_MODEL", model())
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
     c
 }
 

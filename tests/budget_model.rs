@@ -6,21 +6,15 @@
 //! cost of its tokens at that price; `dln resume --set train.budget_cost=…` with a larger budget
 //! finishes the run, its spending counted on from where it stopped.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use dln::dln::events::{Event, StopReason};
 
 fn dln(args: &[String]) -> Output {
-    let model = dln::llm::model::resolve(None, true)
-        .expect("the test model (set DLN_MODEL or let dln fetch it)");
-    Command::new(env!("CARGO_BIN_EXE_dln"))
-        .args(args)
-        .env("DLN_MODEL", model)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("dln runs")
+    common::dln().args(args).output().expect("dln runs")
 }
 
 fn args(head: &[&str], sets: &[&str]) -> Vec<String> {

@@ -3,15 +3,16 @@
 //! for token, so scoring it as raw text scores the chat format exactly; and a run whose output
 //! layer uses the built-in `forward_chat` template trains and evaluates.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
 use dln::llm::{Backend, ChatMessage, GenerateRequest, Prompt};
 
 fn backend() -> EmbeddedBackend {
-    let path = dln::llm::model::resolve(None, true).expect("the default model resolves");
-    EmbeddedBackend::load(&path, EmbeddedOptions::default()).expect("the model loads")
+    EmbeddedBackend::load(&common::test_model(), EmbeddedOptions::default())
+        .expect("the model loads")
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -63,8 +64,7 @@ fn a_chat_rendered_to_text_is_the_chat_prompt_token_for_token() {
 fn train(config: &str, sets: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tmp");
     let run = tmp.path().join("run");
-    let model = dln::llm::model::resolve(None, true).expect("model");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dln"));
+    let mut cmd = common::dln();
     cmd.args(["train", config]);
     for set in sets {
         cmd.args(["--set", set]);
@@ -73,7 +73,6 @@ fn train(config: &str, sets: &[&str]) -> (tempfile::TempDir, PathBuf) {
         .arg("--out")
         .arg(&run)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DLN_MODEL", model)
         .output()
         .expect("dln runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -112,6 +111,7 @@ fn a_hidden_layer_in_the_chat_format_writes_its_thoughts() {
         &[
             "layers.0.templates.forward=forward_hidden_chat",
             "layers.0.prompt=Decompose the problem to make it simpler.",
+            "layers.0.forward_max_tokens=64",
             "train.iterations=1",
             "train.batch_size=4",
             "train.num_candidates=2",

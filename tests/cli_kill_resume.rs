@@ -2,26 +2,15 @@
 //! SIGKILL in the middle of an iteration and resumed, ends with exactly the prompts and
 //! accuracies of the same run left alone.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn model() -> PathBuf {
-    dln::llm::model::resolve(None, true)
-        .expect("the test model (set DLN_MODEL or let dln fetch it)")
-}
+use common::dln;
 
 fn config() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml")
-}
-
-fn dln(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
-    c.args(args)
-        .env("DLN_MODEL", model())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
 }
 
 const SETS: [&str; 8] = [
@@ -66,9 +55,7 @@ fn sigkill_mid_iteration_then_resume_equals_uninterrupted() {
     let killed = tmp.path().join("killed");
 
     let args = train_args(&alone);
-    let out = dln(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .output()
-        .expect("run dln");
+    let out = dln().args(&args).output().expect("run dln");
     assert!(
         out.status.success(),
         "{}",
@@ -78,9 +65,7 @@ fn sigkill_mid_iteration_then_resume_equals_uninterrupted() {
     // Start the same run and kill it once the first checkpoint exists and the next iteration
     // has begun (some of its events are logged).
     let args = train_args(&killed);
-    let mut child = dln(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .spawn()
-        .expect("spawn dln");
+    let mut child = dln().args(&args).spawn().expect("spawn dln");
     let start = Instant::now();
     let mut killed_mid = false;
     while start.elapsed() < Duration::from_secs(600) {
@@ -118,7 +103,8 @@ fn sigkill_mid_iteration_then_resume_equals_uninterrupted() {
     .expect("json");
     assert_eq!(cp["finished"], false);
 
-    let out = dln(&["resume", &killed.display().to_string()])
+    let out = dln()
+        .args(["resume", &killed.display().to_string()])
         .output()
         .expect("resume");
     assert!(

@@ -4,41 +4,34 @@
 //! that `dln resume` finishes; a second process on the same run directory is refused while the
 //! first runs, and a killed owner's lock never blocks a resume.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+use common::{dln, test_model};
 
 const STOPPED: i32 = 3;
 const INTERRUPTED: i32 = 130;
-
-fn model() -> PathBuf {
-    dln::llm::model::resolve(None, true).expect("the test model (scripts/test pulls it)")
-}
 
 fn config() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml")
 }
 
-fn dln(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
-    c.args(args)
-        .env("DLN_MODEL", model())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
-
 /// `dln train examples/tiny.toml --out DIR` for `iterations` iterations.
 fn train(out: &Path, iterations: usize) -> Command {
     let its = format!("train.iterations={iterations}");
-    dln(&[
+    let mut c = dln();
+    c.args([
         "train",
         &config().display().to_string(),
         "--out",
         &out.display().to_string(),
         "--set",
         &its,
-    ])
+    ]);
+    c
 }
 
 fn lines(dir: &Path) -> Vec<String> {
@@ -87,7 +80,8 @@ fn stderr(o: &Output) -> String {
 
 /// Resumes until the run finishes; every resume must end with 0.
 fn resume_to_end(dir: &Path) {
-    let out = dln(&["resume", &dir.display().to_string()])
+    let out = dln()
+        .args(["resume", &dir.display().to_string()])
         .output()
         .expect("resume");
     assert_eq!(out.status.code(), Some(0), "resume: {}", stderr(&out));
@@ -186,7 +180,7 @@ fn runs_under_timeout_leave_a_directory_that_resume_finishes() {
             &out_dir,
         ])
         .args(["--set", &its])
-        .env("DLN_MODEL", model())
+        .env("DLN_MODEL", test_model())
         .output()
         .expect("timeout dln train");
     let code = first.status.code();
@@ -202,7 +196,7 @@ fn runs_under_timeout_leave_a_directory_that_resume_finishes() {
         assert!(rounds <= 20, "the run makes no progress under timeout");
         let again = Command::new("timeout")
             .args(["--preserve-status", "20s", bin, "resume", &out_dir])
-            .env("DLN_MODEL", model())
+            .env("DLN_MODEL", test_model())
             .output()
             .expect("timeout dln resume");
         code = again.status.code();
@@ -225,7 +219,8 @@ fn a_second_process_on_a_run_is_refused_and_a_killed_owner_never_blocks_resume()
     let dir = tmp.path().join("run");
     let mut owner = train(&dir, 2).spawn().expect("spawn dln");
     wait_for_stage(&mut owner, &dir, 1);
-    let second = dln(&["resume", &dir.display().to_string()])
+    let second = dln()
+        .args(["resume", &dir.display().to_string()])
         .output()
         .expect("second dln");
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));

@@ -4,25 +4,13 @@
 //! demonstration moves are in it); the exported network carries the demonstrations and
 //! `dln predict` answers with it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::dln;
 use dln::dln::events::Event;
-
-fn model() -> PathBuf {
-    dln::llm::model::resolve(None, true)
-        .expect("the test model (set DLN_MODEL or let dln fetch it)")
-}
-
-fn dln(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
-    c.args(args)
-        .env("DLN_MODEL", model())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
 
 fn train_args(out: &Path) -> Vec<String> {
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/dln1-demo.toml");
@@ -98,18 +86,15 @@ fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() 
     let alone = tmp.path().join("alone");
     let killed = tmp.path().join("killed");
     let args = train_args(&alone);
-    ok(dln(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .output()
-        .expect("run dln"));
+    ok(dln().args(&args).output().expect("run dln"));
     let a = result(&alone);
     assert_eq!(a["best_demos"][0].as_array().map(Vec::len), Some(3), "{a}");
 
     let args = train_args(&killed);
-    let child = dln(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .spawn()
-        .expect("spawn dln");
+    let child = dln().args(&args).spawn().expect("spawn dln");
     assert!(kill_mid_iteration(child, &killed), "killed mid-iteration");
-    ok(dln(&["resume", &killed.display().to_string()])
+    ok(dln()
+        .args(["resume", &killed.display().to_string()])
         .output()
         .expect("resume"));
     let b = result(&killed);
@@ -145,14 +130,15 @@ fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() 
 
     // The exported network carries its demonstrations, and predict runs with them.
     let file = tmp.path().join("net.toml");
-    ok(dln(&[
-        "export",
-        &alone.display().to_string(),
-        "-o",
-        &file.display().to_string(),
-    ])
-    .output()
-    .expect("export"));
+    ok(dln()
+        .args([
+            "export",
+            &alone.display().to_string(),
+            "-o",
+            &file.display().to_string(),
+        ])
+        .output()
+        .expect("export"));
     let text = std::fs::read_to_string(&file).expect("exported");
     assert_eq!(
         text.matches("[[layers.demonstrations]]").count(),
@@ -161,14 +147,15 @@ fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() 
     );
     let inputs = tmp.path().join("in.jsonl");
     std::fs::write(&inputs, "{\"sentence\": \"a wonderful, moving film\"}\n").expect("inputs");
-    let out = ok(dln(&[
-        "predict",
-        &file.display().to_string(),
-        "-i",
-        &inputs.display().to_string(),
-    ])
-    .output()
-    .expect("predict"));
+    let out = ok(dln()
+        .args([
+            "predict",
+            &file.display().to_string(),
+            "-i",
+            &inputs.display().to_string(),
+        ])
+        .output()
+        .expect("predict"));
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(answer.contains("\"prediction\""), "{answer}");
 }

@@ -1,6 +1,7 @@
 //! End to end with the real embedded model, kept small: DLN-1 and DLN-2 for 2 iterations on the
 //! shipped examples, DLN-3 for 1 iteration.
 
+mod common;
 mod dln_common;
 
 use std::path::Path;
@@ -11,10 +12,7 @@ use dln::run::{Session, SessionOptions};
 use dln_common::*;
 
 fn model() -> String {
-    dln::llm::model::resolve(None, true)
-        .expect("the test model")
-        .display()
-        .to_string()
+    common::test_model().display().to_string()
 }
 
 fn load(example: &str, sets: &[(&str, &str)]) -> Config {

@@ -2,6 +2,8 @@
 //! generation controls and errors. The model is loaded once per test binary and shared; tests
 //! take turns on it (see `serial`), each with its own small runtime.
 
+mod common;
+
 use std::sync::OnceLock;
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
@@ -13,8 +15,8 @@ use dln::llm::{
 fn backend() -> &'static EmbeddedBackend {
     static BACKEND: OnceLock<EmbeddedBackend> = OnceLock::new();
     BACKEND.get_or_init(|| {
-        let path = dln::llm::model::resolve(None, true).expect("the default model resolves");
-        EmbeddedBackend::load(&path, EmbeddedOptions::default()).expect("the model loads")
+        EmbeddedBackend::load(&common::test_model(), EmbeddedOptions::default())
+            .expect("the model loads")
     })
 }
 

@@ -3,6 +3,8 @@
 //! down under it and dies of a segmentation fault instead of its own exit code (seen after a
 //! panic in the workbench). Alone in its test binary: it counts this process's model threads.
 
+mod common;
+
 use std::sync::Arc;
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
@@ -19,8 +21,7 @@ fn model_threads() -> usize {
 
 #[test]
 fn dropping_the_engine_mid_generation_ends_its_model_thread() {
-    let path =
-        dln::llm::model::resolve(None, true).expect("the default model (scripts/test pulls it)");
+    let path = common::test_model();
     let before = model_threads();
     let backend = Arc::new(
         EmbeddedBackend::load(

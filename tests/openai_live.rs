@@ -1,5 +1,5 @@
 //! The HTTP backend against a real OpenAI-compatible server on loopback: llama-cpp-python's
-//! server on the embedded default model (`scripts/openai-server`, started by `.ci/run`).
+//! server on the test model, SmolLM2-135M (`scripts/openai-server`, started by `.ci/run`).
 //!
 //! `DLN_TEST_OPENAI_URL` is the base URL of the server started with the echo fix (`fixed`);
 //! `DLN_TEST_OPENAI_URL_UPSTREAM` (optional) one started unchanged. Without the variable each
@@ -12,6 +12,7 @@
 //! accumulated in different orders; measured differences are below 1e-5 (the test prints them),
 //! while a one-token misalignment or a wrong token boundary is off by whole nats.
 
+mod common;
 mod dln_common;
 
 use std::path::Path;
@@ -55,7 +56,7 @@ async fn connect(url: &str) -> OpenAiBackend {
 }
 
 fn embedded() -> EmbeddedBackend {
-    let path = dln::llm::model::resolve(None, true).expect("the default model");
+    let path = common::test_model();
     EmbeddedBackend::load(
         &path,
         EmbeddedOptions {

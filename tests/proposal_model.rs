@@ -2,6 +2,8 @@
 //! template's output parses into new instructions (not echoes, not sentences about the
 //! instruction), and the hidden-state templates produce text.
 
+mod common;
+
 use std::sync::OnceLock;
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
@@ -12,8 +14,8 @@ use serde_json::{json, Value};
 fn backend() -> &'static EmbeddedBackend {
     static BACKEND: OnceLock<EmbeddedBackend> = OnceLock::new();
     BACKEND.get_or_init(|| {
-        let path = dln::llm::model::resolve(None, true).expect("the default model resolves");
-        EmbeddedBackend::load(&path, EmbeddedOptions::default()).expect("the model loads")
+        EmbeddedBackend::load(&common::test_model(), EmbeddedOptions::default())
+            .expect("the model loads")
     })
 }
 

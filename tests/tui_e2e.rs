@@ -4,6 +4,8 @@
 //! the run directory's events and checkpoint record the pin and the edit, that the terminal left
 //! the alternate screen, and that the workbench idles without burning CPU.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -156,8 +158,7 @@ fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn workbench_pause_pin_edit_resume_quit() {
-    let model: PathBuf =
-        dln::llm::model::resolve(None, true).expect("the default model (scripts/setup fetches it)");
+    let model: PathBuf = common::test_model();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("run");
@@ -395,8 +396,7 @@ fn workbench_pause_pin_edit_resume_quit() {
 /// that `dln resume` finishes.
 #[test]
 fn a_panic_in_the_workbench_restores_the_terminal_and_leaves_a_resumable_run() {
-    let model: PathBuf =
-        dln::llm::model::resolve(None, true).expect("the default model (scripts/test pulls it)");
+    let model: PathBuf = common::test_model();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("run");
@@ -453,8 +453,7 @@ fn a_panic_in_the_workbench_restores_the_terminal_and_leaves_a_resumable_run() {
 /// it to its end, and the run directory ends finished.
 #[test]
 fn the_workbench_resumes_a_stopped_run() {
-    let model: PathBuf =
-        dln::llm::model::resolve(None, true).expect("the default model (scripts/test pulls it)");
+    let model: PathBuf = common::test_model();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("run");
@@ -540,8 +539,7 @@ fn the_workbench_resumes_a_stopped_run() {
 /// a paste buffer); `z` zooms the focused pane and back.
 #[test]
 fn external_editor_clipboard_and_zoom() {
-    let model: PathBuf =
-        dln::llm::model::resolve(None, true).expect("the default model (scripts/test pulls it)");
+    let model: PathBuf = common::test_model();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("run");
