@@ -236,13 +236,12 @@ fn a_dln1_iteration_completes_with_proposals() {
 #[test]
 fn a_dln2_iteration_writes_paragraphs_and_weighs_whole_posterior_samples() {
     let _one = one_at_a_time();
-    // Four examples so that the forward pass gets one wrong (the update, posterior included,
-    // is skipped when every example is right).
+    // The demo's first batch (seed 42, 3 examples): the forward pass gets two of them wrong on
+    // this model, so the update, posterior included, runs (it is skipped when all are right).
     let (_tmp, events) = train(
         "examples/dln2-demo.toml",
         &[
             "train.iterations=1",
-            "train.batch_size=4",
             "train.num_hidden_samples=1",
             "train.num_candidates=2",
             "data.max_dev=2",
