@@ -57,8 +57,8 @@ Environment:
   NO_COLOR           a monochrome workbench"
 )]
 pub struct Cli {
-    /// A GGUF model file, or a built-in model name (smollm2-135m, gemma3-270m,
-    /// qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; `dln model list` shows them).
+    /// A GGUF model file, or a built-in model name (qwen2.5-coder-0.5b, the default;
+    /// smollm2-135m, gemma3-270m, qwen2.5-coder-1.5b; `dln model list` shows them).
     #[arg(long, global = true, env = "DLN_MODEL")]
     pub model: Option<String>,
     /// Colour theme of the workbench (dark, light, mono, or a file in the config directory).
@@ -190,7 +190,7 @@ pub enum Commands {
         which: BenchCommand,
     },
     /// Manage local GGUF models.
-    #[command(after_help = "Example: dln model pull smollm2-135m")]
+    #[command(after_help = "Example: dln model pull qwen2.5-coder-0.5b")]
     Model {
         #[command(subcommand)]
         which: ModelCommand,
@@ -325,7 +325,7 @@ fn parse_which(s: &str) -> Result<dln::run::export::Which, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Fetch a built-in model into the cache (default: smollm2-135m); an interrupted pull
+    /// Fetch a built-in model into the cache (default: qwen2.5-coder-0.5b); an interrupted pull
     /// resumes from the parts it verified.
     Pull { name: Option<String> },
     /// List the built-in models: parameters, size, licence, whether each is cached, its path.

@@ -18,8 +18,11 @@ use std::process::Command;
 use indicatif::DecimalBytes;
 use sha2::{Digest, Sha256};
 
-/// The model used when none is named.
-pub const DEFAULT_MODEL: &str = "smollm2-135m";
+/// The model used when none is named: the smallest built-in model on which the bundled DLN-1 demo
+/// raises its dev accuracy (50% → 80% in 3 iterations) and the DLN-2 demo's hidden layer writes
+/// input-specific steps (SmolLM2-135M restates the input; docs/RESULTS.md). The tests run on
+/// SmolLM2-135M by name, for speed.
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-0.5b";
 
 /// Why a model could not be found or fetched. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +119,7 @@ pub struct BuiltinModel {
     pub sha256: &'static str,
 }
 
-/// The built-in models, the default first.
+/// The built-in models, smallest first ([`DEFAULT_MODEL`] is one of them).
 pub const BUILTIN_MODELS: &[BuiltinModel] = &[
     BuiltinModel {
         name: "smollm2-135m",

@@ -6,7 +6,7 @@
 //! C classes reads its context once per class. Time follows the tokens the model computes and
 //! generates: calls in a row that share a prompt (the template, the instruction, the
 //! demonstrations) compute it once, and a context is computed once whatever the classes. The
-//! throughput, about 100 tokens per second per thread for the embedded default model on 2 cores, is
+//! throughput, about 100 tokens per second per thread for SmolLM2-135M on 2 cores (not scaled by the model yet), is
 //! fitted to date_understanding cells with `model.threads = 1` (0-shot, DLN-1 and DLN-2, each
 //! within about 2× of its measured time; the usage of a run, which counts computed tokens apart,
 //! put the engine at 40 to 75 computed tokens per second on one thread while another cell and a
