@@ -94,7 +94,10 @@ fn every_chat_template_renders_in_the_models_own_turns() {
         };
         let rendered = b.chat_text(&messages, &assistant_prefix).expect("chat");
         if t.system.is_some() {
-            assert!(rendered.starts_with("<|im_start|>system\n"), "{name}: {rendered:?}");
+            assert!(
+                rendered.starts_with("<|im_start|>system\n"),
+                "{name}: {rendered:?}"
+            );
         }
         assert!(
             rendered.contains("<|im_start|>user\n")
@@ -151,7 +154,11 @@ fn a_hidden_text_keeps_its_blank_lines_and_ends_at_the_end_of_turn() {
         t.stop.clone(),
     )]))
     .expect("generation");
-    assert!(short[0][0].cut && short[0][0].tokens == 12, "{:?}", short[0][0]);
+    assert!(
+        short[0][0].cut && short[0][0].tokens == 12,
+        "{:?}",
+        short[0][0]
+    );
 }
 
 #[test]
@@ -270,7 +277,9 @@ fn a_dln2_iteration_writes_paragraphs_and_weighs_whole_posterior_samples() {
         .collect();
     assert!(!samples.is_empty());
     assert!(
-        samples.iter().any(|s| s["text"].as_str().unwrap_or("").lines().count() > 1),
+        samples
+            .iter()
+            .any(|s| s["text"].as_str().unwrap_or("").lines().count() > 1),
         "posterior samples longer than one line: {samples:?}"
     );
     assert!(samples.iter().all(|s| s["weight"].as_f64().is_some()));
