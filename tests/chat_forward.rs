@@ -15,13 +15,7 @@ fn backend() -> EmbeddedBackend {
         .expect("the model loads")
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
+use common::block_on;
 
 #[test]
 fn a_chat_rendered_to_text_is_the_chat_prompt_token_for_token() {
@@ -59,25 +53,9 @@ fn a_chat_rendered_to_text_is_the_chat_prompt_token_for_token() {
     assert!(!out[0][0].text.trim().is_empty(), "{:?}", out[0][0]);
 }
 
-/// `dln train CONFIG --set …` on the real model into a new run directory, asserting it succeeds;
-/// the temporary directory holding the run comes back with it.
+/// `dln train CONFIG --set …` on the test model into a new run directory.
 fn train(config: &str, sets: &[&str]) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let run = tmp.path().join("run");
-    let mut cmd = common::dln();
-    cmd.args(["train", config]);
-    for set in sets {
-        cmd.args(["--set", set]);
-    }
-    let out = cmd
-        .arg("--out")
-        .arg(&run)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("dln runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    (tmp, run)
+    common::train_with(common::dln(), config, sets)
 }
 
 #[test]
@@ -119,10 +97,8 @@ fn a_hidden_layer_in_the_chat_format_writes_its_thoughts() {
             "data.max_test=0",
         ],
     );
-    let events = std::fs::read_to_string(run.join("events.jsonl")).expect("events");
-    let forward = events
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("an event"))
+    let forward = common::events(&run)
+        .into_iter()
         .find(|e| e["event"] == "forward_done")
         .expect("a forward pass");
     let hidden: Vec<&str> = forward["examples"]

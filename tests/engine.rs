@@ -29,13 +29,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
+use common::block_on;
 
 const PROMPT: &str = "Decide whether the statement about the world is true or false. Think about \
     common knowledge, geography and simple arithmetic before answering.\n\n";

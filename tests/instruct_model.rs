@@ -40,13 +40,7 @@ fn backend() -> EmbeddedBackend {
     EmbeddedBackend::load(&model(), EmbeddedOptions::default()).expect("the model loads")
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
+use common::block_on;
 
 fn builtin(name: &str) -> Template {
     Template::builtin(name).expect("a built-in template")
@@ -240,28 +234,12 @@ fn a_posterior_sample_is_whole_reasoning_not_its_first_line() {
     );
 }
 
-/// `dln train CONFIG --model <0.5B> --set …` into a new run directory; its events.
+/// `dln train CONFIG --set …` on the 0.5B into a new run directory; its events.
 fn train(config: &str, sets: &[&str]) -> (tempfile::TempDir, Vec<Value>) {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let run = tmp.path().join("run");
     let mut cmd = common::dln();
-    cmd.env("DLN_MODEL", model()).args(["train", config]);
-    for set in sets {
-        cmd.args(["--set", set]);
-    }
-    let out = cmd
-        .arg("--out")
-        .arg(&run)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("dln runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let events = std::fs::read_to_string(run.join("events.jsonl")).expect("events");
-    let events = events
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("an event per line"))
-        .collect();
+    cmd.env("DLN_MODEL", model());
+    let (tmp, run) = common::train_with(cmd, config, sets);
+    let events = common::events(&run);
     (tmp, events)
 }
 

@@ -19,13 +19,7 @@ fn backend() -> &'static EmbeddedBackend {
     })
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
+use common::block_on;
 
 fn template(name: &str) -> Template {
     // TEMPLATE_DIR lets a person try edited templates against the model without rebuilding.

