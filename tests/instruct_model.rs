@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use serde_json::{json, Value};
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
-use dln::llm::{Backend, ChatMessage, GenerateRequest, Prompt};
+use dln::llm::{Backend, ChatMessage, GenerateRequest, Prompt, ScoreRequest};
 use dln::template::Template;
 
 const MODEL: &str = "qwen2.5-coder-0.5b";
@@ -232,6 +232,68 @@ fn a_posterior_sample_is_whole_reasoning_not_its_first_line() {
         sample.lines().filter(|l| !l.trim().is_empty()).count() >= 3,
         "several lines of reasoning: {sample:?}"
     );
+}
+
+/// A DLN-shaped batch: candidate instructions × inputs × targets (class words and a line of
+/// reasoning), so the reused path decodes the pieces after shared prefixes of many lengths.
+fn ranking_requests() -> Vec<ScoreRequest> {
+    let prompts = [
+        "Decide whether following the instructions returns you to the starting point.",
+        "Track your position after every step, then say whether you are back where you started.",
+        "Read the moves and answer Yes or No.",
+    ];
+    let inputs = [
+        INPUT,
+        "Always face forward. Take 1 step backward. Take 4 steps forward. Take 3 steps backward.",
+        "Take 7 steps. Turn around. Take 7 steps.",
+    ];
+    let mut out = Vec::new();
+    for p in prompts {
+        for i in inputs {
+            for t in [
+                " Yes",
+                " No",
+                " Let's count: 3 left, then 2 right and 1 right, so 0.",
+            ] {
+                out.push(ScoreRequest {
+                    context: format!("{p}\n\nInput: {i}\nAnswer:"),
+                    target: t.into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Prefix reuse changes no score on the 0.5B: every target token's log-probability scored after
+/// cached prefixes equals the from-scratch one to the bit, and again after a generation has
+/// filled other KV cells. (With llama.cpp's CPU weight repacking, which `.cargo/config.toml`
+/// turns off, they differed by up to 0.19 nats.)
+#[test]
+fn prefix_reused_scores_equal_from_scratch_scores_to_the_bit() {
+    let _one = one_at_a_time();
+    assert!(
+        dln::llm::embedded::exact_kernels(),
+        "llama.cpp was built with GGML_CPU_REPACK: build from the checkout (.cargo/config.toml)"
+    );
+    let b = backend();
+    let reqs = ranking_requests();
+    let naive = block_on(b.score_naive(reqs.clone())).expect("naive scores");
+    let reused = block_on(b.score(reqs.clone())).expect("reused scores");
+    block_on(b.generate(vec![GenerateRequest {
+        n: 3,
+        temperature: 0.8,
+        seed: 5,
+        ..GenerateRequest::greedy(Prompt::raw(format!("{INPUT}\nAnswer:")), 24, vec![])
+    }]))
+    .expect("generation");
+    let after = block_on(b.score(reqs.clone())).expect("reused scores after a generation");
+    for ((n, r), a) in naive.iter().zip(&reused).zip(&after) {
+        assert_eq!(r.token_logprobs, n.token_logprobs, "reused vs from scratch");
+        assert_eq!(a.token_logprobs, n.token_logprobs, "after a generation");
+    }
+    let usage = b.usage();
+    assert!(usage.tokens_reused > 0, "the reused path reused: {usage:?}");
 }
 
 /// `dln train CONFIG --set …` on the 0.5B into a new run directory; its events.

@@ -195,16 +195,7 @@ impl Worker<'_> {
                 reply,
             } => {
                 self.call_started();
-                let result = self.guarded(|w| {
-                    requests
-                        .iter()
-                        .map(|(prompt, req)| {
-                            let out = w.generate(prompt, req, sequential);
-                            w.answer(1.0);
-                            out
-                        })
-                        .collect()
-                });
+                let result = self.guarded(|w| w.generate_all(&requests, sequential));
                 let _ = reply.send(result);
             }
             Job::Prefill { tokens, reply } => {
@@ -267,7 +258,7 @@ impl Worker<'_> {
     }
 
     /// `share` of a request more is answered.
-    fn answer(&self, share: f64) {
+    pub(super) fn answer(&self, share: f64) {
         if let Ok(mut a) = self.answered.lock() {
             *a += share;
         }
@@ -308,10 +299,23 @@ impl Worker<'_> {
     ///
     /// llama.cpp computes a one-token batch along other kernels than a batch of two or more
     /// (measured on SmolLM2: up to 0.15 nats apart per token), while batches of two or more
-    /// tokens agree bit for bit whatever their size; so a lone last token is decoded together
+    /// tokens agree bit for bit whatever their size (with llama.cpp's weight repacking off, see
+    /// `exact_kernels`); so a lone last token is decoded together
     /// with its predecessor, whose KV comes out the same. A restored prefix is the same KV bytes
     /// its own decode wrote, so the same rule makes it exact.
     pub(super) fn restart(&mut self, tokens: &[i32], limit: usize) -> LlmResult<usize> {
+        self.restart_for(tokens, limit, true)
+    }
+
+    /// `restart`, restoring a kept prefix only when `may_restore`: a generation group restores
+    /// for its first prompt alone, so that the KV layout of its samples does not depend on what
+    /// earlier calls left in `kept`.
+    pub(super) fn restart_for(
+        &mut self,
+        tokens: &[i32],
+        limit: usize,
+        may_restore: bool,
+    ) -> LlmResult<usize> {
         let resume = |shared: usize| {
             let start = shared.min(limit);
             if tokens.len().saturating_sub(start) == 1 && start > 0 {
@@ -322,7 +326,7 @@ impl Worker<'_> {
         };
         let here = resume(common_prefix(&self.cached, tokens));
         self.keep_if_leaving(here)?;
-        if let Some((i, shared)) = self.kept.best(tokens) {
+        if let Some((i, shared)) = self.kept.best(tokens).filter(|_| may_restore) {
             let there = resume(shared);
             if there >= here + MIN_RESTORED_TOKENS {
                 self.restore(i)?;
