@@ -4,11 +4,17 @@
 //!
 //! Three DLN-shaped scoring workloads are run naive (each request from an empty cache) and with
 //! prefix reuse, and the tokens the reused path computes are set beside the distinct-token ideal
-//! (every distinct prefix once); a last part compares batched with sequential generation of 8
-//! samples.
+//! (every distinct prefix once); a last part measures batched generation at 1, 4 and 8
+//! sequences and compares batched with sequential generation of 8 samples.
+//!
+//! The workloads are scaled to the model ([`Scale`]): fewer inputs, the same candidates and
+//! tree shape, so a larger model still finishes in minutes. With `--llama-bench DIR`, llama.cpp's
+//! own benchmarks run on the same file and threads ([`limit`]) and the report sets dln's
+//! throughput against them.
 
 pub mod accuracy;
 pub mod http;
+pub mod limit;
 mod report;
 mod texts;
 
@@ -17,7 +23,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::llm::embedded::EmbeddedBackend;
-use crate::llm::{Backend, GenerateRequest, LlmResult, Prompt, ScoreRequest, Usage};
+use crate::llm::{Backend, GenerateRequest, LlmError, LlmResult, Prompt, ScoreRequest, Usage};
 
 pub use report::render_table;
 
@@ -25,6 +31,9 @@ pub use report::render_table;
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkloadReport {
     pub name: String,
+    /// Inputs kept at this scale, of the full workload's.
+    pub inputs: usize,
+    pub full_inputs: usize,
     pub requests: usize,
     /// Tokens the naive path computes (every request from scratch).
     pub tokens_scored: u64,
@@ -36,6 +45,9 @@ pub struct WorkloadReport {
     pub computed_per_distinct: f64,
     pub naive_seconds: f64,
     pub reused_seconds: f64,
+    /// tokens computed ÷ reused seconds: the reused path's throughput, set against llama-bench's
+    /// prompt figure.
+    pub scored_tokens_per_second: f64,
     /// naive ÷ reused wall time.
     pub speedup: f64,
     /// tokens scored ÷ distinct tokens computed: the most reuse can save.
@@ -50,26 +62,164 @@ pub struct WorkloadReport {
     pub prefill_tokens_per_second: f64,
 }
 
-/// Batched against sequential generation.
+/// Generation throughput at one batch size.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationPoint {
+    pub sequences: u32,
+    pub tokens_per_second: f64,
+}
+
+/// Batched generation at 1, 4 and 8 sequences, and sequential generation of 8. Each figure is
+/// generated tokens ÷ (wall time − the prompt's prefill), since llama-batched-bench's S_TG also
+/// leaves the prompt out.
 #[derive(Debug, Clone, Serialize)]
 pub struct GenerationReport {
-    pub sequences: u32,
     pub max_tokens: u32,
+    pub prompt_tokens: usize,
+    pub prompt_seconds: f64,
+    pub batched: Vec<GenerationPoint>,
+    /// The samples of the batched-vs-sequential comparison.
+    pub sequences: u32,
     pub batched_tokens_per_second: f64,
     pub sequential_tokens_per_second: f64,
+}
+
+impl GenerationReport {
+    /// Batched tokens/s at `sequences`, NaN when not measured.
+    pub fn at(&self, sequences: u32) -> f64 {
+        self.batched
+            .iter()
+            .find(|p| p.sequences == sequences)
+            .map_or(f64::NAN, |p| p.tokens_per_second)
+    }
+}
+
+/// How much of the full workloads a run scores.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Scale {
+    /// About [`AUTO_NAIVE_SECONDS`] of naive scoring at the measured prefill throughput, so a
+    /// larger model does not take hours.
+    #[default]
+    Auto,
+    /// A factor in (0, 1]: the share of each workload's inputs kept (1 is the full workload).
+    Factor(f64),
+}
+
+impl std::str::FromStr for Scale {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Scale, String> {
+        if s == "auto" {
+            return Ok(Scale::Auto);
+        }
+        match s.parse::<f64>() {
+            Ok(f) if f > 0.0 && f <= 1.0 => Ok(Scale::Factor(f)),
+            _ => Err(format!(
+                "--scale takes `auto` or a factor in (0, 1] such as 0.25 (1 is the full workload); got `{s}`"
+            )),
+        }
+    }
+}
+
+/// The naive runs' target in seconds under `--scale auto`.
+pub const AUTO_NAIVE_SECONDS: f64 = 180.0;
+/// A scaled workload keeps at least this many inputs, so prefixes are still shared across them.
+pub const MIN_INPUTS: usize = 2;
+
+/// The factor `--scale auto` picks: the three naive runs together compute about
+/// [`AUTO_NAIVE_SECONDS`] of tokens at `prefill_tps`; never above 1 (the full workload).
+pub fn auto_factor(prefill_tps: f64, full_naive_tokens: u64) -> f64 {
+    let f = AUTO_NAIVE_SECONDS * prefill_tps / full_naive_tokens as f64;
+    if f.is_finite() && f > 0.0 {
+        f.min(1.0)
+    } else {
+        1.0
+    }
+}
+
+/// Inputs kept of `total` at `factor` (rounded, at least [`MIN_INPUTS`]).
+pub fn kept_inputs(total: usize, factor: f64) -> usize {
+    ((total as f64 * factor).round() as usize).clamp(MIN_INPUTS.min(total), total)
+}
+
+/// The scale a run used.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleReport {
+    /// `auto` or the factor asked for.
+    pub requested: String,
+    pub factor: f64,
+    /// Tokens the full workloads' naive runs would compute, the basis of `auto`.
+    pub full_naive_tokens: u64,
+}
+
+/// dln against llama.cpp's own benchmarks (`--llama-bench`), each ratio dln ÷ llama.cpp.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitReport {
+    pub llama_bench: limit::LlamaBenchReport,
+    pub batched_bench: limit::BatchedBenchReport,
+    /// Raw prefill ÷ pp512 without repacking (the kernels dln is built with).
+    pub prefill_vs_prompt: f64,
+    /// Raw prefill ÷ pp512 with llama.cpp's default repacking.
+    pub prefill_vs_prompt_repack: f64,
+    /// Each workload's scored tokens/s (reused path) ÷ pp512 without repacking.
+    pub scored_vs_prompt: Vec<NamedRatio>,
+    /// All workloads' tokens computed ÷ their reused seconds, ÷ pp512 without repacking.
+    pub scored_overall_vs_prompt: f64,
+    /// Generation at 1 sequence ÷ tg128 without repacking.
+    pub generation_vs_tg128: f64,
+    /// Generation at 1 sequence ÷ tg128 with repacking.
+    pub generation_vs_tg128_repack: f64,
+    /// Batched generation ÷ llama-batched-bench's S_TG at the same number of sequences.
+    pub generation_vs_batched: Vec<GenerationRatio>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedRatio {
+    pub name: String,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationRatio {
+    pub sequences: u32,
+    pub ratio: f64,
 }
 
 /// Everything `dln bench engine` measures.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineReport {
     pub model: String,
+    /// llama.cpp threads of dln's engine (and of llama.cpp's tools, when run).
+    pub threads: usize,
     pub threads_note: String,
+    pub scale: ScaleReport,
     /// Raw prefill throughput: one long text decoded from an empty cache.
     pub prefill_tokens_per_second: f64,
     pub workloads: Vec<WorkloadReport>,
+    /// All workloads' tokens computed ÷ their reused seconds.
+    pub scored_tokens_per_second: f64,
     pub generation: GenerationReport,
     /// batched ÷ sequential generation throughput.
     pub generation_speedup: f64,
+    /// Present with `--llama-bench`.
+    pub limit: Option<LimitReport>,
+}
+
+/// What `dln bench engine` runs besides its own measurements.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    pub scale: Scale,
+    /// llama.cpp's tools and the GGUF file the engine loaded (`--llama-bench`).
+    pub limit: Option<(limit::LlamaTools, std::path::PathBuf)>,
+}
+
+/// A model call or one of llama.cpp's tools failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Limit(#[from] limit::LimitError),
 }
 
 /// A scoring workload: each request as its pieces in order (the context's, then the target),
@@ -77,14 +227,52 @@ pub struct EngineReport {
 pub struct Workload {
     pub name: &'static str,
     pub paths: Vec<Vec<String>>,
+    /// The input each path scores, so a scaled workload keeps whole inputs.
+    input_of: Vec<usize>,
+    /// Inputs in the workload.
+    pub inputs: usize,
 }
 
 impl Workload {
-    fn new(name: &'static str) -> Workload {
+    fn new(name: &'static str, inputs: usize) -> Workload {
         Workload {
             name,
             paths: Vec::new(),
+            input_of: Vec::new(),
+            inputs,
         }
+    }
+
+    fn push(&mut self, input: usize, path: Vec<String>) {
+        self.paths.push(path);
+        self.input_of.push(input);
+    }
+
+    /// The workload on its first [`kept_inputs`] inputs: every candidate and the tree's shape
+    /// stay, so the reuse ratios mean what they mean at full scale.
+    pub fn scaled(self, factor: f64) -> Workload {
+        let kept = kept_inputs(self.inputs, factor);
+        let (paths, input_of) = self
+            .paths
+            .into_iter()
+            .zip(self.input_of)
+            .filter(|(_, i)| *i < kept)
+            .unzip();
+        Workload {
+            name: self.name,
+            paths,
+            input_of,
+            inputs: kept,
+        }
+    }
+
+    /// Tokens the naive path computes: every request's context and target from scratch.
+    pub async fn naive_tokens(&self, b: &dyn Backend) -> LlmResult<u64> {
+        let mut total = 0;
+        for path in &self.paths {
+            total += b.count_tokens(&path.concat()).await? as u64;
+        }
+        Ok(total)
     }
 
     /// The requests: the pieces but the last as the context, the last as the target.
@@ -134,15 +322,18 @@ impl Workload {
 async fn dln1_ranking(b: &dyn Backend) -> LlmResult<Workload> {
     let prompts = texts::many(b, 1, 5, 150).await?;
     let inputs = texts::many(b, 2, 20, 40).await?;
-    let mut w = Workload::new("dln1_ranking");
+    let mut w = Workload::new("dln1_ranking", inputs.len());
     for prompt in &prompts {
         for (i, input) in inputs.iter().enumerate() {
             let target = if i % 2 == 0 { " true" } else { " false" };
-            w.paths.push(vec![
-                prompt.clone(),
-                format!("\n\nInput: {input}\nAnswer:"),
-                target.into(),
-            ]);
+            w.push(
+                i,
+                vec![
+                    prompt.clone(),
+                    format!("\n\nInput: {input}\nAnswer:"),
+                    target.into(),
+                ],
+            );
         }
     }
     Ok(w)
@@ -154,15 +345,18 @@ async fn dln2_hidden(b: &dyn Backend) -> LlmResult<Workload> {
     let prompts = texts::many(b, 3, 5, 150).await?;
     let inputs = texts::many(b, 4, 8, 40).await?;
     let hidden = texts::many(b, 5, 3, 100).await?;
-    let mut w = Workload::new("dln2_hidden");
+    let mut w = Workload::new("dln2_hidden", inputs.len());
     for prompt in &prompts {
-        for input in &inputs {
+        for (i, input) in inputs.iter().enumerate() {
             for h in &hidden {
-                w.paths.push(vec![
-                    prompt.clone(),
-                    format!("\n\nInput: {input}\nReasoning:"),
-                    format!(" {h}"),
-                ]);
+                w.push(
+                    i,
+                    vec![
+                        prompt.clone(),
+                        format!("\n\nInput: {input}\nReasoning:"),
+                        format!(" {h}"),
+                    ],
+                );
             }
         }
     }
@@ -190,15 +384,15 @@ pub async fn dln1_demos(b: &dyn Backend) -> LlmResult<Workload> {
         (0, [0, 4, 2, 0], 3),
         (0, [0, 1, 2, 5], 4),
     ];
-    let mut w = Workload::new("dln1_demos");
+    let mut w = Workload::new("dln1_demos", inputs.len());
     for (instruction, shown, n) in candidates {
-        for input in &inputs {
+        for (i, input) in inputs.iter().enumerate() {
             for target in [" true", " false"] {
                 let mut path = vec![prompts[instruction].clone()];
                 path.extend(shown[..n].iter().map(|&d| demo(d)));
                 path.push(format!("\n\nInput: {input}\nAnswer:"));
                 path.push(target.to_string());
-                w.paths.push(path);
+                w.push(i, path);
             }
         }
     }
@@ -213,7 +407,11 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-async fn run_workload(b: &EmbeddedBackend, w: Workload) -> LlmResult<WorkloadReport> {
+async fn run_workload(
+    b: &EmbeddedBackend,
+    w: Workload,
+    full_inputs: usize,
+) -> LlmResult<WorkloadReport> {
     let distinct_tokens = w.distinct_tokens(b).await?;
     let requests = w.requests();
     b.clear_cache().await?;
@@ -252,6 +450,8 @@ async fn run_workload(b: &EmbeddedBackend, w: Workload) -> LlmResult<WorkloadRep
     let ideal_seconds = reused_usage.tokens_computed as f64 / prefill_tps;
     Ok(WorkloadReport {
         name: w.name.into(),
+        inputs: w.inputs,
+        full_inputs,
         requests: requests.len(),
         tokens_scored: naive_usage.tokens_computed,
         tokens_computed: reused_usage.tokens_computed,
@@ -259,6 +459,7 @@ async fn run_workload(b: &EmbeddedBackend, w: Workload) -> LlmResult<WorkloadRep
         computed_per_distinct: ratio(reused_usage.tokens_computed as f64, distinct_tokens as f64),
         naive_seconds,
         reused_seconds,
+        scored_tokens_per_second: ratio(reused_usage.tokens_computed as f64, reused_seconds),
         speedup: ratio(naive_seconds, reused_seconds),
         token_ratio: ratio(
             naive_usage.tokens_computed as f64,
@@ -285,68 +486,246 @@ async fn prefill_throughput(b: &EmbeddedBackend) -> LlmResult<f64> {
 
 async fn generation(b: &EmbeddedBackend) -> LlmResult<GenerationReport> {
     let prompt = texts::words(b, 7, 60).await?;
-    let req = GenerateRequest {
-        prompt: Prompt::raw(prompt),
+    let mut prompt_tokens = 0;
+    let mut prompt_seconds = f64::INFINITY;
+    for _ in 0..3 {
+        let (n, elapsed) = b.prefill(&prompt).await?;
+        prompt_tokens = n;
+        prompt_seconds = prompt_seconds.min(elapsed.as_secs_f64());
+    }
+    let req = |n: u32| GenerateRequest {
+        prompt: Prompt::raw(prompt.clone()),
         temperature: 0.8,
         top_p: 0.95,
         max_tokens: 48,
         stop: vec![],
         seed: 1,
-        n: 8,
+        n,
     };
-    let tokens = |out: &Vec<Vec<crate::llm::Generation>>| -> f64 {
-        out.iter().flatten().map(|g| g.tokens as f64).sum()
+    // Generated tokens ÷ the time after the prompt's prefill; each call starts from an empty
+    // cache so every one pays the same prefill (never below half the wall time, so a noisy
+    // prefill measurement cannot blow a figure up).
+    let tps = |out: &[Vec<crate::llm::Generation>], seconds: f64| -> f64 {
+        let tokens: f64 = out.iter().flatten().map(|g| g.tokens as f64).sum();
+        tokens / (seconds - prompt_seconds).max(seconds / 2.0)
     };
-    // Alternating rounds, best of each, so both modes see the same background load.
-    let mut batched_tps: f64 = 0.0;
+    let sequential_n = 8;
+    // Alternating rounds, best of each, so every mode sees the same background load.
+    let mut batched = vec![0.0f64; limit::SEQUENCES.len()];
     let mut sequential_tps: f64 = 0.0;
     for _ in 0..3 {
+        for (best, &n) in batched.iter_mut().zip(&limit::SEQUENCES) {
+            b.clear_cache().await?;
+            let started = Instant::now();
+            let out = b.generate(vec![req(n)]).await?;
+            *best = best.max(tps(&out, started.elapsed().as_secs_f64()));
+        }
+        b.clear_cache().await?;
         let started = Instant::now();
-        let batched = b.generate(vec![req.clone()]).await?;
-        batched_tps = batched_tps.max(tokens(&batched) / started.elapsed().as_secs_f64());
-        let started = Instant::now();
-        let sequential = b.generate_sequential(vec![req.clone()]).await?;
-        sequential_tps = sequential_tps.max(tokens(&sequential) / started.elapsed().as_secs_f64());
+        let out = b.generate_sequential(vec![req(sequential_n)]).await?;
+        sequential_tps = sequential_tps.max(tps(&out, started.elapsed().as_secs_f64()));
     }
-    Ok(GenerationReport {
-        sequences: req.n,
-        max_tokens: req.max_tokens,
-        batched_tokens_per_second: batched_tps,
+    let batched: Vec<GenerationPoint> = limit::SEQUENCES
+        .iter()
+        .zip(batched)
+        .map(|(&sequences, tokens_per_second)| GenerationPoint {
+            sequences,
+            tokens_per_second,
+        })
+        .collect();
+    let mut report = GenerationReport {
+        max_tokens: req(1).max_tokens,
+        prompt_tokens,
+        prompt_seconds,
+        batched,
+        sequences: sequential_n,
+        batched_tokens_per_second: 0.0,
         sequential_tokens_per_second: sequential_tps,
-    })
+    };
+    report.batched_tokens_per_second = report.at(sequential_n);
+    Ok(report)
 }
 
-/// Runs the whole engine benchmark; `progress` hears what is being measured.
-pub async fn run_engine(b: &EmbeddedBackend, progress: &dyn Fn(&str)) -> LlmResult<EngineReport> {
+/// dln's figures against llama.cpp's: every ratio dln ÷ llama.cpp, on the kernels dln is built
+/// with (no repacking) unless named otherwise.
+fn limit_report(
+    r: &EngineReport,
+    llama_bench: limit::LlamaBenchReport,
+    batched_bench: limit::BatchedBenchReport,
+) -> LimitReport {
+    let pp = llama_bench.repack_off.prompt_tokens_per_second;
+    let g1 = r.generation.at(1);
+    LimitReport {
+        prefill_vs_prompt: ratio(r.prefill_tokens_per_second, pp),
+        prefill_vs_prompt_repack: ratio(
+            r.prefill_tokens_per_second,
+            llama_bench.repack_on.prompt_tokens_per_second,
+        ),
+        scored_vs_prompt: r
+            .workloads
+            .iter()
+            .map(|w| NamedRatio {
+                name: w.name.clone(),
+                ratio: ratio(w.scored_tokens_per_second, pp),
+            })
+            .collect(),
+        scored_overall_vs_prompt: ratio(r.scored_tokens_per_second, pp),
+        generation_vs_tg128: ratio(g1, llama_bench.repack_off.generation_tokens_per_second),
+        generation_vs_tg128_repack: ratio(g1, llama_bench.repack_on.generation_tokens_per_second),
+        generation_vs_batched: r
+            .generation
+            .batched
+            .iter()
+            .map(|p| GenerationRatio {
+                sequences: p.sequences,
+                ratio: ratio(
+                    p.tokens_per_second,
+                    batched_bench
+                        .at(p.sequences)
+                        .map_or(f64::NAN, |b| b.generation_tokens_per_second),
+                ),
+            })
+            .collect(),
+        llama_bench,
+        batched_bench,
+    }
+}
+
+/// Runs the whole engine benchmark; `progress` hears what is being measured. llama.cpp's tools
+/// (`opts.limit`) run last, one at a time, while the engine is loaded but idle.
+pub async fn run_engine(
+    b: &EmbeddedBackend,
+    opts: &EngineOptions,
+    progress: &dyn Fn(&str),
+) -> Result<EngineReport, EngineError> {
     progress("measuring raw prefill throughput");
     let prefill_tps = prefill_throughput(b).await?;
+    progress("building the workloads' texts");
+    let full = vec![
+        dln1_ranking(b).await?,
+        dln2_hidden(b).await?,
+        dln1_demos(b).await?,
+    ];
+    let mut full_naive_tokens = 0;
+    for w in &full {
+        full_naive_tokens += w.naive_tokens(b).await?;
+    }
+    let (requested, factor) = match opts.scale {
+        Scale::Auto => (
+            "auto".to_string(),
+            auto_factor(prefill_tps, full_naive_tokens),
+        ),
+        Scale::Factor(f) => (f.to_string(), f),
+    };
+    progress(&format!(
+        "scale {factor:.3} ({requested}) of {full_naive_tokens} naive tokens at {prefill_tps:.0} tokens/s"
+    ));
     let mut workloads = Vec::new();
-    progress("workload dln1_ranking: naive, then prefix-reused");
-    let w = dln1_ranking(b).await?;
-    workloads.push(run_workload(b, w).await?);
-    progress("workload dln2_hidden: naive, then prefix-reused");
-    let w = dln2_hidden(b).await?;
-    workloads.push(run_workload(b, w).await?);
-    progress("workload dln1_demos: naive, then prefix-reused");
-    let w = dln1_demos(b).await?;
-    workloads.push(run_workload(b, w).await?);
-    progress("generation: 8 samples batched, then sequential");
+    for w in full {
+        let full_inputs = w.inputs;
+        let w = w.scaled(factor);
+        progress(&format!(
+            "workload {}: {} of {full_inputs} inputs, {} requests, naive then prefix-reused",
+            w.name,
+            w.inputs,
+            w.paths.len()
+        ));
+        workloads.push(run_workload(b, w, full_inputs).await?);
+    }
+    let scored_tokens_per_second = ratio(
+        workloads.iter().map(|w| w.tokens_computed as f64).sum(),
+        workloads.iter().map(|w| w.reused_seconds).sum(),
+    );
+    progress("generation: batched at 1, 4 and 8 sequences, then 8 sequential");
     let generation = generation(b).await?;
     let generation_speedup = ratio(
         generation.batched_tokens_per_second,
         generation.sequential_tokens_per_second,
     );
-    Ok(EngineReport {
+    let mut report = EngineReport {
         model: b.model_id(),
+        threads: b.threads(),
         threads_note: format!(
-            "{} logical CPUs",
+            "{} threads, {} logical CPUs",
+            b.threads(),
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
         ),
+        scale: ScaleReport {
+            requested,
+            factor,
+            full_naive_tokens,
+        },
         prefill_tokens_per_second: prefill_tps,
         workloads,
+        scored_tokens_per_second,
         generation,
         generation_speedup,
-    })
+        limit: None,
+    };
+    if let Some((tools, gguf)) = &opts.limit {
+        progress(&format!(
+            "llama-bench on the same file with {} threads (repack on and off)",
+            b.threads()
+        ));
+        let lb = limit::llama_bench(tools, gguf, b.threads()).await?;
+        progress("llama-batched-bench at 1, 4 and 8 sequences");
+        let bb = limit::batched_bench(tools, gguf, b.threads()).await?;
+        report.limit = Some(limit_report(&report, lb, bb));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_scale_aims_at_three_minutes_of_naive_tokens() {
+        // 110k naive tokens at 200 tokens/s: 36 000 tokens in 180 s.
+        let f = auto_factor(200.0, 110_000);
+        assert!((f - 36_000.0 / 110_000.0).abs() < 1e-12, "{f}");
+        // A fast model runs the full workloads, never more.
+        assert_eq!(auto_factor(5_000.0, 110_000), 1.0);
+        // Nothing measured: the full workloads.
+        assert_eq!(auto_factor(0.0, 110_000), 1.0);
+        assert_eq!(auto_factor(f64::NAN, 110_000), 1.0);
+        assert_eq!(auto_factor(200.0, 0), 1.0);
+    }
+
+    #[test]
+    fn scaling_keeps_whole_inputs_and_at_least_two() {
+        assert_eq!(kept_inputs(20, 1.0), 20);
+        assert_eq!(kept_inputs(20, 0.33), 7);
+        assert_eq!(kept_inputs(20, 0.01), MIN_INPUTS);
+        assert_eq!(kept_inputs(8, 0.05), 2);
+        assert_eq!(kept_inputs(1, 0.05), 1);
+
+        let mut w = Workload::new("w", 4);
+        for candidate in ["a", "b"] {
+            for input in 0..4 {
+                w.push(
+                    input,
+                    vec![candidate.into(), format!("{input}"), " t".into()],
+                );
+            }
+        }
+        let w = w.scaled(0.5);
+        assert_eq!(w.inputs, 2);
+        // Every candidate stays, with the first two inputs.
+        let firsts: Vec<String> = w.paths.iter().map(|p| p[..2].concat()).collect();
+        assert_eq!(firsts, ["a0", "a1", "b0", "b1"]);
+    }
+
+    #[test]
+    fn scale_parses_auto_or_a_factor() {
+        assert_eq!("auto".parse::<Scale>(), Ok(Scale::Auto));
+        assert_eq!("0.25".parse::<Scale>(), Ok(Scale::Factor(0.25)));
+        assert_eq!("1".parse::<Scale>(), Ok(Scale::Factor(1.0)));
+        for bad in ["0", "1.5", "-1", "half", "NaN"] {
+            let err = bad.parse::<Scale>().unwrap_err();
+            assert!(err.contains("auto` or a factor in (0, 1]"), "{err}");
+        }
+    }
 }

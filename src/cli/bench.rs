@@ -1,12 +1,22 @@
 //! `dln bench engine`: naive vs prefix-reused scoring and batched vs sequential generation on
 //! the embedded model, as a table or one JSON object (`--json`).
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
 
-pub fn engine(model: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn engine(
+    model: Option<&str>,
+    json: bool,
+    llama_bench: Option<&Path>,
+    scale: dln::bench::Scale,
+) -> anyhow::Result<ExitCode> {
+    // The tools are looked for before the model loads, so a wrong DIR fails at once.
+    let tools = llama_bench
+        .map(dln::bench::limit::LlamaTools::find)
+        .transpose()?;
     let path = dln::llm::model::resolve(model, true)?;
     eprintln!("loading {}", path.display());
     let backend = EmbeddedBackend::load(&path, EmbeddedOptions::default())
@@ -14,7 +24,11 @@ pub fn engine(model: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(dln::bench::run_engine(&backend, &|what| {
+    let opts = dln::bench::EngineOptions {
+        scale,
+        limit: tools.map(|t| (t, path.clone())),
+    };
+    let report = runtime.block_on(dln::bench::run_engine(&backend, &opts, &|what| {
         eprintln!("{what}")
     }))?;
     if json {

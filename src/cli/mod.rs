@@ -243,11 +243,22 @@ pub enum BenchCommand {
         /// The benchmark's output directory (its --out), or its results.json.
         path: PathBuf,
     },
-    /// Naive vs prefix-reused scoring and batched vs sequential generation on the embedded model.
+    /// Naive vs prefix-reused scoring and batched vs sequential generation on the embedded model,
+    /// optionally against llama.cpp's own benchmarks on the same file.
+    #[command(after_help = "Example: dln bench engine --scale 0.25 --llama-bench ../llama-limit")]
     Engine {
         /// One JSON object on stdout instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also run llama.cpp's llama-bench and llama-batched-bench from DIR (or DIR/bin) on the
+        /// same GGUF and threads, and report dln's throughput as a share of theirs (build them
+        /// with ../shared/tools/llama-limit DIR).
+        #[arg(long = "llama-bench", value_name = "DIR")]
+        llama_bench: Option<PathBuf>,
+        /// Share of the scoring workloads' inputs to run, in (0, 1]; `auto` aims at about three
+        /// minutes of naive scoring at the model's measured prefill throughput.
+        #[arg(long, value_name = "auto|F", default_value = "auto")]
+        scale: dln::bench::Scale,
     },
     /// An OpenAI-compatible server: throughput at 1 vs 8 requests in flight, and its scores
     /// against the embedded engine's on the same texts.
@@ -427,8 +438,13 @@ pub fn main() -> ExitCode {
             which: BenchCommand::View { ref path },
         }) => bench_view::view(path, cli.theme.as_deref()),
         Some(Commands::Bench {
-            which: BenchCommand::Engine { json },
-        }) => bench::engine(cli.model.as_deref(), json),
+            which:
+                BenchCommand::Engine {
+                    json,
+                    ref llama_bench,
+                    scale,
+                },
+        }) => bench::engine(cli.model.as_deref(), json, llama_bench.as_deref(), scale),
         Some(Commands::Bench {
             which: BenchCommand::Accuracy(ref args),
         }) => bench::accuracy(args, cli.model.as_deref()),
