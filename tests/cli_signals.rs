@@ -1,6 +1,6 @@
 //! Signals, exit codes and run-directory ownership of the real `dln` binary on the real
 //! embedded model: one SIGINT (or SIGTERM, SIGHUP) stops at the next stage boundary with a
-//! checkpoint and exit code 3; a second SIGINT stops at once with 130; `timeout` leaves a run
+//! checkpoint and exit code 3; a second SIGINT or SIGTERM stops at once with 130; `timeout` leaves a run
 //! that `dln resume` finishes; a second process on the same run directory is refused while the
 //! first runs, and a killed owner's lock never blocks a resume.
 
@@ -126,6 +126,15 @@ fn sigterm_and_sighup_stop_like_one_sigint() {
 
 #[test]
 fn a_second_sigint_stops_at_once_with_code_130_and_the_run_resumes() {
+    second_signal_stops_at_once("INT");
+}
+
+#[test]
+fn a_second_sigterm_stops_at_once_like_a_second_sigint() {
+    second_signal_stops_at_once("TERM");
+}
+
+fn second_signal_stops_at_once(sig: &str) {
     // The second Ctrl-C must come while the stage that the first one waits for still runs: it is
     // sent as soon as the run says it is stopping. A stage can still end first on a busy
     // machine (then the run stops with 3, correctly); try again, a few times at most.
@@ -137,7 +146,7 @@ fn a_second_sigint_stops_at_once_with_code_130_and_the_run_resumes() {
             .spawn()
             .expect("spawn dln");
         wait_for_stage(&mut child, &dir, 2);
-        signal(&child, "INT");
+        signal(&child, sig);
         let start = Instant::now();
         while !lines(&dir).iter().any(|l| l.contains("\"stopping\"")) {
             assert!(
@@ -146,7 +155,7 @@ fn a_second_sigint_stops_at_once_with_code_130_and_the_run_resumes() {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        signal(&child, "INT");
+        signal(&child, sig);
         let out = finish(child);
         if out.status.code() == Some(STOPPED) && attempt < 4 {
             eprintln!("attempt {attempt}: the stage ended before the second Ctrl-C; again");

@@ -509,12 +509,35 @@ async fn a_bad_key_is_not_retried_and_never_printed() {
     assert_eq!(fake.requests(), 1, "401 must not be retried");
     assert!(e.contains("API key") && e.contains("OPENAI_API_KEY"), "{e}");
     assert!(!e.contains(secret));
+    assert!(
+        !e.contains("injected 401"),
+        "the refusal's body is not repeated (servers quote the key they got): {e}"
+    );
     assert!(!format!("{b:?}").contains(secret));
     assert!(!b.model_id().contains(secret));
     // It was sent, as a bearer token.
     let auth = fake.state.auth.lock().expect("lock").clone();
     assert_eq!(auth.len(), 1);
     assert!(auth[0].ends_with(&format!("Bearer {secret}")));
+}
+
+#[tokio::test]
+async fn credentials_in_a_base_url_are_refused_without_being_shown() {
+    let secret = "sk-in-the-url-7777";
+    for url in [
+        format!("http://user:{secret}@127.0.0.1:9/v1"),
+        format!("https://{secret}@api.example.com/v1"),
+    ] {
+        let c = cfg(vec![url.clone()]);
+        let e = c.validate("hosted").expect_err("refused").to_string();
+        assert!(!e.contains(secret), "{e}");
+        assert!(e.contains("backends.hosted") && e.contains("api_key_env"), "{e}");
+        let e = OpenAiBackend::with_capabilities(&c, ApiKey::new(None), echo_caps(), 2048)
+            .expect_err("refused")
+            .to_string();
+        assert!(!e.contains(secret), "{e}");
+        assert!(e.contains("***@"), "{e}");
+    }
 }
 
 #[tokio::test]

@@ -175,7 +175,8 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
 }
 
 /// SIGINT/SIGTERM/SIGHUP stop the running cell at its next stage boundary (an evaluation at its
-/// next chunk); a second SIGINT leaves at once (everything written so far is on disk).
+/// next chunk); a second SIGINT or SIGTERM leaves at once (everything written so far is on
+/// disk).
 fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -185,7 +186,7 @@ fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<
         loop {
             let again = tokio::select! {
                 _ = int.recv() => cancel.is_cancelled(),
-                _ = term.recv() => false,
+                _ = term.recv() => cancel.is_cancelled(),
                 _ = hup.recv() => false,
             };
             if again {
@@ -193,7 +194,7 @@ fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<
                 // SAFETY: `_exit` ends the process at once (see `dln train`'s second Ctrl-C).
                 unsafe { libc::_exit(i32::from(super::exit::INTERRUPTED)) }
             }
-            eprintln!("stopping after the current stage or evaluation chunk; press Ctrl-C again to stop at once");
+            eprintln!("stopping after the current stage or evaluation chunk; press Ctrl-C again (or send SIGTERM again) to stop at once");
             cancel.cancel();
         }
     });

@@ -115,7 +115,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("DLN_CONFIG", "the workbench's settings file (theme, keys)"),
     (
         "DLN_LOG",
-        "log filter of the workbench's log file (e.g. debug)",
+        "log filter (e.g. debug): the workbench's log file, stderr for other commands",
     ),
     (
         "DLN_FETCH_TIMEOUT",
@@ -154,6 +154,8 @@ pub fn show(
     for s in sets {
         cfg.apply_override(s)?;
     }
+    // What `dln train` would refuse (templates, data, model files), shown after the settings.
+    let checked = dln::run::preflight(&cfg, model, true).map(|_| ());
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read {}", config.display()))?;
     let file: toml::Value = match config.extension().and_then(|e| e.to_str()) {
@@ -183,9 +185,10 @@ pub fn show(
             "model_override": model,
             "settings": settings,
             "environment": env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+            "problem": checked.as_ref().err().map(ToString::to_string),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
+        return verdict(checked);
     }
     println!(
         "# {} (paths relative to {})",
@@ -205,7 +208,19 @@ pub fn show(
             println!("  {k}={v}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    verdict(checked)
+}
+
+/// `config show`'s exit: 0 when `dln train` would start on the config, else 1 with the reason
+/// (after the settings, which help find it).
+fn verdict(checked: Result<(), dln::run::RunError>) -> anyhow::Result<ExitCode> {
+    match checked {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: `dln train` would refuse this config: {e}");
+            Ok(ExitCode::from(super::exit::FAILED))
+        }
+    }
 }
 
 #[cfg(test)]

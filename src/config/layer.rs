@@ -88,6 +88,21 @@ impl LayerConfig {
     }
 }
 
+impl LayerConfig {
+    /// Checks what serde cannot: temperatures and token budgets (`l`: the layer's index).
+    pub(super) fn validate(&self, l: usize) -> Result<(), String> {
+        use super::range::{count, non_negative, MAX_TOKENS};
+        let key = |k: &str| format!("layers.{l}.{k}");
+        non_negative(&key("forward_temperature"), self.forward_temperature.into(), 100.0)?;
+        non_negative(&key("backward_temperature"), self.backward_temperature.into(), 100.0)?;
+        count(&key("backward_max_tokens"), self.backward_max_tokens.into(), 1, MAX_TOKENS)?;
+        if let Some(n) = self.forward_max_tokens {
+            count(&key("forward_max_tokens"), n.into(), 1, MAX_TOKENS)?;
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Whether the config lets the loop train layer `l`: the layer is `trainable` and
     /// `train.train_layers` (when given) selects it. Pins are the network's, not the config's.

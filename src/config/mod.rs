@@ -11,6 +11,7 @@
 mod data;
 mod layer;
 mod model;
+pub(crate) mod range;
 mod set;
 mod train;
 
@@ -200,6 +201,10 @@ impl Config {
         self.train
             .validate(self.layers.len())
             .map_err(ConfigError::Invalid)?;
+        self.model.validate().map_err(ConfigError::Invalid)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            layer.validate(l).map_err(ConfigError::Invalid)?;
+        }
         if self.task.name.trim().is_empty() {
             return Err(ConfigError::Invalid("`task.name` must not be empty".into()));
         }

@@ -29,6 +29,18 @@ impl Default for ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// Checks what serde cannot: the context and thread counts a llama.cpp context can take.
+    pub(super) fn validate(&self) -> Result<(), String> {
+        use super::range::{count, MAX_TOKENS};
+        count("model.context_size", self.context_size.into(), 64, MAX_TOKENS)?;
+        if let Some(t) = self.threads {
+            count("model.threads", t as u64, 1, 1024)?;
+        }
+        Ok(())
+    }
+}
+
 /// One named backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

@@ -171,8 +171,12 @@ impl TrainConfig {
         if self.val_freq == 0 {
             return Err("`train.val_freq` must be at least 1".into());
         }
-        if self.posterior_temperature.is_nan() || self.posterior_temperature <= 0.0 {
-            return Err("`train.posterior_temperature` must be positive".into());
+        use super::range::{non_negative, positive};
+        positive("train.posterior_temperature", self.posterior_temperature, 1e12)?;
+        non_negative("train.trust_factor", self.trust_factor, 1e6)?;
+        non_negative("train.logp_penalty", self.logp_penalty, 1e6)?;
+        if self.num_hidden_samples == 0 {
+            return Err("`train.num_hidden_samples` must be at least 1".into());
         }
         if !(self.backward_top_p > 0.0 && self.backward_top_p <= 1.0) {
             return Err("`train.backward_top_p` must be in (0, 1]".into());

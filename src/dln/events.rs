@@ -70,6 +70,9 @@ pub enum StopReason {
     Budget,
     /// A backend kept failing after its retries and nobody resumed the paused run.
     BackendUnavailable,
+    /// The run directory could not be written (a full disk, an I/O error): the run stopped at
+    /// its last whole checkpoint and event.
+    WriteFailed,
 }
 
 impl StopReason {
@@ -79,6 +82,7 @@ impl StopReason {
             StopReason::Requested => "stopped",
             StopReason::Budget => "stopped (budget)",
             StopReason::BackendUnavailable => "stopped (backend unavailable)",
+            StopReason::WriteFailed => "stopped (cannot write)",
         }
     }
 }

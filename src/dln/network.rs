@@ -150,6 +150,29 @@ pub fn layer_templates(
         .collect()
 }
 
+/// [`layer_templates`] of the config alone, with what a layer's position forbids, each error
+/// naming the layer.
+fn checked_layer_templates(
+    config: &Config,
+    l: LayerIndex,
+) -> Result<Vec<(TemplateRole, Template)>, DlnError> {
+    let t = &config.layers[l].templates;
+    if l == 0 && (!t.residual.is_empty() || !t.propose_hidden.is_empty()) {
+        return Err(DlnError::Config(
+            "layer 0 reads the input directly: `residual` and `propose_hidden` templates belong to the \
+             layers above it"
+                .into(),
+        ));
+    }
+    layer_templates(config, l, &[]).map_err(|e| DlnError::Config(format!("layer {l}: {e}")))
+}
+
+/// Checks that every template `config` names loads and fits its role, without a backend: what
+/// [`Network::from_config`] would refuse, found before a model loads or a run directory exists.
+pub fn check_templates(config: &Config) -> Result<(), DlnError> {
+    (0..config.layers.len()).try_for_each(|l| checked_layer_templates(config, l).map(|_| ()))
+}
+
 /// A chat forward template is scored as the rendered chat's raw text, which only a backend that
 /// renders chats itself can give: asked here, when the network is built, so a server backend
 /// refuses the config before any call instead of at the first forward pass.
@@ -193,18 +216,8 @@ impl Network {
         let mut layers = Vec::with_capacity(k);
         for (l, (lc, be)) in config.layers.iter().zip(backends).enumerate() {
             let hidden = l + 1 < k;
-            let t = &lc.templates;
-            if l == 0 && (!t.residual.is_empty() || !t.propose_hidden.is_empty()) {
-                return Err(DlnError::Config(
-                    "layer 0 reads the input directly: `residual` and `propose_hidden` templates belong to the \
-                     layers above it"
-                        .into(),
-                ));
-            }
-            let mut templates: BTreeMap<TemplateRole, Template> = layer_templates(config, l, &[])
-                .map_err(|e| DlnError::Config(format!("layer {l}: {e}")))?
-                .into_iter()
-                .collect();
+            let mut templates: BTreeMap<TemplateRole, Template> =
+                checked_layer_templates(config, l)?.into_iter().collect();
             let mut take = |role| templates.remove(&role);
             let missing = || DlnError::Config(format!("layer {l}: a template slot is missing"));
             let forward = take(TemplateRole::Forward).ok_or_else(missing)?;

@@ -28,19 +28,27 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // The mode any other file the user makes gets (0666 less the umask), not tempfile's 0600:
+    // nothing dln writes atomically holds a secret.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| RunError::io(dir, e))?;
-    crate::fault::point("atomic_write", || {
-        // What a kill mid-write leaves: half a temporary file, the target untouched.
+    crate::fault::io_point("atomic_write", || {
+        // What a kill (or a full disk) mid-write leaves: half a temporary file, the target
+        // untouched.
         let _ = tmp.as_file_mut().write_all(&bytes[..bytes.len() / 2]);
-    });
-    tmp.as_file_mut()
-        .write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| RunError::io(tmp.path(), e))?;
+    })
+    .and_then(|()| tmp.as_file_mut().write_all(bytes))
+    .and_then(|_| tmp.as_file().sync_all())
+    .map_err(|e| RunError::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| RunError::io(path, e.error))?;
     sync_dir(dir);
     Ok(())
@@ -107,10 +115,16 @@ pub fn default_run_dir(task: &str) -> PathBuf {
 
 /// The event log of a run: each event is appended to `events.jsonl` (flushed per line) and sent
 /// to the live receiver, if one still listens.
+///
+/// An append that fails (a full disk, an I/O error) is cut back off the file, so the log holds
+/// whole lines only, and the log stops writing: a later event appended after a lost one would
+/// make a log that tells a different story. The driver sees [`EventLog::failed`] and stops the
+/// run resumably.
 pub struct EventLog {
     path: PathBuf,
     file: Mutex<File>,
     live: UnboundedSender<Event>,
+    failed: Mutex<Option<String>>,
 }
 
 impl EventLog {
@@ -130,11 +144,33 @@ impl EventLog {
             path,
             file: Mutex::new(file),
             live,
+            failed: Mutex::new(None),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Why the log stopped writing, once an append failed.
+    pub fn failed(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Appends one line, or leaves the file as it was (a torn part is cut back off).
+    fn append(&self, f: &mut File, line: &str) -> std::io::Result<()> {
+        let start = f.metadata()?.len();
+        let written = crate::fault::io_point("event_append", || {
+            // What a kill (or a full disk) mid-append leaves: a torn last line.
+            let _ = f.write_all(&line.as_bytes()[..line.len() / 2]);
+            let _ = f.flush();
+        })
+        .and_then(|()| f.write_all(line.as_bytes()))
+        .and_then(|()| f.flush());
+        if written.is_err() {
+            let _ = f.set_len(start);
+        }
+        written
     }
 }
 
@@ -142,14 +178,13 @@ impl EventSink for EventLog {
     fn emit(&self, event: Event) {
         if let Ok(mut line) = serde_json::to_string(&event) {
             line.push('\n');
-            if let Ok(mut f) = self.file.lock() {
-                crate::fault::point("event_append", || {
-                    // What a kill mid-append leaves: a torn last line.
-                    let _ = f.write_all(&line.as_bytes()[..line.len() / 2]);
-                    let _ = f.flush();
-                });
-                if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
-                    tracing::warn!("cannot append to {}: {e}", self.path.display());
+            if let (Ok(mut f), Ok(mut failed)) = (self.file.lock(), self.failed.lock()) {
+                if failed.is_none() {
+                    if let Err(e) = self.append(&mut f, &line) {
+                        let why = format!("cannot append to {}: {e}", self.path.display());
+                        tracing::warn!("{why}; the run stops (resumable)");
+                        *failed = Some(why);
+                    }
                 }
             }
         }
@@ -171,6 +206,16 @@ pub fn read_events(run_dir: &Path) -> Result<Vec<Event>, RunError> {
         match serde_json::from_str::<Event>(line) {
             Ok(e) => out.push(e),
             Err(_) if n + 1 == lines.len() && !text.ends_with('\n') => {}
+            // A torn line with the next event appended to it (a log written before torn
+            // appends were cut back): the whole event at its end is kept.
+            Err(e) if whole_event_after_torn(line).is_some() => {
+                tracing::warn!(
+                    "{}:{}: skipping a torn event before a whole one: {e}",
+                    path.display(),
+                    n + 1
+                );
+                out.extend(whole_event_after_torn(line));
+            }
             Err(e) if !line.trim_end().ends_with('}') => {
                 // A torn line followed by a resumed run's events.
                 tracing::warn!(
@@ -188,4 +233,54 @@ pub fn read_events(run_dir: &Path) -> Result<Vec<Event>, RunError> {
         }
     }
     Ok(out)
+}
+
+/// The last whole event in `line` after a torn start: `{"event":…` begun again inside it.
+fn whole_event_after_torn(line: &str) -> Option<Event> {
+    line.match_indices("{\"event\"")
+        .filter(|(i, _)| *i > 0)
+        .find_map(|(i, _)| serde_json::from_str::<Event>(&line[i..]).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dln::events::RunState;
+
+    fn line(e: &Event) -> String {
+        serde_json::to_string(e).expect("event serializes")
+    }
+
+    #[test]
+    fn replay_reads_the_whole_event_after_a_torn_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = line(&Event::StateChanged {
+            state: RunState::Running,
+        });
+        let b = line(&Event::Warning {
+            message: "disk full".into(),
+        });
+        let c = line(&Event::StateChanged {
+            state: RunState::Paused,
+        });
+        // An append torn by a full disk, the next event appended to its half.
+        let text = format!("{a}\n{}{b}\n{c}\n", &c[..c.len() / 2]);
+        std::fs::write(dir.path().join(EVENTS_FILE), text).expect("write");
+        let events = read_events(dir.path()).expect("the log replays");
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(matches!(&events[1], Event::Warning { message } if message == "disk full"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_follow_the_umask_like_any_other_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").expect("write");
+        let atomic = dir.path().join("atomic");
+        atomic_write(&atomic, b"x").expect("atomic write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&atomic), mode(&plain));
+    }
 }

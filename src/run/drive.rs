@@ -115,6 +115,8 @@ pub(crate) async fn drive(
     let budget = Budget::of(&config.train);
     // Set while the run is paused because a backend kept failing; cleared when it runs again.
     let mut unavailable = false;
+    // Set when a checkpoint could not be written: the run stops at the loop's top.
+    let mut cannot_write: Option<String> = None;
     loop {
         while let Ok(cmd) = commands.try_recv() {
             perform(ctl.at_boundary(cmd), &mut trainer, &log);
@@ -135,12 +137,29 @@ pub(crate) async fn drive(
         } else {
             StopReason::Requested
         };
-        if !ctl.is_stopping() {
+        let write_failed = cannot_write.clone().or_else(|| log.failed());
+        if let Some(why) = &write_failed {
+            // The run directory cannot take what comes next: stop at what is whole on disk.
+            log.emit(Event::Warning {
+                message: format!("{why}; the run stops, resumable once the disk has room"),
+            });
+            if !ctl.is_stopping() {
+                perform(ctl.at_boundary(Command::Stop), &mut trainer, &log);
+            }
+            reason = StopReason::WriteFailed;
+        } else if !ctl.is_stopping() {
             if let Some(reached) = budget.reached(&trainer.total_usage()) {
                 log.emit(reached);
                 perform(ctl.at_boundary(Command::Stop), &mut trainer, &log);
                 reason = StopReason::Budget;
             }
+        }
+        if write_failed.is_some() {
+            // Best effort: the previous checkpoint (atomic) stays whole if this one fails.
+            let _ = checkpoint(run_dir, &trainer, false, &log);
+            let result = result_of(&config, &trainer, Some(reason), started);
+            let _ = write_result(run_dir, &result);
+            return Ok(summary_of(run_dir, &result));
         }
         if ctl.is_stopping() {
             checkpoint(run_dir, &trainer, false, &log)?;
@@ -173,7 +192,7 @@ pub(crate) async fn drive(
                     message: e.to_string(),
                 });
                 trainer = trainer.rewind()?;
-                checkpoint(run_dir, &trainer, false, &log)?;
+                cannot_write = checkpoint(run_dir, &trainer, false, &log).err().map(|e| e.to_string());
                 perform(ctl.stage_failed(), &mut trainer, &log);
                 unavailable = true;
                 continue;
@@ -190,10 +209,21 @@ pub(crate) async fn drive(
         }
         match outcome {
             StepOutcome::Continue => {}
-            StepOutcome::IterationDone => checkpoint(run_dir, &trainer, false, &log)?,
+            StepOutcome::IterationDone => {
+                cannot_write = checkpoint(run_dir, &trainer, false, &log)
+                    .err()
+                    .map(|e| e.to_string());
+            }
             StepOutcome::Finished => {
-                checkpoint(run_dir, &trainer, true, &log)?;
-                return finish(run_dir, &config, &trainer, None, started, &log);
+                // Once the final checkpoint and the result are whole on disk the run is done
+                // (an event lost after them only shortens what a replay shows).
+                match checkpoint(run_dir, &trainer, true, &log)
+                    .and_then(|()| finish(run_dir, &config, &trainer, None, started, &log))
+                {
+                    Ok(summary) => return Ok(summary),
+                    Err(e) => cannot_write = Some(e.to_string()),
+                }
+                continue;
             }
         }
         perform(ctl.stage_done(), &mut trainer, &log);

@@ -33,4 +33,4 @@ pub use error::RunError;
 pub use eval::{evaluate_run, EvalReport};
 pub use lock::{RunLock, LOCK_FILE};
 pub use result::{read_result, RunResult, RESULT_FILE};
-pub use session::{load_data, RunSummary, Session, SessionOptions};
+pub use session::{load_data, preflight, RunSummary, Session, SessionOptions};

@@ -77,6 +77,22 @@ pub struct Session {
     pub task: JoinHandle<Result<RunSummary, RunError>>,
 }
 
+/// What a run of `config` would refuse, found without loading a model or writing anything: its
+/// ranges, its templates, its models' files (`models`: unless a backend is given instead) and its
+/// data, which it returns loaded.
+pub fn preflight(
+    config: &Config,
+    model_override: Option<&str>,
+    models: bool,
+) -> Result<Dataset, RunError> {
+    config.validate()?;
+    crate::dln::network::check_templates(config)?;
+    if models {
+        crate::run::check_models(config, model_override)?;
+    }
+    load_data(config)
+}
+
 /// Reads the `[data]` table of a config into the data module's settings and loads the task.
 pub fn load_data(config: &Config) -> Result<Dataset, RunError> {
     Ok(load_dataset(&data_config(config)?, &config.base_dir())?)
@@ -98,7 +114,9 @@ impl Session {
     /// Creates the run directory (resolved config, event log), loads the task's data, and starts
     /// the run. Errors found before the run starts are returned here and also logged.
     pub async fn start(config: Config, opts: SessionOptions) -> Result<Session, RunError> {
-        config.validate()?;
+        // Everything the config names is checked before the run directory exists, so a fixed
+        // config reruns with the same --out.
+        let data = preflight(&config, opts.model.as_deref(), opts.backend.is_none())?;
         let run_dir = opts
             .out_dir
             .clone()
@@ -114,7 +132,6 @@ impl Session {
         atomic_write(&run_dir.join(CONFIG_FILE), config.to_toml()?.as_bytes())?;
         let (etx, erx) = mpsc::unbounded_channel();
         let log = Arc::new(EventLog::open(&run_dir, etx)?);
-        let data = load_data_logged(&config, &log)?;
         let owned = Owned {
             lock,
             log,

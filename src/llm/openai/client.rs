@@ -31,8 +31,24 @@ impl ApiKey {
         self.0.is_some()
     }
 
-    fn header(&self) -> Option<String> {
-        self.0.as_ref().map(|k| format!("Bearer {k}"))
+    fn secret(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// `text` with every occurrence of the key (and of its longer fragments a server may quote)
+    /// replaced by `<redacted>`.
+    pub fn scrub(&self, text: &str) -> String {
+        let Some(k) = self.0.as_deref() else {
+            return text.to_string();
+        };
+        let mut out = text.replace(k, "<redacted>");
+        // "Incorrect API key provided: sk-abc…xyz": a quoted head or tail of the key.
+        if k.len() >= 12 {
+            for part in [&k[..k.len() / 2], &k[k.len() / 2..]] {
+                out = out.replace(part, "<redacted>");
+            }
+        }
+        out
     }
 }
 
@@ -128,9 +144,13 @@ impl Transport {
             let u = u.trim().trim_end_matches('/').to_string();
             let parsed = reqwest::Url::parse(&u).map_err(|e| {
                 LlmError::InvalidRequest(format!(
-                    "base URL {u:?} is not a URL ({e}); write it like http://127.0.0.1:8000/v1"
+                    "base URL {:?} is not a URL ({e}); write it like http://127.0.0.1:8000/v1",
+                    redacted_url(&u)
                 ))
             })?;
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(LlmError::InvalidRequest(credentials_in_url(&u)));
+            }
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(LlmError::InvalidRequest(format!(
                     "base URL {u:?} must start with http:// or https://"
@@ -289,8 +309,9 @@ impl Transport {
             .timeout(self.opts.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_vec());
-        if let Some(h) = self.key.header() {
-            req = req.header(reqwest::header::AUTHORIZATION, h);
+        if let Some(k) = self.key.secret() {
+            // Marked sensitive: kept out of reqwest's and hyper's debug output.
+            req = req.bearer_auth(k);
         }
         let resp = match req.send().await {
             Ok(r) => r,
@@ -309,12 +330,14 @@ impl Transport {
         if status.is_success() {
             return Attempt::Ok(bytes);
         }
-        let message = error_message(&bytes);
+        let message = self.key.scrub(&error_message(&bytes));
         let code = status.as_u16();
         match code {
+            // The body of a refused key is not repeated: servers quote the key they got.
             401 | 403 => Attempt::Fatal(LlmError::Backend(format!(
-                "{url}: the server refused the API key ({code}: {message}); set the key in the \
-                 environment variable the backend's `api_key_env` names (default OPENAI_API_KEY)"
+                "{url}: the server refused the API key ({code}); set the key in the environment \
+                 variable the backend's `api_key_env` names (default OPENAI_API_KEY) or in the \
+                 file `api_key_file` names"
             ))),
             404 => Attempt::Fatal(LlmError::Backend(format!(
                 "{url}: not found (404: {message}); check the backend's `base_url` (it usually \
@@ -340,6 +363,32 @@ impl Transport {
             ))),
         }
     }
+}
+
+/// `url` with any user name and password replaced by `***` (for messages about a URL that may
+/// hold them).
+pub fn redacted_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The refusal of a base URL with credentials in it, which would be copied into every message,
+/// event and cache naming the server.
+pub fn credentials_in_url(url: &str) -> String {
+    format!(
+        "base URL {} holds a user name or password; take it out of the URL and give the key in \
+         the environment variable the backend's `api_key_env` names (default OPENAI_API_KEY) or \
+         in the file `api_key_file` names",
+        redacted_url(url)
+    )
 }
 
 fn context_error(url: &str, message: &str) -> LlmError {
@@ -393,6 +442,19 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_key_is_scrubbed_and_urls_lose_their_credentials() {
+        let k = ApiKey::new(Some("sk-abcdef0123456789".into()));
+        let quoted = "Incorrect API key provided: sk-abcdef01****. Or sk-abcdef0123456789";
+        let s = k.scrub(quoted);
+        assert!(!s.contains("sk-abcdef01") && !s.contains("23456789"), "{s}");
+        assert_eq!(
+            redacted_url("https://u:sk-x@host:8000/v1?q=a@b"),
+            "https://***@host:8000/v1?q=a@b"
+        );
+        assert_eq!(redacted_url("http://127.0.0.1:8000/v1"), "http://127.0.0.1:8000/v1");
+    }
 
     #[test]
     fn key_never_prints() {

@@ -129,7 +129,8 @@ impl OpenAiConfig {
     pub fn transport_options(&self) -> TransportOptions {
         TransportOptions {
             max_in_flight: self.max_in_flight.max(1),
-            timeout: Duration::from_secs_f64(self.timeout_secs.max(0.1)),
+            timeout: Duration::try_from_secs_f64(self.timeout_secs.clamp(0.1, 86_400.0))
+                .unwrap_or(Duration::from_secs(120)),
             max_retries: self.max_retries,
             backoff_base: Duration::from_millis(self.retry_base_ms.max(1)),
             ..Default::default()
@@ -144,18 +145,26 @@ impl OpenAiConfig {
                  /v1/models lists them)"
             ));
         }
-        if self.max_in_flight == 0 {
-            return Err(format!(
-                "`backends.{name}.max_in_flight` must be at least 1"
-            ));
+        for u in self.base_urls.iter().chain([&self.base_url]) {
+            let authority = u.split_once("://").map_or("", |(_, r)| {
+                &r[..r.find(['/', '?', '#']).unwrap_or(r.len())]
+            });
+            if authority.contains('@') {
+                return Err(format!(
+                    "`backends.{name}`: {}",
+                    super::client::credentials_in_url(u)
+                ));
+            }
         }
-        if self.prompts_per_request == 0 {
-            return Err(format!(
-                "`backends.{name}.prompts_per_request` must be at least 1"
-            ));
-        }
-        if self.timeout_secs.is_nan() || self.timeout_secs <= 0.0 {
-            return Err(format!("`backends.{name}.timeout_secs` must be positive"));
+        use crate::config::range::{count, positive, MAX_TOKENS};
+        let key = |k: &str| format!("backends.{name}.{k}");
+        positive(&key("timeout_secs"), self.timeout_secs, 86_400.0)?;
+        count(&key("max_in_flight"), self.max_in_flight as u64, 1, 4096)?;
+        count(&key("prompts_per_request"), self.prompts_per_request as u64, 1, 4096)?;
+        count(&key("max_retries"), self.max_retries.into(), 0, 1000)?;
+        count(&key("retry_base_ms"), self.retry_base_ms, 0, 600_000)?;
+        if let Some(c) = self.context_size {
+            count(&key("context_size"), c.into(), 64, MAX_TOKENS)?;
         }
         crate::llm::price::Price::check(
             self.prompt_price,

@@ -50,7 +50,11 @@ fn state_badge(app: &App) -> (String, ratatui::style::Style) {
             if app.run.stopped_early
                 && matches!(
                     app.run.stop_reason,
-                    Some(StopReason::Budget | StopReason::BackendUnavailable)
+                    Some(
+                        StopReason::Budget
+                            | StopReason::BackendUnavailable
+                            | StopReason::WriteFailed
+                    )
                 ) =>
         {
             let reason = app.run.stop_reason.map_or("stopped", StopReason::name);
