@@ -251,6 +251,41 @@ proptest! {
         let _ = config.apply_override(&format!("{key}{sep}{value}"));
     }
 
+    /// Every numeric setting given a number serde takes but nothing can use (infinities, NaN,
+    /// huge, negative, zero) is accepted only where it is usable, else refused naming its key;
+    /// what is accepted builds the HTTP transport's options without a panic.
+    #[test]
+    fn numeric_settings_out_of_range_name_their_key(
+        key in prop::sample::select(NUMERIC_KEYS),
+        value in prop_oneof![
+            prop::sample::select(&["inf", "-inf", "nan", "1e300", "-1", "0", "1e20", "-0.0",
+                                   "99999999999999999999", "4294967296", "0.5", "3"][..])
+                .prop_map(str::to_string),
+            any::<f64>().prop_map(|v| format!("{v:e}")),
+            any::<i64>().prop_map(|v| v.to_string()),
+        ],
+    ) {
+        let mut config = Config::parse(
+            &format!("{}\n[backends.server]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n",
+                std::str::from_utf8(CONFIG).expect("utf-8")),
+            Path::new("dln2-demo.toml"),
+        ).expect("the demo config parses");
+        let checked = config
+            .apply_override(&format!("{key}={value}"))
+            .and_then(|()| config.validate());
+        match checked {
+            Err(e) => {
+                let msg = e.to_string();
+                prop_assert!(msg.contains(key), "{key}={value}: the error names the key: {msg}");
+            }
+            Ok(()) => {
+                if let Some(dln::config::BackendConfig::Openai(o)) = config.backends.get("server") {
+                    let _ = o.transport_options();
+                }
+            }
+        }
+    }
+
     #[test]
     fn templates_never_panic(bytes in prop_oneof![bytes_or_mutated(TEMPLATE), bytes_or_mutated(YAML)]) {
         check_templates(&bytes);
@@ -263,6 +298,40 @@ proptest! {
         check_events(&noise);
     }
 }
+
+/// The numeric settings a config can hold (the demo has two layers and a backend `server`).
+const NUMERIC_KEYS: &[&str] = &[
+    "model.context_size",
+    "model.threads",
+    "train.iterations",
+    "train.batch_size",
+    "train.num_candidates",
+    "train.num_hidden_samples",
+    "train.val_freq",
+    "train.patience",
+    "train.memory",
+    "train.posterior_temperature",
+    "train.trust_factor",
+    "train.logp_penalty",
+    "train.backward_top_p",
+    "train.proposal_rounds",
+    "train.burn_in",
+    "train.k_shot",
+    "train.budget_tokens",
+    "train.budget_cost",
+    "layers.0.forward_temperature",
+    "layers.0.backward_temperature",
+    "layers.0.forward_max_tokens",
+    "layers.1.backward_max_tokens",
+    "layers.1.demos",
+    "backends.server.timeout_secs",
+    "backends.server.max_retries",
+    "backends.server.retry_base_ms",
+    "backends.server.max_in_flight",
+    "backends.server.prompts_per_request",
+    "backends.server.context_size",
+    "backends.server.prompt_price",
+];
 
 // The nastiest cases, kept as plain tests.
 

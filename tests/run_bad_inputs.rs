@@ -1,5 +1,6 @@
-//! Bad inputs end in a clear error naming what is wrong — never a panic, never a lost run
-//! directory (its config and an `error` event stay on disk).
+//! Bad inputs end in a clear error naming what is wrong — never a panic. What a config names is
+//! refused before a run directory exists; a run that fails later keeps its directory (its config
+//! and an `error` event stay on disk).
 
 mod dln_common;
 
@@ -31,30 +32,37 @@ batch_size = 2
     Config::parse(&text, Path::new("bad.toml")).expect("config parses")
 }
 
-/// Starts and runs a session; returns the error text and checks the run directory survived.
+/// Starts and runs a session; returns the error text. What the config names (data, templates)
+/// is refused before the run directory exists, so the corrected rerun may use the same `--out`;
+/// a run that fails later keeps its directory, with its config and the failure logged.
 async fn failing(
     config: Config,
     backend: dln::llm::scripted::ScriptedBackend,
     dir: &Path,
 ) -> String {
     let out = dir.join("run");
-    let err = match Session::start(config, options_with(backend, &out)).await {
-        Err(e) => e.to_string(),
-        Ok(session) => match run_to_end(session).await.0 {
-            Err(e) => e,
-            Ok(_) => panic!("the run should fail"),
-        },
-    };
-    assert!(
-        out.join("config.toml").exists(),
-        "the run directory keeps its config"
-    );
-    let events = read_events(&out).expect("events readable");
-    assert!(
-        events.iter().any(|e| matches!(e, Event::RunFailed { .. })),
-        "the failure is logged"
-    );
-    err
+    match Session::start(config, options_with(backend, &out)).await {
+        Err(e) => {
+            assert!(!out.exists(), "refused before a run directory exists: {e}");
+            e.to_string()
+        }
+        Ok(session) => {
+            let err = match run_to_end(session).await.0 {
+                Err(e) => e,
+                Ok(_) => panic!("the run should fail"),
+            };
+            assert!(
+                out.join("config.toml").exists(),
+                "the run directory keeps its config"
+            );
+            let events = read_events(&out).expect("events readable");
+            assert!(
+                events.iter().any(|e| matches!(e, Event::RunFailed { .. })),
+                "the failure is logged"
+            );
+            err
+        }
+    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
