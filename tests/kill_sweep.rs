@@ -314,3 +314,33 @@ fn write_fault_matrix_every_cell_same_result_or_resumable() {
     }
     eprintln!("{table}");
 }
+
+/// A newest checkpoint damaged after it was written (a disk error, a hand edit) falls back to
+/// the one before it: the resume says so, redoes the last iteration from there, and ends with
+/// the uninterrupted run's result.
+#[test]
+fn a_damaged_newest_checkpoint_resumes_from_the_previous_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let alone = tmp.path().join("alone");
+    must_succeed(&run("start", &alone, &[]), "the uninterrupted run");
+    let expected = outcome(&alone);
+    let dir = tmp.path().join("damaged");
+    must_succeed(&run("start", &dir, &[]), "the run");
+    let prev = dir.join(dln::run::PREVIOUS_CHECKPOINT_FILE);
+    assert!(prev.is_file(), "the previous checkpoint is kept");
+    let newest = dir.join("checkpoint.json");
+    let text = std::fs::read_to_string(&newest).expect("checkpoint");
+    std::fs::write(&newest, &text[..text.len() / 3]).expect("damage it");
+    std::fs::remove_file(dir.join("result.json")).expect("as if it had not finished");
+    let (c, warning) = dln::run::read_checkpoint_reporting(&dir).expect("falls back");
+    assert!(c.is_some_and(|c| !c.finished), "the previous checkpoint is an unfinished one");
+    assert!(warning.is_some_and(|w| w.contains("checkpoint.prev.json")));
+    must_succeed(&run("resume", &dir, &[]), "the resume");
+    assert!(
+        lines_with(&dir, "checkpoint.prev.json") >= 1,
+        "the resume says which checkpoint it used"
+    );
+    let got = outcome(&dir);
+    assert_eq!(got.0, expected.0, "result.json differs");
+    assert_eq!(got.1, expected.1, "checkpoint differs");
+}

@@ -25,7 +25,10 @@ pub use backends::{
     build_backends, build_backends_reporting, calls_http_backend, check_models, BackendReport,
     BuiltBackends,
 };
-pub use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint, CHECKPOINT_FILE};
+pub use checkpoint::{
+    read_checkpoint, read_checkpoint_reporting, write_checkpoint, Checkpoint, CHECKPOINT_FILE,
+    PREVIOUS_CHECKPOINT_FILE,
+};
 pub use control::{Control, ControlState, Effect};
 pub(crate) use dir::sync_dir;
 pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};

@@ -14,7 +14,7 @@ use crate::dln::events::{Command, Event, RunState, StopReason};
 use crate::dln::state::TrainerState;
 use crate::dln::EventSink;
 use crate::llm::{SharedBackend, Usage};
-use crate::run::checkpoint::{read_checkpoint, CHECKPOINT_FILE};
+use crate::run::checkpoint::{read_checkpoint_reporting, CHECKPOINT_FILE};
 use crate::run::dir::{atomic_write, default_run_dir, EventLog, CONFIG_FILE, EVENTS_FILE};
 use crate::run::drive::drive;
 use crate::run::result::{read_result, RunResult};
@@ -167,7 +167,7 @@ impl Session {
             config.validate()?;
             atomic_write(&config_path, config.to_toml()?.as_bytes())?;
         }
-        let mut checkpoint = read_checkpoint(run_dir)?;
+        let (mut checkpoint, fell_back) = read_checkpoint_reporting(run_dir)?;
         // A finished run given more iterations trains on from where it ended.
         if let Some(c) = checkpoint.as_mut() {
             if c.finished
@@ -179,6 +179,9 @@ impl Session {
         }
         let (etx, erx) = mpsc::unbounded_channel();
         let log = Arc::new(EventLog::open(run_dir, etx)?);
+        if let Some(message) = fell_back {
+            log.emit(Event::Warning { message });
+        }
         if checkpoint.as_ref().is_some_and(|c| c.finished) {
             if let Some(r) = read_result(run_dir)? {
                 let (ctx, _crx) = mpsc::unbounded_channel();
