@@ -1,10 +1,27 @@
-//! Append-only files (the event log, the call cache) after a crash: a process killed mid-append
-//! leaves a last line without its newline. Before appending again the torn tail is cut off, so
-//! every line of the file is whole and readers never see half a record.
+//! Paths and append-only files. A path written in a config resolves against the config's
+//! directory, `~` being the home directory. Append-only files (the event log) after a crash: a
+//! process killed mid-append leaves a last line without its newline. Before appending again the
+//! torn tail is cut off, so every line of the file is whole and readers never see half a record.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `p` as written in a config whose directory is `base_dir`: `~` and `~/…` in the home
+/// directory, an absolute path as it is, anything else relative to `base_dir`.
+pub fn resolve(base_dir: &Path, p: impl AsRef<Path>) -> PathBuf {
+    let p = p.as_ref();
+    if let Ok(rest) = p.strip_prefix("~") {
+        if let Some(dirs) = directories::BaseDirs::new() {
+            return dirs.home_dir().join(rest);
+        }
+    }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir.join(p)
+    }
+}
 
 /// Cuts a torn last line (bytes after the last `\n`) off `path`; returns how many bytes were
 /// removed. A missing file is not an error.
@@ -44,6 +61,17 @@ pub fn repair_torn_tail(path: &Path) -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_paths_resolve_against_the_config_and_the_home_directory() {
+        let base = Path::new("/configs");
+        assert_eq!(resolve(base, "data/x.json"), Path::new("/configs/data/x.json"));
+        assert_eq!(resolve(base, "/abs/x.json"), Path::new("/abs/x.json"));
+        let home = directories::BaseDirs::new().expect("a home").home_dir().to_path_buf();
+        assert_eq!(resolve(base, "~/x.json"), home.join("x.json"));
+        assert_eq!(resolve(base, "~"), home);
+        assert_eq!(resolve(base, "~x/y"), Path::new("/configs/~x/y"), "not another user's home");
+    }
 
     #[test]
     fn a_torn_tail_is_cut_and_whole_lines_are_kept() {

@@ -183,12 +183,7 @@ impl Config {
 
     /// Resolves a path written in the config.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir().join(p)
-        }
+        crate::files::resolve(&self.base_dir(), p)
     }
 
     /// Checks what serde cannot: counts and ranges.

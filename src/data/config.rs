@@ -180,13 +180,7 @@ impl DataConfig {
 
     /// The files to read; [`DataConfig::check`] has passed.
     pub(crate) fn files(&self, base_dir: &Path) -> Result<Files, DataError> {
-        let at = |p: &PathBuf| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base_dir.join(p)
-            }
-        };
+        let at = |p: &PathBuf| crate::files::resolve(base_dir, p);
         match (&self.path, &self.train) {
             (Some(path), _) => Ok(Files {
                 pool: at(path),

@@ -142,14 +142,7 @@ impl Template {
         if BUILTIN_NAMES.contains(&spec) {
             return Self::builtin(spec);
         }
-        let at = |p: &str| {
-            let p = Path::new(p);
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base_dir.join(p)
-            }
-        };
+        let at = |p: &str| crate::files::resolve(base_dir, p);
         for ext in [".yaml:", ".yml:"] {
             if let Some(i) = spec.rfind(ext) {
                 let (file, version) = spec.split_at(i + ext.len() - 1);

@@ -124,32 +124,14 @@ pub fn exact_kernels() -> bool {
     })
 }
 
-/// Physical cores (distinct `(physical id, core id)` pairs), else the logical CPU count.
+/// Physical cores (hyper-threads share a core's arithmetic units, and llama.cpp's threads wait
+/// for the slowest), at most the CPUs this process may use (`available_parallelism` respects
+/// affinity masks and cgroup quotas).
 fn physical_cores() -> usize {
-    let logical = std::thread::available_parallelism()
+    let allowed = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
-        return logical;
-    };
-    let mut cores = std::collections::BTreeSet::new();
-    let mut physical = String::new();
-    for line in info.lines() {
-        if let Some((key, value)) = line.split_once(':') {
-            match key.trim() {
-                "physical id" => physical = value.trim().to_string(),
-                "core id" => {
-                    cores.insert((physical.clone(), value.trim().to_string()));
-                }
-                _ => {}
-            }
-        }
-    }
-    if cores.is_empty() {
-        logical
-    } else {
-        cores.len().min(logical)
-    }
+    num_cpus::get_physical().clamp(1, allowed)
 }
 
 /// `name:size:sha256-prefix`, so a renamed or re-quantized file is a different model.

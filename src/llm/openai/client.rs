@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -245,6 +244,7 @@ impl Transport {
             .map_err(|_| LlmError::Backend("the HTTP backend was shut down".into()))?;
         let mut last_replica = None;
         let mut attempt = 0u32;
+        let mut delays = self.backoff_schedule(max_retries);
         loop {
             let r = self.pick(last_replica.filter(|_| self.replicas.len() > 1));
             let replica = &self.replicas[r];
@@ -265,14 +265,15 @@ impl Transport {
                     if let Ok(mut f) = replica.failed_until.lock() {
                         *f = Some(Instant::now() + self.opts.replica_cooldown);
                     }
-                    if attempt >= max_retries {
+                    let Some(delay) = delays.next().filter(|_| attempt < max_retries) else {
                         return Err(LlmError::Unavailable(format!(
                             "{url}: {message}; gave up after {} attempts (raise `max_retries` or \
                              `timeout_secs` on the backend, or check the server)",
                             attempt + 1
                         )));
-                    }
-                    let wait = self.backoff(attempt, after);
+                    };
+                    // Never sooner than the server's `Retry-After`.
+                    let wait = after.map_or(delay, |ra| ra.max(delay.min(ra + self.opts.backoff_base)));
                     tracing::warn!(
                         "{url}: {message}; retry {} of {} in {:.1}s",
                         attempt + 1,
@@ -288,18 +289,16 @@ impl Transport {
         }
     }
 
-    /// Exponential backoff with full jitter, never shorter than the server's `Retry-After`.
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let cap = self
-            .opts
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.opts.backoff_max);
-        let jittered = cap.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
-        match retry_after {
-            Some(ra) => ra.max(jittered.min(ra + self.opts.backoff_base)),
-            None => jittered,
-        }
+    /// The waits before each retry (backon's exponential schedule): from `backoff_base`,
+    /// doubling up to `backoff_max`, each with a random jitter of up to itself again.
+    fn backoff_schedule(&self, max_retries: u32) -> impl Iterator<Item = Duration> {
+        use backon::BackoffBuilder;
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.opts.backoff_base)
+            .with_max_delay(self.opts.backoff_max)
+            .with_max_times(max_retries as usize)
+            .with_jitter()
+            .build()
     }
 
     async fn attempt(&self, url: &str, body: &[u8]) -> Attempt {
@@ -433,10 +432,19 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare on APIs and read as absent).
+/// `Retry-After` in seconds or as an HTTP date (RFC 9110), at most 10 minutes ahead; a date
+/// in the past is no wait.
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    let s = v.trim().parse::<f64>().ok()?;
-    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(600.0)))
+    let v = v.trim();
+    let wait = match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(600.0)),
+        Ok(_) => return None,
+        Err(_) => httpdate::parse_http_date(v)
+            .ok()?
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(Duration::from_secs(600)))
 }
 
 #[cfg(test)]
@@ -466,14 +474,22 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_read_in_seconds() {
+    fn retry_after_is_read_in_seconds_or_as_a_date() {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past: no wait"
+        );
+        let soon = std::time::SystemTime::now() + Duration::from_secs(30);
+        let w = parse_retry_after(&httpdate::fmt_http_date(soon)).expect("a date");
+        assert!(w > Duration::from_secs(27) && w <= Duration::from_secs(30), "{w:?}");
     }
 
     #[test]
-    fn backoff_grows_and_honours_retry_after() {
+    fn backoff_grows_to_its_cap_and_ends_after_the_retries() {
         let t = Transport::new(
             &["http://127.0.0.1:1/v1".to_string()],
             ApiKey::default(),
@@ -485,11 +501,10 @@ mod tests {
         )
         .expect("transport");
         for _ in 0..20 {
-            let b0 = t.backoff(0, None);
-            assert!(b0 >= Duration::from_millis(50) && b0 <= Duration::from_millis(100));
-            let b5 = t.backoff(5, None);
-            assert!(b5 >= Duration::from_millis(400) && b5 <= Duration::from_millis(800));
-            assert!(t.backoff(0, Some(Duration::from_secs(2))) >= Duration::from_secs(2));
+            let d: Vec<Duration> = t.backoff_schedule(6).collect();
+            assert_eq!(d.len(), 6, "one wait per retry");
+            assert!(d[0] >= Duration::from_millis(100) && d[0] <= Duration::from_millis(200));
+            assert!(d[5] >= Duration::from_millis(800) && d[5] <= Duration::from_millis(1600));
         }
     }
 

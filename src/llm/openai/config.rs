@@ -1,7 +1,7 @@
 //! `[backends.NAME]` with `kind = "openai"`: where the server is, where the key is, how hard to
 //! push the server.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -104,11 +104,7 @@ impl OpenAiConfig {
             }
         }
         if !self.api_key_file.is_empty() {
-            let p = if Path::new(&self.api_key_file).is_absolute() {
-                PathBuf::from(&self.api_key_file)
-            } else {
-                base_dir.join(&self.api_key_file)
-            };
+            let p = crate::files::resolve(base_dir, &self.api_key_file);
             let k = std::fs::read_to_string(&p).map_err(|e| {
                 LlmError::InvalidRequest(format!(
                     "cannot read the API key file {} ({e}); fix `api_key_file` or set {}",
