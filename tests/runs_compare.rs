@@ -43,7 +43,7 @@ fn dln(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-/// Each row's `when` (the first 19 columns) as `YYYY-MM-DD HH:MM`, whatever the time zone.
+/// Each row's `when` (its first 16 characters, `YYYY-MM-DD HH:MM`) masked, whatever the time zone.
 fn mask_when(table: &str) -> String {
     table
         .lines()
@@ -52,15 +52,12 @@ fn mask_when(table: &str) -> String {
             if i == 0 {
                 line.to_string()
             } else {
-                let when: String = line.chars().take(19).collect();
+                let when: String = line.trim_start().chars().take(16).collect();
                 assert!(
-                    when.len() == 19 && when.as_bytes()[4] == b'-' && when.as_bytes()[13] == b':',
+                    when.len() == 16 && when.as_bytes()[4] == b'-' && when.as_bytes()[13] == b':',
                     "a time first: {line}"
                 );
-                format!(
-                    "YYYY-MM-DD HH:MM   {}",
-                    line.chars().skip(19).collect::<String>()
-                )
+                line.replacen(&when, "YYYY-MM-DD HH:MM", 1)
             }
         })
         .collect::<Vec<_>>()

@@ -138,30 +138,29 @@ pub fn runs(dirs: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
 
 /// The table of `dln runs`, newest first.
 pub fn runs_table(runs: &[RunInfo]) -> String {
-    let mut out = format!(
-        "{:<19} {:<16} {:<7} {:<9} {:>5} {:>6} {:>6}  {}\n",
-        "when", "task", "method", "state", "its", "dev%", "test%", "run directory"
-    );
-    for r in runs {
+    let rows = runs.iter().map(|r| {
         let when: String = r
             .when
             .chars()
             .take(16)
             .collect::<String>()
             .replace('T', " ");
-        out.push_str(&format!(
-            "{:<19} {:<16} {:<7} {:<9} {:>5} {:>6} {:>6}  {}\n",
+        vec![
             when,
             truncate(&r.task, 16),
-            r.method,
-            r.status_label(),
+            r.method.clone(),
+            r.status_label().to_string(),
             format!("{}/{}", r.iterations_done, r.iterations),
             pct(r.best_dev),
             pct(r.test),
-            r.run_dir.display()
-        ));
-    }
-    out
+            r.run_dir.display().to_string(),
+        ]
+    });
+    super::table::plain(
+        &["when", "task", "method", "state", "its", "dev%", "test%", "run directory"],
+        &[4, 5, 6],
+        rows,
+    )
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -221,24 +220,24 @@ pub fn compare(runs: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
 /// The accuracy table of `dln compare`, then each layer's best prompts with the words that
 /// differ from the first run's marked `[-removed-]` / `{+added+}`.
 pub fn compare_table(infos: &[RunInfo]) -> String {
-    let mut out = format!(
-        "{:<3} {:<16} {:<7} {:>6} {:>6} {:>10} {:>8}  {}\n",
-        "#", "task", "method", "dev%", "test%", "tokens", "time", "run directory"
-    );
-    for (i, r) in infos.iter().enumerate() {
-        out.push_str(&format!(
-            "{:<3} {:<16} {:<7} {:>6} {:>6} {:>10} {:>8}  {}\n",
-            i + 1,
+    let rows = infos.iter().enumerate().map(|(i, r)| {
+        vec![
+            (i + 1).to_string(),
             truncate(&r.task, 16),
-            r.method,
+            r.method.clone(),
             pct(r.best_dev),
             pct(r.test),
-            r.total_tokens,
+            r.total_tokens.to_string(),
             r.elapsed_ms
                 .map_or("—".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
-            r.run_dir.display()
-        ));
-    }
+            r.run_dir.display().to_string(),
+        ]
+    });
+    let mut out = super::table::plain(
+        &["#", "task", "method", "dev%", "test%", "tokens", "time", "run directory"],
+        &[3, 4, 5, 6],
+        rows,
+    );
     let layers = infos
         .iter()
         .map(|r| r.best_prompts.len())

@@ -7,6 +7,7 @@ mod bench_view;
 mod config_cmd;
 mod logging;
 mod model;
+mod table;
 mod train;
 mod tui;
 
