@@ -292,6 +292,13 @@ fn resume_with_more_iterations_trains_a_finished_run_longer_with_the_same_number
             .expect("start");
         let (r, _) = run_to_end(session).await;
         assert_eq!(r.expect("run").iterations, 2);
+        // A person's note in the run's config survives the edit `--set` makes.
+        let path = dir.join("config.toml");
+        let noted = format!(
+            "# tried on the small model first\n{}",
+            std::fs::read_to_string(&path).expect("config")
+        );
+        std::fs::write(&path, noted).expect("note");
         let mut opts = options_with(scripted(), &dir);
         opts.overrides = vec!["train.iterations=4".into()];
         let session = Session::resume(&dir, opts).await.expect("resume");
@@ -314,5 +321,10 @@ fn resume_with_more_iterations_trains_a_finished_run_longer_with_the_same_number
     assert_eq!(
         config.train.iterations, 4,
         "the run's config records the change"
+    );
+    let text = std::fs::read_to_string(dir.join("config.toml")).expect("config");
+    assert!(
+        text.starts_with("# tried on the small model first\n"),
+        "the person's comment is kept: {text}"
     );
 }

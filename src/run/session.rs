@@ -93,6 +93,40 @@ pub fn preflight(
     load_data(config)
 }
 
+/// The run's `config.toml` with the `train.*` keys `overrides` name set to their values in
+/// `config`, edited in place (toml_edit): a person's comments, order and formatting stay.
+fn with_train_settings(
+    path: &Path,
+    config: &Config,
+    overrides: &[String],
+) -> Result<String, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RunError::io(path, e))?;
+    let bad = |message: String| RunError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| bad(format!("{e}")))?;
+    let train = toml::Value::try_from(&config.train).map_err(|e| bad(e.to_string()))?;
+    if !doc.contains_table("train") {
+        doc["train"] = toml_edit::table();
+    }
+    for o in overrides {
+        let key = o.split('=').next().unwrap_or(o).trim();
+        let Some(field) = key.strip_prefix("train.") else {
+            continue;
+        };
+        let Some(value) = train.get(field) else {
+            continue;
+        };
+        let value: toml_edit::Value = value
+            .to_string()
+            .parse()
+            .map_err(|e| bad(format!("`{key}`: {e}")))?;
+        doc["train"][field] = toml_edit::value(value);
+    }
+    Ok(doc.to_string())
+}
+
 /// Reads the `[data]` table of a config into the data module's settings and loads the task.
 pub fn load_data(config: &Config) -> Result<Dataset, RunError> {
     Ok(load_dataset(&data_config(config)?, &config.base_dir())?)
@@ -165,7 +199,8 @@ impl Session {
                 config.apply_override(o)?;
             }
             config.validate()?;
-            atomic_write(&config_path, config.to_toml()?.as_bytes())?;
+            let edited = with_train_settings(&config_path, &config, &opts.overrides)?;
+            atomic_write(&config_path, edited.as_bytes())?;
         }
         let (mut checkpoint, fell_back) = read_checkpoint_reporting(run_dir)?;
         // A finished run given more iterations trains on from where it ended.
