@@ -3,8 +3,8 @@
 //! process killed mid-append leaves a last line without its newline. Before appending again the
 //! torn tail is cut off, so every line of the file is whole and readers never see half a record.
 
-use std::fs::OpenOptions;
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// `p` as written in a config whose directory is `base_dir`: `~` and `~/…` in the home
@@ -20,6 +20,53 @@ pub fn resolve(base_dir: &Path, p: impl AsRef<Path>) -> PathBuf {
         p.to_path_buf()
     } else {
         base_dir.join(p)
+    }
+}
+
+/// Writes a file so that readers see the old or the new content, never a torn one: a temporary
+/// file with a unique name in the same directory (two writers never share one), synced, renamed
+/// over the target, then the directory synced so the rename itself survives a power cut.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // The mode any other file the user makes gets (0666 less the umask), not tempfile's 0600:
+    // nothing dln writes atomically holds a secret.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| (dir.to_path_buf(), e))?;
+    crate::fault::io_point("atomic_write", || {
+        // What a kill (or a full disk) mid-write leaves: half a temporary file, the target
+        // untouched.
+        let _ = tmp.as_file_mut().write_all(&bytes[..bytes.len() / 2]);
+    })
+    .and_then(|()| tmp.as_file_mut().write_all(bytes))
+    .and_then(|_| tmp.as_file().sync_all())
+    .map_err(|e| (tmp.path().to_path_buf(), e))?;
+    tmp.persist(path).map_err(|e| (path.to_path_buf(), e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Makes a rename in `dir` durable. Best effort: not every file system lets a directory be
+/// synced, and the data itself is already on disk.
+pub fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 

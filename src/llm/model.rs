@@ -830,7 +830,7 @@ fn extract_part(
         path: dest.clone(),
         source: e.error,
     })?;
-    crate::run::sync_dir(parts_dir);
+    crate::files::sync_dir(parts_dir);
     Ok(())
 }
 
@@ -883,7 +883,7 @@ fn assemble(model: &BuiltinModel, parts_dir: &Path, dest: &Path) -> Result<(), M
         path: dest.to_path_buf(),
         source: e.error,
     })?;
-    crate::run::sync_dir(models_dir);
+    crate::files::sync_dir(models_dir);
     Ok(())
 }
 

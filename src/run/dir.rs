@@ -16,51 +16,10 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// One event per line.
 pub const EVENTS_FILE: &str = "events.jsonl";
 
-/// Writes a file so that readers see the old or the new content, never a torn one: a temporary
-/// file with a unique name in the same directory (two writers never share one), synced, renamed
-/// over the target, then the directory synced so the rename itself survives a power cut.
+/// Writes a file so that readers see the old or the new content, never a torn one
+/// ([`crate::files::atomic_write`]), the error naming the file it concerns.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // The mode any other file the user makes gets (0666 less the umask), not tempfile's 0600:
-    // nothing dln writes atomically holds a secret.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| RunError::io(dir, e))?;
-    crate::fault::io_point("atomic_write", || {
-        // What a kill (or a full disk) mid-write leaves: half a temporary file, the target
-        // untouched.
-        let _ = tmp.as_file_mut().write_all(&bytes[..bytes.len() / 2]);
-    })
-    .and_then(|()| tmp.as_file_mut().write_all(bytes))
-    .and_then(|_| tmp.as_file().sync_all())
-    .map_err(|e| RunError::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| RunError::io(path, e.error))?;
-    sync_dir(dir);
-    Ok(())
-}
-
-/// Makes a rename in `dir` durable. Best effort: not every file system lets a directory be
-/// synced, and the data itself is already on disk.
-pub(crate) fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    crate::files::atomic_write(path, bytes).map_err(|(p, e)| RunError::io(&p, e))
 }
 
 /// Writes `value` as pretty JSON with [`atomic_write`] (the checkpoint, the result).

@@ -30,7 +30,6 @@ pub use checkpoint::{
     PREVIOUS_CHECKPOINT_FILE,
 };
 pub use control::{Control, ControlState, Effect};
-pub(crate) use dir::sync_dir;
 pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
 pub use error::RunError;
 pub use eval::{evaluate_run, EvalReport};

@@ -192,14 +192,15 @@ pub fn store_cached(dir: &Path, base_url: &str, model: &str, caps: &Capabilities
         capabilities: caps.clone(),
     };
     let path = cache_path(dir, base_url, model);
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&c).unwrap_or_default())?;
-        std::fs::rename(&tmp, &path)
-    };
-    if let Err(e) = write() {
-        tracing::warn!("cannot cache the probe in {}: {e}", path.display());
+    // Atomic (a unique temporary, synced, renamed): two processes probing at once never share
+    // a temporary, and a crash leaves the old answer or the new one.
+    let written = std::fs::create_dir_all(dir)
+        .map_err(|e| (dir.to_path_buf(), e))
+        .and_then(|()| {
+            crate::files::atomic_write(&path, &serde_json::to_vec_pretty(&c).unwrap_or_default())
+        });
+    if let Err((p, e)) = written {
+        tracing::warn!("cannot cache the probe in {}: {e}", p.display());
     }
 }
 
