@@ -1,0 +1,671 @@
+//! The call cache's storage: one SQLite database, `calls.sqlite`, in the cache directory.
+//!
+//! Why SQLite: a keyed lookup reads a few pages instead of every answer being loaded into memory
+//! first; a batch's answers commit in one transaction, so a process killed mid-batch leaves all
+//! of them or none; and several processes (a training run, `dln eval` or `dln predict` on the
+//! same run, benchmark cells sharing a cache) read and write one cache safely: in WAL mode readers
+//! go on while one writer commits, and a writer that finds the database locked waits
+//! ([`BUSY_TIMEOUT`]) instead of failing.
+//!
+//! Why synchronous calls from async code, not `spawn_blocking`: a lookup is a B-tree search in
+//! pages the OS already holds (a few microseconds, less than handing the work to a blocking thread
+//! and back), and a write is one short transaction per batch of answers. No lock is held across
+//! an `.await`: every method takes the connection's mutex, runs its statements and returns. The
+//! one wait that can be long is another process holding the write lock, which lasts one batch's
+//! commit (or one eviction chunk) and is bounded by [`BUSY_TIMEOUT`].
+//!
+//! Least-recently-used eviction: every row has a `used` clock (microseconds since the epoch, kept
+//! strictly increasing within a process so that ties within a microsecond keep their order) and
+//! a `hits` count. A hit costs one read: its touch is queued in memory and written with the next
+//! batch's transaction, after [`TOUCH_BATCH`] hits, or when the store closes. A touch lost to a
+//! crash only makes an entry look older. After every insert the live size (pages in use × page
+//! size, an O(1) pragma) is compared with the bound; past it the least recently used rows are
+//! deleted down to 90 % of the bound (so eviction runs once per tenth of the bound written, not
+//! on every insert) and the freed pages are returned to the file system (`auto_vacuum =
+//! INCREMENTAL`). The database file stays within the bound plus one batch; the WAL beside it is
+//! checkpointed by SQLite every 1000 pages and truncated to [`WAL_LIMIT`] after.
+//!
+//! Damage: a file that is not a SQLite database, or that fails `PRAGMA quick_check` on open (run
+//! when the file is at most [`QUICK_CHECK_MAX`], or always after a run saw a corruption error), is
+//! renamed `calls.sqlite.damaged-<timestamp>` with a warning and a new cache is started: a cache
+//! never stops a run. A corruption error mid-run makes lookups misses and stores no-ops (with a
+//! warning) and marks the file to be checked on the next open.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+
+use super::import;
+
+/// The database's file name inside the cache directory.
+pub const DB_FILE: &str = "calls.sqlite";
+
+/// A cache key: sha256 of model id, operation and request (see [`super::call_key`]).
+pub type Key = [u8; 32];
+
+/// How long a writer waits for another process's transaction before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Hits whose touches are queued before they are written in one transaction.
+pub const TOUCH_BATCH: usize = 256;
+
+/// Files up to this size are integrity-checked (`PRAGMA quick_check`) on every open; a larger
+/// one only when a run saw a corruption error in it (checking reads the whole file).
+pub const QUICK_CHECK_MAX: u64 = 64 << 20;
+
+/// What the WAL is truncated to after a checkpoint.
+pub const WAL_LIMIT: i64 = 4 << 20;
+
+/// SQLite's own page cache per connection (its `cache_size`, in KiB when negative): the store's
+/// memory does not grow with the number of entries.
+const PAGE_CACHE_KIB: i64 = 2048;
+
+/// Eviction deletes down to this share of the bound.
+const EVICT_TO: f64 = 0.9;
+
+/// Written beside the database when a corruption error was seen, so the next open checks it
+/// whatever its size.
+const SUSPECT_SUFFIX: &str = ".suspect";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS calls (
+    key   BLOB PRIMARY KEY NOT NULL,
+    model TEXT NOT NULL,
+    op    TEXT NOT NULL,
+    value TEXT NOT NULL,
+    used  INTEGER NOT NULL,
+    hits  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS calls_by_use ON calls(used);
+";
+
+/// A failure of the store; each names the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("call cache {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("call cache {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether the file itself is damaged (as opposed to locked, full or unreadable).
+    fn is_damage(&self) -> bool {
+        matches!(self, StoreError::Sqlite { source, .. } if is_damage(source))
+    }
+}
+
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// What opening the store did besides opening it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenReport {
+    /// Where a damaged database was moved.
+    pub set_aside: Option<PathBuf>,
+    /// The `calls.jsonl` import, when there was one.
+    pub imported: Option<import::Imported>,
+    /// Rows evicted on open (a bound lowered since the last run, or a large import).
+    pub evicted: u64,
+}
+
+/// Counts of one model and operation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelCount {
+    /// The model's id; empty for entries imported from `calls.jsonl` that no run has hit since
+    /// (the old file did not record it).
+    pub model: String,
+    pub op: String,
+    pub entries: u64,
+    pub hits: u64,
+    /// Bytes of the answers' JSON.
+    pub value_bytes: u64,
+}
+
+/// What `dln cache stats` prints.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stats {
+    pub path: PathBuf,
+    pub entries: u64,
+    /// Hits recorded on the entries still stored.
+    pub hits: u64,
+    /// The database file and its WAL on disk.
+    pub file_bytes: u64,
+    /// Pages in use × page size (what the bound is compared with).
+    pub live_bytes: u64,
+    pub by_model: Vec<ModelCount>,
+}
+
+struct Inner {
+    /// `None` once a corruption error was seen: the rest of the process runs uncached.
+    conn: Option<Connection>,
+    touches: Vec<(Key, i64, Arc<str>, &'static str)>,
+    /// The model of the last touch, shared by the queued ones.
+    last_model: Arc<str>,
+    clock: i64,
+}
+
+impl Inner {
+    fn tick(&mut self) -> i64 {
+        let now = chrono::Utc::now().timestamp_micros();
+        self.clock = now.max(self.clock + 1);
+        self.clock
+    }
+}
+
+/// The SQLite call store. Methods are synchronous and short (see the module's doc).
+pub struct CallStore {
+    path: PathBuf,
+    max_bytes: u64,
+    inner: Mutex<Inner>,
+}
+
+impl CallStore {
+    /// Opens (or creates) the store in `dir` bounded to `max_bytes`; sets a damaged database
+    /// aside, imports an old `calls.jsonl`, and evicts down to the bound.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<(CallStore, OpenReport), StoreError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+        let path = dir.join(DB_FILE);
+        let mut report = OpenReport::default();
+        let conn = match open_checked(&path) {
+            Ok(c) => c,
+            Err(e) if e.is_damage() => {
+                let aside = set_aside(&path)?;
+                tracing::warn!(
+                    "{}: {e}; moved to {} and starting an empty call cache",
+                    path.display(),
+                    aside.display()
+                );
+                report.set_aside = Some(aside);
+                open_checked(&path)?
+            }
+            Err(e) => return Err(e),
+        };
+        let store = CallStore {
+            path,
+            max_bytes,
+            inner: Mutex::new(Inner {
+                conn: Some(conn),
+                touches: Vec::new(),
+                last_model: Arc::from(""),
+                clock: 0,
+            }),
+        };
+        {
+            let mut inner = store.lock();
+            let Inner { conn, clock, .. } = &mut *inner;
+            if let Some(conn) = conn.as_mut() {
+                report.imported = import::import_jsonl(conn, dir, clock, &store.path)?;
+            }
+        }
+        report.evicted = store.evict_if_over()?;
+        Ok((store, report))
+    }
+
+    /// Where the database is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bound in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves at worst queued touches: go on with them.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stored answers (JSON) of `keys`, `None` for a miss; hits are touched as used by
+    /// `model`'s `op`.
+    pub fn get(
+        &self,
+        model: &str,
+        op: &'static str,
+        keys: &[Key],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut inner = self.lock();
+        let found = match inner.conn.as_ref() {
+            Some(conn) => read(conn, keys).map_err(StoreError::sqlite(&self.path)),
+            None => return Ok(vec![None; keys.len()]),
+        };
+        let found = match found {
+            Ok(f) => f,
+            Err(e) if e.is_damage() => {
+                self.disable(&mut inner, &e);
+                return Ok(vec![None; keys.len()]);
+            }
+            Err(e) => return Err(e),
+        };
+        if found.iter().any(Option::is_some) {
+            if *inner.last_model != *model {
+                inner.last_model = Arc::from(model);
+            }
+            for (k, _) in keys.iter().zip(&found).filter(|(_, v)| v.is_some()) {
+                let t = inner.tick();
+                let m = inner.last_model.clone();
+                inner.touches.push((*k, t, m, op));
+            }
+            if inner.touches.len() >= TOUCH_BATCH {
+                let r = self.write(&mut inner, |_, _| Ok(()));
+                self.tolerate(&mut inner, r)?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stores a batch of answers (JSON) of `model`'s `op` in one transaction, then evicts if the
+    /// store has outgrown its bound.
+    pub fn put(
+        &self,
+        model: &str,
+        op: &'static str,
+        answers: &[(Key, String)],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let r = self.write(&mut inner, |tx, used| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO calls (key, model, op, value, used) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(key) DO UPDATE SET model = excluded.model, op = excluded.op,
+                 value = excluded.value, used = excluded.used",
+            )?;
+            for (i, (key, value)) in answers.iter().enumerate() {
+                if i == answers.len() / 2 {
+                    // A kill here leaves half the batch written to the WAL, uncommitted.
+                    crate::fault::point("cache_append", || {
+                        let _ = tx.cache_flush();
+                    });
+                }
+                stmt.execute(params![key, model, op, value, used])?;
+            }
+            Ok(())
+        });
+        self.tolerate(&mut inner, r)?;
+        drop(inner);
+        self.evict_if_over().map(|_| ())
+    }
+
+    /// Runs `f` in one write transaction (after the queued touches), with a fresh clock value.
+    fn write(
+        &self,
+        inner: &mut Inner,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let used = inner.tick();
+        let Inner { conn, touches, .. } = inner;
+        let Some(conn) = conn.as_mut() else {
+            return Ok(());
+        };
+        let run = || -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            flush_touches(&tx, touches)?;
+            f(&tx, used)?;
+            tx.commit()
+        };
+        run().map_err(StoreError::sqlite(&self.path))
+    }
+
+    /// A corruption error turns the cache off for this process (a warning, the file marked for
+    /// a check on the next open); any other error is returned.
+    fn tolerate(&self, inner: &mut Inner, r: Result<(), StoreError>) -> Result<(), StoreError> {
+        match r {
+            Err(e) if e.is_damage() => {
+                self.disable(inner, &e);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn disable(&self, inner: &mut Inner, e: &StoreError) {
+        tracing::warn!("{e}; the rest of this run is not cached, and the file is checked (and set aside if damaged) when next opened");
+        inner.conn = None;
+        inner.touches.clear();
+        let _ = std::fs::write(suspect_marker(&self.path), b"");
+    }
+
+    /// Number of stored answers.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let inner = self.lock();
+        let Some(conn) = inner.conn.as_ref() else {
+            return Ok(0);
+        };
+        conn.query_row("SELECT count(*) FROM calls", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(StoreError::sqlite(&self.path))
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// Evicts least recently used rows down to 90 % of the bound when the live size is over it;
+    /// returns how many.
+    pub fn evict_if_over(&self) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let max = self.max_bytes;
+        let Some(conn) = inner.conn.as_ref() else {
+            return Ok(0);
+        };
+        if live_bytes(conn).map_err(StoreError::sqlite(&self.path))? <= max {
+            return Ok(0);
+        }
+        // Recently hit rows must not look old.
+        let r = self.write(&mut inner, |_, _| Ok(()));
+        self.tolerate(&mut inner, r)?;
+        let Some(conn) = inner.conn.as_mut() else {
+            return Ok(0);
+        };
+        let r = evict(conn, (max as f64 * EVICT_TO) as u64).map_err(StoreError::sqlite(&self.path));
+        match r {
+            Err(e) if e.is_damage() => {
+                self.disable(&mut inner, &e);
+                Ok(0)
+            }
+            other => other,
+        }
+    }
+
+    /// Entries, bytes and per-model counts.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let mut inner = self.lock();
+        let r = self.write(&mut inner, |_, _| Ok(()));
+        self.tolerate(&mut inner, r)?;
+        let file_bytes = [DB_FILE, "calls.sqlite-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.path.with_file_name(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        let Some(conn) = inner.conn.as_ref() else {
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other("the database is damaged"),
+            });
+        };
+        let q = || -> rusqlite::Result<(u64, Vec<ModelCount>)> {
+            let mut stmt = conn.prepare(
+                "SELECT model, op, count(*), sum(hits), sum(length(CAST(value AS BLOB)))
+                 FROM calls GROUP BY model, op ORDER BY model, op",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(ModelCount {
+                    model: r.get(0)?,
+                    op: r.get(1)?,
+                    entries: r.get::<_, i64>(2)? as u64,
+                    hits: r.get::<_, i64>(3)? as u64,
+                    value_bytes: r.get::<_, i64>(4)? as u64,
+                })
+            })?;
+            let by_model = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((live_bytes(conn)?, by_model))
+        };
+        let (live_bytes, by_model) = q().map_err(StoreError::sqlite(&self.path))?;
+        Ok(Stats {
+            path: self.path.clone(),
+            entries: by_model.iter().map(|m| m.entries).sum(),
+            hits: by_model.iter().map(|m| m.hits).sum(),
+            file_bytes,
+            live_bytes,
+            by_model,
+        })
+    }
+
+    /// Deletes every answer and returns the freed pages to the file system; returns how many.
+    pub fn clear(&self) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        inner.touches.clear();
+        let Some(conn) = inner.conn.as_mut() else {
+            return Ok(0);
+        };
+        let mut run = || -> rusqlite::Result<u64> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute("DELETE FROM calls", [])?;
+            tx.commit()?;
+            shrink(conn)?;
+            checkpoint(conn)?;
+            Ok(n as u64)
+        };
+        run().map_err(StoreError::sqlite(&self.path))
+    }
+
+    /// Rebuilds the file (`VACUUM`) and truncates the WAL; returns the bytes on disk before and
+    /// after.
+    pub fn vacuum(&self) -> Result<(u64, u64), StoreError> {
+        let before = self.stats()?.file_bytes;
+        {
+            let inner = self.lock();
+            let Some(conn) = inner.conn.as_ref() else {
+                return Ok((before, before));
+            };
+            conn.execute_batch("VACUUM")
+                .and_then(|()| checkpoint(conn))
+                .map_err(StoreError::sqlite(&self.path))?;
+        }
+        Ok((before, self.stats()?.file_bytes))
+    }
+}
+
+impl Drop for CallStore {
+    /// The queued touches are written, so the next run sees what this one used.
+    fn drop(&mut self) {
+        let mut inner = self.lock();
+        if !inner.touches.is_empty() {
+            let r = self.write(&mut inner, |_, _| Ok(()));
+            if let Err(e) = r {
+                tracing::warn!("cannot record the call cache's last uses: {e}");
+            }
+        }
+    }
+}
+
+/// Opens `path`, configures it and creates the schema; checks its integrity when small or
+/// suspect. Damage comes back as an error whose [`StoreError::is_damage`] is true.
+fn open_checked(path: &Path) -> Result<Connection, StoreError> {
+    let err = StoreError::sqlite(path);
+    if !has_sqlite_header(path).map_err(StoreError::io(path))? {
+        return Err(damage(path, "not a SQLite database"));
+    }
+    let conn = Connection::open(path).map_err(StoreError::sqlite(path))?;
+    let setup = || -> rusqlite::Result<()> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Takes effect only on a new, empty database (before the first table).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
+        // Durable against a killed process (what the cache must survive); a power cut may
+        // lose the last batches, never the database.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(())
+    };
+    setup().map_err(err)?;
+    let marker = suspect_marker(path);
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size <= QUICK_CHECK_MAX || marker.exists() {
+        let problems = quick_check(&conn).map_err(StoreError::sqlite(path))?;
+        if !problems.is_empty() {
+            return Err(damage(path, &format!("integrity check: {}", problems.join("; "))));
+        }
+        let _ = std::fs::remove_file(&marker);
+    }
+    Ok(conn)
+}
+
+fn damage(path: &Path, why: &str) -> StoreError {
+    StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source: rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(why.to_string()),
+        ),
+    }
+}
+
+/// A missing or empty file is a new database; anything else must start with SQLite's magic.
+fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let mut head = Vec::with_capacity(16);
+    f.by_ref().take(16).read_to_end(&mut head)?;
+    Ok(head.is_empty() || head == b"SQLite format 3\0")
+}
+
+/// `PRAGMA quick_check`'s complaints (none when the file is sound).
+fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("PRAGMA quick_check")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().filter(|r| r != "ok").take(5).collect())
+}
+
+fn suspect_marker(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(SUSPECT_SUFFIX);
+    PathBuf::from(p)
+}
+
+/// Moves a damaged database (and its WAL) to `calls.sqlite.damaged-<timestamp>`.
+fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let name = |n: u32| {
+        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+        path.with_file_name(format!("{DB_FILE}.damaged-{stamp}{suffix}"))
+    };
+    let mut aside = name(0);
+    let mut n = 0;
+    while aside.exists() {
+        n += 1;
+        aside = name(n);
+    }
+    std::fs::rename(path, &aside).map_err(StoreError::io(path))?;
+    let side = |ext: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let mut wal_aside = aside.as_os_str().to_owned();
+    wal_aside.push("-wal");
+    let _ = std::fs::rename(side("-wal"), PathBuf::from(wal_aside));
+    let _ = std::fs::remove_file(side("-shm"));
+    let _ = std::fs::remove_file(suspect_marker(path));
+    Ok(aside)
+}
+
+fn read(conn: &Connection, keys: &[Key]) -> rusqlite::Result<Vec<Option<String>>> {
+    let lookup = |conn: &Connection| -> rusqlite::Result<Vec<Option<String>>> {
+        let mut stmt = conn.prepare_cached("SELECT value FROM calls WHERE key = ?1")?;
+        keys.iter()
+            .map(|k| stmt.query_row([k], |r| r.get::<_, String>(0)).optional())
+            .collect()
+    };
+    if keys.len() <= 1 {
+        return lookup(conn);
+    }
+    // One snapshot for the whole batch.
+    let tx = conn.unchecked_transaction()?;
+    let found = lookup(&tx)?;
+    tx.commit()?;
+    Ok(found)
+}
+
+fn flush_touches(
+    tx: &rusqlite::Transaction<'_>,
+    touches: &mut Vec<(Key, i64, Arc<str>, &'static str)>,
+) -> rusqlite::Result<()> {
+    if touches.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "UPDATE calls SET used = max(used, ?2), hits = hits + 1, model = ?3, op = ?4
+         WHERE key = ?1",
+    )?;
+    for (key, used, model, op) in touches.iter() {
+        stmt.execute(params![key, used, &**model, op])?;
+    }
+    touches.clear();
+    Ok(())
+}
+
+/// Pages in use × page size.
+fn live_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let get = |p: &str| conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
+    let pages = get("page_count")? - get("freelist_count")?;
+    Ok((pages.max(0) * get("page_size")?) as u64)
+}
+
+/// Deletes the least recently used rows until the live size is at most `target`, in chunks sized
+/// from the mean row, one transaction each; then gives the freed pages back.
+fn evict(conn: &mut Connection, target: u64) -> rusqlite::Result<u64> {
+    let mut rows: i64 = conn.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
+    let mut evicted = 0u64;
+    for _ in 0..64 {
+        let live = live_bytes(conn)?;
+        if live <= target || rows <= 0 {
+            break;
+        }
+        let per_row = (live / rows as u64).max(1);
+        let n = ((live - target) / per_row + 1).min(rows as u64) as i64;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let gone = tx.execute(
+            "DELETE FROM calls WHERE rowid IN (SELECT rowid FROM calls ORDER BY used LIMIT ?1)",
+            [n],
+        )? as i64;
+        tx.commit()?;
+        evicted += gone as u64;
+        rows -= gone;
+        if gone == 0 {
+            break;
+        }
+    }
+    shrink(conn)?;
+    Ok(evicted)
+}
+
+/// Gives free pages back to the file system, and copies the WAL into the database as far as no
+/// other process is reading it (no waiting).
+fn shrink(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    drop(rows);
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
+
+/// Copies the whole WAL into the database and truncates it (waiting for readers, up to the busy
+/// timeout).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
