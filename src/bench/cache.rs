@@ -349,12 +349,9 @@ pub fn measure_new(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result
     let (store, _) = CallStore::open(&dir.join("new"), u64::MAX)?;
     let open_seconds = t.elapsed().as_secs_f64();
     let hit = |r: &Req| -> anyhow::Result<bool> {
-        let found = store.get(MODEL, r.op(), &[r.key()])?;
-        Ok(found
-            .into_iter()
-            .next()
-            .flatten()
-            .is_some_and(|v| decode(r.op(), &v)))
+        let op = r.op();
+        let found = store.get(MODEL, op, &[r.key()], |v| decode(op, v).then_some(()))?;
+        Ok(found[0].is_some())
     };
     let t = Instant::now();
     let mut hits = 0;
@@ -375,11 +372,8 @@ pub fn measure_new(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result
             if keys.is_empty() {
                 continue;
             }
-            let found = store.get(MODEL, op, &keys)?;
-            batch_hits += found
-                .iter()
-                .filter(|v| v.as_deref().is_some_and(|v| decode(op, v)))
-                .count();
+            let found = store.get(MODEL, op, &keys, |v| decode(op, v).then_some(()))?;
+            batch_hits += found.iter().flatten().count();
         }
     }
     let batch_hit_us = t.elapsed().as_secs_f64() * 1e6 / reqs.len().max(1) as f64;
@@ -421,7 +415,7 @@ pub fn measure_bound(dir: &Path, entries: usize, max_mb: f64) -> anyhow::Result<
         .collect();
     let mut recent_kept = true;
     for (op, key) in &recent {
-        recent_kept &= store.get(MODEL, op, &[*key])?[0].is_some();
+        recent_kept &= store.get(MODEL, op, &[*key], |_| Some(()))?[0].is_some();
     }
     let stats = store.stats()?;
     Ok(BoundReport {

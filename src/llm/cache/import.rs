@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Deserialize;
 
-use super::store::{Key, StoreError};
+use super::store::{row_id, Key, StoreError, UPSERT};
 
 /// The old cache's file name inside the cache directory.
 pub const LEGACY_FILE: &str = "calls.jsonl";
@@ -42,7 +42,8 @@ fn parse_line(bytes: &[u8]) -> Option<(Key, String)> {
 }
 
 /// Imports `dir/calls.jsonl` into `conn` in one transaction (later lines win, as they did when the
-/// file was loaded into memory; each line's `used` follows its order in the file) and renames the
+/// file was loaded into memory; each line's `used` follows its order in the file; the model and
+/// operation, which the file did not record, are filled in by the first hit) and renames the
 /// file. `None` when there is no such file. A file that cannot be read is left in place with a
 /// warning, to be imported on a later open: it never stops a run.
 pub(super) fn import_jsonl(
@@ -77,10 +78,7 @@ pub(super) fn import_jsonl(
     };
     {
         let mut stmt = tx
-            .prepare(
-                "INSERT INTO calls (key, model, op, value, used) VALUES (?1, '', '', ?2, ?3)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, used = excluded.used",
-            )
+            .prepare(UPSERT)
             .map_err(|source| StoreError::Sqlite {
                 path: db.to_path_buf(),
                 source,
@@ -105,7 +103,7 @@ pub(super) fn import_jsonl(
                 continue;
             };
             let used = start + imported.entries as i64;
-            stmt.execute(params![key, value, used])
+            stmt.execute(params![row_id(&key), key, "", "", used, value])
                 .map_err(|source| StoreError::Sqlite {
                     path: db.to_path_buf(),
                     source,

@@ -96,12 +96,14 @@ impl CachedBackend {
     }
 
     /// The stored answers of `keys` that still decode as `T` (`None`: ask the backend).
-    fn lookup<T: DeserializeOwned>(&self, op: &'static str, keys: &[Key]) -> LlmResult<Vec<Option<T>>> {
-        let found = self.store.get(&self.inner.model_id(), op, keys)?;
-        let out: Vec<Option<T>> = found
-            .into_iter()
-            .map(|v| v.and_then(|v| serde_json::from_str(&v).ok()))
-            .collect();
+    fn lookup<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        keys: &[Key],
+    ) -> LlmResult<Vec<Option<T>>> {
+        let out = self
+            .store
+            .get(&self.inner.model_id(), op, keys, |v| serde_json::from_str(v).ok())?;
         let hits = out.iter().filter(|o| o.is_some()).count() as u64;
         self.hits.fetch_add(hits, Ordering::Relaxed);
         Ok(out)

@@ -8,27 +8,41 @@
 //! ([`BUSY_TIMEOUT`]) instead of failing.
 //!
 //! Why synchronous calls from async code, not `spawn_blocking`: a lookup is a B-tree search in
-//! pages the OS already holds (a few microseconds, less than handing the work to a blocking thread
-//! and back), and a write is one short transaction per batch of answers. No lock is held across
-//! an `.await`: every method takes the connection's mutex, runs its statements and returns. The
-//! one wait that can be long is another process holding the write lock, which lasts one batch's
-//! commit (or one eviction chunk) and is bounded by [`BUSY_TIMEOUT`].
+//! pages the OS already holds (microseconds, about what handing the work to a blocking thread
+//! and back would cost by itself), and a write is one short transaction per batch of answers. No
+//! lock is held across an `.await`: every method takes the connection's mutex, runs its
+//! statements and returns. The one wait that can be long is another process holding the write
+//! lock, which lasts one batch's commit (or one eviction) and is bounded by [`BUSY_TIMEOUT`].
+//!
+//! Layout: a row's id is the first 8 bytes of its key (a lookup is one integer B-tree search, no
+//! separate key index); the row keeps the whole key, and a lookup whose stored key differs is a
+//! miss. Two keys sharing 8 bytes (about one chance in 10¹¹ among a million entries) replace each
+//! other like an eviction: an answer is asked again, never given to the wrong request.
 //!
 //! Least-recently-used eviction: every row has a `used` clock (microseconds since the epoch, kept
-//! strictly increasing within a process so that ties within a microsecond keep their order) and
-//! a `hits` count. A hit costs one read: its touch is queued in memory and written with the next
-//! batch's transaction, after [`TOUCH_BATCH`] hits, or when the store closes. A touch lost to a
-//! crash only makes an entry look older. After every insert the live size (pages in use × page
-//! size, an O(1) pragma) is compared with the bound; past it the least recently used rows are
-//! deleted down to 90 % of the bound (so eviction runs once per tenth of the bound written, not
-//! on every insert) and the freed pages are returned to the file system (`auto_vacuum =
-//! INCREMENTAL`). The database file stays within the bound plus one batch; the WAL beside it is
-//! checkpointed by SQLite every 1000 pages and truncated to [`WAL_LIMIT`] after.
+//! strictly increasing within a process so that ties within a microsecond keep their order),
+//! set when it is stored. A hit must not cost a write of the hit row (its page and its `used`
+//! index entry: a random page per hit), so hits are queued in memory and appended,
+//! [`TOUCH_BATCH`] at a time or when the store closes, to a log (`uses`: row id, clock, count;
+//! about 20 bytes a hit, on sequential pages). An entry's last use is the later of its `used`
+//! and its last logged hit; its hits are the counts logged for it. A hit lost to a crash only
+//! makes an entry look older.
 //!
-//! Damage: a file that is not a SQLite database, or that fails `PRAGMA quick_check` on open (run
-//! when the file is at most [`QUICK_CHECK_MAX`], or always after a run saw a corruption error), is
-//! renamed `calls.sqlite.damaged-<timestamp>` with a warning and a new cache is started: a cache
-//! never stops a run. A corruption error mid-run makes lookups misses and stores no-ops (with a
+//! After every write the live size (pages in use × page size, O(1) pragmas) is compared with the
+//! bound less the WAL's share ([`wal_limit`]); past it the log is compacted (one row per entry
+//! hit), the least recently used rows are deleted down to 90 % of it (so eviction runs once per
+//! tenth of the bound written, not on every insert), the freed pages are returned to the file
+//! system (`auto_vacuum = INCREMENTAL`) and the WAL is truncated. SQLite checkpoints the WAL
+//! into the database at [`wal_limit`] and truncates it to that after, so the database and its WAL
+//! stay within the bound, give or take one batch. Reads go through a memory map of the file (up
+//! to the bound), which saves a system call per page read; those pages are the OS's file cache,
+//! shared and reclaimable.
+//!
+//! Damage: a file that is not a SQLite database, that fails `PRAGMA quick_check` on open (run
+//! when the file is at most [`QUICK_CHECK_MAX`], or always after a run saw a corruption error),
+//! or that another version of dln wrote in another layout, is renamed
+//! `calls.sqlite.damaged-<timestamp>` with a warning and a new cache is started: a cache never
+//! stops a run. A corruption error mid-run makes lookups misses and stores no-ops (with a
 //! warning) and marks the file to be checked on the next open.
 
 use std::path::{Path, PathBuf};
@@ -48,15 +62,21 @@ pub type Key = [u8; 32];
 /// How long a writer waits for another process's transaction before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Hits whose touches are queued before they are written in one transaction.
+/// Hits queued in memory before they are appended to the `uses` log in one transaction.
 pub const TOUCH_BATCH: usize = 256;
 
 /// Files up to this size are integrity-checked (`PRAGMA quick_check`) on every open; a larger
 /// one only when a run saw a corruption error in it (checking reads the whole file).
 pub const QUICK_CHECK_MAX: u64 = 64 << 20;
 
-/// What the WAL is truncated to after a checkpoint.
-pub const WAL_LIMIT: i64 = 4 << 20;
+/// The WAL's share of the bound: an eighth of it, at most 4 MiB. SQLite checkpoints the WAL
+/// into the database when it reaches this size and truncates it to this size after.
+pub fn wal_limit(max_bytes: u64) -> u64 {
+    (max_bytes / 8).min(4 << 20)
+}
+
+/// The memory map of the database file: the whole file up to the bound, at most 1 GiB.
+const MMAP_MAX: u64 = 1 << 30;
 
 /// SQLite's own page cache per connection (its `cache_size`, in KiB when negative): the store's
 /// memory does not grow with the number of entries.
@@ -65,21 +85,44 @@ const PAGE_CACHE_KIB: i64 = 2048;
 /// Eviction deletes down to this share of the bound.
 const EVICT_TO: f64 = 0.9;
 
+/// The layout this version writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
 /// Written beside the database when a corruption error was seen, so the next open checks it
 /// whatever its size.
 const SUSPECT_SUFFIX: &str = ".suspect";
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS calls (
-    key   BLOB PRIMARY KEY NOT NULL,
+CREATE TABLE calls (
+    id    INTEGER PRIMARY KEY,
+    key   BLOB NOT NULL,
     model TEXT NOT NULL,
     op    TEXT NOT NULL,
-    value TEXT NOT NULL,
     used  INTEGER NOT NULL,
-    hits  INTEGER NOT NULL DEFAULT 0
+    value TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS calls_by_use ON calls(used);
+CREATE INDEX calls_by_use ON calls(used);
+CREATE TABLE uses (
+    id   INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    n    INTEGER NOT NULL
+);
+PRAGMA user_version = 1;
 ";
+
+/// A row's id: the key's first 8 bytes.
+pub(super) fn row_id(key: &Key) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key[..8]);
+    i64::from_be_bytes(b)
+}
+
+/// Inserts or replaces rows of `calls`: `?1` id, `?2` key, `?3` model, `?4` op, `?5` used,
+/// `?6` value.
+pub(super) const UPSERT: &str = "INSERT INTO calls (id, key, model, op, used, value)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT(id) DO UPDATE SET key = excluded.key, model = excluded.model,
+     op = excluded.op, used = excluded.used, value = excluded.value";
 
 /// A failure of the store; each names the database file.
 #[derive(Debug, thiserror::Error)]
@@ -97,14 +140,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    pub(super) fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         }
     }
 
-    pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
         move |source| StoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -165,9 +208,10 @@ pub struct Stats {
 struct Inner {
     /// `None` once a corruption error was seen: the rest of the process runs uncached.
     conn: Option<Connection>,
-    touches: Vec<(Key, i64, Arc<str>, &'static str)>,
-    /// The model of the last touch, shared by the queued ones.
-    last_model: Arc<str>,
+    /// Hits not yet logged: row id and clock.
+    touches: Vec<(i64, i64)>,
+    /// Imported rows hit for the first time: row id, the model and operation they answered.
+    names: Vec<(i64, Arc<str>, &'static str)>,
     clock: i64,
 }
 
@@ -193,17 +237,16 @@ impl CallStore {
         std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
         let path = dir.join(DB_FILE);
         let mut report = OpenReport::default();
-        let conn = match open_checked(&path) {
+        let conn = match open_checked(&path, max_bytes) {
             Ok(c) => c,
             Err(e) if e.is_damage() => {
                 let aside = set_aside(&path)?;
                 tracing::warn!(
-                    "{}: {e}; moved to {} and starting an empty call cache",
-                    path.display(),
+                    "{e}; moved to {} and starting an empty call cache",
                     aside.display()
                 );
                 report.set_aside = Some(aside);
-                open_checked(&path)?
+                open_checked(&path, max_bytes)?
             }
             Err(e) => return Err(e),
         };
@@ -213,7 +256,7 @@ impl CallStore {
             inner: Mutex::new(Inner {
                 conn: Some(conn),
                 touches: Vec::new(),
-                last_model: Arc::from(""),
+                names: Vec::new(),
                 clock: 0,
             }),
         };
@@ -243,42 +286,52 @@ impl CallStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The stored answers (JSON) of `keys`, `None` for a miss; hits are touched as used by
-    /// `model`'s `op`.
-    pub fn get(
+    /// The stored answers of `keys` that `decode` accepts (it reads the answer's JSON in place),
+    /// `None` for a miss; the hits are counted as used by `model`'s `op`.
+    pub fn get<T>(
         &self,
         model: &str,
         op: &'static str,
         keys: &[Key],
-    ) -> Result<Vec<Option<String>>, StoreError> {
+        decode: impl Fn(&str) -> Option<T>,
+    ) -> Result<Vec<Option<T>>, StoreError> {
+        let miss = || (0..keys.len()).map(|_| None).collect();
         let mut inner = self.lock();
         let found = match inner.conn.as_ref() {
-            Some(conn) => read(conn, keys).map_err(StoreError::sqlite(&self.path)),
-            None => return Ok(vec![None; keys.len()]),
+            Some(conn) => read(conn, keys, &decode).map_err(StoreError::sqlite(&self.path)),
+            None => return Ok(miss()),
         };
         let found = match found {
             Ok(f) => f,
             Err(e) if e.is_damage() => {
                 self.disable(&mut inner, &e);
-                return Ok(vec![None; keys.len()]);
+                return Ok(miss());
             }
             Err(e) => return Err(e),
         };
-        if found.iter().any(Option::is_some) {
-            if *inner.last_model != *model {
-                inner.last_model = Arc::from(model);
-            }
-            for (k, _) in keys.iter().zip(&found).filter(|(_, v)| v.is_some()) {
+        let mut out = Vec::with_capacity(found.len());
+        let mut model_arc: Option<Arc<str>> = None;
+        for (key, row) in keys.iter().zip(found) {
+            let answer = row.and_then(|r| {
+                let a = r.answer?;
+                let id = row_id(key);
                 let t = inner.tick();
-                let m = inner.last_model.clone();
-                inner.touches.push((*k, t, m, op));
-            }
-            if inner.touches.len() >= TOUCH_BATCH {
-                let r = self.write(&mut inner, |_, _| Ok(()));
-                self.tolerate(&mut inner, r)?;
-            }
+                inner.touches.push((id, t));
+                if r.unnamed {
+                    let m = model_arc.get_or_insert_with(|| Arc::from(model)).clone();
+                    inner.names.push((id, m, op));
+                }
+                Some(a)
+            });
+            out.push(answer);
         }
-        Ok(found)
+        if inner.touches.len() >= TOUCH_BATCH {
+            let r = self.write(&mut inner, |_, _| Ok(()));
+            self.tolerate(&mut inner, r)?;
+            drop(inner);
+            self.evict_if_over()?;
+        }
+        Ok(out)
     }
 
     /// Stores a batch of answers (JSON) of `model`'s `op` in one transaction, then evicts if the
@@ -291,11 +344,7 @@ impl CallStore {
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let r = self.write(&mut inner, |tx, used| {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO calls (key, model, op, value, used) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(key) DO UPDATE SET model = excluded.model, op = excluded.op,
-                 value = excluded.value, used = excluded.used",
-            )?;
+            let mut stmt = tx.prepare_cached(UPSERT)?;
             for (i, (key, value)) in answers.iter().enumerate() {
                 if i == answers.len() / 2 {
                     // A kill here leaves half the batch written to the WAL, uncommitted.
@@ -303,7 +352,7 @@ impl CallStore {
                         let _ = tx.cache_flush();
                     });
                 }
-                stmt.execute(params![key, model, op, value, used])?;
+                stmt.execute(params![row_id(key), key, model, op, used, value])?;
             }
             Ok(())
         });
@@ -312,20 +361,25 @@ impl CallStore {
         self.evict_if_over().map(|_| ())
     }
 
-    /// Runs `f` in one write transaction (after the queued touches), with a fresh clock value.
+    /// Runs `f` in one write transaction (after logging the queued hits), with a fresh clock.
     fn write(
         &self,
         inner: &mut Inner,
         f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
         let used = inner.tick();
-        let Inner { conn, touches, .. } = inner;
+        let Inner {
+            conn,
+            touches,
+            names,
+            ..
+        } = inner;
         let Some(conn) = conn.as_mut() else {
             return Ok(());
         };
         let run = || -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            flush_touches(&tx, touches)?;
+            log_uses(&tx, touches, names)?;
             f(&tx, used)?;
             tx.commit()
         };
@@ -334,11 +388,15 @@ impl CallStore {
 
     /// A corruption error turns the cache off for this process (a warning, the file marked for
     /// a check on the next open); any other error is returned.
-    fn tolerate(&self, inner: &mut Inner, r: Result<(), StoreError>) -> Result<(), StoreError> {
+    fn tolerate<T: Default>(
+        &self,
+        inner: &mut Inner,
+        r: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         match r {
             Err(e) if e.is_damage() => {
                 self.disable(inner, &e);
-                Ok(())
+                Ok(T::default())
             }
             other => other,
         }
@@ -348,6 +406,7 @@ impl CallStore {
         tracing::warn!("{e}; the rest of this run is not cached, and the file is checked (and set aside if damaged) when next opened");
         inner.conn = None;
         inner.touches.clear();
+        inner.names.clear();
         let _ = std::fs::write(suspect_marker(&self.path), b"");
     }
 
@@ -367,15 +426,16 @@ impl CallStore {
         self.len().map(|n| n == 0)
     }
 
-    /// Evicts least recently used rows down to 90 % of the bound when the live size is over it;
-    /// returns how many.
+    /// Evicts least recently used rows down to 90 % of the bound (less the WAL's share) when the
+    /// live size is over it; returns how many.
     pub fn evict_if_over(&self) -> Result<u64, StoreError> {
         let mut inner = self.lock();
-        let max = self.max_bytes;
+        let max = self.max_bytes.saturating_sub(wal_limit(self.max_bytes));
         let Some(conn) = inner.conn.as_ref() else {
             return Ok(0);
         };
-        if live_bytes(conn).map_err(StoreError::sqlite(&self.path))? <= max {
+        let live = live_bytes(conn).map_err(StoreError::sqlite(&self.path));
+        if self.tolerate(&mut inner, live)? <= max {
             return Ok(0);
         }
         // Recently hit rows must not look old.
@@ -385,13 +445,7 @@ impl CallStore {
             return Ok(0);
         };
         let r = evict(conn, (max as f64 * EVICT_TO) as u64).map_err(StoreError::sqlite(&self.path));
-        match r {
-            Err(e) if e.is_damage() => {
-                self.disable(&mut inner, &e);
-                Ok(0)
-            }
-            other => other,
-        }
+        self.tolerate(&mut inner, r)
     }
 
     /// Entries, bytes and per-model counts.
@@ -412,8 +466,11 @@ impl CallStore {
         };
         let q = || -> rusqlite::Result<(u64, Vec<ModelCount>)> {
             let mut stmt = conn.prepare(
-                "SELECT model, op, count(*), sum(hits), sum(length(CAST(value AS BLOB)))
-                 FROM calls GROUP BY model, op ORDER BY model, op",
+                "SELECT c.model, c.op, count(*), coalesce(sum(u.n), 0),
+                 sum(length(CAST(c.value AS BLOB)))
+                 FROM calls AS c LEFT JOIN (SELECT id, sum(n) AS n FROM uses GROUP BY id) AS u
+                 ON u.id = c.id
+                 GROUP BY c.model, c.op ORDER BY c.model, c.op",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(ModelCount {
@@ -442,11 +499,13 @@ impl CallStore {
     pub fn clear(&self) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         inner.touches.clear();
+        inner.names.clear();
         let Some(conn) = inner.conn.as_mut() else {
             return Ok(0);
         };
         let mut run = || -> rusqlite::Result<u64> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM uses", [])?;
             let n = tx.execute("DELETE FROM calls", [])?;
             tx.commit()?;
             shrink(conn)?;
@@ -456,12 +515,14 @@ impl CallStore {
         run().map_err(StoreError::sqlite(&self.path))
     }
 
-    /// Rebuilds the file (`VACUUM`) and truncates the WAL; returns the bytes on disk before and
-    /// after.
+    /// Compacts the hit log, rebuilds the file (`VACUUM`) and truncates the WAL; returns the
+    /// bytes on disk before and after.
     pub fn vacuum(&self) -> Result<(u64, u64), StoreError> {
         let before = self.stats()?.file_bytes;
         {
-            let inner = self.lock();
+            let mut inner = self.lock();
+            let r = self.write(&mut inner, |tx, _| compact_uses(tx));
+            self.tolerate(&mut inner, r)?;
             let Some(conn) = inner.conn.as_ref() else {
                 return Ok((before, before));
             };
@@ -474,12 +535,11 @@ impl CallStore {
 }
 
 impl Drop for CallStore {
-    /// The queued touches are written, so the next run sees what this one used.
+    /// The queued hits are logged, so the next run sees what this one used.
     fn drop(&mut self) {
         let mut inner = self.lock();
-        if !inner.touches.is_empty() {
-            let r = self.write(&mut inner, |_, _| Ok(()));
-            if let Err(e) = r {
+        if !inner.touches.is_empty() || !inner.names.is_empty() {
+            if let Err(e) = self.write(&mut inner, |_, _| Ok(())) {
                 tracing::warn!("cannot record the call cache's last uses: {e}");
             }
         }
@@ -487,14 +547,14 @@ impl Drop for CallStore {
 }
 
 /// Opens `path`, configures it and creates the schema; checks its integrity when small or
-/// suspect. Damage comes back as an error whose [`StoreError::is_damage`] is true.
-fn open_checked(path: &Path) -> Result<Connection, StoreError> {
-    let err = StoreError::sqlite(path);
+/// suspect. Damage (or another version's layout) comes back as an error whose
+/// [`StoreError::is_damage`] is true.
+fn open_checked(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
     if !has_sqlite_header(path).map_err(StoreError::io(path))? {
         return Err(damage(path, "not a SQLite database"));
     }
-    let conn = Connection::open(path).map_err(StoreError::sqlite(path))?;
-    let setup = || -> rusqlite::Result<()> {
+    let mut conn = Connection::open(path).map_err(StoreError::sqlite(path))?;
+    let mut setup = || -> rusqlite::Result<Option<String>> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Takes effect only on a new, empty database (before the first table).
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
@@ -503,17 +563,40 @@ fn open_checked(path: &Path) -> Result<Connection, StoreError> {
         // lose the last batches, never the database.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
-        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT)?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(())
+        let wal = wal_limit(max_bytes) as i64;
+        conn.pragma_update(None, "journal_size_limit", wal)?;
+        conn.pragma_update(None, "mmap_size", max_bytes.min(MMAP_MAX) as i64)?;
+        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        conn.pragma_update_and_check(None, "wal_autocheckpoint", (wal / page).max(16), |r| {
+            r.get::<_, i64>(0)
+        })?;
+        // Under the write lock, so two processes creating the cache at once create it once.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tables: i64 =
+            tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        if version == 0 && tables == 0 {
+            tx.execute_batch(SCHEMA)?;
+        } else if version != SCHEMA_VERSION {
+            return Ok(Some(format!(
+                "written by another version of dln (layout {version}, this one reads {SCHEMA_VERSION})"
+            )));
+        }
+        tx.commit()?;
+        Ok(None)
     };
-    setup().map_err(err)?;
+    if let Some(why) = setup().map_err(StoreError::sqlite(path))? {
+        return Err(damage(path, &why));
+    }
     let marker = suspect_marker(path);
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size <= QUICK_CHECK_MAX || marker.exists() {
         let problems = quick_check(&conn).map_err(StoreError::sqlite(path))?;
         if !problems.is_empty() {
-            return Err(damage(path, &format!("integrity check: {}", problems.join("; "))));
+            return Err(damage(
+                path,
+                &format!("integrity check: {}", problems.join("; ")),
+            ));
         }
         let _ = std::fs::remove_file(&marker);
     }
@@ -551,18 +634,27 @@ fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(rows.into_iter().filter(|r| r != "ok").take(5).collect())
 }
 
-fn suspect_marker(path: &Path) -> PathBuf {
+/// `path` with `suffix` appended to its name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
-    p.push(SUSPECT_SUFFIX);
+    p.push(suffix);
     PathBuf::from(p)
+}
+
+fn suspect_marker(path: &Path) -> PathBuf {
+    with_suffix(path, SUSPECT_SUFFIX)
 }
 
 /// Moves a damaged database (and its WAL) to `calls.sqlite.damaged-<timestamp>`.
 fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let name = |n: u32| {
-        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
-        path.with_file_name(format!("{DB_FILE}.damaged-{stamp}{suffix}"))
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        with_suffix(path, &format!(".damaged-{stamp}{suffix}"))
     };
     let mut aside = name(0);
     let mut n = 0;
@@ -571,24 +663,50 @@ fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
         aside = name(n);
     }
     std::fs::rename(path, &aside).map_err(StoreError::io(path))?;
-    let side = |ext: &str| {
-        let mut p = path.as_os_str().to_owned();
-        p.push(ext);
-        PathBuf::from(p)
-    };
-    let mut wal_aside = aside.as_os_str().to_owned();
-    wal_aside.push("-wal");
-    let _ = std::fs::rename(side("-wal"), PathBuf::from(wal_aside));
-    let _ = std::fs::remove_file(side("-shm"));
+    let _ = std::fs::rename(with_suffix(path, "-wal"), with_suffix(&aside, "-wal"));
+    let _ = std::fs::remove_file(with_suffix(path, "-shm"));
     let _ = std::fs::remove_file(suspect_marker(path));
     Ok(aside)
 }
 
-fn read(conn: &Connection, keys: &[Key]) -> rusqlite::Result<Vec<Option<String>>> {
-    let lookup = |conn: &Connection| -> rusqlite::Result<Vec<Option<String>>> {
-        let mut stmt = conn.prepare_cached("SELECT value FROM calls WHERE key = ?1")?;
+/// A row found by [`read`]: whether it still lacks its model (imported), and its answer if it
+/// decoded.
+struct Row<T> {
+    unnamed: bool,
+    answer: Option<T>,
+}
+
+fn read<T>(
+    conn: &Connection,
+    keys: &[Key],
+    decode: &impl Fn(&str) -> Option<T>,
+) -> rusqlite::Result<Vec<Option<Row<T>>>> {
+    let lookup = |conn: &Connection| -> rusqlite::Result<Vec<Option<Row<T>>>> {
+        let mut stmt =
+            conn.prepare_cached("SELECT key, model = '', value FROM calls WHERE id = ?1")?;
         keys.iter()
-            .map(|k| stmt.query_row([k], |r| r.get::<_, String>(0)).optional())
+            .map(|k| {
+                let row = stmt
+                    .query_row([row_id(k)], |r| {
+                        if r.get_ref(0)?.as_blob().ok() != Some(&k[..]) {
+                            // Another key with the same first 8 bytes.
+                            return Ok(None);
+                        }
+                        let text = r.get_ref(2)?.as_str().map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                2,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?;
+                        Ok(Some(Row {
+                            unnamed: r.get(1)?,
+                            answer: decode(text),
+                        }))
+                    })
+                    .optional()?;
+                Ok(row.flatten())
+            })
             .collect()
     };
     if keys.len() <= 1 {
@@ -601,21 +719,44 @@ fn read(conn: &Connection, keys: &[Key]) -> rusqlite::Result<Vec<Option<String>>
     Ok(found)
 }
 
-fn flush_touches(
+/// Appends the queued hits to the `uses` log and names the imported rows hit.
+fn log_uses(
     tx: &rusqlite::Transaction<'_>,
-    touches: &mut Vec<(Key, i64, Arc<str>, &'static str)>,
+    touches: &mut Vec<(i64, i64)>,
+    names: &mut Vec<(i64, Arc<str>, &'static str)>,
 ) -> rusqlite::Result<()> {
-    if touches.is_empty() {
+    if !touches.is_empty() {
+        let mut stmt = tx.prepare_cached("INSERT INTO uses (id, used, n) VALUES (?1, ?2, 1)")?;
+        for (id, used) in touches.iter() {
+            stmt.execute([id, used])?;
+        }
+        touches.clear();
+    }
+    if !names.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE calls SET model = ?2, op = ?3 WHERE id = ?1 AND model = ''",
+        )?;
+        for (id, model, op) in names.iter() {
+            stmt.execute(params![id, &**model, op])?;
+        }
+        names.clear();
+    }
+    Ok(())
+}
+
+/// Replaces the hit log by one row per entry still stored (latest use, summed count).
+fn compact_uses(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let last: Option<i64> = tx.query_row("SELECT max(rowid) FROM uses", [], |r| r.get(0))?;
+    let Some(last) = last else {
         return Ok(());
-    }
-    let mut stmt = tx.prepare_cached(
-        "UPDATE calls SET used = max(used, ?2), hits = hits + 1, model = ?3, op = ?4
-         WHERE key = ?1",
+    };
+    tx.execute(
+        "INSERT INTO uses (id, used, n)
+         SELECT id, max(used), sum(n) FROM uses
+         WHERE rowid <= ?1 AND id IN (SELECT id FROM calls) GROUP BY id",
+        [last],
     )?;
-    for (key, used, model, op) in touches.iter() {
-        stmt.execute(params![key, used, &**model, op])?;
-    }
-    touches.clear();
+    tx.execute("DELETE FROM uses WHERE rowid <= ?1", [last])?;
     Ok(())
 }
 
@@ -626,9 +767,16 @@ fn live_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     Ok((pages.max(0) * get("page_size")?) as u64)
 }
 
-/// Deletes the least recently used rows until the live size is at most `target`, in chunks sized
-/// from the mean row, one transaction each; then gives the freed pages back.
+/// Compacts the hit log, then deletes the least recently used rows (by the later of `used` and
+/// the last logged hit) until the live size is at most `target`, in chunks sized from the mean
+/// row, one transaction each, with their logged hits; then gives the freed pages back and
+/// truncates the WAL.
 fn evict(conn: &mut Connection, target: u64) -> rusqlite::Result<u64> {
+    {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        compact_uses(&tx)?;
+        tx.commit()?;
+    }
     let mut rows: i64 = conn.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
     let mut evicted = 0u64;
     for _ in 0..64 {
@@ -639,10 +787,26 @@ fn evict(conn: &mut Connection, target: u64) -> rusqlite::Result<u64> {
         let per_row = (live / rows as u64).max(1);
         let n = ((live - target) / per_row + 1).min(rows as u64) as i64;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let gone = tx.execute(
-            "DELETE FROM calls WHERE rowid IN (SELECT rowid FROM calls ORDER BY used LIMIT ?1)",
+        tx.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS evicted (id INTEGER PRIMARY KEY)",
+            [],
+        )?;
+        tx.execute("DELETE FROM temp.evicted", [])?;
+        tx.execute(
+            "INSERT OR IGNORE INTO temp.evicted
+             SELECT c.id FROM calls AS c
+             LEFT JOIN (SELECT id, max(used) AS used FROM uses GROUP BY id) AS u ON u.id = c.id
+             ORDER BY max(c.used, coalesce(u.used, 0)) LIMIT ?1",
             [n],
+        )?;
+        let gone = tx.execute(
+            "DELETE FROM calls WHERE id IN (SELECT id FROM temp.evicted)",
+            [],
         )? as i64;
+        tx.execute(
+            "DELETE FROM uses WHERE id IN (SELECT id FROM temp.evicted)",
+            [],
+        )?;
         tx.commit()?;
         evicted += gone as u64;
         rows -= gone;
@@ -651,6 +815,7 @@ fn evict(conn: &mut Connection, target: u64) -> rusqlite::Result<u64> {
         }
     }
     shrink(conn)?;
+    checkpoint(conn)?;
     Ok(evicted)
 }
 
