@@ -55,7 +55,11 @@ fn say_what_opening_did(report: &OpenReport) {
             i.entries,
             i.from.display(),
             if i.skipped > 0 {
-                format!(", skipped {} bad lines", i.skipped)
+                format!(
+                    ", skipped {} bad line{}",
+                    i.skipped,
+                    if i.skipped == 1 { "" } else { "s" }
+                )
             } else {
                 String::new()
             },

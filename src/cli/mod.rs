@@ -202,6 +202,7 @@ pub enum Commands {
         which: ConfigCommand,
     },
     /// A call cache: its counts, emptying it, compacting its file.
+    #[command(after_help = "Example: dln cache stats runs/try-7")]
     Cache {
         #[command(subcommand)]
         which: CacheCommand,

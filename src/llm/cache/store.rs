@@ -28,15 +28,16 @@
 //! and its last logged hit; its hits are the counts logged for it. A hit lost to a crash only
 //! makes an entry look older.
 //!
-//! After every write the live size (pages in use × page size, O(1) pragmas) is compared with the
-//! bound less the WAL's share ([`wal_limit`]); past it the log is compacted (one row per entry
-//! hit), the least recently used rows are deleted down to 90 % of it (so eviction runs once per
-//! tenth of the bound written, not on every insert), the freed pages are returned to the file
-//! system (`auto_vacuum = INCREMENTAL`) and the WAL is truncated. SQLite checkpoints the WAL
-//! into the database at [`wal_limit`] and truncates it to that after, so the database and its WAL
-//! stay within the bound, give or take one batch. Reads go through a memory map of the file (up
-//! to the bound), which saves a system call per page read; those pages are the OS's file cache,
-//! shared and reclaimable.
+//! After every write the database's size (page count × page size, O(1) pragmas) is compared with
+//! the bound less the WAL's share ([`wal_limit`]); past it the log is compacted (one row per
+//! entry hit), the least recently used rows are deleted until the pages in use are 90 % of that
+//! (so eviction runs once per tenth of the bound written, not on every insert), the freed pages
+//! are returned to the file system (`auto_vacuum = INCREMENTAL`) and the WAL is truncated.
+//! SQLite checkpoints the WAL into the database at half its share and truncates it to that
+//! after, so the database and its WAL stay within the bound as long as a batch is smaller than
+//! the other half (a sixteenth of the bound up to 64 MiB, then 4 MiB). Reads go through a memory
+//! map of the file (up to the bound), which saves a system call per page read; those pages are
+//! the OS's file cache, shared and reclaimable.
 //!
 //! Damage: a file that is not a SQLite database, that fails `PRAGMA quick_check` on open (run
 //! when the file is at most [`QUICK_CHECK_MAX`], or always after a run saw a corruption error),
@@ -69,10 +70,11 @@ pub const TOUCH_BATCH: usize = 256;
 /// one only when a run saw a corruption error in it (checking reads the whole file).
 pub const QUICK_CHECK_MAX: u64 = 64 << 20;
 
-/// The WAL's share of the bound: an eighth of it, at most 4 MiB. SQLite checkpoints the WAL
-/// into the database when it reaches this size and truncates it to this size after.
+/// The WAL's share of the bound: an eighth of it, at most 8 MiB. SQLite checkpoints the WAL
+/// into the database when it reaches half of this and truncates it to that after, which leaves
+/// the other half for a batch written past it.
 pub fn wal_limit(max_bytes: u64) -> u64 {
-    (max_bytes / 8).min(4 << 20)
+    (max_bytes / 8).min(8 << 20)
 }
 
 /// The memory map of the database file: the whole file up to the bound, at most 1 GiB.
@@ -434,8 +436,8 @@ impl CallStore {
         let Some(conn) = inner.conn.as_ref() else {
             return Ok(0);
         };
-        let live = live_bytes(conn).map_err(StoreError::sqlite(&self.path));
-        if self.tolerate(&mut inner, live)? <= max {
+        let size = file_bytes(conn).map_err(StoreError::sqlite(&self.path));
+        if self.tolerate(&mut inner, size)? <= max {
             return Ok(0);
         }
         // Recently hit rows must not look old.
@@ -563,11 +565,11 @@ fn open_checked(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
         // lose the last batches, never the database.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
-        let wal = wal_limit(max_bytes) as i64;
+        let wal = wal_limit(max_bytes) as i64 / 2;
         conn.pragma_update(None, "journal_size_limit", wal)?;
         conn.pragma_update(None, "mmap_size", max_bytes.min(MMAP_MAX) as i64)?;
         let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        conn.pragma_update_and_check(None, "wal_autocheckpoint", (wal / page).max(16), |r| {
+        conn.pragma_update_and_check(None, "wal_autocheckpoint", (wal / page).max(2), |r| {
             r.get::<_, i64>(0)
         })?;
         // Under the write lock, so two processes creating the cache at once create it once.
@@ -765,6 +767,13 @@ fn live_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let get = |p: &str| conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
     let pages = get("page_count")? - get("freelist_count")?;
     Ok((pages.max(0) * get("page_size")?) as u64)
+}
+
+/// The database's size as committed (free pages included): what the file holds once the WAL is
+/// checkpointed.
+fn file_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let get = |p: &str| conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
+    Ok((get("page_count")?.max(0) * get("page_size")?) as u64)
 }
 
 /// Compacts the hit log, then deletes the least recently used rows (by the later of `used` and
