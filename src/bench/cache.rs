@@ -8,7 +8,9 @@
 //! binary runs itself with `--side`), so one side's freed memory does not hide the other's: its
 //! resident set after opening the cache and answering the lookups, less the one before.
 //! A hit is timed as the cache does it: the key (sha256 of model, operation and request JSON),
-//! the lookup, and decoding the answer.
+//! the lookup, and decoding the answer. The lookups run once one request at a time (the first hit
+//! of each entry in the process), then [`ROUNDS`] times one at a time and [`ROUNDS`] times in
+//! batches, each figure the median round.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -19,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::llm::cache::{call_key, CallStore, Key, DB_FILE};
+use crate::llm::cache::{call_key, decode, encode, CallStore, Key, DB_FILE};
 use crate::llm::{
     ClassDistribution, ClassifyRequest, GenerateRequest, Generation, Prompt, Score, ScoreRequest,
     VerbalizerReduce,
@@ -49,7 +51,13 @@ pub struct SideReport {
     pub open_seconds: f64,
     /// Resident memory after opening and answering every lookup, less before opening.
     pub rss_bytes: u64,
-    /// Mean time of a hit asked alone, in microseconds.
+    /// The part of `rss_bytes` that is file pages mapped into memory (the SQLite file's memory
+    /// map: the OS's file cache, shared and reclaimable, at most the file's size).
+    pub rss_file_bytes: u64,
+    /// Mean time of the first hit of each entry in this process (the new store maps the pages
+    /// it reads; the old one paid at load), one request at a time, in microseconds.
+    pub first_hit_us: f64,
+    /// Mean time of a hit asked alone, once every entry asked has been hit, in microseconds.
     pub hit_us: f64,
     /// Mean time of a hit per request in batches of [`BATCH`], in microseconds.
     pub batch_hit_us: f64,
@@ -74,7 +82,9 @@ pub struct BoundReport {
 pub struct CacheBenchReport {
     pub entries: usize,
     pub lookups: usize,
-    pub mean_answer_bytes: f64,
+    /// Mean answer size as JSON (the old file) and as stored (MessagePack).
+    pub mean_json_bytes: f64,
+    pub mean_stored_bytes: f64,
     pub jsonl_bytes: u64,
     pub sqlite_bytes: u64,
     /// Storing every entry in batches of [`BATCH`], per entry, in microseconds.
@@ -83,6 +93,8 @@ pub struct CacheBenchReport {
     pub new: SideReport,
     /// new ÷ old resident memory.
     pub memory_ratio: f64,
+    /// new ÷ old time of the first hit of an entry.
+    pub first_hit_ratio: f64,
     /// new ÷ old time of a hit asked alone.
     pub hit_ratio: f64,
     /// new ÷ old time of a hit in a batch.
@@ -158,21 +170,50 @@ fn request(i: usize) -> Req {
     }
 }
 
-/// The answer to entry `i`'s request, as JSON.
-fn answer(i: usize, req: &Req) -> String {
+/// An answer of the workload, typed.
+enum Answer {
+    Classify(ClassDistribution),
+    Generate(Vec<Generation>),
+    Score(Score),
+}
+
+impl Answer {
+    /// As the old cache wrote it.
+    fn json(&self) -> String {
+        match self {
+            Answer::Classify(a) => serde_json::to_string(a),
+            Answer::Generate(a) => serde_json::to_string(a),
+            Answer::Score(a) => serde_json::to_string(a),
+        }
+        .unwrap_or_default()
+    }
+
+    /// As the SQLite cache stores it.
+    fn stored(&self) -> Vec<u8> {
+        match self {
+            Answer::Classify(a) => encode(a),
+            Answer::Generate(a) => encode(a),
+            Answer::Score(a) => encode(a),
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// The answer to entry `i`'s request.
+fn answer(i: usize, req: &Req) -> Answer {
     let mut rng = ChaCha8Rng::seed_from_u64(i as u64 | 1 << 40);
-    let json = match req {
+    match req {
         Req::Classify(_) => {
             let p: f64 = rng.gen();
             let probs = vec![p, 1.0 - p];
-            serde_json::to_string(&ClassDistribution {
+            Answer::Classify(ClassDistribution {
                 log_probs: probs.iter().map(|p| p.ln()).collect(),
                 probs,
             })
         }
         Req::Generate(_) => {
             let tokens = rng.gen_range(40..120);
-            serde_json::to_string(&vec![Generation {
+            Answer::Generate(vec![Generation {
                 text: text(&mut rng, tokens * 5),
                 tokens: tokens as u32,
                 token_logprobs: Some(logprobs(&mut rng, tokens)),
@@ -182,29 +223,29 @@ fn answer(i: usize, req: &Req) -> String {
         Req::Score(_) => {
             let tokens = rng.gen_range(60..100);
             let token_logprobs = logprobs(&mut rng, tokens);
-            serde_json::to_string(&Score {
+            Answer::Score(Score {
                 logprob: token_logprobs.iter().sum(),
                 token_logprobs,
                 tokens: tokens as u32,
             })
         }
-    };
-    json.unwrap_or_default()
+    }
 }
 
 /// Entry `i`: operation, key, answer.
-fn entry(i: usize) -> (&'static str, Key, String) {
+fn entry(i: usize) -> (&'static str, Key, Answer) {
     let req = request(i);
     let a = answer(i, &req);
     (req.op(), req.key(), a)
 }
 
-/// Decodes an answer as the cache would for the entry's operation; false if it does not decode.
-fn decode(op: &str, text: &str) -> bool {
+/// Decodes a stored answer as the cache would for the entry's operation; false if it does not
+/// decode.
+fn decode_stored(op: &str, bytes: &[u8]) -> bool {
     match op {
-        "classify" => serde_json::from_str::<ClassDistribution>(text).is_ok(),
-        "generate" => serde_json::from_str::<Vec<Generation>>(text).is_ok(),
-        _ => serde_json::from_str::<Score>(text).is_ok(),
+        "classify" => decode::<ClassDistribution>(bytes).is_some(),
+        "generate" => decode::<Vec<Generation>>(bytes).is_some(),
+        _ => decode::<Score>(bytes).is_some(),
     }
 }
 
@@ -224,18 +265,59 @@ fn lookup_requests(entries: usize, lookups: usize) -> Vec<Req> {
         .collect()
 }
 
-/// Resident set size of this process, in bytes.
-pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+/// Timed rounds of the lookups after the first; the median is reported (another process on
+/// the machine slows some rounds).
+pub const ROUNDS: usize = 5;
+
+/// The median over `rounds` runs of `f` (which makes `n` lookups and returns its hits) of the
+/// time per lookup in microseconds, and the hits of the last run.
+fn per_lookup(
+    n: usize,
+    rounds: usize,
+    mut f: impl FnMut() -> anyhow::Result<usize>,
+) -> anyhow::Result<(f64, usize)> {
+    let mut times = Vec::with_capacity(rounds);
+    let mut hits = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        hits = f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], hits))
+}
+
+/// Resident set size of this process and its file-backed part, in bytes (`/proc/self/statm`).
+pub fn rss_bytes() -> (u64, u64) {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let field = |i: usize| {
+        statm
+            .split_whitespace()
+            .nth(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096)
+    };
+    (field(1), field(2))
+}
+
+/// Resident memory now less `before`, in all and file-backed.
+fn grown(before: (u64, u64)) -> (u64, u64) {
+    let now = rss_bytes();
+    (now.0.saturating_sub(before.0), now.1.saturating_sub(before.1))
+}
+
+/// What writing the workload measured.
+pub struct Prepared {
+    /// Mean answer size as JSON (the old file) and as stored (MessagePack).
+    pub mean_json_bytes: f64,
+    pub mean_stored_bytes: f64,
+    /// Storing every entry in batches of [`BATCH`], per entry, in microseconds.
+    pub insert_us: f64,
 }
 
 /// Writes the workload: the old store's `calls.jsonl` and the new one's `calls.sqlite`
-/// (unbounded), in `dir/old` and `dir/new`. Returns the mean answer size and the insert time
-/// per entry in microseconds.
-pub fn prepare(dir: &Path, entries: usize) -> anyhow::Result<(f64, f64)> {
+/// (unbounded), in `dir/old` and `dir/new`.
+pub fn prepare(dir: &Path, entries: usize) -> anyhow::Result<Prepared> {
     let old = dir.join("old");
     let new = dir.join("new");
     std::fs::create_dir_all(&old)?;
@@ -243,12 +325,13 @@ pub fn prepare(dir: &Path, entries: usize) -> anyhow::Result<(f64, f64)> {
     let (store, _) = CallStore::open(&new, u64::MAX)?;
     let mut answer_bytes = 0usize;
     let mut insert = 0.0;
-    let mut batch: Vec<(&'static str, Key, String)> = Vec::new();
-    let flush = |batch: &mut Vec<(&'static str, Key, String)>, insert: &mut f64| {
+    let mut stored_bytes = 0usize;
+    let mut batch: Vec<(&'static str, Key, Vec<u8>)> = Vec::new();
+    let flush = |batch: &mut Vec<(&'static str, Key, Vec<u8>)>, insert: &mut f64| {
         let t = Instant::now();
         // The cache stores one operation's batch at a time.
         for op in ["classify", "generate", "score"] {
-            let rows: Vec<(Key, String)> = batch
+            let rows: Vec<(Key, Vec<u8>)> = batch
                 .iter()
                 .filter(|(o, _, _)| *o == op)
                 .map(|(_, k, v)| (*k, v.clone()))
@@ -262,20 +345,25 @@ pub fn prepare(dir: &Path, entries: usize) -> anyhow::Result<(f64, f64)> {
         anyhow::Ok(())
     };
     for i in 0..entries {
-        let (op, key, value) = entry(i);
-        answer_bytes += value.len();
-        writeln!(jsonl, "{{\"key\":\"{}\",\"value\":{value}}}", hex::encode(key))?;
-        batch.push((op, key, value));
+        let (op, key, answer) = entry(i);
+        let json = answer.json();
+        answer_bytes += json.len();
+        writeln!(jsonl, "{{\"key\":\"{}\",\"value\":{json}}}", hex::encode(key))?;
+        let stored = answer.stored();
+        stored_bytes += stored.len();
+        batch.push((op, key, stored));
         if batch.len() == BATCH {
             flush(&mut batch, &mut insert)?;
         }
     }
     flush(&mut batch, &mut insert)?;
     jsonl.flush()?;
-    Ok((
-        answer_bytes as f64 / entries.max(1) as f64,
-        insert * 1e6 / entries.max(1) as f64,
-    ))
+    let n = entries.max(1) as f64;
+    Ok(Prepared {
+        mean_json_bytes: answer_bytes as f64 / n,
+        mean_stored_bytes: stored_bytes as f64 / n,
+        insert_us: insert * 1e6 / n,
+    })
 }
 
 /// The old store: every line of `calls.jsonl` parsed into a map of JSON values at open; a hit
@@ -304,37 +392,36 @@ pub fn measure_old(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result
         let v = map.lock().ok().and_then(|m| m.get(&key).cloned());
         v.is_some_and(|v| decode_value(r.op(), v))
     };
-    let t = Instant::now();
-    let hits = reqs.iter().filter(|r| hit(r)).count();
-    let hit_us = t.elapsed().as_secs_f64() * 1e6 / reqs.len().max(1) as f64;
-    let t = Instant::now();
-    let mut batch_hits = 0;
-    for chunk in reqs.chunks(BATCH) {
-        let keys: Vec<String> = chunk
-            .iter()
-            .map(|r| hex::encode(r.key()))
-            .collect();
-        let found: Vec<Option<serde_json::Value>> = {
+    let single = || Ok(reqs.iter().filter(|r| hit(r)).count());
+    let batched = || {
+        let mut hits = 0;
+        for chunk in reqs.chunks(BATCH) {
+            let keys: Vec<String> = chunk.iter().map(|r| hex::encode(r.key())).collect();
+            // Looked up and decoded under the lock, as the old cache did.
             let m = map.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            keys.iter().map(|k| m.get(k).cloned()).collect()
-        };
-        batch_hits += chunk
-            .iter()
-            .zip(found)
-            .filter_map(|(r, v)| v.map(|v| decode_value(r.op(), v)))
-            .filter(|ok| *ok)
-            .count();
-    }
-    let batch_hit_us = t.elapsed().as_secs_f64() * 1e6 / reqs.len().max(1) as f64;
+            hits += chunk
+                .iter()
+                .zip(&keys)
+                .filter(|(r, k)| m.get(*k).is_some_and(|v| decode_value(r.op(), v.clone())))
+                .count();
+        }
+        Ok(hits)
+    };
+    let (first_hit_us, _) = per_lookup(reqs.len(), 1, single)?;
+    let (hit_us, hits) = per_lookup(reqs.len(), ROUNDS, single)?;
+    let (batch_hit_us, batch_hits) = per_lookup(reqs.len(), ROUNDS, batched)?;
     anyhow::ensure!(
         hits == reqs.len() && batch_hits == reqs.len(),
         "the old store missed {} of {} lookups",
         reqs.len() - hits.min(batch_hits),
         reqs.len()
     );
+    let (rss_bytes, rss_file_bytes) = grown(before);
     Ok(SideReport {
         open_seconds,
-        rss_bytes: rss_bytes().saturating_sub(before),
+        rss_bytes,
+        rss_file_bytes,
+        first_hit_us,
         hit_us,
         batch_hit_us,
         hits,
@@ -350,42 +437,51 @@ pub fn measure_new(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result
     let open_seconds = t.elapsed().as_secs_f64();
     let hit = |r: &Req| -> anyhow::Result<bool> {
         let op = r.op();
-        let found = store.get(MODEL, op, &[r.key()], |v| decode(op, v).then_some(()))?;
+        let found = store.get(MODEL, op, &[r.key()], |v| decode_stored(op, v).then_some(()))?;
         Ok(found[0].is_some())
     };
-    let t = Instant::now();
-    let mut hits = 0;
-    for r in &reqs {
-        hits += usize::from(hit(r)?);
-    }
-    let hit_us = t.elapsed().as_secs_f64() * 1e6 / reqs.len().max(1) as f64;
-    let t = Instant::now();
-    let mut batch_hits = 0;
-    for chunk in reqs.chunks(BATCH) {
-        // One operation per call, as the cache asks.
-        for op in ["classify", "generate", "score"] {
-            let keys: Vec<Key> = chunk
-                .iter()
-                .filter(|r| r.op() == op)
-                .map(Req::key)
-                .collect();
-            if keys.is_empty() {
-                continue;
-            }
-            let found = store.get(MODEL, op, &keys, |v| decode(op, v).then_some(()))?;
-            batch_hits += found.iter().flatten().count();
+    let single = || {
+        let mut hits = 0;
+        for r in &reqs {
+            hits += usize::from(hit(r)?);
         }
-    }
-    let batch_hit_us = t.elapsed().as_secs_f64() * 1e6 / reqs.len().max(1) as f64;
+        Ok(hits)
+    };
+    let batched = || {
+        let mut hits = 0;
+        for chunk in reqs.chunks(BATCH) {
+            // One operation per call, as the cache asks.
+            for op in ["classify", "generate", "score"] {
+                let keys: Vec<Key> = chunk
+                    .iter()
+                    .filter(|r| r.op() == op)
+                    .map(Req::key)
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                let found =
+                    store.get(MODEL, op, &keys, |v| decode_stored(op, v).then_some(()))?;
+                hits += found.iter().flatten().count();
+            }
+        }
+        Ok(hits)
+    };
+    let (first_hit_us, _) = per_lookup(reqs.len(), 1, single)?;
+    let (hit_us, hits) = per_lookup(reqs.len(), ROUNDS, single)?;
+    let (batch_hit_us, batch_hits) = per_lookup(reqs.len(), ROUNDS, batched)?;
     anyhow::ensure!(
         hits == reqs.len() && batch_hits == reqs.len(),
         "the SQLite store missed {} of {} lookups",
         reqs.len() - hits.min(batch_hits),
         reqs.len()
     );
+    let (rss_bytes, rss_file_bytes) = grown(before);
     Ok(SideReport {
         open_seconds,
-        rss_bytes: rss_bytes().saturating_sub(before),
+        rss_bytes,
+        rss_file_bytes,
+        first_hit_us,
         hit_us,
         batch_hit_us,
         hits,
@@ -398,10 +494,10 @@ pub fn measure_bound(dir: &Path, entries: usize, max_mb: f64) -> anyhow::Result<
     let path = dir.join("bounded");
     let (store, _) = CallStore::open(&path, (max_mb * 1024.0 * 1024.0) as u64)?;
     for start in (0..entries).step_by(BATCH) {
-        let mut rows: HashMap<&'static str, Vec<(Key, String)>> = HashMap::new();
+        let mut rows: HashMap<&'static str, Vec<(Key, Vec<u8>)>> = HashMap::new();
         for i in start..(start + BATCH).min(entries) {
-            let (op, key, value) = entry(i);
-            rows.entry(op).or_default().push((key, value));
+            let (op, key, answer) = entry(i);
+            rows.entry(op).or_default().push((key, answer.stored()));
         }
         for (op, rows) in rows {
             store.put(MODEL, op, &rows)?;
@@ -443,7 +539,7 @@ pub fn run_cache_bench(
         opts.entries,
         dir.display()
     ));
-    let (mean_answer_bytes, insert_us) = prepare(dir, opts.entries)?;
+    let prepared = prepare(dir, opts.entries)?;
     let size = |p: PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
     let jsonl_bytes = size(dir.join("old").join("calls.jsonl"));
     let sqlite_bytes = size(dir.join("new").join(DB_FILE));
@@ -457,11 +553,13 @@ pub fn run_cache_bench(
     Ok(CacheBenchReport {
         entries: opts.entries,
         lookups: opts.lookups,
-        mean_answer_bytes,
+        mean_json_bytes: prepared.mean_json_bytes,
+        mean_stored_bytes: prepared.mean_stored_bytes,
         jsonl_bytes,
         sqlite_bytes,
-        insert_us,
+        insert_us: prepared.insert_us,
         memory_ratio: ratio(new.rss_bytes as f64, old.rss_bytes as f64),
+        first_hit_ratio: ratio(new.first_hit_us, old.first_hit_us),
         hit_ratio: ratio(new.hit_us, old.hit_us),
         batch_hit_ratio: ratio(new.batch_hit_us, old.batch_hit_us),
         old,
@@ -474,10 +572,11 @@ pub fn run_cache_bench(
 pub fn render_cache_table(r: &CacheBenchReport) -> String {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let mut s = format!(
-        "call cache: {} entries (answers {:.0} bytes on average), {} lookups of random entries\n\
+        "call cache: {} entries (answers {:.0} bytes on average as JSON, {:.0} as stored), {} lookups of random entries\n\
          calls.jsonl {:.1} MiB, calls.sqlite {:.1} MiB; storing: {:.1} µs per entry in batches of {BATCH}\n\n",
         r.entries,
-        r.mean_answer_bytes,
+        r.mean_json_bytes,
+        r.mean_stored_bytes,
         r.lookups,
         mib(r.jsonl_bytes),
         mib(r.sqlite_bytes),
@@ -497,6 +596,16 @@ pub fn render_cache_table(r: &CacheBenchReport) -> String {
         mib(r.old.rss_bytes),
         mib(r.new.rss_bytes),
         r.memory_ratio
+    ));
+    s.push_str(&format!(
+        "{:<28} {:>10.1} MiB {:>10.1} MiB\n",
+        "  of which mapped file pages",
+        mib(r.old.rss_file_bytes),
+        mib(r.new.rss_file_bytes),
+    ));
+    s.push_str(&format!(
+        "{:<28} {:>11.2} µs {:>11.2} µs {:>10.2}\n",
+        "first hit of an entry", r.old.first_hit_us, r.new.first_hit_us, r.first_hit_ratio
     ));
     s.push_str(&format!(
         "{:<28} {:>11.2} µs {:>11.2} µs {:>10.2}\n",

@@ -33,12 +33,12 @@ struct Line {
     value: serde_json::Value,
 }
 
-/// One line's key and answer (as JSON text), or `None` for a bad line.
-fn parse_line(bytes: &[u8]) -> Option<(Key, String)> {
+/// One line's key and answer (encoded as the store keeps answers), or `None` for a bad line.
+fn parse_line(bytes: &[u8]) -> Option<(Key, Vec<u8>)> {
     let text = std::str::from_utf8(bytes).ok()?;
     let line: Line = serde_json::from_str(text).ok()?;
     let key: Key = hex::decode(line.key.trim()).ok()?.try_into().ok()?;
-    Some((key, serde_json::to_string(&line.value).ok()?))
+    Some((key, super::encode(&line.value).ok()?))
 }
 
 /// Imports `dir/calls.jsonl` into `conn` in one transaction (later lines win, as they did when the
@@ -172,7 +172,10 @@ mod tests {
         let good = format!("{{\"key\":\"{key}\",\"value\":[1.5,{{\"a\":\"b\"}}]}}");
         let (k, v) = parse_line(good.as_bytes()).expect("good line");
         assert_eq!(hex::encode(k), key);
-        assert_eq!(v, "[1.5,{\"a\":\"b\"}]");
+        assert_eq!(
+            super::super::decode::<serde_json::Value>(&v),
+            Some(serde_json::json!([1.5, {"a": "b"}]))
+        );
         assert!(parse_line(b"{\"key\":\"abc\",\"value\":1}").is_none(), "short key");
         assert!(parse_line(b"{\"key\":\"ab").is_none(), "torn");
         let mut bad = good.clone().into_bytes();

@@ -63,8 +63,9 @@ pub type Key = [u8; 32];
 /// How long a writer waits for another process's transaction before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Hits queued in memory before they are appended to the `uses` log in one transaction.
-pub const TOUCH_BATCH: usize = 256;
+/// Hits queued in memory before they are appended to the `uses` log in one transaction (64 kB
+/// of queue; a commit per 256 hits cost more than the lookups themselves).
+pub const TOUCH_BATCH: usize = 4096;
 
 /// Files up to this size are integrity-checked (`PRAGMA quick_check`) on every open; a larger
 /// one only when a run saw a corruption error in it (checking reads the whole file).
@@ -101,7 +102,7 @@ CREATE TABLE calls (
     model TEXT NOT NULL,
     op    TEXT NOT NULL,
     used  INTEGER NOT NULL,
-    value TEXT NOT NULL
+    value BLOB NOT NULL
 );
 CREATE INDEX calls_by_use ON calls(used);
 CREATE TABLE uses (
@@ -189,7 +190,7 @@ pub struct ModelCount {
     pub op: String,
     pub entries: u64,
     pub hits: u64,
-    /// Bytes of the answers' JSON.
+    /// Bytes of the stored answers.
     pub value_bytes: u64,
 }
 
@@ -288,14 +289,14 @@ impl CallStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The stored answers of `keys` that `decode` accepts (it reads the answer's JSON in place),
+    /// The stored answers of `keys` that `decode` accepts (it reads the stored bytes in place),
     /// `None` for a miss; the hits are counted as used by `model`'s `op`.
     pub fn get<T>(
         &self,
         model: &str,
         op: &'static str,
         keys: &[Key],
-        decode: impl Fn(&str) -> Option<T>,
+        decode: impl Fn(&[u8]) -> Option<T>,
     ) -> Result<Vec<Option<T>>, StoreError> {
         let miss = || (0..keys.len()).map(|_| None).collect();
         let mut inner = self.lock();
@@ -336,13 +337,13 @@ impl CallStore {
         Ok(out)
     }
 
-    /// Stores a batch of answers (JSON) of `model`'s `op` in one transaction, then evicts if the
-    /// store has outgrown its bound.
+    /// Stores a batch of answers (encoded, see [`super::encode`]) of `model`'s `op` in one
+    /// transaction, then evicts if the store has outgrown its bound.
     pub fn put(
         &self,
         model: &str,
         op: &'static str,
-        answers: &[(Key, String)],
+        answers: &[(Key, Vec<u8>)],
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let r = self.write(&mut inner, |tx, used| {
@@ -469,7 +470,7 @@ impl CallStore {
         let q = || -> rusqlite::Result<(u64, Vec<ModelCount>)> {
             let mut stmt = conn.prepare(
                 "SELECT c.model, c.op, count(*), coalesce(sum(u.n), 0),
-                 sum(length(CAST(c.value AS BLOB)))
+                 sum(length(c.value))
                  FROM calls AS c LEFT JOIN (SELECT id, sum(n) AS n FROM uses GROUP BY id) AS u
                  ON u.id = c.id
                  GROUP BY c.model, c.op ORDER BY c.model, c.op",
@@ -681,7 +682,7 @@ struct Row<T> {
 fn read<T>(
     conn: &Connection,
     keys: &[Key],
-    decode: &impl Fn(&str) -> Option<T>,
+    decode: &impl Fn(&[u8]) -> Option<T>,
 ) -> rusqlite::Result<Vec<Option<Row<T>>>> {
     let lookup = |conn: &Connection| -> rusqlite::Result<Vec<Option<Row<T>>>> {
         let mut stmt =
@@ -694,16 +695,11 @@ fn read<T>(
                             // Another key with the same first 8 bytes.
                             return Ok(None);
                         }
-                        let text = r.get_ref(2)?.as_str().map_err(|e| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                2,
-                                rusqlite::types::Type::Text,
-                                Box::new(e),
-                            )
-                        })?;
+                        // Anything but bytes that decode is a miss.
+                        let answer = r.get_ref(2)?.as_blob().ok().and_then(decode);
                         Ok(Some(Row {
                             unnamed: r.get(1)?,
-                            answer: decode(text),
+                            answer,
                         }))
                     })
                     .optional()?;
@@ -728,10 +724,18 @@ fn log_uses(
     names: &mut Vec<(i64, Arc<str>, &'static str)>,
 ) -> rusqlite::Result<()> {
     if !touches.is_empty() {
-        let mut stmt = tx.prepare_cached("INSERT INTO uses (id, used, n) VALUES (?1, ?2, 1)")?;
+        // One statement for the whole queue: `[[id, used], ...]` unpacked by SQLite's json_each.
+        use std::fmt::Write;
+        let mut pairs = String::with_capacity(touches.len() * 40 + 2);
         for (id, used) in touches.iter() {
-            stmt.execute([id, used])?;
+            pairs.push(if pairs.is_empty() { '[' } else { ',' });
+            let _ = write!(pairs, "[{id},{used}]");
         }
+        pairs.push(']');
+        tx.prepare_cached(
+            "INSERT INTO uses (id, used, n) SELECT value ->> 0, value ->> 1, 1 FROM json_each(?1)",
+        )?
+        .execute([pairs])?;
         touches.clear();
     }
     if !names.is_empty() {
@@ -762,18 +766,22 @@ fn compact_uses(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// A pragma's number (`page_count`, `freelist_count`, `page_size`), its statement cached.
+fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(&format!("PRAGMA {name}"))?
+        .query_row([], |r| r.get(0))
+}
+
 /// Pages in use × page size.
 fn live_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    let get = |p: &str| conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
-    let pages = get("page_count")? - get("freelist_count")?;
-    Ok((pages.max(0) * get("page_size")?) as u64)
+    let pages = pragma(conn, "page_count")? - pragma(conn, "freelist_count")?;
+    Ok((pages.max(0) * pragma(conn, "page_size")?) as u64)
 }
 
 /// The database's size as committed (free pages included): what the file holds once the WAL is
 /// checkpointed.
 fn file_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    let get = |p: &str| conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0));
-    Ok((get("page_count")?.max(0) * get("page_size")?) as u64)
+    Ok((pragma(conn, "page_count")?.max(0) * pragma(conn, "page_size")?) as u64)
 }
 
 /// Compacts the hit log, then deletes the least recently used rows (by the later of `used` and
