@@ -193,15 +193,15 @@ fn two_processes_and_two_handles_write_one_cache() {
     });
 }
 
-/// A 1 kB answer, as JSON.
-fn big_answer(i: usize) -> String {
-    serde_json::to_string(&vec![Generation {
+/// A 1 kB answer, encoded as the cache stores it.
+fn big_answer(i: usize) -> Vec<u8> {
+    dln::llm::cache::encode(&vec![Generation {
         text: format!("{i} {}", "word ".repeat(200)),
         tokens: 200,
         token_logprobs: None,
         cut: false,
     }])
-    .expect("json")
+    .expect("encode")
 }
 
 fn key(i: usize) -> Key {
@@ -218,7 +218,7 @@ fn eviction_keeps_the_file_within_the_bound_and_the_recently_used_entries() {
     };
     // 4000 answers of ~1 kB (4 MB) in batches of 16; entries 0..8 are used after every batch.
     for b in 0..250 {
-        let rows: Vec<(Key, String)> = (b * 16..(b + 1) * 16)
+        let rows: Vec<(Key, Vec<u8>)> = (b * 16..(b + 1) * 16)
             .map(|i| (key(i), big_answer(i)))
             .collect();
         store.put("m", "generate", &rows).expect("put");
@@ -369,7 +369,7 @@ fn a_damaged_file_is_set_aside_and_the_cache_starts_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let (store, _) = CallStore::open(dir.path(), u64::MAX).expect("open");
-        let rows: Vec<(Key, String)> = (0..200).map(|i| (key(i), big_answer(i))).collect();
+        let rows: Vec<(Key, Vec<u8>)> = (0..200).map(|i| (key(i), big_answer(i))).collect();
         store.put("m", "generate", &rows).expect("put");
         store.vacuum().expect("vacuum");
     }
