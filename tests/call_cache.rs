@@ -66,8 +66,8 @@ fn child_writer() {
         var("DLN_TEST_CACHE_SIZE", 4),
     );
     runtime().block_on(async {
-        let c = CachedBackend::new(Arc::new(ScriptedBackend::new()), Path::new(&dir))
-            .expect("open");
+        let c =
+            CachedBackend::new(Arc::new(ScriptedBackend::new()), Path::new(&dir)).expect("open");
         for b in 0..batches {
             let mut batch: Vec<GenerateRequest> =
                 (0..size).map(|i| req(&tag, b * 1000 + i)).collect();
@@ -84,7 +84,9 @@ fn a_second_open_answers_from_disk_and_counts_its_hits() {
     runtime().block_on(async {
         let first = {
             let c = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("open");
-            c.generate(vec![req("a", 1), req("a", 2)]).await.expect("gen")
+            c.generate(vec![req("a", 1), req("a", 2)])
+                .await
+                .expect("gen")
         };
         assert!(dir.path().join(CACHE_FILE).is_file());
         let c = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("reopen");
@@ -127,7 +129,11 @@ fn a_batch_killed_mid_write_leaves_all_of_it_or_none() {
         out.status
     );
     let (store, _) = CallStore::open(dir.path(), u64::MAX).expect("reopen");
-    assert_eq!(store.len().expect("len"), 8, "the first batch (7 + shared), nothing of the second");
+    assert_eq!(
+        store.len().expect("len"),
+        8,
+        "the first batch (7 + shared), nothing of the second"
+    );
     drop(store);
     // The whole second batch is asked again and stored.
     let inner = ScriptedBackend::new();
@@ -189,7 +195,11 @@ fn two_processes_and_two_handles_write_one_cache() {
         c.generate((0..40).map(|b| req("shared", b)).collect())
             .await
             .expect("generate");
-        assert!(inner.calls().is_empty(), "{} asked again", inner.calls().len());
+        assert!(
+            inner.calls().is_empty(),
+            "{} asked again",
+            inner.calls().len()
+        );
     });
 }
 
@@ -214,7 +224,10 @@ fn eviction_keeps_the_file_within_the_bound_and_the_recently_used_entries() {
     let max = 1 << 20;
     let (store, _) = CallStore::open(dir.path(), max).expect("open");
     let present = |store: &CallStore, i: usize| {
-        store.get("m", "generate", &[key(i)], |_| Some(())).expect("get")[0].is_some()
+        store
+            .get("m", "generate", &[key(i)], |_| Some(()))
+            .expect("get")[0]
+            .is_some()
     };
     // 4000 answers of ~1 kB (4 MB) in batches of 16; entries 0..8 are used after every batch.
     for b in 0..250 {
@@ -284,9 +297,7 @@ fn an_old_jsonl_is_imported_keeping_every_good_line_and_counting_the_bad() {
         context: format!("context {i}"),
         target: " yes".into(),
     };
-    let answer = |i: usize| {
-        serde_json::json!({"logprob": -0.5 - i as f64, "token_logprobs": [-0.5 - i as f64, 1e-300], "tokens": 2})
-    };
+    let answer = |i: usize| serde_json::json!({"logprob": -0.5 - i as f64, "token_logprobs": [-0.5 - i as f64, 1e-300], "tokens": 2});
     let line = |i: usize| {
         let k = call_key(&inner.model_id(), "score", &score(i));
         format!(
@@ -351,10 +362,16 @@ fn a_damaged_file_is_set_aside_and_the_cache_starts_again() {
     // Not a database at all.
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join(CACHE_FILE);
-    std::fs::write(&db, b"this is not SQLite, it is a text file that took its name\n")
-        .expect("write");
-    let (report, warned) =
-        warnings_of(|| CallStore::open(dir.path(), u64::MAX).expect("opens anyway").1);
+    std::fs::write(
+        &db,
+        b"this is not SQLite, it is a text file that took its name\n",
+    )
+    .expect("write");
+    let (report, warned) = warnings_of(|| {
+        CallStore::open(dir.path(), u64::MAX)
+            .expect("opens anyway")
+            .1
+    });
     let aside = report.set_aside.expect("set aside");
     assert_eq!(damaged_files(dir.path()).len(), 1);
     assert!(
@@ -381,7 +398,10 @@ fn a_damaged_file_is_set_aside_and_the_cache_starts_again() {
     }
     std::fs::write(&db, &bytes).expect("write");
     let (store, report) = CallStore::open(dir.path(), u64::MAX).expect("opens anyway");
-    assert!(report.set_aside.is_some(), "the integrity check found nothing");
+    assert!(
+        report.set_aside.is_some(),
+        "the integrity check found nothing"
+    );
     assert_eq!(store.len().expect("len"), 0);
     store
         .put("m", "generate", &[(key(1), big_answer(1))])
@@ -407,8 +427,8 @@ fn dln_cache_stats_clear_and_vacuum_on_a_real_cache() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = dir.path().join("run");
     runtime().block_on(async {
-        let c = CachedBackend::new(Arc::new(ScriptedBackend::new()), &run.join("cache"))
-            .expect("open");
+        let c =
+            CachedBackend::new(Arc::new(ScriptedBackend::new()), &run.join("cache")).expect("open");
         c.generate((0..3).map(|i| req("s", i)).collect())
             .await
             .expect("generate");
@@ -466,7 +486,11 @@ fn dln_cache_stats_clear_and_vacuum_on_a_real_cache() {
     assert!(dln(&["cache", "stats", run_dir]).contains("entries  0"));
     // No cache there: an error naming the path, nothing created.
     let out = Command::new(env!("CARGO_BIN_EXE_dln"))
-        .args(["cache", "stats", dir.path().join("nowhere").to_str().expect("utf-8")])
+        .args([
+            "cache",
+            "stats",
+            dir.path().join("nowhere").to_str().expect("utf-8"),
+        ])
         .output()
         .expect("run dln");
     assert!(!out.status.success());

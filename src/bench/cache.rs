@@ -103,10 +103,44 @@ pub struct CacheBenchReport {
 }
 
 const WORDS: &[&str] = &[
-    "the", "answer", "question", "model", "reason", "carefully", "before", "giving", "final",
-    "statement", "whether", "true", "false", "because", "every", "example", "shows", "that", "a",
-    "sentence", "review", "movie", "great", "terrible", "step", "left", "right", "turn", "around",
-    "date", "today", "yesterday", "object", "order", "first", "last", "positive", "negative",
+    "the",
+    "answer",
+    "question",
+    "model",
+    "reason",
+    "carefully",
+    "before",
+    "giving",
+    "final",
+    "statement",
+    "whether",
+    "true",
+    "false",
+    "because",
+    "every",
+    "example",
+    "shows",
+    "that",
+    "a",
+    "sentence",
+    "review",
+    "movie",
+    "great",
+    "terrible",
+    "step",
+    "left",
+    "right",
+    "turn",
+    "around",
+    "date",
+    "today",
+    "yesterday",
+    "object",
+    "order",
+    "first",
+    "last",
+    "positive",
+    "negative",
 ];
 
 fn text(rng: &mut ChaCha8Rng, chars: usize) -> String {
@@ -303,7 +337,10 @@ pub fn rss_bytes() -> (u64, u64) {
 /// Resident memory now less `before`, in all and file-backed.
 fn grown(before: (u64, u64)) -> (u64, u64) {
     let now = rss_bytes();
-    (now.0.saturating_sub(before.0), now.1.saturating_sub(before.1))
+    (
+        now.0.saturating_sub(before.0),
+        now.1.saturating_sub(before.1),
+    )
 }
 
 /// What writing the workload measured.
@@ -348,7 +385,11 @@ pub fn prepare(dir: &Path, entries: usize) -> anyhow::Result<Prepared> {
         let (op, key, answer) = entry(i);
         let json = answer.json();
         answer_bytes += json.len();
-        writeln!(jsonl, "{{\"key\":\"{}\",\"value\":{json}}}", hex::encode(key))?;
+        writeln!(
+            jsonl,
+            "{{\"key\":\"{}\",\"value\":{json}}}",
+            hex::encode(key)
+        )?;
         let stored = answer.stored();
         stored_bytes += stored.len();
         batch.push((op, key, stored));
@@ -437,7 +478,9 @@ pub fn measure_new(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result
     let open_seconds = t.elapsed().as_secs_f64();
     let hit = |r: &Req| -> anyhow::Result<bool> {
         let op = r.op();
-        let found = store.get(MODEL, op, &[r.key()], |v| decode_stored(op, v).then_some(()))?;
+        let found = store.get(MODEL, op, &[r.key()], |v| {
+            decode_stored(op, v).then_some(())
+        })?;
         Ok(found[0].is_some())
     };
     let single = || {
@@ -460,8 +503,7 @@ pub fn measure_new(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result
                 if keys.is_empty() {
                     continue;
                 }
-                let found =
-                    store.get(MODEL, op, &keys, |v| decode_stored(op, v).then_some(()))?;
+                let found = store.get(MODEL, op, &keys, |v| decode_stored(op, v).then_some(()))?;
                 hits += found.iter().flatten().count();
             }
         }
@@ -547,7 +589,10 @@ pub fn run_cache_bench(
     let old = side("old", dir)?;
     progress("the SQLite store, in its own process");
     let new = side("new", dir)?;
-    progress(&format!("storing every entry into a cache of {} MiB", opts.max_mb));
+    progress(&format!(
+        "storing every entry into a cache of {} MiB",
+        opts.max_mb
+    ));
     let bound = measure_bound(dir, opts.entries, opts.max_mb)?;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     Ok(CacheBenchReport {

@@ -61,7 +61,11 @@ pub async fn build_backends_reporting(
 ) -> Result<BuiltBackends, RunError> {
     let k = config.layers.len();
     if let Some(b) = injected {
-        let cached: SharedBackend = Arc::new(CachedBackend::with_max_mb(b, cache_dir, config.cache.max_mb)?);
+        let cached: SharedBackend = Arc::new(CachedBackend::with_max_mb(
+            b,
+            cache_dir,
+            config.cache.max_mb,
+        )?);
         return Ok(BuiltBackends {
             layers: vec![
                 LayerBackends {

@@ -77,12 +77,10 @@ pub(super) fn import_jsonl(
         ..Imported::default()
     };
     {
-        let mut stmt = tx
-            .prepare(UPSERT)
-            .map_err(|source| StoreError::Sqlite {
-                path: db.to_path_buf(),
-                source,
-            })?;
+        let mut stmt = tx.prepare(UPSERT).map_err(|source| StoreError::Sqlite {
+            path: db.to_path_buf(),
+            source,
+        })?;
         let start = chrono::Utc::now().timestamp_micros().max(*clock + 1);
         for line in BufReader::new(file).split(b'\n') {
             let line = match line {
@@ -139,7 +137,11 @@ pub(super) fn import_jsonl(
 /// Renames the imported file `calls.jsonl.imported` (or `.imported-2`, … when one exists).
 fn move_aside(from: &Path) -> Option<PathBuf> {
     let name = |n: u32| {
-        let suffix = if n < 2 { String::new() } else { format!("-{n}") };
+        let suffix = if n < 2 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
         from.with_file_name(format!("{LEGACY_FILE}.imported{suffix}"))
     };
     let mut to = name(0);
@@ -176,7 +178,10 @@ mod tests {
             super::super::decode::<serde_json::Value>(&v),
             Some(serde_json::json!([1.5, {"a": "b"}]))
         );
-        assert!(parse_line(b"{\"key\":\"abc\",\"value\":1}").is_none(), "short key");
+        assert!(
+            parse_line(b"{\"key\":\"abc\",\"value\":1}").is_none(),
+            "short key"
+        );
         assert!(parse_line(b"{\"key\":\"ab").is_none(), "torn");
         let mut bad = good.clone().into_bytes();
         bad[20] = 0xff;

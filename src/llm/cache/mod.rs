@@ -117,9 +117,7 @@ impl CachedBackend {
         op: &'static str,
         keys: &[Key],
     ) -> LlmResult<Vec<Option<T>>> {
-        let out = self
-            .store
-            .get(&self.inner.model_id(), op, keys, decode)?;
+        let out = self.store.get(&self.inner.model_id(), op, keys, decode)?;
         let hits = out.iter().filter(|o| o.is_some()).count() as u64;
         self.hits.fetch_add(hits, Ordering::Relaxed);
         Ok(out)

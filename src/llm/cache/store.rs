@@ -576,8 +576,7 @@ fn open_checked(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
         // Under the write lock, so two processes creating the cache at once create it once.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let tables: i64 =
-            tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
         if version == 0 && tables == 0 {
             tx.execute_batch(SCHEMA)?;
         } else if version != SCHEMA_VERSION {
@@ -739,9 +738,8 @@ fn log_uses(
         touches.clear();
     }
     if !names.is_empty() {
-        let mut stmt = tx.prepare_cached(
-            "UPDATE calls SET model = ?2, op = ?3 WHERE id = ?1 AND model = ''",
-        )?;
+        let mut stmt =
+            tx.prepare_cached("UPDATE calls SET model = ?2, op = ?3 WHERE id = ?1 AND model = ''")?;
         for (id, model, op) in names.iter() {
             stmt.execute(params![id, &**model, op])?;
         }
