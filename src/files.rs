@@ -1,4 +1,4 @@
-//! Append-only files (the event log, the call cache) after a crash: a process killed mid-append
+//! Append-only files (the event log) after a crash: a process killed mid-append
 //! leaves a last line without its newline. Before appending again the torn tail is cut off, so
 //! every line of the file is whole and readers never see half a record.
 
