@@ -7,8 +7,9 @@
 //! Without the variable every point is a no-op after one cached environment lookup.
 //!
 //! Points: `atomic_write` (half of the temporary file written), `event_append` (half of an event
-//! line appended), `cache_append` (half of a call-cache batch appended), `tui_frame` (a frame of
-//! the workbench about to be drawn), `stage` (a trainer stage about to run).
+//! line appended), `cache_append` (half of a call-cache batch written to the WAL, uncommitted),
+//! `tui_frame` (a frame of the workbench about to be drawn), `stage` (a trainer stage about to
+//! run).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -45,6 +45,7 @@ fn every_command_has_an_example_and_the_help_lists_the_environment() {
         "eval",
         "replay",
         "model",
+        "cache",
         "completions",
         "man",
     ] {
@@ -59,6 +60,12 @@ fn every_command_has_an_example_and_the_help_lists_the_environment() {
     assert!(h.contains("Example: dln bench accuracy"), "{h}");
     let (_, h, _) = dln(&["bench", "view", "--help"]);
     assert!(h.contains("Example: dln bench view"), "{h}");
+    for sub in ["stats", "clear", "vacuum"] {
+        let (_, h, _) = dln(&["cache", sub, "--help"]);
+        assert!(h.contains(&format!("Example: dln cache {sub}")), "{h}");
+    }
+    let (_, h, _) = dln(&["bench", "cache", "--help"]);
+    assert!(h.contains("Example: dln bench cache"), "{h}");
 }
 
 #[test]
@@ -101,6 +108,7 @@ fn config_show_says_where_each_setting_came_from() {
     assert_eq!(line("train.batch_size"), ["file", "4"]);
     assert_eq!(line("train.backward_top_p"), ["default", "0.95"]);
     assert_eq!(line("layers.0.backward_temperature"), ["file", "0.7"]);
+    assert_eq!(line("cache.max_mb"), ["default", "1024.0"]);
     let (ok, json, _) = dln(&["config", "show", "examples/dln1-demo.toml", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert!(ok && v["settings"].as_array().is_some_and(|s| s.len() > 20));

@@ -50,7 +50,7 @@ async fn dln1_runs_every_stage_and_writes_the_run_directory() {
         "events.jsonl",
         "checkpoint.json",
         "result.json",
-        "cache/calls.jsonl",
+        "cache/calls.sqlite",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }

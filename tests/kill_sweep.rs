@@ -276,7 +276,8 @@ fn json_opt(path: &Path) -> Option<serde_json::Value> {
 }
 
 /// The fault matrix, in the style of SQLite's I/O-error tests: at each write point of a run
-/// (an event append early, mid-run and late; the config, a checkpoint, the result), a kill, a full disk (`ENOSPC` from that write on) and one failed write (`EIO`).
+/// (an event append early, mid-run and late; the config, a checkpoint, the result; a call-cache
+/// batch), a kill, a full disk (`ENOSPC` from that write on) and one failed write (`EIO`).
 /// Every cell ends with the uninterrupted run's result: at once, or after `resume`. Prints the
 /// matrix (docs/FAULTS.md holds a copy).
 #[test]
@@ -298,6 +299,8 @@ fn write_fault_matrix_every_cell_same_result_or_resumable() {
         ("checkpoint, first".into(), "atomic_write", 2),
         ("checkpoint, last".into(), "atomic_write", checkpoints + 1),
         ("result.json".into(), "atomic_write", checkpoints + 2),
+        ("call cache, first batch".into(), "cache_append", 1),
+        ("call cache, 8th batch".into(), "cache_append", 8),
     ];
     let faults = [("kill", "abort"), ("ENOSPC", "enospc"), ("EIO", "eio")];
     let mut table = String::from("| write point | kill | ENOSPC (disk full) | EIO (one write) |\n|---|---|---|---|\n");

@@ -13,6 +13,7 @@
 //! throughput against them.
 
 pub mod accuracy;
+pub mod cache;
 pub mod http;
 pub mod limit;
 mod report;

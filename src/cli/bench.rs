@@ -39,6 +39,68 @@ pub fn engine(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `dln bench cache` was asked.
+pub struct CacheArgs {
+    pub entries: usize,
+    pub lookups: usize,
+    pub max_mb: f64,
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// `dln bench cache`: both stores, each measured by this binary run again with `--side`, and the
+/// bounded run; or, with `side` (`[old|new, DIR]`), one store's figures as JSON on stdout.
+pub fn cache(args: CacheArgs, json: bool, side: Option<&[String]>) -> anyhow::Result<ExitCode> {
+    use dln::bench::cache as bc;
+    anyhow::ensure!(args.entries >= 10, "--entries must be at least 10");
+    anyhow::ensure!(args.lookups >= 1, "--lookups must be at least 1");
+    dln::config::check_max_mb(args.max_mb)
+        .map_err(|e| anyhow::anyhow!(e.replace("`cache.max_mb`", "--max-mb")))?;
+    if let Some([which, dir]) = side {
+        let dir = Path::new(dir);
+        let report = match which.as_str() {
+            "old" => bc::measure_old(dir, args.entries, args.lookups)?,
+            "new" => bc::measure_new(dir, args.entries, args.lookups)?,
+            other => anyhow::bail!("--side takes old or new, not {other}"),
+        };
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let exe = std::env::current_exe().context("cannot find the dln binary to measure a side")?;
+    let side = |which: &str, dir: &Path| -> anyhow::Result<bc::SideReport> {
+        let out = std::process::Command::new(&exe)
+            .args(["bench", "cache", "--entries"])
+            .arg(args.entries.to_string())
+            .arg("--lookups")
+            .arg(args.lookups.to_string())
+            .arg("--side")
+            .arg(which)
+            .arg(dir)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {} for the {which} store", exe.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "measuring the {which} store failed ({})",
+            out.status
+        );
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("reading the {which} store's figures"))
+    };
+    let opts = bc::CacheBenchOptions {
+        entries: args.entries,
+        lookups: args.lookups,
+        max_mb: args.max_mb,
+        dir: args.dir.unwrap_or_else(std::env::temp_dir),
+    };
+    let report = bc::run_cache_bench(&opts, &side, &|what| eprintln!("{what}"))?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", bc::render_cache_table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `dln bench http`: throughput at 1 vs 8 in flight and scores against the embedded engine.
 /// `compare` is `Some(model spec)` to load the embedded model for the comparison.
 pub fn http(

@@ -4,6 +4,7 @@
 mod after;
 mod bench;
 mod bench_view;
+mod cache;
 mod config_cmd;
 mod logging;
 mod model;
@@ -210,6 +211,12 @@ pub enum Commands {
         #[command(subcommand)]
         which: ConfigCommand,
     },
+    /// A call cache: its counts, emptying it, compacting its file.
+    #[command(after_help = "Example: dln cache stats runs/try-7")]
+    Cache {
+        #[command(subcommand)]
+        which: CacheCommand,
+    },
     /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Example: dln completions bash > ~/.local/share/bash-completion/completions/dln"
@@ -232,6 +239,40 @@ pub enum ConfigCommand {
         set: Vec<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// The cache a `dln cache` command works on.
+#[derive(Debug, clap::Args)]
+pub struct CachePath {
+    /// A run directory (its cache/), a cache directory, or its calls.sqlite (default: the cache
+    /// `dln predict` keeps for network files, cache/predict in the data directory). An old
+    /// calls.jsonl there is imported first.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Entries, bytes on disk, and entries, hits and answer bytes per model and operation.
+    #[command(after_help = "Example: dln cache stats runs/try-7")]
+    Stats {
+        #[command(flatten)]
+        cache: CachePath,
+        /// One JSON object on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every stored answer (the next run asks the model again).
+    #[command(after_help = "Example: dln cache clear runs/try-7")]
+    Clear {
+        #[command(flatten)]
+        cache: CachePath,
+    },
+    /// Rebuild the cache file to its smallest size.
+    #[command(after_help = "Example: dln cache vacuum")]
+    Vacuum {
+        #[command(flatten)]
+        cache: CachePath,
     },
 }
 
@@ -269,6 +310,31 @@ pub enum BenchCommand {
         /// minutes of naive scoring at the model's measured prefill throughput.
         #[arg(long, value_name = "auto|F", default_value = "auto")]
         scale: dln::bench::Scale,
+    },
+    /// The SQLite call cache against the in-memory store it replaced, on the same synthetic
+    /// entries in one run: memory, time of a hit (alone and in batches), and the file kept within
+    /// a bound by eviction; each store is measured in its own process.
+    #[command(after_help = "Example: dln bench cache --entries 100000 --max-mb 32")]
+    Cache {
+        /// Entries stored (shaped like a run's: 70 % class distributions, 20 % generations, 10 %
+        /// scores).
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+        /// Hits timed on each side, of random entries.
+        #[arg(long, default_value_t = 20_000)]
+        lookups: usize,
+        /// The bound (MiB) of the eviction run, which stores every entry.
+        #[arg(long = "max-mb", default_value_t = 32.0)]
+        max_mb: f64,
+        /// Where the temporary files go (default: the system's temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// One JSON object on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Internal: measure one side (old or new) on the workload in DIR and print it as JSON.
+        #[arg(long, hide = true, value_names = ["SIDE", "DIR"], num_args = 2)]
+        side: Option<Vec<String>>,
     },
     /// An OpenAI-compatible server: throughput at 1 vs 8 requests in flight, and its scores
     /// against the embedded engine's on the same texts.
@@ -362,6 +428,9 @@ pub fn main() -> ExitCode {
                 | Commands::Compare { .. }
                 | Commands::Export { .. }
                 | Commands::Config { .. }
+                | Commands::Cache {
+                    which: CacheCommand::Stats { .. }
+                }
                 | Commands::Completions { .. }
                 | Commands::Man
                 | Commands::Model {
@@ -470,6 +539,26 @@ pub fn main() -> ExitCode {
                 },
         }) => bench::engine(cli.model.as_deref(), json, llama_bench.as_deref(), scale),
         Some(Commands::Bench {
+            which:
+                BenchCommand::Cache {
+                    entries,
+                    lookups,
+                    max_mb,
+                    ref dir,
+                    json,
+                    ref side,
+                },
+        }) => bench::cache(
+            bench::CacheArgs {
+                entries,
+                lookups,
+                max_mb,
+                dir: dir.clone(),
+            },
+            json,
+            side.as_deref(),
+        ),
+        Some(Commands::Bench {
             which: BenchCommand::Accuracy(ref args),
         }) => bench::accuracy(args, cli.model.as_deref()),
         Some(Commands::Bench {
@@ -502,6 +591,15 @@ pub fn main() -> ExitCode {
                     json,
                 },
         }) => config_cmd::show(config, set, cli.model.as_deref(), json),
+        Some(Commands::Cache {
+            which: CacheCommand::Stats { ref cache, json },
+        }) => cache::stats(cache.path.as_deref(), json),
+        Some(Commands::Cache {
+            which: CacheCommand::Clear { ref cache },
+        }) => cache::clear(cache.path.as_deref()),
+        Some(Commands::Cache {
+            which: CacheCommand::Vacuum { ref cache },
+        }) => cache::vacuum(cache.path.as_deref()),
         Some(Commands::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "dln", &mut std::io::stdout());

@@ -3,11 +3,12 @@
 //! can be resumed or repeated from its own directory alone.
 //!
 //! One module per table: `model` (`[model]`, `[backends.NAME]`), `data` (`[data]`, typed at
-//! load), `layer` (`[[layers]]`), `train` (`[train]`), `set` (`--set` overrides); this one loads
-//! and checks the whole.
+//! load), `layer` (`[[layers]]`), `train` (`[train]`), `cache` (`[cache]`), `set` (`--set`
+//! overrides); this one loads and checks the whole.
 //! Each table's defaults are written once, in its `Default` impl, which serde fills absent
 //! keys from.
 
+mod cache;
 mod data;
 mod layer;
 mod model;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use cache::{check_max_mb, CacheConfig, DEFAULT_MAX_MB};
 pub use layer::{LayerConfig, LayerTemplates};
 pub use model::{BackendConfig, ModelConfig};
 pub use train::{Mode, Scoring, Selection, TrainConfig};
@@ -77,6 +79,9 @@ pub struct Config {
     pub layers: Vec<LayerConfig>,
     #[serde(default)]
     pub train: TrainConfig,
+    /// The call cache's size bound.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// Directory that relative paths in this config are resolved against (the config file's own
     /// directory; written into a run directory's resolved copy so it keeps working from there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +205,7 @@ impl Config {
         for (l, layer) in self.layers.iter().enumerate() {
             layer.validate(l).map_err(ConfigError::Invalid)?;
         }
+        self.cache.validate().map_err(ConfigError::Invalid)?;
         if self.task.name.trim().is_empty() {
             return Err(ConfigError::Invalid("`task.name` must not be empty".into()));
         }

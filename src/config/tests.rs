@@ -263,3 +263,34 @@ fn prices_and_budgets_load_round_trip_and_refuse_negative_values() {
         "{e}"
     );
 }
+
+#[test]
+fn the_cache_bound_has_a_default_and_refuses_what_is_not_a_size() {
+    let mut c = minimal();
+    assert_eq!(c.cache.max_mb, crate::config::DEFAULT_MAX_MB);
+    c.set("cache.max_mb", "64")
+        .expect("an integer reads as MiB");
+    assert_eq!(c.cache.max_bytes(), 64 << 20);
+    c.set("cache.max_mb", "0.5").expect("a fraction");
+    let back = Config::parse(&c.to_toml().expect("toml"), Path::new("c.toml")).expect("again");
+    assert_eq!(back.cache.max_mb, 0.5);
+    for bad in ["0", "-3", "inf", "nan", "-inf"] {
+        let e = c.set("cache.max_mb", bad).expect_err(bad);
+        assert!(e.to_string().contains("`cache.max_mb`"), "{bad}: {e}");
+    }
+    let e = Config::parse(
+        &format!("{MINIMAL}\n[cache]\nmax_mb = 0\n"),
+        Path::new("z.toml"),
+    )
+    .expect_err("zero in a file");
+    assert!(
+        e.to_string().contains("z.toml") && e.to_string().contains("`cache.max_mb`"),
+        "{e}"
+    );
+    let e = Config::parse(
+        &format!("{MINIMAL}\n[cache]\nmax_gb = 1\n"),
+        Path::new("u.toml"),
+    )
+    .expect_err("unknown key");
+    assert!(e.to_string().contains("max_gb"), "{e}");
+}

@@ -61,7 +61,11 @@ pub async fn build_backends_reporting(
 ) -> Result<BuiltBackends, RunError> {
     let k = config.layers.len();
     if let Some(b) = injected {
-        let cached: SharedBackend = Arc::new(CachedBackend::new(b, cache_dir)?);
+        let cached: SharedBackend = Arc::new(CachedBackend::with_max_mb(
+            b,
+            cache_dir,
+            config.cache.max_mb,
+        )?);
         return Ok(BuiltBackends {
             layers: vec![
                 LayerBackends {
@@ -206,7 +210,11 @@ async fn get_or_load(
                         scoring: r.scoring.name().to_string(),
                         detail: r.line(),
                     });
-                    Arc::new(CachedBackend::new(Arc::new(engine), cache_dir)?) as SharedBackend
+                    Arc::new(CachedBackend::with_max_mb(
+                        Arc::new(engine),
+                        cache_dir,
+                        config.cache.max_mb,
+                    )?) as SharedBackend
                 }
             };
             // Outside the call cache: its answers add no tokens, so they cost nothing.
@@ -246,7 +254,11 @@ async fn load_embedded(
     let engine = tokio::task::spawn_blocking(move || EmbeddedBackend::load(&p, opts))
         .await
         .map_err(|e| RunError::Task(e.to_string()))??;
-    let cached: SharedBackend = Arc::new(CachedBackend::new(Arc::new(engine), cache_dir)?);
+    let cached: SharedBackend = Arc::new(CachedBackend::with_max_mb(
+        Arc::new(engine),
+        cache_dir,
+        config.cache.max_mb,
+    )?);
     loaded.files.push((path, cached.clone()));
     Ok(cached)
 }

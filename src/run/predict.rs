@@ -180,7 +180,7 @@ pub async fn predict(
         Some(d) => d.clone(),
         None => match &net.run_dir {
             Some(r) => r.join("cache"),
-            None => crate::llm::model::data_dir().join("cache").join("predict"),
+            None => predict_cache_dir(),
         },
     };
     let opts = SessionOptions {
@@ -219,4 +219,10 @@ pub async fn predict(
             }
         })
         .collect())
+}
+
+/// The call cache `dln predict` uses for a network file (a run directory's own cache serves a
+/// run): `cache/predict` in the data directory.
+pub fn predict_cache_dir() -> std::path::PathBuf {
+    crate::llm::model::data_dir().join("cache").join("predict")
 }
