@@ -56,7 +56,8 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::
     .and_then(|()| tmp.as_file_mut().write_all(bytes))
     .and_then(|_| tmp.as_file().sync_all())
     .map_err(|e| (tmp.path().to_path_buf(), e))?;
-    tmp.persist(path).map_err(|e| (path.to_path_buf(), e.error))?;
+    tmp.persist(path)
+        .map_err(|e| (path.to_path_buf(), e.error))?;
     sync_dir(dir);
     Ok(())
 }
@@ -112,12 +113,22 @@ mod tests {
     #[test]
     fn config_paths_resolve_against_the_config_and_the_home_directory() {
         let base = Path::new("/configs");
-        assert_eq!(resolve(base, "data/x.json"), Path::new("/configs/data/x.json"));
+        assert_eq!(
+            resolve(base, "data/x.json"),
+            Path::new("/configs/data/x.json")
+        );
         assert_eq!(resolve(base, "/abs/x.json"), Path::new("/abs/x.json"));
-        let home = directories::BaseDirs::new().expect("a home").home_dir().to_path_buf();
+        let home = directories::BaseDirs::new()
+            .expect("a home")
+            .home_dir()
+            .to_path_buf();
         assert_eq!(resolve(base, "~/x.json"), home.join("x.json"));
         assert_eq!(resolve(base, "~"), home);
-        assert_eq!(resolve(base, "~x/y"), Path::new("/configs/~x/y"), "not another user's home");
+        assert_eq!(
+            resolve(base, "~x/y"),
+            Path::new("/configs/~x/y"),
+            "not another user's home"
+        );
     }
 
     #[test]

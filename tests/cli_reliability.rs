@@ -82,8 +82,16 @@ fn numbers_out_of_range_name_their_key_in_config_show_and_train() {
                 .args(cmd)
                 .arg(&path)
                 .args(["--set", &format!("{key}={value}")])
-                .args(if cmd[0] == "train" { &["--out"][..] } else { &[][..] })
-                .args(if cmd[0] == "train" { vec![tmp.path().join("never")] } else { vec![] })
+                .args(if cmd[0] == "train" {
+                    &["--out"][..]
+                } else {
+                    &[][..]
+                })
+                .args(if cmd[0] == "train" {
+                    vec![tmp.path().join("never")]
+                } else {
+                    vec![]
+                })
                 .output()
                 .expect("dln runs");
             no_panic(&o);
@@ -94,7 +102,10 @@ fn numbers_out_of_range_name_their_key_in_config_show_and_train() {
                 "{what} names the key: {}",
                 stderr(&o)
             );
-            assert!(!tmp.path().join("never").exists(), "no run directory for a refused config");
+            assert!(
+                !tmp.path().join("never").exists(),
+                "no run directory for a refused config"
+            );
         }
     }
 }
@@ -111,9 +122,17 @@ fn a_broken_template_or_data_file_is_refused_before_a_run_directory_exists() {
             template.display()
         ),
     );
-    let show = dln().args(["config", "show"]).arg(&path).output().expect("dln");
+    let show = dln()
+        .args(["config", "show"])
+        .arg(&path)
+        .output()
+        .expect("dln");
     no_panic(&show);
-    assert_eq!(show.status.code(), Some(1), "config show refuses what train refuses");
+    assert_eq!(
+        show.status.code(),
+        Some(1),
+        "config show refuses what train refuses"
+    );
     assert!(stderr(&show).contains("forward.toml"), "{}", stderr(&show));
     let out = tmp.path().join("run");
     let train = dln()
@@ -125,7 +144,11 @@ fn a_broken_template_or_data_file_is_refused_before_a_run_directory_exists() {
         .expect("dln");
     no_panic(&train);
     assert_eq!(train.status.code(), Some(1));
-    assert!(stderr(&train).contains("forward.toml"), "{}", stderr(&train));
+    assert!(
+        stderr(&train).contains("forward.toml"),
+        "{}",
+        stderr(&train)
+    );
     assert!(!out.exists(), "no run directory for a refused config");
 
     // Bad data: refused before the run directory exists, so the fixed rerun may use the same
@@ -142,7 +165,11 @@ fn a_broken_template_or_data_file_is_refused_before_a_run_directory_exists() {
         ),
     )
     .expect("write");
-    let show = dln().args(["config", "show"]).arg(&bad).output().expect("dln");
+    let show = dln()
+        .args(["config", "show"])
+        .arg(&bad)
+        .output()
+        .expect("dln");
     assert_eq!(show.status.code(), Some(1), "{}", stderr(&show));
     assert!(stderr(&show).contains("bad.json"), "{}", stderr(&show));
     let train = dln()

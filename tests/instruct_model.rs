@@ -375,7 +375,10 @@ fn a_dln2_iteration_writes_paragraphs_and_weighs_whole_posterior_samples() {
     // depends on the sampled tokens). The demo config keeps the built-in posterior template.
     let posterior = builtin("propose_hidden");
     assert!(
-        posterior.stop.iter().all(|s| !s.trim_matches(' ').is_empty() && s != "\n"),
+        posterior
+            .stop
+            .iter()
+            .all(|s| !s.trim_matches(' ').is_empty() && s != "\n"),
         "no line stop on the posterior: {:?}",
         posterior.stop
     );

@@ -303,13 +303,19 @@ fn write_fault_matrix_every_cell_same_result_or_resumable() {
         ("call cache, 8th batch".into(), "cache_append", 8),
     ];
     let faults = [("kill", "abort"), ("ENOSPC", "enospc"), ("EIO", "eio")];
-    let mut table = String::from("| write point | kill | ENOSPC (disk full) | EIO (one write) |\n|---|---|---|---|\n");
+    let mut table = String::from(
+        "| write point | kill | ENOSPC (disk full) | EIO (one write) |\n|---|---|---|---|\n",
+    );
     for (i, (label, name, n)) in points.iter().enumerate() {
         table.push_str(&format!("| {label} (`{name}` #{n}) |"));
         for (fault, mode) in faults {
             let dir = tmp.path().join(format!("matrix-{i}-{mode}"));
             let what = format!("{fault} at {label} ({name} #{n})");
-            let out = run("start", &dir, &[("DLN_FAULT", format!("{name}:{n}:{mode}"))]);
+            let out = run(
+                "start",
+                &dir,
+                &[("DLN_FAULT", format!("{name}:{n}:{mode}"))],
+            );
             let cell = fault_outcome(&dir, &out, &expected, &what);
             table.push_str(&format!(" {cell} |"));
         }
@@ -336,7 +342,10 @@ fn a_damaged_newest_checkpoint_resumes_from_the_previous_one() {
     std::fs::write(&newest, &text[..text.len() / 3]).expect("damage it");
     std::fs::remove_file(dir.join("result.json")).expect("as if it had not finished");
     let (c, warning) = dln::run::read_checkpoint_reporting(&dir).expect("falls back");
-    assert!(c.is_some_and(|c| !c.finished), "the previous checkpoint is an unfinished one");
+    assert!(
+        c.is_some_and(|c| !c.finished),
+        "the previous checkpoint is an unfinished one"
+    );
     assert!(warning.is_some_and(|w| w.contains("checkpoint.prev.json")));
     must_succeed(&run("resume", &dir, &[]), "the resume");
     assert!(

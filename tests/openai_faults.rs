@@ -531,7 +531,10 @@ async fn credentials_in_a_base_url_are_refused_without_being_shown() {
         let c = cfg(vec![url.clone()]);
         let e = c.validate("hosted").expect_err("refused").to_string();
         assert!(!e.contains(secret), "{e}");
-        assert!(e.contains("backends.hosted") && e.contains("api_key_env"), "{e}");
+        assert!(
+            e.contains("backends.hosted") && e.contains("api_key_env"),
+            "{e}"
+        );
         let e = OpenAiBackend::with_capabilities(&c, ApiKey::new(None), echo_caps(), 2048)
             .expect_err("refused")
             .to_string();

@@ -157,7 +157,16 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
         ]
     });
     super::table::plain(
-        &["when", "task", "method", "state", "its", "dev%", "test%", "run directory"],
+        &[
+            "when",
+            "task",
+            "method",
+            "state",
+            "its",
+            "dev%",
+            "test%",
+            "run directory",
+        ],
         &[4, 5, 6],
         rows,
     )
@@ -234,7 +243,16 @@ pub fn compare_table(infos: &[RunInfo]) -> String {
         ]
     });
     let mut out = super::table::plain(
-        &["#", "task", "method", "dev%", "test%", "tokens", "time", "run directory"],
+        &[
+            "#",
+            "task",
+            "method",
+            "dev%",
+            "test%",
+            "tokens",
+            "time",
+            "run directory",
+        ],
         &[3, 4, 5, 6],
         rows,
     );

@@ -441,16 +441,17 @@ pub fn main() -> ExitCode {
         quiet_broken_pipe();
     }
     // The workbench logs to a file of its own; every other command to stderr.
-    let workbench = match &cli.command {
-        None
-        | Some(Commands::Tui { .. })
-        | Some(Commands::Replay { .. })
-        | Some(Commands::Resume { tui: true, .. }) => true,
-        Some(Commands::Bench {
-            which: BenchCommand::View { .. },
-        }) => true,
-        _ => false,
-    };
+    let workbench = matches!(
+        &cli.command,
+        None | Some(
+            Commands::Tui { .. }
+                | Commands::Replay { .. }
+                | Commands::Resume { tui: true, .. }
+                | Commands::Bench {
+                    which: BenchCommand::View { .. },
+                }
+        )
+    );
     if !workbench {
         logging::to_stderr(cli.verbose, cli.quiet);
     }

@@ -93,9 +93,22 @@ impl LayerConfig {
     pub(super) fn validate(&self, l: usize) -> Result<(), String> {
         use super::range::{count, non_negative, MAX_TOKENS};
         let key = |k: &str| format!("layers.{l}.{k}");
-        non_negative(&key("forward_temperature"), self.forward_temperature.into(), 100.0)?;
-        non_negative(&key("backward_temperature"), self.backward_temperature.into(), 100.0)?;
-        count(&key("backward_max_tokens"), self.backward_max_tokens.into(), 1, MAX_TOKENS)?;
+        non_negative(
+            &key("forward_temperature"),
+            self.forward_temperature.into(),
+            100.0,
+        )?;
+        non_negative(
+            &key("backward_temperature"),
+            self.backward_temperature.into(),
+            100.0,
+        )?;
+        count(
+            &key("backward_max_tokens"),
+            self.backward_max_tokens.into(),
+            1,
+            MAX_TOKENS,
+        )?;
         if let Some(n) = self.forward_max_tokens {
             count(&key("forward_max_tokens"), n.into(), 1, MAX_TOKENS)?;
         }

@@ -33,7 +33,12 @@ impl ModelConfig {
     /// Checks what serde cannot: the context and thread counts a llama.cpp context can take.
     pub(super) fn validate(&self) -> Result<(), String> {
         use super::range::{count, MAX_TOKENS};
-        count("model.context_size", self.context_size.into(), 64, MAX_TOKENS)?;
+        count(
+            "model.context_size",
+            self.context_size.into(),
+            64,
+            MAX_TOKENS,
+        )?;
         if let Some(t) = self.threads {
             count("model.threads", t as u64, 1, 1024)?;
         }

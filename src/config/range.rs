@@ -16,7 +16,9 @@ pub fn positive(key: &str, v: f64, max: f64) -> Result<(), String> {
 /// `v` is finite and 0 or more (at most `max`).
 pub fn non_negative(key: &str, v: f64, max: f64) -> Result<(), String> {
     if !v.is_finite() || v < 0.0 || v > max {
-        return Err(format!("`{key}` must be a number from 0 to {max} (got {v})"));
+        return Err(format!(
+            "`{key}` must be a number from 0 to {max} (got {v})"
+        ));
     }
     Ok(())
 }

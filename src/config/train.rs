@@ -172,7 +172,11 @@ impl TrainConfig {
             return Err("`train.val_freq` must be at least 1".into());
         }
         use super::range::{non_negative, positive};
-        positive("train.posterior_temperature", self.posterior_temperature, 1e12)?;
+        positive(
+            "train.posterior_temperature",
+            self.posterior_temperature,
+            1e12,
+        )?;
         non_negative("train.trust_factor", self.trust_factor, 1e6)?;
         non_negative("train.logp_penalty", self.logp_penalty, 1e6)?;
         if self.num_hidden_samples == 0 {

@@ -192,7 +192,9 @@ pub(crate) async fn drive(
                     message: e.to_string(),
                 });
                 trainer = trainer.rewind()?;
-                cannot_write = checkpoint(run_dir, &trainer, false, &log).err().map(|e| e.to_string());
+                cannot_write = checkpoint(run_dir, &trainer, false, &log)
+                    .err()
+                    .map(|e| e.to_string());
                 perform(ctl.stage_failed(), &mut trainer, &log);
                 unavailable = true;
                 continue;

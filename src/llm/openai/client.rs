@@ -273,7 +273,8 @@ impl Transport {
                         )));
                     };
                     // Never sooner than the server's `Retry-After`.
-                    let wait = after.map_or(delay, |ra| ra.max(delay.min(ra + self.opts.backoff_base)));
+                    let wait =
+                        after.map_or(delay, |ra| ra.max(delay.min(ra + self.opts.backoff_base)));
                     tracing::warn!(
                         "{url}: {message}; retry {} of {} in {:.1}s",
                         attempt + 1,
@@ -461,7 +462,10 @@ mod tests {
             redacted_url("https://u:sk-x@host:8000/v1?q=a@b"),
             "https://***@host:8000/v1?q=a@b"
         );
-        assert_eq!(redacted_url("http://127.0.0.1:8000/v1"), "http://127.0.0.1:8000/v1");
+        assert_eq!(
+            redacted_url("http://127.0.0.1:8000/v1"),
+            "http://127.0.0.1:8000/v1"
+        );
     }
 
     #[test]
@@ -485,7 +489,10 @@ mod tests {
         );
         let soon = std::time::SystemTime::now() + Duration::from_secs(30);
         let w = parse_retry_after(&httpdate::fmt_http_date(soon)).expect("a date");
-        assert!(w > Duration::from_secs(27) && w <= Duration::from_secs(30), "{w:?}");
+        assert!(
+            w > Duration::from_secs(27) && w <= Duration::from_secs(30),
+            "{w:?}"
+        );
     }
 
     #[test]

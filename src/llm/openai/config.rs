@@ -156,7 +156,12 @@ impl OpenAiConfig {
         let key = |k: &str| format!("backends.{name}.{k}");
         positive(&key("timeout_secs"), self.timeout_secs, 86_400.0)?;
         count(&key("max_in_flight"), self.max_in_flight as u64, 1, 4096)?;
-        count(&key("prompts_per_request"), self.prompts_per_request as u64, 1, 4096)?;
+        count(
+            &key("prompts_per_request"),
+            self.prompts_per_request as u64,
+            1,
+            4096,
+        )?;
         count(&key("max_retries"), self.max_retries.into(), 0, 1000)?;
         count(&key("retry_base_ms"), self.retry_base_ms, 0, 600_000)?;
         if let Some(c) = self.context_size {
