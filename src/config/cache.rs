@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
-    /// Bound on the cache's database file, in MiB. Past it the least recently used answers are
-    /// evicted (down to 90 % of it), and a resumed run asks again only what was evicted. The
+    /// Bound on the cache's database file and its WAL, in MiB. Past it the least recently used
+    /// answers are evicted (down to 90 %), and a resumed run asks again only what was evicted. The
     /// demo runs write a few hundred kB of answers, so the default evicts nothing in a run of
     /// the size this workbench is for.
     pub max_mb: f64,

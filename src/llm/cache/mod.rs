@@ -67,6 +67,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 }
 
 /// A [`Backend`] that answers from disk what it has seen and asks the inner backend the rest.
+/// Its async methods call the store synchronously between awaits, never holding its lock
+/// across one ([`store`]'s module doc says why that beats `spawn_blocking` here).
 pub struct CachedBackend {
     inner: SharedBackend,
     store: CallStore,
