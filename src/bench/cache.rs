@@ -407,6 +407,51 @@ pub fn prepare(dir: &Path, entries: usize) -> anyhow::Result<Prepared> {
     })
 }
 
+/// What one store's side measures after opening: a first hit, the hit and batched hit times
+/// (medians of `ROUNDS`), every lookup found, and the memory grown since `before`.
+struct SideTimings<S, B> {
+    name: &'static str,
+    lookups: usize,
+    open_seconds: f64,
+    before: (u64, u64),
+    single: S,
+    batched: B,
+}
+
+fn side_report<S, B>(t: SideTimings<S, B>) -> anyhow::Result<SideReport>
+where
+    S: FnMut() -> anyhow::Result<usize>,
+    B: FnMut() -> anyhow::Result<usize>,
+{
+    let SideTimings {
+        name,
+        lookups,
+        open_seconds,
+        before,
+        mut single,
+        batched,
+    } = t;
+    let (first_hit_us, _) = per_lookup(lookups, 1, &mut single)?;
+    let (hit_us, hits) = per_lookup(lookups, ROUNDS, &mut single)?;
+    let (batch_hit_us, batch_hits) = per_lookup(lookups, ROUNDS, batched)?;
+    anyhow::ensure!(
+        hits == lookups && batch_hits == lookups,
+        "{name} missed {} of {} lookups",
+        lookups - hits.min(batch_hits),
+        lookups
+    );
+    let (rss_bytes, rss_file_bytes) = grown(before);
+    Ok(SideReport {
+        open_seconds,
+        rss_bytes,
+        rss_file_bytes,
+        first_hit_us,
+        hit_us,
+        batch_hit_us,
+        hits,
+    })
+}
+
 /// The old store: every line of `calls.jsonl` parsed into a map of JSON values at open; a hit
 /// clones the value and decodes it (what `CachedBackend` did before the SQLite store).
 pub fn measure_old(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result<SideReport> {
@@ -448,24 +493,13 @@ pub fn measure_old(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result
         }
         Ok(hits)
     };
-    let (first_hit_us, _) = per_lookup(reqs.len(), 1, single)?;
-    let (hit_us, hits) = per_lookup(reqs.len(), ROUNDS, single)?;
-    let (batch_hit_us, batch_hits) = per_lookup(reqs.len(), ROUNDS, batched)?;
-    anyhow::ensure!(
-        hits == reqs.len() && batch_hits == reqs.len(),
-        "the old store missed {} of {} lookups",
-        reqs.len() - hits.min(batch_hits),
-        reqs.len()
-    );
-    let (rss_bytes, rss_file_bytes) = grown(before);
-    Ok(SideReport {
+    side_report(SideTimings {
+        name: "the old store",
+        lookups: reqs.len(),
         open_seconds,
-        rss_bytes,
-        rss_file_bytes,
-        first_hit_us,
-        hit_us,
-        batch_hit_us,
-        hits,
+        before,
+        single,
+        batched,
     })
 }
 
@@ -509,24 +543,13 @@ pub fn measure_new(dir: &Path, entries: usize, lookups: usize) -> anyhow::Result
         }
         Ok(hits)
     };
-    let (first_hit_us, _) = per_lookup(reqs.len(), 1, single)?;
-    let (hit_us, hits) = per_lookup(reqs.len(), ROUNDS, single)?;
-    let (batch_hit_us, batch_hits) = per_lookup(reqs.len(), ROUNDS, batched)?;
-    anyhow::ensure!(
-        hits == reqs.len() && batch_hits == reqs.len(),
-        "the SQLite store missed {} of {} lookups",
-        reqs.len() - hits.min(batch_hits),
-        reqs.len()
-    );
-    let (rss_bytes, rss_file_bytes) = grown(before);
-    Ok(SideReport {
+    side_report(SideTimings {
+        name: "the SQLite store",
+        lookups: reqs.len(),
         open_seconds,
-        rss_bytes,
-        rss_file_bytes,
-        first_hit_us,
-        hit_us,
-        batch_hit_us,
-        hits,
+        before,
+        single,
+        batched,
     })
 }
 
