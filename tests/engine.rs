@@ -210,10 +210,17 @@ fn the_same_seed_gives_the_same_text() {
         texts[0] != texts[1] || texts[1] != texts[2],
         "samples differ: {texts:?}"
     );
-    // The same request next to other requests in one call gives the same samples.
+    // Requests of one call are generated together: the same call gives the same samples, and
+    // each sample's first token, drawn from its prompt's logits, is the one it gets alone.
     let other = GenerateRequest::greedy(Prompt::raw("A completely different prompt:"), 8, vec![]);
-    let mixed = block_on(b.generate(vec![other, req.clone()])).expect("generate");
-    assert_eq!(mixed[1], first[0]);
+    let mixed = block_on(b.generate(vec![other.clone(), req.clone()])).expect("generate");
+    let again = block_on(b.generate(vec![other, req.clone()])).expect("generate");
+    assert_eq!(mixed, again);
+    for (m, f) in mixed[1].iter().zip(&first[0]) {
+        let first_token =
+            |g: &dln::llm::Generation| g.token_logprobs.as_ref().expect("logprobs")[0];
+        assert_eq!(first_token(m), first_token(f));
+    }
     // Sample j draws from the same random stream whether it is generated in a batch or alone,
     // so its first token (drawn from the prompt's logits) is the same. Later tokens can part at
     // near-ties: batched samples interleave their KV cells, which regroups float sums.

@@ -195,16 +195,7 @@ impl Worker<'_> {
                 reply,
             } => {
                 self.call_started();
-                let result = self.guarded(|w| {
-                    requests
-                        .iter()
-                        .map(|(prompt, req)| {
-                            let out = w.generate(prompt, req, sequential);
-                            w.answer(1.0);
-                            out
-                        })
-                        .collect()
-                });
+                let result = self.guarded(|w| w.generate_all(&requests, sequential));
                 let _ = reply.send(result);
             }
             Job::Prefill { tokens, reply } => {
