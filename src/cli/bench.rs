@@ -162,11 +162,13 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
         .iter()
         .map(|t| plan::resolve_task(t, &args.data))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut overrides = acc::shape::shape_sets(&args.shape)?;
+    overrides.extend(args.set.iter().cloned());
     let opts = plan::PlanOptions {
         methods,
         seeds: args.seeds.0.clone(),
         k: args.k,
-        overrides: args.set.clone(),
+        overrides: overrides.clone(),
         out: args.out.clone(),
     };
     let cells = plan::plan(&tasks, &opts)?;
@@ -203,7 +205,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
         hardware: hardware(),
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         k: args.k,
-        overrides: args.set.clone(),
+        overrides,
     };
     let report = acc::BenchReport::new(&outcomes, &args.out, meta);
     let (written, warnings) = acc::write_outputs(&args.out, &report)

@@ -386,7 +386,13 @@ pub struct AccuracyArgs {
     /// Output directory: runs/, results.md, results.csv, results.json, accuracy.svg, curves.svg.
     #[arg(long, default_value = "bench-accuracy")]
     pub out: PathBuf,
-    /// `KEY=VALUE` applied to every cell (e.g. train.iterations=4, data.max_test=50).
+    /// The settings every cell runs in: `paper` (the shipped task configs as they are), `laptop`
+    /// (cut so that a DLN-2 cell on a 0.5B model fits a sitting on 2 cores:
+    /// examples/bench/laptop.toml), or a TOML file of the same form. `--set` applies after it.
+    #[arg(long, default_value = "paper", value_name = "NAME|FILE")]
+    pub shape: String,
+    /// `KEY=VALUE` applied to every cell (e.g. train.iterations=4, data.max_test=50); `hidden.KEY`
+    /// reaches the hidden layers DLN-2 and DLN-3 add (e.g. hidden.forward_max_tokens=160).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Print the estimate of calls, tokens and time per cell, and run nothing.

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod plot;
 pub mod read;
 pub mod report;
+pub mod shape;
 
 use std::path::Path;
 use std::time::Instant;

@@ -175,6 +175,8 @@ pub enum PlanError {
     UnknownTask(String),
     #[error("task `{task}` reads {path}, which does not exist; point --data at the directory holding the paper's data (bbh/, nlu/)")]
     MissingData { task: String, path: PathBuf },
+    #[error("--shape {origin}: {reason}")]
+    Shape { origin: String, reason: String },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -249,10 +251,14 @@ pub struct PlanOptions {
     pub seeds: Vec<u64>,
     /// Demonstrations of the k-shot method.
     pub k: usize,
-    /// `KEY=VALUE` overrides applied to every cell before the method's own changes.
+    /// `KEY=VALUE` overrides applied to every cell before the method's own changes; keys under
+    /// `hidden.` are applied after them, to every layer before the output layer.
     pub overrides: Vec<String>,
     pub out: PathBuf,
 }
+
+/// The prefix of an override that reaches the hidden layers (`hidden.forward_max_tokens=160`).
+pub const HIDDEN_PREFIX: &str = "hidden.";
 
 /// The cells of `tasks` under `opts`, task by task, then method, then seed.
 pub fn plan(tasks: &[Task], opts: &PlanOptions) -> Result<Vec<Cell>, PlanError> {
@@ -261,10 +267,20 @@ pub fn plan(tasks: &[Task], opts: &PlanOptions) -> Result<Vec<Cell>, PlanError> 
         for &method in &opts.methods {
             for &seed in &opts.seeds {
                 let mut config = task.config.clone();
-                for o in &opts.overrides {
+                let (hidden, rest): (Vec<&String>, Vec<&String>) = opts
+                    .overrides
+                    .iter()
+                    .partition(|o| o.trim_start().starts_with(HIDDEN_PREFIX));
+                for o in rest {
                     config.apply_override(o)?;
                 }
                 apply_method(&mut config, method, seed, opts.k);
+                for o in hidden {
+                    let o = &o.trim_start()[HIDDEN_PREFIX.len()..];
+                    for i in 0..config.layers.len().saturating_sub(1) {
+                        config.apply_override(&format!("layers.{i}.{o}"))?;
+                    }
+                }
                 config.validate()?;
                 cells.push(Cell {
                     task: task.name.clone(),
@@ -485,6 +501,35 @@ mod tests {
         assert_eq!(c.layers[0].prompt, DEFAULT_HIDDEN_PROMPT);
         assert_eq!(c.layers[0].backward_model, "big");
         assert_eq!(c.layers[0].model, "small");
+    }
+
+    #[test]
+    fn hidden_overrides_reach_the_layers_before_the_output_and_only_them() {
+        let task = Task {
+            name: "t".into(),
+            config: one_layer(),
+        };
+        let opts = PlanOptions {
+            methods: vec![Method::Dln1, Method::Dln2, Method::Dln3],
+            seeds: vec![1],
+            k: 3,
+            overrides: vec![
+                "hidden.forward_max_tokens=160".into(),
+                "layers.0.forward_max_tokens=4".into(),
+            ],
+            out: PathBuf::from("/o"),
+        };
+        let cells = plan(&[task], &opts).expect("plan");
+        let max = |c: &Cell| -> Vec<Option<u32>> {
+            c.config
+                .layers
+                .iter()
+                .map(|l| l.forward_max_tokens)
+                .collect()
+        };
+        assert_eq!(max(&cells[0]), vec![Some(4)]);
+        assert_eq!(max(&cells[1]), vec![Some(160), Some(4)]);
+        assert_eq!(max(&cells[2]), vec![Some(160), Some(160), Some(4)]);
     }
 
     #[test]
