@@ -68,7 +68,7 @@ pub fn read_proposal(text: &str, current: &str) -> Result<String, Rejection> {
         }
     }
     let paragraph = first_paragraph(rest);
-    let instruction = strip_quotes(&paragraph);
+    let instruction = strip_quotes(&strip_pleasantries(&paragraph));
     if instruction.chars().filter(|c| c.is_alphabetic()).count() < 3 {
         return Err(Rejection::Empty);
     }
@@ -172,11 +172,15 @@ fn first_paragraph(s: &str) -> String {
     static SECTION: OnceLock<Regex> = OnceLock::new();
     let section = regex(
         &SECTION,
-        r"(?i)^\s*(?:#|input\s*:|output\s*:|example|note\s*:|explanation\s*:|student|correct (?:output|answer)\s*:|\[end\]|(?:new|improved|revised|better|updated)\s+(?:instruction|instructions|prompt)\s*:)",
+        r"(?i)^\s*(?:#|input\s*:|output\s*:|example|note\s*:|explanation\s*:|student|correct (?:output|answer)\s*:|\[end\]|(?:new|improved|revised|better|updated)\s+(?:instruction|instructions|prompt)\s*:|let me\b|i hope\b)",
     );
     let mut lines: Vec<&str> = Vec::new();
     for line in s.lines() {
-        if line.trim().is_empty() || (!lines.is_empty() && section.is_match(line)) {
+        // A line about the instruction after it ("This instruction makes it clear …", "Let me
+        // explain:") is the proposer's commentary, not more of the instruction.
+        let commentary =
+            is_meta(line.trim_start_matches(['-', '*', ' '])) || section.is_match(line);
+        if line.trim().is_empty() || (!lines.is_empty() && commentary) {
             break;
         }
         lines.push(line.trim());
@@ -186,6 +190,26 @@ fn first_paragraph(s: &str) -> String {
         Some(i) => joined[..i].trim().to_string(),
         None => joined,
     }
+}
+
+/// Drops the closing pleasantries a chat model appends to an instruction ("If you have any
+/// questions, feel free to ask!", "I hope this helps."): sentences at the end that address the
+/// reader of the proposal, not the student.
+fn strip_pleasantries(s: &str) -> String {
+    static TAIL: OnceLock<Regex> = OnceLock::new();
+    let tail = regex(
+        &TAIL,
+        r#"(?i)(?:^|[.!?]["”]?\s+)((?:if you have any (?:\w+\s+)?questions|feel free to|let me know|i hope (?:this|that|it) helps|hope (?:this|that|it) helps|good luck)[^.!?]*[.!?]?["”]?\s*)$"#,
+    );
+    let mut t = s.trim().to_string();
+    while let Some(m) = tail.captures(&t).and_then(|c| c.get(1)) {
+        let cut = t[..m.start()].trim_end().to_string();
+        if cut == t {
+            break;
+        }
+        t = cut;
+    }
+    t
 }
 
 /// Strips matching quotes, backticks and bold markers around the whole text.
@@ -309,6 +333,40 @@ mod tests {
             "Read the question and decide what kind of answer it asks for: description, entity, expression, human, location or number.",
         ] {
             assert!(read_proposal(fine, current).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn commentary_and_pleasantries_after_an_instruction_are_not_part_of_it() {
+        let current = "Read the sentence and decide whether it is subjective or objective.";
+        // Proposals Qwen2.5-Coder-1.5B wrote on subj.
+        let cases = [
+            (
+                "\"Read the given sentence and determine if it is objective or subjective. For an objective answer, analyze the information provided.\"\nThis instruction makes it clear that the student should evaluate whether the information is based on facts or opinions.",
+                "Read the given sentence and determine if it is objective or subjective. For an objective answer, analyze the information provided.",
+            ),
+            (
+                " \"Read the sentence carefully and determine if the information provided is objective or subjective.\"\nLet me explain this better:\nObjective information is true and can be proven.",
+                "Read the sentence carefully and determine if the information provided is objective or subjective.",
+            ),
+            (
+                "Decide if the sentence states an opinion (subjective) or a fact (objective). If you have any questions or need further clarification, feel free to ask!",
+                "Decide if the sentence states an opinion (subjective) or a fact (objective).",
+            ),
+            (
+                "\"Answer subjective for opinions and objective for facts. I hope this helps!\"",
+                "Answer subjective for opinions and objective for facts.",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(read_proposal(text, current).as_deref(), Ok(want), "{text}");
+        }
+        // An instruction that only mentions questions or luck keeps every sentence.
+        for keep in [
+            "Answer the questions. If you have any doubt, pick the closest class.",
+            "Decide whether the question asks for a number. Answer NUM if so.",
+        ] {
+            assert_eq!(read_proposal(keep, current).as_deref(), Ok(keep));
         }
     }
 
