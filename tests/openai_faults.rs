@@ -838,19 +838,12 @@ impl Recording {
     }
 }
 
+/// A recorder notes what it answered and changes nothing else: every other method (the chat
+/// text, requests per call, progress) is the inner backend's, as production sees it.
 #[async_trait::async_trait]
-impl Backend for Recording {
-    fn model_id(&self) -> String {
-        self.inner.model_id()
-    }
-    fn has_logprobs(&self) -> bool {
-        self.inner.has_logprobs()
-    }
-    fn context_size(&self) -> usize {
-        self.inner.context_size()
-    }
-    fn answers_independently(&self) -> bool {
-        self.inner.answers_independently()
+impl dln::llm::BackendLayer for Recording {
+    fn inner(&self) -> &dyn Backend {
+        &self.inner
     }
     async fn generate(
         &self,
@@ -872,12 +865,6 @@ impl Backend for Recording {
         let out = self.inner.classify(r.clone()).await?;
         self.note("classify", &r);
         Ok(out)
-    }
-    async fn count_tokens(&self, text: &str) -> dln::llm::LlmResult<usize> {
-        self.inner.count_tokens(text).await
-    }
-    fn usage(&self) -> dln::llm::Usage {
-        self.inner.usage()
     }
 }
 

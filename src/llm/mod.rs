@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod layer;
 pub mod model;
 pub mod openai;
 pub mod price;
@@ -314,5 +315,7 @@ pub trait Backend: Send + Sync {
         self.usage().calls as f64
     }
 }
+
+pub use layer::BackendLayer;
 
 pub type SharedBackend = std::sync::Arc<dyn Backend>;

@@ -6,13 +6,9 @@
 //! counters every backend already keeps, so the trainer's per-layer, per-operation accounting
 //! (`UsageBook`) carries it without knowing prices exist.
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation, LlmResult, Score,
-    ScoreRequest, SharedBackend, Usage,
-};
+use super::{Backend, SharedBackend, Usage};
 
 /// Price per million tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -71,44 +67,10 @@ impl Priced {
     }
 }
 
-#[async_trait]
-impl Backend for Priced {
-    fn model_id(&self) -> String {
-        self.inner.model_id()
-    }
-    fn has_logprobs(&self) -> bool {
-        self.inner.has_logprobs()
-    }
-    fn context_size(&self) -> usize {
-        self.inner.context_size()
-    }
-    fn answers_independently(&self) -> bool {
-        self.inner.answers_independently()
-    }
-    fn requests_per_call(&self) -> usize {
-        self.inner.requests_per_call()
-    }
-    fn answered(&self) -> f64 {
-        self.inner.answered()
-    }
-    fn chat_text(
-        &self,
-        messages: &[crate::llm::ChatMessage],
-        assistant_prefix: &str,
-    ) -> LlmResult<String> {
-        self.inner.chat_text(messages, assistant_prefix)
-    }
-    async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
-        self.inner.generate(requests).await
-    }
-    async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
-        self.inner.score(requests).await
-    }
-    async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
-        self.inner.classify(requests).await
-    }
-    async fn count_tokens(&self, text: &str) -> LlmResult<usize> {
-        self.inner.count_tokens(text).await
+/// Pricing changes only the usage it reports; everything else is the inner backend's.
+impl super::BackendLayer for Priced {
+    fn inner(&self) -> &dyn Backend {
+        self.inner.as_ref()
     }
     fn usage(&self) -> Usage {
         let mut u = self.inner.usage();

@@ -222,34 +222,12 @@ impl CachedBackend {
     }
 }
 
+/// The cache answers generate, score, classify and (for a server) count_tokens from its store,
+/// and adds its hits to the counters; everything else is the inner backend's.
 #[async_trait]
-impl Backend for CachedBackend {
-    fn model_id(&self) -> String {
-        self.inner.model_id()
-    }
-
-    fn has_logprobs(&self) -> bool {
-        self.inner.has_logprobs()
-    }
-
-    fn context_size(&self) -> usize {
-        self.inner.context_size()
-    }
-
-    fn answers_independently(&self) -> bool {
-        self.inner.answers_independently()
-    }
-
-    fn chat_text(
-        &self,
-        messages: &[super::ChatMessage],
-        assistant_prefix: &str,
-    ) -> LlmResult<String> {
-        self.inner.chat_text(messages, assistant_prefix)
-    }
-
-    fn requests_per_call(&self) -> usize {
-        self.inner.requests_per_call()
+impl super::BackendLayer for CachedBackend {
+    fn inner(&self) -> &dyn Backend {
+        self.inner.as_ref()
     }
 
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
