@@ -9,6 +9,7 @@ pub mod data;
 pub mod dln;
 pub mod fault;
 pub mod files;
+pub mod format;
 pub mod llm;
 pub mod loss;
 pub mod run;

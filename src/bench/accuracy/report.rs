@@ -251,27 +251,7 @@ fn pct(x: f64) -> String {
     format!("{:.1}", x * 100.0)
 }
 
-/// Tokens as a person reads them (950, 66k, 1.2M).
-pub fn human_tokens(t: f64) -> String {
-    if t >= 1e6 {
-        format!("{:.1}M", t / 1e6)
-    } else if t >= 1e3 {
-        format!("{:.0}k", t / 1e3)
-    } else {
-        format!("{t:.0}")
-    }
-}
-
-/// Seconds as a person reads them (42 s, 7 min, 1.5 h).
-pub fn human_seconds(s: f64) -> String {
-    if s >= 3600.0 {
-        format!("{:.1} h", s / 3600.0)
-    } else if s >= 60.0 {
-        format!("{:.0} min", s / 60.0)
-    } else {
-        format!("{s:.0} s")
-    }
-}
+pub use crate::format::{human_seconds, human_tokens};
 
 /// The table people read: test accuracy (%) mean ± std per task and method, the best of each
 /// row in bold; then tokens and time, every cell with a link to its run, and the best prompts.

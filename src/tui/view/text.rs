@@ -211,26 +211,7 @@ pub fn bar(fraction: f64, cells: usize) -> String {
     s
 }
 
-/// `1h02m`, `3m05s`, `12s`.
-pub fn duration_ms(ms: u64) -> String {
-    let s = ms / 1000;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// `12.3k` style token counts.
-pub fn count(n: u64) -> String {
-    match n {
-        0..=9_999 => n.to_string(),
-        10_000..=999_999 => format!("{:.1}k", n as f64 / 1000.0),
-        _ => format!("{:.1}M", n as f64 / 1e6),
-    }
-}
+pub use crate::format::{count, duration_ms};
 
 #[cfg(test)]
 mod tests {
