@@ -262,20 +262,20 @@ pub const HIDDEN_PREFIX: &str = "hidden.";
 
 /// The cells of `tasks` under `opts`, task by task, then method, then seed.
 pub fn plan(tasks: &[Task], opts: &PlanOptions) -> Result<Vec<Cell>, PlanError> {
+    let (hidden, rest): (Vec<&String>, Vec<&String>) = opts
+        .overrides
+        .iter()
+        .partition(|o| o.trim_start().starts_with(HIDDEN_PREFIX));
     let mut cells = Vec::new();
     for task in tasks {
         for &method in &opts.methods {
             for &seed in &opts.seeds {
                 let mut config = task.config.clone();
-                let (hidden, rest): (Vec<&String>, Vec<&String>) = opts
-                    .overrides
-                    .iter()
-                    .partition(|o| o.trim_start().starts_with(HIDDEN_PREFIX));
-                for o in rest {
+                for o in &rest {
                     config.apply_override(o)?;
                 }
                 apply_method(&mut config, method, seed, opts.k);
-                for o in hidden {
+                for o in &hidden {
                     let o = &o.trim_start()[HIDDEN_PREFIX.len()..];
                     for i in 0..config.layers.len().saturating_sub(1) {
                         config.apply_override(&format!("layers.{i}.{o}"))?;

@@ -89,15 +89,14 @@ struct Unit {
 }
 
 /// The call's samples in order, in groups that generate together: each group within `slots`
-/// work sequences and `cells` KV cells, counting a group's prompts once (`prompt_cells` of a
-/// request: its tokens, or those beyond what it shares with the previous request of its group)
-/// and each sample's budget. A request's samples may be spread over consecutive groups.
-fn groups(
-    requests: &[(Vec<i32>, GenerateRequest)],
-    slots: usize,
-    cells: usize,
-    prompt_cells: &dyn Fn(usize, Option<usize>) -> usize,
-) -> Vec<Vec<Unit>> {
+/// work sequences and `cells` KV cells, counting a group's prompts once (a request's tokens, or
+/// those beyond what it shares with the previous request of its group) and each sample's budget.
+/// A request's samples may be spread over consecutive groups.
+fn groups(requests: &[(Vec<i32>, GenerateRequest)], slots: usize, cells: usize) -> Vec<Vec<Unit>> {
+    let prompt_cells = |r: usize, previous: Option<usize>| {
+        let prompt = &requests[r].0;
+        prompt.len() - previous.map_or(0, |p| common_len(&requests[p].0, prompt))
+    };
     let mut out: Vec<Vec<Unit>> = Vec::new();
     let mut group: Vec<Unit> = Vec::new();
     let mut used = 0usize;
@@ -155,10 +154,6 @@ impl Worker<'_> {
             .collect();
         // Each sample takes at most max_tokens - 1 cells (its last token is never decoded).
         let slots = if sequential { 1 } else { self.n_seq_max - 1 };
-        let shared = |r: usize, previous: Option<usize>| {
-            let prompt = &requests[r].0;
-            prompt.len() - previous.map_or(0, |p| common_len(&requests[p].0, prompt))
-        };
         let mut progress = Progress::new(requests);
         for (r, (_, req)) in requests.iter().enumerate() {
             if req.n == 0 || req.max_tokens == 0 {
@@ -168,7 +163,7 @@ impl Worker<'_> {
         }
         // The last prompt's logits row, kept for its samples in the next group.
         let mut row = LastRow::default();
-        for group in groups(requests, slots, self.n_ctx, &shared) {
+        for group in groups(requests, slots, self.n_ctx) {
             let finished = self.generate_group(requests, &group, &mut row, &mut progress)?;
             for (unit, g) in group.iter().zip(finished) {
                 out[unit.request][unit.j as usize] = Some(g);
@@ -303,11 +298,10 @@ impl Worker<'_> {
                 s.pos += 1;
                 s.done = s.push(self, token as i32, logprob, req);
             }
-            let tokens: Vec<(usize, usize, bool)> = samples
+            let tokens = samples
                 .iter()
-                .map(|s| (s.request, s.logprobs.len(), s.done))
-                .collect();
-            self.answer(progress.tokens(requests, &tokens));
+                .map(|s| (s.request, s.logprobs.len(), s.done));
+            self.answer(progress.tokens(requests, tokens));
         }
         Ok(())
     }
@@ -318,12 +312,12 @@ impl Worker<'_> {
 /// has generated, held below its whole share until it is finished (so the counter reaches a
 /// request only once every sample of it is done).
 struct Progress {
-    /// Samples of each request not yet finished.
-    remaining: Vec<u32>,
-    /// What each request has been credited so far (below 1 until its last sample is done).
-    credited: Vec<f64>,
+    /// Samples of each request.
+    n: Vec<u32>,
     /// Samples of each request finished (their shares are in `credited`).
     finished: Vec<u32>,
+    /// What each request has been credited so far (below 1 until its last sample is done).
+    credited: Vec<f64>,
 }
 
 /// The most an unfinished sample is credited, as a part of its share.
@@ -332,24 +326,26 @@ const IN_PROGRESS_CAP: f64 = 0.95;
 impl Progress {
     fn new(requests: &[(Vec<i32>, GenerateRequest)]) -> Progress {
         Progress {
-            remaining: requests.iter().map(|(_, r)| r.n).collect(),
-            credited: vec![0.0; requests.len()],
+            n: requests.iter().map(|(_, r)| r.n).collect(),
             finished: vec![0; requests.len()],
+            credited: vec![0.0; requests.len()],
+        }
+    }
+
+    /// The share of request `r` its finished samples make.
+    fn finished_share(&self, r: usize) -> f64 {
+        if self.finished[r] >= self.n[r] {
+            1.0
+        } else {
+            self.finished[r] as f64 / self.n[r] as f64
         }
     }
 
     /// `k` more samples of request `r` finished: what to add to the answered count (the rest of
     /// the request's 1 with its last sample).
     fn samples_done(&mut self, r: usize, k: u32) -> f64 {
-        self.remaining[r] = self.remaining[r].saturating_sub(k);
         self.finished[r] += k;
-        let target = if self.remaining[r] == 0 {
-            1.0
-        } else {
-            let n = (self.finished[r] + self.remaining[r]) as f64;
-            (self.credited[r]).max(self.finished[r] as f64 / n)
-        };
-        self.raise(r, target)
+        self.raise(r, self.finished_share(r))
     }
 
     /// After a decode step: `(request, tokens generated, done)` for each sample of the group;
@@ -357,11 +353,10 @@ impl Progress {
     fn tokens(
         &mut self,
         requests: &[(Vec<i32>, GenerateRequest)],
-        samples: &[(usize, usize, bool)],
+        samples: impl IntoIterator<Item = (usize, usize, bool)>,
     ) -> f64 {
-        let mut added = 0.0;
         let mut partial = vec![0.0; requests.len()];
-        for &(r, generated, done) in samples {
+        for (r, generated, done) in samples {
             let req = &requests[r].1;
             let part = if done {
                 1.0
@@ -370,11 +365,11 @@ impl Progress {
             };
             partial[r] += part / req.n.max(1) as f64;
         }
+        let mut added = 0.0;
         for (r, p) in partial.into_iter().enumerate() {
-            if p > 0.0 && self.remaining[r] > 0 {
-                let n = (self.finished[r] + self.remaining[r]) as f64;
-                let before = self.finished[r] as f64 / n;
-                added += self.raise(r, (before + p).min(IN_PROGRESS_CAP));
+            if p > 0.0 && self.finished[r] < self.n[r] {
+                let target = (self.finished_share(r) + p).min(IN_PROGRESS_CAP);
+                added += self.raise(r, target);
             }
         }
         added
@@ -418,11 +413,7 @@ mod tests {
         slots: usize,
         cells: usize,
     ) -> Vec<Vec<(usize, u32)>> {
-        let shared = |r: usize, previous: Option<usize>| {
-            let p = &requests[r].0;
-            p.len() - previous.map_or(0, |q| common_len(&requests[q].0, p))
-        };
-        groups(requests, slots, cells, &shared)
+        groups(requests, slots, cells)
             .into_iter()
             .map(|g| g.into_iter().map(|u| (u.request, u.j)).collect())
             .collect()
@@ -486,14 +477,14 @@ mod tests {
         let mut p = Progress::new(&rs);
         let mut total = 0.0;
         // Halfway through every sample: each request half done, none whole.
-        total += p.tokens(&rs, &[(0, 5, false), (0, 5, false), (1, 5, false)]);
+        total += p.tokens(&rs, [(0, 5, false), (0, 5, false), (1, 5, false)]);
         assert!((total - 1.0).abs() < 1e-9, "{total}");
         // Request 1 stops early: its share is whole only once its group reports it finished.
-        total += p.tokens(&rs, &[(0, 9, false), (0, 10, false), (1, 6, true)]);
+        total += p.tokens(&rs, [(0, 9, false), (0, 10, false), (1, 6, true)]);
         assert!(total < 2.0, "{total}");
         // Nothing is ever taken back, and finishing tops every request up to exactly 1.
         let before = total;
-        total += p.tokens(&rs, &[(0, 1, false), (0, 1, false), (1, 1, false)]);
+        total += p.tokens(&rs, [(0, 1, false), (0, 1, false), (1, 1, false)]);
         assert!(total >= before);
         total += p.samples_done(0, 2);
         total += p.samples_done(1, 1);
@@ -504,10 +495,10 @@ mod tests {
     fn a_request_spread_over_groups_is_answered_with_its_last_sample() {
         let rs = vec![(vec![1; 10], req(3, 4))];
         let mut p = Progress::new(&rs);
-        let mut total = p.tokens(&rs, &[(0, 4, true), (0, 4, true)]);
+        let mut total = p.tokens(&rs, [(0, 4, true), (0, 4, true)]);
         total += p.samples_done(0, 2);
         assert!(total < 1.0, "{total}");
-        total += p.tokens(&rs, &[(0, 2, false)]);
+        total += p.tokens(&rs, [(0, 2, false)]);
         assert!(total < 1.0, "{total}");
         total += p.samples_done(0, 1);
         assert!((total - 1.0).abs() < 1e-9, "{total}");
