@@ -179,8 +179,8 @@ fn first_paragraph(s: &str) -> String {
         // A line about the instruction after it ("This instruction makes it clear …", "Let me
         // explain:") is the proposer's commentary, not more of the instruction.
         let commentary =
-            is_meta(line.trim_start_matches(['-', '*', ' '])) || section.is_match(line);
-        if line.trim().is_empty() || (!lines.is_empty() && commentary) {
+            || section.is_match(line) || is_meta(line.trim_start_matches(['-', '*', ' ']));
+        if line.trim().is_empty() || (!lines.is_empty() && commentary()) {
             break;
         }
         lines.push(line.trim());
