@@ -11,6 +11,12 @@ pub mod openai;
 pub mod price;
 pub mod scripted;
 pub mod stop;
+mod verbalizer;
+
+pub use verbalizer::{
+    fold_classes, verbalizer_items, verbalizer_variants, ClassDistribution, ClassifyRequest,
+    VerbalizerItem, VerbalizerReduce,
+};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -146,71 +152,6 @@ impl Score {
         let skip = skip.min(n - 1);
         let rest = &self.token_logprobs[skip..];
         rest.iter().sum::<f64>() / rest.len() as f64
-    }
-}
-
-/// How a class's verbalizers combine into its probability.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerbalizerReduce {
-    #[default]
-    Sum,
-    Max,
-}
-
-/// A distribution over output classes at the answer position after `context`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ClassifyRequest {
-    pub context: String,
-    /// One list of verbalizers per class; each is scored exactly (multi-token too), and each is
-    /// also tried with a leading space.
-    pub classes: Vec<Vec<String>>,
-    pub reduce: VerbalizerReduce,
-}
-
-/// The text variants a verbalizer is scored as, by every backend: itself and, unless it has one,
-/// with a leading space (how a word follows "Answer:").
-pub fn verbalizer_variants(verbalizers: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for v in verbalizers {
-        for variant in [v.clone(), format!(" {v}")] {
-            if variant.starts_with("  ") || out.contains(&variant) {
-                continue;
-            }
-            out.push(variant);
-        }
-    }
-    out
-}
-
-/// The renormalized class distribution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClassDistribution {
-    /// Probabilities over the classes, summing to 1.
-    pub probs: Vec<f64>,
-    /// Natural logs of `probs`.
-    pub log_probs: Vec<f64>,
-}
-
-impl ClassDistribution {
-    pub fn argmax(&self) -> usize {
-        let mut best = 0;
-        for (i, p) in self.probs.iter().enumerate() {
-            if *p > self.probs[best] {
-                best = i;
-            }
-        }
-        best
-    }
-
-    /// Renormalizes unnormalized class log-masses into a distribution.
-    pub fn from_log_masses(log_masses: &[f64]) -> Self {
-        let m = log_masses.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let z: f64 = log_masses.iter().map(|l| (l - m).exp()).sum();
-        let log_z = m + z.ln();
-        let log_probs: Vec<f64> = log_masses.iter().map(|l| l - log_z).collect();
-        let probs = log_probs.iter().map(|l| l.exp()).collect();
-        ClassDistribution { probs, log_probs }
     }
 }
 

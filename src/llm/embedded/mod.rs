@@ -31,8 +31,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::llm::{
-    verbalizer_variants, Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation,
-    LlmError, LlmResult, Score, ScoreRequest, Usage, VerbalizerReduce,
+    fold_classes, verbalizer_items, Backend, ClassDistribution, ClassifyRequest, GenerateRequest,
+    Generation, LlmError, LlmResult, Score, ScoreRequest, Usage,
 };
 use plan::ScoreItem;
 use worker::{Job, ScoreMode, WorkerSettings};
@@ -438,62 +438,29 @@ impl Backend for EmbeddedBackend {
 
     async fn classify(&self, requests: Vec<ClassifyRequest>) -> LlmResult<Vec<ClassDistribution>> {
         // One scoring item per (request, class, verbalizer variant), all in one prefix tree.
-        let mut items = Vec::new();
-        let mut owner: Vec<(usize, usize)> = Vec::new();
-        for (r, req) in requests.iter().enumerate() {
-            if req.classes.is_empty() {
-                return Err(LlmError::InvalidRequest(
-                    "classify needs at least one class".into(),
-                ));
-            }
-            for (c, verbalizers) in req.classes.iter().enumerate() {
-                if verbalizers.is_empty() {
-                    return Err(LlmError::InvalidRequest(format!(
-                        "class {c} has no verbalizer"
-                    )));
-                }
-                for variant in verbalizer_variants(verbalizers) {
-                    let target = tokens::verbalizer_tokens(&self.model, c, &variant)?;
-                    items.push(self.score_item(&req.context, target)?);
-                    owner.push((r, c));
-                }
-            }
-        }
+        let items = verbalizer_items(&requests)?;
         let mut per_request = vec![0usize; requests.len()];
-        for (r, _) in &owner {
-            per_request[*r] += 1;
+        for item in &items {
+            per_request[item.request] += 1;
         }
-        let shares = owner
+        let mut scored = Vec::with_capacity(items.len());
+        for item in &items {
+            let target = tokens::verbalizer_tokens(&self.model, item.class, &item.variant)?;
+            scored.push(self.score_item(&requests[item.request].context, target)?);
+        }
+        let shares = items
             .iter()
-            .map(|(r, _)| 1.0 / per_request[*r] as f64)
+            .map(|item| 1.0 / per_request[item.request] as f64)
             .collect();
         let scores = self
-            .run_shared_scores(items, shares, ScoreMode::Reuse)
+            .run_shared_scores(scored, shares, ScoreMode::Reuse)
             .await?;
         self.count_calls(requests.len());
-        let mut masses: Vec<Vec<Vec<f64>>> = requests
-            .iter()
-            .map(|req| vec![Vec::new(); req.classes.len()])
-            .collect();
-        for ((r, c), s) in owner.into_iter().zip(scores) {
-            masses[r][c].push(s.logprob);
-        }
-        Ok(requests
-            .iter()
-            .zip(masses)
-            .map(|(req, classes)| {
-                let log_masses: Vec<f64> = classes
-                    .iter()
-                    .map(|lps| match req.reduce {
-                        VerbalizerReduce::Sum => log_sum_exp64(lps),
-                        VerbalizerReduce::Max => {
-                            lps.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
-                        }
-                    })
-                    .collect();
-                ClassDistribution::from_log_masses(&log_masses)
-            })
-            .collect())
+        Ok(fold_classes(
+            &requests,
+            &items,
+            scores.into_iter().map(|s| s.logprob),
+        ))
     }
 
     async fn count_tokens(&self, text: &str) -> LlmResult<usize> {
@@ -509,29 +476,9 @@ impl Backend for EmbeddedBackend {
     }
 }
 
-fn log_sum_exp64(values: &[f64]) -> f64 {
-    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    if !max.is_finite() {
-        return max;
-    }
-    max + values.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn verbalizers_are_tried_with_and_without_a_leading_space() {
-        let v = verbalizer_variants(&["yes".into(), " yes".into(), "Yes".into()]);
-        assert_eq!(v, vec!["yes", " yes", "Yes", " Yes"]);
-    }
-
-    #[test]
-    fn log_sum_exp64_adds_probabilities() {
-        let lse = log_sum_exp64(&[0.5f64.ln(), 0.25f64.ln()]);
-        assert!((lse - 0.75f64.ln()).abs() < 1e-12);
-    }
 
     #[test]
     fn physical_cores_is_at_least_one() {

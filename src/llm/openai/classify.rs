@@ -3,8 +3,8 @@
 
 use super::{wire, CompletionRequest, OpenAiBackend};
 use crate::llm::{
-    verbalizer_variants, ClassDistribution, ClassifyRequest, GenerateRequest, LlmResult, Prompt,
-    ScoreRequest, VerbalizerReduce,
+    fold_classes, verbalizer_items, verbalizer_variants, ClassDistribution, ClassifyRequest,
+    GenerateRequest, LlmResult, Prompt, ScoreRequest,
 };
 
 impl OpenAiBackend {
@@ -14,35 +14,20 @@ impl OpenAiBackend {
         &self,
         requests: &[ClassifyRequest],
     ) -> LlmResult<Vec<ClassDistribution>> {
-        let mut items = Vec::new();
-        let mut owner = Vec::new();
-        for (i, r) in requests.iter().enumerate() {
-            for (c, vs) in r.classes.iter().enumerate() {
-                for v in verbalizer_variants(vs) {
-                    items.push(ScoreRequest {
-                        context: r.context.clone(),
-                        target: v,
-                    });
-                    owner.push((i, c));
-                }
-            }
-        }
-        let scores = self.score_many(&items).await?;
-        let mut masses: Vec<Vec<Vec<f64>>> = requests
+        let items = verbalizer_items(requests)?;
+        let scored: Vec<ScoreRequest> = items
             .iter()
-            .map(|r| vec![Vec::new(); r.classes.len()])
-            .collect();
-        for ((i, c), s) in owner.into_iter().zip(scores) {
-            masses[i][c].push(s.logprob);
-        }
-        Ok(requests
-            .iter()
-            .zip(masses)
-            .map(|(r, m)| {
-                let lm: Vec<f64> = m.iter().map(|l| reduce(l, r.reduce)).collect();
-                ClassDistribution::from_log_masses(&lm)
+            .map(|item| ScoreRequest {
+                context: requests[item.request].context.clone(),
+                target: item.variant.clone(),
             })
-            .collect())
+            .collect();
+        let scores = self.score_many(&scored).await?;
+        Ok(fold_classes(
+            requests,
+            &items,
+            scores.into_iter().map(|s| s.logprob),
+        ))
     }
 
     /// A class distribution from a generated answer (servers without log-probabilities): the
@@ -120,23 +105,10 @@ impl OpenAiBackend {
                 if lps.is_empty() {
                     floor
                 } else {
-                    reduce(&lps, r.reduce)
+                    r.reduce.apply(&lps)
                 }
             })
             .collect();
         Ok(ClassDistribution::from_log_masses(&masses))
-    }
-}
-
-fn reduce(lps: &[f64], how: VerbalizerReduce) -> f64 {
-    match how {
-        VerbalizerReduce::Max => lps.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-        VerbalizerReduce::Sum => {
-            let m = lps.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            if m == f64::NEG_INFINITY {
-                return m;
-            }
-            m + lps.iter().map(|l| (l - m).exp()).sum::<f64>().ln()
-        }
     }
 }
