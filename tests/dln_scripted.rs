@@ -74,7 +74,7 @@ async fn dln1_runs_every_stage_and_writes_the_run_directory() {
     assert!(result
         .usage_by_layer
         .iter()
-        .any(|u| u.operation == "propose"));
+        .any(|u| u.operation == dln::dln::events::Operation::Propose));
 }
 
 #[tokio::test]

@@ -718,7 +718,7 @@ fn clicks_under_an_overlay_or_on_the_status_line_select_nothing() {
 fn calls(layer: usize, operation: &str, calls: u64) -> dln::dln::events::UsageEntry {
     dln::dln::events::UsageEntry {
         layer,
-        operation: operation.to_string(),
+        operation: serde_json::from_value(serde_json::json!(operation)).expect("an operation name"),
         usage: dln::llm::Usage {
             calls,
             tokens_computed: 10 * calls,

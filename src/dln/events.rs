@@ -11,41 +11,12 @@ use serde::{Deserialize, Serialize};
 pub use crate::dln::demos::{Demo, DemoMove};
 use crate::dln::math::no_demos;
 pub use crate::dln::split::Split;
+pub use crate::dln::stage::{Operation, Stage};
 use crate::llm::Usage;
 pub use crate::template::{Rejection, TemplateRole};
 
 /// Layers are numbered from 0 (the input side) to k-1 (the output layer).
 pub type LayerIndex = usize;
-
-/// A stage of one iteration, the granularity of pause and step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Forward,
-    PosteriorSampling,
-    Sharpening,
-    Propose,
-    Score,
-    Select,
-    Evaluate,
-    Test,
-}
-
-impl Stage {
-    /// The stage's name as the paper says it, for progress lines and the status bar.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Forward => "forward",
-            Stage::PosteriorSampling => "posterior sampling",
-            Stage::Sharpening => "sharpening",
-            Stage::Propose => "propose",
-            Stage::Score => "score",
-            Stage::Select => "select",
-            Stage::Evaluate => "evaluate",
-            Stage::Test => "test",
-        }
-    }
-}
 
 /// The run's state as a person sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -238,8 +209,8 @@ fn is_zero(n: &usize) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageEntry {
     pub layer: LayerIndex,
-    /// `forward`, `posterior`, `sharpen`, `propose`, `score`, `evaluate`.
-    pub operation: String,
+    /// Written as `forward`, `posterior`, `sharpen`, `propose`, `score`, `evaluate`, `test`.
+    pub operation: Operation,
     pub usage: Usage,
 }
 

@@ -8,6 +8,7 @@ pub mod math;
 pub mod network;
 pub mod ops;
 pub mod split;
+pub mod stage;
 pub mod state;
 pub mod trainer;
 

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::{Example, OutputClasses};
 use crate::dln::error::DlnError;
-use crate::dln::events::Stage;
+pub use crate::dln::stage::Operation;
 use crate::dln::network::{chat_forward_refused, Layer};
 use crate::llm::{
     ClassifyRequest, GenerateRequest, Generation, LlmResult, Prompt, ScoreRequest, VerbalizerReduce,
@@ -16,48 +16,6 @@ use crate::loss;
 /// Log-probability given to an empty text (nothing to score): far below any real text, yet
 /// finite so a batch's weighted sums stay comparable across candidates.
 pub const EMPTY_TEXT_LOGPROB: f64 = -50.0;
-
-/// What a model call is for, named after the [`Stage`] that asks it. Its [`name`](Self::name)
-/// is written into call seeds (the persistent call cache is keyed by them) and usage entries
-/// (`events.jsonl`, `checkpoint.json`, `result.json`): those strings never change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    Forward,
-    PosteriorSampling,
-    Sharpening,
-    Propose,
-    Score,
-    Evaluate,
-    Test,
-}
-
-impl Operation {
-    /// The name in seeds and usage entries, as runs recorded before this enum wrote it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::Forward => "forward",
-            Operation::PosteriorSampling => "posterior",
-            Operation::Sharpening => "sharpen",
-            Operation::Propose => "propose",
-            Operation::Score => "score",
-            Operation::Evaluate => "evaluate",
-            Operation::Test => "test",
-        }
-    }
-
-    /// The stage whose calls these are.
-    pub fn stage(self) -> Stage {
-        match self {
-            Operation::Forward => Stage::Forward,
-            Operation::PosteriorSampling => Stage::PosteriorSampling,
-            Operation::Sharpening => Stage::Sharpening,
-            Operation::Propose => Stage::Propose,
-            Operation::Score => Stage::Score,
-            Operation::Evaluate => Stage::Evaluate,
-            Operation::Test => Stage::Test,
-        }
-    }
-}
 
 /// A purpose of random draws with a stream of its own ([`stream`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

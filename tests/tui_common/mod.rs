@@ -48,7 +48,7 @@ pub fn render_pane(app: &App, pane: dln::tui::Pane, w: u16, h: u16) -> String {
 fn usage(layer: usize, op: &str, calls: u64, computed: u64, generated: u64) -> UsageEntry {
     UsageEntry {
         layer,
-        operation: op.to_string(),
+        operation: serde_json::from_value(serde_json::json!(op)).expect("an operation name"),
         usage: Usage {
             tokens_computed: computed,
             tokens_reused: computed / 2,

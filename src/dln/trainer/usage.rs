@@ -72,15 +72,14 @@ fn add_to(entries: &mut Vec<UsageEntry>, layer: LayerIndex, operation: Operation
     if u == Usage::default() {
         return;
     }
-    let name = operation.name();
     match entries
         .iter_mut()
-        .find(|e| e.layer == layer && e.operation == name)
+        .find(|e| e.layer == layer && e.operation == operation)
     {
         Some(e) => e.usage.add(&u),
         None => entries.push(UsageEntry {
             layer,
-            operation: name.to_string(),
+            operation,
             usage: u,
         }),
     }
@@ -123,7 +122,7 @@ mod tests {
         book.add(0, Operation::Score, Usage::default());
         let run = book.run();
         assert_eq!(run.len(), 2, "an empty usage adds no entry");
-        assert_eq!(run[0].operation, "sharpen");
+        assert_eq!(run[0].operation, Operation::Sharpening);
         assert_eq!(run[0].usage.calls, 5);
         assert_eq!(book.total().calls, 6);
     }
@@ -137,10 +136,10 @@ mod tests {
         book.add(0, Operation::Forward, calls(1));
         let live = book.live(Some((0, Operation::Score, calls(2)))).unwrap();
         assert_eq!(live.len(), 2);
-        assert_eq!(live[1].operation, "score");
+        assert_eq!(live[1].operation, Operation::Score);
         let it = book.end_iteration();
         assert_eq!(it.len(), 1);
-        assert_eq!(it[0].operation, "forward");
+        assert_eq!(it[0].operation, Operation::Forward);
         assert_eq!(book.total().calls, 5);
         assert_eq!(book.live(None), None);
     }

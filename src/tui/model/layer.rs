@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::dln::events::{Candidate, Demo, LayerIndex, PosteriorExample, Stage};
+use crate::dln::events::{Candidate, Demo, LayerIndex, Operation, PosteriorExample, Stage};
 use crate::llm::Usage;
 use crate::template::TemplateRole;
 
@@ -44,7 +44,7 @@ pub struct LayerView {
     /// Winners of past iterations, oldest first.
     pub history: Vec<WinnerRecord>,
     /// Token usage summed over the run, per operation.
-    pub usage: BTreeMap<String, Usage>,
+    pub usage: BTreeMap<Operation, Usage>,
     /// The layer's templates by slot (our TOML format): as the run started with them
     /// (`RunStarted`), then as a person replaced them. What the template editor opens on.
     pub templates: BTreeMap<TemplateRole, String>,

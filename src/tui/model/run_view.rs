@@ -512,7 +512,7 @@ impl RunView {
         for entry in usage {
             if let Some(l) = self.layers.get_mut(entry.layer) {
                 l.usage
-                    .entry(entry.operation.clone())
+                    .entry(entry.operation)
                     .or_default()
                     .add(&entry.usage);
             }
