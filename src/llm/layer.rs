@@ -58,6 +58,14 @@ pub trait BackendLayer: Send + Sync {
     fn answered(&self) -> f64 {
         self.inner().answered()
     }
+    fn engine(&self) -> Option<*const ()> {
+        let inner = self.inner();
+        Some(
+            inner
+                .engine()
+                .unwrap_or(inner as *const dyn Backend as *const ()),
+        )
+    }
 }
 
 /// Every layer is a backend: each method is the layer's (its override or the inner backend's).
@@ -98,6 +106,9 @@ impl<T: BackendLayer> Backend for T {
     }
     fn answered(&self) -> f64 {
         BackendLayer::answered(self)
+    }
+    fn engine(&self) -> Option<*const ()> {
+        BackendLayer::engine(self)
     }
 }
 
@@ -190,6 +201,10 @@ mod tests {
             self.note("answered");
             0.0
         }
+        fn engine(&self) -> Option<*const ()> {
+            self.note("engine");
+            None
+        }
     }
 
     /// Every method of the trait, called through `b`.
@@ -219,15 +234,17 @@ mod tests {
         b.usage();
         b.chat_text(&[], "A:").expect("chat text");
         b.answered();
+        b.engine();
     }
 
-    const EVERY_METHOD: [&str; 12] = [
+    const EVERY_METHOD: [&str; 13] = [
         "answered",
         "answers_independently",
         "chat_text",
         "classify",
         "context_size",
         "count_tokens",
+        "engine",
         "generate",
         "has_logprobs",
         "model_id",
@@ -275,6 +292,12 @@ mod tests {
         assert_eq!(
             probe.reached.lock().expect("lock").len(),
             EVERY_METHOD.len()
+        );
+        // And both name the probe as the engine they reach.
+        let probe: SharedBackend = probe;
+        assert_eq!(
+            crate::llm::engine_of(&stacked),
+            crate::llm::engine_of(&probe)
         );
     }
 

@@ -255,6 +255,41 @@ pub trait Backend: Send + Sync {
     fn answered(&self) -> f64 {
         self.usage().calls as f64
     }
+    /// The address of the engine whose counters [`usage`](Self::usage) reports, when this
+    /// backend wraps one; `None` for an engine itself. Handles that reach one engine through
+    /// different wrappers (a priced name and the bare file) count its tokens once
+    /// ([`engine_of`]).
+    fn engine(&self) -> Option<*const ()> {
+        None
+    }
+}
+
+/// The engine a shared backend reaches: the same address for every wrapper around it.
+pub fn engine_of(backend: &SharedBackend) -> *const () {
+    backend
+        .engine()
+        .unwrap_or(std::sync::Arc::as_ptr(backend) as *const ())
+}
+
+/// The sum of the counters of the engines `backends` reach, each engine counted once: handles
+/// that reach one engine through different wrappers (a priced backend name and the same GGUF
+/// named bare) report the same tokens, and the one that also prices them is kept.
+pub fn engines_usage<'a>(backends: impl IntoIterator<Item = &'a SharedBackend>) -> Usage {
+    let mut engines: Vec<(*const (), Usage)> = Vec::new();
+    for b in backends {
+        let engine = engine_of(b);
+        let u = b.usage();
+        match engines.iter_mut().find(|(e, _)| *e == engine) {
+            Some((_, seen)) if u.cost > seen.cost => *seen = u,
+            Some(_) => {}
+            None => engines.push((engine, u)),
+        }
+    }
+    let mut total = Usage::default();
+    for (_, u) in &engines {
+        total.add(u);
+    }
+    total
 }
 
 pub use layer::BackendLayer;

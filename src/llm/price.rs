@@ -159,4 +159,33 @@ mod tests {
         );
         assert_eq!(priced.answered(), inner.answered());
     }
+
+    /// A GGUF named by a priced backend and bare by another layer is one engine: its tokens
+    /// count once, at the price (they were counted twice, once through each handle).
+    #[tokio::test]
+    async fn one_engine_behind_a_priced_and_a_bare_handle_counts_once() {
+        let engine: SharedBackend =
+            std::sync::Arc::new(crate::llm::scripted::ScriptedBackend::new());
+        let price = Price {
+            prompt: 1.0,
+            generated: 1.0,
+        };
+        let priced: SharedBackend = std::sync::Arc::new(Priced::new(engine.clone(), price));
+        let request = crate::llm::ScoreRequest {
+            context: "Q: 2+2? A:".into(),
+            target: " 4".into(),
+        };
+        engine.score(vec![request.clone()]).await.unwrap();
+        priced.score(vec![request]).await.unwrap();
+        let once = engine.usage();
+        assert_eq!(once.calls, 2);
+        let total = crate::llm::engines_usage([&priced, &engine, &priced]);
+        assert_eq!(total.tokens_computed, once.tokens_computed);
+        assert_eq!(total.calls, 2);
+        assert!((total.cost - price.cost(&once)).abs() < 1e-15);
+        // Two engines are two.
+        let other: SharedBackend =
+            std::sync::Arc::new(crate::llm::scripted::ScriptedBackend::new());
+        assert_eq!(crate::llm::engines_usage([&engine, &other]).calls, 2);
+    }
 }

@@ -1,12 +1,11 @@
 //! Token usage bookkeeping: the run's totals and the iteration in progress, per layer and
 //! [`Operation`], in one [`UsageBook`].
 
-use std::sync::Arc;
 
 use crate::dln::events::{LayerIndex, UsageEntry};
 use crate::dln::network::Network;
 use crate::dln::ops::Operation;
-use crate::llm::Usage;
+use crate::llm::{engines_usage, Usage};
 
 /// Usage per (layer, operation): the run's total and, while an iteration runs, the iteration's
 /// own (what `IterationDone` and the live stage events carry).
@@ -85,21 +84,15 @@ fn add_to(entries: &mut Vec<UsageEntry>, layer: LayerIndex, operation: Operation
     }
 }
 
-/// The sum of the counters of every distinct backend of the network: read before and after a
-/// stage's calls, the difference is the stage's usage.
+/// The sum of the counters of every engine of the network, each counted once
+/// ([`engines_usage`]): read before and after a stage's calls, the difference is the stage's
+/// usage.
 pub fn backend_usage(net: &Network) -> Usage {
-    let mut seen: Vec<*const ()> = Vec::new();
-    let mut total = Usage::default();
-    for l in &net.layers {
-        for b in [&l.backends.forward, &l.backends.backward] {
-            let p = Arc::as_ptr(b) as *const ();
-            if !seen.contains(&p) {
-                seen.push(p);
-                total.add(&b.usage());
-            }
-        }
-    }
-    total
+    engines_usage(
+        net.layers
+            .iter()
+            .flat_map(|l| [&l.backends.forward, &l.backends.backward]),
+    )
 }
 
 #[cfg(test)]
