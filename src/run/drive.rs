@@ -19,8 +19,8 @@ use crate::run::budget::Budget;
 use crate::run::checkpoint::{write_checkpoint, Checkpoint};
 use crate::run::control::{Control, Effect};
 use crate::run::dir::EventLog;
-use crate::run::result::{write_result, RunResult};
-use crate::run::session::{summary_of, RunSummary, SessionOptions};
+use crate::run::options::SessionOptions;
+use crate::run::result::{write_result, RunResult, RunSummary};
 use crate::run::{build_backends_reporting, BackendReport, RunError};
 
 /// Carries out a control transition's effects: announcements to the log, commands to the
@@ -159,7 +159,7 @@ pub(crate) async fn drive(
             let _ = checkpoint(run_dir, &trainer, false, &log);
             let result = result_of(&config, &trainer, Some(reason), started);
             let _ = write_result(run_dir, &result);
-            return Ok(summary_of(run_dir, &result));
+            return Ok(result.summary(run_dir));
         }
         if ctl.is_stopping() {
             checkpoint(run_dir, &trainer, false, &log)?;
@@ -287,7 +287,7 @@ fn finish(
     log.emit(Event::StateChanged {
         state: RunState::Finished,
     });
-    Ok(summary_of(run_dir, &result))
+    Ok(result.summary(run_dir))
 }
 
 fn result_of(

@@ -16,6 +16,7 @@ mod error;
 mod eval;
 pub mod export;
 mod lock;
+mod options;
 pub mod predict;
 mod result;
 pub mod runs;
@@ -34,5 +35,6 @@ pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE,
 pub use error::RunError;
 pub use eval::{evaluate_run, EvalReport};
 pub use lock::{RunLock, LOCK_FILE};
-pub use result::{read_result, RunResult, RESULT_FILE};
-pub use session::{load_data, preflight, RunSummary, Session, SessionOptions};
+pub use options::SessionOptions;
+pub use result::{read_result, RunResult, RunSummary, RESULT_FILE};
+pub use session::{load_data, preflight, Session};

@@ -1,6 +1,6 @@
 //! `result.json`: what a run found (best prompts per layer, dev and test accuracy, token usage).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,23 @@ use crate::run::dir::{read_json, write_json};
 use crate::run::RunError;
 
 pub const RESULT_FILE: &str = "result.json";
+
+/// The end of a run, as the CLI prints it (one JSON line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    pub task: String,
+    pub iterations: usize,
+    pub best_prompts: Vec<String>,
+    pub dev_accuracy: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub stopped_early: bool,
+    /// Why it stopped early (`budget`, `backend_unavailable`, `requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
+    pub elapsed_ms: u64,
+    pub usage: Usage,
+}
 
 /// The content of `result.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,4 +73,22 @@ pub fn write_result(run_dir: &Path, result: &RunResult) -> Result<(), RunError> 
 
 pub fn read_result(run_dir: &Path) -> Result<Option<RunResult>, RunError> {
     read_json(&run_dir.join(RESULT_FILE), "result")
+}
+
+impl RunResult {
+    /// The run's end as the CLI prints it.
+    pub fn summary(&self, run_dir: &Path) -> RunSummary {
+        RunSummary {
+            run_dir: run_dir.to_path_buf(),
+            task: self.task.clone(),
+            iterations: self.iterations,
+            best_prompts: self.best_prompts.clone(),
+            dev_accuracy: self.dev_accuracy,
+            test_accuracy: self.test_accuracy,
+            stopped_early: self.stopped_early,
+            stop_reason: self.stop_reason,
+            elapsed_ms: self.elapsed_ms,
+            usage: self.usage,
+        }
+    }
 }

@@ -4,69 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
 use crate::data::{load_dataset, DataConfig, Dataset};
-use crate::dln::events::{Command, Event, RunState, StopReason};
+use crate::dln::events::{Command, Event, RunState};
 use crate::dln::state::TrainerState;
 use crate::dln::EventSink;
-use crate::llm::{SharedBackend, Usage};
 use crate::run::checkpoint::{read_checkpoint_reporting, CHECKPOINT_FILE};
 use crate::run::dir::{atomic_write, default_run_dir, EventLog, CONFIG_FILE, EVENTS_FILE};
 use crate::run::drive::drive;
-use crate::run::result::{read_result, RunResult};
+use crate::run::options::SessionOptions;
+use crate::run::result::{read_result, RunSummary};
 use crate::run::{RunError, RunLock};
-
-/// How to run a session.
-#[derive(Clone, Default)]
-pub struct SessionOptions {
-    /// The run directory (default: `runs/<task>-<timestamp>` in the data directory).
-    pub out_dir: Option<PathBuf>,
-    /// Start paused (the workbench lets a person look before the first stage).
-    pub start_paused: bool,
-    /// Model override for every layer without its own model (a GGUF path or built-in name).
-    pub model: Option<String>,
-    /// A shared call-cache directory (default: `cache/` in the run directory).
-    pub cache_dir: Option<PathBuf>,
-    /// A backend to serve every layer instead of loading models (tests, embedding callers).
-    pub backend: Option<SharedBackend>,
-    /// `train.KEY=VALUE` changes a resumed run takes on (e.g. more iterations than planned);
-    /// written into the run's `config.toml`.
-    pub overrides: Vec<String>,
-}
-
-impl std::fmt::Debug for SessionOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionOptions")
-            .field("out_dir", &self.out_dir)
-            .field("start_paused", &self.start_paused)
-            .field("model", &self.model)
-            .field("cache_dir", &self.cache_dir)
-            .field("overrides", &self.overrides)
-            .field("backend", &self.backend.as_ref().map(|b| b.model_id()))
-            .finish()
-    }
-}
-
-/// The end of a run, as the CLI prints it (one JSON line).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub run_dir: PathBuf,
-    pub task: String,
-    pub iterations: usize,
-    pub best_prompts: Vec<String>,
-    pub dev_accuracy: Option<f64>,
-    pub test_accuracy: Option<f64>,
-    pub stopped_early: bool,
-    /// Why it stopped early (`budget`, `backend_unavailable`, `requested`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_reason: Option<StopReason>,
-    pub elapsed_ms: u64,
-    pub usage: Usage,
-}
 
 /// A running (or finished) run: its directory, the command channel, the event stream, and the
 /// task driving it (which ends with the run's summary).
@@ -220,7 +171,7 @@ impl Session {
         if checkpoint.as_ref().is_some_and(|c| c.finished) {
             if let Some(r) = read_result(run_dir)? {
                 let (ctx, _crx) = mpsc::unbounded_channel();
-                let summary = summary_of(run_dir, &r);
+                let summary = r.summary(run_dir);
                 let task = tokio::spawn(async move { Ok(summary) });
                 return Ok(Session {
                     run_dir: run_dir.to_path_buf(),
@@ -254,21 +205,6 @@ fn load_data_logged(config: &Config, log: &EventLog) -> Result<Dataset, RunError
             message: e.to_string(),
         })
     })
-}
-
-pub(crate) fn summary_of(run_dir: &Path, r: &RunResult) -> RunSummary {
-    RunSummary {
-        run_dir: run_dir.to_path_buf(),
-        task: r.task.clone(),
-        iterations: r.iterations,
-        best_prompts: r.best_prompts.clone(),
-        dev_accuracy: r.dev_accuracy,
-        test_accuracy: r.test_accuracy,
-        stopped_early: r.stopped_early,
-        stop_reason: r.stop_reason,
-        elapsed_ms: r.elapsed_ms,
-        usage: r.usage,
-    }
 }
 
 /// What a session holds of its run directory: the lock, the event log and its live end.
