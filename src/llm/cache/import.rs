@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Deserialize;
 
-use super::store::{row_id, Key, StoreError, UPSERT};
+use super::file::{row_id, Key, StoreError, UPSERT};
 
 /// The old cache's file name inside the cache directory.
 pub const LEGACY_FILE: &str = "calls.jsonl";

@@ -9,8 +9,10 @@
 //! batch or none of it. An older run's `calls.jsonl` is imported on first open ([`import`]).
 //! Answers are stored as MessagePack ([`encode`]), not JSON.
 
+mod file;
 pub mod import;
 pub mod store;
+mod upkeep;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +26,8 @@ use super::{
     Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation, LlmError, LlmResult,
     Score, ScoreRequest, SharedBackend, Usage,
 };
-pub use store::{CallStore, Key, OpenReport, Stats, StoreError, DB_FILE};
+pub use file::{wal_limit, Key, StoreError, BUSY_TIMEOUT, DB_FILE, QUICK_CHECK_MAX};
+pub use store::{CallStore, OpenReport, Stats, TOUCH_BATCH};
 
 /// The file the cache lives in, inside its directory.
 pub const CACHE_FILE: &str = DB_FILE;

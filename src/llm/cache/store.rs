@@ -5,14 +5,14 @@
 //! of them or none; and several processes (a training run, `dln eval` or `dln predict` on the
 //! same run, benchmark cells sharing a cache) read and write one cache safely: in WAL mode readers
 //! go on while one writer commits, and a writer that finds the database locked waits
-//! ([`BUSY_TIMEOUT`]) instead of failing.
+//! ([`BUSY_TIMEOUT`](super::file::BUSY_TIMEOUT)) instead of failing.
 //!
 //! Why synchronous calls from async code, not `spawn_blocking`: a lookup is a B-tree search in
 //! pages the OS already holds (microseconds, about what handing the work to a blocking thread
 //! and back would cost by itself), and a write is one short transaction per batch of answers. No
 //! lock is held across an `.await`: every method takes the connection's mutex, runs its
 //! statements and returns. The one wait that can be long is another process holding the write
-//! lock, which lasts one batch's commit (or one eviction) and is bounded by [`BUSY_TIMEOUT`].
+//! lock, which lasts one batch's commit (or one eviction) and is bounded by [`BUSY_TIMEOUT`](super::file::BUSY_TIMEOUT).
 //!
 //! Layout: a row's id is the first 8 bytes of its key (a lookup is one integer B-tree search, no
 //! separate key index); the row keeps the whole key, and a lookup whose stored key differs is a
@@ -29,7 +29,7 @@
 //! makes an entry look older.
 //!
 //! After every write the database's size (page count × page size, O(1) pragmas) is compared with
-//! the bound less the WAL's share ([`wal_limit`]); past it the log is compacted (one row per
+//! the bound less the WAL's share ([`wal_limit`](super::file::wal_limit)); past it the log is compacted (one row per
 //! entry hit), the least recently used rows are deleted until the pages in use are 90 % of that
 //! (so eviction runs once per tenth of the bound written, not on every insert), the freed pages
 //! are returned to the file system (`auto_vacuum = INCREMENTAL`) and the WAL is truncated.
@@ -40,7 +40,7 @@
 //! the OS's file cache, shared and reclaimable.
 //!
 //! Damage: a file that is not a SQLite database, that fails `PRAGMA quick_check` on open (run
-//! when the file is at most [`QUICK_CHECK_MAX`], or always after a run saw a corruption error),
+//! when the file is at most [`QUICK_CHECK_MAX`](super::file::QUICK_CHECK_MAX), or always after a run saw a corruption error),
 //! or that another version of dln wrote in another layout, is renamed
 //! `calls.sqlite.damaged-<timestamp>` with a warning and a new cache is started: a cache never
 //! stops a run. A corruption error mid-run makes lookups misses and stores no-ops (with a
@@ -48,127 +48,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::file::{
+    open_checked, row_id, set_aside, suspect_marker, wal_limit, Key, StoreError, DB_FILE, UPSERT,
+};
 use super::import;
-
-/// The database's file name inside the cache directory.
-pub const DB_FILE: &str = "calls.sqlite";
-
-/// A cache key: sha256 of model id, operation and request (see [`super::call_key`]).
-pub type Key = [u8; 32];
-
-/// How long a writer waits for another process's transaction before giving up.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+use super::upkeep::{checkpoint, compact_uses, evict, file_bytes, live_bytes, log_uses, shrink};
 
 /// Hits queued in memory before they are appended to the `uses` log in one transaction (64 kB
 /// of queue; a commit per 256 hits cost more than the lookups themselves).
 pub const TOUCH_BATCH: usize = 4096;
 
-/// Files up to this size are integrity-checked (`PRAGMA quick_check`) on every open; a larger
-/// one only when a run saw a corruption error in it (checking reads the whole file).
-pub const QUICK_CHECK_MAX: u64 = 64 << 20;
-
-/// The WAL's share of the bound: an eighth of it, at most 8 MiB. SQLite checkpoints the WAL
-/// into the database when it reaches half of this and truncates it to that after, which leaves
-/// the other half for a batch written past it.
-pub fn wal_limit(max_bytes: u64) -> u64 {
-    (max_bytes / 8).min(8 << 20)
-}
-
-/// The memory map of the database file: the whole file up to the bound, at most 1 GiB.
-const MMAP_MAX: u64 = 1 << 30;
-
-/// SQLite's own page cache per connection (its `cache_size`, in KiB when negative): the store's
-/// memory does not grow with the number of entries.
-const PAGE_CACHE_KIB: i64 = 2048;
-
 /// Eviction deletes down to this share of the bound.
 const EVICT_TO: f64 = 0.9;
-
-/// The layout this version writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
-
-/// Written beside the database when a corruption error was seen, so the next open checks it
-/// whatever its size.
-const SUSPECT_SUFFIX: &str = ".suspect";
-
-const SCHEMA: &str = "
-CREATE TABLE calls (
-    id    INTEGER PRIMARY KEY,
-    key   BLOB NOT NULL,
-    model TEXT NOT NULL,
-    op    TEXT NOT NULL,
-    used  INTEGER NOT NULL,
-    value BLOB NOT NULL
-);
-CREATE INDEX calls_by_use ON calls(used);
-CREATE TABLE uses (
-    id   INTEGER NOT NULL,
-    used INTEGER NOT NULL,
-    n    INTEGER NOT NULL
-);
-PRAGMA user_version = 1;
-";
-
-/// A row's id: the key's first 8 bytes.
-pub(super) fn row_id(key: &Key) -> i64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&key[..8]);
-    i64::from_be_bytes(b)
-}
-
-/// Inserts or replaces rows of `calls`: `?1` id, `?2` key, `?3` model, `?4` op, `?5` used,
-/// `?6` value.
-pub(super) const UPSERT: &str = "INSERT INTO calls (id, key, model, op, used, value)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-     ON CONFLICT(id) DO UPDATE SET key = excluded.key, model = excluded.model,
-     op = excluded.op, used = excluded.used, value = excluded.value";
-
-/// A failure of the store; each names the database file.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("call cache {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("call cache {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl StoreError {
-    pub(super) fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-        move |source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    /// Whether the file itself is damaged (as opposed to locked, full or unreadable).
-    fn is_damage(&self) -> bool {
-        matches!(self, StoreError::Sqlite { source, .. } if is_damage(source))
-    }
-}
-
-fn is_damage(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
-    )
-}
 
 /// What opening the store did besides opening it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -556,128 +450,6 @@ impl Drop for CallStore {
     }
 }
 
-/// Opens `path`, configures it and creates the schema; checks its integrity when small or
-/// suspect. Damage (or another version's layout) comes back as an error whose
-/// [`StoreError::is_damage`] is true.
-fn open_checked(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
-    if !has_sqlite_header(path).map_err(StoreError::io(path))? {
-        return Err(damage(path, "not a SQLite database"));
-    }
-    let mut conn = Connection::open(path).map_err(StoreError::sqlite(path))?;
-    let mut setup = || -> rusqlite::Result<Option<String>> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // Takes effect only on a new, empty database (before the first table).
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
-        // Durable against a killed process (what the cache must survive); a power cut may
-        // lose the last batches, never the database.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
-        let wal = wal_limit(max_bytes) as i64 / 2;
-        conn.pragma_update(None, "journal_size_limit", wal)?;
-        conn.pragma_update(None, "mmap_size", max_bytes.min(MMAP_MAX) as i64)?;
-        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        conn.pragma_update_and_check(None, "wal_autocheckpoint", (wal / page).max(2), |r| {
-            r.get::<_, i64>(0)
-        })?;
-        // Under the write lock, so two processes creating the cache at once create it once.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
-        if version == 0 && tables == 0 {
-            tx.execute_batch(SCHEMA)?;
-        } else if version != SCHEMA_VERSION {
-            return Ok(Some(format!(
-                "written by another version of dln (layout {version}, this one reads {SCHEMA_VERSION})"
-            )));
-        }
-        tx.commit()?;
-        Ok(None)
-    };
-    if let Some(why) = setup().map_err(StoreError::sqlite(path))? {
-        return Err(damage(path, &why));
-    }
-    let marker = suspect_marker(path);
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if size <= QUICK_CHECK_MAX || marker.exists() {
-        let problems = quick_check(&conn).map_err(StoreError::sqlite(path))?;
-        if !problems.is_empty() {
-            return Err(damage(
-                path,
-                &format!("integrity check: {}", problems.join("; ")),
-            ));
-        }
-        let _ = std::fs::remove_file(&marker);
-    }
-    Ok(conn)
-}
-
-fn damage(path: &Path, why: &str) -> StoreError {
-    StoreError::Sqlite {
-        path: path.to_path_buf(),
-        source: rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-            Some(why.to_string()),
-        ),
-    }
-}
-
-/// A missing or empty file is a new database; anything else must start with SQLite's magic.
-fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
-    use std::io::Read;
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e),
-    };
-    let mut head = Vec::with_capacity(16);
-    f.by_ref().take(16).read_to_end(&mut head)?;
-    Ok(head.is_empty() || head == b"SQLite format 3\0")
-}
-
-/// `PRAGMA quick_check`'s complaints (none when the file is sound).
-fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("PRAGMA quick_check")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows.into_iter().filter(|r| r != "ok").take(5).collect())
-}
-
-/// `path` with `suffix` appended to its name.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(suffix);
-    PathBuf::from(p)
-}
-
-fn suspect_marker(path: &Path) -> PathBuf {
-    with_suffix(path, SUSPECT_SUFFIX)
-}
-
-/// Moves a damaged database (and its WAL) to `calls.sqlite.damaged-<timestamp>`.
-fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
-    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    let name = |n: u32| {
-        let suffix = if n == 0 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
-        with_suffix(path, &format!(".damaged-{stamp}{suffix}"))
-    };
-    let mut aside = name(0);
-    let mut n = 0;
-    while aside.exists() {
-        n += 1;
-        aside = name(n);
-    }
-    std::fs::rename(path, &aside).map_err(StoreError::io(path))?;
-    let _ = std::fs::rename(with_suffix(path, "-wal"), with_suffix(&aside, "-wal"));
-    let _ = std::fs::remove_file(with_suffix(path, "-shm"));
-    let _ = std::fs::remove_file(suspect_marker(path));
-    Ok(aside)
-}
-
 /// A row found by [`read`]: whether it still lacks its model (imported), and its answer if it
 /// decoded.
 struct Row<T> {
@@ -721,138 +493,4 @@ fn read<T>(
     let found = lookup(&tx)?;
     tx.commit()?;
     Ok(found)
-}
-
-/// Appends the queued hits to the `uses` log and names the imported rows hit.
-fn log_uses(
-    tx: &rusqlite::Transaction<'_>,
-    touches: &mut Vec<(i64, i64)>,
-    names: &mut Vec<(i64, Arc<str>, &'static str)>,
-) -> rusqlite::Result<()> {
-    if !touches.is_empty() {
-        // One statement for the whole queue: `[[id, used], ...]` unpacked by SQLite's json_each.
-        use std::fmt::Write;
-        let mut pairs = String::with_capacity(touches.len() * 40 + 2);
-        for (id, used) in touches.iter() {
-            pairs.push(if pairs.is_empty() { '[' } else { ',' });
-            let _ = write!(pairs, "[{id},{used}]");
-        }
-        pairs.push(']');
-        tx.prepare_cached(
-            "INSERT INTO uses (id, used, n) SELECT value ->> 0, value ->> 1, 1 FROM json_each(?1)",
-        )?
-        .execute([pairs])?;
-        touches.clear();
-    }
-    if !names.is_empty() {
-        let mut stmt =
-            tx.prepare_cached("UPDATE calls SET model = ?2, op = ?3 WHERE id = ?1 AND model = ''")?;
-        for (id, model, op) in names.iter() {
-            stmt.execute(params![id, &**model, op])?;
-        }
-        names.clear();
-    }
-    Ok(())
-}
-
-/// Replaces the hit log by one row per entry still stored (latest use, summed count).
-fn compact_uses(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let last: Option<i64> = tx.query_row("SELECT max(rowid) FROM uses", [], |r| r.get(0))?;
-    let Some(last) = last else {
-        return Ok(());
-    };
-    tx.execute(
-        "INSERT INTO uses (id, used, n)
-         SELECT id, max(used), sum(n) FROM uses
-         WHERE rowid <= ?1 AND id IN (SELECT id FROM calls) GROUP BY id",
-        [last],
-    )?;
-    tx.execute("DELETE FROM uses WHERE rowid <= ?1", [last])?;
-    Ok(())
-}
-
-/// A pragma's number (`page_count`, `freelist_count`, `page_size`), its statement cached.
-fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
-    conn.prepare_cached(&format!("PRAGMA {name}"))?
-        .query_row([], |r| r.get(0))
-}
-
-/// Pages in use × page size.
-fn live_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    let pages = pragma(conn, "page_count")? - pragma(conn, "freelist_count")?;
-    Ok((pages.max(0) * pragma(conn, "page_size")?) as u64)
-}
-
-/// The database's size as committed (free pages included): what the file holds once the WAL is
-/// checkpointed.
-fn file_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    Ok((pragma(conn, "page_count")?.max(0) * pragma(conn, "page_size")?) as u64)
-}
-
-/// Compacts the hit log, then deletes the least recently used rows (by the later of `used` and
-/// the last logged hit) until the live size is at most `target`, in chunks sized from the mean
-/// row, one transaction each, with their logged hits; then gives the freed pages back and
-/// truncates the WAL.
-fn evict(conn: &mut Connection, target: u64) -> rusqlite::Result<u64> {
-    {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        compact_uses(&tx)?;
-        tx.commit()?;
-    }
-    let mut rows: i64 = conn.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
-    let mut evicted = 0u64;
-    for _ in 0..64 {
-        let live = live_bytes(conn)?;
-        if live <= target || rows <= 0 {
-            break;
-        }
-        let per_row = (live / rows as u64).max(1);
-        let n = ((live - target) / per_row + 1).min(rows as u64) as i64;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS evicted (id INTEGER PRIMARY KEY)",
-            [],
-        )?;
-        tx.execute("DELETE FROM temp.evicted", [])?;
-        tx.execute(
-            "INSERT OR IGNORE INTO temp.evicted
-             SELECT c.id FROM calls AS c
-             LEFT JOIN (SELECT id, max(used) AS used FROM uses GROUP BY id) AS u ON u.id = c.id
-             ORDER BY max(c.used, coalesce(u.used, 0)) LIMIT ?1",
-            [n],
-        )?;
-        let gone = tx.execute(
-            "DELETE FROM calls WHERE id IN (SELECT id FROM temp.evicted)",
-            [],
-        )? as i64;
-        tx.execute(
-            "DELETE FROM uses WHERE id IN (SELECT id FROM temp.evicted)",
-            [],
-        )?;
-        tx.commit()?;
-        evicted += gone as u64;
-        rows -= gone;
-        if gone == 0 {
-            break;
-        }
-    }
-    shrink(conn)?;
-    checkpoint(conn)?;
-    Ok(evicted)
-}
-
-/// Gives free pages back to the file system, and copies the WAL into the database as far as no
-/// other process is reading it (no waiting).
-fn shrink(conn: &Connection) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
-    let mut rows = stmt.query([])?;
-    while rows.next()?.is_some() {}
-    drop(rows);
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-}
-
-/// Copies the whole WAL into the database and truncates it (waiting for readers, up to the busy
-/// timeout).
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
