@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 
 use crate::data::{Example, OutputClasses};
 use crate::dln::error::DlnError;
-pub use crate::dln::stage::Operation;
 use crate::dln::network::{chat_forward_refused, Layer};
+pub use crate::dln::stage::Operation;
 use crate::llm::{
     ClassifyRequest, GenerateRequest, Generation, LlmResult, Prompt, ScoreRequest, VerbalizerReduce,
 };

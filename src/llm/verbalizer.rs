@@ -187,7 +187,16 @@ mod tests {
         let owners: Vec<(usize, usize)> = items.iter().map(|i| (i.request, i.class)).collect();
         assert_eq!(
             owners,
-            [(0, 0), (0, 0), (0, 1), (0, 1), (1, 0), (1, 0), (1, 1), (1, 1)]
+            [
+                (0, 0),
+                (0, 0),
+                (0, 1),
+                (0, 1),
+                (1, 0),
+                (1, 0),
+                (1, 1),
+                (1, 1)
+            ]
         );
         // Request 0: "yes" + " yes" hold 0.3 + 0.3, "no" + " no" 0.2 + 0.2. Request 1 keeps each
         // class's best variant: 0.4 against 0.1.
@@ -200,7 +209,10 @@ mod tests {
     #[test]
     fn a_class_without_verbalizers_is_refused() {
         let err = verbalizer_items(&[request(&[&["yes"], &[]], VerbalizerReduce::Sum)]);
-        assert!(err.unwrap_err().to_string().contains("class 1 has no verbalizer"));
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("class 1 has no verbalizer"));
         let err = verbalizer_items(&[request(&[], VerbalizerReduce::Sum)]);
         assert!(err.unwrap_err().to_string().contains("at least one class"));
     }

@@ -11,8 +11,8 @@ use crate::dln::trainer::{accuracy, prepare_shots};
 use crate::dln::{Forward, Operation, Split, UsageBook};
 use crate::run::checkpoint::{read_checkpoint, CHECKPOINT_FILE};
 use crate::run::drive::build_network;
-use crate::run::result::read_result;
 use crate::run::options::SessionOptions;
+use crate::run::result::read_result;
 use crate::run::session::load_data;
 use crate::run::RunError;
 

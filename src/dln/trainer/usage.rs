@@ -1,7 +1,6 @@
 //! Token usage bookkeeping: the run's totals and the iteration in progress, per layer and
 //! [`Operation`], in one [`UsageBook`].
 
-
 use crate::dln::events::{LayerIndex, UsageEntry};
 use crate::dln::network::Network;
 use crate::dln::ops::Operation;

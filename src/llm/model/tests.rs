@@ -46,8 +46,7 @@ fn contents() -> Vec<Vec<u8>> {
         .iter()
         .enumerate()
         .map(|(p, len)| {
-            let mut bytes: Vec<u8> =
-                (0..*len).map(|i| ((i * 31 + p * 7) % 251) as u8).collect();
+            let mut bytes: Vec<u8> = (0..*len).map(|i| ((i * 31 + p * 7) % 251) as u8).collect();
             if p == 0 {
                 bytes[..4].copy_from_slice(b"GGUF");
             }
@@ -143,8 +142,7 @@ fn names(dir: &Path) -> Vec<String> {
 #[test]
 fn a_missing_path_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err =
-        resolve_with(Some("/no/such/model.gguf"), false, &config(dir.path())).unwrap_err();
+    let err = resolve_with(Some("/no/such/model.gguf"), false, &config(dir.path())).unwrap_err();
     assert!(matches!(err, ModelError::MissingFile(_)), "{err}");
     assert!(err.to_string().contains("/no/such/model.gguf"));
 }
