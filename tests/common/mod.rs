@@ -1,11 +1,34 @@
 //! The test kit the integration tests share (`mod common;`): the model the tests on a real model
 //! run on, named once here and independent of `dln::llm::model::DEFAULT_MODEL` (the default a
-//! person gets may be larger and slower; the tests stay on the small one), and the `dln` binary
-//! as a command on that model. Not every test file uses every item.
+//! person gets may be larger and slower; the tests stay on the small one), the `dln` binary as a
+//! command on that model, and the repository's examples and recorded fixtures. Its submodules:
+//! [`run`], the binary's runs and their directories; [`tmux`], the workbench in a terminal.
+//! Not every test file uses every item.
 
-use std::path::PathBuf;
+pub mod run;
+pub mod tmux;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+
+/// The repository's root (where `examples/` and `tests/data/` are).
+#[allow(dead_code)]
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A shipped example, by its path under `examples/` (`tiny.toml`, `data/tiny.json`).
+#[allow(dead_code)]
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// A recorded fixture, by its path under `tests/data/` (runs, event logs, HTTP bodies).
+#[allow(dead_code)]
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/data").join(name)
+}
 
 /// The built-in model every test on a real model runs on: SmolLM2-135M, small and fast.
 #[allow(dead_code)]
@@ -70,7 +93,7 @@ pub fn train_with(mut cmd: Command, config: &str, sets: &[&str]) -> (tempfile::T
 
 /// The events of a run directory's `events.jsonl`, as JSON values.
 #[allow(dead_code)]
-pub fn events(run: &std::path::Path) -> Vec<serde_json::Value> {
+pub fn events(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("events.jsonl"))
         .expect("events.jsonl")
         .lines()
