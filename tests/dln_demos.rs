@@ -4,7 +4,7 @@
 
 mod dln_common;
 
-use dln::dln::events::{Candidate, Event};
+use dln::dln::events::Event;
 use dln::run::export::{export_run, Format, Which};
 use dln::run::{read_checkpoint, read_result};
 use dln_common::*;
@@ -18,21 +18,6 @@ fn with_demos(layers: usize, k: usize) -> dln::config::Config {
     c
 }
 
-fn scored(events: &[Event]) -> Vec<(usize, Vec<Candidate>, usize)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CandidatesScored {
-                layer,
-                candidates,
-                winner,
-                ..
-            } => Some((*layer, candidates.clone(), *winner)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn demonstration_moves_are_scored_beside_instructions_and_travel_with_the_prompt() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -41,7 +26,7 @@ async fn demonstration_moves_are_scored_beside_instructions_and_travel_with_the_
     let scored = scored(&events);
     assert!(!scored.is_empty());
     let mut moves = 0;
-    for (_, candidates, _) in &scored {
+    for (_, _, candidates, _) in &scored {
         let current = &candidates[0];
         assert!(current.demos.len() <= 2 && current.demo_move.is_none());
         for c in &candidates[1..] {

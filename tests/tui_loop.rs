@@ -6,20 +6,14 @@ mod tui_common;
 
 use std::time::{Duration, Instant};
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{Event as TermEvent, KeyCode};
 use dln::dln::events::{Command, Event, Stage};
 use dln::tui::run_loop::{run_with, Link, FRAME};
 use dln::tui::Exit;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
-
-fn key(c: char) -> std::io::Result<TermEvent> {
-    Ok(TermEvent::Key(KeyEvent::new(
-        KeyCode::Char(c),
-        KeyModifiers::NONE,
-    )))
-}
+use tui_common::term_key;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
@@ -55,7 +49,7 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
             }
             if i == flood / 2 {
                 let sent = Instant::now();
-                ktx.unbounded_send(key(' ')).expect("key");
+                ktx.unbounded_send(term_key(KeyCode::Char(' '))).expect("key");
                 let cmd = tokio::time::timeout(Duration::from_secs(2), crx.recv()).await;
                 assert_eq!(cmd.ok().flatten(), Some(Command::Pause));
                 pause_latency = Some(sent.elapsed());
@@ -65,8 +59,8 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
         // Idle for a second: nothing arrives, nothing should be drawn.
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Quit: confirm, Stop is sent; the engine "ends" by closing its stream.
-        ktx.unbounded_send(key('q')).expect("key");
-        ktx.unbounded_send(key('y')).expect("key");
+        ktx.unbounded_send(term_key(KeyCode::Char('q'))).expect("key");
+        ktx.unbounded_send(term_key(KeyCode::Char('y'))).expect("key");
         let stop = tokio::time::timeout(Duration::from_secs(2), crx.recv()).await;
         assert_eq!(stop.ok().flatten(), Some(Command::Stop));
         drop(etx);

@@ -4,25 +4,11 @@
 
 mod tui_common;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use dln::dln::events::{Command, Event, RunState, TemplateRole};
 use dln::tui::editor::EditorTarget;
 use dln::tui::{Action, App, Exit, KeyMap, Mode, Overlay, Pane, Theme};
 use tui_common::*;
-
-fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
-    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        press(app, KeyCode::Char(c));
-    }
-}
-
-fn ctrl(app: &mut App, c: char) -> Vec<Command> {
-    app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
-}
 
 #[test]
 fn reducer_holds_prompts_scores_history_and_usage() {
@@ -169,7 +155,7 @@ fn prompt_edits_survive_closing_and_switching_panes() {
         app.overlay,
         Some(Overlay::Editor(EditorTarget::Prompt { layer: 0 }))
     );
-    ctrl(&mut app, 'e');
+    app.handle_key(ctrl('e'));
     type_text(&mut app, " Be brief.");
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.overlay, None);
@@ -182,7 +168,7 @@ fn prompt_edits_survive_closing_and_switching_panes() {
         app.editors[&EditorTarget::Prompt { layer: 0 }].text(),
         expected
     );
-    let cmds = ctrl(&mut app, 's');
+    let cmds = app.handle_key(ctrl('s'));
     assert_eq!(
         cmds,
         vec![Command::SetPrompt {
@@ -210,10 +196,10 @@ fn write_a_hidden_text_and_exclude_a_sample() {
         "December ends; the next day is in 2021.",
         "starts from h"
     );
-    ctrl(&mut app, 'a');
-    ctrl(&mut app, 'k');
+    app.handle_key(ctrl('a'));
+    app.handle_key(ctrl('k'));
     type_text(&mut app, "The year ends, so tomorrow is 2022-01-01.");
-    let cmds = ctrl(&mut app, 's');
+    let cmds = app.handle_key(ctrl('s'));
     assert_eq!(
         cmds,
         vec![Command::AddHidden {
@@ -301,9 +287,9 @@ fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
     };
     assert_eq!(app.overlay, Some(Overlay::Editor(target)));
     press(&mut app, KeyCode::Down);
-    ctrl(&mut app, 'e');
+    app.handle_key(ctrl('e'));
     type_text(&mut app, " {% endif %}");
-    let cmds = ctrl(&mut app, 's');
+    let cmds = app.handle_key(ctrl('s'));
     let sent = "{{ prompt }}\n{{ input }} {% endif %}\nAnswer:".to_string();
     assert_eq!(
         cmds,
@@ -333,11 +319,11 @@ fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
     press(&mut app, KeyCode::Char('1'));
     assert!(app.editors[&target].error.is_some());
     // Fix and apply: the engine confirms and the editor closes.
-    ctrl(&mut app, 'w');
-    ctrl(&mut app, 'w');
-    ctrl(&mut app, 'w');
+    app.handle_key(ctrl('w'));
+    app.handle_key(ctrl('w'));
+    app.handle_key(ctrl('w'));
     let fixed = app.editors[&target].text();
-    let cmds = ctrl(&mut app, 's');
+    let cmds = app.handle_key(ctrl('s'));
     assert_eq!(cmds.len(), 1);
     app.apply(&Event::TemplateReplaced {
         layer: 1,
@@ -362,7 +348,7 @@ fn local_validation_refuses_before_sending() {
     press(&mut app, KeyCode::Char('t'));
     press(&mut app, KeyCode::Enter);
     type_text(&mut app, "{{ prompt ");
-    assert_eq!(ctrl(&mut app, 's'), vec![]);
+    assert_eq!(app.handle_key(ctrl('s')), vec![]);
     let target = EditorTarget::Template {
         layer: 0,
         role: TemplateRole::Forward,
@@ -389,9 +375,9 @@ fn quitting_asks_while_active_then_stops_and_waits() {
 
     // Ctrl-C stops without asking.
     let mut app = app_with(&dln1_running());
-    assert_eq!(ctrl(&mut app, 'c'), vec![Command::Stop]);
+    assert_eq!(app.handle_key(ctrl('c')), vec![Command::Stop]);
     assert_eq!(
-        ctrl(&mut app, 'c'),
+        app.handle_key(ctrl('c')),
         vec![],
         "a second Ctrl-C leaves at once"
     );
@@ -465,7 +451,7 @@ fn mouse_clicks_focus_panes_and_keys_can_be_rebound() {
     );
     app.apply_all(&dln1_running());
     assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![]);
-    assert_eq!(ctrl(&mut app, 'p'), vec![Command::Pause]);
+    assert_eq!(app.handle_key(ctrl('p')), vec![Command::Pause]);
 }
 
 #[test]
@@ -549,7 +535,7 @@ fn errors_about_other_commands_do_not_land_in_a_template_editor() {
     press(&mut app, KeyCode::Char('t'));
     press(&mut app, KeyCode::Enter);
     type_text(&mut app, "x = 1\n");
-    assert_eq!(ctrl(&mut app, 's').len(), 1);
+    assert_eq!(app.handle_key(ctrl('s')).len(), 1);
     app.apply(&Event::CommandRejected {
         command: Command::AddHidden {
             layer: 1,
@@ -585,11 +571,11 @@ fn a_hidden_text_can_be_written_before_the_posterior_is_sampled() {
         app.editors[&target].text(),
         "December ends; the next day is in 2021."
     );
-    ctrl(&mut app, 'a');
-    ctrl(&mut app, 'k');
+    app.handle_key(ctrl('a'));
+    app.handle_key(ctrl('k'));
     type_text(&mut app, "Next year.");
     assert_eq!(
-        ctrl(&mut app, 's'),
+        app.handle_key(ctrl('s')),
         vec![Command::AddHidden {
             layer: 1,
             example: 1,

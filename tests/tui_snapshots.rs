@@ -3,19 +3,11 @@
 
 mod tui_common;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use dln::dln::events::{Command, Event, TemplateRole};
 use dln::tui::{Action, Overlay, Pane};
 use insta::assert_snapshot;
 use tui_common::*;
-
-fn key(c: char) -> KeyEvent {
-    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
-}
-
-fn ctrl(c: char) -> KeyEvent {
-    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
-}
 
 #[test]
 fn dln1_running_80x24() {
@@ -220,14 +212,14 @@ fn editing_template_with_local_error() {
         "[template]\ntext = \"\"\"\n{{ prompt }}\n\n{{ input }}\nAnswer:\"\"\"".into(),
     );
     app.handle_action(Action::EditTemplate);
-    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    app.handle_key(key(KeyCode::Enter));
     assert!(matches!(app.overlay, Some(Overlay::Editor(_))));
     // Break line 5: `{{ input }}` → `{{ input }`.
     for _ in 0..4 {
-        app.handle_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+        app.handle_key(key(KeyCode::Down));
     }
-    app.handle_key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE));
-    app.handle_key(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+    app.handle_key(key(KeyCode::End));
+    app.handle_key(key(KeyCode::Backspace));
     let cmds = app.handle_key(ctrl('s'));
     assert!(cmds.is_empty(), "an invalid template is not sent: {cmds:?}");
     assert_snapshot!(render(&mut app, 80, 24));
@@ -240,12 +232,12 @@ fn editing_template_engine_error() {
         .templates
         .insert(TemplateRole::Forward, "{{ prompt }}\n{{ input }}".into());
     app.handle_action(Action::EditTemplate);
-    app.handle_key(key('1'));
+    app.handle_key(char_key('1'));
     for c in "\n{% if %}".chars() {
         let k = if c == '\n' {
-            KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)
+            key(KeyCode::Enter)
         } else {
-            key(c)
+            char_key(c)
         };
         app.handle_key(k);
     }
