@@ -8,8 +8,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::run::{after_checkpoint, kill_when, mid_iteration, ok, read_json, result, resume, train};
 use common::example;
+use common::run::{
+    after_checkpoint, kill_when, mid_iteration, ok, read_json, result, resume, train,
+};
 
 /// The run both halves of the test make, writing to `out`.
 fn tiny(out: &Path) -> Command {
@@ -31,7 +33,10 @@ fn sigkill_mid_iteration_then_resume_equals_uninterrupted() {
     let alone = tmp.path().join("alone");
     let killed = tmp.path().join("killed");
 
-    ok(tiny(&alone).output().expect("run dln"), "the run left alone");
+    ok(
+        tiny(&alone).output().expect("run dln"),
+        "the run left alone",
+    );
 
     // Start the same run and kill it once the first checkpoint exists and the next iteration
     // has begun (some of its events are logged).

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::run::{event_lines, resume, result, signal, stderr, watch};
+use common::run::{event_lines, result, resume, signal, stderr, watch};
 use common::{example, test_model};
 
 const STOPPED: i32 = 3;
@@ -25,7 +25,10 @@ fn train(out: &Path, iterations: usize) -> Command {
 /// Waits until the run has started its `nth` stage (the model is loaded and working).
 fn wait_for_stage(child: &mut Child, dir: &Path, nth: usize) {
     let started = |lines: &[String]| {
-        let n = lines.iter().filter(|l| l.contains("\"stage_started\"")).count();
+        let n = lines
+            .iter()
+            .filter(|l| l.contains("\"stage_started\""))
+            .count();
         n >= nth
     };
     assert!(

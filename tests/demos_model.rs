@@ -33,7 +33,10 @@ fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() 
     let tmp = tempfile::tempdir().expect("tempdir");
     let alone = tmp.path().join("alone");
     let killed = tmp.path().join("killed");
-    ok(with_demos(&alone).output().expect("run dln"), "the run left alone");
+    ok(
+        with_demos(&alone).output().expect("run dln"),
+        "the run left alone",
+    );
     let a = result(&alone);
     assert_eq!(a["best_demos"][0].as_array().map(Vec::len), Some(3), "{a}");
 
@@ -86,7 +89,10 @@ fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() 
     );
     let inputs = tmp.path().join("in.jsonl");
     std::fs::write(&inputs, "{\"sentence\": \"a wonderful, moving film\"}\n").expect("inputs");
-    let out = ok(predict(&file, &inputs).output().expect("predict"), "predict");
+    let out = ok(
+        predict(&file, &inputs).output().expect("predict"),
+        "predict",
+    );
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(answer.contains("\"prediction\""), "{answer}");
 }

@@ -139,9 +139,15 @@ fn keys_add_remove_and_pin_demonstrations() {
         }]
     );
     // P pins, and once the engine says so, unpins.
-    assert_eq!(press_char(&mut app, 'P'), vec![Command::PinDemos { layer: 0 }]);
+    assert_eq!(
+        press_char(&mut app, 'P'),
+        vec![Command::PinDemos { layer: 0 }]
+    );
     app.apply(&Event::DemosPinned { layer: 0 });
-    assert_eq!(press_char(&mut app, 'P'), vec![Command::UnpinDemos { layer: 0 }]);
+    assert_eq!(
+        press_char(&mut app, 'P'),
+        vec![Command::UnpinDemos { layer: 0 }]
+    );
 
     // A layer without demonstrations says so instead of sending anything.
     let mut plain = app_with(&dln1_running());
@@ -182,8 +188,7 @@ fn demos_layers_pane() {
 
 #[test]
 fn demos_candidates_pane() {
-    let mut app = app_with(&dln1_demos());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_demos(), Pane::Candidates, &[]);
     assert_snapshot!(
         "demos_candidates",
         render_pane(&app, Pane::Candidates, 70, 12)

@@ -28,8 +28,13 @@ fn workbench(tmp: &Path) -> DlnLine {
 
 /// `line` made `dln tui examples/tiny.toml --out OUT --set …`.
 fn tui_tiny(line: DlnLine, out: &Path, sets: &[&str]) -> DlnLine {
-    let line = line.arg("tui").arg(example("tiny.toml")).arg("--out").arg(out);
-    sets.iter().fold(line, |line, set| line.args(["--set", set]))
+    let line = line
+        .arg("tui")
+        .arg(example("tiny.toml"))
+        .arg("--out")
+        .arg(out);
+    sets.iter()
+        .fold(line, |line, set| line.args(["--set", set]))
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.
@@ -248,10 +253,7 @@ fn workbench_pause_pin_edit_resume_quit() {
     // 8. `dln replay` on the same directory shows the pinned prompt, read-only, with a scrubber.
     let replay = Tmux::start(
         "replay",
-        &in_home(tmp.path())
-            .arg("replay")
-            .arg(&out)
-            .then("sleep 60"),
+        &in_home(tmp.path()).arg("replay").arg(&out).then("sleep 60"),
     );
     let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let head: String = words(&pinned).chars().take(24).collect();
@@ -334,7 +336,8 @@ fn the_workbench_resumes_a_stopped_run() {
         .stderr(Stdio::null())
         .spawn()
         .expect("dln train");
-    let checkpointed = |lines: &[String]| lines.iter().any(|l| l.contains("\"checkpoint_written\""));
+    let checkpointed =
+        |lines: &[String]| lines.iter().any(|l| l.contains("\"checkpoint_written\""));
     assert!(
         watch(&mut child, &out, Duration::from_secs(600), checkpointed),
         "no checkpoint"

@@ -25,8 +25,7 @@ fn y_copies_the_selected_prompt_or_hidden_text() {
     app.effects.clear();
 
     // The hidden pane copies the selected posterior sample.
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&dln2_hidden(), Pane::Hidden, &[]);
     press_char(&mut app, 'l');
     press_char(&mut app, 'y');
     let l = app.hidden_layer().expect("a posterior");
@@ -152,8 +151,7 @@ fn e_edits_the_prompt_in_the_external_editor_and_applies_the_save() {
 
 #[test]
 fn n_and_n_step_through_the_matches_of_a_search() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
     press_char(&mut app, 'n');
     assert!(app
         .notice
@@ -198,8 +196,7 @@ fn n_and_n_step_through_the_matches_of_a_search() {
 
 #[test]
 fn z_zooms_the_focused_pane() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
     press_char(&mut app, 'z');
     assert!(app.zoomed);
     assert_snapshot!("zoomed_candidates_140x40", render(&mut app, 140, 40));

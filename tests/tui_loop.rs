@@ -49,7 +49,8 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
             }
             if i == flood / 2 {
                 let sent = Instant::now();
-                ktx.unbounded_send(term_key(KeyCode::Char(' '))).expect("key");
+                ktx.unbounded_send(term_key(KeyCode::Char(' ')))
+                    .expect("key");
                 let cmd = tokio::time::timeout(Duration::from_secs(2), crx.recv()).await;
                 assert_eq!(cmd.ok().flatten(), Some(Command::Pause));
                 pause_latency = Some(sent.elapsed());
@@ -59,8 +60,10 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
         // Idle for a second: nothing arrives, nothing should be drawn.
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Quit: confirm, Stop is sent; the engine "ends" by closing its stream.
-        ktx.unbounded_send(term_key(KeyCode::Char('q'))).expect("key");
-        ktx.unbounded_send(term_key(KeyCode::Char('y'))).expect("key");
+        ktx.unbounded_send(term_key(KeyCode::Char('q')))
+            .expect("key");
+        ktx.unbounded_send(term_key(KeyCode::Char('y')))
+            .expect("key");
         let stop = tokio::time::timeout(Duration::from_secs(2), crx.recv()).await;
         assert_eq!(stop.ok().flatten(), Some(Command::Stop));
         drop(etx);

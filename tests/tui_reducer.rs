@@ -46,17 +46,7 @@ fn reducer_holds_prompts_scores_history_and_usage() {
 
 #[test]
 fn posterior_events_human_samples_and_exclusions() {
-    let mut events = dln2_hidden();
-    events.push(Event::HiddenAdded {
-        layer: 1,
-        example: 2,
-        text: "Feb 2019 has 28 days.".into(),
-    });
-    events.push(Event::SampleExcluded {
-        layer: 1,
-        example: 2,
-        sample: 1,
-    });
+    let events = person_edits(dln2_hidden(), 1, 2, "Feb 2019 has 28 days.", 1);
     let app = app_with(&events);
     assert_eq!(app.hidden_layer(), Some(1));
     let p = &app.run.posteriors[&1];
@@ -108,8 +98,7 @@ fn pause_shows_pausing_until_the_engine_pauses_then_step_and_resume() {
 
 #[test]
 fn pin_a_candidate_or_the_current_prompt_and_unpin() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
     press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Down);
     let cmds = press(&mut app, KeyCode::Char('p'));
@@ -182,8 +171,7 @@ fn prompt_edits_survive_closing_and_switching_panes() {
 
 #[test]
 fn write_a_hidden_text_and_exclude_a_sample() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&dln2_hidden(), Pane::Hidden, &[]);
     press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Char('a'));
     let target = EditorTarget::Hidden {
@@ -399,8 +387,7 @@ fn quitting_asks_while_active_then_stops_and_waits() {
 
 #[test]
 fn filters_sorting_and_wrong_only() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&dln1_running(), Pane::Hidden, &[]);
     assert_eq!(app.hidden_rows(), vec![0, 1, 2, 3]);
     press(&mut app, KeyCode::Char('w'));
     assert_eq!(app.hidden_rows(), vec![2]);
@@ -611,8 +598,7 @@ fn find_on_screen(app: &mut App, w: u16, h: u16, needle: &str) -> (u16, u16) {
 
 #[test]
 fn clicking_a_candidate_selects_it_and_clicking_it_again_expands_it() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
     let (col, row) = find_on_screen(&mut app, 80, 24, "Answer with one word.");
     app.handle_mouse(left_click(col, row));
     assert_eq!(app.sel.candidate, 2);
@@ -628,8 +614,7 @@ fn clicking_a_candidate_selects_it_and_clicking_it_again_expands_it() {
 
 #[test]
 fn clicking_hidden_examples_and_samples_selects_them() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&dln2_hidden(), Pane::Hidden, &[]);
     let (col, row) = find_on_screen(&mut app, 80, 24, "2019-02-28. What is the date in two");
     app.handle_mouse(left_click(col, row));
     assert_eq!(app.sel.example, 2);
@@ -656,8 +641,7 @@ fn clicking_hidden_examples_and_samples_selects_them() {
 
 #[test]
 fn clicking_a_layer_selects_it_from_another_pane_and_again_shows_its_diff() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Metrics;
+    let mut app = app_at(&dln2_hidden(), Pane::Metrics, &[]);
     app.sel.hidden_layer = None;
     let (col, row) = find_on_screen(&mut app, 160, 45, "Layer 1 (hidden)");
     app.handle_mouse(left_click(col, row));
@@ -690,8 +674,7 @@ fn clicking_a_layer_selects_it_from_another_pane_and_again_shows_its_diff() {
 
 #[test]
 fn clicks_under_an_overlay_or_on_the_status_line_select_nothing() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
     let (col, row) = find_on_screen(&mut app, 80, 24, "Answer with one word.");
     app.handle_action(Action::Help);
     app.handle_mouse(left_click(col, row));
@@ -876,8 +859,7 @@ fn new_events_round_trip() {
 /// so `k` then `e` edits the layer the cursor is on; PgDn scrolls a long prompt.
 #[test]
 fn in_the_layers_pane_j_and_k_choose_the_layer_that_e_edits() {
-    let mut app = app_with(&paused(dln2_hidden()));
-    app.focus = Pane::Layers;
+    let mut app = app_at(&paused(dln2_hidden()), Pane::Layers, &[]);
     press(&mut app, KeyCode::Char('j'));
     assert_eq!(app.sel.layer, 1);
     press(&mut app, KeyCode::Char('j'));

@@ -52,15 +52,12 @@ fn seen(view: &RunView) -> String {
 fn replay_shows_the_live_prompts_and_scores() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (live_events, live_app, per_iteration) = rt.block_on(async {
         let mut session = Session::start(tiny_config(2), options_with(scripted(), &out))
             .await
             .expect("session starts");
-        let mut app = App::new(Theme::mono(), KeyMap::default());
+        let mut app = tui_common::app();
         let mut events: Vec<Event> = Vec::new();
         let mut per_iteration: Vec<(usize, String)> = Vec::new();
         let mut batch = Vec::new();

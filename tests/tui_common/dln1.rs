@@ -3,7 +3,7 @@
 
 use dln::dln::events::*;
 
-use super::{candidates, example, layer_info, usage};
+use super::{candidates, example, iteration_end, layer_info, usage};
 
 pub const P0: &str = "Classify the sentiment of the review as positive or negative.";
 pub const P1: &str = "Read the movie review carefully. Decide whether the reviewer liked the film; answer positive if they did and negative if they did not.";
@@ -121,29 +121,19 @@ pub fn dln1_running() -> Vec<Event> {
             previous: current.into(),
             demos: Vec::new(),
         });
-        ev.push(Event::Elbo {
-            iteration: it,
-            terms: vec![Some(-0.52 + 0.05 * it as f64)],
-            total: -0.52 + 0.05 * it as f64,
-        });
-        ev.push(Event::Evaluated {
-            iteration: it,
-            split: dln::dln::Split::Dev,
-            accuracy: 0.55 + 0.15 * it as f64,
-            best_so_far: true,
-            answers: Default::default(),
-        });
-        ev.push(Event::IterationDone {
-            iteration: it,
-            train_accuracy: acc,
-            elbo: Some(-0.52 + 0.05 * it as f64),
-            usage: vec![
+        let elbo = -0.52 + 0.05 * it as f64;
+        ev.extend(iteration_end(
+            it,
+            (&[elbo], elbo),
+            0.55 + 0.15 * it as f64,
+            acc,
+            vec![
                 usage(0, "forward", 4, 420, 8),
                 usage(0, "propose", 3, 900, 150),
                 usage(0, "score", 16, 3000, 0),
             ],
-            elapsed_ms: 40_000,
-        });
+            40_000,
+        ));
         ev.push(Event::CheckpointWritten {
             iteration: it + 1,
             path: "/runs/sentiment-demo/checkpoint.json".into(),

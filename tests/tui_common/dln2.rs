@@ -3,7 +3,7 @@
 
 use dln::dln::events::*;
 
-use super::{candidates, example, layer_info, usage};
+use super::{candidates, example, iteration_end, layer_info, usage};
 
 const H_PROMPT: &str =
     "Think step by step about what the question asks, then write your reasoning.";
@@ -244,31 +244,21 @@ pub fn dln2_navigate() -> Vec<Event> {
         },
     ];
     for it in 0..2 {
-        ev.push(Event::Elbo {
-            iteration: it,
-            terms: vec![Some(-1.9 + 0.2 * it as f64), Some(-0.8 + 0.1 * it as f64)],
-            total: -2.7 + 0.3 * it as f64,
-        });
-        ev.push(Event::Evaluated {
-            iteration: it,
-            split: dln::dln::Split::Dev,
-            accuracy: 0.55 + 0.05 * it as f64,
-            best_so_far: true,
-            answers: Default::default(),
-        });
-        ev.push(Event::IterationDone {
-            iteration: it,
-            train_accuracy: 0.5 + 0.125 * it as f64,
-            elbo: Some(-2.7 + 0.3 * it as f64),
-            usage: vec![
+        let terms = [-1.9 + 0.2 * it as f64, -0.8 + 0.1 * it as f64];
+        ev.extend(iteration_end(
+            it,
+            (&terms, -2.7 + 0.3 * it as f64),
+            0.55 + 0.05 * it as f64,
+            0.5 + 0.125 * it as f64,
+            vec![
                 usage(0, "forward", 8, 2400, 900),
                 usage(0, "posterior", 8, 3100, 1800),
                 usage(0, "score", 32, 12_800, 0),
                 usage(1, "forward", 8, 3300, 16),
                 usage(1, "score", 16, 6400, 0),
             ],
-            elapsed_ms: 95_000,
-        });
+            95_000,
+        ));
     }
     let examples: Vec<ForwardExample> = NAV
         .iter()
@@ -351,4 +341,3 @@ pub fn dln2_navigate() -> Vec<Event> {
     });
     ev
 }
-

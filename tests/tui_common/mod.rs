@@ -15,7 +15,7 @@ pub use dln2::*;
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use dln::dln::events::*;
 use dln::llm::Usage;
-use dln::tui::{App, KeyMap, Theme};
+use dln::tui::{Action, App, KeyMap, Pane, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::{Frame, Terminal};
 
@@ -29,6 +29,38 @@ pub fn app_with(events: &[Event]) -> App {
     let mut a = app();
     a.apply_all(events);
     a
+}
+
+/// [`app_with`] `events`, focused on `pane`, after `actions` (a test's starting point).
+pub fn app_at(events: &[Event], pane: Pane, actions: &[Action]) -> App {
+    let mut a = app_with(events);
+    a.focus = pane;
+    for action in actions {
+        a.handle_action(*action);
+    }
+    a
+}
+
+/// `events` and then a person's edits of the posterior of `example` at `layer`: their own
+/// hidden `text` added, and sample `excluded` left out.
+pub fn person_edits(
+    mut events: Vec<Event>,
+    layer: usize,
+    example: usize,
+    text: &str,
+    excluded: usize,
+) -> Vec<Event> {
+    events.push(Event::HiddenAdded {
+        layer,
+        example,
+        text: text.into(),
+    });
+    events.push(Event::SampleExcluded {
+        layer,
+        example,
+        sample: excluded,
+    });
+    events
 }
 
 /// What `draw` draws into a `w`×`h` test terminal, as text.
@@ -163,3 +195,36 @@ fn candidates(prompts: &[&str], scores: Option<&[f64]>) -> Vec<Candidate> {
         .collect()
 }
 
+/// The end of iteration `it`: its ELBO (each layer's term and the total), its dev accuracy
+/// (always the best so far), then the iteration done with its train accuracy, the usage of its
+/// calls and its time.
+fn iteration_end(
+    it: usize,
+    (terms, total): (&[f64], f64),
+    dev: f64,
+    train_accuracy: f64,
+    usage: Vec<UsageEntry>,
+    elapsed_ms: u64,
+) -> [Event; 3] {
+    [
+        Event::Elbo {
+            iteration: it,
+            terms: terms.iter().copied().map(Some).collect(),
+            total,
+        },
+        Event::Evaluated {
+            iteration: it,
+            split: dln::dln::Split::Dev,
+            accuracy: dev,
+            best_so_far: true,
+            answers: Default::default(),
+        },
+        Event::IterationDone {
+            iteration: it,
+            train_accuracy,
+            elbo: Some(total),
+            usage,
+            elapsed_ms,
+        },
+    ]
+}
