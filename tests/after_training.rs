@@ -172,15 +172,9 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
 
 #[test]
 fn export_formats_round_trip() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("run");
+    let (tmp, dir) = run_dir();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let session = Session::start(tiny_config(2), options_with(scripted(), &dir))
-            .await
-            .expect("start");
-        run_to_end(session).await.0.expect("run");
-    });
+    rt.block_on(run_succeeding(tiny_config(2), scripted(), &dir));
     let exported = export_run(&dir, Which::Best).expect("export");
     for (format, ext) in [
         (Format::Toml, "toml"),
@@ -218,8 +212,7 @@ fn export_formats_round_trip() {
 
 #[test]
 fn resume_with_more_iterations_trains_a_finished_run_longer_with_the_same_numbering() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("run");
+    let (_tmp, dir) = run_dir();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let session = Session::start(tiny_config(1), options_with(scripted(), &dir))

@@ -5,52 +5,34 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::example;
 use common::run::{
-    after_checkpoint, kill_when, mid_iteration, ok, read_json, result, resume, train,
+    after_checkpoint, alone_and_killed, mid_iteration, ok, read_json, result, resume, train,
 };
 
-/// The run both halves of the test make, writing to `out`.
-fn tiny(out: &Path) -> Command {
-    train(
-        &example("tiny.toml"),
-        out,
-        &[
-            "train.iterations=3",
-            "train.seed=5",
-            "train.num_candidates=3",
-            "train.batch_size=3",
-        ],
-    )
-}
+const SETS: [&str; 4] = [
+    "train.iterations=3",
+    "train.seed=5",
+    "train.num_candidates=3",
+    "train.batch_size=3",
+];
 
 #[test]
 fn sigkill_mid_iteration_then_resume_equals_uninterrupted() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let alone = tmp.path().join("alone");
-    let killed = tmp.path().join("killed");
-
-    ok(
-        tiny(&alone).output().expect("run dln"),
-        "the run left alone",
-    );
-
-    // Start the same run and kill it once the first checkpoint exists and the next iteration
-    // has begun (some of its events are logged).
-    let child = tiny(&killed).spawn().expect("spawn dln");
-    let killed_mid = kill_when(child, &killed, Duration::from_secs(600), |lines| {
+    let tiny = |out: &Path| train(&example("tiny.toml"), out, &SETS);
+    // Kill the second run once the first checkpoint exists and the next iteration has begun
+    // (some of its events are logged).
+    let next_began = |lines: &[String]| {
         mid_iteration(lines)
             && after_checkpoint(lines)
                 .iter()
                 .any(|l| l.contains("\"stage_started\"") && !l.contains("\"test\""))
-    });
-    assert!(
-        killed_mid,
-        "the run should have been killed in the middle of an iteration"
-    );
+    };
+    let within = Duration::from_secs(600);
+    let (alone, killed) = alone_and_killed(tmp.path(), within, tiny, next_began);
     assert!(!killed.join("result.json").exists());
     let cp = read_json(&killed.join("checkpoint.json"));
     assert_eq!(cp["finished"], false);

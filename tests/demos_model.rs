@@ -7,45 +7,28 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::example;
-use common::run::{export, kill_when, mid_iteration, ok, predict, result, resume, train};
+use common::run::{alone_and_killed, export, mid_iteration, ok, predict, result, resume, train};
 use dln::dln::events::Event;
-
-/// The shipped demo with three demonstrations, writing to `out`.
-fn with_demos(out: &Path) -> Command {
-    train(
-        &example("dln1-demo.toml"),
-        out,
-        &[
-            "layers.0.demos=3",
-            "train.iterations=3",
-            "train.batch_size=6",
-            "train.val_freq=1",
-        ],
-    )
-}
 
 #[test]
 fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let alone = tmp.path().join("alone");
-    let killed = tmp.path().join("killed");
-    ok(
-        with_demos(&alone).output().expect("run dln"),
-        "the run left alone",
-    );
+    let with_demos = |out: &Path| {
+        let sets = [
+            "layers.0.demos=3",
+            "train.iterations=3",
+            "train.batch_size=6",
+            "train.val_freq=1",
+        ];
+        train(&example("dln1-demo.toml"), out, &sets)
+    };
+    let within = Duration::from_secs(900);
+    let (alone, killed) = alone_and_killed(tmp.path(), within, with_demos, mid_iteration);
     let a = result(&alone);
     assert_eq!(a["best_demos"][0].as_array().map(Vec::len), Some(3), "{a}");
-
-    let child = with_demos(&killed).spawn().expect("spawn dln");
-    let within = Duration::from_secs(900);
-    assert!(
-        kill_when(child, &killed, within, mid_iteration),
-        "killed mid-iteration"
-    );
     ok(resume(&killed).output().expect("resume"), "resume");
     let b = result(&killed);
     for key in [

@@ -30,6 +30,14 @@ pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/data").join(name)
 }
 
+/// Writes `text` to the file `name` in `dir`; its path.
+#[allow(dead_code)]
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write a test file");
+    path
+}
+
 /// The built-in model every test on a real model runs on: SmolLM2-135M, small and fast.
 #[allow(dead_code)]
 pub const TEST_MODEL: &str = "smollm2-135m";

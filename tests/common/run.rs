@@ -152,6 +152,26 @@ pub fn kill_when(
     hit
 }
 
+/// The same run twice in `tmp`, as `run(dir)` makes it: in `alone` left to its end (which must
+/// succeed), in `killed` SIGKILLed once `ready` holds for its event log (within `within`);
+/// returns the two directories, for the test to resume `killed` and compare.
+pub fn alone_and_killed(
+    tmp: &Path,
+    within: Duration,
+    run: impl Fn(&Path) -> Command,
+    ready: impl Fn(&[String]) -> bool,
+) -> (PathBuf, PathBuf) {
+    let alone = tmp.join("alone");
+    let killed = tmp.join("killed");
+    ok(run(&alone).output().expect("run dln"), "the run left alone");
+    let child = run(&killed).spawn().expect("spawn dln");
+    assert!(
+        kill_when(child, &killed, within, ready),
+        "the run should have been killed in the middle of an iteration"
+    );
+    (alone, killed)
+}
+
 /// Sends the signal `sig` (`INT`, `TERM`, `HUP`…) to a child, as `kill -SIG PID` does.
 pub fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")

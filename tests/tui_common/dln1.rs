@@ -3,7 +3,7 @@
 
 use dln::dln::events::*;
 
-use super::{candidates, example, iteration_end, layer_info, usage};
+use super::{candidates, example, iteration_end, layer_info, proposed, started, usage};
 
 pub const P0: &str = "Classify the sentiment of the review as positive or negative.";
 pub const P1: &str = "Read the movie review carefully. Decide whether the reviewer liked the film; answer positive if they did and negative if they did not.";
@@ -43,13 +43,7 @@ pub fn dln1_running() -> Vec<Event> {
     let winners = [P1, P2];
     let mut current = P0;
     for it in 0..3 {
-        ev.push(Event::StageStarted {
-            iteration: it,
-            stage: Stage::Forward,
-            layer: None,
-            total: 4,
-            usage: None,
-        });
+        ev.push(started(it, Stage::Forward, None, 4));
         let preds = if it == 0 {
             ["positive", "positive", "positive", "positive"]
         } else {
@@ -68,13 +62,7 @@ pub fn dln1_running() -> Vec<Event> {
             accuracy: acc,
             loss: 1.0 - acc,
         });
-        ev.push(Event::StageStarted {
-            iteration: it,
-            stage: Stage::Propose,
-            layer: Some(0),
-            total: 3,
-            usage: None,
-        });
+        ev.push(started(it, Stage::Propose, Some(0), 3));
         let next = winners.get(it).copied().unwrap_or(P2);
         let props = [
             current,
@@ -82,21 +70,8 @@ pub fn dln1_running() -> Vec<Event> {
             "Answer with one word.",
             "Is the review positive or negative?",
         ];
-        ev.push(Event::CandidatesProposed {
-            iteration: it,
-            layer: 0,
-            candidates: candidates(&props, None),
-            drawn: 0,
-            rejected: vec![],
-            examples_dropped: 0,
-        });
-        ev.push(Event::StageStarted {
-            iteration: it,
-            stage: Stage::Score,
-            layer: Some(0),
-            total: 16,
-            usage: None,
-        });
+        ev.push(proposed(it, 0, candidates(&props, None)));
+        ev.push(started(it, Stage::Score, Some(0), 16));
         if it == 2 {
             ev.push(Event::StageProgress {
                 iteration: it,

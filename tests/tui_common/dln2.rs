@@ -3,7 +3,7 @@
 
 use dln::dln::events::*;
 
-use super::{candidates, example, iteration_end, layer_info, usage};
+use super::{candidates, example, iteration_end, layer_info, proposed, started, usage};
 
 const H_PROMPT: &str =
     "Think step by step about what the question asks, then write your reasoning.";
@@ -40,13 +40,7 @@ pub fn dln2_hidden() -> Vec<Event> {
         Event::StateChanged {
             state: RunState::Running,
         },
-        Event::StageStarted {
-            iteration: 0,
-            stage: Stage::Forward,
-            layer: None,
-            total: 3,
-            usage: None,
-        },
+        started(0, Stage::Forward, None, 3),
     ];
     let qs = [
         (
@@ -79,13 +73,7 @@ pub fn dln2_hidden() -> Vec<Event> {
         accuracy: 1.0 / 3.0,
         loss: 2.0 / 3.0,
     });
-    ev.push(Event::StageStarted {
-        iteration: 0,
-        stage: Stage::PosteriorSampling,
-        layer: Some(1),
-        total: 3,
-        usage: None,
-    });
+    ev.push(started(0, Stage::PosteriorSampling, Some(1), 3));
     let posterior: Vec<PosteriorExample> = qs
         .iter()
         .enumerate()
@@ -130,58 +118,27 @@ pub fn dln2_hidden() -> Vec<Event> {
         layer: 1,
         examples: unsharpened,
     });
-    ev.push(Event::StageStarted {
-        iteration: 0,
-        stage: Stage::Sharpening,
-        layer: Some(1),
-        total: 9,
-        usage: None,
-    });
+    ev.push(started(0, Stage::Sharpening, Some(1), 9));
     ev.push(Event::Sharpened {
         iteration: 0,
         layer: 1,
         examples: posterior,
     });
-    ev.push(Event::StageStarted {
-        iteration: 0,
-        stage: Stage::Propose,
-        layer: Some(1),
-        total: 3,
-        usage: None,
-    });
+    ev.push(started(0, Stage::Propose, Some(1), 3));
     let props = [
         Y_PROMPT,
         "Read the reasoning and write only the resulting date as YYYY-MM-DD.",
         "Answer.",
     ];
-    ev.push(Event::CandidatesProposed {
-        iteration: 0,
-        layer: 1,
-        candidates: candidates(&props, None),
-        drawn: 0,
-        rejected: vec![],
-        examples_dropped: 0,
-    });
-    ev.push(Event::StageStarted {
-        iteration: 0,
-        stage: Stage::Score,
-        layer: Some(1),
-        total: 9,
-        usage: None,
-    });
+    ev.push(proposed(0, 1, candidates(&props, None)));
+    ev.push(started(0, Stage::Score, Some(1), 9));
     ev.push(Event::CandidatesScored {
         iteration: 0,
         layer: 1,
         candidates: candidates(&props, Some(&[-1.8, -0.9, -2.7])),
         winner: 1,
     });
-    ev.push(Event::StageStarted {
-        iteration: 0,
-        stage: Stage::Propose,
-        layer: Some(0),
-        total: 3,
-        usage: None,
-    });
+    ev.push(started(0, Stage::Propose, Some(0), 3));
     ev
 }
 
@@ -318,26 +275,13 @@ pub fn dln2_navigate() -> Vec<Event> {
         layer: 1,
         examples: posterior,
     });
-    ev.push(Event::CandidatesProposed {
-        iteration: 2,
-        layer: 0,
-        candidates: candidates(&NAV_CANDIDATES, None),
-        drawn: 0,
-        rejected: vec![],
-        examples_dropped: 0,
-    });
+    ev.push(proposed(2, 0, candidates(&NAV_CANDIDATES, None)));
     ev.push(Event::CandidatesScored {
         iteration: 2,
         layer: 0,
         candidates: candidates(&NAV_CANDIDATES, Some(&[-1.41, -1.02, -1.37, -50.0])),
         winner: 1,
     });
-    ev.push(Event::StageStarted {
-        iteration: 2,
-        stage: Stage::Score,
-        layer: Some(1),
-        total: 16,
-        usage: None,
-    });
+    ev.push(started(2, Stage::Score, Some(1), 16));
     ev
 }

@@ -228,3 +228,26 @@ fn iteration_end(
         },
     ]
 }
+
+/// A stage of iteration `it` begins (`layer` None: the whole network), with `total` requests.
+fn started(it: usize, stage: Stage, layer: Option<usize>, total: usize) -> Event {
+    Event::StageStarted {
+        iteration: it,
+        stage,
+        layer,
+        total,
+        usage: None,
+    }
+}
+
+/// Candidates proposed for `layer` in iteration `it`, none drawn from memory, none rejected.
+fn proposed(it: usize, layer: usize, candidates: Vec<Candidate>) -> Event {
+    Event::CandidatesProposed {
+        iteration: it,
+        layer,
+        candidates,
+        drawn: 0,
+        rejected: vec![],
+        examples_dropped: 0,
+    }
+}
