@@ -4,16 +4,15 @@
 //! train.iterations=N` trains a finished run longer with the same numbering.
 
 mod common;
-mod dln_common;
 
 use std::path::Path;
 
 use common::run::{export, ok, predict, result, run_dir, train};
+use common::session::*;
 use common::{dln, example};
 use dln::config::Config;
 use dln::run::export::{export_run, Format, Which};
 use dln::run::{load_data, Session};
-use dln_common::*;
 
 /// The test split of a run as JSON Lines in the task's own field names.
 fn test_split_jsonl(run: &Path) -> String {

@@ -4,11 +4,11 @@
 //! reducer's keys, the loop into a replay and back, and the errors a person can cause.
 
 mod common;
-mod tui_common;
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::tui::{key, screen, term_key};
 use crossterm::event::{Event as TermEvent, KeyCode};
 use dln::bench::accuracy::read_report;
 use dln::tui::bench::{run_loop, BenchView, Effect, Metric, Msg};
@@ -16,7 +16,6 @@ use dln::tui::{Action, KeyMap, Theme};
 use insta::assert_snapshot;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use tui_common::{key, screen, term_key};
 
 /// The committed benchmark results.
 fn fixture() -> PathBuf {

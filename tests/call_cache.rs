@@ -8,7 +8,7 @@
 //! does nothing unless `DLN_TEST_CACHE_DIR` is set), so a process really dies mid-transaction
 //! and two processes really share the file.
 
-mod dln_common;
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -410,7 +410,7 @@ fn a_damaged_file_is_set_aside_and_the_cache_starts_again() {
 
 #[tokio::test]
 async fn a_run_on_a_damaged_cache_goes_on() {
-    use dln_common::*;
+    use common::session::*;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
     std::fs::create_dir_all(out.join("cache")).expect("mkdir");

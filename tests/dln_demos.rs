@@ -2,12 +2,12 @@
 //! demonstration moves beside the instruction candidates, never scores an example it shows,
 //! and carries the demonstrations through checkpoint, result and export.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::dln::events::Event;
 use dln::run::export::{export_run, Format, Which};
 use dln::run::{read_checkpoint, read_result};
-use dln_common::*;
 
 fn with_demos(layers: usize, k: usize) -> dln::config::Config {
     let mut c = tiny_config(layers);

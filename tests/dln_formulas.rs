@@ -3,14 +3,14 @@
 //! prompts' ELBO terms without the trust-region or log-p penalties and includes a fixed layer's
 //! term, and a backend without log-probabilities ranks candidates by batch accuracy.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::config::Config;
 use dln::dln::events::{CandidateOrigin, Event};
 use dln::dln::math::MemoryEntry;
 use dln::llm::scripted::{unit_hash, ScriptedBackend};
 use dln::run::{read_checkpoint, RunSummary, Session};
-use dln_common::*;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12

@@ -8,14 +8,14 @@
 //! Each run is a child process: this test binary started again on the `sweep_child` test with
 //! `DLN_SWEEP_CHILD` set. (The real-model kill test is `cli_kill_resume.rs`.)
 
-mod dln_common;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::session::*;
 use dln::run::{read_events, Session};
-use dln_common::*;
 
 const CHILD: &str = "DLN_SWEEP_CHILD";
 const DIR: &str = "DLN_SWEEP_DIR";

@@ -3,16 +3,15 @@
 //! and an `error` event stay on disk).
 
 mod common;
-mod dln_common;
 
 use std::path::Path;
 
 use common::write_file;
 
+use common::session::*;
 use dln::config::Config;
 use dln::dln::events::Event;
 use dln::run::{read_events, Session};
-use dln_common::*;
 
 fn config_over(data: &Path, extra: &str) -> Config {
     let text = format!(

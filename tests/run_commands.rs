@@ -3,12 +3,12 @@
 //! invalid template is refused and the old one kept; a stop mid-iteration and a resume end
 //! exactly as an uninterrupted run.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::dln::events::{Command, Event, TemplateRole};
 use dln::llm::scripted::ScriptedCall;
 use dln::run::{read_checkpoint, Session};
-use dln_common::*;
 
 const MARKED: &str = r#"
 name = "marked"

@@ -3,13 +3,13 @@
 //! iterations' forward calls and candidates, are refused with a reason when they cannot apply,
 //! are checkpointed (a stopped run resumes with them) and replay from `events.jsonl`.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::dln::events::{Command, Demo, Event};
 use dln::llm::scripted::ScriptedCall;
 use dln::run::{read_checkpoint, read_events, Session};
 use dln::tui::{App, KeyMap, Theme};
-use dln_common::*;
 
 fn with_demos() -> dln::config::Config {
     let mut c = tiny_config(1);

@@ -8,14 +8,14 @@
 //! unless the person's text is in the context, and gives every token of a hidden text −1.0
 //! (−0.5 for the person's text), so every expected number is known in closed form.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::config::Config;
 use dln::dln::events::{Command, Event, PosteriorExample, SampleOrigin};
 use dln::llm::scripted::{ScriptedBackend, ScriptedCall};
 use dln::llm::Prompt;
 use dln::run::{read_checkpoint, RunSummary, Session};
-use dln_common::*;
 
 const HUMAN: &str = "HUMAN: 76 is more than 48, so the larger number is option (A).";
 

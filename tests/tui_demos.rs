@@ -3,12 +3,12 @@
 //! add, remove and pin demonstrations through commands. Reducer tests and snapshots, from
 //! synthesized events (no engine, no terminal).
 
-mod tui_common;
+mod common;
 
+use common::tui::*;
 use dln::dln::events::{Command, Event};
 use dln::tui::{Action, App, KeyMap, Pane, Theme};
 use insta::assert_snapshot;
-use tui_common::*;
 
 fn indices(app: &App) -> Vec<usize> {
     app.run.layers[0].demos.iter().map(|d| d.index).collect()

@@ -2,14 +2,14 @@
 //! `$EDITOR` (an effect, and the saved text applied as the in-app editor's Ctrl-S), `z` zooms
 //! the focused pane, `n`/`N` step through the matches of a `/` search.
 
-mod tui_common;
+mod common;
 
+use common::tui::*;
 use crossterm::event::KeyCode;
 use dln::dln::events::{Command, TemplateRole};
 use dln::tui::editor::EditorTarget;
 use dln::tui::{App, KeyMap, Overlay, Pane, TerminalEffect, Theme};
 use insta::assert_snapshot;
-use tui_common::*;
 
 #[test]
 fn y_copies_the_selected_prompt_or_hidden_text() {

@@ -2,13 +2,13 @@
 //! sequence of events, and which commands keys produce (pause, step, pin, edits, hidden texts,
 //! exclusions, quit), with no terminal and no engine.
 
-mod tui_common;
+mod common;
 
+use common::tui::*;
 use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use dln::dln::events::{Command, Event, RunState, TemplateRole};
 use dln::tui::editor::EditorTarget;
 use dln::tui::{Action, App, Exit, KeyMap, Mode, Overlay, Pane, Theme};
-use tui_common::*;
 
 #[test]
 fn reducer_holds_prompts_scores_history_and_usage() {

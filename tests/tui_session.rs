@@ -2,14 +2,13 @@
 //! pane become commands the engine applies — a person's hidden text joins the posterior and is
 //! weighed like the others, an excluded sample loses its weight — and the run records both.
 
-mod dln_common;
-mod tui_common;
+mod common;
 
+use common::session::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use dln::dln::events::{Command, Event, SampleOrigin};
 use dln::run::{read_events, Session};
 use dln::tui::{App, Pane};
-use dln_common::*;
 
 fn key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
     app.handle_key(KeyEvent::new(code, modifiers))
@@ -43,7 +42,7 @@ fn hidden_texts_and_exclusions_from_the_pane_reach_the_run() {
         let mut session = Session::start(tiny_config(2), opts)
             .await
             .expect("session starts");
-        let mut app = tui_common::app();
+        let mut app = common::tui::app();
         pump(&mut session, &mut app, paused).await;
 
         // Step stage by stage until the posterior of the hidden text is sharpened.

@@ -1,13 +1,13 @@
 //! Snapshot tests of the workbench's panes, drawn into ratatui's TestBackend from synthesized
 //! event sequences (no engine, no terminal).
 
-mod tui_common;
+mod common;
 
+use common::tui::*;
 use crossterm::event::KeyCode;
 use dln::dln::events::{Command, Event, TemplateRole};
 use dln::tui::{Action, Overlay, Pane};
 use insta::assert_snapshot;
-use tui_common::*;
 
 #[test]
 fn dln1_running_80x24() {

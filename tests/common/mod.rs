@@ -2,11 +2,14 @@
 //! run on, named once here and independent of `dln::llm::model::DEFAULT_MODEL` (the default a
 //! person gets may be larger and slower; the tests stay on the small one), the `dln` binary as a
 //! command on that model, and the repository's examples and recorded fixtures. Its submodules:
-//! [`run`], the binary's runs and their directories; [`tmux`], the workbench in a terminal.
-//! Not every test file uses every item.
+//! [`run`], the binary's runs and their directories; [`session`], sessions in process on a
+//! scripted backend; [`tmux`], the workbench in a terminal; [`tui`], the workbench's App without
+//! one. Not every test file uses every item.
 
 pub mod run;
+pub mod session;
 pub mod tmux;
+pub mod tui;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

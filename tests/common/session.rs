@@ -1,8 +1,8 @@
-//! Shared helpers of the DLN tests: tiny configs over the shipped example data, a scripted
-//! backend whose answers look like a small model's, and a driver that runs a session to its end.
+//! Sessions in process: tiny configs over the shipped example data, a scripted backend whose
+//! answers look like a small model's, and a driver that runs a session to its end or steps it.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +12,9 @@ use dln::llm::scripted::{unit_hash, ScriptedBackend};
 use dln::llm::Prompt;
 use dln::run::{RunSummary, Session, SessionOptions};
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A config of `layers` layers over `examples/data/tiny.json`, small enough for any backend.
 pub fn tiny_config_text(layers: usize) -> String {
-    let data = repo().join("examples/data/tiny.json");
+    let data = super::example("data/tiny.json");
     let mut s = format!(
         r#"
 [task]
