@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::tui::{key, screen, term_key};
 use crossterm::event::{Event as TermEvent, KeyCode};
@@ -282,11 +281,7 @@ async fn a_gone_run_is_a_message_in_the_status_line() {
 }
 
 fn dln(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dln"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("runs dln")
+    common::bin().args(args).output().expect("runs dln")
 }
 
 #[test]

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
+
 /// The repository's root (where `examples/` and `tests/data/` are).
 #[allow(dead_code)]
 pub fn repo() -> &'static Path {
@@ -58,16 +60,33 @@ pub fn test_model() -> PathBuf {
     .clone()
 }
 
-/// The `dln` binary on the test model (`DLN_MODEL`, which a layer's own model still overrides),
-/// stdin empty, stdout and stderr captured; the caller adds the arguments.
+/// The `dln` binary, stdin empty, stdout and stderr captured, on no model in particular (for
+/// what needs none); the caller adds the arguments.
 #[allow(dead_code)]
-pub fn dln() -> Command {
+pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dln"));
-    c.env("DLN_MODEL", test_model())
-        .stdin(Stdio::null())
+    c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
+}
+
+/// [`bin`] on the test model (`DLN_MODEL`, which a layer's own model still overrides).
+#[allow(dead_code)]
+pub fn dln() -> Command {
+    let mut c = bin();
+    c.env("DLN_MODEL", test_model());
+    c
+}
+
+/// The embedded backend on the test model, default options, loaded once per test binary and
+/// shared by its tests (loading is the slow part).
+#[allow(dead_code)]
+pub fn embedded() -> &'static EmbeddedBackend {
+    static BACKEND: OnceLock<EmbeddedBackend> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        EmbeddedBackend::load(&test_model(), EmbeddedOptions::default()).expect("the model loads")
+    })
 }
 
 /// Runs a future to its end on a runtime of its own (a test calling the async `Backend` API).

@@ -18,6 +18,15 @@ pub fn run_dir() -> (tempfile::TempDir, PathBuf) {
     (tmp, run)
 }
 
+/// This test binary again, running only its test `name` (the child half of a test that needs a
+/// process to kill or to race), with no injected fault inherited.
+pub fn this_test(name: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("test binary"));
+    c.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env_remove("DLN_FAULT");
+    c
+}
+
 /// `dln train CONFIG --out OUT --set …` on the test model, not yet run.
 pub fn train(config: &Path, out: &Path, sets: &[&str]) -> Command {
     let mut c = dln();
