@@ -3,7 +3,7 @@
 
 use dln::dln::events::*;
 
-use super::{candidates, example, iteration_end, layer_info, proposed, started, usage};
+use super::{candidates, example, iteration_end, layer_info, proposed, run_begins, started, usage};
 
 pub const P0: &str = "Classify the sentiment of the review as positive or negative.";
 pub const P1: &str = "Read the movie review carefully. Decide whether the reviewer liked the film; answer positive if they did and negative if they did not.";
@@ -24,22 +24,13 @@ const INPUTS: [(&str, &str); 4] = [
 
 /// A DLN-1 run: started, two iterations done, the third in its score stage.
 pub fn dln1_running() -> Vec<Event> {
-    let mut ev = vec![
-        Event::RunStarted {
-            run_dir: "/runs/sentiment-demo".into(),
-            task: "sentiment".into(),
-            model: "smollm2-135m".into(),
-            layers: vec![layer_info(0, P0)],
-            iterations: 5,
-            start_iteration: 0,
-            train_size: 40,
-            dev_size: 20,
-            test_size: 20,
-        },
-        Event::StateChanged {
-            state: RunState::Running,
-        },
-    ];
+    let mut ev = run_begins(
+        "/runs/sentiment-demo",
+        "sentiment",
+        vec![layer_info(0, P0)],
+        5,
+        (40, 20, 20),
+    );
     let winners = [P1, P2];
     let mut current = P0;
     for it in 0..3 {
@@ -158,22 +149,13 @@ pub fn dln1_demos() -> Vec<Event> {
     let mut info = layer_info(0, P0);
     info.demos = vec![demo_ex(12), demo_ex(5)];
     info.max_demos = 3;
-    let mut ev = vec![
-        Event::RunStarted {
-            run_dir: "/runs/sentiment-demos".into(),
-            task: "sentiment".into(),
-            model: "smollm2-135m".into(),
-            layers: vec![info],
-            iterations: 4,
-            start_iteration: 0,
-            train_size: 100,
-            dev_size: 20,
-            test_size: 20,
-        },
-        Event::StateChanged {
-            state: RunState::Running,
-        },
-    ];
+    let mut ev = run_begins(
+        "/runs/sentiment-demos",
+        "sentiment",
+        vec![info],
+        4,
+        (100, 20, 20),
+    );
     let mut shown = vec![demo_ex(12), demo_ex(5)];
     for it in 0..2 {
         let examples: Vec<ForwardExample> = INPUTS

@@ -3,7 +3,7 @@
 
 use dln::dln::events::*;
 
-use super::{candidates, example, iteration_end, layer_info, proposed, started, usage};
+use super::{candidates, example, iteration_end, layer_info, proposed, run_begins, started, usage};
 
 const H_PROMPT: &str =
     "Think step by step about what the question asks, then write your reasoning.";
@@ -25,23 +25,15 @@ fn sample(text: &str, origin: SampleOrigin, ll: f64, lp: f64, w: f64) -> HiddenS
 /// A DLN-2 run in its first iteration, posterior sampled and sharpened for the hidden layer,
 /// candidates proposed and scored for layer 2.
 pub fn dln2_hidden() -> Vec<Event> {
-    let mut ev = vec![
-        Event::RunStarted {
-            run_dir: "/runs/arith-demo".into(),
-            task: "date-arithmetic".into(),
-            model: "smollm2-135m".into(),
-            layers: vec![layer_info(0, H_PROMPT), layer_info(1, Y_PROMPT)],
-            iterations: 3,
-            start_iteration: 0,
-            train_size: 24,
-            dev_size: 12,
-            test_size: 12,
-        },
-        Event::StateChanged {
-            state: RunState::Running,
-        },
-        started(0, Stage::Forward, None, 3),
-    ];
+    let layers = vec![layer_info(0, H_PROMPT), layer_info(1, Y_PROMPT)];
+    let mut ev = run_begins(
+        "/runs/arith-demo",
+        "date-arithmetic",
+        layers,
+        3,
+        (24, 12, 12),
+    );
+    ev.push(started(0, Stage::Forward, None, 3));
     let qs = [
         (
             "Today is 2020-03-01. What is the date tomorrow?",
@@ -184,22 +176,8 @@ const NAV_CANDIDATES: [&str; 4] = [
 /// hidden text is empty, one posterior sample too), and the hidden layer's long candidates
 /// scored.
 pub fn dln2_navigate() -> Vec<Event> {
-    let mut ev = vec![
-        Event::RunStarted {
-            run_dir: "/runs/navigate-demo".into(),
-            task: "navigate".into(),
-            model: "smollm2-135m".into(),
-            layers: vec![layer_info(0, NAV_H), layer_info(1, NAV_Y)],
-            iterations: 5,
-            start_iteration: 0,
-            train_size: 60,
-            dev_size: 40,
-            test_size: 100,
-        },
-        Event::StateChanged {
-            state: RunState::Running,
-        },
-    ];
+    let layers = vec![layer_info(0, NAV_H), layer_info(1, NAV_Y)];
+    let mut ev = run_begins("/runs/navigate-demo", "navigate", layers, 5, (60, 40, 100));
     for it in 0..2 {
         let terms = [-1.9 + 0.2 * it as f64, -0.8 + 0.1 * it as f64];
         ev.extend(iteration_end(

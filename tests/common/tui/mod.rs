@@ -251,3 +251,30 @@ fn proposed(it: usize, layer: usize, candidates: Vec<Candidate>) -> Event {
         examples_dropped: 0,
     }
 }
+
+/// How a run begins: started in `dir` on the test model with `layers`, for `iterations`
+/// iterations over (train, dev, test) examples, then running.
+fn run_begins(
+    dir: &str,
+    task: &str,
+    layers: Vec<LayerInfo>,
+    iterations: usize,
+    (train_size, dev_size, test_size): (usize, usize, usize),
+) -> Vec<Event> {
+    vec![
+        Event::RunStarted {
+            run_dir: dir.into(),
+            task: task.into(),
+            model: "smollm2-135m".into(),
+            layers,
+            iterations,
+            start_iteration: 0,
+            train_size,
+            dev_size,
+            test_size,
+        },
+        Event::StateChanged {
+            state: RunState::Running,
+        },
+    ]
+}
