@@ -149,7 +149,7 @@ fn layer_info(index: usize, prompt: &str) -> LayerInfo {
         prompt: prompt.to_string(),
         pinned: false,
         trainable: true,
-        model: "smollm2-135m".into(),
+        model: super::TEST_MODEL.into(),
         templates: Default::default(),
         demos: Vec::new(),
         max_demos: 0,
@@ -265,7 +265,7 @@ fn run_begins(
         Event::RunStarted {
             run_dir: dir.into(),
             task: task.into(),
-            model: "smollm2-135m".into(),
+            model: super::TEST_MODEL.into(),
             layers,
             iterations,
             start_iteration: 0,
