@@ -4,30 +4,15 @@
 //! train.iterations=N` trains a finished run longer with the same numbering.
 
 mod common;
-mod dln_common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use common::dln;
+use common::run::{export, ok, predict, result, run_dir, train};
+use common::session::*;
+use common::{dln, example};
 use dln::config::Config;
 use dln::run::export::{export_run, Format, Which};
 use dln::run::{load_data, Session};
-use dln_common::*;
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("json")
-}
 
 /// The test split of a run as JSON Lines in the task's own field names.
 fn test_split_jsonl(run: &Path) -> String {
@@ -60,39 +45,16 @@ fn accuracy_of(predictions: &str) -> f64 {
 
 #[test]
 fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_it() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let run = tmp.path().join("run");
-    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml");
-    ok(
-        dln()
-            .args([
-                "train",
-                &tiny.display().to_string(),
-                "--out",
-                &run.display().to_string(),
-            ])
-            .args(["--set", "train.iterations=1", "--set", "data.max_test=6"])
-            .output()
-            .expect("train"),
-        "train",
-    );
-    let result = json(&run.join("result.json"));
+    let (tmp, run) = run_dir();
+    let sets = ["train.iterations=1", "data.max_test=6"];
+    let trained = train(&example("tiny.toml"), &run, &sets).output();
+    ok(trained.expect("train"), "train");
+    let result = result(&run);
     let test_accuracy = result["test_accuracy"].as_f64().expect("a test accuracy");
 
     // Export, then predict on the run's own test split from the file alone.
     let net = tmp.path().join("net.toml");
-    ok(
-        dln()
-            .args([
-                "export",
-                &run.display().to_string(),
-                "-o",
-                &net.display().to_string(),
-            ])
-            .output()
-            .expect("export"),
-        "export",
-    );
+    export(&run, &net);
     let text = std::fs::read_to_string(&net).expect("network file");
     assert!(text.starts_with("# exported by dln"), "{text}");
     assert!(
@@ -107,15 +69,7 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
     let moved = elsewhere.join("net.toml");
     std::fs::copy(&net, &moved).expect("copy");
     let out = ok(
-        dln()
-            .args([
-                "predict",
-                &moved.display().to_string(),
-                "--input",
-                &inputs.display().to_string(),
-            ])
-            .output()
-            .expect("predict"),
+        predict(&moved, &inputs).output().expect("predict"),
         "predict from the exported file",
     );
     let from_file = accuracy_of(&String::from_utf8_lossy(&out.stdout));
@@ -126,14 +80,8 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
 
     // A run directory predicts with its best prompts too, with the hidden texts on request.
     let out = ok(
-        dln()
-            .args([
-                "predict",
-                &run.display().to_string(),
-                "--explain",
-                "-i",
-                &inputs.display().to_string(),
-            ])
+        predict(&run, &inputs)
+            .arg("--explain")
             .output()
             .expect("predict from the run"),
         "predict from the run directory",
@@ -150,15 +98,7 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
         "Which number is larger? Options: (A) 3 (B) 9\n{\"question\": \"unterminated\n\n{\"no_input\": 1}\n",
     )
     .expect("bad inputs");
-    let out = dln()
-        .args([
-            "predict",
-            &moved.display().to_string(),
-            "-i",
-            &bad.display().to_string(),
-        ])
-        .output()
-        .expect("predict bad");
+    let out = predict(&moved, &bad).output().expect("predict bad");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -167,14 +107,8 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
     );
     assert!(err.contains("2 bad line(s)"), "{err}");
     let out = ok(
-        dln()
-            .args([
-                "predict",
-                &moved.display().to_string(),
-                "-i",
-                &bad.display().to_string(),
-                "--skip-bad-lines",
-            ])
+        predict(&moved, &bad)
+            .arg("--skip-bad-lines")
             .output()
             .expect("predict skipping"),
         "predict --skip-bad-lines",
@@ -237,15 +171,9 @@ fn export_then_predict_reproduces_the_runs_test_accuracy_and_runs_compare_show_i
 
 #[test]
 fn export_formats_round_trip() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("run");
+    let (tmp, dir) = run_dir();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let session = Session::start(tiny_config(2), options_with(scripted(), &dir))
-            .await
-            .expect("start");
-        run_to_end(session).await.0.expect("run");
-    });
+    rt.block_on(run_succeeding(tiny_config(2), scripted(), &dir));
     let exported = export_run(&dir, Which::Best).expect("export");
     for (format, ext) in [
         (Format::Toml, "toml"),
@@ -283,8 +211,7 @@ fn export_formats_round_trip() {
 
 #[test]
 fn resume_with_more_iterations_trains_a_finished_run_longer_with_the_same_numbering() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("run");
+    let (_tmp, dir) = run_dir();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let session = Session::start(tiny_config(1), options_with(scripted(), &dir))

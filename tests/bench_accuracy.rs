@@ -9,6 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::run::{stderr, stdout};
+
 fn bench(out: &Path, extra: &[&str]) -> Command {
     let mut c = common::dln();
     c.args([
@@ -28,10 +30,10 @@ fn bench(out: &Path, extra: &[&str]) -> Command {
     c
 }
 
+/// [`common::run::ok`]'s output as text: stdout and stderr.
 fn ok(out: Output, what: &str) -> (String, String) {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "{what}: {}\n{stderr}", out.status);
-    (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+    let out = common::run::ok(out, what);
+    (stdout(&out), stderr(&out))
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! seeds with a failed, a stopped and a never-run cell, and one real run directory), the
 //! reducer's keys, the loop into a replay and back, and the errors a person can cause.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use std::path::PathBuf;
+
+use common::tui::{key, screen, term_key};
+use crossterm::event::{Event as TermEvent, KeyCode};
 use dln::bench::accuracy::read_report;
 use dln::tui::bench::{run_loop, BenchView, Effect, Metric, Msg};
 use dln::tui::{Action, KeyMap, Theme};
@@ -14,8 +16,9 @@ use insta::assert_snapshot;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+/// The committed benchmark results.
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bench-results")
+    common::fixture("bench-results")
 }
 
 fn view() -> BenchView {
@@ -24,11 +27,7 @@ fn view() -> BenchView {
 }
 
 fn render(v: &BenchView, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    terminal
-        .draw(|f| dln::tui::bench::view::draw(v, f))
-        .expect("draw");
-    terminal.backend().to_string()
+    screen(w, h, |f| dln::tui::bench::view::draw(v, f))
 }
 
 fn act(v: &mut BenchView, actions: &[Action]) -> Option<Effect> {
@@ -37,10 +36,6 @@ fn act(v: &mut BenchView, actions: &[Action]) -> Option<Effect> {
         last = v.update(Msg::Action(*a));
     }
     last
-}
-
-fn key(code: KeyCode) -> KeyEvent {
-    KeyEvent::new(code, KeyModifiers::NONE)
 }
 
 #[test]
@@ -227,10 +222,6 @@ fn enter_opens_the_selected_seeds_run_directory() {
     assert_eq!(v.notice, None);
 }
 
-fn term_key(code: KeyCode) -> std::io::Result<TermEvent> {
-    Ok(TermEvent::Key(key(code)))
-}
-
 /// Enter on a cell whose run directory is gone says so in the status line; Enter on one that
 /// exists opens its replay, and quitting the replay lands back on the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,11 +281,7 @@ async fn a_gone_run_is_a_message_in_the_status_line() {
 }
 
 fn dln(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dln"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("runs dln")
+    common::bin().args(args).output().expect("runs dln")
 }
 
 #[test]

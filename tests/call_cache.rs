@@ -8,12 +8,14 @@
 //! does nothing unless `DLN_TEST_CACHE_DIR` is set), so a process really dies mid-transaction
 //! and two processes really share the file.
 
-mod dln_common;
+mod common;
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use common::run::{ok, stdout, this_test};
+use common::{bin, block_on};
 use dln::llm::cache::{call_key, CachedBackend, CallStore, Key, CACHE_FILE};
 use dln::llm::scripted::ScriptedBackend;
 use dln::llm::{Backend, GenerateRequest, Generation, Prompt, ScoreRequest};
@@ -27,19 +29,10 @@ fn req(tag: &str, seed: u64) -> GenerateRequest {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// Runs `child_writer` in a new process of this test binary with `env`.
 fn child(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(std::env::current_exe().expect("test binary"));
-    c.args(["child_writer", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR, dir)
-        .env_remove("DLN_FAULT");
+    let mut c = this_test("child_writer");
+    c.env(CHILD_DIR, dir);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -65,7 +58,7 @@ fn child_writer() {
         var("DLN_TEST_CACHE_BATCHES", 1),
         var("DLN_TEST_CACHE_SIZE", 4),
     );
-    runtime().block_on(async {
+    block_on(async {
         let c =
             CachedBackend::new(Arc::new(ScriptedBackend::new()), Path::new(&dir)).expect("open");
         for b in 0..batches {
@@ -81,7 +74,7 @@ fn child_writer() {
 fn a_second_open_answers_from_disk_and_counts_its_hits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inner = ScriptedBackend::new();
-    runtime().block_on(async {
+    block_on(async {
         let first = {
             let c = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("open");
             c.generate(vec![req("a", 1), req("a", 2)])
@@ -137,7 +130,7 @@ fn a_batch_killed_mid_write_leaves_all_of_it_or_none() {
     drop(store);
     // The whole second batch is asked again and stored.
     let inner = ScriptedBackend::new();
-    runtime().block_on(async {
+    block_on(async {
         let c = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("open");
         let mut second: Vec<GenerateRequest> = (0..7).map(|i| req("k", 1000 + i)).collect();
         second.push(req("shared", 1));
@@ -166,7 +159,7 @@ fn two_processes_and_two_handles_write_one_cache() {
     let (mut a, mut b) = (spawn("a"), spawn("b"));
     // Meanwhile two handles in this process write a third set.
     let inner = ScriptedBackend::new();
-    runtime().block_on(async {
+    block_on(async {
         let h1 = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("open 1");
         let h2 = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("open 2");
         for i in 0..40u64 {
@@ -184,7 +177,7 @@ fn two_processes_and_two_handles_write_one_cache() {
     drop(store);
     // Every answer is there: asking everything again reaches no model.
     let inner = ScriptedBackend::new();
-    runtime().block_on(async {
+    block_on(async {
         let c = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("open");
         for tag in ["a", "b"] {
             let all: Vec<GenerateRequest> = (0..40)
@@ -330,7 +323,7 @@ fn an_old_jsonl_is_imported_keeping_every_good_line_and_counting_the_bad() {
     assert_eq!(kept, dir.path().join("calls.jsonl.imported"));
     assert_eq!(std::fs::read(&kept).expect("read"), bytes);
     // Every good line answers exactly (floats to the last bit); the torn one is asked again.
-    runtime().block_on(async {
+    block_on(async {
         let c = CachedBackend::new(Arc::new(inner.clone()), dir.path()).expect("open");
         let got = c.score((0..5).map(score).collect()).await.expect("score");
         for (i, g) in got.iter().take(4).enumerate() {
@@ -410,7 +403,7 @@ fn a_damaged_file_is_set_aside_and_the_cache_starts_again() {
 
 #[tokio::test]
 async fn a_run_on_a_damaged_cache_goes_on() {
-    use dln_common::*;
+    use common::session::*;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
     std::fs::create_dir_all(out.join("cache")).expect("mkdir");
@@ -426,7 +419,7 @@ async fn a_run_on_a_damaged_cache_goes_on() {
 fn dln_cache_stats_clear_and_vacuum_on_a_real_cache() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = dir.path().join("run");
-    runtime().block_on(async {
+    block_on(async {
         let c =
             CachedBackend::new(Arc::new(ScriptedBackend::new()), &run.join("cache")).expect("open");
         c.generate((0..3).map(|i| req("s", i)).collect())
@@ -442,17 +435,12 @@ fn dln_cache_stats_clear_and_vacuum_on_a_real_cache() {
         c.score(scores).await.expect("score again: 2 hits");
     });
     let dln = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_dln"))
+        let out = bin()
             .args(args)
             .env("DLN_DATA", dir.path().join("data"))
             .output()
             .expect("run dln");
-        assert!(
-            out.status.success(),
-            "dln {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        stdout(&ok(out, &format!("dln {args:?}")))
     };
     let run_dir = run.to_str().expect("utf-8 path");
     let text = dln(&["cache", "stats", run_dir]);
@@ -485,7 +473,7 @@ fn dln_cache_stats_clear_and_vacuum_on_a_real_cache() {
     assert!(dln(&["cache", "clear", &format!("{run_dir}/cache")]).contains("removed 5 answers"));
     assert!(dln(&["cache", "stats", run_dir]).contains("entries  0"));
     // No cache there: an error naming the path, nothing created.
-    let out = Command::new(env!("CARGO_BIN_EXE_dln"))
+    let out = bin()
         .args([
             "cache",
             "stats",

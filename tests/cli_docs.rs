@@ -2,10 +2,10 @@
 //! every environment variable dln reads, completions and the man page come from the same
 //! definition, and `dln config show` says where each effective setting came from.
 
-use std::process::Command;
+mod common;
 
 fn dln(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dln"))
+    let out = common::bin()
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("DLN_MODEL")

@@ -8,15 +8,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::dln;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::run::stderr;
+use common::{dln, example};
 
 /// A config in `dir` over the shipped tiny task, with `extra` TOML appended.
 fn config(dir: &Path, extra: &str) -> PathBuf {
@@ -38,7 +31,7 @@ batch_size = 2
 
 {extra}
 "#,
-        repo().join("examples/data/tiny.json").display()
+        example("data/tiny.json").display()
     );
     let p = dir.join("run.toml");
     std::fs::write(&p, text).expect("write config");
@@ -160,7 +153,7 @@ fn a_broken_template_or_data_file_is_refused_before_a_run_directory_exists() {
     std::fs::write(
         &bad,
         text.replace(
-            &repo().join("examples/data/tiny.json").display().to_string(),
+            &example("data/tiny.json").display().to_string(),
             &data.display().to_string(),
         ),
     )

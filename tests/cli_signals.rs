@@ -6,89 +6,46 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{dln, test_model};
+use common::run::{event_lines, result, resume, signal, stderr, watch};
+use common::{example, test_model};
 
 const STOPPED: i32 = 3;
 const INTERRUPTED: i32 = 130;
 
-fn config() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/tiny.toml")
-}
-
 /// `dln train examples/tiny.toml --out DIR` for `iterations` iterations.
 fn train(out: &Path, iterations: usize) -> Command {
     let its = format!("train.iterations={iterations}");
-    let mut c = dln();
-    c.args([
-        "train",
-        &config().display().to_string(),
-        "--out",
-        &out.display().to_string(),
-        "--set",
-        &its,
-    ]);
-    c
+    common::run::train(&example("tiny.toml"), out, &[&its])
 }
 
-fn lines(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// Waits until the run has started a stage (the model is loaded and working).
+/// Waits until the run has started its `nth` stage (the model is loaded and working).
 fn wait_for_stage(child: &mut Child, dir: &Path, nth: usize) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(300) {
-        let n = lines(dir)
+    let started = |lines: &[String]| {
+        let n = lines
             .iter()
             .filter(|l| l.contains("\"stage_started\""))
             .count();
-        if n >= nth {
-            return;
-        }
-        if let Ok(Some(s)) = child.try_wait() {
-            panic!("dln ended before its stage {nth}: {s}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no stage {nth} within 300 s");
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill -{sig}");
+        n >= nth
+    };
+    assert!(
+        watch(child, dir, Duration::from_secs(300), started),
+        "dln ended, or took over 300 s, before its stage {nth}"
+    );
 }
 
 fn finish(child: Child) -> Output {
     child.wait_with_output().expect("dln exits")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Resumes until the run finishes; every resume must end with 0.
 fn resume_to_end(dir: &Path) {
-    let out = dln()
-        .args(["resume", &dir.display().to_string()])
-        .output()
-        .expect("resume");
+    let out = resume(dir).output().expect("resume");
     assert_eq!(out.status.code(), Some(0), "resume: {}", stderr(&out));
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).expect("result"))
-            .expect("result.json");
-    assert_eq!(result["stopped_early"], false);
+    assert_eq!(result(dir)["stopped_early"], false);
 }
 
 fn stop_once(sig: &str) {
@@ -148,7 +105,7 @@ fn second_signal_stops_at_once(sig: &str) {
         wait_for_stage(&mut child, &dir, 2);
         signal(&child, sig);
         let start = Instant::now();
-        while !lines(&dir).iter().any(|l| l.contains("\"stopping\"")) {
+        while !event_lines(&dir).iter().any(|l| l.contains("\"stopping\"")) {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "no stopping state"
@@ -174,7 +131,7 @@ fn runs_under_timeout_leave_a_directory_that_resume_finishes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run");
     let its = "train.iterations=2".to_string();
-    let cfg = config().display().to_string();
+    let cfg = example("tiny.toml").display().to_string();
     let out_dir = dir.display().to_string();
     let bin = env!("CARGO_BIN_EXE_dln");
     // `timeout` sends SIGTERM; --preserve-status passes dln's own exit code through.
@@ -215,9 +172,7 @@ fn runs_under_timeout_leave_a_directory_that_resume_finishes() {
             stderr(&again)
         );
     }
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).expect("result"))
-            .expect("result.json");
+    let result = result(&dir);
     assert_eq!(result["stopped_early"], false, "finished in the end");
     assert_eq!(result["iterations"], 2);
 }
@@ -228,10 +183,7 @@ fn a_second_process_on_a_run_is_refused_and_a_killed_owner_never_blocks_resume()
     let dir = tmp.path().join("run");
     let mut owner = train(&dir, 2).spawn().expect("spawn dln");
     wait_for_stage(&mut owner, &dir, 1);
-    let second = dln()
-        .args(["resume", &dir.display().to_string()])
-        .output()
-        .expect("second dln");
+    let second = resume(&dir).output().expect("second dln");
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     let msg = stderr(&second);
     assert_eq!(msg.trim().lines().count(), 1, "one line: {msg}");

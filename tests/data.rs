@@ -1,12 +1,16 @@
 //! The data loaders on the shipped example datasets and on broken files.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use common::write_file;
 
 use dln::data::{load_dataset, ClassSpec, DataConfig, DataError, DataFormat, SplitSize, SplitSpec};
 
 fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data")
+    common::example("data")
 }
 
 fn sentiment_config() -> DataConfig {
@@ -20,12 +24,6 @@ fn sentiment_config() -> DataConfig {
         ])),
         ..DataConfig::default()
     }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write temp file");
-    path
 }
 
 fn jsonl_config(file: &str) -> DataConfig {
@@ -130,8 +128,8 @@ fn given_split_files_and_carved_dev() {
             .map(|i| format!("{{\"input\": \"{tag} {i}\", \"target\": \"x{i}\"}}\n"))
             .collect::<String>()
     };
-    write(tmp.path(), "train.jsonl", &lines(20, "train"));
-    write(tmp.path(), "test.jsonl", &lines(5, "test"));
+    write_file(tmp.path(), "train.jsonl", &lines(20, "train"));
+    write_file(tmp.path(), "test.jsonl", &lines(5, "test"));
     let cfg = DataConfig {
         train: Some("train.jsonl".into()),
         test: Some("test.jsonl".into()),
@@ -155,7 +153,7 @@ fn given_split_files_and_carved_dev() {
 #[test]
 fn malformed_json_line_names_file_and_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(
+    write_file(
         tmp.path(),
         "bad.jsonl",
         "{\"input\": \"a\", \"target\": \"b\"}\n\n{\"input\": \"c\", \"target\": }\n",
@@ -169,7 +167,7 @@ fn malformed_json_line_names_file_and_line() {
 #[test]
 fn malformed_json_document_names_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(tmp.path(), "bad.json", "{\"examples\": [\n {\"input\": \"a\", \"target\": \"b\"},\n {\"input\": \"c\" \"target\": \"d\"}\n]}\n");
+    write_file(tmp.path(), "bad.json", "{\"examples\": [\n {\"input\": \"a\", \"target\": \"b\"},\n {\"input\": \"c\" \"target\": \"d\"}\n]}\n");
     let err = load_dataset(&jsonl_config("bad.json"), tmp.path()).expect_err("malformed");
     assert!(err.to_string().contains("bad.json:3"), "{err}");
 }
@@ -177,7 +175,7 @@ fn malformed_json_document_names_line() {
 #[test]
 fn missing_field_is_named_with_its_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(
+    write_file(
         tmp.path(),
         "nolabel.json",
         "{\"examples\": [\n  {\"input\": \"a\", \"target\": \"b\"},\n  {\"input\": \"c\", \"answer\": \"d\"}\n]}",
@@ -201,7 +199,7 @@ fn missing_field_is_named_with_its_line() {
 #[test]
 fn unknown_label_in_label_map_names_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(
+    write_file(
         tmp.path(),
         "labels.jsonl",
         "{\"sentence\": \"good\", \"label\": \"1\"}\n{\"sentence\": \"bad\", \"label\": \"0\"}\n{\"sentence\": \"meh\", \"label\": \"2\"}\n",
@@ -225,7 +223,7 @@ fn unknown_label_against_configured_classes() {
     for (i, t) in ["(A)", "(B)", "(A)", "(C)"].iter().enumerate() {
         text.push_str(&format!("{{\"input\": \"q{i}\", \"target\": \"{t}\"}}\n"));
     }
-    write(tmp.path(), "mc.jsonl", &text);
+    write_file(tmp.path(), "mc.jsonl", &text);
     let cfg = DataConfig {
         classes: Some(vec![
             ClassSpec {
@@ -249,16 +247,16 @@ fn unknown_label_against_configured_classes() {
 #[test]
 fn empty_file_and_empty_split_are_errors() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(tmp.path(), "empty.jsonl", "\n\n");
+    write_file(tmp.path(), "empty.jsonl", "\n\n");
     let err = load_dataset(&jsonl_config("empty.jsonl"), tmp.path()).expect_err("empty");
     assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
     assert!(err.to_string().contains("empty.jsonl"));
 
-    write(tmp.path(), "empty.json", "{\"examples\": []}");
+    write_file(tmp.path(), "empty.json", "{\"examples\": []}");
     let err = load_dataset(&jsonl_config("empty.json"), tmp.path()).expect_err("empty");
     assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
 
-    write(
+    write_file(
         tmp.path(),
         "two.jsonl",
         "{\"input\": \"a\", \"target\": \"b\"}\n{\"input\": \"c\", \"target\": \"d\"}\n",
@@ -284,7 +282,7 @@ fn unreadable_file_and_bad_config_are_errors() {
 #[test]
 fn non_object_records_and_wrong_field_types_are_errors() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(
+    write_file(
         tmp.path(),
         "arr.jsonl",
         "{\"input\": \"a\", \"target\": \"b\"}\n[1, 2]\n",
@@ -292,7 +290,7 @@ fn non_object_records_and_wrong_field_types_are_errors() {
     let err = load_dataset(&jsonl_config("arr.jsonl"), tmp.path()).expect_err("array record");
     assert!(err.to_string().contains("arr.jsonl:2"), "{err}");
 
-    write(
+    write_file(
         tmp.path(),
         "obj.jsonl",
         "{\"input\": {\"x\": 1}, \"target\": \"b\"}\n",
@@ -312,7 +310,7 @@ fn numeric_labels_and_explicit_format() {
         text.push_str(&format!("{{\"input\": \"n{i}\", \"target\": {}}}\n", i % 2));
     }
     // An odd extension: the format comes from the config.
-    write(tmp.path(), "nums.txt", &text);
+    write_file(tmp.path(), "nums.txt", &text);
     let cfg = DataConfig {
         format: Some(DataFormat::Jsonl),
         label_map: Some(BTreeMap::from([

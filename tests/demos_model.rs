@@ -6,97 +6,30 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use common::dln;
+use common::example;
+use common::run::{alone_and_killed, export, mid_iteration, ok, predict, result, resume, train};
 use dln::dln::events::Event;
-
-fn train_args(out: &Path) -> Vec<String> {
-    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/dln1-demo.toml");
-    let mut v = vec![
-        "train".to_string(),
-        config.display().to_string(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    for s in [
-        "layers.0.demos=3",
-        "train.iterations=3",
-        "train.batch_size=6",
-        "train.val_freq=1",
-    ] {
-        v.push("--set".into());
-        v.push(s.into());
-    }
-    v
-}
-
-fn ok(out: std::process::Output) -> std::process::Output {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn result(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("result.json")).expect("result.json");
-    serde_json::from_str(&text).expect("result parses")
-}
-
-fn event_lines(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// Kills the run writing to `dir` once an iteration after the first checkpoint has begun.
-fn kill_mid_iteration(mut child: std::process::Child, dir: &Path) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(900) {
-        let lines = event_lines(dir);
-        if let Some(cp) = lines
-            .iter()
-            .position(|l| l.contains("\"checkpoint_written\""))
-        {
-            let after = &lines[cp + 1..];
-            if after.iter().any(|l| l.contains("\"forward_done\""))
-                && !after.iter().any(|l| l.contains("\"checkpoint_written\""))
-            {
-                child.kill().expect("SIGKILL");
-                let _ = child.wait();
-                return true;
-            }
-        }
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
 
 #[test]
 fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let alone = tmp.path().join("alone");
-    let killed = tmp.path().join("killed");
-    let args = train_args(&alone);
-    ok(dln().args(&args).output().expect("run dln"));
+    let with_demos = |out: &Path| {
+        let sets = [
+            "layers.0.demos=3",
+            "train.iterations=3",
+            "train.batch_size=6",
+            "train.val_freq=1",
+        ];
+        train(&example("dln1-demo.toml"), out, &sets)
+    };
+    let within = Duration::from_secs(900);
+    let (alone, killed) = alone_and_killed(tmp.path(), within, with_demos, mid_iteration);
     let a = result(&alone);
     assert_eq!(a["best_demos"][0].as_array().map(Vec::len), Some(3), "{a}");
-
-    let args = train_args(&killed);
-    let child = dln().args(&args).spawn().expect("spawn dln");
-    assert!(kill_mid_iteration(child, &killed), "killed mid-iteration");
-    ok(dln()
-        .args(["resume", &killed.display().to_string()])
-        .output()
-        .expect("resume"));
+    ok(resume(&killed).output().expect("resume"), "resume");
     let b = result(&killed);
     for key in [
         "best_prompts",
@@ -130,15 +63,7 @@ fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() 
 
     // The exported network carries its demonstrations, and predict runs with them.
     let file = tmp.path().join("net.toml");
-    ok(dln()
-        .args([
-            "export",
-            &alone.display().to_string(),
-            "-o",
-            &file.display().to_string(),
-        ])
-        .output()
-        .expect("export"));
+    export(&alone, &file);
     let text = std::fs::read_to_string(&file).expect("exported");
     assert_eq!(
         text.matches("[[layers.demonstrations]]").count(),
@@ -147,15 +72,10 @@ fn a_run_with_demonstrations_completes_resumes_to_the_same_result_and_replays() 
     );
     let inputs = tmp.path().join("in.jsonl");
     std::fs::write(&inputs, "{\"sentence\": \"a wonderful, moving film\"}\n").expect("inputs");
-    let out = ok(dln()
-        .args([
-            "predict",
-            &file.display().to_string(),
-            "-i",
-            &inputs.display().to_string(),
-        ])
-        .output()
-        .expect("predict"));
+    let out = ok(
+        predict(&file, &inputs).output().expect("predict"),
+        "predict",
+    );
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(answer.contains("\"prediction\""), "{answer}");
 }

@@ -2,12 +2,12 @@
 //! demonstration moves beside the instruction candidates, never scores an example it shows,
 //! and carries the demonstrations through checkpoint, result and export.
 
-mod dln_common;
+mod common;
 
-use dln::dln::events::{Candidate, Event};
+use common::session::*;
+use dln::dln::events::Event;
 use dln::run::export::{export_run, Format, Which};
 use dln::run::{read_checkpoint, read_result};
-use dln_common::*;
 
 fn with_demos(layers: usize, k: usize) -> dln::config::Config {
     let mut c = tiny_config(layers);
@@ -18,21 +18,6 @@ fn with_demos(layers: usize, k: usize) -> dln::config::Config {
     c
 }
 
-fn scored(events: &[Event]) -> Vec<(usize, Vec<Candidate>, usize)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CandidatesScored {
-                layer,
-                candidates,
-                winner,
-                ..
-            } => Some((*layer, candidates.clone(), *winner)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn demonstration_moves_are_scored_beside_instructions_and_travel_with_the_prompt() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -41,7 +26,7 @@ async fn demonstration_moves_are_scored_beside_instructions_and_travel_with_the_
     let scored = scored(&events);
     assert!(!scored.is_empty());
     let mut moves = 0;
-    for (_, candidates, _) in &scored {
+    for (_, _, candidates, _) in &scored {
         let current = &candidates[0];
         assert!(current.demos.len() <= 2 && current.demo_move.is_none());
         for c in &candidates[1..] {

@@ -5,12 +5,12 @@
 //! shares shown once): the scripted proposals hash that prompt, so the events differ from the
 //! first `CandidatesProposed` on and were identical before it.
 
-mod dln_common;
+mod common;
 
 use std::path::PathBuf;
 
+use common::session::*;
 use dln::dln::events::Event;
-use dln_common::*;
 
 /// An event as compared across builds: timings and paths left out, the layers' templates
 /// (which `RunStarted` carries since a later change than the recording) and the batch
@@ -40,7 +40,7 @@ fn normalized(e: &Event) -> serde_json::Value {
 }
 
 fn recorded(layers: usize) -> PathBuf {
-    repo().join(format!("tests/data/demos/k0_dln{layers}.jsonl"))
+    common::fixture(&format!("demos/k0_dln{layers}.jsonl"))
 }
 
 /// `demos = 0` (the default) asks and emits what runs asked and emitted before: the events of

@@ -3,14 +3,14 @@
 //! prompts' ELBO terms without the trust-region or log-p penalties and includes a fixed layer's
 //! term, and a backend without log-probabilities ranks candidates by batch accuracy.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::config::Config;
-use dln::dln::events::{Candidate, CandidateOrigin, Event};
+use dln::dln::events::{CandidateOrigin, Event};
 use dln::dln::math::MemoryEntry;
 use dln::llm::scripted::{unit_hash, ScriptedBackend};
 use dln::run::{read_checkpoint, RunSummary, Session};
-use dln_common::*;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
@@ -125,21 +125,6 @@ async fn memory_holds_the_m_best_dev_prompt_sets() {
         discriminating > 0,
         "no seed had a non-improving dev point among the 2 best"
     );
-}
-
-fn scored(events: &[Event]) -> Vec<(usize, usize, Vec<Candidate>, usize)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CandidatesScored {
-                iteration,
-                layer,
-                candidates,
-                winner,
-            } => Some((*iteration, *layer, candidates.clone(), *winner)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn elbos(events: &[Event]) -> Vec<(usize, Vec<Option<f64>>, f64)> {

@@ -2,21 +2,20 @@
 //! shipped examples, DLN-3 for 1 iteration.
 
 mod common;
-mod dln_common;
 
 use std::path::Path;
 
+use common::session::*;
 use dln::config::Config;
 use dln::dln::events::Event;
 use dln::run::{Session, SessionOptions};
-use dln_common::*;
 
 fn model() -> String {
     common::test_model().display().to_string()
 }
 
 fn load(example: &str, sets: &[(&str, &str)]) -> Config {
-    let mut c = Config::load(&repo().join("examples").join(example)).expect("example config loads");
+    let mut c = Config::load(&common::example(example)).expect("example config loads");
     for (k, v) in sets {
         c.set(k, v).expect("override");
     }

@@ -5,17 +5,17 @@
 //! is <its own text>", a proposal prompt too long for the context drops shown examples
 //! instead of ending the run, and the question every input opens with is shown once.
 
-mod dln_common;
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use common::session::*;
 use dln::config::Config;
 use dln::dln::events::{CandidateOrigin, Event, Rejection};
 use dln::llm::scripted::{unit_hash, ScriptedBackend, ScriptedCall};
 use dln::llm::{GenerateRequest, Prompt};
 use dln::run::{read_checkpoint, RunSummary, Session};
-use dln_common::*;
 
 async fn run(
     config: Config,
@@ -383,7 +383,7 @@ async fn a_proposal_prompt_too_long_for_the_context_drops_examples() {
         .collect();
     std::fs::write(&path, serde_json::to_string(&rows).expect("json")).expect("write");
     let text = tiny_config_text(1).replace(
-        &repo().join("examples/data/tiny.json").display().to_string(),
+        &common::example("data/tiny.json").display().to_string(),
         &path.display().to_string(),
     );
     let mut c = Config::parse(&text, std::path::Path::new("long.toml")).expect("config");

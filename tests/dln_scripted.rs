@@ -1,12 +1,12 @@
 //! The training loop against the scripted backend: every stage runs for DLN-1, DLN-2 and DLN-3,
 //! the numbers in the events are the method's formulas, and the run directory is complete.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::dln::events::Event;
 use dln::llm::scripted::ScriptedBackend;
 use dln::run::{read_checkpoint, read_events, read_result, Session};
-use dln_common::*;
 
 async fn run_layers(
     layers: usize,

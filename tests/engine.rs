@@ -4,21 +4,10 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
-use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
 use dln::llm::{
     Backend, ChatMessage, ClassifyRequest, GenerateRequest, LlmError, Prompt, ScoreRequest,
     VerbalizerReduce,
 };
-
-fn backend() -> &'static EmbeddedBackend {
-    static BACKEND: OnceLock<EmbeddedBackend> = OnceLock::new();
-    BACKEND.get_or_init(|| {
-        EmbeddedBackend::load(&common::test_model(), EmbeddedOptions::default())
-            .expect("the model loads")
-    })
-}
 
 /// Tests take turns on the shared model so that usage counters measured by one test are not
 /// mixed with another's calls.
@@ -29,7 +18,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-use common::block_on;
+use common::{block_on, embedded};
 
 const PROMPT: &str = "Decide whether the statement about the world is true or false. Think about \
     common knowledge, geography and simple arithmetic before answering.\n\n";
@@ -63,7 +52,7 @@ fn max_diff(a: &[f64], b: &[f64]) -> f64 {
 #[test]
 fn prefix_reused_scores_equal_naive_scores() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     let reqs = requests();
     let before = b.usage();
     let reused = block_on(b.score(reqs.clone())).expect("reused scores");
@@ -97,7 +86,7 @@ fn prefix_reused_scores_equal_naive_scores() {
 #[test]
 fn a_score_is_the_sum_of_token_by_token_log_probs() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     let reqs = requests()[..3].to_vec();
     let batched = block_on(b.score(reqs.clone())).expect("scores");
     let stepwise = block_on(b.score_token_by_token(reqs)).expect("token by token");
@@ -112,7 +101,7 @@ fn a_score_is_the_sum_of_token_by_token_log_probs() {
 #[test]
 fn class_distributions_sum_to_one_and_agree_with_score() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     let context = format!("{PROMPT}Statement: Two plus two is four.\nAnswer:");
     let req = ClassifyRequest {
         context: context.clone(),
@@ -166,7 +155,7 @@ fn class_distributions_sum_to_one_and_agree_with_score() {
 #[test]
 fn stop_strings_and_max_tokens_are_honoured() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     let prompt =
         Prompt::raw("List the numbers from one to twenty, one per line:\n1. one\n2. two\n3.");
     let capped = block_on(b.generate(vec![GenerateRequest::greedy(prompt.clone(), 5, vec![])]))
@@ -191,7 +180,7 @@ fn stop_strings_and_max_tokens_are_honoured() {
 #[test]
 fn the_same_seed_gives_the_same_text() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     let req = GenerateRequest {
         prompt: Prompt::raw("Once upon a time, in a small village,"),
         temperature: 1.0,
@@ -237,7 +226,7 @@ fn the_same_seed_gives_the_same_text() {
 #[test]
 fn chat_prompts_use_the_models_template() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     let messages = vec![ChatMessage {
         role: "user".into(),
         content: "Name a colour.".into(),
@@ -259,7 +248,7 @@ fn chat_prompts_use_the_models_template() {
 #[test]
 fn bad_requests_are_errors_and_the_worker_survives() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     let empty = block_on(b.score(vec![ScoreRequest {
         context: "Hello".into(),
         target: String::new(),
@@ -322,7 +311,7 @@ fn targets(context: &str) -> Vec<ScoreRequest> {
 #[test]
 fn a_prefix_kept_from_an_earlier_call_is_reused_and_exact() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     block_on(b.clear_cache()).expect("clear");
     let p1 =
         format!("{PROMPT}Statement: Water boils at 100 degrees Celsius at sea level.\nAnswer:");
@@ -354,7 +343,7 @@ fn a_prefix_kept_from_an_earlier_call_is_reused_and_exact() {
 #[test]
 fn many_distinct_prefixes_stay_within_the_kept_bound() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     block_on(b.clear_cache()).expect("clear");
     // More prefixes than the store keeps (8 entries, a context's worth of tokens).
     let contexts: Vec<String> = (0..14).map(|i| distinct_context(i + 2, 120)).collect();
@@ -393,7 +382,7 @@ fn many_distinct_prefixes_stay_within_the_kept_bound() {
 #[test]
 fn demonstration_candidates_compute_near_the_distinct_token_ideal() {
     let _turn = serial();
-    let b = backend();
+    let b = embedded();
     block_on(async {
         let w = dln::bench::dln1_demos(b).await.expect("the workload");
         let ideal = w.distinct_tokens(b).await.expect("the ideal") as f64;

@@ -8,14 +8,15 @@
 //! Each run is a child process: this test binary started again on the `sweep_child` test with
 //! `DLN_SWEEP_CHILD` set. (The real-model kill test is `cli_kill_resume.rs`.)
 
-mod dln_common;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::run::{read_json, this_test};
+use common::session::*;
 use dln::run::{read_events, Session};
-use dln_common::*;
 
 const CHILD: &str = "DLN_SWEEP_CHILD";
 const DIR: &str = "DLN_SWEEP_DIR";
@@ -49,11 +50,9 @@ fn sweep_child() {
 }
 
 fn child(mode: &str, dir: &Path, env: &[(&str, String)]) -> Command {
-    let mut c = Command::new(std::env::current_exe().expect("test binary"));
-    c.args(["--exact", "sweep_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD, mode)
+    let mut c = this_test("sweep_child");
+    c.env(CHILD, mode)
         .env(DIR, dir)
-        .env_remove("DLN_FAULT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -74,21 +73,16 @@ fn must_succeed(out: &Output, what: &str) {
     );
 }
 
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// What must not change when a run is killed and resumed: the result without wall time and
 /// token accounting (a resumed run counts its cache hits), and the checkpoint's state (prompts,
 /// memory with every candidate's score, best dev, history, random state).
 fn outcome(dir: &Path) -> (serde_json::Value, serde_json::Value) {
-    let mut result = json(&dir.join("result.json"));
+    let mut result = read_json(&dir.join("result.json"));
     let r = result.as_object_mut().expect("result object");
     for k in ["elapsed_ms", "usage", "usage_by_layer"] {
         r.remove(k);
     }
-    let mut cp = json(&dir.join("checkpoint.json"));
+    let mut cp = read_json(&dir.join("checkpoint.json"));
     cp.as_object_mut()
         .expect("checkpoint object")
         .remove("written_at");

@@ -6,7 +6,7 @@
 //! The fake speaks the completions shapes llama-cpp-python sends: a token is a word with its
 //! leading space, its log-probability a fixed function of its text, `text_offset` in characters.
 
-mod dln_common;
+mod common;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -881,7 +881,7 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
 
     let config = || {
         let mut c = Config::parse(
-            &dln_common::tiny_config_text(1),
+            &common::session::tiny_config_text(1),
             std::path::Path::new("t.toml"),
         )
         .expect("config");
@@ -933,7 +933,7 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
     )
     .await
     .expect("start");
-    let (reference, _) = dln_common::run_to_end(s).await;
+    let (reference, _) = common::session::run_to_end(s).await;
     let reference = reference.expect("the undisturbed run finishes");
     let total = calm.requests();
     assert!(total > 10, "{total}");
@@ -949,8 +949,8 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
         .await
         .expect("start");
     let mut seen = Vec::new();
-    dln_common::until(&mut s, &mut seen, unavailable).await;
-    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    common::session::until(&mut s, &mut seen, unavailable).await;
+    common::session::until(&mut s, &mut seen, common::session::paused).await;
     let Some(Event::BackendUnavailable { message }) = seen.iter().find(|e| unavailable(e)) else {
         unreachable!()
     };
@@ -968,8 +968,8 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
 
     // Resumed while still down: it tries again and pauses again.
     s.commands.send(Command::Resume).expect("resume");
-    dln_common::until(&mut s, &mut seen, unavailable).await;
-    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    common::session::until(&mut s, &mut seen, unavailable).await;
+    common::session::until(&mut s, &mut seen, common::session::paused).await;
     assert_eq!(
         log.lock().expect("lock").len(),
         at,
@@ -979,7 +979,7 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
     // Back up: resumed, it finishes as the undisturbed run did.
     *fake.state.fail_after.lock().expect("lock") = None;
     s.commands.send(Command::Resume).expect("resume");
-    let (resumed, rest) = dln_common::run_to_end(s).await;
+    let (resumed, rest) = common::session::run_to_end(s).await;
     seen.extend(rest);
     no_failure(&seen);
     let resumed = resumed.expect("the resumed run finishes");
@@ -1003,9 +1003,9 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
         .await
         .expect("start");
     let mut seen = Vec::new();
-    dln_common::until(&mut s, &mut seen, dln_common::paused).await;
+    common::session::until(&mut s, &mut seen, common::session::paused).await;
     s.commands.send(Command::Stop).expect("stop");
-    let (stopped, rest) = dln_common::run_to_end(s).await;
+    let (stopped, rest) = common::session::run_to_end(s).await;
     seen.extend(rest);
     no_failure(&seen);
     let stopped = stopped.expect("a stopped run ends without error");
@@ -1018,7 +1018,7 @@ async fn a_run_whose_server_fails_after_retries_pauses_and_resumes_without_resen
     let s = Session::resume(&run_dir, options(&run_dir, fake.url(), log.clone()))
         .await
         .expect("resume");
-    let (resumed, _) = dln_common::run_to_end(s).await;
+    let (resumed, _) = common::session::run_to_end(s).await;
     let resumed = resumed.expect("the resumed run finishes");
     assert_eq!(resumed.best_prompts, reference.best_prompts);
     let mut asked = log.lock().expect("lock").clone();

@@ -13,18 +13,17 @@
 //! while a one-token misalignment or a wrong token boundary is off by whole nats.
 
 mod common;
-mod dln_common;
 
 use std::path::Path;
 use std::sync::Arc;
 
+use common::session::*;
 use dln::config::Config;
 use dln::dln::events::Event;
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
 use dln::llm::openai::{OpenAiBackend, OpenAiConfig, ScoringMode};
 use dln::llm::{Backend, ClassifyRequest, GenerateRequest, Prompt, ScoreRequest, VerbalizerReduce};
 use dln::run::{Session, SessionOptions};
-use dln_common::*;
 
 const SCORE_TOLERANCE: f64 = 1e-3;
 const PROB_TOLERANCE: f64 = 1e-4;

@@ -1,15 +1,15 @@
 //! The HTTP backend's response parsing on recorded bodies (`tests/data/openai/`): llama-cpp-python
 //! (recorded live, with and without its echo fix) and vLLM (written to its documented schema).
 
+mod common;
+
 use dln::llm::openai::wire::{
     first_position_top, parse_body, score_from_echo, score_from_prompt_logprobs,
     CompletionResponse, SeamError,
 };
 
 fn load(name: &str) -> CompletionResponse {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/openai")
-        .join(name);
+    let path = common::fixture("openai").join(name);
     let bytes = std::fs::read(&path).expect("recorded body");
     parse_body(&bytes, name).expect("parses")
 }

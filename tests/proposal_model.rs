@@ -4,22 +4,11 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
-use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
 use dln::llm::{Backend, GenerateRequest};
 use dln::template::{parse_proposal, Template};
 use serde_json::{json, Value};
 
-fn backend() -> &'static EmbeddedBackend {
-    static BACKEND: OnceLock<EmbeddedBackend> = OnceLock::new();
-    BACKEND.get_or_init(|| {
-        EmbeddedBackend::load(&common::test_model(), EmbeddedOptions::default())
-            .expect("the model loads")
-    })
-}
-
-use common::block_on;
+use common::{block_on, embedded};
 
 fn template(name: &str) -> Template {
     // TEMPLATE_DIR lets a person try edited templates against the model without rebuilding.
@@ -42,7 +31,7 @@ fn sample(t: &Template, ctx: impl Fn(usize) -> Value, n: usize) -> Vec<String> {
             r
         })
         .collect();
-    let out = block_on(backend().generate(requests)).expect("generate");
+    let out = block_on(embedded().generate(requests)).expect("generate");
     out.into_iter().map(|mut s| s.remove(0).text).collect()
 }
 

@@ -2,14 +2,16 @@
 //! refused before a run directory exists; a run that fails later keeps its directory (its config
 //! and an `error` event stay on disk).
 
-mod dln_common;
+mod common;
 
 use std::path::Path;
 
+use common::write_file;
+
+use common::session::*;
 use dln::config::Config;
 use dln::dln::events::Event;
 use dln::run::{read_events, Session};
-use dln_common::*;
 
 fn config_over(data: &Path, extra: &str) -> Config {
     let text = format!(
@@ -65,12 +67,6 @@ async fn failing(
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p
-}
-
 const GOOD_LINES: &str =
     "{\"sentence\": \"great\", \"label\": \"1\"}\n{\"sentence\": \"awful\", \"label\": \"0\"}\n";
 
@@ -81,7 +77,7 @@ fn many(lines: &str, n: usize) -> String {
 #[tokio::test]
 async fn malformed_json_line_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = write(
+    let data = write_file(
         dir.path(),
         "d.jsonl",
         &format!("{}{{\"sentence\": \"oops\"\n", many(GOOD_LINES, 4)),
@@ -96,7 +92,7 @@ async fn malformed_json_line_names_file_and_line() {
 #[tokio::test]
 async fn missing_field_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = write(
+    let data = write_file(
         dir.path(),
         "d.jsonl",
         &format!("{}{{\"sentence\": \"no label\"}}\n", many(GOOD_LINES, 4)),
@@ -111,7 +107,7 @@ async fn missing_field_is_named() {
 #[tokio::test]
 async fn unknown_label_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = write(
+    let data = write_file(
         dir.path(),
         "d.jsonl",
         &format!(
@@ -134,7 +130,7 @@ async fn unknown_label_is_named() {
 #[tokio::test]
 async fn empty_dataset_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = write(dir.path(), "d.jsonl", "");
+    let data = write_file(dir.path(), "d.jsonl", "");
     let e = failing(config_over(&data, ""), scripted(), dir.path()).await;
     assert!(e.contains("d.jsonl") && e.contains("no examples"), "{e}");
 }
@@ -152,8 +148,8 @@ fn with_forward_template(data: &Path, template_file: &Path) -> Config {
 #[tokio::test]
 async fn template_syntax_error_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = write(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
-    let t = write(
+    let data = write_file(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
+    let t = write_file(
         dir.path(),
         "fwd.toml",
         "role = \"forward\"\ntemplate = '''\n{{ prompt }}\n{% if input %}\n{{ input }}\n'''\n",
@@ -165,8 +161,8 @@ async fn template_syntax_error_names_file_and_line() {
 #[tokio::test]
 async fn unknown_template_variable_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = write(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
-    let t = write(
+    let data = write_file(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
+    let t = write_file(
         dir.path(),
         "fwd.toml",
         "role = \"forward\"\ntemplate = '''\n{{ prompt }}\n{{ sentence }}\nAnswer:\n'''\n",
@@ -181,7 +177,7 @@ async fn unknown_template_variable_is_named() {
 #[tokio::test]
 async fn prompt_longer_than_the_context_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = write(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
+    let data = write_file(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
     let mut c = config_over(&data, "");
     c.set(
         "layers.0.prompt",
@@ -200,7 +196,7 @@ async fn prompt_longer_than_the_context_is_a_clear_error() {
 #[test]
 fn bad_data_table_is_refused_on_load() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = write(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
+    let data = write_file(dir.path(), "d.jsonl", &many(GOOD_LINES, 5));
     let good = format!(
         "[task]\nname = \"bad\"\n[data]\npath = \"{}\"\n[[layers]]\n",
         data.display()
@@ -211,7 +207,7 @@ fn bad_data_table_is_refused_on_load() {
         ("max_train = -1", "max_train"),
         ("labelmap = { \"0\" = \"no\" }", "labelmap"),
     ] {
-        let file = write(
+        let file = write_file(
             dir.path(),
             "bad.toml",
             &good.replace("[[layers]]", &format!("{extra}\n[[layers]]")),
@@ -219,6 +215,6 @@ fn bad_data_table_is_refused_on_load() {
         let e = Config::load(&file).expect_err(extra).to_string();
         assert!(e.contains("bad.toml") && e.contains(key), "{extra}: {e}");
     }
-    let file = write(dir.path(), "good.toml", &good);
+    let file = write_file(dir.path(), "good.toml", &good);
     Config::load(&file).expect("the same table without the fault loads");
 }

@@ -3,12 +3,12 @@
 //! invalid template is refused and the old one kept; a stop mid-iteration and a resume end
 //! exactly as an uninterrupted run.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::dln::events::{Command, Event, TemplateRole};
 use dln::llm::scripted::ScriptedCall;
 use dln::run::{read_checkpoint, Session};
-use dln_common::*;
 
 const MARKED: &str = r#"
 name = "marked"
@@ -26,8 +26,7 @@ async fn pin_and_template_commands_change_the_next_iteration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
     let backend = scripted();
-    let (mut session, mut seen) = start_paused(tiny_config(1), backend.clone(), &out).await;
-    step_until(&mut session, &mut seen, |e| {
+    let (session, mut seen) = paused_after(tiny_config(1), backend.clone(), &out, |e| {
         matches!(e, Event::IterationDone { iteration: 0, .. })
     })
     .await;
@@ -80,13 +79,7 @@ async fn pin_and_template_commands_change_the_next_iteration() {
         )),
         1
     );
-    let errors: Vec<String> = seen
-        .iter()
-        .filter_map(|e| match e {
-            Event::CommandRejected { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let errors = rejections(&seen);
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].contains("syntax"), "{}", errors[0]);
     assert!(errors[1].contains("inptu"), "{}", errors[1]);
@@ -138,8 +131,7 @@ async fn stop_mid_iteration_then_resume_matches_an_uninterrupted_run() {
 
     // Stopped in the middle of iteration 1, then resumed.
     let out = dir.path().join("b");
-    let (mut b, mut seen) = start_paused(tiny_config(2), scripted(), &out).await;
-    step_until(&mut b, &mut seen, |e| {
+    let (b, _) = paused_after(tiny_config(2), scripted(), &out, |e| {
         matches!(e, Event::ForwardDone { iteration: 1, .. })
     })
     .await;

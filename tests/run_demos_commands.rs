@@ -3,13 +3,13 @@
 //! iterations' forward calls and candidates, are refused with a reason when they cannot apply,
 //! are checkpointed (a stopped run resumes with them) and replay from `events.jsonl`.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::dln::events::{Command, Demo, Event};
 use dln::llm::scripted::ScriptedCall;
 use dln::run::{read_checkpoint, read_events, Session};
 use dln::tui::{App, KeyMap, Theme};
-use dln_common::*;
 
 fn with_demos() -> dln::config::Config {
     let mut c = tiny_config(1);
@@ -51,8 +51,7 @@ async fn remove_add_and_pin_demonstrations_take_effect_survive_a_stop_and_replay
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
     let backend = scripted();
-    let (mut session, mut seen) = start_paused(with_demos(), backend.clone(), &out).await;
-    step_until(&mut session, &mut seen, |e| {
+    let (mut session, mut seen) = paused_after(with_demos(), backend.clone(), &out, |e| {
         matches!(e, Event::ForwardDone { iteration: 0, .. })
     })
     .await;
@@ -99,13 +98,7 @@ async fn remove_add_and_pin_demonstrations_take_effect_survive_a_stop_and_replay
         matches!(e, Event::DemosPinned { layer: 0 })
     })
     .await;
-    let reasons: Vec<String> = seen[at..]
-        .iter()
-        .filter_map(|e| match e {
-            Event::CommandRejected { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let reasons = rejections(&seen[at..]);
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons[0].contains("remove one first"), "{}", reasons[0]);
     assert!(reasons[1].contains("does not show"), "{}", reasons[1]);

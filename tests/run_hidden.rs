@@ -8,14 +8,14 @@
 //! unless the person's text is in the context, and gives every token of a hidden text −1.0
 //! (−0.5 for the person's text), so every expected number is known in closed form.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use dln::config::Config;
 use dln::dln::events::{Command, Event, PosteriorExample, SampleOrigin};
 use dln::llm::scripted::{ScriptedBackend, ScriptedCall};
 use dln::llm::Prompt;
 use dln::run::{read_checkpoint, RunSummary, Session};
-use dln_common::*;
 
 const HUMAN: &str = "HUMAN: 76 is more than 48, so the larger number is option (A).";
 
@@ -260,8 +260,7 @@ async fn the_pi1_proposer_is_shown_the_human_text_as_the_correct_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
     let b = backend();
-    let (mut s, mut seen) = start_paused(config(1), b.clone(), &out).await;
-    step_until(&mut s, &mut seen, sharpened_0).await;
+    let (s, seen) = paused_after(config(1), b.clone(), &out, sharpened_0).await;
     let calls_before = b.calls().len();
     s.commands
         .send(Command::AddHidden {
@@ -341,10 +340,7 @@ async fn a_stop_after_the_edit_and_a_resume_reproduce_the_uninterrupted_run() {
 }
 
 fn error_after(seen: &[Event], at: usize) -> Option<String> {
-    seen[at..].iter().find_map(|e| match e {
-        Event::CommandRejected { reason, .. } => Some(reason.clone()),
-        _ => None,
-    })
+    rejections(&seen[at..]).into_iter().next()
 }
 
 #[tokio::test]

@@ -4,13 +4,13 @@
 //! during a stage are applied at its boundary, not in the middle. A stop waits for the boundary
 //! too, except in an evaluation, which it leaves at the next chunk.
 
-mod dln_common;
+mod common;
 
 use std::time::Duration;
 
+use common::session::*;
 use dln::dln::events::{Command, Event, RunState, Stage};
 use dln::run::Session;
-use dln_common::*;
 
 const LATENCY: Duration = Duration::from_millis(250);
 

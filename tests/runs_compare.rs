@@ -4,13 +4,13 @@
 //! runs are copied to a temporary directory with fixed modification times (newest first is by
 //! time), and the `when` column, which prints local time, is masked.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use common::run::{ok, stdout};
 use insta::assert_snapshot;
-
-const RECORDED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/runs");
 
 /// The recorded runs under `dir/runs`, the DLN-1 run an hour newer than the 0-shot one.
 fn recorded_runs(dir: &Path) {
@@ -19,8 +19,8 @@ fn recorded_runs(dir: &Path) {
         let to = dir.join("runs").join(name);
         std::fs::create_dir_all(&to).expect("run dir");
         for file in ["config.toml", "result.json", "checkpoint.json"] {
-            std::fs::copy(Path::new(RECORDED).join(name).join(file), to.join(file))
-                .expect("copy a recorded file");
+            let from = common::fixture("runs").join(name).join(file);
+            std::fs::copy(from, to.join(file)).expect("copy a recorded file");
             let f = std::fs::File::options()
                 .write(true)
                 .open(to.join(file))
@@ -32,15 +32,13 @@ fn recorded_runs(dir: &Path) {
 }
 
 fn dln(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_dln"))
+    let out = common::bin()
         .args(args)
         .current_dir(dir)
         .env("DLN_DATA", dir.join("data"))
         .output()
         .expect("dln runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "dln {args:?}: {stderr}");
-    String::from_utf8(out.stdout).expect("utf-8")
+    stdout(&ok(out, &format!("dln {args:?}")))
 }
 
 /// Each row's `when` (its first 16 characters, `YYYY-MM-DD HH:MM`) masked, whatever the time zone.

@@ -3,17 +3,12 @@
 //! add, remove and pin demonstrations through commands. Reducer tests and snapshots, from
 //! synthesized events (no engine, no terminal).
 
-mod tui_common;
+mod common;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use common::tui::*;
 use dln::dln::events::{Command, Event};
 use dln::tui::{Action, App, KeyMap, Pane, Theme};
 use insta::assert_snapshot;
-use tui_common::*;
-
-fn press(app: &mut App, c: char) -> Vec<Command> {
-    app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
-}
 
 fn indices(app: &App) -> Vec<usize> {
     app.run.layers[0].demos.iter().map(|d| d.index).collect()
@@ -119,7 +114,7 @@ fn keys_add_remove_and_pin_demonstrations() {
     app.handle_action(Action::Down);
     app.handle_action(Action::Down);
     assert_eq!(
-        press(&mut app, 'A'),
+        press_char(&mut app, 'A'),
         vec![Command::AddDemo {
             layer: 0,
             example: 91
@@ -127,42 +122,48 @@ fn keys_add_remove_and_pin_demonstrations() {
     );
     // X needs the list open (D), then removes the selected one.
     app.focus = Pane::Layers;
-    assert!(press(&mut app, 'X').is_empty());
+    assert!(press_char(&mut app, 'X').is_empty());
     assert!(app.notice.as_deref().is_some_and(|n| n.contains("D lists")));
-    press(&mut app, 'D');
+    press_char(&mut app, 'D');
     assert!(app.sel.demos_expanded);
-    press(&mut app, 'j');
+    press_char(&mut app, 'j');
     assert_eq!(
         app.sel.demo, 1,
         "↓ selects a demonstration while they are listed"
     );
     assert_eq!(
-        press(&mut app, 'X'),
+        press_char(&mut app, 'X'),
         vec![Command::RemoveDemo {
             layer: 0,
             example: 5
         }]
     );
     // P pins, and once the engine says so, unpins.
-    assert_eq!(press(&mut app, 'P'), vec![Command::PinDemos { layer: 0 }]);
+    assert_eq!(
+        press_char(&mut app, 'P'),
+        vec![Command::PinDemos { layer: 0 }]
+    );
     app.apply(&Event::DemosPinned { layer: 0 });
-    assert_eq!(press(&mut app, 'P'), vec![Command::UnpinDemos { layer: 0 }]);
+    assert_eq!(
+        press_char(&mut app, 'P'),
+        vec![Command::UnpinDemos { layer: 0 }]
+    );
 
     // A layer without demonstrations says so instead of sending anything.
     let mut plain = app_with(&dln1_running());
-    assert!(press(&mut plain, 'P').is_empty());
+    assert!(press_char(&mut plain, 'P').is_empty());
     assert!(plain
         .notice
         .as_deref()
         .is_some_and(|n| n.contains("demos = 0")));
-    assert!(press(&mut plain, 'D').is_empty());
+    assert!(press_char(&mut plain, 'D').is_empty());
     assert!(!plain.sel.demos_expanded);
 
     // Replay is read-only.
     let mut replay = App::replay(Theme::mono(), KeyMap::default(), dln1_demos());
     replay.focus = Pane::Hidden;
-    assert!(press(&mut replay, 'A').is_empty());
-    assert!(press(&mut replay, 'P').is_empty());
+    assert!(press_char(&mut replay, 'A').is_empty());
+    assert!(press_char(&mut replay, 'P').is_empty());
     assert!(replay
         .notice
         .as_deref()
@@ -177,8 +178,8 @@ fn demos_layers_pane() {
         render_pane(&app, Pane::Layers, 70, 10)
     );
     app.apply(&Event::DemosPinned { layer: 0 });
-    press(&mut app, 'D');
-    press(&mut app, 'j');
+    press_char(&mut app, 'D');
+    press_char(&mut app, 'j');
     assert_snapshot!(
         "demos_layers_listed",
         render_pane(&app, Pane::Layers, 70, 16)
@@ -187,8 +188,7 @@ fn demos_layers_pane() {
 
 #[test]
 fn demos_candidates_pane() {
-    let mut app = app_with(&dln1_demos());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_demos(), Pane::Candidates, &[]);
     assert_snapshot!(
         "demos_candidates",
         render_pane(&app, Pane::Candidates, 70, 12)

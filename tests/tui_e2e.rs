@@ -6,114 +6,35 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// A tmux server of our own (its own socket) holding one 120×40 session.
-struct Tmux {
-    socket: String,
-    session: String,
+use common::run::{ok, read_json, result, resume, run_dir, signal, train, watch};
+use common::tmux::{dln_line, quote, DlnLine, Tmux};
+use common::{example, test_model};
+
+/// `dln` with its data directory in `tmp` and no user config; the caller adds the rest.
+fn in_home(tmp: &Path) -> DlnLine {
+    dln_line()
+        .env("DLN_DATA", tmp.join("data"))
+        .env("DLN_CONFIG", tmp.join("no-config.toml"))
 }
 
-impl Tmux {
-    fn start(name: &str, command: &str) -> Tmux {
-        let t = Tmux {
-            socket: format!("dln-e2e-{name}-{}", std::process::id()),
-            session: "wb".into(),
-        };
-        let ok = t
-            .cmd(&[
-                "new-session",
-                "-d",
-                "-s",
-                &t.session,
-                "-x",
-                "120",
-                "-y",
-                "40",
-                command,
-            ])
-            .status
-            .success();
-        assert!(
-            ok,
-            "tmux new-session failed (is tmux installed? scripts/setup installs it)"
-        );
-        t
-    }
-
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        let mut all = vec!["-L", self.socket.as_str()];
-        all.extend_from_slice(args);
-        match Command::new("tmux").args(&all).output() {
-            Ok(o) => o,
-            Err(e) => panic!("cannot run tmux ({e}); scripts/setup installs it"),
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", self.session.as_str()];
-        args.extend_from_slice(keys);
-        assert!(self.cmd(&args).status.success(), "send-keys {keys:?}");
-    }
-
-    /// Literal text (no key-name interpretation).
-    fn text(&self, text: &str) {
-        assert!(self
-            .cmd(&["send-keys", "-t", &self.session, "-l", text])
-            .status
-            .success());
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .cmd(&["capture-pane", "-p", "-t", &self.session])
-                .stdout,
-        )
-        .into_owned()
-    }
-
-    fn display(&self, format: &str) -> String {
-        String::from_utf8_lossy(
-            &self
-                .cmd(&["display", "-p", "-t", &self.session, format])
-                .stdout,
-        )
-        .trim()
-        .to_string()
-    }
-
-    /// Poll the screen until `pred` holds; returns the screen and how long it took.
-    fn wait_for(
-        &self,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> (String, Duration) {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return (s, start.elapsed());
-            }
-            if start.elapsed() > timeout {
-                panic!("timed out after {timeout:?} waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// [`in_home`] on the test model.
+fn workbench(tmp: &Path) -> DlnLine {
+    in_home(tmp).env("DLN_MODEL", test_model())
 }
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
-
-fn quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+/// `line` made `dln tui examples/tiny.toml --out OUT --set …`.
+fn tui_tiny(line: DlnLine, out: &Path, sets: &[&str]) -> DlnLine {
+    let line = line
+        .arg("tui")
+        .arg(example("tiny.toml"))
+        .arg("--out")
+        .arg(out);
+    sets.iter()
+        .fold(line, |line, set| line.args(["--set", set]))
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.
@@ -149,30 +70,11 @@ fn stage_counter(screen: &str, label: &str) -> Option<(usize, usize)> {
     Some((done.trim().parse().ok()?, total.parse().ok()?))
 }
 
-fn json_lines(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
-        .collect()
-}
-
 #[test]
 fn workbench_pause_pin_edit_resume_quit() {
-    let model: PathBuf = common::test_model();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("run");
-    let data = tmp.path().join("data");
-    let command = format!(
-        "env DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color {bin} tui {config} \
-         --out {out} --set train.iterations=4 --set train.num_candidates=6; echo EXIT=$?; sleep 120",
-        model = quote(&model),
-        data = quote(&data),
-        cfg = quote(&tmp.path().join("no-config.toml")),
-        bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
-        config = quote(&repo.join("examples/tiny.toml")),
-        out = quote(&out),
-    );
+    let (tmp, out) = run_dir();
+    let sets = ["train.iterations=4", "train.num_candidates=6"];
+    let command = tui_tiny(workbench(tmp.path()), &out, &sets).then("sleep 120");
     let tmux = Tmux::start("live", &command);
     let slow = Duration::from_secs(600);
     let quick = Duration::from_secs(20);
@@ -307,7 +209,7 @@ fn workbench_pause_pin_edit_resume_quit() {
     );
 
     // 7. The run directory records the pin and the edit.
-    let events = json_lines(&out.join("events.jsonl"));
+    let events = common::events(&out);
     let pinned = events
         .iter()
         .find(|e| e["event"] == "prompt_pinned")
@@ -338,10 +240,7 @@ fn workbench_pause_pin_edit_resume_quit() {
             && e["source"].as_str().unwrap_or("").contains("{% if %}")),
         "the invalid template never reached the run"
     );
-    let checkpoint: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("checkpoint.json")).expect("checkpoint.json"),
-    )
-    .expect("checkpoint parses");
+    let checkpoint = read_json(&out.join("checkpoint.json"));
     let state = &checkpoint["state"];
     assert_eq!(state["pinned"][0], true, "checkpoint records the pin");
     assert_eq!(state["prompts"][0], pinned.as_str());
@@ -354,13 +253,7 @@ fn workbench_pause_pin_edit_resume_quit() {
     // 8. `dln replay` on the same directory shows the pinned prompt, read-only, with a scrubber.
     let replay = Tmux::start(
         "replay",
-        &format!(
-            "env DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color {bin} replay {out}; echo EXIT=$?; sleep 60",
-            data = quote(&data),
-            cfg = quote(&tmp.path().join("no-config.toml")),
-            bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
-            out = quote(&out),
-        ),
+        &in_home(tmp.path()).arg("replay").arg(&out).then("sleep 60"),
     );
     let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let head: String = words(&pinned).chars().take(24).collect();
@@ -396,22 +289,10 @@ fn workbench_pause_pin_edit_resume_quit() {
 /// that `dln resume` finishes.
 #[test]
 fn a_panic_in_the_workbench_restores_the_terminal_and_leaves_a_resumable_run() {
-    let model: PathBuf = common::test_model();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("run");
-    let data = tmp.path().join("data");
-    let command = format!(
-        "env DLN_FAULT=tui_frame:8:panic DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} \
-         TERM=xterm-256color {bin} tui {config} --out {out} --set train.iterations=2; \
-         echo EXIT=$?; stty -a | grep -o ' -icanon\\| icanon' | head -1 | sed 's/^/MODE=/'; sleep 120",
-        model = quote(&model),
-        data = quote(&data),
-        cfg = quote(&tmp.path().join("no-config.toml")),
-        bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
-        config = quote(&repo.join("examples/tiny.toml")),
-        out = quote(&out),
-    );
+    let (tmp, out) = run_dir();
+    let faulty = workbench(tmp.path()).env("DLN_FAULT", "tui_frame:8:panic");
+    let command = tui_tiny(faulty, &out, &["train.iterations=2"])
+        .then("stty -a | grep -o ' -icanon\\| icanon' | head -1 | sed 's/^/MODE=/'; sleep 120");
     let tmux = Tmux::start("panic", &command);
     let (end, _) = tmux.wait_for("the exit after the panic", Duration::from_secs(600), |s| {
         s.contains("MODE=")
@@ -435,17 +316,11 @@ fn a_panic_in_the_workbench_restores_the_terminal_and_leaves_a_resumable_run() {
         "the run directory was written"
     );
 
-    let resumed = Command::new(env!("CARGO_BIN_EXE_dln"))
-        .args(["resume", &out.display().to_string()])
-        .env("DLN_MODEL", &model)
-        .env("DLN_DATA", &data)
+    let resumed = resume(&out)
+        .env("DLN_DATA", tmp.path().join("data"))
         .output()
         .expect("dln resume");
-    assert!(
-        resumed.status.success(),
-        "the run resumes after the panic: {}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
+    ok(resumed, "the run resumes after the panic");
     assert!(out.join("result.json").is_file());
 }
 
@@ -453,54 +328,28 @@ fn a_panic_in_the_workbench_restores_the_terminal_and_leaves_a_resumable_run() {
 /// it to its end, and the run directory ends finished.
 #[test]
 fn the_workbench_resumes_a_stopped_run() {
-    let model: PathBuf = common::test_model();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("run");
-    let data = tmp.path().join("data");
+    let (tmp, out) = run_dir();
     // Stop a headless run after its first checkpoint.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dln"))
-        .args([
-            "train",
-            &repo.join("examples/tiny.toml").display().to_string(),
-        ])
-        .args([
-            "--out",
-            &out.display().to_string(),
-            "--set",
-            "train.iterations=2",
-        ])
-        .env("DLN_MODEL", &model)
-        .env("DLN_DATA", &data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let mut child = train(&example("tiny.toml"), &out, &["train.iterations=2"])
+        .env("DLN_DATA", tmp.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("dln train");
-    let start = Instant::now();
-    while !std::fs::read_to_string(out.join("events.jsonl"))
-        .unwrap_or_default()
-        .contains("\"checkpoint_written\"")
-    {
-        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success());
+    let checkpointed =
+        |lines: &[String]| lines.iter().any(|l| l.contains("\"checkpoint_written\""));
+    assert!(
+        watch(&mut child, &out, Duration::from_secs(600), checkpointed),
+        "no checkpoint"
+    );
+    signal(&child, "INT");
     let status = child.wait().expect("dln train ends");
     assert_eq!(status.code(), Some(3), "stopped early at a stage boundary");
 
-    let command = format!(
-        "env DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color {bin} tui \
-         --resume {out}; echo EXIT=$?; sleep 120",
-        model = quote(&model),
-        data = quote(&data),
-        cfg = quote(&tmp.path().join("no-config.toml")),
-        bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
-        out = quote(&out),
-    );
+    let command = workbench(tmp.path())
+        .args(["tui", "--resume"])
+        .arg(&out)
+        .then("sleep 120");
     let tmux = Tmux::start("resume", &command);
     let slow = Duration::from_secs(600);
     // The past is shown at once: the first iteration's candidates and dev accuracy.
@@ -525,10 +374,7 @@ fn the_workbench_resumes_a_stopped_run() {
         end.contains("EXIT=0") && end.contains("run finished"),
         "{end}"
     );
-    let result: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("result.json")).expect("result.json"),
-    )
-    .expect("json");
+    let result = result(&out);
     assert_eq!(result["stopped_early"], false);
     assert_eq!(result["iterations"], 2);
 }
@@ -539,11 +385,7 @@ fn the_workbench_resumes_a_stopped_run() {
 /// a paste buffer); `z` zooms the focused pane and back.
 #[test]
 fn external_editor_clipboard_and_zoom() {
-    let model: PathBuf = common::test_model();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("run");
-    let data = tmp.path().join("data");
+    let (tmp, out) = run_dir();
     let seen = tmp.path().join("seen.txt");
     let editor = tmp.path().join("editor.sh");
     std::fs::write(
@@ -556,17 +398,10 @@ fn external_editor_clipboard_and_zoom() {
     .expect("write the editor script");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let command = format!(
-        "env DLN_MODEL={model} DLN_DATA={data} DLN_CONFIG={cfg} TERM=xterm-256color EDITOR={editor} VISUAL= \
-         {bin} tui {config} --out {out} --set train.iterations=3; echo EXIT=$?; sleep 120",
-        model = quote(&model),
-        data = quote(&data),
-        cfg = quote(&tmp.path().join("no-config.toml")),
-        editor = quote(&editor),
-        bin = quote(Path::new(env!("CARGO_BIN_EXE_dln"))),
-        config = quote(&repo.join("examples/tiny.toml")),
-        out = quote(&out),
-    );
+    let with_editor = workbench(tmp.path())
+        .env("EDITOR", &editor)
+        .env("VISUAL", "");
+    let command = tui_tiny(with_editor, &out, &["train.iterations=3"]).then("sleep 120");
     let tmux = Tmux::start("editor", &command);
     tmux.cmd(&["set-option", "-g", "set-clipboard", "on"]);
     let slow = Duration::from_secs(600);
@@ -576,7 +411,7 @@ fn external_editor_clipboard_and_zoom() {
     });
     tmux.keys(&["Space"]);
     tmux.wait_for("paused", slow, |s| s.contains(" PAUSED "));
-    let prompt = json_lines(&out.join("events.jsonl"))
+    let prompt = common::events(&out)
         .iter()
         .find(|e| e["event"] == "run_started")
         .and_then(|e| e["layers"][0]["prompt"].as_str().map(str::to_string))
@@ -620,7 +455,7 @@ fn external_editor_clipboard_and_zoom() {
         tmux.keys(&["y"]);
     }
     tmux.wait_for("the exit", slow, |s| s.contains("EXIT="));
-    let events = json_lines(&out.join("events.jsonl"));
+    let events = common::events(&out);
     let replaced = events
         .iter()
         .find(|e| e["event"] == "prompt_replaced")

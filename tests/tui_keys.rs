@@ -2,41 +2,32 @@
 //! `$EDITOR` (an effect, and the saved text applied as the in-app editor's Ctrl-S), `z` zooms
 //! the focused pane, `n`/`N` step through the matches of a `/` search.
 
-mod tui_common;
+mod common;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use common::tui::*;
+use crossterm::event::KeyCode;
 use dln::dln::events::{Command, TemplateRole};
 use dln::tui::editor::EditorTarget;
 use dln::tui::{App, KeyMap, Overlay, Pane, TerminalEffect, Theme};
 use insta::assert_snapshot;
-use tui_common::*;
-
-fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
-    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
-}
-
-fn key(app: &mut App, c: char) -> Vec<Command> {
-    press(app, KeyCode::Char(c))
-}
 
 #[test]
 fn y_copies_the_selected_prompt_or_hidden_text() {
     let mut app = app_with(&dln1_running());
-    key(&mut app, 'y');
+    press_char(&mut app, 'y');
     assert_eq!(app.effects, vec![TerminalEffect::Copy(P2.into())]);
     app.effects.clear();
     app.focus = Pane::Candidates;
-    key(&mut app, 'j');
-    key(&mut app, 'y');
+    press_char(&mut app, 'j');
+    press_char(&mut app, 'y');
     let second = app.run.layers[0].candidates[1].prompt.clone();
     assert_eq!(app.effects, vec![TerminalEffect::Copy(second)]);
     app.effects.clear();
 
     // The hidden pane copies the selected posterior sample.
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
-    key(&mut app, 'l');
-    key(&mut app, 'y');
+    let mut app = app_at(&dln2_hidden(), Pane::Hidden, &[]);
+    press_char(&mut app, 'l');
+    press_char(&mut app, 'y');
     let l = app.hidden_layer().expect("a posterior");
     let row = app.hidden_rows()[0];
     let sample = app.run.posteriors[&l].examples[row].samples[1].text.clone();
@@ -47,7 +38,7 @@ fn y_copies_the_selected_prompt_or_hidden_text() {
         .is_some_and(|n| n.contains("copied the hidden text")));
     // Copying is reading: replay allows it.
     let mut replay = App::replay(Theme::mono(), KeyMap::default(), dln1_running());
-    key(&mut replay, 'y');
+    press_char(&mut replay, 'y');
     assert_eq!(replay.effects.len(), 1);
 }
 
@@ -55,7 +46,7 @@ fn y_copies_the_selected_prompt_or_hidden_text() {
 fn e_edits_the_prompt_in_the_external_editor_and_applies_the_save() {
     let mut app = app_with(&dln1_running());
     assert!(
-        key(&mut app, 'E').is_empty(),
+        press_char(&mut app, 'E').is_empty(),
         "nothing is sent before the editor returns"
     );
     let target = EditorTarget::Prompt { layer: 0 };
@@ -106,8 +97,8 @@ fn e_edits_the_prompt_in_the_external_editor_and_applies_the_save() {
 
     // From the Candidates pane it starts from the selected candidate.
     app.focus = Pane::Candidates;
-    key(&mut app, 'j');
-    key(&mut app, 'E');
+    press_char(&mut app, 'j');
+    press_char(&mut app, 'E');
     let second = app.run.layers[0].candidates[1].prompt.clone();
     assert!(
         matches!(&app.effects[..], [TerminalEffect::ExternalEdit { text, .. }] if *text == second)
@@ -122,8 +113,8 @@ fn e_edits_the_prompt_in_the_external_editor_and_applies_the_save() {
             Ok(())
         }
     }));
-    key(&mut app, 't');
-    key(&mut app, 'E');
+    press_char(&mut app, 't');
+    press_char(&mut app, 'E');
     let t = EditorTarget::Template {
         layer: 0,
         role: TemplateRole::Forward,
@@ -154,64 +145,62 @@ fn e_edits_the_prompt_in_the_external_editor_and_applies_the_save() {
 
     // Read-only replay asks for no editor.
     let mut replay = App::replay(Theme::mono(), KeyMap::default(), dln1_running());
-    key(&mut replay, 'E');
+    press_char(&mut replay, 'E');
     assert!(replay.effects.is_empty());
 }
 
 #[test]
 fn n_and_n_step_through_the_matches_of_a_search() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
-    key(&mut app, 'n');
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
+    press_char(&mut app, 'n');
     assert!(app
         .notice
         .as_deref()
         .is_some_and(|n| n.contains("/ starts one")));
-    key(&mut app, '/');
+    press_char(&mut app, '/');
     for c in "review".chars() {
-        key(&mut app, c);
+        press_char(&mut app, c);
     }
     press(&mut app, KeyCode::Enter);
     let rows = app.candidate_rows();
     assert!(rows.len() >= 2, "{rows:?}");
     assert_eq!(app.sel.candidate, 0);
-    key(&mut app, 'n');
+    press_char(&mut app, 'n');
     assert_eq!(app.sel.candidate, 1);
     assert_eq!(
         app.notice.as_deref(),
         Some(&*format!("match 2 of {}", rows.len()))
     );
-    key(&mut app, 'N');
-    key(&mut app, 'N');
+    press_char(&mut app, 'N');
+    press_char(&mut app, 'N');
     assert_eq!(
         app.sel.candidate,
         rows.len() - 1,
         "N wraps to the last match"
     );
-    key(&mut app, 'n');
+    press_char(&mut app, 'n');
     assert_eq!(app.sel.candidate, 0, "n wraps to the first");
 
     // In the hidden pane too.
     app.focus = Pane::Hidden;
-    key(&mut app, '/');
+    press_char(&mut app, '/');
     for c in "film".chars() {
-        key(&mut app, c);
+        press_char(&mut app, c);
     }
     press(&mut app, KeyCode::Enter);
     let n = app.hidden_rows().len();
     assert!(n >= 1);
-    key(&mut app, 'N');
+    press_char(&mut app, 'N');
     assert_eq!(app.sel.example, n - 1);
 }
 
 #[test]
 fn z_zooms_the_focused_pane() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
-    key(&mut app, 'z');
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
+    press_char(&mut app, 'z');
     assert!(app.zoomed);
     assert_snapshot!("zoomed_candidates_140x40", render(&mut app, 140, 40));
-    key(&mut app, 'z');
+    press_char(&mut app, 'z');
     assert!(!app.zoomed);
     let grid = render(&mut app, 140, 40);
     assert!(grid.contains("Metrics") && grid.contains("Hidden states"));

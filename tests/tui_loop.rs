@@ -2,11 +2,12 @@
 //! capped at ~30 fps and coalesced under a flood of engine events, a key is answered within a
 //! frame while the flood goes on, an idle screen does not redraw, and quitting stops the run.
 
-mod tui_common;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use common::tui::term_key;
+use crossterm::event::{Event as TermEvent, KeyCode};
 use dln::dln::events::{Command, Event, Stage};
 use dln::tui::run_loop::{run_with, Link, FRAME};
 use dln::tui::Exit;
@@ -14,16 +15,9 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
-fn key(c: char) -> std::io::Result<TermEvent> {
-    Ok(TermEvent::Key(KeyEvent::new(
-        KeyCode::Char(c),
-        KeyModifiers::NONE,
-    )))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
-    let mut app = tui_common::app();
+    let mut app = common::tui::app();
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("test terminal");
     let (etx, erx) = mpsc::unbounded_channel::<Event>();
     let (ctx, mut crx) = mpsc::unbounded_channel::<Command>();
@@ -35,7 +29,7 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
 
     let flood = 20_000usize;
     let driver = async move {
-        for e in tui_common::dln1_running() {
+        for e in common::tui::dln1_running() {
             etx.send(e).expect("send");
         }
         // A flood of progress events for ~1 s, with a key pressed in the middle.
@@ -55,7 +49,8 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
             }
             if i == flood / 2 {
                 let sent = Instant::now();
-                ktx.unbounded_send(key(' ')).expect("key");
+                ktx.unbounded_send(term_key(KeyCode::Char(' ')))
+                    .expect("key");
                 let cmd = tokio::time::timeout(Duration::from_secs(2), crx.recv()).await;
                 assert_eq!(cmd.ok().flatten(), Some(Command::Pause));
                 pause_latency = Some(sent.elapsed());
@@ -65,8 +60,10 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
         // Idle for a second: nothing arrives, nothing should be drawn.
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Quit: confirm, Stop is sent; the engine "ends" by closing its stream.
-        ktx.unbounded_send(key('q')).expect("key");
-        ktx.unbounded_send(key('y')).expect("key");
+        ktx.unbounded_send(term_key(KeyCode::Char('q')))
+            .expect("key");
+        ktx.unbounded_send(term_key(KeyCode::Char('y')))
+            .expect("key");
         let stop = tokio::time::timeout(Duration::from_secs(2), crx.recv()).await;
         assert_eq!(stop.ok().flatten(), Some(Command::Stop));
         drop(etx);
@@ -81,7 +78,7 @@ async fn frames_are_capped_keys_answer_within_a_frame_and_idle_is_idle() {
     assert_eq!(app.exit, Exit::Now);
     assert_eq!(
         stats.events as usize,
-        tui_common::dln1_running().len() + flood
+        common::tui::dln1_running().len() + flood
     );
     let pause_latency = pause_latency.expect("measured");
     // Frames: at most one per FRAME during the flood, plus a handful for the keys and the end;

@@ -2,27 +2,13 @@
 //! sequence of events, and which commands keys produce (pause, step, pin, edits, hidden texts,
 //! exclusions, quit), with no terminal and no engine.
 
-mod tui_common;
+mod common;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use common::tui::*;
+use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use dln::dln::events::{Command, Event, RunState, TemplateRole};
 use dln::tui::editor::EditorTarget;
 use dln::tui::{Action, App, Exit, KeyMap, Mode, Overlay, Pane, Theme};
-use tui_common::*;
-
-fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
-    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        press(app, KeyCode::Char(c));
-    }
-}
-
-fn ctrl(app: &mut App, c: char) -> Vec<Command> {
-    app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
-}
 
 #[test]
 fn reducer_holds_prompts_scores_history_and_usage() {
@@ -60,17 +46,7 @@ fn reducer_holds_prompts_scores_history_and_usage() {
 
 #[test]
 fn posterior_events_human_samples_and_exclusions() {
-    let mut events = dln2_hidden();
-    events.push(Event::HiddenAdded {
-        layer: 1,
-        example: 2,
-        text: "Feb 2019 has 28 days.".into(),
-    });
-    events.push(Event::SampleExcluded {
-        layer: 1,
-        example: 2,
-        sample: 1,
-    });
+    let events = person_edits(dln2_hidden(), 1, 2, "Feb 2019 has 28 days.", 1);
     let app = app_with(&events);
     assert_eq!(app.hidden_layer(), Some(1));
     let p = &app.run.posteriors[&1];
@@ -122,8 +98,7 @@ fn pause_shows_pausing_until_the_engine_pauses_then_step_and_resume() {
 
 #[test]
 fn pin_a_candidate_or_the_current_prompt_and_unpin() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
     press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Down);
     let cmds = press(&mut app, KeyCode::Char('p'));
@@ -169,7 +144,7 @@ fn prompt_edits_survive_closing_and_switching_panes() {
         app.overlay,
         Some(Overlay::Editor(EditorTarget::Prompt { layer: 0 }))
     );
-    ctrl(&mut app, 'e');
+    app.handle_key(ctrl('e'));
     type_text(&mut app, " Be brief.");
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.overlay, None);
@@ -182,7 +157,7 @@ fn prompt_edits_survive_closing_and_switching_panes() {
         app.editors[&EditorTarget::Prompt { layer: 0 }].text(),
         expected
     );
-    let cmds = ctrl(&mut app, 's');
+    let cmds = app.handle_key(ctrl('s'));
     assert_eq!(
         cmds,
         vec![Command::SetPrompt {
@@ -196,8 +171,7 @@ fn prompt_edits_survive_closing_and_switching_panes() {
 
 #[test]
 fn write_a_hidden_text_and_exclude_a_sample() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&dln2_hidden(), Pane::Hidden, &[]);
     press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Char('a'));
     let target = EditorTarget::Hidden {
@@ -210,10 +184,10 @@ fn write_a_hidden_text_and_exclude_a_sample() {
         "December ends; the next day is in 2021.",
         "starts from h"
     );
-    ctrl(&mut app, 'a');
-    ctrl(&mut app, 'k');
+    app.handle_key(ctrl('a'));
+    app.handle_key(ctrl('k'));
     type_text(&mut app, "The year ends, so tomorrow is 2022-01-01.");
-    let cmds = ctrl(&mut app, 's');
+    let cmds = app.handle_key(ctrl('s'));
     assert_eq!(
         cmds,
         vec![Command::AddHidden {
@@ -301,9 +275,9 @@ fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
     };
     assert_eq!(app.overlay, Some(Overlay::Editor(target)));
     press(&mut app, KeyCode::Down);
-    ctrl(&mut app, 'e');
+    app.handle_key(ctrl('e'));
     type_text(&mut app, " {% endif %}");
-    let cmds = ctrl(&mut app, 's');
+    let cmds = app.handle_key(ctrl('s'));
     let sent = "{{ prompt }}\n{{ input }} {% endif %}\nAnswer:".to_string();
     assert_eq!(
         cmds,
@@ -333,11 +307,11 @@ fn template_error_from_the_engine_is_shown_in_place_and_a_fix_applies() {
     press(&mut app, KeyCode::Char('1'));
     assert!(app.editors[&target].error.is_some());
     // Fix and apply: the engine confirms and the editor closes.
-    ctrl(&mut app, 'w');
-    ctrl(&mut app, 'w');
-    ctrl(&mut app, 'w');
+    app.handle_key(ctrl('w'));
+    app.handle_key(ctrl('w'));
+    app.handle_key(ctrl('w'));
     let fixed = app.editors[&target].text();
-    let cmds = ctrl(&mut app, 's');
+    let cmds = app.handle_key(ctrl('s'));
     assert_eq!(cmds.len(), 1);
     app.apply(&Event::TemplateReplaced {
         layer: 1,
@@ -362,7 +336,7 @@ fn local_validation_refuses_before_sending() {
     press(&mut app, KeyCode::Char('t'));
     press(&mut app, KeyCode::Enter);
     type_text(&mut app, "{{ prompt ");
-    assert_eq!(ctrl(&mut app, 's'), vec![]);
+    assert_eq!(app.handle_key(ctrl('s')), vec![]);
     let target = EditorTarget::Template {
         layer: 0,
         role: TemplateRole::Forward,
@@ -389,9 +363,9 @@ fn quitting_asks_while_active_then_stops_and_waits() {
 
     // Ctrl-C stops without asking.
     let mut app = app_with(&dln1_running());
-    assert_eq!(ctrl(&mut app, 'c'), vec![Command::Stop]);
+    assert_eq!(app.handle_key(ctrl('c')), vec![Command::Stop]);
     assert_eq!(
-        ctrl(&mut app, 'c'),
+        app.handle_key(ctrl('c')),
         vec![],
         "a second Ctrl-C leaves at once"
     );
@@ -413,8 +387,7 @@ fn quitting_asks_while_active_then_stops_and_waits() {
 
 #[test]
 fn filters_sorting_and_wrong_only() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&dln1_running(), Pane::Hidden, &[]);
     assert_eq!(app.hidden_rows(), vec![0, 1, 2, 3]);
     press(&mut app, KeyCode::Char('w'));
     assert_eq!(app.hidden_rows(), vec![2]);
@@ -465,7 +438,7 @@ fn mouse_clicks_focus_panes_and_keys_can_be_rebound() {
     );
     app.apply_all(&dln1_running());
     assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![]);
-    assert_eq!(ctrl(&mut app, 'p'), vec![Command::Pause]);
+    assert_eq!(app.handle_key(ctrl('p')), vec![Command::Pause]);
 }
 
 #[test]
@@ -549,7 +522,7 @@ fn errors_about_other_commands_do_not_land_in_a_template_editor() {
     press(&mut app, KeyCode::Char('t'));
     press(&mut app, KeyCode::Enter);
     type_text(&mut app, "x = 1\n");
-    assert_eq!(ctrl(&mut app, 's').len(), 1);
+    assert_eq!(app.handle_key(ctrl('s')).len(), 1);
     app.apply(&Event::CommandRejected {
         command: Command::AddHidden {
             layer: 1,
@@ -585,11 +558,11 @@ fn a_hidden_text_can_be_written_before_the_posterior_is_sampled() {
         app.editors[&target].text(),
         "December ends; the next day is in 2021."
     );
-    ctrl(&mut app, 'a');
-    ctrl(&mut app, 'k');
+    app.handle_key(ctrl('a'));
+    app.handle_key(ctrl('k'));
     type_text(&mut app, "Next year.");
     assert_eq!(
-        ctrl(&mut app, 's'),
+        app.handle_key(ctrl('s')),
         vec![Command::AddHidden {
             layer: 1,
             example: 1,
@@ -625,8 +598,7 @@ fn find_on_screen(app: &mut App, w: u16, h: u16, needle: &str) -> (u16, u16) {
 
 #[test]
 fn clicking_a_candidate_selects_it_and_clicking_it_again_expands_it() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
     let (col, row) = find_on_screen(&mut app, 80, 24, "Answer with one word.");
     app.handle_mouse(left_click(col, row));
     assert_eq!(app.sel.candidate, 2);
@@ -642,8 +614,7 @@ fn clicking_a_candidate_selects_it_and_clicking_it_again_expands_it() {
 
 #[test]
 fn clicking_hidden_examples_and_samples_selects_them() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&dln2_hidden(), Pane::Hidden, &[]);
     let (col, row) = find_on_screen(&mut app, 80, 24, "2019-02-28. What is the date in two");
     app.handle_mouse(left_click(col, row));
     assert_eq!(app.sel.example, 2);
@@ -670,8 +641,7 @@ fn clicking_hidden_examples_and_samples_selects_them() {
 
 #[test]
 fn clicking_a_layer_selects_it_from_another_pane_and_again_shows_its_diff() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Metrics;
+    let mut app = app_at(&dln2_hidden(), Pane::Metrics, &[]);
     app.sel.hidden_layer = None;
     let (col, row) = find_on_screen(&mut app, 160, 45, "Layer 1 (hidden)");
     app.handle_mouse(left_click(col, row));
@@ -704,8 +674,7 @@ fn clicking_a_layer_selects_it_from_another_pane_and_again_shows_its_diff() {
 
 #[test]
 fn clicks_under_an_overlay_or_on_the_status_line_select_nothing() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
+    let mut app = app_at(&dln1_running(), Pane::Candidates, &[]);
     let (col, row) = find_on_screen(&mut app, 80, 24, "Answer with one word.");
     app.handle_action(Action::Help);
     app.handle_mouse(left_click(col, row));
@@ -890,8 +859,7 @@ fn new_events_round_trip() {
 /// so `k` then `e` edits the layer the cursor is on; PgDn scrolls a long prompt.
 #[test]
 fn in_the_layers_pane_j_and_k_choose_the_layer_that_e_edits() {
-    let mut app = app_with(&paused(dln2_hidden()));
-    app.focus = Pane::Layers;
+    let mut app = app_at(&paused(dln2_hidden()), Pane::Layers, &[]);
     press(&mut app, KeyCode::Char('j'));
     assert_eq!(app.sel.layer, 1);
     press(&mut app, KeyCode::Char('j'));

@@ -2,14 +2,13 @@
 //! watched live through the App reducer, then its `events.jsonl` is replayed and scrubbed, and
 //! the prompts, candidate scores, winners and hidden states must match at every iteration.
 
-mod dln_common;
-mod tui_common;
+mod common;
 
+use common::session::*;
 use dln::dln::events::Event;
 use dln::run::{read_events, Session};
 use dln::tui::RunView;
 use dln::tui::{Action, App, KeyMap, Pane, Theme};
-use dln_common::*;
 
 /// What a person reads off the panes: prompts, candidates with scores, winners, history,
 /// posterior samples with weights.
@@ -52,15 +51,12 @@ fn seen(view: &RunView) -> String {
 fn replay_shows_the_live_prompts_and_scores() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (live_events, live_app, per_iteration) = rt.block_on(async {
         let mut session = Session::start(tiny_config(2), options_with(scripted(), &out))
             .await
             .expect("session starts");
-        let mut app = App::new(Theme::mono(), KeyMap::default());
+        let mut app = common::tui::app();
         let mut events: Vec<Event> = Vec::new();
         let mut per_iteration: Vec<(usize, String)> = Vec::new();
         let mut batch = Vec::new();
@@ -128,8 +124,8 @@ fn replay_shows_the_live_prompts_and_scores() {
     for pane in Pane::ALL {
         live_app.focus = pane;
         replay.focus = pane;
-        let live_pane = tui_common::render_pane(&live_app, pane, 100, 30);
-        let replay_pane = tui_common::render_pane(&replay, pane, 100, 30);
+        let live_pane = common::tui::render_pane(&live_app, pane, 100, 30);
+        let replay_pane = common::tui::render_pane(&replay, pane, 100, 30);
         // The Metrics gauge (its first row) is the one intended difference: a replay says how
         // the recorded run ended instead of a live stage and ETA.
         let without_gauge = |s: &str| {

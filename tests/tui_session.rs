@@ -2,13 +2,13 @@
 //! pane become commands the engine applies — a person's hidden text joins the posterior and is
 //! weighed like the others, an excluded sample loses its weight — and the run records both.
 
-mod dln_common;
+mod common;
 
+use common::session::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use dln::dln::events::{Command, Event, SampleOrigin};
 use dln::run::{read_events, Session};
-use dln::tui::{App, KeyMap, Pane, Theme};
-use dln_common::*;
+use dln::tui::{App, Pane};
 
 fn key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
     app.handle_key(KeyEvent::new(code, modifiers))
@@ -35,17 +35,14 @@ fn send(session: &Session, cmds: Vec<Command>) {
 fn hidden_texts_and_exclusions_from_the_pane_reach_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let mut opts = options_with(scripted(), &out);
         opts.start_paused = true;
         let mut session = Session::start(tiny_config(2), opts)
             .await
             .expect("session starts");
-        let mut app = App::new(Theme::mono(), KeyMap::default());
+        let mut app = common::tui::app();
         pump(&mut session, &mut app, paused).await;
 
         // Step stage by stage until the posterior of the hidden text is sharpened.

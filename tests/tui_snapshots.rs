@@ -1,21 +1,13 @@
 //! Snapshot tests of the workbench's panes, drawn into ratatui's TestBackend from synthesized
 //! event sequences (no engine, no terminal).
 
-mod tui_common;
+mod common;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use common::tui::*;
+use crossterm::event::KeyCode;
 use dln::dln::events::{Command, Event, TemplateRole};
 use dln::tui::{Action, Overlay, Pane};
 use insta::assert_snapshot;
-use tui_common::*;
-
-fn key(c: char) -> KeyEvent {
-    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
-}
-
-fn ctrl(c: char) -> KeyEvent {
-    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
-}
 
 #[test]
 fn dln1_running_80x24() {
@@ -51,18 +43,17 @@ fn dln1_layers_diff() {
 
 #[test]
 fn dln1_candidate_expanded() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Candidates;
-    app.handle_action(Action::Down);
-    app.handle_action(Action::Expand);
+    let mut app = app_at(
+        &dln1_running(),
+        Pane::Candidates,
+        &[Action::Down, Action::Expand],
+    );
     assert_snapshot!(render(&mut app, 80, 24));
 }
 
 #[test]
 fn dln2_hidden_samples_80x24() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
-    app.handle_action(Action::Down);
+    let mut app = app_at(&dln2_hidden(), Pane::Hidden, &[Action::Down]);
     assert_snapshot!(render(&mut app, 80, 24));
 }
 
@@ -80,8 +71,7 @@ fn an_expanded_sample_scrolls_within_the_hidden_pane_80x24() {
         example: 1,
         text: format!("{long} The end."),
     });
-    let mut app = app_with(&events);
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&events, Pane::Hidden, &[]);
     render(&mut app, 80, 24);
     app.handle_action(Action::Down);
     // The person's sample is the last one of example 2.
@@ -128,8 +118,7 @@ fn a_cut_sample_is_marked_and_shows_its_paragraphs_in_full() {
             }
         }
     }
-    let mut app = app_with(&events);
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&events, Pane::Hidden, &[]);
     let collapsed = render(&mut app, 160, 45);
     assert!(
         collapsed
@@ -155,38 +144,29 @@ fn a_cut_sample_is_marked_and_shows_its_paragraphs_in_full() {
 
 #[test]
 fn dln2_hidden_human_sample_and_exclusion() {
-    let mut events = dln2_hidden();
-    events.push(Event::HiddenAdded {
-        layer: 1,
-        example: 1,
-        text: "2021-12-31 is the last day of the year, so tomorrow is 2022-01-01.".into(),
-    });
-    events.push(Event::SampleExcluded {
-        layer: 1,
-        example: 1,
-        sample: 2,
-    });
-    let mut app = app_with(&events);
-    app.focus = Pane::Hidden;
-    app.handle_action(Action::Down);
-    app.handle_action(Action::NextLayer);
-    app.handle_action(Action::NextLayer);
+    let text = "2021-12-31 is the last day of the year, so tomorrow is 2022-01-01.";
+    let events = person_edits(dln2_hidden(), 1, 1, text, 2);
+    let app = app_at(
+        &events,
+        Pane::Hidden,
+        &[Action::Down, Action::NextLayer, Action::NextLayer],
+    );
     assert_snapshot!(render_pane(&app, Pane::Hidden, 100, 22));
 }
 
 #[test]
 fn dln2_hidden_wrong_only_sorted_by_entropy() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
-    app.handle_action(Action::WrongOnly);
-    app.handle_action(Action::Sort);
+    let app = app_at(
+        &dln2_hidden(),
+        Pane::Hidden,
+        &[Action::WrongOnly, Action::Sort],
+    );
     assert_snapshot!(render_pane(&app, Pane::Hidden, 90, 20));
 }
 
 #[test]
 fn dln2_grid_160x45() {
-    let mut app = app_with(&dln2_hidden());
-    app.focus = Pane::Hidden;
+    let mut app = app_at(&dln2_hidden(), Pane::Hidden, &[]);
     assert_snapshot!(render(&mut app, 160, 45));
 }
 
@@ -220,14 +200,14 @@ fn editing_template_with_local_error() {
         "[template]\ntext = \"\"\"\n{{ prompt }}\n\n{{ input }}\nAnswer:\"\"\"".into(),
     );
     app.handle_action(Action::EditTemplate);
-    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    app.handle_key(key(KeyCode::Enter));
     assert!(matches!(app.overlay, Some(Overlay::Editor(_))));
     // Break line 5: `{{ input }}` → `{{ input }`.
     for _ in 0..4 {
-        app.handle_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+        app.handle_key(key(KeyCode::Down));
     }
-    app.handle_key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE));
-    app.handle_key(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+    app.handle_key(key(KeyCode::End));
+    app.handle_key(key(KeyCode::Backspace));
     let cmds = app.handle_key(ctrl('s'));
     assert!(cmds.is_empty(), "an invalid template is not sent: {cmds:?}");
     assert_snapshot!(render(&mut app, 80, 24));
@@ -240,12 +220,12 @@ fn editing_template_engine_error() {
         .templates
         .insert(TemplateRole::Forward, "{{ prompt }}\n{{ input }}".into());
     app.handle_action(Action::EditTemplate);
-    app.handle_key(key('1'));
+    app.handle_key(char_key('1'));
     for c in "\n{% if %}".chars() {
         let k = if c == '\n' {
-            KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)
+            key(KeyCode::Enter)
         } else {
-            key(c)
+            char_key(c)
         };
         app.handle_key(k);
     }
@@ -358,8 +338,7 @@ fn themes_colour_the_status_badge_and_mono_does_not() {
 
 #[test]
 fn metrics_scroll_when_taller_than_the_pane() {
-    let mut app = app_with(&dln1_running());
-    app.focus = Pane::Metrics;
+    let mut app = app_at(&dln1_running(), Pane::Metrics, &[]);
     assert_snapshot!("metrics_scroll_top_80x14", render(&mut app, 80, 14));
     app.handle_action(Action::Bottom);
     assert_eq!(
@@ -499,9 +478,7 @@ fn a_budget_stop_shows_in_the_status_badge() {
 /// part that differs; an empty hidden text and an empty sample say so.
 #[test]
 fn navigate_grid_120x40() {
-    let mut app = app_with(&dln2_navigate());
-    app.focus = Pane::Hidden;
-    app.handle_action(Action::Down);
+    let mut app = app_at(&dln2_navigate(), Pane::Hidden, &[Action::Down]);
     let screen = render(&mut app, 120, 40);
     assert!(
         screen.contains("every input starts: If you follow these instructions"),
@@ -521,10 +498,11 @@ fn navigate_grid_120x40() {
 /// candidate's long prompt wraps in full, the others take a line each.
 #[test]
 fn navigate_grid_160x50() {
-    let mut app = app_with(&dln2_navigate());
-    app.focus = Pane::Candidates;
-    app.handle_action(Action::Down);
-    app.handle_action(Action::Expand);
+    let mut app = app_at(
+        &dln2_navigate(),
+        Pane::Candidates,
+        &[Action::Down, Action::Expand],
+    );
     let screen = render(&mut app, 160, 50);
     assert!(screen.contains("say whether they are equal."), "{screen}");
     let width = |pane: Pane| {
@@ -543,9 +521,7 @@ fn navigate_grid_160x50() {
 /// the best, and the value an empty text is given.
 #[test]
 fn labels_in_place_80x24() {
-    let mut app = app_with(&dln2_navigate());
-    app.focus = Pane::Hidden;
-    app.handle_action(Action::Down);
+    let mut app = app_at(&dln2_navigate(), Pane::Hidden, &[Action::Down]);
     let hidden = render(&mut app, 80, 24);
     for label in [
         "entropy",

@@ -1,24 +1,20 @@
-//! Shared helpers of the DLN tests: tiny configs over the shipped example data, a scripted
-//! backend whose answers look like a small model's, and a driver that runs a session to its end.
+//! Sessions in process: tiny configs over the shipped example data, a scripted backend whose
+//! answers look like a small model's, and a driver that runs a session to its end or steps it.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dln::config::Config;
-use dln::dln::events::{Command, Event, RunState};
+use dln::dln::events::{Candidate, Command, Event, RunState};
 use dln::llm::scripted::{unit_hash, ScriptedBackend};
 use dln::llm::Prompt;
 use dln::run::{RunSummary, Session, SessionOptions};
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A config of `layers` layers over `examples/data/tiny.json`, small enough for any backend.
 pub fn tiny_config_text(layers: usize) -> String {
-    let data = repo().join("examples/data/tiny.json");
+    let data = super::example("data/tiny.json");
     let mut s = format!(
         r#"
 [task]
@@ -165,6 +161,19 @@ pub async fn start_paused(
     (session, seen)
 }
 
+/// [`start_paused`], then [`step_until`] a stage emitted a matching event: a paused session at
+/// the point a test acts on it, with the events so far.
+pub async fn paused_after(
+    config: Config,
+    backend: ScriptedBackend,
+    out: &Path,
+    pred: impl Fn(&Event) -> bool,
+) -> (Session, Vec<Event>) {
+    let (mut session, mut seen) = start_paused(config, backend, out).await;
+    step_until(&mut session, &mut seen, pred).await;
+    (session, seen)
+}
+
 /// Reads events until one matches, keeping them all.
 pub async fn until(session: &mut Session, seen: &mut Vec<Event>, pred: impl Fn(&Event) -> bool) {
     loop {
@@ -201,4 +210,31 @@ pub async fn step_until(
             return;
         }
     }
+}
+
+/// The reasons the run gave for the commands it refused, in order.
+pub fn rejections(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CommandRejected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every scoring of candidates: its iteration, layer, candidates (with their scores) and winner.
+pub fn scored(events: &[Event]) -> Vec<(usize, usize, Vec<Candidate>, usize)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CandidatesScored {
+                iteration,
+                layer,
+                candidates,
+                winner,
+            } => Some((*iteration, *layer, candidates.clone(), *winner)),
+            _ => None,
+        })
+        .collect()
 }
