@@ -6,7 +6,7 @@ mod common;
 
 use common::tui::*;
 use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use dln::dln::events::{Command, Event, RunState, TemplateRole};
+use dln::dln::events::{Command, Event, Operation, RunState, TemplateRole};
 use dln::tui::editor::EditorTarget;
 use dln::tui::{Action, App, Exit, KeyMap, Mode, Overlay, Pane, Theme};
 
@@ -684,10 +684,10 @@ fn clicks_under_an_overlay_or_on_the_status_line_select_nothing() {
     assert_eq!((app.focus, app.sel.candidate), (Pane::Candidates, 0));
 }
 
-fn calls(layer: usize, operation: &str, calls: u64) -> dln::dln::events::UsageEntry {
+fn calls(layer: usize, operation: Operation, calls: u64) -> dln::dln::events::UsageEntry {
     dln::dln::events::UsageEntry {
         layer,
-        operation: serde_json::from_value(serde_json::json!(operation)).expect("an operation name"),
+        operation,
         usage: dln::llm::Usage {
             calls,
             tokens_computed: 10 * calls,
@@ -711,7 +711,10 @@ fn usage_shows_the_iteration_in_progress_on_top_of_the_finished_ones() {
         stage: Stage::Score,
         done: 10,
         total: 16,
-        usage: Some(vec![calls(0, "forward", 4), calls(0, "score", 10)]),
+        usage: Some(vec![
+            calls(0, Operation::Forward, 4),
+            calls(0, Operation::Score, 10),
+        ]),
     });
     assert_eq!(app.run.layer_usage(0).calls, 46 + 14);
     assert_eq!(
@@ -730,7 +733,10 @@ fn usage_shows_the_iteration_in_progress_on_top_of_the_finished_ones() {
         stage: Stage::Score,
         done: 16,
         total: 16,
-        usage: Some(vec![calls(0, "forward", 4), calls(0, "score", 16)]),
+        usage: Some(vec![
+            calls(0, Operation::Forward, 4),
+            calls(0, Operation::Score, 16),
+        ]),
     });
     assert_eq!(app.run.layer_usage(0).calls, 46 + 20);
     // A progress event without usage keeps the last report.
@@ -748,7 +754,10 @@ fn usage_shows_the_iteration_in_progress_on_top_of_the_finished_ones() {
         iteration: 2,
         train_accuracy: 0.5,
         elbo: None,
-        usage: vec![calls(0, "forward", 4), calls(0, "score", 16)],
+        usage: vec![
+            calls(0, Operation::Forward, 4),
+            calls(0, Operation::Score, 16),
+        ],
         elapsed_ms: 1000,
     });
     assert_eq!(app.run.live_usage, None);
@@ -762,7 +771,7 @@ fn usage_shows_the_iteration_in_progress_on_top_of_the_finished_ones() {
         stage: Stage::Propose,
         layer: Some(0),
         total: 4,
-        usage: Some(vec![calls(0, "forward", 4)]),
+        usage: Some(vec![calls(0, Operation::Forward, 4)]),
     });
     assert_eq!(app.run.layer_usage(0).calls, 66 + 4);
 }

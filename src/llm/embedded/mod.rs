@@ -440,11 +440,9 @@ impl Backend for EmbeddedBackend {
         // One scoring item per (request, class, verbalizer variant), all in one prefix tree.
         let items = verbalizer_items(&requests)?;
         let mut per_request = vec![0usize; requests.len()];
-        for item in &items {
-            per_request[item.request] += 1;
-        }
         let mut scored = Vec::with_capacity(items.len());
         for item in &items {
+            per_request[item.request] += 1;
             let target = tokens::verbalizer_tokens(&self.model, item.class, &item.variant)?;
             scored.push(self.score_item(&requests[item.request].context, target)?);
         }

@@ -94,9 +94,9 @@ pub fn dln1_running() -> Vec<Event> {
             0.55 + 0.15 * it as f64,
             acc,
             vec![
-                usage(0, "forward", 4, 420, 8),
-                usage(0, "propose", 3, 900, 150),
-                usage(0, "score", 16, 3000, 0),
+                usage(0, Operation::Forward, 4, 420, 8),
+                usage(0, Operation::Propose, 3, 900, 150),
+                usage(0, Operation::Score, 16, 3000, 0),
             ],
             40_000,
         ));
@@ -240,7 +240,7 @@ pub fn dln1_demos() -> Vec<Event> {
             iteration: it,
             train_accuracy: 0.75,
             elbo: None,
-            usage: vec![usage(0, "score", 12, 2400, 0)],
+            usage: vec![usage(0, Operation::Score, 12, 2400, 0)],
             elapsed_ms: 30_000,
         });
         shown = swapped;

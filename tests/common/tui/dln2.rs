@@ -186,11 +186,11 @@ pub fn dln2_navigate() -> Vec<Event> {
             0.55 + 0.05 * it as f64,
             0.5 + 0.125 * it as f64,
             vec![
-                usage(0, "forward", 8, 2400, 900),
-                usage(0, "posterior", 8, 3100, 1800),
-                usage(0, "score", 32, 12_800, 0),
-                usage(1, "forward", 8, 3300, 16),
-                usage(1, "score", 16, 6400, 0),
+                usage(0, Operation::Forward, 8, 2400, 900),
+                usage(0, Operation::PosteriorSampling, 8, 3100, 1800),
+                usage(0, Operation::Score, 32, 12_800, 0),
+                usage(1, Operation::Forward, 8, 3300, 16),
+                usage(1, Operation::Score, 16, 6400, 0),
             ],
             95_000,
         ));

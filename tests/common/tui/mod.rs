@@ -128,10 +128,16 @@ pub fn type_text(app: &mut App, text: &str) {
 
 // The pieces the event sequences are built of.
 
-fn usage(layer: usize, op: &str, calls: u64, computed: u64, generated: u64) -> UsageEntry {
+fn usage(
+    layer: usize,
+    operation: Operation,
+    calls: u64,
+    computed: u64,
+    generated: u64,
+) -> UsageEntry {
     UsageEntry {
         layer,
-        operation: serde_json::from_value(serde_json::json!(op)).expect("an operation name"),
+        operation,
         usage: Usage {
             tokens_computed: computed,
             tokens_reused: computed / 2,
