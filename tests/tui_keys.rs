@@ -8,7 +8,7 @@ use common::tui::*;
 use crossterm::event::KeyCode;
 use dln::dln::events::{Command, TemplateRole};
 use dln::tui::editor::EditorTarget;
-use dln::tui::{App, KeyMap, Overlay, Pane, TerminalEffect, Theme};
+use dln::tui::{App, Exit, KeyMap, Overlay, Pane, TerminalEffect, Theme};
 use insta::assert_snapshot;
 
 #[test]
@@ -204,4 +204,42 @@ fn z_zooms_the_focused_pane() {
     assert!(!app.zoomed);
     let grid = render(&mut app, 140, 40);
     assert!(grid.contains("Metrics") && grid.contains("Hidden states"));
+}
+
+/// `b` asks before branching; any other key cancels, `y` confirms: a live run is stopped (its
+/// checkpoint keeps it resumable) and the branch is made after the iterations it completed; a
+/// replay branches after the iteration it shows and leaves at once.
+#[test]
+fn b_asks_before_branching_after_the_iterations_done_or_shown() {
+    let mut live = app_with(&dln1_running());
+    let done = live.run.history.len();
+    assert!(done > 0);
+    assert!(press_char(&mut live, 'b').is_empty());
+    assert_eq!(live.overlay, Some(Overlay::ConfirmBranch { at: done }));
+    let dialog = render(&mut live, 100, 30);
+    assert!(
+        dialog.contains(&format!("Branch a new run after iteration {done}?"))
+            && dialog.contains("This run stops with a checkpoint"),
+        "{dialog}"
+    );
+    press_char(&mut live, 'n');
+    assert_eq!((live.overlay, live.branch), (None, None));
+    press_char(&mut live, 'b');
+    assert_eq!(press_char(&mut live, 'y'), vec![Command::Stop]);
+    assert_eq!((live.branch, live.exit), (Some(done), Exit::Stopping));
+
+    let mut replay = App::replay(Theme::mono(), KeyMap::default(), dln1_running());
+    // The last position shows the iteration in progress; two steps back, the first one's end.
+    press_char(&mut replay, '[');
+    press_char(&mut replay, '[');
+    let shown = replay.run.history.len();
+    assert!(
+        shown < done,
+        "one iteration back shows fewer done ({shown} of {done})"
+    );
+    press_char(&mut replay, 'b');
+    assert_eq!(replay.overlay, Some(Overlay::ConfirmBranch { at: shown }));
+    assert_snapshot!("confirm_branch_replay_100x30", render(&mut replay, 100, 30));
+    assert!(press_char(&mut replay, 'y').is_empty());
+    assert_eq!((replay.branch, replay.exit), (Some(shown), Exit::Now));
 }

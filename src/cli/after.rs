@@ -153,6 +153,7 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
             format!("{}/{}", r.iterations_done, r.iterations),
             pct(r.best_dev),
             pct(r.test),
+            r.branch_label(),
             r.run_dir.display().to_string(),
         ]
     });
@@ -165,6 +166,7 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
             "its",
             "dev%",
             "test%",
+            "branch of",
             "run directory",
         ],
         &[4, 5, 6],
@@ -201,6 +203,31 @@ pub fn show(run: &Path) -> anyhow::Result<ExitCode> {
         pct(r.test)
     );
     println!("tokens    {}", r.total_tokens);
+    if let Some(b) = &r.branch_of {
+        println!(
+            "branch of {} after iteration {}{}",
+            b.parent.display(),
+            b.iteration,
+            if b.changes.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", b.changes.join(" "))
+            }
+        );
+    }
+    // Its own branches, wherever runs are looked for and beside it.
+    let mut near = default_roots();
+    near.extend(r.run_dir.parent().map(Path::to_path_buf));
+    for child in find_runs(&near).iter().filter(|c| r.is_parent_of(c)) {
+        let at = child.branch_of.as_ref().map_or(0, |b| b.iteration);
+        println!(
+            "branched  after iteration {at} → {} ({}, {}/{})",
+            child.run_dir.display(),
+            child.status_label(),
+            child.iterations_done,
+            child.iterations
+        );
+    }
     for (l, p) in r.best_prompts.iter().enumerate() {
         println!(
             "\nlayer {} best prompt:\n  {}",
@@ -239,6 +266,7 @@ pub fn compare_table(infos: &[RunInfo]) -> String {
             r.total_tokens.to_string(),
             r.elapsed_ms
                 .map_or("—".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
+            family(infos, r),
             r.run_dir.display().to_string(),
         ]
     });
@@ -251,6 +279,7 @@ pub fn compare_table(infos: &[RunInfo]) -> String {
             "test%",
             "tokens",
             "time",
+            "branch of",
             "run directory",
         ],
         &[3, 4, 5, 6],
@@ -275,6 +304,18 @@ pub fn compare_table(infos: &[RunInfo]) -> String {
         }
     }
     out
+}
+
+/// Where a compared run came from: `#k@N` when its parent is compared too (row `k`), else the
+/// parent's name; empty for a run that is no branch.
+fn family(infos: &[RunInfo], r: &RunInfo) -> String {
+    let Some(b) = &r.branch_of else {
+        return String::new();
+    };
+    match infos.iter().position(|p| p.is_parent_of(r)) {
+        Some(k) => format!("#{}@{}", k + 1, b.iteration),
+        None => r.branch_label(),
+    }
 }
 
 fn word_diff(old: &str, new: &str) -> String {

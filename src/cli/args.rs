@@ -77,6 +77,28 @@ pub enum Commands {
         #[arg(long)]
         tui: bool,
     },
+    /// Start a new run from a past iteration of another, with changed settings; the original
+    /// run is left as it is. Continue the branch with `dln resume` (or `--tui`).
+    #[command(
+        after_help = "Example: dln branch runs/try-7 --at 2 --set 'layers.0.prompt=Answer yes or no.' --set train.iterations=6"
+    )]
+    Branch {
+        run_dir: PathBuf,
+        /// Iterations completed at the branch point (0: after the start evaluation; default:
+        /// the latest the run kept).
+        #[arg(long, value_name = "IT")]
+        at: Option<usize>,
+        /// Change a setting in the branch: `train.*`, `layers.N.*` (`layers.N.prompt` also
+        /// replaces the prompt the run had reached), the model; not `data.*`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// The branch's directory (default: beside the run, `<run>-b<IT>-<timestamp>`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Open the branch in the workbench, paused, instead of only creating it.
+        #[arg(long)]
+        tui: bool,
+    },
     /// Write a run's trained network (prompts with their templates) as a self-contained file
     /// that `dln predict` and `dln tui` read.
     #[command(after_help = "Example: dln export runs/try-7 --format yaml -o network.yaml")]

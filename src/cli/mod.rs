@@ -5,6 +5,7 @@ mod after;
 mod args;
 mod bench;
 mod bench_view;
+mod branch;
 mod cache;
 mod config_cmd;
 mod logging;
@@ -100,6 +101,7 @@ pub fn main() -> ExitCode {
             Commands::Tui { .. }
                 | Commands::Replay { .. }
                 | Commands::Resume { tui: true, .. }
+                | Commands::Branch { tui: true, .. }
                 | Commands::Bench {
                     which: BenchCommand::View { .. },
                 }
@@ -130,7 +132,9 @@ pub fn main() -> ExitCode {
         Some(Commands::Tui { .. }) => Err(anyhow::anyhow!(
             "give a config to train on, or --resume RUN_DIR to continue a run"
         )),
-        Some(Commands::Replay { ref run_dir }) => tui::replay(run_dir, cli.theme.as_deref()),
+        Some(Commands::Replay { ref run_dir }) => {
+            tui::replay(run_dir, cli.model.as_deref(), cli.theme.as_deref())
+        }
         Some(Commands::Train {
             ref config,
             ref out,
@@ -146,6 +150,24 @@ pub fn main() -> ExitCode {
             ref set,
             tui: true,
         }) => tui::resume(run_dir, set, cli.model.as_deref(), cli.theme.as_deref()),
+        Some(Commands::Branch {
+            ref run_dir,
+            at,
+            ref set,
+            ref out,
+            tui,
+        }) => branch::branch(
+            dln::run::BranchRequest {
+                parent: run_dir.clone(),
+                at,
+                changes: set.clone(),
+                out: out.clone(),
+            },
+            tui.then_some(branch::Open {
+                model: cli.model.as_deref(),
+                theme: cli.theme.as_deref(),
+            }),
+        ),
         Some(Commands::Export {
             ref run_dir,
             format,

@@ -71,7 +71,7 @@ pub fn open(
         ..SessionOptions::default()
     };
     let shown = config.clone();
-    live(&shown, theme, &[], Session::start(config, opts))
+    live(&shown, (model, theme), &[], Session::start(config, opts))
 }
 
 /// `dln tui --resume RUN_DIR` / `dln resume RUN_DIR --tui`: the workbench on a stopped run,
@@ -81,6 +81,18 @@ pub fn resume(
     set: &[String],
     model: Option<&str>,
     theme: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    resume_opening(run_dir, set, model, theme, false)
+}
+
+/// [`resume`], `paused`: the run waits for the person (a new branch, to be looked at and edited
+/// before it trains).
+pub fn resume_opening(
+    run_dir: &Path,
+    set: &[String],
+    model: Option<&str>,
+    theme: Option<&str>,
+    paused: bool,
 ) -> anyhow::Result<ExitCode> {
     let config_path = run_dir.join(dln::run::CONFIG_FILE);
     if !config_path.exists() {
@@ -94,25 +106,31 @@ pub fn resume(
     let opts = SessionOptions {
         model: model.map(str::to_string),
         overrides: set.to_vec(),
+        start_paused: paused,
         ..SessionOptions::default()
     };
-    live(&config, theme, &history, Session::resume(run_dir, opts))
+    live(
+        &config,
+        (model, theme),
+        &history,
+        Session::resume(run_dir, opts),
+    )
 }
 
 /// The workbench on a live session that `start` opens; `history` (a resumed run's past events)
 /// is shown first.
 fn live(
     config: &Config,
-    theme: Option<&str>,
+    (model, theme_name): (Option<&str>, Option<&str>),
     history: &[dln::dln::events::Event],
     start: impl std::future::Future<Output = Result<Session, dln::run::RunError>>,
 ) -> anyhow::Result<ExitCode> {
-    let (theme, keymap) = look(theme)?;
+    let (theme, keymap) = look(theme_name)?;
     let mut app = App::new(theme, keymap);
     app.template_check = Some(template_check(config));
     app.apply_all(history.iter());
     let rt = runtime()?;
-    rt.block_on(async move {
+    let (code, run_dir, branch) = rt.block_on(async move {
         let _log = dln::tui::logging::to_file(&dln::llm::model::data_dir());
         let session = start.await?;
         let run_dir = session.run_dir.clone();
@@ -124,11 +142,41 @@ fn live(
         let outcome = workbench(&mut app, link).await;
         let finished = finish(&app, session.task).await;
         outcome?;
-        Ok(report(&app, &run_dir, finished))
-    })
+        let code = report(&app, &run_dir, finished);
+        anyhow::Ok((code, run_dir, app.branch))
+    })?;
+    drop(rt);
+    match branch {
+        Some(at) => open_branch(&run_dir, at, model, theme_name),
+        None => Ok(code),
+    }
 }
 
-pub fn replay(run_dir: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
+/// After the workbench closed on a confirmed `b`: the branch is made and opened, paused.
+fn open_branch(
+    run_dir: &Path,
+    at: usize,
+    model: Option<&str>,
+    theme: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let made = dln::run::branch(&dln::run::BranchRequest {
+        parent: run_dir.to_path_buf(),
+        at: Some(at),
+        ..Default::default()
+    })?;
+    eprintln!(
+        "branched {} after iteration {at} into {}",
+        run_dir.display(),
+        made.run_dir.display()
+    );
+    resume_opening(&made.run_dir, &[], model, theme, true)
+}
+
+pub fn replay(
+    run_dir: &Path,
+    model: Option<&str>,
+    theme: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let events = read_events(run_dir)?;
     if events.is_empty() {
         anyhow::bail!(
@@ -137,14 +185,19 @@ pub fn replay(run_dir: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
         );
     }
     need_terminal()?;
-    let (theme, keymap) = look(theme)?;
-    let mut app = App::replay(theme, keymap, events);
+    let (look_theme, keymap) = look(theme)?;
+    let mut app = App::replay(look_theme, keymap, events);
     let rt = runtime()?;
-    rt.block_on(async move {
+    let branch = rt.block_on(async move {
         let _log = dln::tui::logging::to_file(&dln::llm::model::data_dir());
-        workbench(&mut app, Link::default()).await
+        workbench(&mut app, Link::default()).await?;
+        anyhow::Ok(app.branch)
     })?;
-    Ok(ExitCode::SUCCESS)
+    drop(rt);
+    match branch {
+        Some(at) => open_branch(run_dir, at, model, theme),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// The workbench draws on a terminal; say so instead of writing escape codes into a pipe.

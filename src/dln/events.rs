@@ -418,6 +418,17 @@ pub enum Event {
         iteration: usize,
         path: String,
     },
+    /// The run is a branch: what comes before this event is its parent's log up to the
+    /// iteration it branched at (`dln branch`, the workbench's `b`); what follows is its own.
+    Branched {
+        /// The parent run's directory.
+        parent: String,
+        /// Iterations the parent had completed at the branch point.
+        iteration: usize,
+        /// The settings the branch changed (`KEY=VALUE`, as given).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
+    },
     Warning {
         message: String,
     },

@@ -111,6 +111,15 @@ impl EventLog {
         &self.path
     }
 
+    /// Bytes of the file written so far (every event emitted until now is in it).
+    pub fn written_len(&self) -> u64 {
+        self.file
+            .lock()
+            .ok()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len())
+    }
+
     /// Why the log stopped writing, once an append failed.
     pub fn failed(&self) -> Option<String> {
         self.failed.lock().ok().and_then(|f| f.clone())

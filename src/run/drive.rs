@@ -19,6 +19,7 @@ use crate::run::budget::Budget;
 use crate::run::checkpoint::{write_checkpoint, Checkpoint};
 use crate::run::control::{Control, Effect};
 use crate::run::dir::EventLog;
+use crate::run::history::keep_snapshot;
 use crate::run::options::SessionOptions;
 use crate::run::result::{write_result, RunResult, RunSummary};
 use crate::run::{build_backends_reporting, BackendReport, RunError};
@@ -228,7 +229,24 @@ pub(crate) async fn drive(
                 continue;
             }
         }
+        if trainer.at_boundary() {
+            keep_boundary(run_dir, &trainer, &log);
+        }
         perform(ctl.stage_done(), &mut trainer, &log);
+    }
+}
+
+/// Keeps the state at the iteration boundary just reached (`iterations/`), for a branch. A
+/// snapshot that cannot be written costs only that branch point: a warning, and the run goes on.
+fn keep_boundary(run_dir: &Path, trainer: &Trainer, log: &EventLog) {
+    let checkpoint = Checkpoint::new(trainer.checkpoint_state(), false);
+    if let Err(e) = keep_snapshot(run_dir, &checkpoint, log.written_len()) {
+        log.emit(Event::Warning {
+            message: format!(
+                "iteration {}: {e}; the run cannot be branched there",
+                checkpoint.state.iteration
+            ),
+        });
     }
 }
 

@@ -36,6 +36,8 @@ pub enum RunError {
     RunExists { path: PathBuf },
     #[error("{} is in use by {holder}; wait for it to end or stop it (Ctrl-C, or `kill` that process) and try again", path.display())]
     Locked { path: PathBuf, holder: String },
+    #[error("cannot branch {}: {message}", path.display())]
+    Branch { path: PathBuf, message: String },
     #[error("the run's task ended unexpectedly: {0}")]
     Task(String),
 }

@@ -1,12 +1,14 @@
 //! A run: a [`Session`] drives a [`Trainer`](crate::dln::Trainer) on a task and owns its run
 //! directory — the resolved `config.toml`, `events.jsonl` (one event per line, flushed as it
 //! happens), `checkpoint.json` (written atomically after every iteration and on stop),
-//! `result.json`, and the call cache (`cache/`).
+//! `result.json`, the call cache (`cache/`), the state at each iteration boundary (`iterations/`,
+//! what a branch starts from) and, for a branch, `branch.json` (its parent).
 //!
 //! The TUI and the headless CLI are both clients of a session: they read its events and send it
 //! commands.
 
 mod backends;
+pub mod branch;
 pub mod budget;
 mod checkpoint;
 mod control;
@@ -15,6 +17,7 @@ mod drive;
 mod error;
 mod eval;
 pub mod export;
+pub mod history;
 mod lock;
 mod options;
 pub mod predict;
@@ -26,6 +29,7 @@ pub use backends::{
     build_backends, build_backends_reporting, calls_http_backend, check_models, BackendReport,
     BuiltBackends,
 };
+pub use branch::{branch, branch_of, branch_points, BranchOf, BranchRequest, Branched};
 pub use checkpoint::{
     read_checkpoint, read_checkpoint_reporting, write_checkpoint, Checkpoint, CHECKPOINT_FILE,
     PREVIOUS_CHECKPOINT_FILE,

@@ -57,11 +57,33 @@ pub struct RunInfo {
     pub best_prompts: Vec<String>,
     pub total_tokens: u64,
     pub elapsed_ms: Option<u64>,
+    /// The run it was branched from (`branch.json`), for a branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch_of: Option<crate::run::BranchOf>,
     #[serde(skip)]
     modified: std::time::SystemTime,
 }
 
 impl RunInfo {
+    /// Where a branch came from, short: the parent's directory name and the iteration
+    /// (`try-7@3`); empty for a run that is no branch.
+    pub fn branch_label(&self) -> String {
+        self.branch_of.as_ref().map_or_else(String::new, |b| {
+            let name = b.parent.file_name().map_or_else(
+                || b.parent.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            format!("{name}@{}", b.iteration)
+        })
+    }
+
+    /// `other` was branched from this run.
+    pub fn is_parent_of(&self, other: &RunInfo) -> bool {
+        other
+            .branch_of
+            .as_ref()
+            .is_some_and(|b| same_dir(&b.parent, &self.run_dir))
+    }
     /// The status as a person reads it: `finished`, `running`, `stopped`, `stopped (budget)`.
     pub fn status_label(&self) -> &'static str {
         match (self.status, self.stop_reason) {
@@ -69,6 +91,11 @@ impl RunInfo {
             (s, _) => s.name(),
         }
     }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canon(a) == canon(b)
 }
 
 /// Where runs are looked for by default: `./runs` when it exists, then the data directory's.
@@ -186,6 +213,7 @@ pub fn run_info(dir: &Path) -> Option<RunInfo> {
             |r| usage_tokens(&r.usage),
         ),
         elapsed_ms: result.as_ref().map(|r| r.elapsed_ms),
+        branch_of: crate::run::branch_of(dir),
         modified,
     })
 }

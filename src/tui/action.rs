@@ -85,6 +85,7 @@ actions! {
     Zoom = "zoom": "show the focused pane full-screen / back",
     SearchNext = "search_next": "after a / search: the next match",
     SearchPrev = "search_prev": "after a / search: the previous match",
+    Branch = "branch": "branch: a new run from this iteration (replay: the one shown), opened paused to edit",
 }
 
 impl fmt::Display for Action {

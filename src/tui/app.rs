@@ -60,6 +60,10 @@ pub enum Overlay {
     Editor(EditorTarget),
     /// Typing the filter of the focused pane.
     FilterInput,
+    /// Asking before branching the run after `at` completed iterations.
+    ConfirmBranch {
+        at: usize,
+    },
 }
 
 /// What the workbench asks of the terminal itself, outside drawing: the loop carries it out.
@@ -176,6 +180,9 @@ pub struct App {
     pub zoomed: bool,
     /// Terminal effects asked for by the last keys, taken by the loop.
     pub effects: Vec<TerminalEffect>,
+    /// A branch the person confirmed: iterations completed at its point. Made by the caller
+    /// once the workbench has closed (and a live run has written its checkpoint).
+    pub branch: Option<usize>,
 }
 
 /// How a recorded run ended, read from its whole log (whatever iteration the replay shows).
@@ -259,6 +266,7 @@ impl App {
             viewport: (80, 24),
             zoomed: false,
             effects: Vec::new(),
+            branch: None,
         }
     }
 

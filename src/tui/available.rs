@@ -88,6 +88,7 @@ pub fn available_actions(app: &App) -> Vec<Available> {
     if app.mode == Mode::Replay {
         out.push(hint(Action::ScrubBack, "prev it"));
         out.push(hint(Action::ScrubForward, "next it"));
+        out.push(hint(Action::Branch, "branch"));
     } else if steer {
         let paused = app.shown_state() == Some(RunState::Paused);
         out.push(hint(
@@ -119,6 +120,13 @@ pub fn available_actions(app: &App) -> Vec<Available> {
     out.push(hint(Action::FocusNext, "pane"));
     out.push(hint(Action::Help, "help"));
     out.push(hint(Action::Quit, "quit"));
+    if app.mode == Mode::Live && app.run.started && app.exit == Exit::No {
+        out.push(Available {
+            action: Action::Branch,
+            label: "branch",
+            hinted: false,
+        });
+    }
     if steer {
         for action in STEERING {
             let listed = out.iter().any(|a| a.action == action);

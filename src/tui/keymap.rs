@@ -268,6 +268,7 @@ impl Default for KeyMap {
             (c('z'), Zoom),
             (c('n'), SearchNext),
             (c('N'), SearchPrev),
+            (c('b'), Branch),
         ];
         KeyMap {
             bindings: pairs.into_iter().collect(),

@@ -350,6 +350,12 @@ impl Trainer {
         Trainer::restore(net, &train, &base_dir, data, state, sink)
     }
 
+    /// Between two iterations (the start evaluation or an iteration just completed, the next
+    /// not begun): where a run can be branched from [`checkpoint_state`](Self::checkpoint_state).
+    pub fn at_boundary(&self) -> bool {
+        self.current.is_none() && self.phase == Phase::Iterating
+    }
+
     /// The run's usage summed over layers and operations (what a budget is checked against).
     pub fn total_usage(&self) -> Usage {
         self.usage.total()

@@ -436,6 +436,12 @@ impl RunView {
             Event::CheckpointWritten { iteration, path } => {
                 self.last_checkpoint = Some((*iteration, path.clone()));
             }
+            Event::Branched {
+                parent, iteration, ..
+            } => self.note(
+                *iteration,
+                &format!("branch of {parent} after iteration {iteration}"),
+            ),
             Event::BackendConnected {
                 name,
                 scoring,

@@ -20,7 +20,35 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Command> {
     }
 }
 
+/// The branch confirmation: `y`/Enter branches (a live run stops first, with a checkpoint, and
+/// stays resumable), any other key cancels.
+pub(super) fn branch_key(app: &mut App, at: usize, key: KeyEvent) -> Vec<Command> {
+    app.overlay = None;
+    match key.code {
+        KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+            app.branch = Some(at);
+            app.stop_and_exit()
+        }
+        KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => app.interrupt(),
+        _ => Vec::new(),
+    }
+}
+
 impl App {
+    /// `b`: asks before branching after the iterations completed so far (in a replay, those of
+    /// the iteration shown).
+    pub(super) fn ask_branch(&mut self) {
+        if !self.run.started || self.run.run_dir.is_empty() {
+            self.notice = Some("nothing to branch yet: the run has not started".into());
+            return;
+        }
+        if self.exit != Exit::No {
+            return;
+        }
+        let at = self.run.history.last().map_or(0, |p| p.iteration + 1);
+        self.overlay = Some(Overlay::ConfirmBranch { at });
+    }
+
     pub(super) fn quit(&mut self) -> Vec<Command> {
         if self.exit == Exit::Stopping {
             // A second q while stopping: the last checkpoint stays resumable.

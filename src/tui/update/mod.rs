@@ -36,6 +36,7 @@ impl App {
                 return Vec::new();
             }
             Some(Overlay::ConfirmQuit) => return confirm::key(self, key),
+            Some(Overlay::ConfirmBranch { at }) => return confirm::branch_key(self, at, key),
             Some(Overlay::TemplatePicker { layer, selected }) => {
                 picker::key(self, layer, selected, key);
                 return Vec::new();
@@ -141,6 +142,7 @@ impl App {
             }
             Action::SearchNext => self.search_step(1),
             Action::SearchPrev => self.search_step(-1),
+            Action::Branch => self.ask_branch(),
             _ if STEERING.contains(&action) => match refusal(self, action) {
                 Some(why) => self.notice = Some(why.into()),
                 None => return self.steer(action),

@@ -18,6 +18,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         None | Some(Overlay::FilterInput) => {}
         Some(Overlay::Help) => help(app, frame, area),
         Some(Overlay::ConfirmQuit) => confirm_quit(app, frame, area),
+        Some(Overlay::ConfirmBranch { at }) => confirm_branch(app, frame, area, at),
         Some(Overlay::TemplatePicker { layer, selected }) => {
             picker(app, frame, area, layer, selected)
         }
@@ -144,6 +145,30 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
 
 /// The quit confirmation, sized to its text: the resume command on a line of its own so the
 /// run directory is never broken (it can be copied as a whole).
+fn confirm_branch(app: &App, frame: &mut Frame, area: Rect, at: usize) {
+    let t = &app.theme;
+    let point = if at == 0 {
+        "from the start (after the first evaluation)".to_string()
+    } else {
+        format!("after iteration {at}")
+    };
+    let this_run = if app.mode == crate::tui::Mode::Live && app.run.is_active() {
+        "This run stops with a checkpoint (dln resume continues it)."
+    } else {
+        "This run is left as it is."
+    };
+    let body = vec![
+        Line::from(Span::styled(format!("Branch a new run {point}?"), t.title)),
+        Line::default(),
+        Line::from(Span::styled(
+            "It opens paused: edit prompts or templates, then Space trains it.",
+            t.text,
+        )),
+        Line::from(Span::styled(this_run, t.text)),
+    ];
+    confirm(app, frame, area, "Branch", body, ("branch", "cancel"));
+}
+
 fn confirm_quit(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let dir = if app.run.run_dir.is_empty() {
@@ -151,7 +176,7 @@ fn confirm_quit(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         app.run.run_dir.clone()
     };
-    let text = vec![
+    let body = vec![
         Line::from(Span::styled("A run is active. Stop it and quit?", t.title)),
         Line::default(),
         Line::from(Span::styled(
@@ -159,23 +184,43 @@ fn confirm_quit(app: &App, frame: &mut Frame, area: Rect) {
             t.text,
         )),
         Line::from(Span::styled(format!("dln resume {dir}"), t.key)),
-        Line::default(),
-        Line::from(vec![
-            Span::styled("y", t.key),
-            Span::styled(" / ", t.muted),
-            Span::styled("Enter", t.key),
-            Span::styled("  stop and quit", t.muted),
-        ]),
-        Line::from(vec![
-            Span::styled("any other key", t.key),
-            Span::styled("  keep going", t.muted),
-        ]),
     ];
+    confirm(
+        app,
+        frame,
+        area,
+        "Quit",
+        body,
+        ("stop and quit", "keep going"),
+    );
+}
+
+/// A question in a box: its lines, then `y / Enter` and `any other key` with what each does.
+fn confirm(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    mut text: Vec<Line<'static>>,
+    (yes, no): (&str, &str),
+) {
+    let t = &app.theme;
+    text.push(Line::default());
+    text.push(Line::from(vec![
+        Span::styled("y", t.key),
+        Span::styled(" / ", t.muted),
+        Span::styled("Enter", t.key),
+        Span::styled(format!("  {yes}"), t.muted),
+    ]));
+    text.push(Line::from(vec![
+        Span::styled("any other key", t.key),
+        Span::styled(format!("  {no}"), t.muted),
+    ]));
     let width = text.iter().map(Line::width).max().unwrap_or(0);
     let r = fitted(area, (width + 2, text.len()));
     frame.render_widget(Clear, r);
     frame.render_widget(
-        Paragraph::new(text).block(popup(app, "Quit".into()).padding(Padding::horizontal(1))),
+        Paragraph::new(text).block(popup(app, title.into()).padding(Padding::horizontal(1))),
         r,
     );
 }
