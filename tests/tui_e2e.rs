@@ -465,3 +465,76 @@ fn external_editor_clipboard_and_zoom() {
         "EDITED IN EDITOR: answer with the letter."
     );
 }
+
+/// `b` in `dln replay` as a person uses it: step back one iteration, ask for a branch, confirm;
+/// the workbench reopens on the new run, live and paused, its past shown and the branch noted;
+/// quitting stops it resumable. The branch sits beside its parent and names it.
+#[test]
+fn a_replay_branches_into_a_paused_live_run() {
+    let (tmp, out) = run_dir();
+    ok(
+        train(&example("tiny.toml"), &out, &["train.iterations=2"])
+            .env("DLN_DATA", tmp.path().join("data"))
+            .output()
+            .expect("dln train"),
+        "train the parent",
+    );
+    let command = workbench(tmp.path())
+        .arg("replay")
+        .arg(&out)
+        .then("sleep 120");
+    let tmux = Tmux::start("branch", &command);
+    tmux.wait_for("the replay", Duration::from_secs(60), |s| {
+        s.contains("REPLAY") && s.contains("b branch")
+    });
+    tmux.keys(&["["]);
+    tmux.keys(&["b"]);
+    let (asked, _) = tmux.wait_for("the question", Duration::from_secs(10), |s| {
+        s.contains("Branch a new run after iteration")
+    });
+    assert!(asked.contains("This run is left as it is."), "{asked}");
+    let at: usize = asked
+        .split("Branch a new run after iteration ")
+        .nth(1)
+        .and_then(|rest| rest.split('?').next())
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the iteration asked about");
+    tmux.keys(&["y"]);
+    tmux.wait_for(
+        "the branch, live and paused",
+        Duration::from_secs(300),
+        |s| s.contains(" PAUSED ") && s.contains("branch of"),
+    );
+    tmux.keys(&["q"]);
+    tmux.wait_for("the quit question", Duration::from_secs(10), |s| {
+        s.contains("Stop it and quit?")
+    });
+    tmux.keys(&["y"]);
+    let (end, _) = tmux.wait_for("the exit", Duration::from_secs(120), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(
+        end.contains("EXIT=3") && end.contains("dln resume"),
+        "{end}"
+    );
+
+    let branch = std::fs::read_dir(tmp.path())
+        .expect("the parent's directory")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("branch.json").is_file())
+        .expect("a branch beside its parent");
+    let record = read_json(&branch.join("branch.json"));
+    assert_eq!(record["iteration"], at);
+    assert_eq!(
+        read_json(&branch.join("checkpoint.json"))["state"]["iteration"],
+        at
+    );
+    assert!(
+        std::fs::read_to_string(out.join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .all(|l| !l.contains("\"branched\"")),
+        "the parent's log is left alone"
+    );
+}

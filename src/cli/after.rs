@@ -157,21 +157,18 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
             r.run_dir.display().to_string(),
         ]
     });
-    super::table::plain(
-        &[
-            "when",
-            "task",
-            "method",
-            "state",
-            "its",
-            "dev%",
-            "test%",
-            "branch of",
-            "run directory",
-        ],
-        &[4, 5, 6],
-        rows,
-    )
+    let header = [
+        "when",
+        "task",
+        "method",
+        "state",
+        "its",
+        "dev%",
+        "test%",
+        "branch of",
+        "run directory",
+    ];
+    family_table(&header, &[4, 5, 6], 7, runs, rows)
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -270,21 +267,18 @@ pub fn compare_table(infos: &[RunInfo]) -> String {
             r.run_dir.display().to_string(),
         ]
     });
-    let mut out = super::table::plain(
-        &[
-            "#",
-            "task",
-            "method",
-            "dev%",
-            "test%",
-            "tokens",
-            "time",
-            "branch of",
-            "run directory",
-        ],
-        &[3, 4, 5, 6],
-        rows,
-    );
+    let header = [
+        "#",
+        "task",
+        "method",
+        "dev%",
+        "test%",
+        "tokens",
+        "time",
+        "branch of",
+        "run directory",
+    ];
+    let mut out = family_table(&header, &[3, 4, 5, 6], 7, infos, rows);
     let layers = infos
         .iter()
         .map(|r| r.best_prompts.len())
@@ -304,6 +298,26 @@ pub fn compare_table(infos: &[RunInfo]) -> String {
         }
     }
     out
+}
+
+/// A table of runs whose column `family` ("branch of") is left out when no run is a branch.
+fn family_table(
+    header: &[&str],
+    right: &[usize],
+    family: usize,
+    runs: &[RunInfo],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> String {
+    if runs.iter().any(|r| r.branch_of.is_some()) {
+        return super::table::plain(header, right, rows);
+    }
+    let mut header = header.to_vec();
+    header.remove(family);
+    let rows = rows.map(|mut row| {
+        row.remove(family);
+        row
+    });
+    super::table::plain(&header, right, rows)
 }
 
 /// Where a compared run came from: `#k@N` when its parent is compared too (row `k`), else the
