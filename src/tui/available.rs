@@ -172,6 +172,7 @@ mod tests {
                 demos: Vec::new(),
                 max_demos: 0,
                 demos_pinned: false,
+                feedback: Vec::new(),
             }],
             iterations: 2,
             start_iteration: 0,
