@@ -101,7 +101,9 @@ async fn a_note_reaches_the_next_proposal_request_unless_switched_off() {
     assert!(!shown.is_empty(), "the run proposed");
     for text in &shown {
         assert!(
-            text.contains(&format!("A reviewer's notes on this instruction:\n- {NOTE}")),
+            text.contains(&format!(
+                "A reviewer's notes on this instruction:\n- {NOTE}"
+            )),
             "every proposal request shows the note:\n{text}"
         );
         assert!(text.contains("(wrong, the correct answer is") || text.contains("(right)"));
@@ -114,7 +116,9 @@ async fn a_note_reaches_the_next_proposal_request_unless_switched_off() {
     // and its requests do not show it.
     let (hidden, events) = run_with_a_note(&tmp.path().join("off"), false).await;
     assert!(!hidden.is_empty());
-    assert!(hidden.iter().all(|t| !t.contains(NOTE) && !t.contains("reviewer")));
+    assert!(hidden
+        .iter()
+        .all(|t| !t.contains(NOTE) && !t.contains("reviewer")));
     assert!(events
         .iter()
         .any(|e| matches!(e, Event::FeedbackAdded { .. })));
@@ -139,7 +143,9 @@ fn a_note_given_headless_survives_a_kill_and_resume() {
         alone_and_killed(tmp.path(), Duration::from_secs(600), run, mid_iteration);
     let lines = common::run::event_lines(&alone);
     assert!(
-        lines.iter().any(|l| l.contains("\"feedback_added\"") && l.contains(NOTE)),
+        lines
+            .iter()
+            .any(|l| l.contains("\"feedback_added\"") && l.contains(NOTE)),
         "the note is in the log"
     );
     let cp = read_json(&killed.join("checkpoint.json"));
