@@ -34,7 +34,7 @@ fn notes(app: &App, frame: &mut Frame, area: Rect, layer: usize, selected: usize
     let block = popup(app, format!("Notes on layer {}", layer + 1));
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    let width = inner.width.saturating_sub(4) as usize;
+    let width = inner.width as usize;
     let notes = app
         .run
         .layers
@@ -50,11 +50,16 @@ fn notes(app: &App, frame: &mut Frame, area: Rect, layer: usize, selected: usize
     }
     for (i, n) in notes.iter().enumerate() {
         let mark = if i == selected { "▶ " } else { "  " };
-        for (j, part) in wrap(&n.describe(), width).into_iter().enumerate() {
+        let first = format!("{mark}{}. ", i + 1);
+        let indent = super::text::width(&first);
+        for (j, part) in wrap(&n.describe(), width.saturating_sub(indent).max(10))
+            .into_iter()
+            .enumerate()
+        {
             let lead = if j == 0 {
-                format!("{mark}{}. ", i + 1)
+                first.clone()
             } else {
-                "    ".into()
+                " ".repeat(indent)
             };
             lines.push(Line::from(vec![
                 Span::styled(lead, t.key),
