@@ -155,8 +155,7 @@ fn a_note_given_headless_survives_a_kill_and_resume() {
     let events = common::events(&killed);
     let restarted = events
         .iter()
-        .filter(|e| e["event"] == "run_started")
-        .last()
+        .rfind(|e| e["event"] == "run_started")
         .expect("a run_started");
     assert_eq!(restarted["layers"][0]["feedback"][0]["text"], NOTE);
     let (a, b) = (result(&alone), result(&killed));
