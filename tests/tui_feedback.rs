@@ -158,7 +158,7 @@ fn a_note_written_in_a_live_run_shows_and_is_recorded() {
         .arg(example("tiny.toml"))
         .arg("--out")
         .arg(&out)
-        .args(["--set", "train.iterations=3"])
+        .args(["--set", "train.iterations=2"])
         .then("sleep 120");
     let tmux = Tmux::start("notes", &command);
     let slow = Duration::from_secs(600);
@@ -174,7 +174,12 @@ fn a_note_written_in_a_live_run_shows_and_is_recorded() {
     assert!(!s.contains("Note on layer 1 "), "the editor closed:\n{s}");
     tmux.keys(&["F"]);
     tmux.wait_for("the notes list", quick, |s| s.contains("Notes on layer 1"));
-    tmux.keys(&["Escape", "q"]);
+    // Escape alone (with a key right after it the terminal reads Alt-key).
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the notes list closed", quick, |s| {
+        !s.contains("Notes on layer 1")
+    });
+    tmux.keys(&["q"]);
     let (s, _) = tmux.wait_for("the confirmation or the exit", slow, |s| {
         s.contains("Stop it and quit?") || s.contains("EXIT=")
     });
