@@ -64,6 +64,11 @@ pub enum Commands {
         /// Override a config value, e.g. `--set train.iterations=3`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// A note on a layer (numbered from 1, as the workbench shows them), shown to its
+        /// proposals from the start until removed, e.g. `--feedback '1:the hidden layer forgets
+        /// the turns'`. Repeatable.
+        #[arg(long = "feedback", value_name = "LAYER:TEXT", value_parser = parse_feedback)]
+        feedback: Vec<FeedbackArg>,
     },
     /// Continue a stopped or interrupted run where it stopped.
     #[command(after_help = "Example: dln resume runs/try-7 --set train.iterations=8")]
@@ -76,6 +81,10 @@ pub enum Commands {
         /// Continue in the workbench instead of headless.
         #[arg(long)]
         tui: bool,
+        /// A note on a layer (numbered from 1), shown to its proposals from now on until
+        /// removed, e.g. `--feedback '2:answer with the letter only'`. Repeatable; headless only.
+        #[arg(long = "feedback", value_name = "LAYER:TEXT", value_parser = parse_feedback, conflicts_with = "tui")]
+        feedback: Vec<FeedbackArg>,
     },
     /// Start a new run from a past iteration of another, with changed settings; the original
     /// run is left as it is. Continue the branch with `dln resume` (or `--tui`).
@@ -387,6 +396,31 @@ pub struct AccuracyArgs {
 pub enum RunsCommand {
     /// One run's summary and best prompts.
     Show { run: PathBuf },
+}
+
+/// A `--feedback LAYER:TEXT` note: the layer as the config counts it (from 0) and the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackArg {
+    pub layer: usize,
+    pub text: String,
+}
+
+fn parse_feedback(s: &str) -> Result<FeedbackArg, String> {
+    let usage = "give LAYER:TEXT with LAYER a layer number from 1, e.g. --feedback '1:the hidden layer forgets the turns'";
+    let (layer, text) = s
+        .split_once(':')
+        .ok_or_else(|| format!("no `:` after the layer: {usage}"))?;
+    let layer: usize = match layer.trim().parse() {
+        Ok(n) if n >= 1 => n,
+        _ => return Err(format!("`{}` is not a layer number: {usage}", layer.trim())),
+    };
+    if text.trim().is_empty() {
+        return Err(format!("the note is empty: {usage}"));
+    }
+    Ok(FeedbackArg {
+        layer: layer - 1,
+        text: text.trim().to_string(),
+    })
 }
 
 fn parse_which(s: &str) -> Result<dln::run::export::Which, String> {

@@ -139,16 +139,19 @@ pub fn main() -> ExitCode {
             ref config,
             ref out,
             ref set,
-        }) => train::train(config, out.as_deref(), set, cli.model.as_deref()),
+            ref feedback,
+        }) => train::train(config, out.as_deref(), set, feedback, cli.model.as_deref()),
         Some(Commands::Resume {
             ref run_dir,
             ref set,
             tui: false,
-        }) => train::resume(run_dir, set, cli.model.as_deref()),
+            ref feedback,
+        }) => train::resume(run_dir, set, feedback, cli.model.as_deref()),
         Some(Commands::Resume {
             ref run_dir,
             ref set,
             tui: true,
+            ..
         }) => tui::resume(run_dir, set, cli.model.as_deref(), cli.theme.as_deref()),
         Some(Commands::Branch {
             ref run_dir,

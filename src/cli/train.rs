@@ -12,6 +12,7 @@ use dln::dln::events::{Command, Event, StopReason};
 use dln::run::{evaluate_run, RunSummary, Session, SessionOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::args::FeedbackArg;
 use super::exit;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -25,12 +26,14 @@ pub fn train(
     config: &Path,
     out: Option<&Path>,
     set: &[String],
+    feedback: &[FeedbackArg],
     model: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let mut cfg = Config::load(config)?;
     for s in set {
         cfg.apply_override(s)?;
     }
+    check_feedback(&cfg, feedback)?;
     // A wrong model, template or data file fails here, before a run directory exists (the
     // session checks again, for callers other than this command).
     dln::run::preflight(&cfg, model, true)?;
@@ -41,11 +44,23 @@ pub fn train(
     };
     runtime()?.block_on(async move {
         let session = Session::start(cfg, opts).await?;
+        send_feedback(&session, feedback);
         drive(session).await
     })
 }
 
-pub fn resume(run_dir: &Path, set: &[String], model: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn resume(
+    run_dir: &Path,
+    set: &[String],
+    feedback: &[FeedbackArg],
+    model: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    if !feedback.is_empty() {
+        // A directory that is not a run is `Session::resume`'s to say.
+        if let Ok(cfg) = Config::load(&run_dir.join(dln::run::CONFIG_FILE)) {
+            check_feedback(&cfg, feedback)?;
+        }
+    }
     let opts = SessionOptions {
         model: model.map(str::to_string),
         overrides: set.to_vec(),
@@ -53,8 +68,39 @@ pub fn resume(run_dir: &Path, set: &[String], model: Option<&str>) -> anyhow::Re
     };
     runtime()?.block_on(async move {
         let session = Session::resume(run_dir, opts).await?;
+        send_feedback(&session, feedback);
         drive(session).await
     })
+}
+
+/// Refuses a `--feedback` note on a layer the network does not have or does not train.
+fn check_feedback(cfg: &Config, feedback: &[FeedbackArg]) -> anyhow::Result<()> {
+    let k = cfg.layers.len();
+    for f in feedback {
+        let n = f.layer + 1;
+        if f.layer >= k {
+            anyhow::bail!(
+                "--feedback names layer {n}, but the network has {k} layer(s), numbered from 1: use --feedback 'N:TEXT' with N from 1 to {k}"
+            );
+        }
+        if !cfg.trainable(f.layer) {
+            anyhow::bail!(
+                "--feedback names layer {n}, which is not trained (`trainable = false` or left out of                  `train.train_layers`): a note steers a layer's proposals, so name a trained layer"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Sends the `--feedback` notes; the run applies them before its next stage.
+fn send_feedback(session: &Session, feedback: &[FeedbackArg]) {
+    for f in feedback {
+        let _ = session.commands.send(Command::AddFeedback {
+            layer: f.layer,
+            example: None,
+            text: f.text.clone(),
+        });
+    }
 }
 
 pub fn eval(
@@ -331,6 +377,12 @@ impl Progress {
             }
             Event::BackendConnected { name, detail, .. } => {
                 self.note(&format!("backend {name}: {detail}"))
+            }
+            Event::FeedbackAdded { layer, text, .. } => {
+                self.note(&format!("note on layer {}: {text}", layer + 1))
+            }
+            Event::FeedbackRemoved { layer, text, .. } => {
+                self.note(&format!("removed note on layer {}: {text}", layer + 1))
             }
             Event::Warning { message } => self.note(&format!("warning: {message}")),
             Event::CommandRejected { reason, .. } => self.note(&format!("error: {reason}")),

@@ -39,6 +39,10 @@ pub enum Selection {
     Random,
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
@@ -95,6 +99,15 @@ pub struct TrainConfig {
     pub exclude_wrong_hidden: bool,
     /// Draw posterior samples only for the examples the network got wrong.
     pub only_wrong_posterior: bool,
+    /// Show a person's written notes on a layer (`feedback` in the backward templates) to its
+    /// proposals and posterior samples. Off: the notes are still recorded, not shown.
+    #[serde(skip_serializing_if = "is_true")]
+    pub person_feedback: bool,
+    /// Show the proposer the metric's feedback: which examples were right or wrong and the
+    /// correct answer (`metric_feedback` in the templates). Off: it sees the inputs and the
+    /// student's answers only.
+    #[serde(skip_serializing_if = "is_true")]
+    pub metric_feedback: bool,
     pub scoring: Scoring,
     /// `score` (the method) or `random` (the ablation: the candidates are still scored, and
     /// one of them is picked at random).
@@ -143,6 +156,8 @@ impl Default for TrainConfig {
             demo_moves: 2,
             exclude_wrong_hidden: false,
             only_wrong_posterior: false,
+            person_feedback: true,
+            metric_feedback: true,
             scoring: Scoring::Logprob,
             selection: Selection::Score,
             burn_in: 0.05,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::dln::demos::{Demo, DemoMove};
+pub use crate::dln::feedback::Note;
 use crate::dln::math::no_demos;
 pub use crate::dln::split::Split;
 pub use crate::dln::stage::{Operation, Stage};
@@ -235,6 +236,9 @@ pub struct LayerInfo {
     /// The demonstrations are pinned: demonstration moves leave them alone.
     #[serde(default, skip_serializing_if = "is_false")]
     pub demos_pinned: bool,
+    /// A person's notes in force on the layer (a resumed run's, from its checkpoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feedback: Vec<Note>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -414,6 +418,23 @@ pub enum Event {
         example: usize,
         sample: usize,
     },
+    /// A person's note on the layer (or one of its examples) is in force from now on.
+    FeedbackAdded {
+        layer: LayerIndex,
+        iteration: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        example: Option<usize>,
+        /// The example's input (empty for a note on the layer).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        input: String,
+        text: String,
+    },
+    /// Note `index` of the layer's notes in force was removed.
+    FeedbackRemoved {
+        layer: LayerIndex,
+        index: usize,
+        text: String,
+    },
     CheckpointWritten {
         iteration: usize,
         path: String,
@@ -543,6 +564,19 @@ pub enum Command {
     },
     UnpinDemos {
         layer: LayerIndex,
+    },
+    /// A person's note on a layer, or on training example `example` (its index in the training
+    /// split): shown to the layer's proposals until removed.
+    AddFeedback {
+        layer: LayerIndex,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        example: Option<usize>,
+        text: String,
+    },
+    /// Remove note `index` of the layer's notes in force.
+    RemoveFeedback {
+        layer: LayerIndex,
+        index: usize,
     },
     /// Write a checkpoint and end.
     Stop,

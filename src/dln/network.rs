@@ -9,6 +9,7 @@ use crate::data::OutputClasses;
 use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
 use crate::dln::events::{LayerIndex, LayerInfo};
+use crate::dln::feedback::Note;
 use crate::llm::{ChatMessage, SharedBackend};
 use crate::template::{Template, TemplateRole};
 
@@ -44,6 +45,8 @@ pub struct Layer {
     pub propose_prompt: Template,
     /// `q`: proposes hidden texts below this layer (layers above the first).
     pub propose_hidden: Option<Template>,
+    /// A person's notes in force, shown to the layer's proposals (kept in checkpoints).
+    pub feedback: Vec<Note>,
     /// Templates a person replaced during the run, by role, as given (kept in checkpoints).
     pub edited_templates: Vec<(TemplateRole, String)>,
     pub forward_temperature: f32,
@@ -235,6 +238,7 @@ impl Network {
                 residual: take(TemplateRole::Residual),
                 propose_prompt,
                 propose_hidden: take(TemplateRole::ProposeHidden),
+                feedback: Vec::new(),
                 edited_templates: Vec::new(),
                 forward_temperature: lc.forward_temperature,
                 forward_max_tokens: lc.forward_max_tokens(!hidden),
@@ -361,6 +365,7 @@ impl Network {
                 demos: l.demos.clone(),
                 max_demos: l.max_demos,
                 demos_pinned: l.demos_pinned,
+                feedback: l.feedback.clone(),
             })
             .collect()
     }

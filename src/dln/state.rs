@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Example;
 use crate::dln::demos::Demo;
 use crate::dln::events::{Command, TemplateRole, UsageEntry};
+use crate::dln::feedback::{no_notes, Note};
 use crate::dln::math::{no_demos, BestDev, PromptMemory};
 
 /// The position of the run's single ChaCha RNG, as checkpoints written before every purpose had
@@ -77,6 +78,10 @@ pub struct TrainerState {
     /// at their stage boundaries on resume. Empty after a completed iteration.
     #[serde(default)]
     pub hidden_edits: Vec<HiddenEdit>,
+    /// A person's notes in force, per layer (absent when there are none, and in checkpoints
+    /// written before feedback existed).
+    #[serde(default, skip_serializing_if = "no_notes")]
+    pub feedback: Vec<Vec<Note>>,
 }
 
 fn none_pinned(pinned: &[bool]) -> bool {
@@ -102,6 +107,7 @@ impl TrainerState {
             usage: Vec::new(),
             train_accuracy: Vec::new(),
             hidden_edits: Vec::new(),
+            feedback: Vec::new(),
         }
     }
 }

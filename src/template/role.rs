@@ -26,11 +26,15 @@ pub enum TemplateRole {
     /// target, loss, correct}`; `output` is the reference's name for `prediction`, `rest` is
     /// the input without `shared_opening`), `shared_opening` (the opening sentences every input
     /// of the batch shares, or empty), `message`, and `next_prompt` (the layer above's prompt,
-    /// where there is one).
+    /// where there is one), `feedback` (a person's notes in force on the layer: a list of
+    /// `{text, input, example}`, `input` empty for a note on the whole layer; empty when there
+    /// are none or `train.person_feedback` is off) and `metric_feedback` (false when
+    /// `train.metric_feedback` is off: show no right/wrong and no correct answer).
     ProposePrompt,
     /// The approximate posterior `q(h | x, y, h, π_next)`: `input`, `h`, `y`, `next_prompt`,
     /// `message`, and `prompt` (the prompt of the layer that writes the hidden text, so `q` can
-    /// be written in that layer's forward format).
+    /// be written in that layer's forward format), `feedback` (the notes in force on that
+    /// layer and on this example, as for `ProposePrompt`).
     ProposeHidden,
 }
 
@@ -110,8 +114,18 @@ impl TemplateRole {
                 "shared_opening",
                 "message",
                 "next_prompt",
+                "feedback",
+                "metric_feedback",
             ],
-            TemplateRole::ProposeHidden => &["input", "h", "y", "next_prompt", "message", "prompt"],
+            TemplateRole::ProposeHidden => &[
+                "input",
+                "h",
+                "y",
+                "next_prompt",
+                "message",
+                "prompt",
+                "feedback",
+            ],
         }
     }
 }

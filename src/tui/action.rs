@@ -79,6 +79,8 @@ actions! {
     Demos = "demos": "list the layer's demonstrations in full (↑↓ selects one) / back to one line",
     AddDemo = "add_demo": "show the selected batch example as a demonstration of the layer",
     RemoveDemo = "remove_demo": "stop showing the selected demonstration (D lists them)",
+    Feedback = "feedback": "write a note on the layer (in the Hidden pane: on the selected example) that its proposals are shown until removed",
+    Notes = "notes": "list the layer's notes in force (x removes the selected one)",
     PinDemos = "pin_demos": "pin / unpin the layer's demonstrations (the instruction still trains)",
     Copy = "copy": "copy the selected prompt or hidden text to the clipboard (OSC 52, works over SSH)",
     ExternalEdit = "external_edit": "edit the selected prompt (or the picked template) in $EDITOR",

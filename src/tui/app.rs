@@ -58,6 +58,11 @@ pub enum Overlay {
         selected: usize,
     },
     Editor(EditorTarget),
+    /// The layer's notes in force, one selected (`x` removes it).
+    Notes {
+        layer: LayerIndex,
+        selected: usize,
+    },
     /// Typing the filter of the focused pane.
     FilterInput,
     /// Asking before branching the run after `at` completed iterations.

@@ -18,7 +18,7 @@ pub struct Available {
 }
 
 /// The actions that change the run (refused in replay and once the run ended).
-pub const STEERING: [Action; 12] = [
+pub const STEERING: [Action; 13] = [
     Action::TogglePause,
     Action::Step,
     Action::Pin,
@@ -31,6 +31,7 @@ pub const STEERING: [Action; 12] = [
     Action::RemoveDemo,
     Action::PinDemos,
     Action::ExternalEdit,
+    Action::Feedback,
 ];
 
 /// The actions of the focused pane, in hint order, before checking what the run allows.
@@ -45,6 +46,8 @@ fn pane_actions(focus: Pane) -> &'static [(Action, &'static str)] {
             (Action::Pin, "pin"),
             (Action::Unpin, "unpin"),
             (Action::Demos, "demos"),
+            (Action::Feedback, "note"),
+            (Action::Notes, "notes"),
         ],
         Pane::Hidden => &[
             (Action::Down, "example"),
@@ -111,6 +114,15 @@ pub fn available_actions(app: &App) -> Vec<Available> {
         .any(|l| l.max_demos > 0 || !l.demos.is_empty());
     for &(action, label) in pane_actions(app.focus) {
         if !demos && matches!(action, Action::Demos | Action::AddDemo) {
+            continue;
+        }
+        // The notes key is hinted only where the layer has notes to list.
+        let notes = app
+            .run
+            .layers
+            .get(app.sel.layer)
+            .is_some_and(|l| !l.feedback.is_empty());
+        if action == Action::Notes && !notes {
             continue;
         }
         if steer || !STEERING.contains(&action) {
@@ -180,6 +192,7 @@ mod tests {
                 demos: Vec::new(),
                 max_demos: 0,
                 demos_pinned: false,
+                feedback: Vec::new(),
             }],
             iterations: 2,
             start_iteration: 0,

@@ -25,6 +25,11 @@ pub enum EditorTarget {
         layer: LayerIndex,
         example: usize,
     },
+    /// A person's note on `layer`, or on training example `example` (its training-split index).
+    Feedback {
+        layer: LayerIndex,
+        example: Option<usize>,
+    },
 }
 
 impl EditorTarget {
@@ -38,6 +43,10 @@ impl EditorTarget {
             EditorTarget::Hidden { example, .. } => {
                 format!("Write a hidden text · example {}", example + 1)
             }
+            EditorTarget::Feedback { layer, example } => match example {
+                Some(e) => format!("Note on layer {} · training example {e}", layer + 1),
+                None => format!("Note on layer {}", layer + 1),
+            },
         }
     }
 }

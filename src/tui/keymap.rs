@@ -263,6 +263,8 @@ impl Default for KeyMap {
             (c('A'), AddDemo),
             (c('X'), RemoveDemo),
             (c('P'), PinDemos),
+            (c('f'), Feedback),
+            (c('F'), Notes),
             (c('y'), Copy),
             (c('E'), ExternalEdit),
             (c('z'), Zoom),

@@ -1,6 +1,6 @@
 //! A person's steering between stages: pin, unpin and replace prompts, replace templates, add
 //! or remove a demonstration and pin a layer's demonstrations, add a hidden text to a posterior
-//! or exclude one of its samples. A command that cannot apply is a `CommandRejected` event and
+//! or exclude one of its samples, write or remove a note (`feedback.rs`). A command that cannot apply is a `CommandRejected` event and
 //! changes nothing.
 
 use crate::dln::demos::Demo;
@@ -128,6 +128,12 @@ impl Trainer {
                 self.pin_demos(layer, false)?;
                 self.emit(Event::DemosUnpinned { layer });
             }
+            Command::AddFeedback {
+                layer,
+                example,
+                text,
+            } => self.add_feedback(layer, example, text)?,
+            Command::RemoveFeedback { layer, index } => self.remove_feedback(layer, index)?,
             Command::Pause | Command::Resume | Command::Step | Command::Stop => {}
         }
         Ok(())

@@ -17,12 +17,14 @@
 //! - [`posterior`] and [`sharpen`]: posterior sampling of the hidden texts and their weights;
 //! - [`propose`] and [`score`]: candidate prompts, their scores, the selection;
 //! - [`commands`]: a person's steering (pin, edit, add or exclude a hidden sample);
+//! - [`feedback`]: a person's written notes on a layer and how its proposals are shown them;
 //! - [`usage`]: token bookkeeping ([`UsageBook`]).
 
 mod batch;
 mod commands;
 mod demo_moves;
 mod evaluate;
+mod feedback;
 mod forward;
 mod posterior;
 mod progress;
@@ -54,6 +56,7 @@ use crate::llm::Usage;
 
 pub use batch::prepare_shots;
 pub use evaluate::{accuracy, answers, one_answer, top_answer, SplitScore, ONE_ANSWER_SHARE};
+pub use feedback::notes_shown;
 pub use forward::Forward;
 pub use usage::UsageBook;
 
@@ -255,6 +258,7 @@ impl Trainer {
             layer.prompt = state.prompts[l].clone();
             layer.pinned = state.pinned.get(l).copied().unwrap_or(false);
             layer.demos_pinned = state.demos_pinned.get(l).copied().unwrap_or(false);
+            layer.feedback = state.feedback.get(l).cloned().unwrap_or_default();
         }
         net.set_demos(&state.demos, false);
         for (l, edits) in state.edited_templates.iter().enumerate() {
@@ -384,6 +388,7 @@ impl Trainer {
             usage: self.usage.run().to_vec(),
             train_accuracy: self.train_accuracy.clone(),
             hidden_edits: self.replay.clone(),
+            feedback: self.net.layers.iter().map(|l| l.feedback.clone()).collect(),
         }
     }
 

@@ -10,6 +10,7 @@ use crate::dln::network::Network;
 use crate::dln::ops::{self, call_seed, Operation};
 use crate::llm::{GenerateRequest, Generation, Usage};
 
+use super::feedback;
 use super::{IterState, Posterior, Trainer};
 
 impl IterState {
@@ -113,6 +114,7 @@ pub(super) fn posterior_requests(
                 "next_prompt": layer.prompt,
                 "message": q.message(s),
                 "prompt": below.prompt,
+                "feedback": feedback::hidden_feedback(below, train, cur.batch_index.get(i).copied()),
             }))?;
             out.requests.push(GenerateRequest {
                 prompt: q.prompt(text),

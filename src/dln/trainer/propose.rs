@@ -14,6 +14,7 @@ use crate::dln::ops::{self, call_seed, Draw, Operation};
 use crate::llm::{Backend, GenerateRequest, Generation, Prompt};
 use crate::template::{copies_examples, proposal_key, read_proposal, Rejection};
 
+use super::feedback;
 use super::score::candidate;
 use super::{IterState, Trainer};
 
@@ -134,9 +135,11 @@ pub(super) fn shared_opening(inputs: &[impl AsRef<str>]) -> usize {
 }
 
 /// Layer `l`'s prompt-proposal template `B_π` with the shown examples' infos, the opening
-/// every input shares ([`shared_opening`], empty when none) and message alternative `j mod len`.
+/// every input shares ([`shared_opening`], empty when none) and message alternative `j mod len`;
+/// a person's notes (`feedback`) and the metric's right/wrong (`metric_feedback`) as `train` says.
 pub(super) fn proposal_prompt(
     net: &Network,
+    train: &TrainConfig,
     l: LayerIndex,
     j: usize,
     opening: &str,
@@ -155,6 +158,8 @@ pub(super) fn proposal_prompt(
         "shared_opening": opening,
         "message": t.message(j),
         "next_prompt": next_prompt,
+        "feedback": feedback::prompt_feedback(layer, train),
+        "metric_feedback": train.metric_feedback,
     }))?;
     Ok(t.prompt(text))
 }
@@ -349,7 +354,7 @@ impl Trainer {
         let room = backend.context_size();
         let mut keep = infos.len();
         loop {
-            let prompt = proposal_prompt(&self.net, l, j, opening, &infos[..keep])?;
+            let prompt = proposal_prompt(&self.net, &self.train, l, j, opening, &infos[..keep])?;
             let fits = room == 0 || {
                 let needed = prompt_tokens(backend.as_ref(), &prompt).await
                     + layer.backward_max_tokens as usize;
@@ -575,7 +580,7 @@ mod tests {
         let info = cur.backward_info(1, 1, 1);
         assert_eq!(info["correct"], false);
         assert_eq!(info["target"], cur.batch[1].target.as_str());
-        let prompt = proposal_prompt(&net, 1, 0, "", &[info]).unwrap();
+        let prompt = proposal_prompt(&net, &TrainConfig::default(), 1, 0, "", &[info]).unwrap();
         let request = proposal_request(&net, &TrainConfig::default(), 4, 1, 2, prompt);
         assert_eq!(
             request.seed,

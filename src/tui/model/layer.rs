@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::dln::events::{Candidate, Demo, LayerIndex, Operation, PosteriorExample, Stage};
+use crate::dln::events::{Candidate, Demo, LayerIndex, Note, Operation, PosteriorExample, Stage};
 use crate::llm::Usage;
 use crate::template::TemplateRole;
 
@@ -35,6 +35,8 @@ pub struct LayerView {
     pub max_demos: usize,
     /// A person pinned the demonstrations (no demonstration moves).
     pub demos_pinned: bool,
+    /// A person's notes in force, shown to the layer's proposals.
+    pub feedback: Vec<Note>,
     /// The last ELBO term of this layer.
     pub elbo_term: Option<f64>,
     /// The current iteration's candidates (scores filled in once scored).

@@ -2,6 +2,7 @@
 //! run's [`Event`](crate::dln::events::Event)s. Nothing here imports the view, the editor or the
 //! terminal; the live loop and `dln replay` feed the same events through [`RunView::apply`].
 
+mod feedback;
 mod layer;
 mod run_view;
 pub mod text;

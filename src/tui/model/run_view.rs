@@ -103,6 +103,7 @@ impl RunView {
                         demos: l.demos.clone(),
                         max_demos: l.max_demos,
                         demos_pinned: l.demos_pinned,
+                        feedback: l.feedback.clone(),
                         ..LayerView::default()
                     })
                     .collect();
@@ -361,6 +362,9 @@ impl RunView {
                     self.iteration,
                     &format!("{verb} layer {} demonstrations", layer + 1),
                 );
+            }
+            Event::FeedbackAdded { .. } | Event::FeedbackRemoved { .. } => {
+                self.apply_feedback(event)
             }
             Event::HiddenAdded {
                 layer,

@@ -22,6 +22,8 @@ pub(super) fn key(app: &mut App, target: EditorTarget, key: KeyEvent) -> Vec<Com
             Vec::new()
         }
         KeyCode::Char('s') if ctrl => apply(app, target),
+        // A note is a line: Enter sends it.
+        KeyCode::Enter if matches!(target, EditorTarget::Feedback { .. }) => apply(app, target),
         KeyCode::Char('g') if ctrl => {
             let initial = match target {
                 EditorTarget::Prompt { layer } => app
@@ -31,7 +33,7 @@ pub(super) fn key(app: &mut App, target: EditorTarget, key: KeyEvent) -> Vec<Com
                     .map(|l| l.prompt.clone())
                     .unwrap_or_default(),
                 EditorTarget::Template { layer, role } => app.template_source(layer, role),
-                EditorTarget::Hidden { .. } => app
+                EditorTarget::Hidden { .. } | EditorTarget::Feedback { .. } => app
                     .editors
                     .get(&target)
                     .map(|b| b.original.clone())
@@ -107,6 +109,20 @@ pub(super) fn apply(app: &mut App, target: EditorTarget) -> Vec<Command> {
                 layer,
                 example,
                 text,
+            },
+        ),
+        EditorTarget::Feedback { layer, example } => send(
+            app,
+            target,
+            "a note cannot be empty: write what the layer should do differently",
+            format!(
+                "note sent to layer {}; its next proposals are shown it",
+                layer + 1
+            ),
+            Command::AddFeedback {
+                layer,
+                example,
+                text: text.trim().to_string(),
             },
         ),
         EditorTarget::Template { layer, role } => {

@@ -1,5 +1,5 @@
 //! Keys and mouse → state changes and [`Command`]s. Each overlay owns its keys (`editor`,
-//! `picker`, `filter`, `confirm`); everything else goes through the keymap to an [`Action`]:
+//! `picker`, `filter`, `confirm`, `notes`); everything else goes through the keymap to an [`Action`]:
 //! navigation (`navigate`), steering (`steer`, gated by [`available_actions`]), the mouse
 //! (`mouse`).
 //!
@@ -11,6 +11,7 @@ mod editor;
 mod filter;
 mod mouse;
 mod navigate;
+mod notes;
 mod outside;
 mod picker;
 mod steer;
@@ -40,6 +41,9 @@ impl App {
             Some(Overlay::TemplatePicker { layer, selected }) => {
                 picker::key(self, layer, selected, key);
                 return Vec::new();
+            }
+            Some(Overlay::Notes { layer, selected }) => {
+                return notes::key(self, layer, selected, key)
             }
             Some(Overlay::Help) | None => {}
         }
@@ -128,6 +132,7 @@ impl App {
             }
             Action::ScrubBack | Action::ScrubForward => self.scrub(action == Action::ScrubForward),
             Action::Demos => self.toggle_demos(),
+            Action::Notes => self.open_notes(),
             Action::Copy => self.copy_selected(),
             Action::Zoom => {
                 self.zoomed = !self.zoomed;

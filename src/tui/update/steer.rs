@@ -79,6 +79,7 @@ impl App {
             Action::AddDemo => return self.add_demo(),
             Action::RemoveDemo => return self.remove_demo(),
             Action::PinDemos => return self.pin_demos(),
+            Action::Feedback => self.feedback_editor(),
             Action::ExternalEdit => self.external_edit(),
             _ => {}
         }

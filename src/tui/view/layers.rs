@@ -153,6 +153,7 @@ fn lines(v: &Input, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>
             out.push(l);
         }
         out.extend(demo_lines(v, layer, selected && v.demos_expanded, width));
+        out.extend(note_line(t, layer, width));
         out.push(Line::default());
         owners.resize(out.len(), Some(layer.index));
     }
@@ -176,6 +177,17 @@ fn lines(v: &Input, width: usize) -> (Vec<Line<'static>>, Vec<Option<LayerIndex>
     }
     owners.resize(out.len(), None);
     (out, owners, header_at)
+}
+
+/// A layer's notes in force on one line (`F` lists them in full); nothing without any.
+fn note_line(t: &Theme, layer: &LayerView, width: usize) -> Option<Line<'static>> {
+    let last = layer.feedback.last()?;
+    let head = format!("  notes {}: ", layer.feedback.len());
+    let room = width.saturating_sub(super::text::width(&head));
+    Some(Line::from(vec![
+        Span::styled(head, t.muted),
+        Span::styled(one_line_of(&last.describe(), room), t.human),
+    ]))
 }
 
 /// A layer's demonstrations: one compact line, or (`expanded`) each with its input and output,

@@ -1,5 +1,5 @@
-//! What can cover the panes: the key help, the quit confirmation, the template chooser and the
-//! editor (with a template's validation error shown in place, at its line).
+//! What can cover the panes: the key help, the quit confirmation, the template chooser, a
+//! layer's notes and the editor (with a template's validation error shown in place, at its line).
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -23,7 +23,61 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             picker(app, frame, area, layer, selected)
         }
         Some(Overlay::Editor(target)) => editor(app, frame, area, target),
+        Some(Overlay::Notes { layer, selected }) => notes(app, frame, area, layer, selected),
     }
+}
+
+/// The layer's notes in force, the selected one marked, with the keys that act on them.
+fn notes(app: &App, frame: &mut Frame, area: Rect, layer: usize, selected: usize) {
+    let t = &app.theme;
+    let r = centered(area, 70, 60, (50, 10));
+    frame.render_widget(Clear, r);
+    let block = popup(app, format!("Notes on layer {}", layer + 1));
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let width = inner.width as usize;
+    let notes = app
+        .run
+        .layers
+        .get(layer)
+        .map(|l| l.feedback.as_slice())
+        .unwrap_or_default();
+    let mut lines = Vec::new();
+    if notes.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "No notes on this layer: f writes one.",
+            t.muted,
+        )));
+    }
+    for (i, n) in notes.iter().enumerate() {
+        let mark = if i == selected { "▶ " } else { "  " };
+        let first = format!("{mark}{}. ", i + 1);
+        let indent = super::text::width(&first);
+        for (j, part) in wrap(&n.describe(), width.saturating_sub(indent).max(10))
+            .into_iter()
+            .enumerate()
+        {
+            let lead = if j == 0 {
+                first.clone()
+            } else {
+                " ".repeat(indent)
+            };
+            lines.push(Line::from(vec![
+                Span::styled(lead, t.key),
+                Span::styled(part, t.human),
+            ]));
+        }
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(vec![
+        Span::styled("↑↓", t.key),
+        Span::styled(" select  ", t.muted),
+        Span::styled("x", t.key),
+        Span::styled(" remove  ", t.muted),
+        Span::styled("Esc", t.key),
+        Span::styled(" close", t.muted),
+    ]));
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn popup<'a>(app: &App, title: String) -> Block<'a> {
@@ -313,6 +367,7 @@ fn editor(app: &App, frame: &mut Frame, area: Rect, target: EditorTarget) {
         EditorTarget::Template { .. } => " validate and apply",
         EditorTarget::Prompt { .. } => " apply the prompt",
         EditorTarget::Hidden { .. } => " add as a posterior sample",
+        EditorTarget::Feedback { .. } => " send the note",
     };
     let hints = Line::from(vec![
         Span::styled("Ctrl-S", t.key),

@@ -154,7 +154,12 @@ pub fn status_line(app: &App, frame: &mut Frame, area: Rect) {
 fn hint_label(app: &App, action: Action, label: &str) -> String {
     let on_layer = matches!(
         action,
-        Action::EditPrompt | Action::EditTemplate | Action::Pin | Action::Unpin
+        Action::EditPrompt
+            | Action::EditTemplate
+            | Action::Pin
+            | Action::Unpin
+            | Action::Feedback
+            | Action::Notes
     );
     if action == Action::ExcludeSample && app.selected_sample_excluded() {
         "include".to_string()

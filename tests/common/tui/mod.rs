@@ -160,6 +160,7 @@ fn layer_info(index: usize, prompt: &str) -> LayerInfo {
         demos: Vec::new(),
         max_demos: 0,
         demos_pinned: false,
+        feedback: Vec::new(),
     }
 }
 
