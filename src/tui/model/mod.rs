@@ -4,6 +4,7 @@
 
 mod feedback;
 mod layer;
+mod posterior_edit;
 mod run_view;
 pub mod text;
 
