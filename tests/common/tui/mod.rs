@@ -197,6 +197,7 @@ fn candidates(prompts: &[&str], scores: Option<&[f64]>) -> Vec<Candidate> {
             kl: None,
             demos: Vec::new(),
             demo_move: None,
+            proposal: None,
         })
         .collect()
 }
