@@ -4,6 +4,7 @@
 pub mod demos;
 pub mod error;
 pub mod events;
+pub mod lineage;
 pub mod math;
 pub mod network;
 pub mod ops;
