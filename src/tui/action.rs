@@ -85,6 +85,7 @@ actions! {
     Zoom = "zoom": "show the focused pane full-screen / back",
     SearchNext = "search_next": "after a / search: the next match",
     SearchPrev = "search_prev": "after a / search: the previous match",
+    Lineage = "lineage": "where the layer's prompts came from: the tree over iterations (↑↓ a prompt: its text, diff and why it won or lost)",
 }
 
 impl fmt::Display for Action {

@@ -63,6 +63,7 @@ fn pane_actions(focus: Pane) -> &'static [(Action, &'static str)] {
             (Action::Pin, "pin"),
             (Action::Expand, "expand"),
             (Action::Filter, "filter"),
+            (Action::Lineage, "lineage"),
         ],
         Pane::Metrics => &[(Action::Down, "scroll")],
     }
@@ -119,6 +120,14 @@ pub fn available_actions(app: &App) -> Vec<Available> {
     out.push(hint(Action::FocusNext, "pane"));
     out.push(hint(Action::Help, "help"));
     out.push(hint(Action::Quit, "quit"));
+    // The lineage view opens from every pane (hinted in the Candidates pane's).
+    if !out.iter().any(|a| a.action == Action::Lineage) {
+        out.push(Available {
+            action: Action::Lineage,
+            label: "lineage",
+            hinted: false,
+        });
+    }
     if steer {
         for action in STEERING {
             let listed = out.iter().any(|a| a.action == action);

@@ -268,6 +268,7 @@ impl Default for KeyMap {
             (c('z'), Zoom),
             (c('n'), SearchNext),
             (c('N'), SearchPrev),
+            (c('L'), Lineage),
         ];
         KeyMap {
             bindings: pairs.into_iter().collect(),

@@ -1,5 +1,5 @@
 //! Keys and mouse → state changes and [`Command`]s. Each overlay owns its keys (`editor`,
-//! `picker`, `filter`, `confirm`); everything else goes through the keymap to an [`Action`]:
+//! `picker`, `filter`, `confirm`, `lineage`); everything else goes through the keymap to an [`Action`]:
 //! navigation (`navigate`), steering (`steer`, gated by [`available_actions`]), the mouse
 //! (`mouse`).
 //!
@@ -9,6 +9,7 @@ mod confirm;
 mod demos;
 mod editor;
 mod filter;
+mod lineage;
 mod mouse;
 mod navigate;
 mod outside;
@@ -40,6 +41,7 @@ impl App {
                 picker::key(self, layer, selected, key);
                 return Vec::new();
             }
+            Some(Overlay::Lineage { layer }) => return lineage::key(self, layer, key),
             Some(Overlay::Help) | None => {}
         }
         match self.keymap.action(&key) {
@@ -139,6 +141,7 @@ impl App {
                     .into(),
                 );
             }
+            Action::Lineage => self.open_lineage(),
             Action::SearchNext => self.search_step(1),
             Action::SearchPrev => self.search_step(-1),
             _ if STEERING.contains(&action) => match refusal(self, action) {

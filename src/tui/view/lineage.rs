@@ -39,6 +39,8 @@ pub fn sign(l: &LayerLineage, n: &Node) -> &'static str {
         "★"
     } else if n.lost {
         "✗"
+    } else if n.kind == NodeKind::Start {
+        "○"
     } else {
         "·"
     }
@@ -79,8 +81,10 @@ pub fn tree_lines(v: &Input, l: &LayerLineage, width_: usize) -> Vec<Line<'stati
         } else {
             t.text
         };
-        let what = match &n.demo_move {
-            Some(m) if n.kind == NodeKind::DemoMove => m.clone(),
+        let what = match (&n.demo_move, n.kind) {
+            (Some(m), NodeKind::DemoMove) => m.clone(),
+            // A memory link says so, and where the text first appeared.
+            (_, NodeKind::Memory) => format!("↩#{} {}", n.parent.unwrap_or(0), n.prompt),
             _ => n.prompt.clone(),
         };
         let mut line = Line::from(vec![
@@ -240,7 +244,7 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
         Span::styled(" scroll  ", t.muted),
         Span::styled("Esc", t.key),
         Span::styled(" close   ", t.muted),
-        Span::styled("● now ★ won ✗ lost ◆ pinned ✎ edited", t.muted),
+        Span::styled("● now ★ won ✗ lost ↩ memory ◆ pinned ✎ edited", t.muted),
     ]);
     frame.render_widget(Paragraph::new(hints), hint_r);
 }
