@@ -51,7 +51,10 @@ fn j_and_k_select_a_prompt_and_show_why_it_lost() {
     assert!(screen.contains("lost at it 1"), "{screen}");
     assert!(screen.contains("rank 3 of 3"), "{screen}");
     assert!(screen.contains("1.80 behind the winner"), "{screen}");
-    assert!(screen.contains("[-"), "a word diff against the start: {screen}");
+    assert!(
+        screen.contains("[-"),
+        "a word diff against the start: {screen}"
+    );
     // Down past the end stays on the last node; arrows move too.
     for _ in 0..20 {
         press(&mut app, KeyCode::Down);
@@ -95,7 +98,10 @@ fn a_memory_win_links_back_to_where_it_first_appeared() {
         .iter()
         .find(|n| n.won && n.origin().starts_with("from the memory"))
         .expect("the memory's winner");
-    let first = memory.parent.and_then(|p| l.node(p)).expect("its first appearance");
+    let first = memory
+        .parent
+        .and_then(|p| l.node(p))
+        .expect("its first appearance");
     assert_eq!(first.prompt, LIN_H2);
     assert_eq!(first.iteration, Some(0));
 }

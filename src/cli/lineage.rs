@@ -226,9 +226,13 @@ fn update(out: &mut String, l: &LayerLineage, u: &Update) {
         let margin = win
             .map(|w| format!(", {:.2} behind", w - score))
             .unwrap_or_default();
+        let from = l
+            .node(best)
+            .map(|n| format!(" · {}", n.origin()))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "          rejected {}: best #{best} {score:.2}{margin}",
+            "          rejected {}: best #{best} {score:.2}{margin}{from}",
             rejected.len()
         );
     }

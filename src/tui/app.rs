@@ -62,7 +62,9 @@ pub enum Overlay {
     FilterInput,
     /// Where a layer's prompts came from (`L`): the tree, the selected node in
     /// [`Selection::lineage_node`].
-    Lineage { layer: LayerIndex },
+    Lineage {
+        layer: LayerIndex,
+    },
 }
 
 /// What the workbench asks of the terminal itself, outside drawing: the loop carries it out.

@@ -13,11 +13,7 @@ impl App {
     pub(super) fn open_lineage(&mut self) {
         let layer = self.sel.layer.min(self.run.depth().saturating_sub(1));
         self.overlay = Some(Overlay::Lineage { layer });
-        self.sel.lineage_node = self
-            .run
-            .lineage
-            .layer(layer)
-            .map_or(0, |l| l.current);
+        self.sel.lineage_node = self.run.lineage.layer(layer).map_or(0, |l| l.current);
         self.sel.lineage_scroll = 0;
     }
 

@@ -68,7 +68,10 @@ pub fn tree_lines(v: &Input, l: &LayerLineage, width_: usize) -> Vec<Line<'stati
         last_it = Some(n.iteration);
         let indent = "  ".repeat(depth(l, n.id).min(6));
         let head = format!("{when} {indent}{} #{:<3}", sign(l, n), n.id);
-        let score = n.score.map(|s| format!("{} ", logp(Some(s)))).unwrap_or_default();
+        let score = n
+            .score
+            .map(|s| format!("{} ", logp(Some(s))))
+            .unwrap_or_default();
         let used = width(&head) + 1 + width(&score);
         let style = if n.id == l.current {
             t.winner
@@ -109,7 +112,10 @@ pub fn detail_lines(v: &Input, l: &LayerLineage, n: &Node, w: usize) -> Vec<Line
         .iteration
         .map(|i| format!("iteration {}", i + 1))
         .unwrap_or_else(|| "start".into());
-    let parent = n.parent.map(|p| format!(" · parent #{p}")).unwrap_or_default();
+    let parent = n
+        .parent
+        .map(|p| format!(" · parent #{p}"))
+        .unwrap_or_default();
     lines.push(Line::from(Span::styled(
         format!("#{} · {when} · {}{parent}", n.id, n.kind.name()),
         t.title,
@@ -177,9 +183,12 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
     let r = overlay_area(area, 94, 92);
     frame.render_widget(Clear, r);
     let layer = v.lineage.map(|l| l.layer + 1).unwrap_or(1);
-    let block = Block::bordered().border_style(t.border_focused).title(Line::from(vec![
-        Span::styled(format!(" Lineage · layer {layer}/{} ", v.depth.max(1)), t.title),
-    ]));
+    let block = Block::bordered()
+        .border_style(t.border_focused)
+        .title(Line::from(vec![Span::styled(
+            format!(" Lineage · layer {layer}/{} ", v.depth.max(1)),
+            t.title,
+        )]));
     let inner = block.inner(r);
     frame.render_widget(block, r);
     let Some(l) = v.lineage.filter(|l| !l.nodes.is_empty()) else {
@@ -189,16 +198,15 @@ pub fn draw(v: &Input, frame: &mut Frame, area: Rect) {
         );
         return;
     };
-    let [body, hint_r] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(inner);
+    let [body, hint_r] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(inner);
     let side_by_side = body.width >= 100;
     let (tree_r, detail_r) = if side_by_side {
         let [a, b] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
             .areas(body);
         (a, b)
     } else {
-        let [a, b] = Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)])
-            .areas(body);
+        let [a, b] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(body);
         (a, b)
     };
     let tree = tree_lines(v, l, tree_r.width as usize);

@@ -7,8 +7,7 @@ use dln::dln::events::*;
 use super::{iteration_end, layer_info, run_begins, started, usage};
 
 pub const LIN_H0: &str = "Think step by step.";
-pub const LIN_H1: &str =
-    "Think step by step: write each date you compute, then the day after it.";
+pub const LIN_H1: &str = "Think step by step: write each date you compute, then the day after it.";
 pub const LIN_H2: &str = "Write the date, then count the days one by one.";
 pub const LIN_H_EDIT: &str =
     "Think step by step: write each date you compute, then count forward one day at a time.";
@@ -101,14 +100,22 @@ pub fn dln2_lineage() -> Vec<Event> {
     ev.extend(update(
         0,
         1,
-        vec![proposed(LIN_Y0, Current, None), proposed(LIN_Y1, Proposed, Some(0)), proposed(LIN_Y2, Proposed, Some(1))],
+        vec![
+            proposed(LIN_Y0, Current, None),
+            proposed(LIN_Y1, Proposed, Some(0)),
+            proposed(LIN_Y2, Proposed, Some(1)),
+        ],
         &[-1.9, -0.8, -2.6],
         1,
     ));
     ev.extend(update(
         0,
         0,
-        vec![proposed(LIN_H0, Current, None), proposed(LIN_H1, Proposed, Some(0)), proposed(LIN_H2, Proposed, Some(1))],
+        vec![
+            proposed(LIN_H0, Current, None),
+            proposed(LIN_H1, Proposed, Some(0)),
+            proposed(LIN_H2, Proposed, Some(1)),
+        ],
         &[-3.1, -2.2, -2.5],
         1,
     ));
@@ -117,14 +124,20 @@ pub fn dln2_lineage() -> Vec<Event> {
     ev.extend(update(
         1,
         1,
-        vec![proposed(LIN_Y1, Current, None), proposed(LIN_Y3, Proposed, Some(0))],
+        vec![
+            proposed(LIN_Y1, Current, None),
+            proposed(LIN_Y3, Proposed, Some(0)),
+        ],
         &[-0.8, -0.95],
         0,
     ));
     ev.extend(update(
         1,
         0,
-        vec![proposed(LIN_H1, Current, None), proposed("Count.", Proposed, Some(0))],
+        vec![
+            proposed(LIN_H1, Current, None),
+            proposed("Count.", Proposed, Some(0)),
+        ],
         &[-2.0, -4.2],
         0,
     ));
@@ -133,14 +146,21 @@ pub fn dln2_lineage() -> Vec<Event> {
     ev.extend(update(
         2,
         1,
-        vec![proposed(LIN_Y1, Current, None), proposed(LIN_Y3, Proposed, Some(0)), proposed(LIN_Y2, Memory, None)],
+        vec![
+            proposed(LIN_Y1, Current, None),
+            proposed(LIN_Y3, Proposed, Some(0)),
+            proposed(LIN_Y2, Memory, None),
+        ],
         &[-0.8, -0.6, -0.7],
         1,
     ));
     ev.extend(update(
         2,
         0,
-        vec![proposed(LIN_H1, Current, None), proposed(LIN_H2, Memory, None)],
+        vec![
+            proposed(LIN_H1, Current, None),
+            proposed(LIN_H2, Memory, None),
+        ],
         &[-2.1, -1.7],
         1,
     ));
