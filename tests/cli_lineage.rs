@@ -57,7 +57,7 @@ fn every_winner_of_a_dln2_run_traces_back_to_the_start() {
                 winners_total += 1;
             }
             // Every node, winners first of all, walks back to the start.
-            let mut at = *n;
+            let mut at = n;
             let mut steps = 0;
             while let Some(p) = at["parent"].as_u64() {
                 at = by_id[&p];
