@@ -42,6 +42,7 @@ fn every_command_has_an_example_and_the_help_lists_the_environment() {
         "predict",
         "runs",
         "compare",
+        "lineage",
         "eval",
         "replay",
         "model",

@@ -181,6 +181,22 @@ pub enum Commands {
         /// used: a replay reads the recorded events and calls no model.
         run_dir: PathBuf,
     },
+    /// Where a run's prompts came from: per layer, each winner's ancestry back to the start
+    /// (its parent, the examples its proposer was shown, the message), the rejected, pins,
+    /// edits and resets.
+    #[command(after_help = "Example: dln lineage runs/try-7 --dot | dot -Tsvg > lineage.svg")]
+    Lineage {
+        run_dir: PathBuf,
+        /// Only this layer (counted from 1).
+        #[arg(long)]
+        layer: Option<usize>,
+        /// Graphviz DOT instead of text.
+        #[arg(long, conflicts_with = "json")]
+        dot: bool,
+        /// The lineage model as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]

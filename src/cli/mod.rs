@@ -8,6 +8,7 @@ mod bench_view;
 mod branch;
 mod cache;
 mod config_cmd;
+mod lineage;
 mod logging;
 mod model;
 mod table;
@@ -80,6 +81,7 @@ pub fn main() -> ExitCode {
         Some(
             Commands::Runs { .. }
                 | Commands::Compare { .. }
+                | Commands::Lineage { .. }
                 | Commands::Export { .. }
                 | Commands::Config { .. }
                 | Commands::Cache {
@@ -201,6 +203,20 @@ pub fn main() -> ExitCode {
             json,
         }) => after::runs(dirs, json),
         Some(Commands::Compare { ref runs, json }) => after::compare(runs, json),
+        Some(Commands::Lineage {
+            ref run_dir,
+            layer,
+            dot,
+            json,
+        }) => lineage::lineage(
+            run_dir,
+            layer,
+            match (dot, json) {
+                (true, _) => lineage::Format::Dot,
+                (_, true) => lineage::Format::Json,
+                _ => lineage::Format::Text,
+            },
+        ),
         Some(Commands::Eval {
             ref config,
             ref run,

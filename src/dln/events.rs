@@ -182,6 +182,30 @@ pub struct Candidate {
     /// absent for instruction candidates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demo_move: Option<DemoMove>,
+    /// Where a proposed instruction came from (which request, the examples it was shown, its
+    /// message and template); absent for the current prompt, the memory's, demonstration moves
+    /// and in logs written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<ProposalSource>,
+}
+
+/// The provenance of a proposed candidate: what its proposal request showed the backward model.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProposalSource {
+    /// The request `j` of the update that generated it (redraw rounds go on counting).
+    pub request: usize,
+    /// The training-split positions of the examples the proposer was shown, in the order shown.
+    #[serde(default)]
+    pub shown: Vec<usize>,
+    /// The message alternative the template rendered (`{{ message }}`; empty when it has none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The name of the layer's prompt-proposal template.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub template: String,
+    /// A person's notes on the layer the proposal was shown (`train.person_feedback`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feedback: Vec<String>,
 }
 
 impl Candidate {

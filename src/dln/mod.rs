@@ -5,6 +5,7 @@ pub mod demos;
 pub mod error;
 pub mod events;
 pub mod feedback;
+pub mod lineage;
 pub mod math;
 pub mod network;
 pub mod ops;

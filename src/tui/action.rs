@@ -88,6 +88,7 @@ actions! {
     SearchNext = "search_next": "after a / search: the next match",
     SearchPrev = "search_prev": "after a / search: the previous match",
     Branch = "branch": "branch: a new run from this iteration (replay: the one shown), opened paused to edit",
+    Lineage = "lineage": "where the layer's prompts came from: the tree over iterations (↑↓ a prompt: its text, diff and why it won or lost)",
 }
 
 impl fmt::Display for Action {

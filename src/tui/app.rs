@@ -69,6 +69,11 @@ pub enum Overlay {
     ConfirmBranch {
         at: usize,
     },
+    /// Where a layer's prompts came from (`L`): the tree, the selected node in
+    /// [`Selection::lineage_node`].
+    Lineage {
+        layer: LayerIndex,
+    },
 }
 
 /// What the workbench asks of the terminal itself, outside drawing: the loop carries it out.
@@ -152,6 +157,9 @@ pub struct Selection {
     pub help_scroll: usize,
     /// Lines scrolled in the Metrics pane when its content is taller than the pane.
     pub metrics_scroll: usize,
+    /// The node selected in the lineage view, and the lines scrolled in its details.
+    pub lineage_node: usize,
+    pub lineage_scroll: usize,
 }
 
 /// Checks a template's source for a layer and role before it is sent; `Err` carries the message

@@ -66,6 +66,7 @@ fn pane_actions(focus: Pane) -> &'static [(Action, &'static str)] {
             (Action::Pin, "pin"),
             (Action::Expand, "expand"),
             (Action::Filter, "filter"),
+            (Action::Lineage, "lineage"),
         ],
         Pane::Metrics => &[(Action::Down, "scroll")],
     }
@@ -136,6 +137,14 @@ pub fn available_actions(app: &App) -> Vec<Available> {
         out.push(Available {
             action: Action::Branch,
             label: "branch",
+            hinted: false,
+        });
+    }
+    // The lineage view opens from every pane (hinted in the Candidates pane's).
+    if !out.iter().any(|a| a.action == Action::Lineage) {
+        out.push(Available {
+            action: Action::Lineage,
+            label: "lineage",
             hinted: false,
         });
     }

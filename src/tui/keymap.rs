@@ -271,6 +271,7 @@ impl Default for KeyMap {
             (c('n'), SearchNext),
             (c('N'), SearchPrev),
             (c('b'), Branch),
+            (c('L'), Lineage),
         ];
         KeyMap {
             bindings: pairs.into_iter().collect(),

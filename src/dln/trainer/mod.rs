@@ -15,7 +15,8 @@
 //! - [`evaluate`]: accuracy on a split ([`accuracy`], [`answers`]: free functions over a
 //!   network, also what `dln eval` and `dln predict` run), dev evaluation, the final test;
 //! - [`posterior`] and [`sharpen`]: posterior sampling of the hidden texts and their weights;
-//! - [`propose`] and [`score`]: candidate prompts, their scores, the selection;
+//! - [`propose`] and [`score`]: candidate prompts, their scores, the selection
+//!   ([`proposals`]: the candidates of one update with their provenance);
 //! - [`commands`]: a person's steering (pin, edit, add or exclude a hidden sample);
 //! - [`feedback`]: a person's written notes on a layer and how its proposals are shown them;
 //! - [`usage`]: token bookkeeping ([`UsageBook`]).
@@ -28,6 +29,7 @@ mod feedback;
 mod forward;
 mod posterior;
 mod progress;
+mod proposals;
 mod propose;
 mod score;
 mod sharpen;

@@ -5,17 +5,15 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 
 use crate::config::TrainConfig;
-use crate::dln::demos::{self, Demo, DemoMove};
 use crate::dln::error::DlnError;
-use crate::dln::events::{Candidate, CandidateOrigin, Event, LayerIndex, RejectedProposal, Stage};
+use crate::dln::events::{Event, LayerIndex, ProposalSource, Stage};
 use crate::dln::math;
 use crate::dln::network::Network;
 use crate::dln::ops::{self, call_seed, Draw, Operation};
-use crate::llm::{Backend, GenerateRequest, Generation, Prompt};
-use crate::template::{copies_examples, proposal_key, read_proposal, Rejection};
+use crate::llm::{Backend, GenerateRequest, Prompt};
 
 use super::feedback;
-use super::score::candidate;
+use super::proposals::Proposals;
 use super::{IterState, Trainer};
 
 impl IterState {
@@ -185,151 +183,11 @@ pub(super) fn proposal_request(
     }
 }
 
-/// The candidates of one update as proposals arrive: distinct by [`proposal_key`] of the prompt
-/// and the demonstrations' examples.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Proposals {
-    /// The current prompt's text, which a proposal must not echo.
-    current: String,
-    /// The current demonstrations, which instruction proposals keep.
-    demos: Vec<Demo>,
-    pub candidates: Vec<Candidate>,
-    keys: Vec<String>,
-    pub rejected: Vec<RejectedProposal>,
-    /// The batch's inputs, which a proposal must not copy.
-    inputs: Vec<String>,
-}
-
-/// What makes two candidates the same: the prompt's key, and the examples shown in order.
-fn candidate_key(prompt: &str, demos: &[Demo]) -> String {
-    let key = proposal_key(prompt);
-    if demos.is_empty() {
-        return key;
-    }
-    format!("{key}|{:?}", demos::indices(demos))
-}
-
-impl Proposals {
-    /// The current prompt with its demonstrations alone.
-    pub fn new(current: String, demos: Vec<Demo>, inputs: Vec<String>) -> Proposals {
-        let mut now = candidate(current.clone(), CandidateOrigin::Current);
-        now.demos = demos.clone();
-        Proposals {
-            candidates: vec![now],
-            keys: vec![candidate_key(&current, &demos)],
-            current,
-            demos,
-            rejected: Vec::new(),
-            inputs,
-        }
-    }
-
-    /// Adds a candidate unless one like it is there; whether it was new.
-    fn push(&mut self, c: Candidate) -> bool {
-        let key = candidate_key(&c.prompt, &c.demos);
-        if self.keys.contains(&key) {
-            return false;
-        }
-        self.keys.push(key);
-        self.candidates.push(c);
-        true
-    }
-
-    /// Parses generated proposals: each becomes a candidate (with the current demonstrations)
-    /// or a rejection (empty, echo, meta, duplicate, copied).
-    pub fn fold(&mut self, answers: Vec<Vec<Generation>>) {
-        for g in answers.into_iter().flatten() {
-            let read = read_proposal(&g.text, &self.current).and_then(|p| {
-                if copies_examples(&p, &self.current, &self.inputs) {
-                    Err(Rejection::Copied)
-                } else {
-                    Ok(p)
-                }
-            });
-            match read {
-                Ok(p) => {
-                    let mut c = candidate(p, CandidateOrigin::Proposed);
-                    c.demos = self.demos.clone();
-                    if !self.push(c) {
-                        self.rejected.push(RejectedProposal {
-                            text: g.text,
-                            reason: Rejection::Duplicate,
-                        });
-                    }
-                }
-                Err(reason) => self.rejected.push(RejectedProposal {
-                    text: g.text,
-                    reason,
-                }),
-            }
-        }
-    }
-
-    /// The memory's prompts (with their demonstrations) for this layer not already among the
-    /// candidates.
-    pub fn add_memory(&mut self, prompts: Vec<(String, Vec<Demo>)>) {
-        for (p, demos) in prompts {
-            let mut c = candidate(p, CandidateOrigin::Memory);
-            c.demos = demos;
-            self.push(c);
-        }
-    }
-
-    /// Demonstration moves: the current prompt with each new set of demonstrations.
-    pub fn add_moves(&mut self, moves: Vec<(Vec<Demo>, DemoMove)>) {
-        for (demos, m) in moves {
-            let mut c = candidate(self.current.clone(), CandidateOrigin::Proposed);
-            c.demos = demos;
-            c.demo_move = Some(m);
-            self.push(c);
-        }
-    }
-
-    /// What the rejections were, as a warning: "`r` of `drawn` … rejected (reasons); `p` of
-    /// `n` candidates proposed".
-    pub fn rejection_warning(
-        &self,
-        it: usize,
-        l: LayerIndex,
-        drawn: usize,
-        n: usize,
-    ) -> Option<String> {
-        if self.rejected.is_empty() {
-            return None;
-        }
-        let reasons: Vec<String> = [
-            Rejection::Empty,
-            Rejection::Echo,
-            Rejection::Meta,
-            Rejection::Duplicate,
-            Rejection::Copied,
-            Rejection::Looping,
-        ]
-        .into_iter()
-        .filter_map(|r| {
-            let c = self.rejected.iter().filter(|x| x.reason == r).count();
-            (c > 0).then(|| format!("{c} {}", r.name()))
-        })
-        .collect();
-        let proposed = self
-            .candidates
-            .iter()
-            .filter(|c| c.origin == CandidateOrigin::Proposed && c.demo_move.is_none())
-            .count();
-        Some(format!(
-            "iteration {}, layer {}: {} of {drawn} proposals drawn were rejected ({}); {proposed} of {n} \
-             candidates proposed",
-            it + 1,
-            l + 1,
-            self.rejected.len(),
-            reasons.join(", ")
-        ))
-    }
-}
-
 impl Trainer {
     /// Proposal request `j` of layer `l`, its shown examples dropped from the end until the
-    /// prompt and the answer fit the backward model's context; returns how many were dropped.
+    /// prompt and the answer fit the backward model's context; returns how many were dropped
+    /// and what the request showed (its provenance: the training-split positions of the
+    /// examples kept, the message, the template).
     /// `cut` is the length of the opening the batch's inputs share ([`shared_opening`]).
     async fn fitted_proposal(
         &self,
@@ -337,13 +195,14 @@ impl Trainer {
         j: usize,
         eligible: &[usize],
         cut: usize,
-    ) -> Result<(GenerateRequest, usize), DlnError> {
+    ) -> Result<(GenerateRequest, usize, ProposalSource), DlnError> {
         let it = self.iteration;
         let cur = self.cur()?;
         let opening = cur.batch.first().map_or("", |e| e.input[..cut].trim());
-        let infos: Vec<serde_json::Value> = shown_examples(&self.train, it, l, j, eligible)
-            .into_iter()
-            .map(|i| {
+        let shown = shown_examples(&self.train, it, l, j, eligible);
+        let infos: Vec<serde_json::Value> = shown
+            .iter()
+            .map(|&i| {
                 let mut info = cur.backward_info(self.net.output(), l, i);
                 info["rest"] = json!(cur.batch[i].input[cut..].trim_start());
                 info
@@ -362,7 +221,17 @@ impl Trainer {
             };
             if fits || keep == 0 {
                 let request = proposal_request(&self.net, &self.train, it, l, j, prompt);
-                return Ok((request, infos.len() - keep));
+                let source = ProposalSource {
+                    request: j,
+                    shown: shown[..keep]
+                        .iter()
+                        .map(|&i| cur.batch_index.get(i).copied().unwrap_or(i))
+                        .collect(),
+                    message: layer.propose_prompt.message(j).to_string(),
+                    template: layer.propose_prompt.name.clone(),
+                    feedback: feedback::notes_shown(layer, &self.train),
+                };
+                return Ok((request, infos.len() - keep, source));
             }
             keep -= 1;
         }
@@ -410,14 +279,17 @@ impl Trainer {
                 break;
             }
             let mut requests = Vec::with_capacity(need);
+            let mut sources = Vec::with_capacity(need);
             for j in drawn..drawn + need {
-                let (r, d) = self.fitted_proposal(l, j, &eligible, cut).await?;
+                let (r, d, source) = self.fitted_proposal(l, j, &eligible, cut).await?;
                 dropped = dropped.max(d);
                 requests.push(r);
+                sources.push(source);
             }
             drawn += need;
             let layer = &self.net.layers[l];
-            proposals.fold(ops::generate_backward(layer, Operation::Propose, requests).await?);
+            let answers = ops::generate_backward(layer, Operation::Propose, requests).await?;
+            proposals.fold(answers, &sources);
         }
         let mut remembered = self.memory.layer_prompts(l);
         let layer = &self.net.layers[l];
@@ -510,45 +382,6 @@ mod tests {
         // Several shared sentences, and a multi-byte character inside them.
         let two = ["Ça va. Read it. Go left.", "Ça va. Read it. Go right."];
         assert_eq!(&two[0][..shared_opening(&two)], "Ça va. Read it.");
-    }
-
-    fn gen(text: &str) -> Vec<Generation> {
-        vec![Generation {
-            text: text.to_string(),
-            tokens: 1,
-            token_logprobs: None,
-            cut: false,
-        }]
-    }
-
-    #[test]
-    fn proposals_become_distinct_candidates_or_rejections() {
-        let mut p = Proposals::new("Answer the question.".into(), Vec::new(), Vec::new());
-        p.fold(vec![
-            gen("Think step by step, then answer with the letter."),
-            gen("Think step by step, then answer with the letter."),
-            gen(""),
-        ]);
-        let origins: Vec<_> = p.candidates.iter().map(|c| c.origin).collect();
-        assert_eq!(
-            origins,
-            vec![CandidateOrigin::Current, CandidateOrigin::Proposed]
-        );
-        let reasons: Vec<_> = p.rejected.iter().map(|r| r.reason).collect();
-        assert_eq!(reasons, vec![Rejection::Duplicate, Rejection::Empty]);
-        p.add_memory(vec![
-            ("Answer the question.".into(), Vec::new()),
-            ("Pick the larger option.".into(), Vec::new()),
-        ]);
-        assert_eq!(p.candidates.len(), 3, "the memory adds only what is new");
-        assert_eq!(p.candidates[2].origin, CandidateOrigin::Memory);
-        let w = p.rejection_warning(2, 0, 3, 4).unwrap();
-        assert!(w.contains("2 of 3 proposals drawn were rejected"), "{w}");
-        assert!(w.contains("1 of 4 candidates proposed"), "{w}");
-        assert_eq!(
-            Proposals::new("x".into(), Vec::new(), Vec::new()).rejection_warning(0, 0, 0, 0),
-            None
-        );
     }
 
     #[test]

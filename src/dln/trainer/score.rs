@@ -24,6 +24,7 @@ pub(in crate::dln::trainer) fn candidate(prompt: String, origin: CandidateOrigin
         kl: None,
         demos: Vec::new(),
         demo_move: None,
+        proposal: None,
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::dln::events::{
     Candidate, Event, ForwardExample, LayerIndex, RunState, StopReason, UsageEntry,
 };
+use crate::dln::lineage::Lineage;
 use crate::llm::Usage;
 
 use super::layer::{
@@ -62,12 +63,15 @@ pub struct RunView {
     /// `(iteration, usage)`: the usage of the iteration in progress so far, from its last stage
     /// event. Dropped once the iteration is done, when its usage joins the layers' totals.
     pub live_usage: Option<(usize, Vec<UsageEntry>)>,
+    /// Where every prompt came from, per layer (the lineage view).
+    pub lineage: Lineage,
 }
 
 impl RunView {
     /// Apply one event. Pure: the same events in the same order give the same view.
     pub fn apply(&mut self, event: &Event) {
         self.events_applied += 1;
+        self.lineage.apply(event);
         match event {
             Event::RunStarted {
                 run_dir,

@@ -1,5 +1,5 @@
 //! Keys and mouse → state changes and [`Command`]s. Each overlay owns its keys (`editor`,
-//! `picker`, `filter`, `confirm`, `notes`); everything else goes through the keymap to an [`Action`]:
+//! `picker`, `filter`, `confirm`, `notes`, `lineage`); everything else goes through the keymap to an [`Action`]:
 //! navigation (`navigate`), steering (`steer`, gated by [`available_actions`]), the mouse
 //! (`mouse`).
 //!
@@ -9,6 +9,7 @@ mod confirm;
 mod demos;
 mod editor;
 mod filter;
+mod lineage;
 mod mouse;
 mod navigate;
 mod notes;
@@ -45,6 +46,7 @@ impl App {
             Some(Overlay::Notes { layer, selected }) => {
                 return notes::key(self, layer, selected, key)
             }
+            Some(Overlay::Lineage { layer }) => return lineage::key(self, layer, key),
             Some(Overlay::Help) | None => {}
         }
         match self.keymap.action(&key) {
@@ -145,6 +147,7 @@ impl App {
                     .into(),
                 );
             }
+            Action::Lineage => self.open_lineage(),
             Action::SearchNext => self.search_step(1),
             Action::SearchPrev => self.search_step(-1),
             Action::Branch => self.ask_branch(),

@@ -298,7 +298,7 @@ fn header(t: &Theme, layer: &LayerView, k: usize, selected: bool) -> Line<'stati
 /// A word diff: removed text `[-like this-]`, added text `{+like this+}` (wdiff's notation,
 /// readable without colour), styled by the theme. Short unchanged words between two changes are
 /// folded into the change so a rewritten sentence reads as one replacement, not confetti.
-fn diff_lines(t: &Theme, old: &str, new: &str, width: usize) -> Vec<Line<'static>> {
+pub(super) fn diff_lines(t: &Theme, old: &str, new: &str, width: usize) -> Vec<Line<'static>> {
     if old == new {
         return vec![Line::from(Span::styled(
             "(unchanged since the previous iteration)",

@@ -10,6 +10,7 @@ pub mod candidates;
 pub mod hidden;
 pub mod layers;
 pub mod layout;
+pub mod lineage;
 pub mod metrics;
 pub mod overlays;
 pub mod status;

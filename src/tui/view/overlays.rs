@@ -1,5 +1,6 @@
-//! What can cover the panes: the key help, the quit confirmation, the template chooser, a
-//! layer's notes and the editor (with a template's validation error shown in place, at its line).
+//! What can cover the panes: the key help, the quit and branch confirmations, the template
+//! chooser, a layer's notes, the editor (with a template's validation error shown in place, at
+//! its line) and the lineage view (`lineage.rs`).
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -24,6 +25,17 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         }
         Some(Overlay::Editor(target)) => editor(app, frame, area, target),
         Some(Overlay::Notes { layer, selected }) => notes(app, frame, area, layer, selected),
+        Some(Overlay::Lineage { layer }) => super::lineage::draw(
+            &super::lineage::Input {
+                theme: &app.theme,
+                lineage: app.run.lineage.layer(layer),
+                depth: app.run.depth(),
+                selected: app.sel.lineage_node,
+                scroll: app.sel.lineage_scroll,
+            },
+            frame,
+            area,
+        ),
     }
 }
 

@@ -180,6 +180,7 @@ pub fn dln1_demos() -> Vec<Event> {
             kl: None,
             demos: shown.clone(),
             demo_move: None,
+            proposal: None,
         };
         let instruction = Candidate {
             prompt: P1.into(),
@@ -198,6 +199,7 @@ pub fn dln1_demos() -> Vec<Event> {
                 from,
                 to: swap_in,
             }),
+            proposal: None,
             ..current.clone()
         };
         let mut added = shown.clone();
@@ -206,6 +208,7 @@ pub fn dln1_demos() -> Vec<Event> {
             origin: CandidateOrigin::Proposed,
             demos: added,
             demo_move: Some(DemoMove::Add { example: add }),
+            proposal: None,
             ..current.clone()
         };
         let mut cands = vec![current, instruction, swap, add];

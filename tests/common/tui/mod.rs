@@ -1,16 +1,20 @@
 //! The TUI tests' kit: an App as the workbench starts it, its screen and panes drawn as text,
 //! keys handed to it, and synthesized event sequences of runs in progress (DLN-1 in [`dln1`],
-//! DLN-2 in [`dln2`]) to apply to it — no engine and no terminal.
+//! DLN-2 in [`dln2`], a DLN-2 run's prompt lineage in [`lineage`]) to apply to it — no engine
+//! and no terminal.
 #![allow(dead_code)]
 
 mod dln1;
 mod dln2;
+mod lineage;
 
 // Not every TUI test uses both kinds of run.
 #[allow(unused_imports)]
 pub use dln1::*;
 #[allow(unused_imports)]
 pub use dln2::*;
+#[allow(unused_imports)]
+pub use lineage::*;
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use dln::dln::events::*;
@@ -198,6 +202,7 @@ fn candidates(prompts: &[&str], scores: Option<&[f64]>) -> Vec<Candidate> {
             kl: None,
             demos: Vec::new(),
             demo_move: None,
+            proposal: None,
         })
         .collect()
 }
