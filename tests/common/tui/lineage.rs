@@ -33,6 +33,7 @@ fn proposed(prompt: &str, origin: CandidateOrigin, request: Option<usize>) -> Ca
                 "Make the instruction more specific.".into()
             },
             template: "propose_chat".into(),
+            feedback: Vec::new(),
         }),
     }
 }
