@@ -1,6 +1,7 @@
 //! The DLN training loop: a network of language layers ([`network`]), the LLM operations of a
 //! layer ([`ops`]), the stage machine that trains it ([`trainer`]), its checkpointable state
 //! ([`state`]), and the pure arithmetic of the method ([`math`]).
+pub mod command;
 pub mod demos;
 pub mod error;
 pub mod events;
