@@ -15,7 +15,8 @@ use dln::dln::events::Event;
 /// An event as compared across builds: timings and paths left out, the layers' templates
 /// (which `RunStarted` carries since a later change than the recording) and the batch
 /// examples' positions in the training split (which `ForwardDone` carries since the workbench
-/// adds demonstrations), and the answers counted by `Evaluated` (since evaluation counts them).
+/// adds demonstrations), the answers counted by `Evaluated` (since evaluation counts them), and
+/// a proposed candidate's provenance (`proposal`, since the lineage records it).
 fn normalized(e: &Event) -> serde_json::Value {
     fn strip(v: &mut serde_json::Value) {
         match v {
@@ -27,6 +28,7 @@ fn normalized(e: &Event) -> serde_json::Value {
                         && k != "templates"
                         && k != "train_index"
                         && k != "answers"
+                        && k != "proposal"
                 });
                 o.values_mut().for_each(strip);
             }
