@@ -368,7 +368,8 @@ pub struct AccuracyArgs {
     /// Methods, comma-separated: 0-shot, k-shot, dln-1, dln-1-demos (prompt and k
     /// demonstrations trained), dln-1-random (a random scored candidate kept instead of the
     /// best), dln-2, dln-3, dln-2-uniform (sharpening off), dln-2-no-prior, dln-2-fixed-h (π1
-    /// fixed, not trained).
+    /// fixed, not trained), gepa (GEPA's reflective evolution with a Pareto pool, given the
+    /// tokens DLN-1 spent on the same task and seed; runs after dln-1).
     #[arg(
         long,
         value_delimiter = ',',

@@ -148,6 +148,7 @@ fn mark(out: &mut String, l: &LayerLineage, m: &Mark) {
         dln::dln::lineage::MarkKind::Unpinned => "◇",
         dln::dln::lineage::MarkKind::Edited => "✎",
         dln::dln::lineage::MarkKind::Reset => "↺",
+        dln::dln::lineage::MarkKind::Parent => "⤴",
         dln::dln::lineage::MarkKind::Branched => "⑂",
     };
     let parent = n

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use cache::{check_max_mb, CacheConfig, DEFAULT_MAX_MB};
 pub use layer::{LayerConfig, LayerTemplates};
 pub use model::{BackendConfig, ModelConfig};
-pub use train::{Mode, Scoring, Selection, TrainConfig};
+pub use train::{Mode, Optimizer, Scoring, Selection, TrainConfig};
 
 /// Errors of loading or editing a configuration; each names the file, key or value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +202,16 @@ impl Config {
             .validate(self.layers.len())
             .map_err(ConfigError::Invalid)?;
         self.model.validate().map_err(ConfigError::Invalid)?;
+        let output = self.layers.len() - 1;
+        if self.train.gepa() {
+            if let Some(l) = (0..output).find(|&l| self.trainable(l)) {
+                return Err(ConfigError::Invalid(format!(
+                    "`train.optimizer = \"gepa\"` mutates the output layer only, and layer {l} is trained too: \
+                     set `layers.{l}.trainable = false` or `train.train_layers = [{output}]`, or train with \
+                     `optimizer = \"dln\"`"
+                )));
+            }
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             layer.validate(l).map_err(ConfigError::Invalid)?;
         }

@@ -294,3 +294,40 @@ fn the_cache_bound_has_a_default_and_refuses_what_is_not_a_size() {
     .expect_err("unknown key");
     assert!(e.to_string().contains("max_gb"), "{e}");
 }
+
+#[test]
+fn gepa_trains_the_output_layer_only_and_a_token_budget_is_positive() {
+    let mut c = minimal();
+    c.set("train.optimizer", "gepa").expect("optimizer");
+    c.set("train.until_tokens", "5000").expect("budget");
+    assert!(c.train.gepa());
+    c.validate().expect("one layer under GEPA");
+    let mut two = c.clone();
+    two.layers.insert(0, two.layers[0].clone());
+    let e = two
+        .validate()
+        .expect_err("a trained hidden layer")
+        .to_string();
+    assert!(
+        e.contains("output layer only") && e.contains("layers.0.trainable = false"),
+        "{e}"
+    );
+    two.set("layers.0.trainable", "false").expect("fixed");
+    two.validate().expect("the hidden layer fixed");
+    let e = c
+        .set("train.until_tokens", "0")
+        .expect_err("zero")
+        .to_string();
+    assert!(e.contains("train.until_tokens"), "{e}");
+    // The reflective template is GEPA's default proposer, and only GEPA's.
+    let spec = |c: &Config| {
+        crate::dln::network::layer_templates(c, 0, &[])
+            .expect("templates")
+            .into_iter()
+            .find(|(r, _)| *r == crate::template::TemplateRole::ProposePrompt)
+            .map(|(_, t)| t.name)
+    };
+    c.set("train.until_tokens", "5000").expect("budget");
+    assert_eq!(spec(&c).as_deref(), Some("propose_reflective"));
+    assert_eq!(spec(&minimal()).as_deref(), Some("propose_prompt"));
+}

@@ -17,6 +17,23 @@ pub enum Mode {
     KShot,
 }
 
+/// Which optimizer trains the prompts under `mode = "dln"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    /// The DLN loop: `N−1` proposals per update ranked with the current prompt on the batch
+    /// (posterior sampling and sharpening of the hidden texts above one layer).
+    #[default]
+    Dln,
+    /// GEPA's loop (Agrawal et al., 2025): each iteration draws a parent from the Pareto front
+    /// of a pool of candidates kept per dev example, writes one reflective mutation of the output
+    /// layer's prompt from the traces of a minibatch, and keeps it (scored on all of dev) only
+    /// when it beats its parent on that minibatch. Per-example scores are the exact
+    /// log-likelihoods of the targets. Memory, patience, held-out ranking and `val_freq` do not
+    /// apply; the output layer is the one trained.
+    Gepa,
+}
+
 /// How candidate prompts of the output layer are scored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,6 +69,9 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub mode: Mode,
+    /// `dln` (the method) or `gepa` (GEPA's reflective evolution in the same harness).
+    #[serde(skip_serializing_if = "is_default")]
+    pub optimizer: Optimizer,
     /// Number of in-context examples for `mode = "k_shot"`.
     pub k_shot: usize,
     pub iterations: usize,
@@ -128,6 +148,12 @@ pub struct TrainConfig {
     /// (`prompt_price`, `generated_price` of `[backends.NAME]`), in the prices' currency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget_cost: Option<f64>,
+    /// Train until the run has used this many billed tokens (dev evaluations included), then
+    /// test: checked before each iteration, so the last one may overshoot; `iterations` stays
+    /// the cap. Unlike `budget_tokens` the run ends finished, not stopped. How a benchmark
+    /// gives two optimizers the same budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_tokens: Option<u64>,
 }
 
 /// The one place the training defaults are written; serde fills absent keys from it.
@@ -135,6 +161,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             mode: Mode::Dln,
+            optimizer: Optimizer::Dln,
             k_shot: 3,
             iterations: 4,
             batch_size: 4,
@@ -165,12 +192,17 @@ impl Default for TrainConfig {
             train_layers: None,
             budget_tokens: None,
             budget_cost: None,
+            until_tokens: None,
         }
     }
 }
 
 impl TrainConfig {
     /// Patience as the method states it: `None` = never reset.
+    pub fn gepa(&self) -> bool {
+        self.mode == Mode::Dln && self.optimizer == Optimizer::Gepa
+    }
+
     pub fn patience(&self) -> Option<usize> {
         (self.patience >= 0).then_some(self.patience as usize)
     }
@@ -213,6 +245,12 @@ impl TrainConfig {
             if !c.is_finite() || c < 0.0 {
                 return Err(format!("`train.budget_cost` must be 0 or more (got {c})"));
             }
+        }
+        if self.until_tokens == Some(0) {
+            return Err(
+                "`train.until_tokens` must be at least 1 (leave it out to train for `iterations`)"
+                    .into(),
+            );
         }
         if let Some(l) = self.train_layers.iter().flatten().find(|l| **l >= layers) {
             return Err(format!(

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::dln::command::{Command, LayerIndex};
 pub use crate::dln::demos::{Demo, DemoMove};
 pub use crate::dln::feedback::Note;
+pub use crate::dln::gepa::FrontEntry;
 use crate::dln::math::no_demos;
 pub use crate::dln::split::Split;
 pub use crate::dln::stage::{Operation, Stage};
@@ -389,6 +390,31 @@ pub enum Event {
         /// Every layer's demonstrations after the reset (absent when no layer shows any).
         #[serde(default, skip_serializing_if = "no_demos")]
         demos: Vec<Vec<Demo>>,
+    },
+    /// GEPA: the parent this iteration mutates, drawn from the pool's Pareto front (`front`:
+    /// the members a parent is drawn from, with the dev examples each is best on); its prompts
+    /// are now the network's.
+    ParentSelected {
+        iteration: usize,
+        member: usize,
+        layer: LayerIndex,
+        prompts: Vec<String>,
+        #[serde(default, skip_serializing_if = "no_demos")]
+        demos: Vec<Vec<Demo>>,
+        front: Vec<FrontEntry>,
+    },
+    /// GEPA: a mutation that beat its parent on the minibatch, scored on every dev example,
+    /// joined the pool as `member` (`best`: the member the run would end with now).
+    PoolAdded {
+        iteration: usize,
+        member: usize,
+        parent: Option<usize>,
+        prompts: Vec<String>,
+        dev_accuracy: f64,
+        /// Mean log-likelihood of the dev targets.
+        mean_score: f64,
+        front: Vec<FrontEntry>,
+        best: usize,
     },
     IterationDone {
         iteration: usize,

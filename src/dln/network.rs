@@ -82,6 +82,10 @@ pub struct Network {
     pub classes: Option<OutputClasses>,
 }
 
+/// The proposal template of a layer under `train.optimizer = "gepa"` when its config names none:
+/// GEPA's reflective mutation.
+pub const GEPA_PROPOSE_TEMPLATE: &str = "propose_reflective";
+
 /// The template spec a layer uses for the slot `role`: the one its config gives, else the
 /// built-in for its position (a hidden layer's forward template is `forward_hidden`).
 pub fn template_spec(given: &str, role: TemplateRole, hidden: bool) -> &str {
@@ -146,6 +150,12 @@ pub fn layer_templates(
         .map(|&role| {
             let source = match edited.iter().rev().find(|(r, _)| r.slot() == role) {
                 Some((_, s)) => s.as_str(),
+                None if role == TemplateRole::ProposePrompt
+                    && config.train.gepa()
+                    && given_spec(&lc.templates, role).trim().is_empty() =>
+                {
+                    GEPA_PROPOSE_TEMPLATE
+                }
                 None => template_spec(given_spec(&lc.templates, role), role, hidden),
             };
             Ok((role, load_template(source, role, hidden, &base)?))

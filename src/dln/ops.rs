@@ -32,6 +32,8 @@ pub enum Draw {
     DemoMoves,
     /// The candidate an update keeps under `selection = "random"`.
     Pick,
+    /// GEPA's parent of an iteration, drawn from the pool's Pareto front.
+    Parent,
 }
 
 impl Draw {
@@ -44,6 +46,7 @@ impl Draw {
             Draw::KShot => "k_shot",
             Draw::DemoMoves => "demo_moves",
             Draw::Pick => "pick",
+            Draw::Parent => "gepa_parent",
         }
     }
 }

@@ -82,6 +82,9 @@ pub struct TrainerState {
     /// written before feedback existed).
     #[serde(default, skip_serializing_if = "no_notes")]
     pub feedback: Vec<Vec<Note>>,
+    /// GEPA's candidate pool (`train.optimizer = "gepa"`; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<crate::dln::gepa::Pool>,
 }
 
 fn none_pinned(pinned: &[bool]) -> bool {
@@ -108,6 +111,7 @@ impl TrainerState {
             train_accuracy: Vec::new(),
             hidden_edits: Vec::new(),
             feedback: Vec::new(),
+            pool: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "propose_prompt",
     "propose_hidden",
     "propose_hidden_forward",
+    "propose_reflective",
 ];
 
 const SOURCES: &[(&str, &str)] = &[
@@ -40,6 +41,10 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "propose_hidden_forward",
         include_str!("../../templates/propose_hidden_forward.toml"),
+    ),
+    (
+        "propose_reflective",
+        include_str!("../../templates/propose_reflective.toml"),
     ),
 ];
 

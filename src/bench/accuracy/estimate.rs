@@ -125,6 +125,15 @@ impl Tally {
 /// The estimate of `cell` on `data` (its loaded splits), its models resolved with `model`, the
 /// benchmark's `--model` (which stands for `[model].name` where a layer names none).
 pub fn estimate(cell: &Cell, data: &Dataset, model: Option<&str>) -> Estimate {
+    // GEPA spends DLN-1's tokens: its estimate is DLN-1's.
+    if let Some(dln1) = &cell.budget {
+        let as_dln1 = Cell {
+            config: (**dln1).clone(),
+            budget: None,
+            ..cell.clone()
+        };
+        return estimate(&as_dln1, data, model);
+    }
     let t = &cell.config.train;
     let layers = cell.config.layers.len() as f64;
     let hidden_layers = layers - 1.0;
@@ -376,6 +385,7 @@ mod tests {
             seed: 1,
             dir: "d".into(),
             config,
+            budget: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! (finished cells are read back, a stopped cell resumes from its checkpoint and its call cache).
 
 pub mod estimate;
+pub mod method;
 pub mod plan;
 pub mod plot;
 pub mod read;
@@ -153,6 +154,22 @@ async fn run_cell(
         ..Default::default()
     };
     let resuming = before == CellStatus::Stopped;
+    let mut cell = cell;
+    if cell.budget.is_some() && cell.config.train.until_tokens.is_none() && !resuming {
+        match gepa_budget(&cell.dir) {
+            Ok(tokens) => {
+                progress(&format!(
+                    "{label}: budget {} tokens (DLN-1's on this task and seed)",
+                    report::human_tokens(tokens as f64)
+                ));
+                cell.config.train.until_tokens = Some(tokens);
+            }
+            Err(m) => {
+                progress(&format!("{label}: {m}"));
+                return done(cell, CellStatus::Failed(m));
+            }
+        }
+    }
     progress(&format!(
         "{label}: {}",
         if resuming { "resuming" } else { "starting" }
@@ -175,7 +192,9 @@ async fn run_cell(
         }
     };
     let t0 = Instant::now();
-    let iterations = cell.config.train.iterations;
+    // A cell trained to a token budget has no count of iterations to announce.
+    let t = &cell.config.train;
+    let iterations = t.until_tokens.is_none().then_some(t.iterations);
     let end = follow(session, label, iterations, progress, cancel).await;
     let status = match end {
         // By the user, at its budget, or with its server down: resumable.
@@ -196,6 +215,35 @@ async fn run_cell(
         _ => {}
     }
     outcome
+}
+
+/// The tokens a run spent training, dev evaluations included and its test left out: the budget
+/// a GEPA cell is given from DLN-1's.
+pub fn training_tokens(r: &RunResult) -> u64 {
+    r.usage_by_layer
+        .iter()
+        .filter(|e| e.operation != crate::dln::Operation::Test)
+        .map(|e| e.usage.billed_tokens())
+        .sum()
+}
+
+/// The budget of the GEPA cell in `dir`: the training tokens of the finished DLN-1 cell of the
+/// same task and seed (its sibling directory), or why there is none.
+fn gepa_budget(dir: &Path) -> Result<u64, String> {
+    let dln1 = match (dir.parent().and_then(Path::parent), dir.file_name()) {
+        (Some(task), Some(seed)) => task.join(Method::Dln1.name()).join(seed),
+        _ => return Err(format!("{} is not a cell directory", dir.display())),
+    };
+    let finished = matches!(CellStatus::of_dir(&dln1), CellStatus::Finished { .. });
+    match read_result(&dln1) {
+        Ok(Some(r)) if finished => Ok(training_tokens(&r)),
+        _ => Err(format!(
+            "GEPA is given the tokens DLN-1 spent on the same task and seed, and {} holds no finished \
+             DLN-1 run: add dln-1 to --methods (it runs first), or give a budget with --set \
+             train.until_tokens=N",
+            dln1.display()
+        )),
+    }
 }
 
 /// The 0-shot config of a multi-layer cell's best output prompt (and its demonstrations) on
@@ -220,7 +268,7 @@ pub fn output_alone_config(config: &Config, result: &RunResult) -> Option<Config
 async fn follow(
     mut session: Session,
     label: &str,
-    iterations: usize,
+    iterations: Option<usize>,
     progress: &(dyn Fn(&str) + Sync),
     cancel: &CancellationToken,
 ) -> Result<crate::run::RunSummary, String> {
@@ -256,14 +304,22 @@ async fn follow(
 
 /// "iteration 2 of 3 done · 18 min · ~18 min of training left": the time of the iteration
 /// that ended (the last of `times`, in ms) and the mean of those this process saw, times the
-/// iterations still to run.
-fn iteration_line(label: &str, iteration: usize, iterations: usize, times: &[u64]) -> String {
+/// iterations still to run ("iteration 2 done · 18 min" when training ends at a token budget).
+fn iteration_line(
+    label: &str,
+    iteration: usize,
+    iterations: Option<usize>,
+    times: &[u64],
+) -> String {
     use report::human_seconds;
     let done = iteration + 1;
-    let mut line = format!("{label}: iteration {done} of {iterations} done");
+    let mut line = match iterations {
+        Some(n) => format!("{label}: iteration {done} of {n} done"),
+        None => format!("{label}: iteration {done} done"),
+    };
     if let Some(last) = times.last() {
         line.push_str(&format!(" · {}", human_seconds(*last as f64 / 1000.0)));
-        let left = iterations.saturating_sub(done);
+        let left = iterations.map_or(0, |n| n.saturating_sub(done));
         if left > 0 {
             let mean = times.iter().sum::<u64>() as f64 / times.len() as f64 / 1000.0;
             line.push_str(&format!(
@@ -280,7 +336,7 @@ fn iteration_line(label: &str, iteration: usize, iterations: usize, times: &[u64
 fn report_event(
     e: &Event,
     label: &str,
-    iterations: usize,
+    iterations: Option<usize>,
     times: &mut Vec<u64>,
     progress: &(dyn Fn(&str) + Sync),
 ) {
@@ -364,18 +420,23 @@ mod tests {
     #[test]
     fn an_iteration_line_says_its_time_and_the_training_left() {
         assert_eq!(
-            iteration_line("nav dln-2 seed 1", 0, 3, &[600_000]),
+            iteration_line("nav dln-2 seed 1", 0, Some(3), &[600_000]),
             "nav dln-2 seed 1: iteration 1 of 3 done · 10 min · ~20 min of training left"
         );
         assert_eq!(
-            iteration_line("c", 1, 3, &[600_000, 1_200_000]),
+            iteration_line("c", 1, Some(3), &[600_000, 1_200_000]),
             "c: iteration 2 of 3 done · 20 min · ~15 min of training left",
             "the mean of the iterations seen"
         );
         assert_eq!(
-            iteration_line("c", 2, 3, &[30_000]),
+            iteration_line("c", 2, Some(3), &[30_000]),
             "c: iteration 3 of 3 done · 30 s",
             "nothing left to say at the last; a resumed cell has seen one"
+        );
+        assert_eq!(
+            iteration_line("g", 4, None, &[30_000]),
+            "g: iteration 5 done · 30 s",
+            "a cell trained to a token budget"
         );
     }
 }

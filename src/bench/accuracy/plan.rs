@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use crate::config::{Config, LayerConfig, LayerTemplates, Mode, Optimizer, Selection};
 
-use crate::config::{Config, LayerConfig, LayerTemplates, Mode, Selection};
+pub use super::method::Method;
 
 /// The paper's tasks whose configs ship in `examples/paper` (their data is read from `--data`).
 const PAPER: &[(&str, &str)] = &[
@@ -42,124 +42,6 @@ pub const DEFAULT_HIDDEN_PROMPT: &str = "Decompose the problem to make it simple
 pub const DEFAULT_HIDDEN_TEMPLATE: &str = "forward_hidden_chat";
 /// The hidden prompt of the "π1 fixed" ablation (the layer is not trained).
 pub const FIXED_HIDDEN_PROMPT: &str = "Let's think step by step.";
-
-/// One column of the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Method {
-    /// The output layer's starting prompt, not trained.
-    ZeroShot,
-    /// `k` random training examples before each input, not trained.
-    KShot,
-    Dln1,
-    Dln2,
-    Dln3,
-    /// DLN-2 with sharpening off: every posterior sample weighs the same.
-    Dln2Uniform,
-    /// DLN-2 without the prior term in the sharpening weights.
-    Dln2NoPrior,
-    /// DLN-2 with π1 fixed to "Let's think step by step." (only the output layer trains).
-    Dln2FixedHidden,
-    /// DLN-1 whose output layer also learns `k` demonstrations (`demos = k`).
-    Dln1Demos,
-    /// DLN-1 keeping a scored candidate drawn at random instead of the best one.
-    Dln1Random,
-}
-
-impl Method {
-    pub const ALL: [Method; 10] = [
-        Method::ZeroShot,
-        Method::KShot,
-        Method::Dln1,
-        Method::Dln2,
-        Method::Dln3,
-        Method::Dln2Uniform,
-        Method::Dln2NoPrior,
-        Method::Dln2FixedHidden,
-        Method::Dln1Demos,
-        Method::Dln1Random,
-    ];
-    /// What runs when no `--methods` is given.
-    pub const DEFAULT: [Method; 4] = [Method::ZeroShot, Method::KShot, Method::Dln1, Method::Dln2];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::ZeroShot => "0-shot",
-            Method::KShot => "k-shot",
-            Method::Dln1 => "dln-1",
-            Method::Dln2 => "dln-2",
-            Method::Dln3 => "dln-3",
-            Method::Dln2Uniform => "dln-2-uniform",
-            Method::Dln2NoPrior => "dln-2-no-prior",
-            Method::Dln2FixedHidden => "dln-2-fixed-h",
-            Method::Dln1Demos => "dln-1-demos",
-            Method::Dln1Random => "dln-1-random",
-        }
-    }
-
-    /// What the column means, for the table's legend.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Method::ZeroShot => "the starting prompt, untrained",
-            Method::KShot => "k random training examples before each input, untrained",
-            Method::Dln1 => "one layer, prompt trained",
-            Method::Dln1Demos => "one layer, prompt and k demonstrations trained",
-            Method::Dln1Random => {
-                "DLN-1 keeping a random scored candidate instead of the best (what the scores are worth)"
-            }
-            Method::Dln2 => "two layers (hidden text, then answer), both prompts trained",
-            Method::Dln3 => "three layers, all prompts trained",
-            Method::Dln2Uniform => "DLN-2 with sharpening off (uniform posterior weights)",
-            Method::Dln2NoPrior => "DLN-2 without the prior in the sharpening weights",
-            Method::Dln2FixedHidden => {
-                "DLN-2 with π1 fixed to \"Let's think step by step.\" (layer 1 not trained)"
-            }
-        }
-    }
-
-    pub fn trains(self) -> bool {
-        !matches!(self, Method::ZeroShot | Method::KShot)
-    }
-}
-
-impl Serialize for Method {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-/// The name it serializes as (`results.json`, read back by `dln bench view`).
-impl<'de> serde::Deserialize<'de> for Method {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim().to_ascii_lowercase();
-        let alias = match s.as_str() {
-            "0shot" | "zero-shot" | "zero_shot" => "0-shot",
-            "kshot" | "k_shot" | "icl" => "k-shot",
-            "dln1" => "dln-1",
-            "dln1-demos" | "dln-1+demos" => "dln-1-demos",
-            "dln1-random" => "dln-1-random",
-            "dln2" => "dln-2",
-            "dln3" => "dln-3",
-            other => other,
-        };
-        Method::ALL
-            .into_iter()
-            .find(|m| m.name() == alias)
-            .ok_or_else(|| {
-                format!(
-                    "unknown method `{s}`; one of: {}",
-                    Method::ALL.map(Method::name).join(", ")
-                )
-            })
-    }
-}
 
 /// A task of the table: a name and the config its cells derive from.
 #[derive(Debug, Clone)]
@@ -234,6 +116,11 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
+/// GEPA's reflection minibatch (its authors' default).
+pub const GEPA_MINIBATCH: usize = 3;
+/// The iterations a GEPA cell may run at most; its token budget ends it long before.
+pub const GEPA_MAX_ITERATIONS: usize = 1000;
+
 /// One cell of the table: a task, a method and a seed, run in its own directory.
 #[derive(Debug, Clone)]
 pub struct Cell {
@@ -242,6 +129,9 @@ pub struct Cell {
     pub seed: u64,
     pub dir: PathBuf,
     pub config: Config,
+    /// GEPA: the DLN-1 cell of the same task and seed, whose tokens (dev evaluations included,
+    /// the test left out) are this cell's `train.until_tokens` when it starts.
+    pub budget: Option<Box<Config>>,
 }
 
 /// Settings shared by every cell.
@@ -266,33 +156,55 @@ pub fn plan(tasks: &[Task], opts: &PlanOptions) -> Result<Vec<Cell>, PlanError> 
         .overrides
         .iter()
         .partition(|o| o.trim_start().starts_with(HIDDEN_PREFIX));
+    let config_of = |task: &Task, method, seed| -> Result<Config, PlanError> {
+        let mut config = task.config.clone();
+        for o in &rest {
+            config.apply_override(o)?;
+        }
+        apply_method(&mut config, method, seed, opts.k);
+        for o in &hidden {
+            let o = &o.trim_start()[HIDDEN_PREFIX.len()..];
+            for i in 0..config.layers.len().saturating_sub(1) {
+                config.apply_override(&format!("layers.{i}.{o}"))?;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    };
     let mut cells = Vec::new();
     for task in tasks {
-        for &method in &opts.methods {
+        for method in cell_order(&opts.methods) {
             for &seed in &opts.seeds {
-                let mut config = task.config.clone();
-                for o in &rest {
-                    config.apply_override(o)?;
-                }
-                apply_method(&mut config, method, seed, opts.k);
-                for o in &hidden {
-                    let o = &o.trim_start()[HIDDEN_PREFIX.len()..];
-                    for i in 0..config.layers.len().saturating_sub(1) {
-                        config.apply_override(&format!("layers.{i}.{o}"))?;
-                    }
-                }
-                config.validate()?;
+                let budget = match method {
+                    Method::Gepa => Some(Box::new(config_of(task, Method::Dln1, seed)?)),
+                    _ => None,
+                };
                 cells.push(Cell {
                     task: task.name.clone(),
                     method,
                     seed,
                     dir: cell_dir(&opts.out, &task.name, method, seed),
-                    config,
+                    config: config_of(task, method, seed)?,
+                    budget,
                 });
             }
         }
     }
     Ok(cells)
+}
+
+/// The order cells of one task run in: as given, except that GEPA, whose token budget is
+/// DLN-1's on the same task and seed, runs after DLN-1.
+fn cell_order(methods: &[Method]) -> Vec<Method> {
+    let mut order = methods.to_vec();
+    let at = |m| order.iter().position(|&x| x == m);
+    if let (Some(g), Some(d)) = (at(Method::Gepa), at(Method::Dln1)) {
+        if g < d {
+            let gepa = order.remove(g);
+            order.insert(d, gepa);
+        }
+    }
+    order
 }
 
 /// The seeds of `--seeds`: `N` is 1..=N; `A-B` the range A..=B; `A,B,…` exactly those (a
@@ -358,7 +270,8 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
         | Method::KShot
         | Method::Dln1
         | Method::Dln1Demos
-        | Method::Dln1Random => vec![output],
+        | Method::Dln1Random
+        | Method::Gepa => vec![output],
         Method::Dln2 | Method::Dln2Uniform | Method::Dln2NoPrior | Method::Dln2FixedHidden => {
             vec![hidden, output]
         }
@@ -387,6 +300,13 @@ pub fn apply_method(config: &mut Config, method: Method, seed: u64, k: usize) {
         }
         Method::Dln1Demos => config.layers[0].demos = k.max(1),
         Method::Dln1Random => config.train.selection = Selection::Random,
+        Method::Gepa => {
+            config.train.optimizer = Optimizer::Gepa;
+            config.train.batch_size = GEPA_MINIBATCH;
+            // The token budget ends training (`until_tokens`, set from DLN-1's cell when the cell
+            // starts); the iterations are only a cap.
+            config.train.iterations = GEPA_MAX_ITERATIONS;
+        }
         Method::Dln1 | Method::Dln2 | Method::Dln3 => {}
     }
 }
@@ -401,21 +321,6 @@ mod tests {
             Path::new("t.toml"),
         )
         .expect("config")
-    }
-
-    #[test]
-    fn methods_parse_by_name_and_alias() {
-        for m in Method::ALL {
-            assert_eq!(m.name().parse::<Method>(), Ok(m));
-        }
-        assert_eq!("dln2".parse::<Method>(), Ok(Method::Dln2));
-        assert_eq!(
-            serde_json::to_string(&Method::Dln2NoPrior).unwrap(),
-            "\"dln-2-no-prior\""
-        );
-        assert_eq!("ICL".parse::<Method>(), Ok(Method::KShot));
-        let err = "dln-9".parse::<Method>().unwrap_err();
-        assert!(err.contains("dln-2-no-prior"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn colour(m: Method) -> RGBColor {
         Method::Dln2FixedHidden => RGBColor(120, 94, 240),
         Method::Dln1Demos => RGBColor(0, 60, 110),
         Method::Dln1Random => RGBColor(100, 100, 60),
+        Method::Gepa => RGBColor(240, 66, 66),
     }
 }
 

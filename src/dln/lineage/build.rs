@@ -144,11 +144,24 @@ impl Lineage {
                     });
                 }
             }
+            // Patience ran out, or GEPA drew the parent its iteration mutates: the layers go
+            // back to a prompt they had.
             Event::PatienceReset {
                 iteration,
                 prompts,
                 demos,
+            }
+            | Event::ParentSelected {
+                iteration,
+                prompts,
+                demos,
+                ..
             } => {
+                let what = if matches!(event, Event::ParentSelected { .. }) {
+                    MarkKind::Parent
+                } else {
+                    MarkKind::Reset
+                };
                 self.at = *iteration;
                 for (i, prompt) in prompts.iter().enumerate() {
                     if let Some(l) = self.layers.get_mut(i) {
@@ -156,7 +169,7 @@ impl Lineage {
                             .get(i)
                             .map(|d| indices(d))
                             .unwrap_or_else(|| l.current_demos());
-                        l.reset(*iteration, prompt, demos);
+                        l.reset(*iteration, prompt, demos, what);
                     }
                 }
             }
@@ -445,7 +458,7 @@ impl LayerLineage {
         });
     }
 
-    fn reset(&mut self, iteration: usize, prompt: &str, demos: Vec<usize>) {
+    fn reset(&mut self, iteration: usize, prompt: &str, demos: Vec<usize>, what: MarkKind) {
         if self.is_current(prompt, &demos) {
             return;
         }
@@ -464,7 +477,7 @@ impl LayerLineage {
             after: self.updates.len(),
             iteration,
             node: to,
-            what: MarkKind::Reset,
+            what,
         });
     }
 

@@ -159,6 +159,8 @@ pub enum MarkKind {
     Edited,
     /// Patience ran out: the layer went back to the node (its best-dev prompt).
     Reset,
+    /// GEPA drew the node from its pool's Pareto front as the parent of the iteration's mutation.
+    Parent,
     /// The run is a branch of another (`dln branch`) from here: what came before is its
     /// parent's story, what follows its own.
     Branched,
@@ -171,6 +173,7 @@ impl MarkKind {
             MarkKind::Unpinned => "unpinned",
             MarkKind::Edited => "edited",
             MarkKind::Reset => "reset (patience)",
+            MarkKind::Parent => "parent drawn (GEPA)",
             MarkKind::Branched => "branch point",
         }
     }

@@ -11,12 +11,12 @@ use crate::dln::demos::Demo;
 use crate::dln::error::DlnError;
 use crate::dln::events::{Event, ForwardExample, Stage};
 use crate::dln::math;
-use crate::dln::ops::Operation;
+use crate::dln::ops::{self, Operation};
 use crate::dln::split::Split;
 use crate::dln::state::DevPoint;
 
-use super::forward::{Forward, SeedAt};
-use super::usage::UsageBook;
+use super::forward::{Forward, ForwardResult, SeedAt};
+use super::usage::{backend_usage, UsageBook};
 use super::Trainer;
 
 /// Examples per call (and per progress event) when evaluating a split.
@@ -80,11 +80,29 @@ pub async fn accuracy(
     operation: Operation,
     book: &mut UsageBook,
     stop: &CancellationToken,
-    mut progress: impl FnMut(usize, &UsageBook),
+    progress: impl FnMut(usize, &UsageBook),
 ) -> Result<SplitScore, DlnError> {
+    let at = (operation, None);
+    let (score, _) = scored_accuracy(forward, examples, prompts, at, book, stop, progress).await?;
+    Ok(score)
+}
+
+/// [`accuracy`], and with a burn-in given (`at.1`), each example's score: the output layer's
+/// log-likelihood of its target on the context the pass answered it from (GEPA's per-example
+/// scores; `ops::output_logprobs`, so the class-renormalized log-probability with classes).
+pub(super) async fn scored_accuracy(
+    forward: &Forward<'_>,
+    examples: &[Example],
+    prompts: &[String],
+    (operation, burn_in): (Operation, Option<f64>),
+    book: &mut UsageBook,
+    stop: &CancellationToken,
+    mut progress: impl FnMut(usize, &UsageBook),
+) -> Result<(SplitScore, Vec<f64>), DlnError> {
     let mut score = SplitScore::default();
+    let mut scores = Vec::new();
     if examples.is_empty() {
-        return Ok(score);
+        return Ok((score, scores));
     }
     let mut right = 0usize;
     for (c, chunk) in examples.chunks(EVAL_CHUNK).enumerate() {
@@ -97,10 +115,40 @@ pub async fn accuracy(
         for p in &r.predictions {
             *score.answers.entry(p.trim().to_string()).or_default() += 1;
         }
+        if let Some(burn_in) = burn_in {
+            scores.extend(target_scores(forward, chunk, prompts, &r, at, book, burn_in).await?);
+        }
         progress((c * EVAL_CHUNK + chunk.len()).min(examples.len()), book);
     }
     score.accuracy = right as f64 / examples.len() as f64;
-    Ok(score)
+    Ok((score, scores))
+}
+
+/// The output layer's log-likelihood of each example's target after the pass `r` over them.
+async fn target_scores(
+    forward: &Forward<'_>,
+    examples: &[Example],
+    prompts: &[String],
+    r: &ForwardResult,
+    at: SeedAt,
+    book: &mut UsageBook,
+    burn_in: f64,
+) -> Result<Vec<f64>, DlnError> {
+    let net = forward.net;
+    let out = net.output();
+    let below = out.checked_sub(1).map(|b| r.hidden[b].as_slice());
+    let req = forward.layer_requests(out, examples, prompts, below, at)?;
+    let pairs = req
+        .contexts
+        .into_iter()
+        .zip(examples.iter().map(|e| e.target.clone()))
+        .collect();
+    let before = backend_usage(net);
+    let layer = &net.layers[out];
+    let (lps, _) =
+        ops::output_logprobs(layer, net.classes.as_ref(), at.operation, pairs, burn_in).await?;
+    book.add(out, at.operation, backend_usage(net).since(&before));
+    Ok(lps)
 }
 
 /// The network's answers to `examples` with `prompts`: every layer's text and the prediction,
@@ -125,12 +173,28 @@ impl Trainer {
     async fn accuracy_on(
         &mut self,
         examples: &[Example],
-        (prompts, demos): (&[String], &[Vec<Demo>]),
+        prompts: (&[String], &[Vec<Demo>]),
         stage: Stage,
         iteration: usize,
     ) -> Result<SplitScore, DlnError> {
+        let (score, _) = self
+            .scored_on(examples, prompts, stage, iteration, false)
+            .await?;
+        Ok(score)
+    }
+
+    /// [`accuracy_on`](Self::accuracy_on), and with `with_scores` each example's score
+    /// ([`scored_accuracy`]).
+    pub(super) async fn scored_on(
+        &mut self,
+        examples: &[Example],
+        (prompts, demos): (&[String], &[Vec<Demo>]),
+        stage: Stage,
+        iteration: usize,
+        with_scores: bool,
+    ) -> Result<(SplitScore, Vec<f64>), DlnError> {
         if examples.is_empty() {
-            return Ok(SplitScore::default());
+            return Ok(Default::default());
         }
         let operation = if stage == Stage::Test {
             Operation::Test
@@ -145,7 +209,9 @@ impl Trainer {
             total,
             usage: self.live_usage(None),
         });
-        self.expect(stage, total, total * self.net.layers.len());
+        // One request per example and layer, and one more per example for its score.
+        let requests = total * (self.net.layers.len() + usize::from(with_scores));
+        self.expect(stage, total, requests);
         let sink = self.sink.clone();
         let forward = Forward {
             net: &self.net,
@@ -162,11 +228,12 @@ impl Trainer {
                 usage: book.live(None),
             })
         };
-        accuracy(
+        let burn_in = with_scores.then_some(self.train.burn_in);
+        scored_accuracy(
             &forward,
             examples,
             prompts,
-            operation,
+            (operation, burn_in),
             &mut self.usage,
             &self.stop,
             progress,
@@ -177,6 +244,9 @@ impl Trainer {
     /// Dev evaluation of the current prompts: the best-dev prompts, the memory, and a reset to
     /// the best-dev prompts when patience runs out.
     pub(super) async fn evaluate_dev(&mut self, iteration: usize) -> Result<(), DlnError> {
+        if self.train.gepa() {
+            return self.evaluate_member(iteration).await;
+        }
         if self.data.dev.is_empty() {
             return Ok(());
         }

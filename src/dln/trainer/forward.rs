@@ -263,7 +263,11 @@ impl Trainer {
             loss: 1.0 - accuracy,
         });
         let all_right = fwd.correct.iter().all(|c| *c);
-        let plan = plan(self.net.output(), all_right, eval_due(&self.train, it + 1));
+        let plan = if self.train.gepa() {
+            super::gepa::plan(self.net.output(), all_right)
+        } else {
+            plan(self.net.output(), all_right, eval_due(&self.train, it + 1))
+        };
         let cur = self.cur_mut()?;
         cur.batch = batch;
         cur.batch_index = batch_index;

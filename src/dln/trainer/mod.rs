@@ -27,6 +27,7 @@ mod demo_moves;
 mod evaluate;
 mod feedback;
 mod forward;
+mod gepa;
 mod posterior;
 mod progress;
 mod proposals;
@@ -147,6 +148,8 @@ struct IterState {
     candidates: Vec<Vec<Candidate>>,
     winners: Vec<Option<usize>>,
     elbo: Vec<Option<f64>>,
+    /// GEPA: the pool member this iteration mutates.
+    parent: Option<usize>,
 }
 
 impl IterState {
@@ -165,6 +168,7 @@ impl IterState {
             candidates: vec![Vec::new(); k],
             winners: vec![None; k],
             elbo: vec![None; k],
+            parent: None,
         }
     }
 }
@@ -193,6 +197,8 @@ pub struct Trainer {
     replay: Vec<HiddenEdit>,
     test_accuracy: Option<f64>,
     test_answers: std::collections::BTreeMap<String, usize>,
+    /// GEPA's candidates (`train.optimizer = "gepa"`), from the start evaluation on.
+    pool: Option<crate::dln::gepa::Pool>,
     sink: Arc<dyn EventSink>,
     /// What the running stage's model calls will answer, for its progress events.
     expected: progress::Expectation,
@@ -231,6 +237,7 @@ impl Trainer {
             replay: Vec::new(),
             test_accuracy: None,
             test_answers: Default::default(),
+            pool: None,
             sink,
             expected: Default::default(),
             stop: CancellationToken::new(),
@@ -294,6 +301,7 @@ impl Trainer {
             usage: UsageBook::restored(state.usage.clone()),
             phase,
             current: None,
+            pool: state.pool.clone(),
             snapshot: state,
             test_accuracy: None,
             test_answers: Default::default(),
@@ -391,6 +399,7 @@ impl Trainer {
             train_accuracy: self.train_accuracy.clone(),
             hidden_edits: self.replay.clone(),
             feedback: self.net.layers.iter().map(|l| l.feedback.clone()).collect(),
+            pool: self.pool.clone(),
         }
     }
 

@@ -80,11 +80,14 @@ pub(super) fn shown_examples(
     eligible: &[usize],
 ) -> Vec<usize> {
     let mut held = ops::stream(train.seed, iteration, Draw::HeldOut, l, j);
-    let mut shown: Vec<usize> =
-        math::proposer_subset(eligible.len(), train.held_out_ranking, &mut held)
-            .into_iter()
-            .map(|k| eligible[k])
-            .collect();
+    let mut shown: Vec<usize> = math::proposer_subset(
+        eligible.len(),
+        train.held_out_ranking && !train.gepa(),
+        &mut held,
+    )
+    .into_iter()
+    .map(|k| eligible[k])
+    .collect();
     shown.shuffle(&mut ops::stream(train.seed, iteration, Draw::Shuffle, l, j));
     shown
 }
@@ -243,7 +246,12 @@ impl Trainer {
         }
         let before = self.meter();
         let it = self.iteration;
-        let n = self.train.num_candidates.saturating_sub(1);
+        // GEPA: one reflective mutation per iteration.
+        let n = if self.train.gepa() {
+            1
+        } else {
+            self.train.num_candidates.saturating_sub(1)
+        };
         let rounds = self.train.proposal_rounds.max(1);
         self.emit(Event::StageStarted {
             iteration: it,
@@ -291,7 +299,11 @@ impl Trainer {
             let answers = ops::generate_backward(layer, Operation::Propose, requests).await?;
             proposals.fold(answers, &sources);
         }
-        let mut remembered = self.memory.layer_prompts(l);
+        let mut remembered = if self.train.gepa() {
+            Vec::new()
+        } else {
+            self.memory.layer_prompts(l)
+        };
         let layer = &self.net.layers[l];
         if layer.demos_pinned {
             // Pinned demonstrations: a remembered instruction comes back with today's set.

@@ -13,7 +13,7 @@ use crate::dln::network::Layer;
 use crate::dln::ops::{self, call_seed, Draw, Operation};
 use crate::llm::Usage;
 
-use super::{IterState, Posterior, Trainer};
+use super::{IterState, Posterior, StageId, Trainer};
 
 /// A candidate prompt not scored yet.
 pub(in crate::dln::trainer) fn candidate(prompt: String, origin: CandidateOrigin) -> Candidate {
@@ -334,6 +334,12 @@ impl Trainer {
             total: 1,
             usage: self.live_usage(None),
         });
+        // GEPA keeps a mutation that beat its parent: it is scored on dev and joins the pool.
+        if self.train.gepa() && c.origin == CandidateOrigin::Proposed {
+            if let Some(cur) = self.current.as_mut() {
+                cur.queue.push_front(StageId::Evaluate);
+            }
+        }
         self.emit(Event::PromptSelected {
             iteration: it,
             layer: l,

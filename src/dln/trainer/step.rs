@@ -44,7 +44,7 @@ impl Trainer {
             }
             Phase::Iterating => {
                 if self.current.is_none() {
-                    if self.iteration >= self.train.iterations {
+                    if self.iteration >= self.train.iterations || self.until_tokens_spent() {
                         self.phase = Phase::Test;
                         return Ok(StepOutcome::Continue);
                     }
@@ -52,6 +52,9 @@ impl Trainer {
                     self.snapshot = self.state();
                     self.current = Some(IterState::new(self.iteration, self.net.layers.len()));
                     self.usage.begin_iteration();
+                    if self.train.gepa() {
+                        self.select_parent()?;
+                    }
                 }
                 self.replay_edits();
                 let next = self
@@ -86,7 +89,8 @@ impl Trainer {
             });
         }
         let baseline = self.train.mode != Mode::Dln;
-        if baseline || self.train.first_eval {
+        // GEPA's pool starts from the starting prompts' dev scores.
+        if baseline || self.train.first_eval || self.train.gepa() {
             self.evaluate_dev(0).await?;
         }
         self.phase = if baseline {

@@ -3,6 +3,7 @@
 //! terminal; the live loop and `dln replay` feed the same events through [`RunView::apply`].
 
 mod feedback;
+mod gepa;
 mod layer;
 mod posterior_edit;
 mod run_view;

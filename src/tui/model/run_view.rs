@@ -369,6 +369,7 @@ impl RunView {
             Event::FeedbackAdded { .. } | Event::FeedbackRemoved { .. } => {
                 self.apply_feedback(event)
             }
+            Event::ParentSelected { .. } | Event::PoolAdded { .. } => self.apply_gepa(event),
             Event::HiddenAdded { .. }
             | Event::SampleExcluded { .. }
             | Event::SampleIncluded { .. } => self.apply_posterior_edit(event),
@@ -531,6 +532,8 @@ pub fn event_iteration(event: &Event) -> Option<usize> {
         | Event::Elbo { iteration, .. }
         | Event::Evaluated { iteration, .. }
         | Event::PatienceReset { iteration, .. }
+        | Event::ParentSelected { iteration, .. }
+        | Event::PoolAdded { iteration, .. }
         | Event::IterationDone { iteration, .. } => Some(*iteration),
         // A checkpoint's `iteration` counts the iterations done: it closes the previous one.
         _ => None,
