@@ -65,6 +65,8 @@ pub struct RunView {
     pub live_usage: Option<(usize, Vec<UsageEntry>)>,
     /// Where every prompt came from, per layer (the lineage view).
     pub lineage: Lineage,
+    /// GEPA's loop trains the run (seen from its pool's first member on).
+    pub gepa: bool,
 }
 
 impl RunView {
@@ -498,7 +500,8 @@ impl RunView {
 
     /// Estimated time left: mean iteration time × iterations still to run.
     pub fn eta_ms(&self) -> Option<u64> {
-        if self.history.is_empty() || self.finished {
+        // GEPA trains to a token budget: its iterations are only a cap.
+        if self.history.is_empty() || self.finished || self.gepa {
             return None;
         }
         let mean =

@@ -102,7 +102,12 @@ pub fn status_parts(app: &App) -> Vec<(u8, String)> {
         parts.push((3, run.task.clone()));
     }
     if run.started {
-        parts.push((5, format!("DLN-{}", run.depth())));
+        let method = if run.gepa {
+            "GEPA".to_string()
+        } else {
+            format!("DLN-{}", run.depth())
+        };
+        parts.push((5, method));
     }
     if !run.model.is_empty() {
         parts.push((4, short_model(&run.model)));
