@@ -19,12 +19,7 @@ impl RunView {
                 front,
                 ..
             } => {
-                for (l, p) in self.layers.iter_mut().zip(prompts) {
-                    l.replace_prompt(p);
-                }
-                for (l, d) in self.layers.iter_mut().zip(demos) {
-                    l.demos = d.clone();
-                }
+                self.return_to(prompts, demos);
                 let wins = front
                     .iter()
                     .find(|e| e.member == *member)

@@ -259,13 +259,7 @@ impl RunView {
                 prompts,
                 demos,
             } => {
-                for (l, p) in self.layers.iter_mut().zip(prompts) {
-                    l.replace_prompt(p);
-                }
-                // Logs written before demonstrations existed say none: the layers keep theirs.
-                for (l, d) in self.layers.iter_mut().zip(demos) {
-                    l.demos = d.clone();
-                }
+                self.return_to(prompts, demos);
                 self.note(
                     *iteration,
                     "patience ran out: prompts reset to the best-dev ones",
@@ -446,6 +440,21 @@ impl RunView {
             l.candidates = candidates.to_vec();
             l.candidates_iteration = Some(iteration);
             l.winner = winner;
+        }
+    }
+
+    /// The layers go back to prompts (and demonstrations) they had: a patience reset, GEPA's
+    /// parent. Logs written before demonstrations existed say none: the layers keep theirs.
+    pub(super) fn return_to(
+        &mut self,
+        prompts: &[String],
+        demos: &[Vec<crate::dln::events::Demo>],
+    ) {
+        for (l, p) in self.layers.iter_mut().zip(prompts) {
+            l.replace_prompt(p);
+        }
+        for (l, d) in self.layers.iter_mut().zip(demos) {
+            l.demos = d.clone();
         }
     }
 
