@@ -57,6 +57,13 @@ impl Pool {
         self.members.len() - 1
     }
 
+    /// Whether a member has exactly these prompts and demonstrations.
+    pub fn holds(&self, prompts: &[String], demos: &[Vec<Demo>]) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.prompts == prompts && m.demos == demos)
+    }
+
     /// `fronts()[i]`: the members with the best score on dev example `i` (exact ties all).
     pub fn fronts(&self) -> Vec<Vec<usize>> {
         let n = self
@@ -242,6 +249,7 @@ mod tests {
             member(Some(1), 0.6, &[-1.5]),
         ]);
         assert_eq!(p.best(), Some(2));
+        assert!(p.holds(&["p1".to_string()], &[]) && !p.holds(&["p9".to_string()], &[]));
         assert_eq!(p.ancestry(3), vec![3, 1, 0]);
         assert_eq!(Pool::default().best(), None);
     }

@@ -334,8 +334,15 @@ impl Trainer {
             total: 1,
             usage: self.live_usage(None),
         });
-        // GEPA keeps a mutation that beat its parent: it is scored on dev and joins the pool.
-        if self.train.gepa() && c.origin == CandidateOrigin::Proposed {
+        // GEPA keeps a mutation that beat its parent: it is scored on dev and joins the pool,
+        // unless the pool holds it already (a small proposer writes an earlier member again).
+        let known = |t: &Self| {
+            let demos = math::stored_demos(t.net.demos());
+            t.pool
+                .as_ref()
+                .is_some_and(|p| p.holds(&t.net.prompts(), &demos))
+        };
+        if self.train.gepa() && c.origin == CandidateOrigin::Proposed && !known(self) {
             if let Some(cur) = self.current.as_mut() {
                 cur.queue.push_front(StageId::Evaluate);
             }
