@@ -92,16 +92,13 @@ impl Pool {
     /// another member that is not removed.
     pub fn front(&self) -> Vec<FrontEntry> {
         let fronts = self.fronts();
-        let wins = |k: usize| fronts.iter().filter(|f| f.contains(&k)).count();
-        let mut alive: Vec<usize> = (0..self.members.len()).filter(|&k| wins(k) > 0).collect();
+        let wins: Vec<usize> = (0..self.members.len())
+            .map(|k| fronts.iter().filter(|f| f.contains(&k)).count())
+            .collect();
+        let means: Vec<f64> = self.members.iter().map(Member::mean_score).collect();
+        let mut alive: Vec<usize> = (0..self.members.len()).filter(|&k| wins[k] > 0).collect();
         let mut order = alive.clone();
-        order.sort_by(|&a, &b| {
-            wins(a).cmp(&wins(b)).then(
-                self.members[a]
-                    .mean_score()
-                    .total_cmp(&self.members[b].mean_score()),
-            )
-        });
+        order.sort_by(|&a, &b| wins[a].cmp(&wins[b]).then(means[a].total_cmp(&means[b])));
         for k in order {
             let dominated = fronts
                 .iter()
@@ -115,21 +112,21 @@ impl Pool {
             .into_iter()
             .map(|member| FrontEntry {
                 member,
-                wins: fronts.iter().filter(|f| f.contains(&member)).count(),
+                wins: wins[member],
             })
             .collect()
     }
 
-    /// A parent drawn from [`front`](Self::front), with probability proportional to its wins;
-    /// `None` for an empty pool. With no dev scores at all, the last member.
-    pub fn draw(&self, rng: &mut impl Rng) -> Option<usize> {
-        let front = self.front();
+    /// A parent drawn from `front` (the pool's [`front`](Self::front)), with probability
+    /// proportional to its wins; `None` for an empty pool. With no dev scores at all, the last
+    /// member.
+    pub fn draw(&self, front: &[FrontEntry], rng: &mut impl Rng) -> Option<usize> {
         let total: usize = front.iter().map(|e| e.wins).sum();
         if total == 0 {
             return self.members.len().checked_sub(1);
         }
         let mut pick = rng.gen_range(0..total);
-        for e in &front {
+        for e in front {
             if pick < e.wins {
                 return Some(e.member);
             }
@@ -230,14 +227,15 @@ mod tests {
             member(Some(0), 0.5, &[-1.0, -1.0, -1.0, -0.1]),
         ]);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let draws: Vec<usize> = (0..4000).filter_map(|_| p.draw(&mut rng)).collect();
+        let front = p.front();
+        let draws: Vec<usize> = (0..4000).filter_map(|_| p.draw(&front, &mut rng)).collect();
         let ones = draws.iter().filter(|&&k| k == 1).count() as f64 / draws.len() as f64;
         assert!((ones - 0.25).abs() < 0.03, "share of member 1: {ones}");
-        let again = |s| p.draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(s));
+        let again = |s| p.draw(&front, &mut rand_chacha::ChaCha8Rng::seed_from_u64(s));
         assert_eq!(again(9), again(9));
-        assert_eq!(Pool::default().draw(&mut rng), None);
+        assert_eq!(Pool::default().draw(&[], &mut rng), None);
         let unscored = pool(vec![member(None, 0.0, &[]), member(Some(0), 0.0, &[])]);
-        assert_eq!(unscored.draw(&mut rng), Some(1));
+        assert_eq!(unscored.draw(&unscored.front(), &mut rng), Some(1));
     }
 
     #[test]

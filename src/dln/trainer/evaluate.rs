@@ -277,13 +277,7 @@ impl Trainer {
             answers,
         });
         if outcome.reset {
-            for (l, p) in self.best.prompts.clone().into_iter().enumerate() {
-                if let Some(layer) = self.net.layers.get_mut(l) {
-                    if !layer.pinned {
-                        layer.prompt = p;
-                    }
-                }
-            }
+            self.net.set_unpinned_prompts(&self.best.prompts);
             let best_demos = self.best.demos.clone();
             self.net.set_demos(&best_demos, true);
             self.emit(Event::PatienceReset {

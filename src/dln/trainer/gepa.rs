@@ -45,16 +45,12 @@ impl Trainer {
             return Ok(());
         };
         let mut rng = ops::stream(self.train.seed, self.iteration, Draw::Parent, 0, 0);
-        let Some(k) = pool.draw(&mut rng) else {
+        let front = pool.front();
+        let Some(k) = pool.draw(&front, &mut rng) else {
             return Ok(());
         };
-        let front = pool.front();
         let parent = pool.members[k].clone();
-        for (layer, prompt) in self.net.layers.iter_mut().zip(&parent.prompts) {
-            if !layer.pinned {
-                layer.prompt.clone_from(prompt);
-            }
-        }
+        self.net.set_unpinned_prompts(&parent.prompts);
         self.net.set_demos(&parent.demos, true);
         self.cur_mut()?.parent = Some(k);
         self.emit(Event::ParentSelected {
