@@ -15,7 +15,7 @@
 
 use llama_cpp_2::token::LlamaToken;
 
-use super::sampling::{sample, sample_rng};
+use super::sampling::{sample, sample_all, sample_rng, Draw};
 use super::tokens::piece;
 use super::worker::Worker;
 use crate::llm::stop::find_stop;
@@ -214,8 +214,10 @@ impl Worker<'_> {
                 // The prompt into sequence 0, reusing the cached prefix; keep the last row.
                 let start = self.restart_for(prompt, last, k == 0)?;
                 let mut first_row = Vec::new();
-                self.decode_span(prompt, start, 0, &|p| p == last, &mut |_, r| {
-                    first_row = r.to_vec()
+                self.decode_span(prompt, start, 0, &|p| p == last, &mut |rows| {
+                    if let Some((_, r)) = rows.first() {
+                        first_row = r.to_vec()
+                    }
                 })?;
                 *row = LastRow {
                     request: Some(unit.request),
@@ -290,10 +292,25 @@ impl Worker<'_> {
                 u.tokens_computed += (active.len() + paired as usize) as u64;
                 u.tokens_generated += active.len() as u64;
             });
-            for (b, &i) in active.iter().enumerate() {
+            let ctx = &self.ctx;
+            let mut draws: Vec<Draw<'_>> = samples
+                .iter_mut()
+                .filter(|s| !s.done)
+                .enumerate()
+                .map(|(b, s)| {
+                    let req = &requests[s.request].1;
+                    Draw {
+                        logits: ctx.get_logits_ith((b + paired as usize) as i32),
+                        temperature: req.temperature,
+                        top_p: req.top_p,
+                        rng: &mut s.rng,
+                    }
+                })
+                .collect();
+            let picked = sample_all(&mut draws, self.threads);
+            drop(draws);
+            for (&i, (token, logprob)) in active.iter().zip(picked) {
                 let req = &requests[samples[i].request].1;
-                let row = self.ctx.get_logits_ith((b + paired as usize) as i32);
-                let (token, logprob) = sample(row, req.temperature, req.top_p, &mut samples[i].rng);
                 let s = &mut samples[i];
                 s.pos += 1;
                 s.done = s.push(self, token as i32, logprob, req);

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 
 use super::keep::KeptPrefixes;
 use super::plan::{common_prefix, plan, Job as PlanJob, Read, ScoreItem};
-use super::sampling::log_sum_exp;
+use super::sampling::log_sum_exp_all;
 use crate::llm::{GenerateRequest, Generation, LlmError, LlmResult, Usage};
 
 /// llama.cpp's `LLAMA_FLASH_ATTN_TYPE_DISABLED`: with flash attention on, scores depend on how a
@@ -85,6 +85,9 @@ pub enum ScoreMode {
     TokenByToken,
 }
 
+/// A decoded position and its logits row.
+pub(super) type Row<'a> = (usize, &'a [f32]);
+
 /// Context settings the worker is created with.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -138,6 +141,7 @@ pub fn run(
         n_batch: ctx.n_batch() as usize,
         n_ctx: n_ctx as usize,
         n_seq_max: settings.n_seq_max as usize,
+        threads: settings.threads.max(1) as usize,
         batch: LlamaBatch::new(ctx.n_batch() as usize, settings.n_seq_max as i32),
         ctx,
         cached: Vec::new(),
@@ -162,6 +166,8 @@ pub(super) struct Worker<'m> {
     pub(super) n_batch: usize,
     pub(super) n_ctx: usize,
     pub(super) n_seq_max: usize,
+    /// llama.cpp's threads: what a decode step's sampling is spread over while they wait.
+    pub(super) threads: usize,
     /// The tokens whose KV sequence 0 holds, from position 0.
     pub(super) cached: Vec<i32>,
     /// How much of `cached` a job has reused since it was decoded: a prefix worth keeping when
@@ -369,14 +375,15 @@ impl Worker<'_> {
     }
 
     /// Decodes `tokens[start..]` into `seq` at positions `start..`, in chunks of at most
-    /// `n_batch`, and hands the logits row of each position where `want` is true to `on_row`.
+    /// `n_batch`, and hands the logits rows of the positions where `want` is true to `on_rows`, a
+    /// chunk's rows at once (so they can be read in parallel).
     pub(super) fn decode_span(
         &mut self,
         tokens: &[i32],
         start: usize,
         seq: i32,
         want: &dyn Fn(usize) -> bool,
-        on_row: &mut dyn FnMut(usize, &[f32]),
+        on_rows: &mut dyn FnMut(&[Row<'_>]),
     ) -> LlmResult<()> {
         if tokens.len() > self.n_ctx {
             return Err(LlmError::ContextOverflow {
@@ -401,11 +408,11 @@ impl Worker<'_> {
                 .decode(&mut self.batch)
                 .map_err(|e| decode_error(e, tokens.len(), self.n_ctx))?;
             self.count(|u| u.tokens_computed += (chunk_end - chunk_start) as u64);
-            for pos in chunk_start..chunk_end {
-                if want(pos) {
-                    on_row(pos, self.ctx.get_logits_ith((pos - chunk_start) as i32));
-                }
-            }
+            let rows: Vec<Row<'_>> = (chunk_start..chunk_end)
+                .filter(|&pos| want(pos))
+                .map(|pos| (pos, self.ctx.get_logits_ith((pos - chunk_start) as i32)))
+                .collect();
+            on_rows(&rows);
             chunk_start = chunk_end;
         }
         Ok(())
@@ -449,15 +456,19 @@ impl Worker<'_> {
             }
             let reads = &job.reads;
             let mut next = 0;
-            let mut on_row = |pos: usize, row: &[f32]| {
-                let lse = log_sum_exp(row);
-                while next < reads.len() && reads[next].pos == pos {
-                    let r: Read = reads[next];
-                    out[r.item][r.index] = row[r.token as usize] as f64 - lse;
-                    next += 1;
+            let threads = self.threads;
+            let mut on_rows = |rows: &[Row<'_>]| {
+                let mut logits: Vec<&[f32]> = rows.iter().map(|r| r.1).collect();
+                let lses = log_sum_exp_all(&mut logits, threads);
+                for (&(pos, row), lse) in rows.iter().zip(lses) {
+                    while next < reads.len() && reads[next].pos == pos {
+                        let r: Read = reads[next];
+                        out[r.item][r.index] = row[r.token as usize] as f64 - lse;
+                        next += 1;
+                    }
                 }
             };
-            self.decode_span(&job.tokens, start, 0, &|p| want[p], &mut on_row)?;
+            self.decode_span(&job.tokens, start, 0, &|p| want[p], &mut on_rows)?;
             let mut done = 0.0;
             for r in &job.reads {
                 pending[r.item] = pending[r.item].saturating_sub(1);
@@ -476,7 +487,7 @@ impl Worker<'_> {
         self.reset_live();
         let last = tokens.len().saturating_sub(1);
         let started = Instant::now();
-        self.decode_span(tokens, 0, 0, &|p| p == last, &mut |_, _| {})?;
+        self.decode_span(tokens, 0, 0, &|p| p == last, &mut |_| {})?;
         let elapsed = started.elapsed();
         self.cached = tokens.to_vec();
         Ok(elapsed)
