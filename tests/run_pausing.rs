@@ -1,8 +1,9 @@
-//! Pause while a stage runs (scripted backend with a simulated latency): the pause is
-//! acknowledged at once as `Pausing`, takes effect as `Paused` only at the stage boundary, and
-//! nothing runs until a resume; a resume before the boundary cancels it; other commands sent
-//! during a stage are applied at its boundary, not in the middle. A stop waits for the boundary
-//! too, except in an evaluation, which it leaves at the next chunk.
+//! Pause while a stage runs (scripted backend with a simulated latency): the pause takes effect
+//! at once — `Paused` is announced and the backend is held, so no new call starts — and a
+//! resume carries the stage on where it was, redoing nothing; a person's edit while held applies
+//! at once, the iteration starting again with it. Other commands sent while a stage runs are
+//! applied at its boundary, not in the middle. A stop waits for the boundary too, except in an
+//! evaluation, which it leaves at the next chunk.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use common::session::*;
 use dln::dln::events::{Command, Event, RunState, Stage};
+use dln::llm::scripted::ScriptedBackend;
 use dln::run::Session;
 
 const LATENCY: Duration = Duration::from_millis(250);
@@ -29,88 +31,134 @@ fn forward_started(e: &Event) -> bool {
     )
 }
 
-async fn slow_session(out: &std::path::Path) -> Session {
+/// A session on a slow scripted backend, and a handle on the backend to count its calls.
+async fn slow_session(out: &std::path::Path) -> (Session, ScriptedBackend) {
     let backend = scripted().with_delay(LATENCY);
-    Session::start(tiny_config(1), options_with(backend, out))
+    let session = Session::start(tiny_config(1), options_with(backend.clone(), out))
         .await
-        .expect("start")
+        .expect("start");
+    (session, backend)
+}
+
+/// Collects the events that arrive within `wait`.
+async fn events_within(session: &mut Session, wait: Duration) -> Vec<Event> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, session.events.recv()).await {
+        got.push(e);
+    }
+    got
 }
 
 #[tokio::test]
-async fn pause_during_a_stage_is_pausing_until_the_boundary() {
+async fn a_pause_during_a_stage_holds_it_at_once_and_a_resume_carries_it_on() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut session = slow_session(&dir.path().join("run")).await;
+    let (mut session, backend) = slow_session(&dir.path().join("run")).await;
     let mut seen = Vec::new();
     until(&mut session, &mut seen, forward_started).await;
     // The forward stage is now waiting on the (slow) backend.
     session.commands.send(Command::Pause).expect("pause");
-    session
-        .commands
-        .send(Command::SetPrompt {
-            layer: 0,
-            prompt: "Pick the letter of the larger number.".into(),
-        })
-        .expect("set prompt");
     let at = seen.len();
     until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
-    let after: Vec<&Event> = seen[at..].iter().collect();
-    let pos = |pred: &dyn Fn(&Event) -> bool| after.iter().position(|e| pred(e));
-    let pausing = pos(&|e| is_state(e, RunState::Pausing)).expect("a Pausing event");
-    let done = pos(&|e| matches!(e, Event::ForwardDone { .. })).expect("the stage finishes");
-    let replaced = pos(&|e| matches!(e, Event::PromptReplaced { .. })).expect("prompt replaced");
-    let paused = after.len() - 1;
-    // Pausing is shown while the stage runs, the command is applied at its boundary, and the
-    // pause takes effect there too.
-    assert!(pausing < done, "{after:?}");
-    assert!(done < replaced && replaced < paused, "{after:?}");
-    assert_eq!(
-        after
-            .iter()
-            .filter(|e| matches!(e, Event::StageStarted { .. }))
-            .count(),
-        0,
-        "no new stage starts while pausing: {after:?}"
+    assert!(
+        !seen[at..].iter().any(|e| matches!(e, Event::StageStarted { .. })),
+        "paused at once: {:?}",
+        &seen[at..]
     );
-
-    // Paused: nothing runs (several stage latencies pass without an event).
-    let quiet = tokio::time::timeout(LATENCY * 4, session.events.recv()).await;
-    assert!(quiet.is_err(), "an event while paused: {quiet:?}");
+    // A call the backend had already begun may end; after it, nothing runs and no call starts.
+    seen.extend(events_within(&mut session, LATENCY * 2).await);
+    let calls = backend.calls().len();
+    let quiet = events_within(&mut session, LATENCY * 4).await;
+    assert!(quiet.is_empty(), "events while paused: {quiet:?}");
+    assert_eq!(backend.calls().len(), calls, "a call started while held");
 
     session.commands.send(Command::Resume).expect("resume");
     let (r, events) = run_to_end(session).await;
     r.expect("run completes after resume");
     assert!(is_state(&events[0], RunState::Running), "{:?}", events[0]);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::RunFinished { .. })));
+    seen.extend(events);
+    assert_eq!(
+        count(&seen, forward_started),
+        1,
+        "the held stage carried on; it did not start again"
+    );
+    assert!(seen.iter().any(|e| matches!(e, Event::RunFinished { .. })));
 }
 
 #[tokio::test]
-async fn resume_before_the_boundary_cancels_the_pause() {
+async fn an_edit_while_held_applies_at_once_and_the_iteration_starts_again_with_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut session = slow_session(&dir.path().join("run")).await;
+    let (mut session, _) = slow_session(&dir.path().join("run")).await;
     let mut seen = Vec::new();
     until(&mut session, &mut seen, forward_started).await;
     session.commands.send(Command::Pause).expect("pause");
-    until(&mut session, &mut seen, |e| is_state(e, RunState::Pausing)).await;
+    until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
+    let edited = "Pick the letter of the larger number.";
+    session
+        .commands
+        .send(Command::SetPrompt {
+            layer: 0,
+            prompt: edited.into(),
+        })
+        .expect("set prompt");
+    let at = seen.len();
+    until(&mut session, &mut seen, |e| {
+        matches!(e, Event::PromptReplaced { .. })
+    })
+    .await;
+    assert!(
+        !seen[at..]
+            .iter()
+            .any(|e| matches!(e, Event::StateChanged { .. } | Event::ForwardDone { .. })),
+        "applied while paused, the held stage left unfinished: {:?}",
+        &seen[at..]
+    );
+    let quiet = events_within(&mut session, LATENCY * 4).await;
+    assert!(quiet.is_empty(), "still paused: {quiet:?}");
+
     session.commands.send(Command::Resume).expect("resume");
-    until(&mut session, &mut seen, |e| is_state(e, RunState::Running)).await;
     let (r, events) = run_to_end(session).await;
-    r.expect("run completes");
+    let summary = r.expect("run completes after resume");
     seen.extend(events);
     assert_eq!(
-        count(&seen, |e| is_state(e, RunState::Paused)),
-        0,
-        "the pause was cancelled before it took effect"
+        count(&seen, forward_started),
+        2,
+        "iteration 0 starts again with the edit"
     );
-    assert_eq!(count(&seen, |e| is_state(e, RunState::Finished)), 1);
+    assert!(summary.best_prompts.iter().any(|p| !p.is_empty()));
+}
+
+#[tokio::test]
+async fn a_step_while_held_runs_the_rest_of_the_stage_then_pauses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut session, _) = slow_session(&dir.path().join("run")).await;
+    let mut seen = Vec::new();
+    until(&mut session, &mut seen, forward_started).await;
+    session.commands.send(Command::Pause).expect("pause");
+    until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
+    session.commands.send(Command::Step).expect("step");
+    let at = seen.len();
+    until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
+    let after = &seen[at..];
+    assert!(is_state(&after[0], RunState::Running), "{after:?}");
+    assert!(
+        after.iter().any(|e| matches!(e, Event::ForwardDone { .. })),
+        "the held stage ran to its end: {after:?}"
+    );
+    assert!(
+        !after.iter().any(|e| matches!(e, Event::StageStarted { .. })),
+        "and no further stage: {after:?}"
+    );
+    session.commands.send(Command::Resume).expect("resume");
+    let (r, _) = run_to_end(session).await;
+    r.expect("run completes");
 }
 
 #[tokio::test]
 async fn stop_during_a_stage_shows_stopping_then_checkpoints_at_the_boundary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("run");
-    let mut session = slow_session(&out).await;
+    let (mut session, _) = slow_session(&out).await;
     let mut seen = Vec::new();
     until(&mut session, &mut seen, forward_started).await;
     session.commands.send(Command::Stop).expect("stop");

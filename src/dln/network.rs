@@ -341,6 +341,15 @@ impl Network {
         self.layers[self.output()].backends.forward.model_id()
     }
 
+    /// Every backend the network calls (each layer's forward and backward), for the driver to
+    /// hold while a pause lasts ([`crate::llm::Backend::hold`]).
+    pub fn backends(&self) -> Vec<SharedBackend> {
+        self.layers
+            .iter()
+            .flat_map(|l| [l.backends.forward.clone(), l.backends.backward.clone()])
+            .collect()
+    }
+
     /// Every model the network calls besides [`Network::model_id`], by role: `backward` when every layer proposes with one other model, else
     /// `layer N backward` per layer (1-based); `layer N forward` for a layer that runs on
     /// another model. Empty when one model does everything.

@@ -58,6 +58,9 @@ pub trait BackendLayer: Send + Sync {
     fn answered(&self) -> f64 {
         self.inner().answered()
     }
+    fn hold(&self, held: bool) {
+        self.inner().hold(held)
+    }
     fn engine(&self) -> Option<*const ()> {
         let inner = self.inner();
         Some(
@@ -109,6 +112,9 @@ impl<T: BackendLayer> Backend for T {
     }
     fn engine(&self) -> Option<*const ()> {
         BackendLayer::engine(self)
+    }
+    fn hold(&self, held: bool) {
+        BackendLayer::hold(self, held)
     }
 }
 
@@ -205,6 +211,9 @@ mod tests {
             self.note("engine");
             None
         }
+        fn hold(&self, _held: bool) {
+            self.note("hold");
+        }
     }
 
     /// Every method of the trait, called through `b`.
@@ -235,9 +244,10 @@ mod tests {
         b.chat_text(&[], "A:").expect("chat text");
         b.answered();
         b.engine();
+        b.hold(false);
     }
 
-    const EVERY_METHOD: [&str; 13] = [
+    const EVERY_METHOD: [&str; 14] = [
         "answered",
         "answers_independently",
         "chat_text",
@@ -247,6 +257,7 @@ mod tests {
         "engine",
         "generate",
         "has_logprobs",
+        "hold",
         "model_id",
         "requests_per_call",
         "score",

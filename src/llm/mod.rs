@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod hold;
 pub mod layer;
 pub mod model;
 pub mod openai;
@@ -261,6 +262,12 @@ pub trait Backend: Send + Sync {
     /// ([`engine_of`]).
     fn engine(&self) -> Option<*const ()> {
         None
+    }
+    /// Holds the backend (`true`) or releases it: while held, no new decode step or request
+    /// starts ([`hold`]); a call in progress waits there and carries on when released. A pause
+    /// inside a stage holds the run's backends so that it takes effect at once.
+    fn hold(&self, held: bool) {
+        let _ = held;
     }
 }
 

@@ -38,6 +38,8 @@ pub struct ScriptedBackend {
     usage: Arc<Mutex<Usage>>,
     /// Simulated latency of every batch call (lets tests act while a stage runs).
     delay: std::time::Duration,
+    /// Set by a pause: calls wait before answering until it is released.
+    hold: Arc<super::hold::Hold>,
 }
 
 /// A stable number in [0, 1) from any text.
@@ -84,6 +86,7 @@ impl ScriptedBackend {
             calls: Arc::default(),
             usage: Arc::default(),
             delay: std::time::Duration::ZERO,
+            hold: Arc::default(),
         }
     }
 
@@ -99,7 +102,9 @@ impl ScriptedBackend {
         self
     }
 
+    /// Before answering a call: as long as it is held, then its simulated latency.
     async fn wait(&self) {
+        self.hold.wait().await;
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -205,6 +210,10 @@ impl Backend for ScriptedBackend {
 
     fn context_size(&self) -> usize {
         self.context_size
+    }
+
+    fn hold(&self, held: bool) {
+        self.hold.set(held);
     }
 
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {

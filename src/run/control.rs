@@ -1,9 +1,12 @@
 //! Pause, step and stop: the driver's own state between stages, as a pure state machine.
 //!
-//! Commands are received as soon as they arrive, even while a stage runs, but take effect only
-//! at stage boundaries: during a stage a pause shows as `Pausing` (and becomes `Paused` at the
-//! boundary), a stop as `Stopping`, and every other command waits in a queue. Each transition
-//! returns its effects as data ([`Effect`]): a state to announce, a command for the trainer.
+//! Commands are received as soon as they arrive, even while a stage runs. A pause inside a
+//! stage takes effect at once: the run is `Paused` and its backends are held
+//! ([`Effect::Hold`]), so no new decode step or request starts until a resume releases them
+//! and the stage carries on where it was. A stop is acknowledged as `Stopping` and ends the run
+//! at the stage's boundary; every other command (pin, edit, ...) waits in a queue for that
+//! boundary, where the trainer is between stages. Each transition returns its effects as data
+//! ([`Effect`]): a state to announce, a command for the trainer, a hold to set or release.
 
 use crate::dln::events::{Command, RunState};
 
@@ -11,8 +14,8 @@ use crate::dln::events::{Command, RunState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlState {
     Running,
-    /// A pause asked during a stage, effective at its boundary.
-    Pausing,
+    /// Paused inside a stage: the stage's backends are held until a resume, a step or a stop.
+    Held,
     /// Waiting for a person between stages.
     Paused,
     /// Running one stage, then pausing.
@@ -28,6 +31,12 @@ pub enum Effect {
     Announce(RunState),
     /// A command for the trainer (pin, edit, ...), applied now.
     Apply(Command),
+    /// Hold the running stage's backends (`true`) or release them.
+    Hold(bool),
+    /// Leave the held stage now: a person's command (pin, edit, ...) arrived while it was held,
+    /// and waiting for its boundary would mean running it. The iteration starts again with the
+    /// command applied (its answered calls come from the call cache).
+    Interrupt,
 }
 
 /// The driver's control state and the commands waiting for the next boundary.
@@ -78,7 +87,7 @@ impl Control {
             (Command::Pause | Command::Resume | Command::Step, Stopping) => vec![],
             (Command::Pause, Paused) => vec![],
             (Command::Pause, _) => self.to(Paused, RunState::Paused),
-            (Command::Resume, Paused | Pausing) => self.to(Running, RunState::Running),
+            (Command::Resume, Paused | Held) => self.to(Running, RunState::Running),
             (Command::Resume, _) => {
                 self.state = Running;
                 vec![]
@@ -90,17 +99,38 @@ impl Control {
         }
     }
 
-    /// A command received while a stage runs: a pause, a resume cancelling a pause or a step,
-    /// and a stop are acknowledged now; the rest waits for [`Control::reach_boundary`].
+    /// A command received while a stage runs: a pause holds the stage's backends and is
+    /// `Paused` at once; a resume or a step releases them (a step then pauses at the boundary);
+    /// a stop releases them and is `Stopping`; the rest waits for [`Control::reach_boundary`],
+    /// which a held stage reaches at once by being left ([`Effect::Interrupt`]).
     pub fn during_stage(&mut self, cmd: Command) -> Vec<Effect> {
         use ControlState::*;
         match (cmd, self.state) {
-            (Command::Pause, Running | Stepping) => self.to(Pausing, RunState::Pausing),
+            (Command::Pause, Running | Stepping) => {
+                self.state = Held;
+                vec![Effect::Hold(true), Effect::Announce(RunState::Paused)]
+            }
             (Command::Pause, _) => vec![],
-            (Command::Resume, Pausing | Stepping) => self.to(Running, RunState::Running),
+            (Command::Resume, Held) => {
+                self.state = Running;
+                vec![Effect::Hold(false), Effect::Announce(RunState::Running)]
+            }
+            (Command::Resume, Stepping) => self.to(Running, RunState::Running),
             (Command::Resume, _) => vec![],
+            (Command::Step, Held) => {
+                self.state = Stepping;
+                vec![Effect::Hold(false), Effect::Announce(RunState::Running)]
+            }
             (Command::Stop, Stopping) => vec![],
+            (Command::Stop, Held) => {
+                self.state = Stopping;
+                vec![Effect::Hold(false), Effect::Announce(RunState::Stopping)]
+            }
             (Command::Stop, _) => self.to(Stopping, RunState::Stopping),
+            (other, Held) => {
+                self.queued.push(other);
+                vec![Effect::Interrupt]
+            }
             (other, _) => {
                 self.queued.push(other);
                 vec![]
@@ -108,15 +138,15 @@ impl Control {
         }
     }
 
-    /// At a stage boundary: applies what arrived during the stage, in order, then a pending
-    /// pause.
+    /// At a stage boundary: applies what arrived during the stage, in order; a stage that ended
+    /// while held (it needed no backend) leaves the run paused, as announced.
     pub fn reach_boundary(&mut self) -> Vec<Effect> {
+        if self.state == ControlState::Held {
+            self.state = ControlState::Paused;
+        }
         let mut effects = Vec::new();
         for cmd in std::mem::take(&mut self.queued) {
             effects.extend(self.at_boundary(cmd));
-        }
-        if self.state == ControlState::Pausing {
-            effects.extend(self.to(ControlState::Paused, RunState::Paused));
         }
         effects
     }
@@ -179,8 +209,9 @@ mod tests {
             vec![Effect::Apply(pin()), Effect::Announce(RunState::Paused)]
         );
         assert!(c.is_paused());
-        let mut c = at(Pausing);
-        assert_eq!(c.stage_failed(), announce(RunState::Paused), "paused once");
+        let mut c = at(Held);
+        assert_eq!(c.stage_failed(), vec![], "already announced paused");
+        assert!(c.is_paused());
         let mut c = at(Stepping);
         assert_eq!(c.stage_failed(), announce(RunState::Paused));
         let mut c = at(Stopping);
@@ -232,27 +263,55 @@ mod tests {
     }
 
     #[test]
-    fn a_pause_during_a_stage_is_pausing_until_the_boundary() {
-        let mut c = at(Running);
-        assert_eq!(c.during_stage(Command::Pause), announce(RunState::Pausing));
-        assert_eq!(c.during_stage(Command::Pause), vec![], "asked once");
-        assert!(!c.is_paused());
-        assert_eq!(c.reach_boundary(), announce(RunState::Paused));
-        assert!(c.is_paused());
-        assert_eq!(c.stage_done(), vec![]);
+    fn a_pause_during_a_stage_holds_its_backends_and_is_paused_at_once() {
+        for from in [Running, Stepping] {
+            let mut c = at(from);
+            assert_eq!(
+                c.during_stage(Command::Pause),
+                vec![Effect::Hold(true), Effect::Announce(RunState::Paused)]
+            );
+            assert_eq!(c.during_stage(Command::Pause), vec![], "asked once");
+            assert_eq!(c.state(), Held);
+            assert_eq!(c.reach_boundary(), vec![], "announced already");
+            assert!(c.is_paused());
+            assert_eq!(c.stage_done(), vec![]);
+        }
     }
 
     #[test]
-    fn a_resume_before_the_boundary_cancels_a_pause_or_a_step() {
-        for from in [Pausing, Stepping] {
-            let mut c = at(from);
-            assert_eq!(c.during_stage(Command::Resume), announce(RunState::Running));
-            assert_eq!(c.reach_boundary(), vec![]);
-            assert_eq!(c.stage_done(), vec![]);
-            assert_eq!(c.state(), Running);
-        }
+    fn a_resume_a_step_or_a_stop_releases_a_held_stage() {
+        let release = |then: RunState| vec![Effect::Hold(false), Effect::Announce(then)];
+        let mut c = at(Held);
+        assert_eq!(c.during_stage(Command::Resume), release(RunState::Running));
+        assert_eq!(c.reach_boundary(), vec![]);
+        assert_eq!(c.stage_done(), vec![]);
+        assert_eq!(c.state(), Running);
+        let mut c = at(Held);
+        assert_eq!(c.during_stage(Command::Step), release(RunState::Running));
+        assert_eq!(c.reach_boundary(), vec![]);
+        assert_eq!(c.stage_done(), announce(RunState::Paused), "the step ends paused");
+        let mut c = at(Held);
+        assert_eq!(c.during_stage(Command::Stop), release(RunState::Stopping));
+        assert!(c.is_stopping());
+    }
+
+    #[test]
+    fn a_resume_before_the_boundary_cancels_a_step() {
+        let mut c = at(Stepping);
+        assert_eq!(c.during_stage(Command::Resume), announce(RunState::Running));
+        assert_eq!(c.reach_boundary(), vec![]);
+        assert_eq!(c.stage_done(), vec![]);
+        assert_eq!(c.state(), Running);
         let mut c = at(Running);
         assert_eq!(c.during_stage(Command::Resume), vec![]);
+    }
+
+    #[test]
+    fn a_command_while_held_leaves_the_stage_and_applies_at_once_still_paused() {
+        let mut c = at(Held);
+        assert_eq!(c.during_stage(pin()), vec![Effect::Interrupt]);
+        assert_eq!(c.reach_boundary(), vec![Effect::Apply(pin())]);
+        assert!(c.is_paused(), "still paused, nothing announced again");
     }
 
     #[test]
@@ -274,18 +333,21 @@ mod tests {
         assert_eq!(c.during_stage(Command::Step), vec![]);
         assert_eq!(c.reach_boundary(), announce(RunState::Running));
         assert_eq!(c.stage_done(), announce(RunState::Paused));
-        // While pausing, a step still ends paused (its stage is the one running).
-        let mut c = at(Pausing);
+        // Held, a step releases the stage and ends paused after it.
+        let mut c = at(Held);
         c.during_stage(Command::Step);
-        assert_eq!(c.reach_boundary(), announce(RunState::Running));
+        assert_eq!(c.reach_boundary(), vec![]);
         assert_eq!(c.stage_done(), announce(RunState::Paused));
     }
 
     #[test]
     fn stopping_absorbs_pause_resume_and_step_but_not_edits() {
-        for from in [Running, Pausing, Stepping] {
+        for from in [Running, Held, Stepping] {
             let mut c = at(from);
-            assert_eq!(c.during_stage(Command::Stop), announce(RunState::Stopping));
+            let released = from == Held;
+            let stop = c.during_stage(Command::Stop);
+            assert_eq!(stop.contains(&Effect::Hold(false)), released);
+            assert_eq!(stop.last(), Some(&Effect::Announce(RunState::Stopping)));
             assert_eq!(c.during_stage(Command::Stop), vec![]);
             for cmd in [Command::Pause, Command::Resume, Command::Step] {
                 assert_eq!(c.during_stage(cmd.clone()), vec![]);

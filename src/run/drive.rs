@@ -31,45 +31,72 @@ fn perform(effects: Vec<Effect>, trainer: &mut Trainer, log: &EventLog) {
         match e {
             Effect::Announce(state) => log.emit(Event::StateChanged { state }),
             Effect::Apply(cmd) => trainer.apply(cmd),
+            // Only a stage's transitions hold or leave it (`step_receiving`); between stages
+            // nothing runs.
+            Effect::Hold(_) | Effect::Interrupt => {}
         }
     }
 }
 
-/// Runs one stage while still receiving commands (they are acknowledged at once and applied at
-/// the next boundary by [`Control::reach_boundary`]). A stop also tells the stage
-/// ([`Trainer::stop_signal`]): one that works in chunks, an evaluation, gives up at its next
-/// chunk, and the stage is then `None`, its run stopping as at a boundary.
+/// How a stage run by [`step_receiving`] ended.
+enum StageEnd {
+    Done(StepOutcome),
+    /// A stop left it (an evaluation, at its next chunk).
+    Stopped,
+    /// A person's command while it was held left it: the iteration starts again.
+    Left,
+}
+
+/// Runs one stage while still receiving commands: a pause holds the network's backends at
+/// once (no new decode step or request until a resume, a step or a stop releases them; the
+/// stage then carries on where it was), and the other commands are acknowledged at once and
+/// applied at the next boundary by [`Control::reach_boundary`] — at once if the stage is held,
+/// by leaving it (its call in progress is abandoned by the engine). A stop also tells the
+/// stage ([`Trainer::stop_signal`]): one that works in chunks, an evaluation, gives up at its
+/// next chunk, its run stopping as at a boundary.
 async fn step_receiving(
     trainer: &mut Trainer,
     ctl: &mut Control,
     commands: &mut UnboundedReceiver<Command>,
     log: &EventLog,
-) -> Result<Option<StepOutcome>, RunError> {
+) -> Result<StageEnd, RunError> {
     let stop = trainer.stop_signal();
+    let backends = trainer.network().backends();
+    let hold = |held: bool| backends.iter().for_each(|b| b.hold(held));
     let stage = trainer.step();
     tokio::pin!(stage);
     let mut open = true;
-    loop {
+    let result = 'stage: loop {
         tokio::select! {
             biased;
-            r = &mut stage => return match r {
-                Err(DlnError::Interrupted) => Ok(None),
-                r => Ok(Some(r?)),
-            },
+            r = &mut stage => break r,
             cmd = commands.recv(), if open => match cmd {
                 Some(cmd) => {
                     for e in ctl.during_stage(cmd) {
-                        if let Effect::Announce(state) = e {
-                            log.emit(Event::StateChanged { state });
+                        match e {
+                            Effect::Announce(state) => log.emit(Event::StateChanged { state }),
+                            Effect::Hold(held) => hold(held),
+                            Effect::Interrupt => break 'stage Err(DlnError::Interrupted),
+                            Effect::Apply(_) => {}
                         }
                     }
                     if ctl.is_stopping() {
                         stop.cancel();
                     }
                 }
-                None => open = false,
+                None => {
+                    open = false;
+                    // Nobody can resume a held stage any more: it carries on.
+                    hold(false);
+                }
             },
         }
+    };
+    hold(false);
+    match result {
+        Err(DlnError::Interrupted) if ctl.is_stopping() => Ok(StageEnd::Stopped),
+        Err(DlnError::Interrupted) => Ok(StageEnd::Left),
+        r => Ok(StageEnd::Done(r?)),
     }
 }
 
@@ -178,11 +205,18 @@ pub(crate) async fn drive(
         unavailable = false;
         crate::fault::point("stage", || {});
         let outcome = match step_receiving(&mut trainer, &mut ctl, &mut commands, &log).await {
-            Ok(Some(o)) => o,
+            Ok(StageEnd::Done(o)) => o,
             // Stopped inside the stage: what arrived during it applies (a person's edit is
             // kept), then the loop's top stops the run, checkpointing the iteration's start as
             // a stop at a boundary would.
-            Ok(None) => {
+            Ok(StageEnd::Stopped) => {
+                perform(ctl.reach_boundary(), &mut trainer, &log);
+                continue;
+            }
+            // Left while held for a person's command: the iteration starts again, as a resume
+            // would, with the command applied now; the run stays paused.
+            Ok(StageEnd::Left) => {
+                trainer = trainer.rewind()?;
                 perform(ctl.reach_boundary(), &mut trainer, &log);
                 continue;
             }

@@ -30,12 +30,14 @@ use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+use crate::llm::hold::Hold;
+
 use crate::llm::{
     fold_classes, verbalizer_items, Backend, ClassDistribution, ClassifyRequest, GenerateRequest,
     Generation, LlmError, LlmResult, Score, ScoreRequest, Usage,
 };
 use plan::ScoreItem;
-use worker::{Job, ScoreMode, WorkerSettings};
+use worker::{Job, Queued, ScoreMode, WorkerSettings};
 
 /// Settings of the embedded engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,13 +73,15 @@ pub struct EmbeddedBackend {
     model: Arc<LlamaModel>,
     chat_template: Option<LlamaChatTemplate>,
     /// The worker's queue (taken on drop, which ends the worker's loop).
-    jobs: Option<Sender<Job>>,
+    jobs: Option<Sender<Queued>>,
     /// The worker, joined on drop: a process that exits while llama.cpp decodes on another
     /// thread tears ggml's globals down under it and dies of a segmentation fault (seen after
     /// a panic in the workbench, which unwinds to exit while a batch runs).
     worker: Option<std::thread::JoinHandle<()>>,
     /// Set on drop: the worker abandons the job it is in at its next decode call.
     closing: Arc<AtomicBool>,
+    /// Set by a pause: the worker waits before its next decode call until it is released.
+    hold: Arc<Hold>,
     usage: Arc<Mutex<Usage>>,
     /// Requests answered so far, counted by the worker as each finishes.
     answered: Arc<Mutex<f64>>,
@@ -199,6 +203,8 @@ impl EmbeddedBackend {
         let worker_settings = settings.clone();
         let closing = Arc::new(AtomicBool::new(false));
         let worker_closing = Arc::clone(&closing);
+        let hold = Arc::new(Hold::default());
+        let worker_hold = Arc::clone(&hold);
         let worker = std::thread::Builder::new()
             .name("dln-llm".into())
             .spawn(move || {
@@ -210,6 +216,7 @@ impl EmbeddedBackend {
                         usage: worker_usage,
                         answered: worker_answered,
                         closing: worker_closing,
+                        hold: worker_hold,
                     },
                     queue,
                     ready_tx,
@@ -238,6 +245,7 @@ impl EmbeddedBackend {
             jobs: Some(jobs),
             worker: Some(worker),
             closing,
+            hold,
             usage,
             answered,
             model_id,
@@ -250,14 +258,29 @@ impl EmbeddedBackend {
         &self,
         job: impl FnOnce(oneshot::Sender<LlmResult<T>>) -> Job,
     ) -> LlmResult<T> {
+        /// Marks the job abandoned if the call's future is dropped before its answer.
+        struct Waiting(Arc<AtomicBool>, bool);
+        impl Drop for Waiting {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+        }
         let (reply, answer) = oneshot::channel();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut waiting = Waiting(Arc::clone(&abandoned), false);
+        let queued = Queued {
+            job: job(reply),
+            abandoned,
+        };
         self.jobs
             .as_ref()
-            .and_then(|jobs| jobs.send(job(reply)).ok())
+            .and_then(|jobs| jobs.send(queued).ok())
             .ok_or_else(|| LlmError::WorkerGone("the model thread has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| LlmError::WorkerGone("the model thread dropped a request".into()))?
+        let answer = answer.await;
+        waiting.1 = true;
+        answer.map_err(|_| LlmError::WorkerGone("the model thread dropped a request".into()))?
     }
 
     /// The item for `log p(target | context)`, checked against the context window.
@@ -423,6 +446,10 @@ impl Backend for EmbeddedBackend {
 
     fn context_size(&self) -> usize {
         self.n_ctx
+    }
+
+    fn hold(&self, held: bool) {
+        self.hold.set(held);
     }
 
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {

@@ -24,6 +24,8 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::{LlamaStateSeqFlags, SeqState};
 use tokio::sync::oneshot;
 
+use crate::llm::hold::Hold;
+
 use super::keep::KeptPrefixes;
 use super::plan::{common_prefix, plan, Job as PlanJob, Read, ScoreItem};
 use super::sampling::log_sum_exp_all;
@@ -43,6 +45,14 @@ const MIN_KEPT_TOKENS: usize = 32;
 /// A snapshot is restored only when it saves at least this many tokens over sequence 0:
 /// restoring copies its whole KV, which costs about as much as decoding a few tokens.
 const MIN_RESTORED_TOKENS: usize = 16;
+
+/// A job as queued: with the flag its caller sets if it stops waiting for the answer.
+pub struct Queued {
+    pub job: Job,
+    /// Set when the caller's future is dropped before the answer: the job is left at its next
+    /// decode call (a stage a person left while it was held does not run on after it).
+    pub abandoned: Arc<AtomicBool>,
+}
 
 /// Work for the model thread.
 pub enum Job {
@@ -104,6 +114,8 @@ pub struct Shared {
     pub answered: Arc<Mutex<f64>>,
     /// Set when the backend is dropped: jobs stop at their next decode call.
     pub closing: Arc<AtomicBool>,
+    /// Set by a pause: the next decode call waits until it is released.
+    pub hold: Arc<Hold>,
 }
 
 /// Runs on the model thread until the job queue closes. `ready` gets the context size, or the
@@ -113,7 +125,7 @@ pub fn run(
     model: Arc<LlamaModel>,
     settings: WorkerSettings,
     shared: Shared,
-    jobs: Receiver<Job>,
+    jobs: Receiver<Queued>,
     ready: std::sync::mpsc::Sender<LlmResult<u32>>,
 ) {
     let params = LlamaContextParams::default()
@@ -150,11 +162,14 @@ pub fn run(
         usage: shared.usage,
         answered: shared.answered,
         closing: shared.closing,
+        hold: shared.hold,
+        abandoned: Arc::default(),
     };
     if ready.send(Ok(n_ctx)).is_err() {
         return;
     }
-    while let Ok(job) = jobs.recv() {
+    while let Ok(Queued { job, abandoned }) = jobs.recv() {
+        worker.abandoned = abandoned;
         worker.serve(job);
     }
 }
@@ -180,6 +195,9 @@ pub(super) struct Worker<'m> {
     /// batch runs).
     answered: Arc<Mutex<f64>>,
     closing: Arc<AtomicBool>,
+    hold: Arc<Hold>,
+    /// The current job's caller stopped waiting for it ([`Queued::abandoned`]).
+    abandoned: Arc<AtomicBool>,
 }
 
 impl Worker<'_> {
@@ -235,11 +253,17 @@ impl Worker<'_> {
         result
     }
 
-    /// Before every decode call: an error once the backend is being dropped, so the job in
-    /// progress ends within one decode and the worker's thread can be joined.
+    /// Before every decode call: waits while a pause holds the backend, then an error once the
+    /// backend is being dropped (so the job in progress ends within one decode and the
+    /// worker's thread can be joined) or the job's caller has gone.
     pub(super) fn still_open(&self) -> LlmResult<()> {
+        let abandoned = || self.abandoned.load(Ordering::Relaxed);
+        self.hold
+            .wait_blocking(|| self.closing.load(Ordering::Relaxed) || abandoned());
         if self.closing.load(Ordering::Relaxed) {
             Err(LlmError::WorkerGone("the model is shutting down".into()))
+        } else if abandoned() {
+            Err(LlmError::WorkerGone("the call was abandoned by its caller".into()))
         } else {
             Ok(())
         }

@@ -129,6 +129,8 @@ pub struct Transport {
     permits: Arc<Semaphore>,
     opts: TransportOptions,
     pub stats: TransportStats,
+    /// Set by a pause: no request is sent until it is released.
+    pub hold: crate::llm::hold::Hold,
 }
 
 impl Transport {
@@ -174,6 +176,7 @@ impl Transport {
             permits: Arc::new(Semaphore::new(opts.max_in_flight.max(1))),
             opts,
             stats: TransportStats::default(),
+            hold: Default::default(),
         })
     }
 
@@ -246,6 +249,7 @@ impl Transport {
         let mut attempt = 0u32;
         let mut delays = self.backoff_schedule(max_retries);
         loop {
+            self.hold.wait().await;
             let r = self.pick(last_replica.filter(|_| self.replicas.len() > 1));
             let replica = &self.replicas[r];
             let url = format!("{}{path}", replica.base_url);

@@ -296,6 +296,10 @@ impl Backend for OpenAiBackend {
         self.context_size
     }
 
+    fn hold(&self, held: bool) {
+        self.transport.hold.set(held);
+    }
+
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
         let jobs: Vec<(usize, u32, String)> = requests
             .iter()
