@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
-use dln::llm::{Backend, GenerateRequest, Prompt, ScoreRequest};
+use dln::llm::{Backend, GenerateRequest, Generation, Prompt, ScoreRequest};
 
 fn request() -> GenerateRequest {
     GenerateRequest {
@@ -21,6 +21,27 @@ fn request() -> GenerateRequest {
         seed: 3,
         n: 4,
     }
+}
+
+fn load() -> Arc<EmbeddedBackend> {
+    let path = common::test_model();
+    Arc::new(EmbeddedBackend::load(&path, EmbeddedOptions::default()).expect("the model loads"))
+}
+
+type Call<T> = tokio::task::JoinHandle<dln::llm::LlmResult<T>>;
+
+/// Starts `request` on the engine and returns once it is generating (its counter moved by 8).
+async fn generating(
+    backend: &Arc<EmbeddedBackend>,
+    request: GenerateRequest,
+) -> Call<Vec<Vec<Generation>>> {
+    let start = backend.usage().tokens_generated;
+    let engine = Arc::clone(backend);
+    let call = tokio::spawn(async move { engine.generate(vec![request]).await });
+    while backend.usage().tokens_generated < start + 8 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    call
 }
 
 /// Waits while the engine is held: what it computed must not move meanwhile.
@@ -39,24 +60,20 @@ async fn assert_still(backend: &EmbeddedBackend, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_engine_stops_within_a_step_and_carries_on_exactly_when_released() {
-    let path = common::test_model();
-    let backend = Arc::new(
-        EmbeddedBackend::load(&path, EmbeddedOptions::default()).expect("the model loads"),
-    );
+    let backend = load();
     let alone = backend.generate(vec![request()]).await.expect("generate");
 
     // Held in the middle of a generation.
     let start = backend.usage().tokens_generated;
-    let engine = Arc::clone(&backend);
-    let call = tokio::spawn(async move { engine.generate(vec![request()]).await });
-    while backend.usage().tokens_generated < start + 8 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let call = generating(&backend, request()).await;
     backend.hold(true);
     assert_still(&backend, "generation").await;
     assert!(!call.is_finished(), "the held generation finished");
     let generated = backend.usage().tokens_generated - start;
-    assert!(generated < 4 * 48, "held before its end ({generated} tokens)");
+    assert!(
+        generated < 4 * 48,
+        "held before its end ({generated} tokens)"
+    );
     backend.hold(false);
     let held = call.await.expect("join").expect("generate");
     assert_eq!(held, alone, "a held generation gives what it gives alone");
@@ -83,19 +100,11 @@ async fn a_held_engine_stops_within_a_step_and_carries_on_exactly_when_released(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_left_while_held_is_abandoned_by_the_engine() {
-    let path = common::test_model();
-    let backend = Arc::new(
-        EmbeddedBackend::load(&path, EmbeddedOptions::default()).expect("the model loads"),
-    );
+    let backend = load();
     let alone = backend.generate(vec![request()]).await.expect("generate");
-    let start = backend.usage().tokens_generated;
-    let engine = Arc::clone(&backend);
     let mut long = request();
     long.max_tokens = 400;
-    let call = tokio::spawn(async move { engine.generate(vec![long]).await });
-    while backend.usage().tokens_generated < start + 8 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let call = generating(&backend, long).await;
     backend.hold(true);
     // The caller leaves (a person's command left the held stage), then the hold is released:
     // the engine does not run the abandoned call on.

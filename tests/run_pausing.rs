@@ -40,6 +40,18 @@ async fn slow_session(out: &std::path::Path) -> (Session, ScriptedBackend) {
     (session, backend)
 }
 
+/// A slow session paused while its first forward stage waits on the backend: the session, the
+/// backend, the events so far, and where those after the pause begin.
+async fn paused_in_forward(out: &std::path::Path) -> (Session, ScriptedBackend, Vec<Event>, usize) {
+    let (mut session, backend) = slow_session(out).await;
+    let mut seen = Vec::new();
+    until(&mut session, &mut seen, forward_started).await;
+    session.commands.send(Command::Pause).expect("pause");
+    let at = seen.len();
+    until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
+    (session, backend, seen, at)
+}
+
 /// Collects the events that arrive within `wait`.
 async fn events_within(session: &mut Session, wait: Duration) -> Vec<Event> {
     let mut got = Vec::new();
@@ -53,15 +65,11 @@ async fn events_within(session: &mut Session, wait: Duration) -> Vec<Event> {
 #[tokio::test]
 async fn a_pause_during_a_stage_holds_it_at_once_and_a_resume_carries_it_on() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut session, backend) = slow_session(&dir.path().join("run")).await;
-    let mut seen = Vec::new();
-    until(&mut session, &mut seen, forward_started).await;
-    // The forward stage is now waiting on the (slow) backend.
-    session.commands.send(Command::Pause).expect("pause");
-    let at = seen.len();
-    until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
+    let (mut session, backend, mut seen, at) = paused_in_forward(&dir.path().join("run")).await;
     assert!(
-        !seen[at..].iter().any(|e| matches!(e, Event::StageStarted { .. })),
+        !seen[at..]
+            .iter()
+            .any(|e| matches!(e, Event::StageStarted { .. })),
         "paused at once: {:?}",
         &seen[at..]
     );
@@ -88,11 +96,7 @@ async fn a_pause_during_a_stage_holds_it_at_once_and_a_resume_carries_it_on() {
 #[tokio::test]
 async fn an_edit_while_held_applies_at_once_and_the_iteration_starts_again_with_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut session, _) = slow_session(&dir.path().join("run")).await;
-    let mut seen = Vec::new();
-    until(&mut session, &mut seen, forward_started).await;
-    session.commands.send(Command::Pause).expect("pause");
-    until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
+    let (mut session, _, mut seen, _) = paused_in_forward(&dir.path().join("run")).await;
     let edited = "Pick the letter of the larger number.";
     session
         .commands
@@ -131,11 +135,7 @@ async fn an_edit_while_held_applies_at_once_and_the_iteration_starts_again_with_
 #[tokio::test]
 async fn a_step_while_held_runs_the_rest_of_the_stage_then_pauses() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut session, _) = slow_session(&dir.path().join("run")).await;
-    let mut seen = Vec::new();
-    until(&mut session, &mut seen, forward_started).await;
-    session.commands.send(Command::Pause).expect("pause");
-    until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
+    let (mut session, _, mut seen, _) = paused_in_forward(&dir.path().join("run")).await;
     session.commands.send(Command::Step).expect("step");
     let at = seen.len();
     until(&mut session, &mut seen, |e| is_state(e, RunState::Paused)).await;
@@ -146,7 +146,9 @@ async fn a_step_while_held_runs_the_rest_of_the_stage_then_pauses() {
         "the held stage ran to its end: {after:?}"
     );
     assert!(
-        !after.iter().any(|e| matches!(e, Event::StageStarted { .. })),
+        !after
+            .iter()
+            .any(|e| matches!(e, Event::StageStarted { .. })),
         "and no further stage: {after:?}"
     );
     session.commands.send(Command::Resume).expect("resume");

@@ -279,8 +279,6 @@ impl Network {
         self.layers.iter().map(|l| l.demos.clone()).collect()
     }
 
-    /// Sets every layer's demonstrations (`demos[l]`; a missing entry means none), skipping
-    /// pinned layers (and pinned demonstrations) when `keep_pinned`.
     /// Every layer's prompt from `prompts` (by index; a layer past its end keeps its own), except
     /// a pinned layer's: the network going back to prompts it had (a patience reset, GEPA's
     /// parent).
@@ -292,6 +290,8 @@ impl Network {
         }
     }
 
+    /// Sets every layer's demonstrations (`demos[l]`; a missing entry means none), skipping
+    /// pinned layers (and pinned demonstrations) when `keep_pinned`.
     pub fn set_demos(&mut self, demos: &[Vec<Demo>], keep_pinned: bool) {
         for layer in &mut self.layers {
             if !(keep_pinned && (layer.pinned || layer.demos_pinned)) {

@@ -289,7 +289,11 @@ mod tests {
         let mut c = at(Held);
         assert_eq!(c.during_stage(Command::Step), release(RunState::Running));
         assert_eq!(c.reach_boundary(), vec![]);
-        assert_eq!(c.stage_done(), announce(RunState::Paused), "the step ends paused");
+        assert_eq!(
+            c.stage_done(),
+            announce(RunState::Paused),
+            "the step ends paused"
+        );
         let mut c = at(Held);
         assert_eq!(c.during_stage(Command::Stop), release(RunState::Stopping));
         assert!(c.is_stopping());

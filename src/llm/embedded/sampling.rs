@@ -19,8 +19,12 @@ pub fn log_sum_exp(logits: &[f32]) -> f64 {
     if !max.is_finite() {
         return max;
     }
-    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    max + sum.ln()
+    max + exp_sum(logits, max).ln()
+}
+
+/// `Σ exp(l − max)` over the row, in id order.
+fn exp_sum(logits: &[f32], max: f64) -> f64 {
+    logits.iter().map(|&l| (l as f64 - max).exp()).sum()
 }
 
 /// The largest logit (NaNs ignored), in one pass the compiler vectorises: eight running maxima.
@@ -33,7 +37,11 @@ fn max_of(logits: &[f32]) -> f32 {
         }
     }
     let rest = chunks.remainder().iter();
-    lanes.iter().chain(rest).cloned().fold(f32::NEG_INFINITY, f32::max)
+    lanes
+        .iter()
+        .chain(rest)
+        .cloned()
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// The generator for sample `j` of a request with `seed`: independent streams per sample, the
@@ -65,12 +73,15 @@ pub fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut ChaCha8Rng
     let greedy = temperature <= 0.0 || !temperature.is_finite();
     if greedy {
         let token = argmax(logits, max32);
-        return (token, logits[token] as f64 - log_sum_exp_from(logits, max));
+        return (
+            token,
+            logits[token] as f64 - (max + exp_sum(logits, max).ln()),
+        );
     }
     let t = temperature as f64;
     // Both sums in one pass, each in id order (the order the plain definitions sum in).
     let (sum, total) = if t == 1.0 {
-        let s: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+        let s = exp_sum(logits, max);
         (s, s)
     } else {
         logits.iter().fold((0.0f64, 0.0f64), |(s, m), &l| {
@@ -93,7 +104,9 @@ pub struct Draw<'a> {
 /// Samples every row of a decode step (each as [`sample`]) over `threads` threads. Each row
 /// draws from its own generator, so the result does not depend on how the rows are split.
 pub fn sample_all(draws: &mut [Draw<'_>], threads: usize) -> Vec<(usize, f64)> {
-    spread(draws, threads, |d| sample(d.logits, d.temperature, d.top_p, d.rng))
+    spread(draws, threads, |d| {
+        sample(d.logits, d.temperature, d.top_p, d.rng)
+    })
 }
 
 /// [`log_sum_exp`] of every row, over `threads` threads.
@@ -131,11 +144,6 @@ fn spread<T: Send, R: Send>(
     })
 }
 
-fn log_sum_exp_from(logits: &[f32], max: f64) -> f64 {
-    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    max + sum.ln()
-}
-
 /// The first token holding the maximum `max` (found by `max_of`).
 fn argmax(logits: &[f32], max: f32) -> usize {
     logits.iter().position(|&l| l == max).unwrap_or(0)
@@ -143,14 +151,7 @@ fn argmax(logits: &[f32], max: f32) -> usize {
 
 /// A draw from the weights `weight(l)` (summing to `total` over the row) cut to the nucleus of
 /// mass `top_p`: the most likely tokens first, ties by id, as few as reach `top_p · total`.
-fn draw(
-    logits: &[f32],
-    max: f64,
-    t: f64,
-    total: f64,
-    top_p: f64,
-    rng: &mut ChaCha8Rng,
-) -> usize {
+fn draw(logits: &[f32], max: f64, t: f64, total: f64, top_p: f64, rng: &mut ChaCha8Rng) -> usize {
     let weight = |l: f32| ((l as f64 - max) / t).exp();
     if !(top_p > 0.0 && top_p < 1.0) {
         // The whole distribution: no ordering needed, walk it in id order.
@@ -229,9 +230,19 @@ mod tests {
 
     /// The plain definitions `sample` must equal bit for bit: the normaliser summed in id order,
     /// the weights materialised, the whole row ordered (descending weight, ties by id).
-    fn reference(logits: &[f32], temperature: f32, top_p: f32, rng: &mut ChaCha8Rng) -> (usize, f64) {
+    fn reference(
+        logits: &[f32],
+        temperature: f32,
+        top_p: f32,
+        rng: &mut ChaCha8Rng,
+    ) -> (usize, f64) {
         let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let lse = max + logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln();
+        let lse = max
+            + logits
+                .iter()
+                .map(|&l| (l as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
         let token = if temperature <= 0.0 {
             let mut best = 0;
             for (i, &l) in logits.iter().enumerate() {
@@ -242,7 +253,10 @@ mod tests {
             best
         } else {
             let t = temperature as f64;
-            let probs: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) / t).exp()).collect();
+            let probs: Vec<f64> = logits
+                .iter()
+                .map(|&l| ((l as f64 - max) / t).exp())
+                .collect();
             let total: f64 = probs.iter().sum();
             let top_p = top_p as f64;
             let mut order: Vec<usize> = (0..probs.len()).collect();
@@ -310,14 +324,22 @@ mod tests {
                             sample(row, temperature, top_p, &mut fast),
                             reference(row, temperature, top_p, &mut plain),
                         );
-                        assert_eq!(a.0, b.0, "row {r}, T {temperature}, top-p {top_p}, draw {draw}");
+                        assert_eq!(
+                            a.0, b.0,
+                            "row {r}, T {temperature}, top-p {top_p}, draw {draw}"
+                        );
                         assert_eq!(a.1.to_bits(), b.1.to_bits(), "row {r}: log-probability");
                     }
                 }
             }
             assert_eq!(log_sum_exp(row).to_bits(), {
                 let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-                (max + row.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln()).to_bits()
+                (max + row
+                    .iter()
+                    .map(|&l| (l as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln())
+                .to_bits()
             });
         }
     }
@@ -326,11 +348,17 @@ mod tests {
     fn a_step_sampled_on_several_threads_draws_what_one_thread_does() {
         let rows = rows();
         let picks = |threads: usize| {
-            let mut rngs: Vec<ChaCha8Rng> = (0..rows.len()).map(|j| sample_rng(4, j as u32)).collect();
+            let mut rngs: Vec<ChaCha8Rng> =
+                (0..rows.len()).map(|j| sample_rng(4, j as u32)).collect();
             let mut draws: Vec<Draw<'_>> = rows
                 .iter()
                 .zip(rngs.iter_mut())
-                .map(|(row, rng)| Draw { logits: row, temperature: 0.8, top_p: 0.95, rng })
+                .map(|(row, rng)| Draw {
+                    logits: row,
+                    temperature: 0.8,
+                    top_p: 0.95,
+                    rng,
+                })
                 .collect();
             let first = sample_all(&mut draws, threads);
             let second = sample_all(&mut draws, threads);

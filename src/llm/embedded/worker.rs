@@ -270,7 +270,9 @@ impl Worker<'_> {
         if self.closing.load(Ordering::Relaxed) {
             Err(LlmError::WorkerGone("the model is shutting down".into()))
         } else if abandoned() {
-            Err(LlmError::WorkerGone("the call was abandoned by its caller".into()))
+            Err(LlmError::WorkerGone(
+                "the call was abandoned by its caller".into(),
+            ))
         } else {
             Ok(())
         }
