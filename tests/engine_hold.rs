@@ -1,6 +1,8 @@
 //! A pause holds the embedded engine within one decode step: while held its token counters stay
 //! still and its call does not finish; released, the call carries on and gives exactly what it
 //! gives when left alone (the same samples and log-probabilities), so a pause loses nothing.
+//! The engine says when it is quiet (held and between decode steps), which is when a run is
+//! announced paused.
 //! On the real SmolLM2-135M model.
 
 mod common;
@@ -44,10 +46,24 @@ async fn generating(
     call
 }
 
-/// Waits while the engine is held: what it computed must not move meanwhile.
+/// Whether the engine is quiet within `polls` looks 10 ms apart.
+async fn quiet_within(backend: &EmbeddedBackend, polls: usize) -> bool {
+    for _ in 0..polls {
+        if backend.is_quiet() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    backend.is_quiet()
+}
+
+/// Waits while the engine is held: once it says it is quiet (a decode step already under way
+/// when the hold was set may finish first), what it computed must not move.
 async fn assert_still(backend: &EmbeddedBackend, what: &str) {
-    // A decode step already under way when the hold was set may finish.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        quiet_within(backend, 600).await,
+        "{what}: the held engine never went quiet"
+    );
     let before = backend.usage();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let after = backend.usage();
@@ -96,6 +112,11 @@ async fn a_held_engine_stops_within_a_step_and_carries_on_exactly_when_released(
     backend.hold(false);
     let held = call.await.expect("join").expect("score");
     assert_eq!(held[1].logprob.to_bits(), alone[0].logprob.to_bits());
+    // The worker counts itself at work until just after it answered.
+    assert!(
+        quiet_within(backend.as_ref(), 100).await,
+        "nothing at work after the call"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,8 @@ pub use crate::template::{Rejection, TemplateRole};
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
     Running,
-    /// A pause was asked; it takes effect at the next stage boundary.
+    /// A pause was asked: the run's backends are held and finish the decode step or request
+    /// they were in (logs written before the hold: until the next stage boundary).
     Pausing,
     Paused,
     Stopping,

@@ -61,6 +61,9 @@ pub trait BackendLayer: Send + Sync {
     fn hold(&self, held: bool) {
         self.inner().hold(held)
     }
+    fn is_quiet(&self) -> bool {
+        self.inner().is_quiet()
+    }
     fn engine(&self) -> Option<*const ()> {
         let inner = self.inner();
         Some(
@@ -115,6 +118,9 @@ impl<T: BackendLayer> Backend for T {
     }
     fn hold(&self, held: bool) {
         BackendLayer::hold(self, held)
+    }
+    fn is_quiet(&self) -> bool {
+        BackendLayer::is_quiet(self)
     }
 }
 
@@ -214,6 +220,10 @@ mod tests {
         fn hold(&self, _held: bool) {
             self.note("hold");
         }
+        fn is_quiet(&self) -> bool {
+            self.note("is_quiet");
+            true
+        }
     }
 
     /// Every method of the trait, called through `b`.
@@ -245,9 +255,10 @@ mod tests {
         b.answered();
         b.engine();
         b.hold(false);
+        b.is_quiet();
     }
 
-    const EVERY_METHOD: [&str; 14] = [
+    const EVERY_METHOD: [&str; 15] = [
         "answered",
         "answers_independently",
         "chat_text",
@@ -258,6 +269,7 @@ mod tests {
         "generate",
         "has_logprobs",
         "hold",
+        "is_quiet",
         "model_id",
         "requests_per_call",
         "score",

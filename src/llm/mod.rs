@@ -269,6 +269,12 @@ pub trait Backend: Send + Sync {
     fn hold(&self, held: bool) {
         let _ = held;
     }
+    /// Whether the backend computes nothing now: every call in progress has ended or waits for
+    /// the hold's release (a held engine between decode steps, no request in flight). The
+    /// driver announces a pause once its backends are quiet.
+    fn is_quiet(&self) -> bool {
+        true
+    }
 }
 
 /// The engine a shared backend reaches: the same address for every wrapper around it.

@@ -1,9 +1,10 @@
 //! Pause, step and stop: the driver's own state between stages, as a pure state machine.
 //!
 //! Commands are received as soon as they arrive, even while a stage runs. A pause inside a
-//! stage takes effect at once: the run is `Paused` and its backends are held
-//! ([`Effect::Hold`]), so no new decode step or request starts until a resume releases them
-//! and the stage carries on where it was. A stop is acknowledged as `Stopping` and ends the run
+//! stage takes effect at once: its backends are held ([`Effect::Hold`]), so no new decode step
+//! or request starts until a resume releases them and the stage carries on where it was. The
+//! run is `Pausing` until the backends have finished the step or request they were in
+//! ([`Control::settled`]), then `Paused`: a paused run computes nothing. A stop is acknowledged as `Stopping` and ends the run
 //! at the stage's boundary; every other command (pin, edit, ...) waits in a queue for that
 //! boundary, where the trainer is between stages. Each transition returns its effects as data
 //! ([`Effect`]): a state to announce, a command for the trainer, a hold to set or release.
@@ -14,7 +15,11 @@ use crate::dln::events::{Command, RunState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlState {
     Running,
-    /// Paused inside a stage: the stage's backends are held until a resume, a step or a stop.
+    /// Pausing inside a stage: its backends are held but still finishing the decode step or
+    /// request they were in.
+    Holding,
+    /// Paused inside a stage: the stage's backends are held, and quiet, until a resume, a step
+    /// or a stop.
     Held,
     /// Waiting for a person between stages.
     Paused,
@@ -87,7 +92,7 @@ impl Control {
             (Command::Pause | Command::Resume | Command::Step, Stopping) => vec![],
             (Command::Pause, Paused) => vec![],
             (Command::Pause, _) => self.to(Paused, RunState::Paused),
-            (Command::Resume, Paused | Held) => self.to(Running, RunState::Running),
+            (Command::Resume, Paused | Holding | Held) => self.to(Running, RunState::Running),
             (Command::Resume, _) => {
                 self.state = Running;
                 vec![]
@@ -99,35 +104,35 @@ impl Control {
         }
     }
 
-    /// A command received while a stage runs: a pause holds the stage's backends and is
-    /// `Paused` at once; a resume or a step releases them (a step then pauses at the boundary);
+    /// A command received while a stage runs: a pause holds the stage's backends at once and is
+    /// `Pausing` until they are quiet ([`Control::settled`]); a resume or a step releases them (a step then pauses at the boundary);
     /// a stop releases them and is `Stopping`; the rest waits for [`Control::reach_boundary`],
     /// which a held stage reaches at once by being left ([`Effect::Interrupt`]).
     pub fn during_stage(&mut self, cmd: Command) -> Vec<Effect> {
         use ControlState::*;
         match (cmd, self.state) {
             (Command::Pause, Running | Stepping) => {
-                self.state = Held;
-                vec![Effect::Hold(true), Effect::Announce(RunState::Paused)]
+                self.state = Holding;
+                vec![Effect::Hold(true), Effect::Announce(RunState::Pausing)]
             }
             (Command::Pause, _) => vec![],
-            (Command::Resume, Held) => {
+            (Command::Resume, Holding | Held) => {
                 self.state = Running;
                 vec![Effect::Hold(false), Effect::Announce(RunState::Running)]
             }
             (Command::Resume, Stepping) => self.to(Running, RunState::Running),
             (Command::Resume, _) => vec![],
-            (Command::Step, Held) => {
+            (Command::Step, Holding | Held) => {
                 self.state = Stepping;
                 vec![Effect::Hold(false), Effect::Announce(RunState::Running)]
             }
             (Command::Stop, Stopping) => vec![],
-            (Command::Stop, Held) => {
+            (Command::Stop, Holding | Held) => {
                 self.state = Stopping;
                 vec![Effect::Hold(false), Effect::Announce(RunState::Stopping)]
             }
             (Command::Stop, _) => self.to(Stopping, RunState::Stopping),
-            (other, Held) => {
+            (other, Holding | Held) => {
                 self.queued.push(other);
                 vec![Effect::Interrupt]
             }
@@ -138,13 +143,30 @@ impl Control {
         }
     }
 
-    /// At a stage boundary: applies what arrived during the stage, in order; a stage that ended
-    /// while held (it needed no backend) leaves the run paused, as announced.
-    pub fn reach_boundary(&mut self) -> Vec<Effect> {
-        if self.state == ControlState::Held {
-            self.state = ControlState::Paused;
+    /// The held stage's backends are quiet: the pause is complete.
+    pub fn settled(&mut self) -> Vec<Effect> {
+        if self.state == ControlState::Holding {
+            return self.to(ControlState::Held, RunState::Paused);
         }
+        vec![]
+    }
+
+    /// Whether the driver waits for the held backends to be quiet ([`Control::settled`]).
+    pub fn is_settling(&self) -> bool {
+        self.state == ControlState::Holding
+    }
+
+    /// At a stage boundary: applies what arrived during the stage, in order; a stage that ended
+    /// while held (it needed no backend) leaves the run paused.
+    pub fn reach_boundary(&mut self) -> Vec<Effect> {
         let mut effects = Vec::new();
+        match self.state {
+            ControlState::Holding => {
+                effects.extend(self.to(ControlState::Paused, RunState::Paused))
+            }
+            ControlState::Held => self.state = ControlState::Paused,
+            _ => {}
+        }
         for cmd in std::mem::take(&mut self.queued) {
             effects.extend(self.at_boundary(cmd));
         }
@@ -263,24 +285,36 @@ mod tests {
     }
 
     #[test]
-    fn a_pause_during_a_stage_holds_its_backends_and_is_paused_at_once() {
+    fn a_pause_during_a_stage_holds_its_backends_at_once_and_is_paused_once_they_are_quiet() {
         for from in [Running, Stepping] {
             let mut c = at(from);
             assert_eq!(
                 c.during_stage(Command::Pause),
-                vec![Effect::Hold(true), Effect::Announce(RunState::Paused)]
+                vec![Effect::Hold(true), Effect::Announce(RunState::Pausing)]
             );
             assert_eq!(c.during_stage(Command::Pause), vec![], "asked once");
+            assert!(c.is_settling());
+            assert_eq!(c.settled(), announce(RunState::Paused));
+            assert_eq!(c.settled(), vec![], "announced once");
             assert_eq!(c.state(), Held);
             assert_eq!(c.reach_boundary(), vec![], "announced already");
             assert!(c.is_paused());
             assert_eq!(c.stage_done(), vec![]);
         }
+        // A stage that ends before its backends were seen quiet is paused at its boundary.
+        let mut c = at(Running);
+        c.during_stage(Command::Pause);
+        assert_eq!(c.reach_boundary(), announce(RunState::Paused));
+        assert!(c.is_paused());
+        assert_eq!(c.settled(), vec![]);
     }
 
     #[test]
     fn a_resume_a_step_or_a_stop_releases_a_held_stage() {
         let release = |then: RunState| vec![Effect::Hold(false), Effect::Announce(then)];
+        let mut c = at(Holding);
+        assert_eq!(c.during_stage(Command::Resume), release(RunState::Running));
+        assert_eq!(c.settled(), vec![], "no longer pausing");
         let mut c = at(Held);
         assert_eq!(c.during_stage(Command::Resume), release(RunState::Running));
         assert_eq!(c.reach_boundary(), vec![]);
@@ -316,6 +350,13 @@ mod tests {
         assert_eq!(c.during_stage(pin()), vec![Effect::Interrupt]);
         assert_eq!(c.reach_boundary(), vec![Effect::Apply(pin())]);
         assert!(c.is_paused(), "still paused, nothing announced again");
+        let mut c = at(Holding);
+        assert_eq!(c.during_stage(pin()), vec![Effect::Interrupt]);
+        assert_eq!(
+            c.reach_boundary(),
+            vec![Effect::Announce(RunState::Paused), Effect::Apply(pin())]
+        );
+        assert!(c.is_paused());
     }
 
     #[test]
@@ -346,9 +387,9 @@ mod tests {
 
     #[test]
     fn stopping_absorbs_pause_resume_and_step_but_not_edits() {
-        for from in [Running, Held, Stepping] {
+        for from in [Running, Holding, Held, Stepping] {
             let mut c = at(from);
-            let released = from == Held;
+            let released = matches!(from, Holding | Held);
             let stop = c.during_stage(Command::Stop);
             assert_eq!(stop.contains(&Effect::Hold(false)), released);
             assert_eq!(stop.last(), Some(&Effect::Announce(RunState::Stopping)));

@@ -38,6 +38,9 @@ fn perform(effects: Vec<Effect>, trainer: &mut Trainer, log: &EventLog) {
     }
 }
 
+/// How often a held stage looks whether its backends are quiet.
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// How a stage run by [`step_receiving`] ended.
 enum StageEnd {
     Done(StepOutcome),
@@ -49,7 +52,7 @@ enum StageEnd {
 
 /// Runs one stage while still receiving commands: a pause holds the network's backends at
 /// once (no new decode step or request until a resume, a step or a stop releases them; the
-/// stage then carries on where it was), and the other commands are acknowledged at once and
+/// stage then carries on where it was) and is announced once they are quiet, and the other commands are acknowledged at once and
 /// applied at the next boundary by [`Control::reach_boundary`] — at once if the stage is held,
 /// by leaving it (its call in progress is abandoned by the engine). A stop also tells the
 /// stage ([`Trainer::stop_signal`]): one that works in chunks, an evaluation, gives up at its
@@ -63,6 +66,7 @@ async fn step_receiving(
     let stop = trainer.stop_signal();
     let backends = trainer.network().backends();
     let hold = |held: bool| backends.iter().for_each(|b| b.hold(held));
+    let quiet = || backends.iter().all(|b| b.is_quiet());
     let stage = trainer.step();
     tokio::pin!(stage);
     let mut open = true;
@@ -70,6 +74,17 @@ async fn step_receiving(
         tokio::select! {
             biased;
             r = &mut stage => break r,
+            // Held, the backends finish the decode step or request they were in: the pause is
+            // announced once they are quiet, so a paused run computes nothing.
+            _ = tokio::time::sleep(SETTLE_POLL), if ctl.is_settling() => {
+                if quiet() {
+                    for e in ctl.settled() {
+                        if let Effect::Announce(state) = e {
+                            log.emit(Event::StateChanged { state });
+                        }
+                    }
+                }
+            }
             cmd = commands.recv(), if open => match cmd {
                 Some(cmd) => {
                     for e in ctl.during_stage(cmd) {

@@ -452,6 +452,10 @@ impl Backend for EmbeddedBackend {
         self.hold.set(held);
     }
 
+    fn is_quiet(&self) -> bool {
+        self.hold.is_quiet()
+    }
+
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
         self.run_generation(requests, false).await
     }

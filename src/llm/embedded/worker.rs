@@ -175,7 +175,9 @@ pub fn run(
     if ready.send(Ok(n_ctx)).is_err() {
         return;
     }
+    let hold = Arc::clone(&worker.hold);
     while let Ok(Queued { job, abandoned }) = jobs.recv() {
+        let _working = hold.working();
         worker.abandoned = abandoned;
         worker.serve(job);
     }

@@ -250,6 +250,7 @@ impl Transport {
         let mut delays = self.backoff_schedule(max_retries);
         loop {
             self.hold.wait().await;
+            let _working = self.hold.working();
             let r = self.pick(last_replica.filter(|_| self.replicas.len() > 1));
             let replica = &self.replicas[r];
             let url = format!("{}{path}", replica.base_url);

@@ -300,6 +300,10 @@ impl Backend for OpenAiBackend {
         self.transport.hold.set(held);
     }
 
+    fn is_quiet(&self) -> bool {
+        self.transport.hold.is_quiet()
+    }
+
     async fn generate(&self, requests: Vec<GenerateRequest>) -> LlmResult<Vec<Vec<Generation>>> {
         let jobs: Vec<(usize, u32, String)> = requests
             .iter()
