@@ -52,6 +52,29 @@ async fn dln1_demo_two_iterations() {
         count(&events, |e| matches!(e, Event::IterationDone { .. })),
         2
     );
+    // Once a full iteration ran, the next one is forecast as it starts (from the stages' times)
+    // and `dln bench forecast` sets that against its time.
+    let updated = events
+        .iter()
+        .any(|e| matches!(e, Event::CandidatesScored { iteration: 0, .. }));
+    let held = dln::bench::forecast::iterations(&events);
+    if updated {
+        assert_eq!(held.len(), 1, "iteration 2 forecast: {held:?}");
+        assert_eq!(held[0].iteration, 1);
+        assert!(held[0].forecast_ms > 0 && held[0].actual_ms > 0, "{held:?}");
+        let run_left = events.iter().find_map(|e| match e {
+            Event::Forecast {
+                iteration: 1,
+                run_left_ms,
+                ..
+            } => *run_left_ms,
+            _ => None,
+        });
+        assert!(
+            run_left.is_some_and(|r| r >= held[0].forecast_ms),
+            "the run's forecast covers the iteration's"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

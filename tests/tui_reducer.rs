@@ -45,6 +45,44 @@ fn reducer_holds_prompts_scores_history_and_usage() {
 }
 
 #[test]
+fn the_eta_is_the_last_forecast_less_the_share_of_its_stage_done() {
+    let mut events = dln1_running();
+    // Iteration 3's score stage (9 of 16 done) was forecast at 80 s, the run at 200 s.
+    let at = events
+        .iter()
+        .rposition(|e| matches!(e, Event::StageStarted { .. }))
+        .expect("a stage started");
+    events.insert(
+        at,
+        Event::Forecast {
+            iteration: 2,
+            iteration_left_ms: Some(90_000),
+            stage_ms: Some(80_000),
+            run_left_ms: Some(200_000),
+        },
+    );
+    let app = app_with(&events);
+    let stage = app.run.stage.as_ref().expect("a stage in progress");
+    assert_eq!((stage.done, stage.total), (9, 16));
+    assert_eq!(app.run.eta_ms(), Some(200_000 - 80_000 * 9 / 16));
+    // Before its stage starts, the forecast stands whole; a finished run has none.
+    let mut before = events[..=at].to_vec();
+    assert!(matches!(before.last(), Some(Event::Forecast { .. })));
+    assert_eq!(app_with(&before).run.eta_ms(), Some(200_000));
+    before.push(Event::Forecast {
+        iteration: 2,
+        iteration_left_ms: None,
+        stage_ms: None,
+        run_left_ms: None,
+    });
+    assert_eq!(
+        app_with(&before).run.eta_ms(),
+        None,
+        "no forecast yet: no guess"
+    );
+}
+
+#[test]
 fn posterior_events_human_samples_and_exclusions() {
     let events = person_edits(dln2_hidden(), 1, 2, "Feb 2019 has 28 days.", 1);
     let app = app_with(&events);
@@ -759,6 +797,7 @@ fn usage_shows_the_iteration_in_progress_on_top_of_the_finished_ones() {
             calls(0, Operation::Score, 16),
         ],
         elapsed_ms: 1000,
+        paused_ms: 0,
     });
     assert_eq!(app.run.live_usage, None);
     assert_eq!(app.run.layer_usage(0).calls, 46 + 20);

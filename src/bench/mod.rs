@@ -14,6 +14,7 @@
 
 pub mod accuracy;
 pub mod cache;
+pub mod forecast;
 pub mod http;
 pub mod limit;
 mod report;

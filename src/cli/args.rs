@@ -338,6 +338,17 @@ pub enum BenchCommand {
         #[arg(long, hide = true, value_names = ["SIDE", "DIR"], num_args = 2)]
         side: Option<Vec<String>>,
     },
+    /// Did the ETA hold? For each iteration of recorded runs, the forecast made as it started
+    /// against the time it took (pauses left out), and how many were within 25 %.
+    #[command(after_help = "Example: dln bench forecast runs/*")]
+    Forecast {
+        /// Run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// One JSON object on stdout instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// An OpenAI-compatible server: throughput at 1 vs 8 requests in flight, and its scores
     /// against the embedded engine's on the same texts.
     Http {

@@ -103,6 +103,31 @@ pub fn cache(args: CacheArgs, json: bool, side: Option<&[String]>) -> anyhow::Re
 
 /// `dln bench http`: throughput at 1 vs 8 in flight and scores against the embedded engine.
 /// `compare` is `Some(model spec)` to load the embedded model for the comparison.
+pub fn forecast(runs: &[std::path::PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+    use dln::bench::forecast::{iterations, render, share_within};
+    let mut all = Vec::new();
+    let mut report = serde_json::Map::new();
+    for run in runs {
+        let events = dln::run::read_events(run)?;
+        let held = iterations(&events);
+        if !json {
+            print!("{}", render(&run.display().to_string(), &held));
+        }
+        report.insert(run.display().to_string(), serde_json::to_value(&held)?);
+        all.extend(held);
+    }
+    let (ok, n) = share_within(&all, 0.25);
+    if json {
+        report.insert("within_25_percent".into(), serde_json::json!([ok, n]));
+        println!("{}", serde_json::Value::Object(report));
+    } else if runs.len() > 1 {
+        println!(
+            "all runs: within 25% on {ok} of {n} iterations (reruns from the call cache left out)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn http(
     url: &str,
     server_model: &str,

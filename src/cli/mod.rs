@@ -257,6 +257,9 @@ pub fn main() -> ExitCode {
             which: BenchCommand::Accuracy(ref args),
         }) => bench::accuracy(args, cli.model.as_deref()),
         Some(Commands::Bench {
+            which: BenchCommand::Forecast { ref runs, json },
+        }) => bench::forecast(runs, json),
+        Some(Commands::Bench {
             which:
                 BenchCommand::Http {
                     ref url,

@@ -227,6 +227,8 @@ struct Progress {
     fatal: Option<String>,
     /// An iteration has started (evaluations before one are the baseline's).
     iterating: bool,
+    /// The iteration whose forecast was printed last.
+    forecast_for: Option<usize>,
 }
 
 impl Progress {
@@ -244,6 +246,7 @@ impl Progress {
             bar,
             fatal: None,
             iterating: false,
+            forecast_for: None,
         }
     }
 
@@ -296,6 +299,23 @@ impl Progress {
                     Some(b) => b.set_message(what),
                     None => eprintln!("{what}"),
                 }
+            }
+            // An iteration's forecast, once, as it starts.
+            Event::Forecast {
+                iteration,
+                iteration_left_ms: Some(ms),
+                run_left_ms,
+                ..
+            } if self.forecast_for != Some(*iteration) => {
+                self.forecast_for = Some(*iteration);
+                let run = run_left_ms
+                    .map(|r| format!(", the run about {} more", dln::format::duration_ms(r)))
+                    .unwrap_or_default();
+                self.note(&format!(
+                    "iteration {}: about {}{run}",
+                    iteration + 1,
+                    dln::format::duration_ms(*ms)
+                ));
             }
             Event::StageProgress {
                 iteration,

@@ -230,6 +230,10 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Token usage of one layer and one operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageEntry {
@@ -422,7 +426,23 @@ pub enum Event {
         train_accuracy: f64,
         elbo: Option<f64>,
         usage: Vec<UsageEntry>,
+        /// Wall time from the iteration's start, pauses included.
         elapsed_ms: u64,
+        /// Of `elapsed_ms`, the time the run was held by a pause (0, and absent, when none).
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        paused_ms: u64,
+    },
+    /// What the rest takes, forecast at the start of a stage from the recent times of each
+    /// kind of stage, pauses left out (`trainer::Pace`). `None` until every kind of stage ahead
+    /// has run once; no forecast for GEPA (a token budget ends it).
+    Forecast {
+        iteration: usize,
+        /// The iteration in progress from this stage on (at its first stage: all of it).
+        iteration_left_ms: Option<u64>,
+        /// The stage about to run.
+        stage_ms: Option<u64>,
+        /// The run from this stage on: this iteration, the ones still to come, the test.
+        run_left_ms: Option<u64>,
     },
     PromptPinned {
         layer: LayerIndex,

@@ -65,7 +65,11 @@ async fn step_receiving(
 ) -> Result<StageEnd, RunError> {
     let stop = trainer.stop_signal();
     let backends = trainer.network().backends();
-    let hold = |held: bool| backends.iter().for_each(|b| b.hold(held));
+    let pauses = trainer.pauses();
+    let hold = |held: bool| {
+        pauses.hold(held);
+        backends.iter().for_each(|b| b.hold(held));
+    };
     let quiet = || backends.iter().all(|b| b.is_quiet());
     let stage = trainer.step();
     tokio::pin!(stage);

@@ -92,6 +92,7 @@ fn update(it: usize, cands: Vec<Candidate>, scores: &[f64], winner: usize) -> Ve
             elbo: None,
             usage: Vec::new(),
             elapsed_ms: 1,
+            paused_ms: 0,
         },
     ]
 }

@@ -28,6 +28,7 @@ mod evaluate;
 mod feedback;
 mod forward;
 mod gepa;
+mod pace;
 mod posterior;
 mod progress;
 mod proposals;
@@ -61,6 +62,7 @@ pub use batch::prepare_shots;
 pub use evaluate::{accuracy, answers, one_answer, top_answer, SplitScore, ONE_ANSWER_SHARE};
 pub use feedback::notes_shown;
 pub use forward::Forward;
+pub use pace::Pauses;
 pub use usage::UsageBook;
 
 use forward::ForwardResult;
@@ -133,6 +135,8 @@ struct Posterior {
 struct IterState {
     iteration: usize,
     started: Instant,
+    /// The run's time held by pauses when the iteration started ([`Pauses::total`]).
+    held_before: std::time::Duration,
     queue: VecDeque<StageId>,
     /// The stages already run, in order (their count is the boundary a person's edit is
     /// recorded at).
@@ -154,10 +158,11 @@ struct IterState {
 
 impl IterState {
     /// Iteration `iteration` of a network of `k` layers, before its forward pass.
-    fn new(iteration: usize, k: usize) -> IterState {
+    fn new(iteration: usize, k: usize, held_before: std::time::Duration) -> IterState {
         IterState {
             iteration,
             started: Instant::now(),
+            held_before,
             queue: VecDeque::from([StageId::Forward]),
             done: Vec::new(),
             pending_hidden: Vec::new(),
@@ -204,6 +209,10 @@ pub struct Trainer {
     expected: progress::Expectation,
     /// Cancelled when a stop is asked during a stage ([`Trainer::stop_signal`]).
     stop: CancellationToken,
+    /// The recent time of each kind of stage, for the forecasts.
+    pace: pace::Pace,
+    /// The time the driver held the run by pauses ([`Trainer::pauses`]).
+    pauses: Arc<Pauses>,
 }
 
 impl Trainer {
@@ -241,6 +250,8 @@ impl Trainer {
             sink,
             expected: Default::default(),
             stop: CancellationToken::new(),
+            pace: Default::default(),
+            pauses: Default::default(),
         };
         t.snapshot = t.state();
         Ok(t)
@@ -308,6 +319,8 @@ impl Trainer {
             sink,
             expected: Default::default(),
             stop: CancellationToken::new(),
+            pace: Default::default(),
+            pauses: Default::default(),
         })
     }
 
@@ -317,6 +330,12 @@ impl Trainer {
     /// would not keep anyway (the checkpoint is the iteration's start).
     pub fn stop_signal(&self) -> CancellationToken {
         self.stop.clone()
+    }
+
+    /// Where a driver counts the time it holds the run by a pause, which the stages' times (and
+    /// so the forecasts) leave out.
+    pub fn pauses(&self) -> Arc<Pauses> {
+        Arc::clone(&self.pauses)
     }
 
     /// Completed iterations.
@@ -359,9 +378,14 @@ impl Trainer {
             base_dir,
             data,
             sink,
+            pace,
+            pauses,
             ..
         } = self;
-        Trainer::restore(net, &train, &base_dir, data, state, sink)
+        let mut t = Trainer::restore(net, &train, &base_dir, data, state, sink)?;
+        t.pace = pace;
+        t.pauses = pauses;
+        Ok(t)
     }
 
     /// Between two iterations (the start evaluation or an iteration just completed, the next

@@ -2,11 +2,14 @@
 //! finishing it with its events), watched so that its progress is reported as it runs.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use super::batch::eval_due;
 use super::{progress, IterState, Phase, StageId, StepOutcome, Trainer};
 use crate::config::{Mode, Scoring};
 use crate::dln::error::DlnError;
 use crate::dln::events::{Event, Stage};
+use crate::llm::Usage;
 
 impl Trainer {
     /// Runs the next stage, its progress events emitted as its model requests are answered.
@@ -50,7 +53,9 @@ impl Trainer {
                     }
                     // A resumed iteration keeps its recorded edits until it completes again.
                     self.snapshot = self.state();
-                    self.current = Some(IterState::new(self.iteration, self.net.layers.len()));
+                    let held = self.pauses.total();
+                    self.current =
+                        Some(IterState::new(self.iteration, self.net.layers.len(), held));
                     self.usage.begin_iteration();
                     if self.train.gepa() {
                         self.select_parent()?;
@@ -65,7 +70,11 @@ impl Trainer {
                 if let Some(c) = self.current.as_mut() {
                     c.done.push(next);
                 }
-                self.run_stage(next).await
+                self.forecast(next);
+                let clock = self.stage_clock();
+                let out = self.run_stage(next).await;
+                self.keep_time(next, clock);
+                out
             }
             Phase::Test => {
                 self.run_test().await?;
@@ -91,7 +100,9 @@ impl Trainer {
         let baseline = self.train.mode != Mode::Dln;
         // GEPA's pool starts from the starting prompts' dev scores.
         if baseline || self.train.first_eval || self.train.gepa() {
+            let clock = self.stage_clock();
             self.evaluate_dev(0).await?;
+            self.keep_time(StageId::Evaluate, clock);
         }
         self.phase = if baseline {
             Phase::Test
@@ -158,7 +169,81 @@ impl Trainer {
             elbo,
             usage,
             elapsed_ms: cur.started.elapsed().as_millis() as u64,
+            paused_ms: self
+                .pauses
+                .total()
+                .saturating_sub(cur.held_before)
+                .as_millis() as u64,
         });
         StepOutcome::IterationDone
+    }
+
+    /// When a stage starts: the time, the time held so far and the backends' counters.
+    fn stage_clock(&self) -> (Instant, Duration, Usage) {
+        (Instant::now(), self.pauses.total(), self.meter())
+    }
+
+    /// A stage started at `clock` ended: its time, held time left out, is a sample of its kind.
+    fn keep_time(&mut self, stage: StageId, (started, held, before): (Instant, Duration, Usage)) {
+        let ran = started
+            .elapsed()
+            .saturating_sub(self.pauses.total().saturating_sub(held));
+        let usage = self.meter().since(&before);
+        self.pace.observe(stage, ran.as_millis() as u64, &usage);
+    }
+
+    /// Before `next` runs: what the rest of the iteration and of the run will take, from the
+    /// stages still planned. At an iteration's first stage its plan is not known yet (a batch
+    /// all right skips the updates): the forecast is that of a full iteration.
+    fn forecast(&self, next: StageId) {
+        if self.train.gepa() {
+            return;
+        }
+        let output = self.net.output();
+        let iteration_plan = |it: usize| {
+            let mut p = vec![StageId::Forward];
+            p.extend(super::forward::plan(
+                output,
+                false,
+                eval_due(&self.train, it + 1),
+            ));
+            p
+        };
+        let it = self.iteration;
+        let this = match next {
+            StageId::Forward => self.pace.plan_ms(&iteration_plan(it)),
+            _ => {
+                let queued: Vec<StageId> = self
+                    .current
+                    .iter()
+                    .flat_map(|c| c.queue.iter().copied())
+                    .collect();
+                self.pace
+                    .plan_ms(&queued)
+                    .zip(self.pace.stage_ms(next))
+                    .map(|(a, b)| a + b)
+            }
+        };
+        let later: Option<u64> = (it + 1..self.train.iterations)
+            .map(|i| self.pace.plan_ms(&iteration_plan(i)))
+            .sum();
+        // The test: a dev evaluation's time per example, over the test split.
+        let test = match (self.data.test.len(), self.data.dev.len()) {
+            (0, _) => Some(0),
+            (_, 0) => None,
+            (t, d) => self
+                .pace
+                .stage_ms(StageId::Evaluate)
+                .map(|ms| ms * t as u64 / d as u64),
+        };
+        let run = this.zip(later).zip(test).map(|((a, b), c)| a + b + c);
+        // Emitted even when nothing can be forecast yet: an iteration's first forecast is the
+        // one made at its start.
+        self.emit(Event::Forecast {
+            iteration: it,
+            iteration_left_ms: this,
+            stage_ms: self.pace.stage_ms(next),
+            run_left_ms: run,
+        });
     }
 }

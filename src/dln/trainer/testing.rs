@@ -66,7 +66,7 @@ pub fn dataset(n: usize) -> Dataset {
 pub fn iteration(net: &Network, b: usize, correct: &[bool]) -> IterState {
     let k = net.layers.len();
     let batch = examples(b);
-    let mut cur = IterState::new(4, k);
+    let mut cur = IterState::new(4, k, Default::default());
     cur.fwd = ForwardResult {
         inputs: (0..k)
             .map(|l| {

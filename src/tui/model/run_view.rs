@@ -67,6 +67,19 @@ pub struct RunView {
     pub lineage: Lineage,
     /// GEPA's loop trains the run (seen from its pool's first member on).
     pub gepa: bool,
+    /// The last forecast of the run's time left, made as its stage started.
+    pub forecast: Option<ForecastView>,
+}
+
+/// A forecast ([`Event::Forecast`]) and whether the stage it was made for has started (so that
+/// its progress counts against the forecast).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastView {
+    pub iteration: usize,
+    /// The stage's own forecast time.
+    pub stage_ms: Option<u64>,
+    pub run_left_ms: Option<u64>,
+    pub stage_started: bool,
 }
 
 impl RunView {
@@ -129,6 +142,9 @@ impl RunView {
             } => {
                 self.iteration = *iteration;
                 self.note_live_usage(*iteration, usage.as_ref());
+                if let Some(f) = self.forecast.as_mut() {
+                    f.stage_started = true;
+                }
                 self.stage = Some(StageView {
                     iteration: *iteration,
                     stage: *stage,
@@ -265,12 +281,27 @@ impl RunView {
                     "patience ran out: prompts reset to the best-dev ones",
                 );
             }
+            Event::Forecast {
+                iteration,
+                iteration_left_ms,
+                run_left_ms,
+                stage_ms,
+            } => {
+                let _ = iteration_left_ms;
+                self.forecast = Some(ForecastView {
+                    iteration: *iteration,
+                    stage_ms: *stage_ms,
+                    run_left_ms: *run_left_ms,
+                    stage_started: false,
+                });
+            }
             Event::IterationDone {
                 iteration,
                 train_accuracy,
                 elbo,
                 usage,
                 elapsed_ms,
+                ..
             } => {
                 self.history.retain(|p| p.iteration != *iteration);
                 self.history.push(IterationPoint {
@@ -507,10 +538,23 @@ impl RunView {
             )
     }
 
-    /// Estimated time left: mean iteration time × iterations still to run.
+    /// Estimated time left: the run's last forecast, less the share of its stage done since;
+    /// for logs written before forecasts, mean iteration time × iterations still to run.
     pub fn eta_ms(&self) -> Option<u64> {
         // GEPA trains to a token budget: its iterations are only a cap.
-        if self.history.is_empty() || self.finished || self.gepa {
+        if self.finished || self.gepa {
+            return None;
+        }
+        if let Some(f) = &self.forecast {
+            let into = match (f.stage_ms, &self.stage) {
+                (Some(ms), Some(s)) if f.stage_started && s.iteration == f.iteration => {
+                    ms * s.done.min(s.total) as u64 / s.total.max(1) as u64
+                }
+                _ => 0,
+            };
+            return f.run_left_ms.map(|left| left.saturating_sub(into));
+        }
+        if self.history.is_empty() {
             return None;
         }
         let mean =

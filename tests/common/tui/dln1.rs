@@ -245,6 +245,7 @@ pub fn dln1_demos() -> Vec<Event> {
             elbo: None,
             usage: vec![usage(0, Operation::Score, 12, 2400, 0)],
             elapsed_ms: 30_000,
+            paused_ms: 0,
         });
         shown = swapped;
     }

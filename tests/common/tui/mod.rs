@@ -237,6 +237,7 @@ fn iteration_end(
             elbo: Some(total),
             usage,
             elapsed_ms,
+            paused_ms: 0,
         },
     ]
 }

@@ -1,0 +1,156 @@
+//! How long the rest of a run takes: each stage's time, learned from the stages that ran, and
+//! the plan of what is left.
+//!
+//! The mean of past iterations' wall time is a poor guess on a real run: an iteration resumed
+//! from the call cache takes a second, a paused one hours, one with a dev evaluation twice
+//! another. Instead every stage that ran is timed without the time it was held by a pause
+//! ([`Pauses`]), and kept as a sample of its kind (the forward pass, proposing for layer 1, a
+//! dev evaluation, ...) unless the call cache answered most of its calls. An iteration's
+//! forecast is the sum of its stages' recent means; the run's adds the iterations still to
+//! come (a dev evaluation only where one is due) and the test.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::StageId;
+use crate::llm::Usage;
+
+/// How many recent samples of a stage's time its forecast averages.
+const KEEP: usize = 3;
+
+/// The time a run spent held by a pause, which its stages' times leave out. The driver tells
+/// it when it holds and releases the run's backends.
+#[derive(Debug, Default)]
+pub struct Pauses(Mutex<(Duration, Option<Instant>)>);
+
+impl Pauses {
+    pub fn hold(&self, held: bool) {
+        let Ok(mut p) = self.0.lock() else { return };
+        match (held, p.1) {
+            (true, None) => p.1 = Some(Instant::now()),
+            (false, Some(since)) => {
+                p.0 += since.elapsed();
+                p.1 = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Time held so far, a hold in progress included.
+    pub fn total(&self) -> Duration {
+        self.0
+            .lock()
+            .map(|p| p.0 + p.1.map_or(Duration::ZERO, |s| s.elapsed()))
+            .unwrap_or_default()
+    }
+}
+
+/// Recent times of each kind of stage, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pace {
+    samples: Vec<(StageId, VecDeque<u64>)>,
+}
+
+impl Pace {
+    /// `stage` took `ms` (held time left out) for the calls `usage` counts. A stage whose calls
+    /// came mostly from the call cache says nothing about the next one and is not kept; a
+    /// stage without calls (selecting a candidate) costs nothing and needs no sample.
+    pub fn observe(&mut self, stage: StageId, ms: u64, usage: &Usage) {
+        if usage.calls == 0 || usage.cache_hits * 2 > usage.calls {
+            return;
+        }
+        let i = match self.samples.iter().position(|(s, _)| *s == stage) {
+            Some(i) => i,
+            None => {
+                self.samples.push((stage, VecDeque::new()));
+                self.samples.len() - 1
+            }
+        };
+        let times = &mut self.samples[i].1;
+        if times.len() == KEEP {
+            times.pop_front();
+        }
+        times.push_back(ms);
+    }
+
+    /// The forecast of one stage: its recent mean, 0 for a stage that makes no calls, `None`
+    /// for a kind not seen yet.
+    pub fn stage_ms(&self, stage: StageId) -> Option<u64> {
+        if matches!(stage, StageId::Select(_) | StageId::Finish) {
+            return Some(0);
+        }
+        let (_, times) = self.samples.iter().find(|(s, _)| *s == stage)?;
+        Some(times.iter().sum::<u64>() / times.len() as u64)
+    }
+
+    /// The forecast of a list of stages: `None` until every stage of it that makes calls has
+    /// been seen.
+    pub fn plan_ms(&self, plan: &[StageId]) -> Option<u64> {
+        plan.iter().map(|&s| self.stage_ms(s)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(calls: u64, cache_hits: u64) -> Usage {
+        Usage {
+            calls,
+            cache_hits,
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn a_stage_forecast_is_the_mean_of_its_recent_computed_runs() {
+        let mut pace = Pace::default();
+        assert_eq!(pace.stage_ms(StageId::Propose(0)), None);
+        for ms in [100, 200, 300, 400] {
+            pace.observe(StageId::Propose(0), ms, &usage(5, 1));
+        }
+        assert_eq!(pace.stage_ms(StageId::Propose(0)), Some(300), "the last 3");
+        // Answered from the call cache (a resumed iteration): not a sample.
+        pace.observe(StageId::Propose(0), 2, &usage(5, 5));
+        pace.observe(StageId::Propose(0), 2, &usage(0, 0));
+        assert_eq!(pace.stage_ms(StageId::Propose(0)), Some(300));
+        assert_eq!(pace.stage_ms(StageId::Propose(1)), None, "per layer");
+        assert_eq!(pace.stage_ms(StageId::Select(0)), Some(0));
+    }
+
+    #[test]
+    fn a_plan_is_forecast_once_each_of_its_stages_was_seen() {
+        let mut pace = Pace::default();
+        let plan = [
+            StageId::Forward,
+            StageId::Propose(0),
+            StageId::Score(0),
+            StageId::Select(0),
+            StageId::Finish,
+        ];
+        pace.observe(StageId::Forward, 10, &usage(4, 0));
+        pace.observe(StageId::Propose(0), 100, &usage(4, 0));
+        assert_eq!(pace.plan_ms(&plan), None);
+        pace.observe(StageId::Score(0), 50, &usage(20, 4));
+        assert_eq!(pace.plan_ms(&plan), Some(160));
+    }
+
+    #[test]
+    fn held_time_is_counted_once_per_hold() {
+        let pauses = Pauses::default();
+        assert_eq!(pauses.total(), Duration::ZERO);
+        pauses.hold(true);
+        std::thread::sleep(Duration::from_millis(20));
+        pauses.hold(true);
+        assert!(
+            pauses.total() >= Duration::from_millis(20),
+            "a hold in progress"
+        );
+        pauses.hold(false);
+        let held = pauses.total();
+        pauses.hold(false);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(pauses.total(), held, "released");
+    }
+}
