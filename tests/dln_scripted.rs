@@ -240,3 +240,39 @@ async fn baselines_run_through_the_same_code() {
         assert_eq!(ctx.matches("Input:").count(), 3, "{ctx}");
     }
 }
+
+/// The stages' times are checkpointed, so a resumed run forecasts its first iteration at once
+/// instead of after one it has to run in full again.
+#[tokio::test]
+async fn a_resumed_run_forecasts_at_once_from_the_checkpointed_stage_times() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("run");
+    run_succeeding(tiny_config(1), scripted(), &out).await;
+    let cp = read_checkpoint(&out).expect("checkpoint").expect("present");
+    let kinds: Vec<&str> = cp
+        .state
+        .stage_times
+        .iter()
+        .map(|t| t.stage.as_str())
+        .collect();
+    for kind in ["forward", "propose:0", "score:0", "evaluate"] {
+        assert!(kinds.contains(&kind), "{kind} not kept: {kinds:?}");
+    }
+    let mut opts = options_with(scripted(), &out);
+    opts.overrides = vec!["train.iterations=3".into()];
+    let session = Session::resume(&out, opts).await.expect("resume");
+    let (r, events) = run_to_end(session).await;
+    r.expect("the resumed run succeeds");
+    let first = events.iter().find_map(|e| match e {
+        Event::Forecast {
+            iteration,
+            iteration_left_ms,
+            run_left_ms,
+            ..
+        } => Some((*iteration, *iteration_left_ms, *run_left_ms)),
+        _ => None,
+    });
+    let (iteration, this, run) = first.expect("a forecast");
+    assert_eq!(iteration, 2);
+    assert!(this.is_some() && run.is_some(), "{first:?}");
+}

@@ -74,7 +74,8 @@ fn must_succeed(out: &Output, what: &str) {
 }
 
 /// What must not change when a run is killed and resumed: the result without wall time and
-/// token accounting (a resumed run counts its cache hits), and the checkpoint's state (prompts,
+/// token accounting (a resumed run counts its cache hits), and the checkpoint's state without
+/// the stages' times (prompts,
 /// memory with every candidate's score, best dev, history, random state).
 fn outcome(dir: &Path) -> (serde_json::Value, serde_json::Value) {
     let mut result = read_json(&dir.join("result.json"));
@@ -88,6 +89,7 @@ fn outcome(dir: &Path) -> (serde_json::Value, serde_json::Value) {
         .remove("written_at");
     let state = cp["state"].as_object_mut().expect("checkpoint state");
     state.remove("usage");
+    state.remove("stage_times");
     (result, cp)
 }
 

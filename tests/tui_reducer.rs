@@ -764,6 +764,9 @@ fn usage_shows_the_iteration_in_progress_on_top_of_the_finished_ones() {
     let screen = render_pane(&app, Pane::Metrics, 80, 40);
     assert!(screen.contains("incl. it 3 so far"), "{screen}");
     assert!(screen.contains("60"), "{screen}");
+    // The stage's gauge counts its own tokens (the score's 10 calls of 10), not the forward's.
+    assert_eq!(app.run.stage_tokens(), Some(100));
+    assert!(screen.contains("10/16 · 100 tok"), "{screen}");
 
     // Each report is the iteration's usage so far: it replaces the previous one, never adds.
     app.apply(&Event::StageProgress {

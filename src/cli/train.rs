@@ -300,22 +300,24 @@ impl Progress {
                     None => eprintln!("{what}"),
                 }
             }
-            // An iteration's forecast, once, as it starts.
+            // An iteration's forecast as it starts (none until each kind of stage has run).
             Event::Forecast {
                 iteration,
-                iteration_left_ms: Some(ms),
+                iteration_left_ms,
                 run_left_ms,
                 ..
             } if self.forecast_for != Some(*iteration) => {
                 self.forecast_for = Some(*iteration);
-                let run = run_left_ms
-                    .map(|r| format!(", the run about {} more", dln::format::duration_ms(r)))
-                    .unwrap_or_default();
-                self.note(&format!(
-                    "iteration {}: about {}{run}",
-                    iteration + 1,
-                    dln::format::duration_ms(*ms)
-                ));
+                if let Some(ms) = iteration_left_ms {
+                    let run = run_left_ms
+                        .map(|r| format!(", the run about {} more", dln::format::duration_ms(r)))
+                        .unwrap_or_default();
+                    self.note(&format!(
+                        "iteration {}: about {}{run}",
+                        iteration + 1,
+                        dln::format::duration_ms(*ms)
+                    ));
+                }
             }
             Event::StageProgress {
                 iteration,

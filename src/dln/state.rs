@@ -85,6 +85,17 @@ pub struct TrainerState {
     /// GEPA's candidate pool (`train.optimizer = "gepa"`; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<crate::dln::gepa::Pool>,
+    /// The recent times of each kind of stage, so that a resumed run forecasts at once (absent
+    /// before any stage was timed, and in checkpoints written before forecasts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_times: Vec<StageTimes>,
+}
+
+/// One kind of stage's recent times (`trainer::Pace`): `forward`, `propose:0`, `evaluate`, ...
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    pub stage: String,
+    pub times_ms: Vec<u64>,
 }
 
 fn none_pinned(pinned: &[bool]) -> bool {
@@ -112,6 +123,7 @@ impl TrainerState {
             hidden_edits: Vec::new(),
             feedback: Vec::new(),
             pool: None,
+            stage_times: Vec::new(),
         }
     }
 }

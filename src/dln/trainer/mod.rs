@@ -297,6 +297,7 @@ impl Trainer {
         best.tolerance = train.patience();
         let mut memory = state.memory.clone();
         memory.capacity = train.memory;
+        let stage_times = pace::Pace::restored(&state.stage_times);
         Ok(Trainer {
             replay: state.hidden_edits.clone(),
             net,
@@ -319,7 +320,7 @@ impl Trainer {
             sink,
             expected: Default::default(),
             stop: CancellationToken::new(),
-            pace: Default::default(),
+            pace: stage_times,
             pauses: Default::default(),
         })
     }
@@ -424,6 +425,7 @@ impl Trainer {
             hidden_edits: self.replay.clone(),
             feedback: self.net.layers.iter().map(|l| l.feedback.clone()).collect(),
             pool: self.pool.clone(),
+            stage_times: self.pace.saved(),
         }
     }
 

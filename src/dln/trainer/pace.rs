@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::StageId;
+use crate::dln::state::StageTimes;
 use crate::llm::Usage;
 
 /// How many recent samples of a stage's time its forecast averages.
@@ -89,6 +90,65 @@ impl Pace {
     pub fn plan_ms(&self, plan: &[StageId]) -> Option<u64> {
         plan.iter().map(|&s| self.stage_ms(s)).sum()
     }
+
+    /// The samples as a checkpoint keeps them.
+    pub fn saved(&self) -> Vec<StageTimes> {
+        self.samples
+            .iter()
+            .map(|(s, times)| StageTimes {
+                stage: key(*s),
+                times_ms: times.iter().copied().collect(),
+            })
+            .collect()
+    }
+
+    /// The samples a checkpoint kept (kinds it does not know, from another build, are left).
+    pub fn restored(saved: &[StageTimes]) -> Pace {
+        Pace {
+            samples: saved
+                .iter()
+                .filter_map(|t| {
+                    let times: VecDeque<u64> =
+                        t.times_ms.iter().rev().take(KEEP).rev().copied().collect();
+                    Some((parse(&t.stage)?, times)).filter(|(_, t)| !t.is_empty())
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A stage's name in checkpoints: `forward`, `propose:0`, ...
+fn key(stage: StageId) -> String {
+    match stage {
+        StageId::Forward => "forward".into(),
+        StageId::PosteriorSampling(l) => format!("posterior:{l}"),
+        StageId::Sharpening(l) => format!("sharpen:{l}"),
+        StageId::Rescore(l) => format!("rescore:{l}"),
+        StageId::Propose(l) => format!("propose:{l}"),
+        StageId::Score(l) => format!("score:{l}"),
+        StageId::Select(l) => format!("select:{l}"),
+        StageId::Evaluate => "evaluate".into(),
+        StageId::Finish => "finish".into(),
+    }
+}
+
+fn parse(key: &str) -> Option<StageId> {
+    let (name, layer) = match key.split_once(':') {
+        Some((n, l)) => (n, Some(l.parse().ok()?)),
+        None => (key, None),
+    };
+    Some(match (name, layer) {
+        ("forward", None) => StageId::Forward,
+        ("posterior", Some(l)) => StageId::PosteriorSampling(l),
+        ("sharpen", Some(l)) => StageId::Sharpening(l),
+        ("rescore", Some(l)) => StageId::Rescore(l),
+        ("propose", Some(l)) => StageId::Propose(l),
+        ("score", Some(l)) => StageId::Score(l),
+        ("select", Some(l)) => StageId::Select(l),
+        ("evaluate", None) => StageId::Evaluate,
+        ("finish", None) => StageId::Finish,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -134,6 +194,35 @@ mod tests {
         assert_eq!(pace.plan_ms(&plan), None);
         pace.observe(StageId::Score(0), 50, &usage(20, 4));
         assert_eq!(pace.plan_ms(&plan), Some(160));
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_the_samples_of_every_kind_of_stage() {
+        let mut pace = Pace::default();
+        let stages = [
+            StageId::Forward,
+            StageId::PosteriorSampling(1),
+            StageId::Sharpening(1),
+            StageId::Rescore(1),
+            StageId::Propose(0),
+            StageId::Score(2),
+            StageId::Select(0),
+            StageId::Evaluate,
+            StageId::Finish,
+        ];
+        for (i, s) in stages.into_iter().enumerate() {
+            pace.observe(s, 10 * i as u64 + 1, &usage(2, 0));
+            pace.observe(s, 10 * i as u64 + 2, &usage(2, 0));
+        }
+        let saved = pace.saved();
+        assert_eq!(saved[4].stage, "propose:0");
+        assert_eq!(saved[4].times_ms, vec![41, 42]);
+        assert_eq!(Pace::restored(&saved), pace);
+        let unknown = StageTimes {
+            stage: "reflect:0".into(),
+            times_ms: vec![5],
+        };
+        assert_eq!(Pace::restored(&[unknown]), Pace::default(), "left alone");
     }
 
     #[test]

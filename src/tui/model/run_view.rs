@@ -538,6 +538,23 @@ impl RunView {
             )
     }
 
+    /// Tokens the running stage has computed and generated so far, from the iteration's live
+    /// usage (its layer's entries of the stage's operation); `None` when no stage event
+    /// reported usage.
+    pub fn stage_tokens(&self) -> Option<u64> {
+        let s = self.stage.as_ref()?;
+        let (it, live) = self.live_usage.as_ref()?;
+        if *it != s.iteration {
+            return None;
+        }
+        Some(
+            live.iter()
+                .filter(|e| e.operation.stage() == s.stage && s.layer.is_none_or(|l| l == e.layer))
+                .map(|e| e.usage.tokens_computed + e.usage.tokens_generated)
+                .sum(),
+        )
+    }
+
     /// Estimated time left: the run's last forecast, less the share of its stage done since;
     /// for logs written before forecasts, mean iteration time × iterations still to run.
     pub fn eta_ms(&self) -> Option<u64> {

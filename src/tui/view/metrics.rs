@@ -129,6 +129,12 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
             } else {
                 String::new()
             };
+            let tokens = v
+                .run
+                .stage_tokens()
+                .filter(|&n| n > 0)
+                .map(|n| format!(" · {} tok", crate::format::count(n)))
+                .unwrap_or_default();
             let ratio = if s.total > 0 {
                 s.done as f64 / s.total as f64
             } else {
@@ -136,7 +142,7 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
             };
             (
                 format!(
-                    "it {}/{} {}{layer}{of}",
+                    "it {}/{} {}{layer}{of}{tokens}",
                     s.iteration + 1,
                     v.run.iterations,
                     stage_name(s.stage)
