@@ -81,6 +81,17 @@ pub struct StageView {
     pub total: usize,
 }
 
+/// A forecast ([`Event::Forecast`](crate::dln::events::Event::Forecast)) and whether the stage it was made for has started (so that
+/// its progress counts against the forecast).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastView {
+    pub iteration: usize,
+    /// The stage's own forecast time.
+    pub stage_ms: Option<u64>,
+    pub run_left_ms: Option<u64>,
+    pub stage_started: bool,
+}
+
 /// The posterior of the hidden text below one layer, for the current batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PosteriorView {

@@ -2,6 +2,7 @@
 //! run's [`Event`](crate::dln::events::Event)s. Nothing here imports the view, the editor or the
 //! terminal; the live loop and `dln replay` feed the same events through [`RunView::apply`].
 
+mod eta;
 mod feedback;
 mod gepa;
 mod layer;
@@ -10,6 +11,7 @@ mod run_view;
 pub mod text;
 
 pub use layer::{
-    Intervention, IterationPoint, LayerView, Level, PosteriorView, StageView, WinnerRecord,
+    ForecastView, Intervention, IterationPoint, LayerView, Level, PosteriorView, StageView,
+    WinnerRecord,
 };
 pub use run_view::{event_iteration, RunView};

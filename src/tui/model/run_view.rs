@@ -68,18 +68,7 @@ pub struct RunView {
     /// GEPA's loop trains the run (seen from its pool's first member on).
     pub gepa: bool,
     /// The last forecast of the run's time left, made as its stage started.
-    pub forecast: Option<ForecastView>,
-}
-
-/// A forecast ([`Event::Forecast`]) and whether the stage it was made for has started (so that
-/// its progress counts against the forecast).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ForecastView {
-    pub iteration: usize,
-    /// The stage's own forecast time.
-    pub stage_ms: Option<u64>,
-    pub run_left_ms: Option<u64>,
-    pub stage_started: bool,
+    pub forecast: Option<super::layer::ForecastView>,
 }
 
 impl RunView {
@@ -288,7 +277,7 @@ impl RunView {
                 stage_ms,
             } => {
                 let _ = iteration_left_ms;
-                self.forecast = Some(ForecastView {
+                self.forecast = Some(super::layer::ForecastView {
                     iteration: *iteration,
                     stage_ms: *stage_ms,
                     run_left_ms: *run_left_ms,
@@ -536,53 +525,6 @@ impl RunView {
                 self.state,
                 Some(RunState::Finished) | Some(RunState::Failed)
             )
-    }
-
-    /// Tokens the running stage has computed and generated so far, from the iteration's live
-    /// usage (its layer's entries of the stage's operation); `None` when no stage event
-    /// reported usage.
-    pub fn stage_tokens(&self) -> Option<u64> {
-        let s = self.stage.as_ref()?;
-        let (it, live) = self.live_usage.as_ref()?;
-        if *it != s.iteration {
-            return None;
-        }
-        Some(
-            live.iter()
-                .filter(|e| e.operation.stage() == s.stage && s.layer.is_none_or(|l| l == e.layer))
-                .map(|e| e.usage.tokens_computed + e.usage.tokens_generated)
-                .sum(),
-        )
-    }
-
-    /// Estimated time left: the run's last forecast, less the share of its stage done since;
-    /// for logs written before forecasts, mean iteration time × iterations still to run.
-    pub fn eta_ms(&self) -> Option<u64> {
-        // GEPA trains to a token budget: its iterations are only a cap.
-        if self.finished || self.gepa {
-            return None;
-        }
-        if let Some(f) = &self.forecast {
-            let into = match (f.stage_ms, &self.stage) {
-                (Some(ms), Some(s)) if f.stage_started && s.iteration == f.iteration => {
-                    ms * s.done.min(s.total) as u64 / s.total.max(1) as u64
-                }
-                _ => 0,
-            };
-            return f.run_left_ms.map(|left| left.saturating_sub(into));
-        }
-        if self.history.is_empty() {
-            return None;
-        }
-        let mean =
-            self.history.iter().map(|p| p.elapsed_ms).sum::<u64>() / self.history.len() as u64;
-        let done = self
-            .history
-            .last()
-            .map(|p| p.iteration + 1)
-            .unwrap_or(self.start_iteration);
-        let left = self.iterations.saturating_sub(done) as u64;
-        Some(mean * left)
     }
 
     /// Number of layers (`k`).
