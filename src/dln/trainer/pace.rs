@@ -55,10 +55,10 @@ pub struct Pace {
 
 impl Pace {
     /// `stage` took `ms` (held time left out) for the calls `usage` counts. A stage whose calls
-    /// came mostly from the call cache says nothing about the next one and is not kept; a
-    /// stage without calls (selecting a candidate) costs nothing and needs no sample.
+    /// came mostly from the call cache says nothing about the next one and is not kept; one
+    /// that made no call at all (proposing for a pinned layer) is kept: it is that quick.
     pub fn observe(&mut self, stage: StageId, ms: u64, usage: &Usage) {
-        if usage.calls == 0 || usage.cache_hits * 2 > usage.calls {
+        if usage.cache_hits * 2 > usage.calls {
             return;
         }
         let i = match self.samples.iter().position(|(s, _)| *s == stage) {
@@ -173,9 +173,11 @@ mod tests {
         assert_eq!(pace.stage_ms(StageId::Propose(0)), Some(300), "the last 3");
         // Answered from the call cache (a resumed iteration): not a sample.
         pace.observe(StageId::Propose(0), 2, &usage(5, 5));
-        pace.observe(StageId::Propose(0), 2, &usage(0, 0));
         assert_eq!(pace.stage_ms(StageId::Propose(0)), Some(300));
         assert_eq!(pace.stage_ms(StageId::Propose(1)), None, "per layer");
+        // No call at all (a pinned layer proposes nothing): as quick as it was.
+        pace.observe(StageId::Propose(1), 1, &usage(0, 0));
+        assert_eq!(pace.stage_ms(StageId::Propose(1)), Some(1));
         assert_eq!(pace.stage_ms(StageId::Select(0)), Some(0));
     }
 
