@@ -76,13 +76,14 @@ pub fn share_within(held: &[Held], within: f64) -> (usize, usize) {
     (ok, kept.len())
 }
 
-/// The table `dln bench forecast` prints for one run.
+/// The table `dln bench forecast` prints for one run (iterations numbered from 1, as every
+/// progress line does).
 pub fn render(name: &str, held: &[Held]) -> String {
     let mut s = format!("{name}\n  iteration  forecast   actual   error\n");
     for h in held {
         s += &format!(
             "  {:>9}  {:>7.1}s {:>7.1}s {:>+6.0}%{}\n",
-            h.iteration,
+            h.iteration + 1,
             h.forecast_ms as f64 / 1000.0,
             h.actual_ms as f64 / 1000.0,
             h.error() * 100.0,
