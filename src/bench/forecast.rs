@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::dln::events::Event;
+use crate::llm::Usage;
 
 /// One iteration's forecast against its time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,14 +50,13 @@ pub fn iterations(events: &[Event]) -> Vec<Held> {
                 ..
             } => {
                 if let Some((_, Some(ms))) = forecast.filter(|(it, _)| it == iteration) {
-                    let (calls, hits) = usage.iter().fold((0, 0), |(c, h), u| {
-                        (c + u.usage.calls, h + u.usage.cache_hits)
-                    });
+                    let mut total = Usage::default();
+                    usage.iter().for_each(|u| total.add(&u.usage));
                     out.push(Held {
                         iteration: *iteration,
                         forecast_ms: ms,
                         actual_ms: elapsed_ms.saturating_sub(*paused_ms),
-                        replayed: hits * 2 > calls,
+                        replayed: total.mostly_cached(),
                     });
                 }
                 forecast = None;
@@ -104,7 +104,6 @@ mod tests {
     use super::*;
     use crate::dln::events::UsageEntry;
     use crate::dln::ops::Operation;
-    use crate::llm::Usage;
 
     fn forecast(iteration: usize, ms: u64) -> Event {
         Event::Forecast {

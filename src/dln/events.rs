@@ -226,12 +226,8 @@ pub struct RejectedProposal {
     pub reason: Rejection,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-fn is_zero_u64(n: &u64) -> bool {
-    *n == 0
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 /// Token usage of one layer and one operation.
@@ -429,7 +425,7 @@ pub enum Event {
         /// Wall time from the iteration's start, pauses included.
         elapsed_ms: u64,
         /// Of `elapsed_ms`, the time the run was held by a pause (0, and absent, when none).
-        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        #[serde(default, skip_serializing_if = "is_zero")]
         paused_ms: u64,
     },
     /// What the rest takes, forecast at the start of a stage from the recent times of each

@@ -192,6 +192,12 @@ impl Usage {
         self.tokens_computed + self.tokens_reused + self.tokens_generated
     }
 
+    /// Most of these calls were answered from the call cache: what they took says nothing of
+    /// the same work computed (a rerun iteration's stages).
+    pub fn mostly_cached(&self) -> bool {
+        self.cache_hits * 2 > self.calls
+    }
+
     pub fn since(&self, earlier: &Usage) -> Usage {
         Usage {
             tokens_computed: self.tokens_computed - earlier.tokens_computed,

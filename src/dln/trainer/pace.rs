@@ -58,7 +58,7 @@ impl Pace {
     /// came mostly from the call cache says nothing about the next one and is not kept; one
     /// that made no call at all (proposing for a pinned layer) is kept: it is that quick.
     pub fn observe(&mut self, stage: StageId, ms: u64, usage: &Usage) {
-        if usage.cache_hits * 2 > usage.calls {
+        if usage.mostly_cached() {
             return;
         }
         let i = match self.samples.iter().position(|(s, _)| *s == stage) {
@@ -75,8 +75,8 @@ impl Pace {
         times.push_back(ms);
     }
 
-    /// The forecast of one stage: its recent mean, 0 for a stage that makes no calls, `None`
-    /// for a kind not seen yet.
+    /// The forecast of one stage: its recent mean, 0 for selecting and finishing (they make no
+    /// calls), `None` for a kind not seen yet.
     pub fn stage_ms(&self, stage: StageId) -> Option<u64> {
         if matches!(stage, StageId::Select(_) | StageId::Finish) {
             return Some(0);

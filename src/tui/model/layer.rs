@@ -81,8 +81,8 @@ pub struct StageView {
     pub total: usize,
 }
 
-/// A forecast ([`Event::Forecast`](crate::dln::events::Event::Forecast)) and whether the stage it was made for has started (so that
-/// its progress counts against the forecast).
+/// A forecast ([`Event::Forecast`](crate::dln::events::Event::Forecast)) and whether the stage
+/// it was made for has started (so that its progress counts against the forecast).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForecastView {
     pub iteration: usize,

@@ -272,11 +272,10 @@ impl RunView {
             }
             Event::Forecast {
                 iteration,
-                iteration_left_ms,
                 run_left_ms,
                 stage_ms,
+                ..
             } => {
-                let _ = iteration_left_ms;
                 self.forecast = Some(super::layer::ForecastView {
                     iteration: *iteration,
                     stage_ms: *stage_ms,
