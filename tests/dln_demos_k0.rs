@@ -3,7 +3,9 @@
 //! build before them recorded (`tests/data/demos/`, timings and paths left out). The record was
 //! made anew once since, when the proposer's prompt changed on purpose (the opening every input
 //! shares shown once): the scripted proposals hash that prompt, so the events differ from the
-//! first `CandidatesProposed` on and were identical before it.
+//! first `CandidatesProposed` on and were identical before it; and again when a layer's
+//! candidates came to be scored in one request: the score stage's `StageProgress` events went
+//! from one per candidate to the last one only (that one, and every other event, unchanged).
 
 mod common;
 

@@ -35,6 +35,8 @@ pub struct ScriptedBackend {
     score: ScoreRule,
     classify: ClassifyRule,
     calls: Arc<Mutex<Vec<ScriptedCall>>>,
+    /// The number of requests of each `score` call, in order.
+    score_batches: Arc<Mutex<Vec<usize>>>,
     usage: Arc<Mutex<Usage>>,
     /// Simulated latency of every batch call (lets tests act while a stage runs).
     delay: std::time::Duration,
@@ -84,6 +86,7 @@ impl ScriptedBackend {
                     .collect()
             }),
             calls: Arc::default(),
+            score_batches: Arc::default(),
             usage: Arc::default(),
             delay: std::time::Duration::ZERO,
             hold: Arc::default(),
@@ -145,6 +148,14 @@ impl ScriptedBackend {
     /// Every request seen so far, in order.
     pub fn calls(&self) -> Vec<ScriptedCall> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// How many requests each `score` call held, in order.
+    pub fn score_batches(&self) -> Vec<usize> {
+        self.score_batches
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     fn record(&self, call: ScriptedCall, computed: usize, generated: usize) {
@@ -250,6 +261,9 @@ impl Backend for ScriptedBackend {
 
     async fn score(&self, requests: Vec<ScoreRequest>) -> LlmResult<Vec<Score>> {
         self.wait().await;
+        if let Ok(mut b) = self.score_batches.lock() {
+            b.push(requests.len());
+        }
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
             if r.target.trim().is_empty() {

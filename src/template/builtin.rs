@@ -6,6 +6,7 @@ use super::{toml_file, Template, TemplateError};
 pub const BUILTIN_NAMES: &[&str] = &[
     "forward",
     "forward_chat",
+    "forward_input_first",
     "forward_hidden",
     "forward_hidden_chat",
     "residual",
@@ -20,6 +21,10 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "forward_chat",
         include_str!("../../templates/forward_chat.toml"),
+    ),
+    (
+        "forward_input_first",
+        include_str!("../../templates/forward_input_first.toml"),
     ),
     (
         "forward_hidden",

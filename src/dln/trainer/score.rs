@@ -39,6 +39,12 @@ fn reshape(values: &[f64], shape: &[usize]) -> Vec<Vec<f64>> {
     out
 }
 
+/// Splits `values` into consecutive runs of the given lengths.
+fn split_by(values: Vec<f64>, lengths: impl Iterator<Item = usize>) -> Vec<Vec<f64>> {
+    let mut rest = values.into_iter();
+    lengths.map(|n| rest.by_ref().take(n).collect()).collect()
+}
+
 /// An example's texts below a layer (`None`: the layer reads `x` directly) and their weights.
 type Below = (Vec<Option<String>>, Vec<f64>);
 
@@ -238,20 +244,39 @@ impl Trainer {
         let mut elbos = vec![f64::NAN; candidates.len()];
         let mut kl_dists: Vec<Vec<Vec<f64>>> = Vec::new();
         let nc = candidates.len();
-        for (c, cand) in candidates.iter_mut().enumerate() {
+        let mut per_candidate = Vec::with_capacity(nc);
+        for cand in candidates.iter() {
             let shown = demos::shown(&self.shots, &cand.demos);
-            let (pairs, shape) = output_pairs(layer, &batch, &below, &cand.prompt, &shown)?;
-            let values = if accuracy_scoring {
-                let seeds = score_seeds(tc.seed, it, l, c, pairs.len());
-                ops::prediction_accuracies(layer, classes, pairs, seeds).await?
-            } else {
-                ops::output_logprobs(layer, classes, Operation::Score, pairs, tc.burn_in)
-                    .await?
-                    .0
+            per_candidate.push(output_pairs(layer, &batch, &below, &cand.prompt, &shown)?);
+        }
+        // Log-likelihoods of every candidate in one call: the engine then computes a prefix
+        // the candidates share once (an input and its hidden text, where the template puts the
+        // prompt after them) rather than once per candidate. Accuracy scoring stays per
+        // candidate (its predictions are drawn per call).
+        let mut merged = if accuracy_scoring {
+            None
+        } else {
+            let pairs: Vec<(String, String)> = (per_candidate.iter())
+                .flat_map(|(p, _)| p.iter().cloned())
+                .collect();
+            self.expect(Stage::Score, nc, pairs.len());
+            let values = ops::output_logprobs(layer, classes, Operation::Score, pairs, tc.burn_in)
+                .await?
+                .0;
+            Some(split_by(values, per_candidate.iter().map(|(p, _)| p.len())).into_iter())
+        };
+        for (c, (cand, (pairs, shape))) in candidates.iter_mut().zip(per_candidate).enumerate() {
+            let values = match merged.as_mut().and_then(|m| m.next()) {
+                Some(values) => values,
+                None => {
+                    let seeds = score_seeds(tc.seed, it, l, c, pairs.len());
+                    ops::prediction_accuracies(layer, classes, pairs, seeds).await?
+                }
             };
             let mut score = math::weighted_elbo(&reshape(&values, &shape), &weights);
             elbos[c] = score;
             if let (true, Some(cl)) = (tc.trust_factor > 0.0, classes) {
+                let shown = demos::shown(&self.shots, &cand.demos);
                 let contexts: Vec<String> = kept
                     .iter()
                     .map(|&i| {
@@ -265,7 +290,13 @@ impl Trainer {
                 score -= tc.trust_factor * kl;
             }
             cand.score = Some(score);
-            self.scored(l, c, nc, before);
+            if merged.is_none() {
+                self.scored(l, c, nc, before);
+            }
+        }
+        if merged.is_some() && nc > 0 {
+            self.expected_done();
+            self.scored(l, nc - 1, nc, before);
         }
         Ok(elbos)
     }
@@ -296,17 +327,34 @@ impl Trainer {
         );
         let mut elbos = vec![f64::NAN; candidates.len()];
         let nc = candidates.len();
-        for (c, cand) in candidates.iter_mut().enumerate() {
+        // Every candidate's pairs in one call, so that what they share (an input before the
+        // prompt) is computed once.
+        let mut pairs = Vec::new();
+        for cand in candidates.iter() {
             let shown = demos::shown(&[], &cand.demos);
-            let pairs = hidden_pairs(layer, &cur.fwd.inputs[l], post, &cand.prompt, &shown)?;
-            let values = ops::text_logprobs(layer, Operation::Score, pairs, tc.burn_in).await?;
+            pairs.extend(hidden_pairs(
+                layer,
+                &cur.fwd.inputs[l],
+                post,
+                &cand.prompt,
+                &shown,
+            )?);
+        }
+        let per = pairs.len() / nc.max(1);
+        self.expect(Stage::Score, nc, pairs.len());
+        let values = ops::text_logprobs(layer, Operation::Score, pairs, tc.burn_in).await?;
+        let split = split_by(values, std::iter::repeat_n(per, nc));
+        for (c, (cand, values)) in candidates.iter_mut().zip(split).enumerate() {
             let ll = reshape(&values, &shape);
             let elbo = math::weighted_elbo(&ll, &weights);
             // Sample 0 of every example is the forward pass's own hidden text.
             let wrong_lp: Vec<f64> = wrong.iter().map(|i| ll[*i][0]).collect();
             elbos[c] = elbo;
             cand.score = Some(math::apply_logp_penalty(elbo, penalty, &wrong_lp));
-            self.scored(l, c, nc, before);
+        }
+        if nc > 0 {
+            self.expected_done();
+            self.scored(l, nc - 1, nc, before);
         }
         Ok(elbos)
     }
@@ -478,3 +526,7 @@ mod tests {
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 2, 3, 5]);
     }
 }
+
+#[cfg(test)]
+#[path = "score_tests.rs"]
+mod one_request_tests;

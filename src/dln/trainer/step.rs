@@ -39,6 +39,14 @@ impl Trainer {
         }
     }
 
+    /// The running stage's requests are answered: the watcher stops counting them (the stage
+    /// emits its own last progress).
+    pub(super) fn expected_done(&self) {
+        if let Ok(mut e) = self.expected.lock() {
+            *e = None;
+        }
+    }
+
     async fn next_stage(&mut self) -> Result<StepOutcome, DlnError> {
         match self.phase {
             Phase::Start => {

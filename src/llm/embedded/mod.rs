@@ -108,16 +108,27 @@ fn llama_backend(logs: bool) -> LlmResult<&'static LlamaBackend> {
         .get_or_init(|| {
             // Before anything else, so llama.cpp never writes to the terminal.
             send_logs_to_tracing(LogOptions::default().with_logs_enabled(logs));
+            // Before llama.cpp's first matrix product reads it (once per process): see
+            // `exact_kernels`. llama.cpp's tools that `dln bench engine` starts inherit it.
+            std::env::set_var(TILED_MATMUL, "0");
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
         .map_err(|e| LlmError::Model(format!("initialising llama.cpp: {e}")))
 }
 
-/// Whether llama.cpp was built without its CPU weight repacking (`.cargo/config.toml`). With it,
-/// the rows of a decode batch are multiplied in groups of four by other kernels than the rows
-/// left over, so a token's numbers depend on its place in the batch and prefix reuse is no longer
-/// exact (measured on Qwen2.5-Coder-0.5B: up to 0.19 nats per token).
+/// llama.cpp's switch of its tiled K-quant matrix products (read from the environment once).
+/// They take batches of 8 or more rows, while fewer rows go through per-row dot products that
+/// round differently: where a text was cut into decode calls changed the last tokens of long
+/// targets by up to 0.074 nats on Qwen2.5-Coder-0.5B (`tests/instruct_model.rs`). dln turns them
+/// off; the cost, on llama-bench's pp512 at 2 threads: 164 → 147 tok/s on the 0.5B, 76 → 49 on
+/// the 1.5B (mostly K-quants), nothing on SmolLM2 (Q4_1); generation is unchanged.
+pub const TILED_MATMUL: &str = "GGML_CPU_TILED_MM";
+
+/// Whether llama.cpp computes a token's numbers the same wherever it falls in a decode batch:
+/// built without its CPU weight repacking (`.cargo/config.toml`; with it, the rows of a batch are
+/// multiplied in groups of four by other kernels than the rows left over: up to 0.19 nats per
+/// token on Qwen2.5-Coder-0.5B) and run without its tiled K-quant products ([`TILED_MATMUL`]).
 pub fn exact_kernels() -> bool {
     static EXACT: OnceLock<bool> = OnceLock::new();
     *EXACT.get_or_init(|| {
@@ -125,7 +136,7 @@ pub fn exact_kernels() -> bool {
         // this OnceLock makes the only one from dln).
         let info = unsafe { std::ffi::CStr::from_ptr(llama_cpp_sys_2::llama_print_system_info()) };
         !info.to_string_lossy().contains("REPACK = 1")
-    })
+    }) && std::env::var(TILED_MATMUL).is_ok_and(|v| v == "0")
 }
 
 /// Physical cores (hyper-threads share a core's arithmetic units, and llama.cpp's threads wait
