@@ -202,20 +202,32 @@ impl Trainer {
 
     /// Before `next` runs: what the rest of the iteration and of the run will take, from the
     /// stages still planned. At an iteration's first stage its plan is not known yet (a batch
-    /// all right skips the updates): the forecast is that of a full iteration.
+    /// all right skips the updates): the forecast is that of a full iteration. Iterations to
+    /// come are weighted by how often past batches were all right.
     fn forecast(&self, next: StageId) {
         if self.train.gepa() {
             return;
         }
         let output = self.net.output();
-        let iteration_plan = |it: usize| {
+        let plan_of = |it: usize, all_right: bool| {
             let mut p = vec![StageId::Forward];
             p.extend(super::forward::plan(
                 output,
-                false,
+                all_right,
                 eval_due(&self.train, it + 1),
             ));
             p
+        };
+        let iteration_plan = |it: usize| plan_of(it, false);
+        // An iteration to come is expected to be all right as often as the past ones were
+        // (its forward pass then skips every update): its forecast is the mean of the two plans
+        // weighted so. The iteration starting now is forecast in full, and again once its
+        // forward pass knows.
+        let right = past_all_right(&self.train_accuracy);
+        let expected = |it: usize| -> Option<u64> {
+            let full = self.pace.plan_ms(&iteration_plan(it))?;
+            let quick = self.pace.plan_ms(&plan_of(it, true))?;
+            Some(((1.0 - right) * full as f64 + right * quick as f64).round() as u64)
         };
         let it = self.iteration;
         let this = match next {
@@ -232,9 +244,7 @@ impl Trainer {
                     .map(|(a, b)| a + b)
             }
         };
-        let later: Option<u64> = (it + 1..self.train.iterations)
-            .map(|i| self.pace.plan_ms(&iteration_plan(i)))
-            .sum();
+        let later: Option<u64> = (it + 1..self.train.iterations).map(expected).sum();
         // The test: a dev evaluation's time per example, over the test split.
         let test = match (self.data.test.len(), self.data.dev.len()) {
             (0, _) => Some(0),
@@ -253,5 +263,26 @@ impl Trainer {
             stage_ms: self.pace.stage_ms(next),
             run_left_ms: run,
         });
+    }
+}
+
+/// The share of past iterations whose batch the network answered all right.
+fn past_all_right(train_accuracy: &[f64]) -> f64 {
+    if train_accuracy.is_empty() {
+        return 0.0;
+    }
+    let right = train_accuracy.iter().filter(|a| **a >= 1.0).count();
+    right as f64 / train_accuracy.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::past_all_right;
+
+    #[test]
+    fn the_share_of_batches_all_right_counts_only_perfect_ones() {
+        assert_eq!(past_all_right(&[]), 0.0);
+        assert_eq!(past_all_right(&[1.0, 0.9, 1.0, 0.5]), 0.5);
+        assert_eq!(past_all_right(&[0.99]), 0.0);
     }
 }
