@@ -5,9 +5,10 @@
 //! or request starts until a resume releases them and the stage carries on where it was. The
 //! run is `Pausing` until the backends have finished the step or request they were in
 //! ([`Control::settled`]), then `Paused`: a paused run computes nothing. A stop is
-//! acknowledged as `Stopping` and ends the run at the stage's boundary; every other command (pin, edit, ...) waits in a queue for that
-//! boundary, where the trainer is between stages. Each transition returns its effects as data
-//! ([`Effect`]): a state to announce, a command for the trainer, a hold to set or release.
+//! acknowledged as `Stopping` and ends the run at the stage's boundary; every other command
+//! (pin, edit, ...) waits in a queue for that boundary, where the trainer is between stages.
+//! Each transition returns its effects as data ([`Effect`]): a state to announce, a command for
+//! the trainer, a hold to set or release.
 
 use crate::dln::events::{Command, RunState};
 
@@ -106,8 +107,9 @@ impl Control {
 
     /// A command received while a stage runs: a pause holds the stage's backends at once and is
     /// `Pausing` until they are quiet ([`Control::settled`]); a resume or a step releases them
-    /// (a step then pauses at the boundary); a stop releases them and is `Stopping`; the rest waits for [`Control::reach_boundary`],
-    /// which a held stage reaches at once by being left ([`Effect::Interrupt`]).
+    /// (a step then pauses at the boundary); a stop releases them and is `Stopping`; the rest
+    /// waits for [`Control::reach_boundary`], which a held stage reaches at once by being left
+    /// ([`Effect::Interrupt`]).
     pub fn during_stage(&mut self, cmd: Command) -> Vec<Effect> {
         use ControlState::*;
         match (cmd, self.state) {

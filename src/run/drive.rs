@@ -53,9 +53,9 @@ enum StageEnd {
 /// Runs one stage while still receiving commands: a pause holds the network's backends at
 /// once (no new decode step or request until a resume, a step or a stop releases them; the
 /// stage then carries on where it was) and is announced once they are quiet, and the other
-/// commands are acknowledged at once and
-/// applied at the next boundary by [`Control::reach_boundary`] — at once if the stage is held,
-/// by leaving it (its call in progress is abandoned by the engine). A stop also tells the
+/// commands are acknowledged at once and applied at the next boundary by
+/// [`Control::reach_boundary`] — at once if the stage is held, by leaving it (its call in
+/// progress is abandoned by the engine). A stop also tells the
 /// stage ([`Trainer::stop_signal`]): one that works in chunks, an evaluation, gives up at its
 /// next chunk, its run stopping as at a boundary.
 async fn step_receiving(

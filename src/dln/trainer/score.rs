@@ -263,11 +263,11 @@ impl Trainer {
             let values = ops::output_logprobs(layer, classes, Operation::Score, pairs, tc.burn_in)
                 .await?
                 .0;
-            Some(split_by(values, per_candidate.iter().map(|(p, _)| p.len())).into_iter())
+            Some(split_by(values, per_candidate.iter().map(|(p, _)| p.len())))
         };
         for (c, (cand, (pairs, shape))) in candidates.iter_mut().zip(per_candidate).enumerate() {
-            let values = match merged.as_mut().and_then(|m| m.next()) {
-                Some(values) => values,
+            let values = match merged.as_mut() {
+                Some(merged) => std::mem::take(&mut merged[c]),
                 None => {
                     let seeds = score_seeds(tc.seed, it, l, c, pairs.len());
                     ops::prediction_accuracies(layer, classes, pairs, seeds).await?
@@ -330,20 +330,16 @@ impl Trainer {
         // Every candidate's pairs in one call, so that what they share (an input before the
         // prompt) is computed once.
         let mut pairs = Vec::new();
+        let mut lengths = Vec::with_capacity(nc);
         for cand in candidates.iter() {
             let shown = demos::shown(&[], &cand.demos);
-            pairs.extend(hidden_pairs(
-                layer,
-                &cur.fwd.inputs[l],
-                post,
-                &cand.prompt,
-                &shown,
-            )?);
+            let own = hidden_pairs(layer, &cur.fwd.inputs[l], post, &cand.prompt, &shown)?;
+            lengths.push(own.len());
+            pairs.extend(own);
         }
-        let per = pairs.len() / nc.max(1);
         self.expect(Stage::Score, nc, pairs.len());
         let values = ops::text_logprobs(layer, Operation::Score, pairs, tc.burn_in).await?;
-        let split = split_by(values, std::iter::repeat_n(per, nc));
+        let split = split_by(values, lengths.into_iter());
         for (c, (cand, values)) in candidates.iter_mut().zip(split).enumerate() {
             let ll = reshape(&values, &shape);
             let elbo = math::weighted_elbo(&ll, &weights);
