@@ -43,15 +43,27 @@ fn bench_engine_at_a_small_scale_reports_every_part_and_exact_reuse() {
     assert_eq!(r["scale"]["requested"], "0.05");
     assert_eq!(r["scale"]["factor"], 0.05);
     finite_positive(&r["prefill_tokens_per_second"], "prefill");
+    finite_positive(&r["every_logit_tokens_per_second"], "scoring every token");
+    // Scoring a text computes and normalises every token's logits where a prefill reads the
+    // last one's: never faster than the prefill beyond noise.
+    let share = finite_positive(&r["every_logit_share"], "every-logit share");
+    assert!(share < 1.3, "scoring every token at {share} of the raw prefill");
     let workloads = r["workloads"].as_array().expect("workloads");
     let names: Vec<&str> = workloads
         .iter()
         .filter_map(|w| w["name"].as_str())
         .collect();
     assert_eq!(names, ["dln1_ranking", "dln2_hidden", "dln1_demos"]);
-    // 5% of 20, 8 and 16 inputs: never fewer than two, every candidate kept.
-    for (w, requests) in workloads.iter().zip([5 * 2, 5 * 2 * 3, 5 * 2 * 2]) {
+    // 5% of 20, 8 and 16 inputs is one input's worth or less: two inputs kept, and of the 5
+    // candidates the share that makes up for it (5 × 1/2, 5 × 0.4/2 and 5 × 0.8/2, rounded,
+    // at least two).
+    for (w, (candidates, requests)) in workloads
+        .iter()
+        .zip([(3, 3 * 2), (2, 2 * 2 * 3), (2, 2 * 2 * 2)])
+    {
         assert_eq!(w["inputs"], 2, "{w}");
+        assert_eq!(w["candidates"], candidates, "{w}");
+        assert_eq!(w["full_candidates"], 5, "{w}");
         assert_eq!(w["requests"], requests, "{w}");
         assert_eq!(w["max_abs_diff"], 0.0, "reuse is exact: {w}");
         finite_positive(&w["scored_tokens_per_second"], "scored tokens/s");
@@ -76,6 +88,7 @@ fn bench_engine_at_a_small_scale_reports_every_part_and_exact_reuse() {
                 "prefill_vs_prompt",
                 "prefill_vs_prompt_repack",
                 "scored_overall_vs_prompt",
+                "scored_overall_vs_every_logit",
                 "generation_vs_tg128",
                 "generation_vs_tg128_repack",
             ] {

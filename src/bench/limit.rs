@@ -221,7 +221,9 @@ pub async fn llama_bench(
     })
 }
 
-/// `llama-batched-bench -c 4096 -npp 256 -ntg 64 -npl 1,4,8` on `gguf` with `threads` threads.
+/// `llama-batched-bench -c 4096 -npp 64 -ntg 64 -npl 1,4,8` on `gguf` with `threads` threads:
+/// a prompt about as long as the engine bench's generation prompt (60 tokens), so both decode
+/// over as many KV cells.
 pub async fn batched_bench(
     tools: &LlamaTools,
     gguf: &Path,
@@ -237,7 +239,7 @@ pub async fn batched_bench(
         "-c",
         "4096",
         "-npp",
-        "256",
+        "64",
         "-ntg",
         "64",
         "-npl",

@@ -37,8 +37,11 @@ pub fn render_table(r: &EngineReport) -> String {
     let _ = writeln!(s, "model    {}", r.model);
     let _ = writeln!(
         s,
-        "prefill  {:.0} tokens/s (raw batch, {})",
-        r.prefill_tokens_per_second, r.threads_note
+        "prefill  {:.0} tokens/s (raw batch, {}); {:.0} tokens/s scoring every token ({:.2} of it: each scored token needs its own logits)",
+        r.prefill_tokens_per_second,
+        r.threads_note,
+        r.every_logit_tokens_per_second,
+        r.every_logit_share
     );
     let _ = writeln!(
         s,
@@ -48,9 +51,10 @@ pub fn render_table(r: &EngineReport) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "{:<14} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7}  max diff",
+        "{:<14} {:>6} {:>5} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7}  max diff",
         "workload",
         "inputs",
+        "cands",
         "reqs",
         "scored",
         "computed",
@@ -64,9 +68,10 @@ pub fn render_table(r: &EngineReport) -> String {
     for w in &r.workloads {
         let _ = writeln!(
             s,
-            "{:<14} {:>6} {:>5} {:>8} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.2} {:>7.2}  {}",
+            "{:<14} {:>6} {:>5} {:>5} {:>8} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.2} {:>7.2}  {}",
             w.name,
             format!("{}/{}", w.inputs, w.full_inputs),
+            format!("{}/{}", w.candidates, w.full_candidates),
             w.requests,
             w.tokens_scored,
             w.tokens_computed,
@@ -179,6 +184,16 @@ fn render_limit(s: &mut String, r: &EngineReport, l: &LimitReport) {
         l.scored_overall_vs_prompt,
         true,
         format!("{:.0} tok/s", r.scored_tokens_per_second),
+    );
+    row(
+        "scored ÷ (pp512 × every-logit share)".into(),
+        l.scored_overall_vs_every_logit,
+        false,
+        format!(
+            "(pp512 × {:.2} = {:.0} tok/s: pp512 reads one token's logits)",
+            r.every_logit_share,
+            off.prompt_tokens_per_second * r.every_logit_share
+        ),
     );
     row(
         "generation 1 seq ÷ tg128".into(),

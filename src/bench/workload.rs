@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{kept_inputs, prefill_throughput, ratio, texts, WorkloadReport};
+use super::{kept_candidates, kept_inputs, prefill_throughput, ratio, texts, WorkloadReport};
 use crate::llm::embedded::EmbeddedBackend;
 use crate::llm::{Backend, LlmResult, ScoreRequest, Usage};
 
@@ -14,41 +14,52 @@ pub struct Workload {
     pub paths: Vec<Vec<String>>,
     /// The input each path scores, so a scaled workload keeps whole inputs.
     input_of: Vec<usize>,
+    /// The candidate each path scores under, so a workload thinned below its fewest inputs
+    /// keeps whole candidates.
+    candidate_of: Vec<usize>,
     /// Inputs in the workload.
     pub inputs: usize,
+    /// Candidates in the workload.
+    pub candidates: usize,
 }
 
 impl Workload {
-    fn new(name: &'static str, inputs: usize) -> Workload {
+    fn new(name: &'static str, inputs: usize, candidates: usize) -> Workload {
         Workload {
             name,
             paths: Vec::new(),
             input_of: Vec::new(),
+            candidate_of: Vec::new(),
             inputs,
+            candidates,
         }
     }
 
-    fn push(&mut self, input: usize, path: Vec<String>) {
+    fn push(&mut self, candidate: usize, input: usize, path: Vec<String>) {
         self.paths.push(path);
         self.input_of.push(input);
+        self.candidate_of.push(candidate);
     }
 
-    /// The workload on its first [`kept_inputs`] inputs: every candidate and the tree's shape
-    /// stay, so the reuse ratios mean what they mean at full scale.
+    /// The workload on its first [`kept_inputs`] inputs and first [`kept_candidates`]
+    /// candidates: the tree's shape stays (each kept candidate over each kept input), so the
+    /// reuse ratios mean what they mean at full scale; candidates are thinned only where the
+    /// fewest inputs would still be more than `factor` asks.
     pub fn scaled(self, factor: f64) -> Workload {
-        let kept = kept_inputs(self.inputs, factor);
-        let (paths, input_of) = self
+        let inputs = kept_inputs(self.inputs, factor);
+        let candidates = kept_candidates(self.candidates, self.inputs, factor);
+        let mut w = Workload::new(self.name, inputs, candidates);
+        for ((path, i), c) in self
             .paths
             .into_iter()
             .zip(self.input_of)
-            .filter(|(_, i)| *i < kept)
-            .unzip();
-        Workload {
-            name: self.name,
-            paths,
-            input_of,
-            inputs: kept,
+            .zip(self.candidate_of)
+        {
+            if i < inputs && c < candidates {
+                w.push(c, i, path);
+            }
         }
+        w
     }
 
     /// Tokens the naive path computes: every request's context and target from scratch.
@@ -107,11 +118,12 @@ impl Workload {
 pub(super) async fn dln1_ranking(b: &dyn Backend) -> LlmResult<Workload> {
     let prompts = texts::many(b, 1, 5, 150).await?;
     let inputs = texts::many(b, 2, 20, 40).await?;
-    let mut w = Workload::new("dln1_ranking", inputs.len());
-    for prompt in &prompts {
+    let mut w = Workload::new("dln1_ranking", inputs.len(), prompts.len());
+    for (c, prompt) in prompts.iter().enumerate() {
         for (i, input) in inputs.iter().enumerate() {
             let target = if i % 2 == 0 { " true" } else { " false" };
             w.push(
+                c,
                 i,
                 vec![
                     prompt.clone(),
@@ -130,11 +142,12 @@ pub(super) async fn dln2_hidden(b: &dyn Backend) -> LlmResult<Workload> {
     let prompts = texts::many(b, 3, 5, 150).await?;
     let inputs = texts::many(b, 4, 8, 40).await?;
     let hidden = texts::many(b, 5, 3, 100).await?;
-    let mut w = Workload::new("dln2_hidden", inputs.len());
-    for prompt in &prompts {
+    let mut w = Workload::new("dln2_hidden", inputs.len(), prompts.len());
+    for (c, prompt) in prompts.iter().enumerate() {
         for (i, input) in inputs.iter().enumerate() {
             for h in &hidden {
                 w.push(
+                    c,
                     i,
                     vec![
                         prompt.clone(),
@@ -169,15 +182,15 @@ pub async fn dln1_demos(b: &dyn Backend) -> LlmResult<Workload> {
         (0, [0, 4, 2, 0], 3),
         (0, [0, 1, 2, 5], 4),
     ];
-    let mut w = Workload::new("dln1_demos", inputs.len());
-    for (instruction, shown, n) in candidates {
+    let mut w = Workload::new("dln1_demos", inputs.len(), candidates.len());
+    for (c, (instruction, shown, n)) in candidates.into_iter().enumerate() {
         for (i, input) in inputs.iter().enumerate() {
             for target in [" true", " false"] {
                 let mut path = vec![prompts[instruction].clone()];
                 path.extend(shown[..n].iter().map(|&d| demo(d)));
                 path.push(format!("\n\nInput: {input}\nAnswer:"));
                 path.push(target.to_string());
-                w.push(i, path);
+                w.push(c, i, path);
             }
         }
     }
@@ -187,7 +200,7 @@ pub async fn dln1_demos(b: &dyn Backend) -> LlmResult<Workload> {
 pub(super) async fn run_workload(
     b: &EmbeddedBackend,
     w: Workload,
-    full_inputs: usize,
+    (full_inputs, full_candidates): (usize, usize),
 ) -> LlmResult<WorkloadReport> {
     let distinct_tokens = w.distinct_tokens(b).await?;
     let requests = w.requests();
@@ -229,6 +242,8 @@ pub(super) async fn run_workload(
         name: w.name.into(),
         inputs: w.inputs,
         full_inputs,
+        candidates: w.candidates,
+        full_candidates,
         requests: requests.len(),
         tokens_scored: naive_usage.tokens_computed,
         tokens_computed: reused_usage.tokens_computed,
@@ -262,19 +277,44 @@ mod tests {
         assert_eq!(kept_inputs(8, 0.05), 2);
         assert_eq!(kept_inputs(1, 0.05), 1);
 
-        let mut w = Workload::new("w", 4);
-        for candidate in ["a", "b"] {
-            for input in 0..4 {
-                w.push(
-                    input,
-                    vec![candidate.into(), format!("{input}"), " t".into()],
-                );
+        let workload = || {
+            let mut w = Workload::new("w", 4, 4);
+            for (c, candidate) in ["a", "b", "c", "d"].into_iter().enumerate() {
+                for input in 0..4 {
+                    w.push(
+                        c,
+                        input,
+                        vec![candidate.into(), format!("{input}"), " t".into()],
+                    );
+                }
+            }
+            w
+        };
+        let firsts =
+            |w: &Workload| -> Vec<String> { w.paths.iter().map(|p| p[..2].concat()).collect() };
+        let w = workload().scaled(0.5);
+        assert_eq!((w.inputs, w.candidates), (2, 4));
+        // Every candidate stays, with the first two inputs.
+        assert_eq!(firsts(&w), ["a0", "a1", "b0", "b1", "c0", "c1", "d0", "d1"]);
+    }
+
+    #[test]
+    fn below_the_fewest_inputs_whole_candidates_go_and_at_least_two_stay() {
+        assert_eq!(kept_candidates(5, 20, 0.5), 5);
+        // 8 inputs at 0.125 is one input's worth: two inputs kept, so half the candidates.
+        assert_eq!(kept_candidates(5, 8, 0.125), 3);
+        assert_eq!(kept_candidates(5, 8, 0.01), 2);
+        assert_eq!(kept_candidates(1, 8, 0.01), 1);
+
+        let mut w = Workload::new("w", 4, 4);
+        for c in 0..4 {
+            for i in 0..4 {
+                w.push(c, i, vec![format!("{c}"), format!("{i}"), " t".into()]);
             }
         }
-        let w = w.scaled(0.5);
-        assert_eq!(w.inputs, 2);
-        // Every candidate stays, with the first two inputs.
+        let w = w.scaled(0.25);
+        assert_eq!((w.inputs, w.candidates), (2, 2));
         let firsts: Vec<String> = w.paths.iter().map(|p| p[..2].concat()).collect();
-        assert_eq!(firsts, ["a0", "a1", "b0", "b1"]);
+        assert_eq!(firsts, ["00", "01", "10", "11"]);
     }
 }
