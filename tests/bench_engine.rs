@@ -47,7 +47,10 @@ fn bench_engine_at_a_small_scale_reports_every_part_and_exact_reuse() {
     // Scoring a text computes and normalises every token's logits where a prefill reads the
     // last one's: never faster than the prefill beyond noise.
     let share = finite_positive(&r["every_logit_share"], "every-logit share");
-    assert!(share < 1.3, "scoring every token at {share} of the raw prefill");
+    assert!(
+        share < 1.3,
+        "scoring every token at {share} of the raw prefill"
+    );
     let workloads = r["workloads"].as_array().expect("workloads");
     let names: Vec<&str> = workloads
         .iter()
@@ -57,9 +60,10 @@ fn bench_engine_at_a_small_scale_reports_every_part_and_exact_reuse() {
     // 5% of 20, 8 and 16 inputs is one input's worth or less: two inputs kept, and of the 5
     // candidates the share that makes up for it (5 × 1/2, 5 × 0.4/2 and 5 × 0.8/2, rounded,
     // at least two).
-    for (w, (candidates, requests)) in workloads
-        .iter()
-        .zip([(3, 3 * 2), (2, 2 * 2 * 3), (2, 2 * 2 * 2)])
+    for (w, (candidates, requests)) in
+        workloads
+            .iter()
+            .zip([(3, 3 * 2), (2, 2 * 2 * 3), (2, 2 * 2 * 2)])
     {
         assert_eq!(w["inputs"], 2, "{w}");
         assert_eq!(w["candidates"], candidates, "{w}");

@@ -106,6 +106,50 @@ fn splits_are_deterministic_per_seed() {
 }
 
 #[test]
+fn stratify_keeps_each_class_in_proportion_in_every_split_and_cap() {
+    // The shipped navigate file: 25 Yes, 25 No; the DLN-2 demo's cut (dev and test 25 % each,
+    // capped at 8 and 16).
+    let cfg = |stratify| DataConfig {
+        path: Some("navigate.json".into()),
+        max_dev: Some(8),
+        max_test: Some(16),
+        stratify,
+        ..DataConfig::default()
+    };
+    let yes = |v: &[dln::data::Example]| v.iter().filter(|e| e.target == "Yes").count();
+    let dir = examples_dir();
+    let plain = load_dataset(&cfg(false), &dir).expect("load");
+    let even = load_dataset(&cfg(true), &dir).expect("load");
+    assert_eq!(
+        (even.train.len(), even.dev.len(), even.test.len()),
+        (plain.train.len(), plain.dev.len(), plain.test.len()),
+        "stratifying changes which examples, not how many"
+    );
+    assert_eq!(yes(&even.dev), 4, "dev: {:?}", even.dev);
+    // What the demo had before: this seed's shuffle put 1 Yes in the 8 dev examples.
+    assert_eq!(yes(&plain.dev), 1, "dev: {:?}", plain.dev);
+    // 13 test examples (25 % of 50, rounded) and the 24 left for train: each class within one
+    // example of half.
+    for (split, v) in [("test", &even.test), ("train", &even.train)] {
+        let off = (2 * yes(v)) as i64 - v.len() as i64;
+        assert!(off.abs() <= 1, "{split}: {} Yes of {}", yes(v), v.len());
+    }
+    assert_eq!((even.test.len(), even.train.len()), (13, 24));
+    // The seed still decides which ones, and a split is still a partition.
+    let other = load_dataset(
+        &DataConfig {
+            seed: 7,
+            ..cfg(true)
+        },
+        &dir,
+    )
+    .expect("load");
+    assert_ne!(even.dev, other.dev);
+    assert_eq!(yes(&other.dev), 4);
+    assert_eq!(load_dataset(&cfg(true), &dir).expect("load"), even);
+}
+
+#[test]
 fn counts_fractions_and_caps() {
     let cfg = DataConfig {
         split: SplitSpec {

@@ -446,8 +446,9 @@ fn a_dln1_iteration_completes_with_proposals() {
 #[test]
 fn a_dln2_iteration_writes_paragraphs_and_weighs_whole_posterior_samples() {
     let _one = one_at_a_time();
-    // The demo's first batch (seed 42, 3 examples): the forward pass gets two of them wrong on
-    // this model, so the update, posterior included, runs (it is skipped when all are right).
+    // The demo's first batch (seed 42, 3 examples of its stratified split): the forward pass
+    // gets some of them wrong on this model, so the update, posterior included, runs (it is
+    // skipped when all are right).
     let (_tmp, events) = train(
         "examples/dln2-demo.toml",
         &[

@@ -104,6 +104,11 @@ pub struct DataConfig {
     pub split: SplitSpec,
     /// Seed of the shuffle behind the splits and the caps.
     pub seed: u64,
+    /// Keep each class's share of the examples in every split and under every cap: after the
+    /// seeded shuffle, the examples are ordered so that any first n of them hold the classes in
+    /// proportion (a dev set of 8 from a half-Yes task holds 4 of each, not whatever 8 the
+    /// shuffle gave). Off by default, so existing splits stay as they were.
+    pub stratify: bool,
     pub max_train: Option<usize>,
     pub max_dev: Option<usize>,
     pub max_test: Option<usize>,
@@ -129,6 +134,7 @@ impl Default for DataConfig {
             label_map: None,
             split: SplitSpec::default(),
             seed: 42,
+            stratify: false,
             max_train: None,
             max_dev: None,
             max_test: None,

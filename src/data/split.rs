@@ -27,6 +27,8 @@ pub(crate) fn assign(
 ) -> Result<Splits, DataError> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     pool.shuffle(&mut rng);
+    let spread = |v: Vec<Example>| if cfg.stratify { in_proportion(v) } else { v };
+    let pool = spread(pool);
     let total = pool.len();
     let mut rest = pool.into_iter();
 
@@ -34,14 +36,14 @@ pub(crate) fn assign(
     let dev = match dev {
         Some(mut given) => {
             given.shuffle(&mut rng);
-            given
+            spread(given)
         }
         None => cut(cfg.split.dev.of(total)),
     };
     let test = match test {
         Some(mut given) => {
             given.shuffle(&mut rng);
-            given
+            spread(given)
         }
         None => cut(cfg.split.test.of(total)),
     };
@@ -78,6 +80,33 @@ pub(crate) fn assign(
         });
     }
     Ok(splits)
+}
+
+/// `v` reordered so that every first n examples hold each target in about its share of `v`:
+/// the k-th of a target's c examples (in `v`'s order) goes at (k + ½) / c of the way, ties kept
+/// in `v`'s order. A cut or a cap that takes a prefix then keeps the classes in proportion.
+fn in_proportion(v: Vec<Example>) -> Vec<Example> {
+    let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for e in &v {
+        *count.entry(e.target.as_str()).or_default() += 1;
+    }
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut keyed: Vec<(f64, usize)> = v
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let k = seen.entry(e.target.as_str()).or_default();
+            let key = (*k as f64 + 0.5) / count[e.target.as_str()] as f64;
+            *k += 1;
+            (key, i)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut slots: Vec<Option<Example>> = v.into_iter().map(Some).collect();
+    keyed
+        .into_iter()
+        .filter_map(|(_, i)| slots[i].take())
+        .collect()
 }
 
 fn cap(v: &mut Vec<Example>, max: Option<usize>) {
