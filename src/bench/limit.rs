@@ -197,7 +197,8 @@ async fn run(path: &Path, args: &[String]) -> Result<String, LimitError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `llama-bench -p 512 -n 128 -r 3 --repack 1,0` on `gguf` with `threads` threads.
+/// `llama-bench -p 512 -n 128 -r 3 --repack 1,0 -fa off` on `gguf` with `threads` threads:
+/// flash attention off, as dln's engine runs (llama.cpp's default, `auto`, turns it on here).
 pub async fn llama_bench(
     tools: &LlamaTools,
     gguf: &Path,
@@ -205,8 +206,8 @@ pub async fn llama_bench(
 ) -> Result<LlamaBenchReport, LimitError> {
     let (model, threads) = (gguf.display().to_string(), threads.to_string());
     let args = strings(&[
-        "-m", &model, "-t", &threads, "-p", "512", "-n", "128", "-r", "3", "--repack", "1,0", "-o",
-        "json",
+        "-m", &model, "-t", &threads, "-p", "512", "-n", "128", "-r", "3", "--repack", "1,0",
+        "-fa", "off", "-o", "json",
     ]);
     let out = run(&tools.bench, &args).await?;
     let (repack_off, repack_on) =
@@ -221,9 +222,10 @@ pub async fn llama_bench(
     })
 }
 
-/// `llama-batched-bench -c 4096 -npp 64 -ntg 64 -npl 1,4,8` on `gguf` with `threads` threads:
-/// a prompt about as long as the engine bench's generation prompt (60 tokens), so both decode
-/// over as many KV cells.
+/// `llama-batched-bench -c 4096 -npp 64 -ntg 64 -npl 1,4,8 -pps -kvu -fa off` on `gguf` with
+/// `threads` threads, set up as dln's engine generates: one prompt about as long as the engine
+/// bench's (60 tokens) shared by every sequence, one KV cache for all sequences, flash
+/// attention off.
 pub async fn batched_bench(
     tools: &LlamaTools,
     gguf: &Path,
@@ -244,6 +246,10 @@ pub async fn batched_bench(
         "64",
         "-npl",
         &npl,
+        "-pps",
+        "-kvu",
+        "-fa",
+        "off",
         "--output-format",
         "jsonl",
     ]);
