@@ -8,9 +8,9 @@
 //! sequences and compares batched with sequential generation of 8 samples.
 //!
 //! The workloads are scaled to the model ([`Scale`]): fewer inputs (below two inputs' worth,
-//! fewer candidates too), the same tree shape, so a larger model still finishes in minutes. With `--llama-bench DIR`, llama.cpp's
-//! own benchmarks run on the same file and threads ([`limit`]) and the report sets dln's
-//! throughput against them.
+//! fewer candidates too), the same tree shape, so a larger model still finishes in minutes.
+//! With `--llama-bench DIR`, llama.cpp's own benchmarks run on the same file and threads
+//! ([`limit`]) and the report sets dln's throughput against them.
 
 pub mod accuracy;
 pub mod cache;
@@ -150,17 +150,20 @@ pub fn kept_inputs(total: usize, factor: f64) -> usize {
     ((total as f64 * factor).round() as usize).clamp(MIN_INPUTS.min(total), total)
 }
 
+/// A thinned workload keeps at least this many candidates, so they still share a prefix.
+pub const MIN_CANDIDATES: usize = 2;
+
 /// Candidates kept of `total` at `factor` in a workload of `inputs` inputs: all of them while
 /// `factor` keeps at least [`MIN_INPUTS`] inputs; below that, the share that brings the
-/// workload's requests back to about `factor` of the full (rounded, at least 2, so candidates
-/// still share a prefix with one another).
+/// workload's requests back to about `factor` of the full (rounded, at least
+/// [`MIN_CANDIDATES`]).
 pub fn kept_candidates(total: usize, inputs: usize, factor: f64) -> usize {
     let wanted = inputs as f64 * factor;
     let fewest = MIN_INPUTS.min(inputs) as f64;
     if wanted >= fewest {
         return total;
     }
-    ((total as f64 * wanted / fewest).round() as usize).clamp(2.min(total), total)
+    ((total as f64 * wanted / fewest).round() as usize).clamp(MIN_CANDIDATES.min(total), total)
 }
 
 /// The scale a run used.
@@ -261,32 +264,48 @@ fn ratio(a: f64, b: f64) -> f64 {
 
 /// Raw prefill throughput: a ~500-token text decoded from an empty cache, best of three.
 async fn prefill_throughput(b: &EmbeddedBackend) -> LlmResult<f64> {
-    let text = texts::words(b, 99, 500).await?;
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        let (n, elapsed) = b.prefill(&text).await?;
-        best = best.max(n as f64 / elapsed.as_secs_f64().max(1e-9));
-    }
-    b.clear_cache().await?;
-    Ok(best)
+    throughput(b, Logits::Last).await
 }
 
-/// The text of [`prefill_throughput`] scored whole as a target from an empty cache, best of
-/// three: every token's logits computed and normalised, as scoring needs them.
+/// The same text scored whole as a target from an empty cache, best of three: every token's
+/// logits computed and normalised, as scoring needs them.
 async fn every_logit_throughput(b: &EmbeddedBackend) -> LlmResult<f64> {
+    throughput(b, Logits::Every).await
+}
+
+/// Which logits a throughput measurement computes.
+#[derive(Clone, Copy)]
+enum Logits {
+    /// The last token's (a prefill, as llama-bench's pp512).
+    Last,
+    /// Every token's (the text scored as a target).
+    Every,
+}
+
+/// Tokens/s decoding a ~500-token text from an empty cache, best of three.
+async fn throughput(b: &EmbeddedBackend, logits: Logits) -> LlmResult<f64> {
     let text = texts::words(b, 99, 500).await?;
     let mut best: f64 = 0.0;
     for _ in 0..3 {
-        b.clear_cache().await?;
-        let before = b.usage();
-        let started = Instant::now();
-        b.score(vec![ScoreRequest {
-            context: "Text:\n".into(),
-            target: text.clone(),
-        }])
-        .await?;
-        let computed = b.usage().since(&before).tokens_computed as f64;
-        best = best.max(computed / started.elapsed().as_secs_f64().max(1e-9));
+        let (tokens, seconds) = match logits {
+            Logits::Last => {
+                let (n, elapsed) = b.prefill(&text).await?;
+                (n as f64, elapsed.as_secs_f64())
+            }
+            Logits::Every => {
+                b.clear_cache().await?;
+                let before = b.usage();
+                let started = Instant::now();
+                let request = ScoreRequest {
+                    context: "Text:\n".into(),
+                    target: text.clone(),
+                };
+                b.score(vec![request]).await?;
+                let computed = b.usage().since(&before).tokens_computed as f64;
+                (computed, started.elapsed().as_secs_f64())
+            }
+        };
+        best = best.max(tokens / seconds.max(1e-9));
     }
     b.clear_cache().await?;
     Ok(best)

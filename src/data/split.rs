@@ -1,5 +1,6 @@
 //! Deterministic, seeded train / dev / test splits and size caps.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rand::seq::SliceRandom;
@@ -84,29 +85,25 @@ pub(crate) fn assign(
 
 /// `v` reordered so that every first n examples hold each target in about its share of `v`:
 /// the k-th of a target's c examples (in `v`'s order) goes at (k + ½) / c of the way, ties kept
-/// in `v`'s order. A cut or a cap that takes a prefix then keeps the classes in proportion.
+/// in `v`'s order (a stable sort). A cut or a cap that takes a prefix then keeps the classes in
+/// proportion.
 fn in_proportion(v: Vec<Example>) -> Vec<Example> {
-    let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut count: HashMap<&str, usize> = HashMap::new();
     for e in &v {
         *count.entry(e.target.as_str()).or_default() += 1;
     }
-    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut keyed: Vec<(f64, usize)> = v
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let keys: Vec<f64> = v
         .iter()
-        .enumerate()
-        .map(|(i, e)| {
+        .map(|e| {
             let k = seen.entry(e.target.as_str()).or_default();
-            let key = (*k as f64 + 0.5) / count[e.target.as_str()] as f64;
             *k += 1;
-            (key, i)
+            (*k as f64 - 0.5) / count[e.target.as_str()] as f64
         })
         .collect();
-    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut slots: Vec<Option<Example>> = v.into_iter().map(Some).collect();
-    keyed
-        .into_iter()
-        .filter_map(|(_, i)| slots[i].take())
-        .collect()
+    let mut keyed: Vec<(f64, Example)> = keys.into_iter().zip(v).collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    keyed.into_iter().map(|(_, e)| e).collect()
 }
 
 fn cap(v: &mut Vec<Example>, max: Option<usize>) {
