@@ -328,7 +328,13 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell], model: Option<&str>) -> 
     use std::collections::BTreeMap;
     let mut data_by_task: BTreeMap<String, dln::data::Dataset> = BTreeMap::new();
     let mut measured_cells = Vec::new();
+    let mut speeds: Vec<dln::llm::model::Speed> = Vec::new();
     for cell in cells {
+        if let Some(s) = estimate::cell_speed(cell, model) {
+            if !speeds.contains(&s) {
+                speeds.push(s);
+            }
+        }
         if !data_by_task.contains_key(&cell.task) {
             let d = dln::run::load_data(&cell.config)
                 .with_context(|| format!("loading the data of task {}", cell.task))?;
@@ -371,10 +377,24 @@ fn print_estimate(cells: &[dln::bench::accuracy::Cell], model: Option<&str>) -> 
             "cells marked `server` call an HTTP backend: their time is the server's, not estimated (a first finished seed times the rest)"
         );
     }
+    let rates: Vec<String> = speeds
+        .iter()
+        .map(|s| {
+            let how = if s.interpolated {
+                ", by its file size"
+            } else {
+                ""
+            };
+            format!(
+                "{} at {:.0} tokens/s per thread{how}",
+                s.model, s.tokens_per_second_per_thread
+            )
+        })
+        .collect();
     eprintln!(
-        "estimate still to run: ~{} (rough: the embedded default model at {} tokens/s per thread; prompt tokens count a context once per output class, as the report does)",
+        "estimate still to run: ~{} (rough: {}; prompt tokens count a context once per output class, as the report does)",
         human_seconds(left),
-        estimate::TOKENS_PER_SECOND_PER_THREAD
+        if rates.is_empty() { "no embedded model".to_string() } else { rates.join(", ") }
     );
     Ok(())
 }

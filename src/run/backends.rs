@@ -139,6 +139,36 @@ fn local_model_spec(config: &Config, spec: &str) -> String {
     }
 }
 
+/// The embedded model a layer's model spec stands for: `None` for an `openai` backend, else the
+/// file or built-in name to load (`Some(None)`: the default model), a config-relative path made
+/// absolute.
+fn embedded_spec(config: &Config, spec: Option<&str>) -> Option<Option<String>> {
+    let spec = match spec.map(str::trim) {
+        Some(name) => match config.backends.get(name) {
+            Some(BackendConfig::Openai(_)) => return None,
+            Some(BackendConfig::Embedded { model, .. }) => {
+                Some(model.clone()).filter(|m| !m.trim().is_empty())
+            }
+            None => Some(name.to_string()),
+        },
+        None => None,
+    };
+    Some(spec.map(|s| local_model_spec(config, &s)))
+}
+
+/// The embedded models the layers of a run of `config` compute their forward calls on (with
+/// `model_override`, a `--model`), as [`embedded_spec`] gives them; layers on a server are left
+/// out.
+pub fn embedded_forward_models(
+    config: &Config,
+    model_override: Option<&str>,
+) -> Vec<Option<String>> {
+    layer_specs(config, model_override)
+        .into_iter()
+        .filter_map(|(fwd, _)| embedded_spec(config, fwd.as_deref()))
+        .collect()
+}
+
 /// Checks, without loading anything, that every embedded model a run of `config` would load
 /// exists and is a GGUF file (a built-in model not yet cached is fine: the run fetches it), so a
 /// wrong `--model` fails before a run directory or the workbench's screen exists.
@@ -147,17 +177,9 @@ pub fn check_models(config: &Config, model_override: Option<&str>) -> Result<(),
         .into_iter()
         .flat_map(|(fwd, bwd)| [fwd, bwd]);
     for spec in specs {
-        let spec = match spec.as_deref().map(str::trim) {
-            Some(name) => match config.backends.get(name) {
-                Some(BackendConfig::Openai(_)) => continue,
-                Some(BackendConfig::Embedded { model, .. }) => {
-                    Some(model.clone()).filter(|m| !m.trim().is_empty())
-                }
-                None => Some(name.to_string()),
-            },
-            None => None,
+        let Some(spec) = embedded_spec(config, spec.as_deref()) else {
+            continue;
         };
-        let spec = spec.map(|s| local_model_spec(config, &s));
         match crate::llm::model::resolve(spec.as_deref(), false) {
             Ok(path) => crate::llm::model::check_gguf(&path)?,
             Err(crate::llm::model::ModelError::NotCached(..)) => {}

@@ -26,8 +26,8 @@ pub mod runs;
 mod session;
 
 pub use backends::{
-    build_backends, build_backends_reporting, calls_http_backend, check_models, BackendReport,
-    BuiltBackends,
+    build_backends, build_backends_reporting, calls_http_backend, check_models,
+    embedded_forward_models, BackendReport, BuiltBackends,
 };
 pub use branch::{branch, branch_of, branch_points, BranchOf, BranchRequest, Branched};
 pub use checkpoint::{

@@ -6,13 +6,14 @@
 //! C classes reads its context once per class. Time follows the tokens the model computes and
 //! generates: calls in a row that share a prompt (the template, the instruction, the
 //! demonstrations) compute it once, and a context is computed once whatever the classes. The
-//! throughput, about 100 tokens per second per thread for SmolLM2-135M on 2 cores (not scaled by the model yet), is
-//! fitted to date_understanding cells with `model.threads = 1` (0-shot, DLN-1 and DLN-2, each
-//! within about 2× of its measured time; the usage of a run, which counts computed tokens apart,
-//! put the engine at 40 to 75 computed tokens per second on one thread while another cell and a
-//! compile shared the machine); it is scaled by `model.threads` (default: the cores). It stays
-//! rough: hidden texts and proposals end when the model says so, and the call cache answers
-//! repeated calls for nothing.
+//! throughput is the model's (`llm::model::speed`: per built-in model, the estimate's tokens per
+//! second per thread fitted to finished cells of this benchmark: 100 for SmolLM2-135M, 80 for
+//! Qwen2.5-Coder-0.5B, the 1.5B's scaled from the 0.5B's by llama-bench; a file of another size
+//! is interpolated between them), scaled by `model.threads` (default: the cores); a network is
+//! timed by its slowest forward model. The fits held cells to within about 2× (0.8× to 2.5× of
+//! the measured time on the 0.5B). It stays rough: hidden
+//! texts and proposals end when the model says so, the call cache answers repeated calls for
+//! nothing, and a machine shared with other work runs slower.
 //! A cell that has finished is shown with its measured time instead, and the cells still to run
 //! of a task and method with finished seeds are timed by those.
 
@@ -20,11 +21,10 @@ use serde::Serialize;
 
 use crate::config::Mode;
 use crate::data::{Dataset, OutputClasses};
+use crate::llm::model::Speed;
 
 use super::plan::Cell;
 
-/// Tokens computed or generated per second per thread (see the module's note).
-pub const TOKENS_PER_SECOND_PER_THREAD: f64 = 100.0;
 /// Tokens of a prompt's template, instruction and chat framing before the input.
 const TEMPLATE_TOKENS: f64 = 80.0;
 /// Tokens of the template after the input (the answer cue, the end of a chat turn).
@@ -239,7 +239,8 @@ pub fn estimate(cell: &Cell, data: &Dataset, model: Option<&str>) -> Estimate {
     let threads = cell.config.model.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
-    let per_second = TOKENS_PER_SECOND_PER_THREAD * threads.max(1) as f64;
+    let per_thread = cell_speed(cell, model).map_or(1.0, |s| s.tokens_per_second_per_thread);
+    let per_second = per_thread * threads.max(1) as f64;
     // Backward models are called only by training.
     let on_server = crate::run::calls_http_backend(&cell.config, model, t.mode == Mode::Dln);
     Estimate {
@@ -253,6 +254,18 @@ pub fn estimate(cell: &Cell, data: &Dataset, model: Option<&str>) -> Estimate {
         },
         on_server,
     }
+}
+
+/// The embedded model a cell's time follows: the slowest of its layers' forward models (`None`
+/// when every layer runs on a server), `model` standing for `[model].name` as in [`estimate`].
+pub fn cell_speed(cell: &Cell, model: Option<&str>) -> Option<Speed> {
+    crate::run::embedded_forward_models(&cell.config, model)
+        .iter()
+        .map(|spec| crate::llm::model::speed(spec.as_deref()))
+        .min_by(|a, b| {
+            a.tokens_per_second_per_thread
+                .total_cmp(&b.tokens_per_second_per_thread)
+        })
 }
 
 /// The estimate of one task and method over its seeds, with what its finished cells measured.
@@ -485,6 +498,32 @@ mod tests {
             (one.calls, one.prompt_tokens),
             (two.calls, two.prompt_tokens)
         );
+    }
+
+    #[test]
+    fn a_larger_model_takes_longer_for_the_same_tokens_at_its_measured_rate() {
+        let d = data(40);
+        let c = cell(Method::Dln2);
+        let on = |m| estimate(&c, &d, Some(m));
+        let (small, half, large) = (
+            on("smollm2-135m"),
+            on("qwen2.5-coder-0.5b"),
+            on("qwen2.5-coder-1.5b"),
+        );
+        assert_eq!(
+            (small.calls, small.prompt_tokens),
+            (large.calls, large.prompt_tokens)
+        );
+        let rate = |m| crate::llm::model::speed(Some(m)).tokens_per_second_per_thread;
+        let ratio = half.seconds / small.seconds;
+        assert!(
+            (ratio - rate("smollm2-135m") / rate("qwen2.5-coder-0.5b")).abs() < 1e-9,
+            "{ratio}"
+        );
+        assert!(large.seconds > half.seconds && half.seconds > small.seconds);
+        let speed = cell_speed(&c, Some("qwen2.5-coder-1.5b")).expect("embedded");
+        assert_eq!(speed.model, "qwen2.5-coder-1.5b");
+        assert!(!speed.interpolated);
     }
 
     #[test]

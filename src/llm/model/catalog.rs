@@ -44,6 +44,10 @@ pub struct BuiltinModel {
     /// The `.gguf`'s length in bytes (the parts' sizes add up to it).
     pub size: u64,
     pub sha256: &'static str,
+    /// Tokens a DLN cell computes or generates per second per llama.cpp thread on the
+    /// development machine (2 cores, AVX2), as `dln bench accuracy` estimates a cell's time; `None`
+    /// where nothing was measured (then interpolated by file size, see `bench::accuracy::estimate`).
+    pub tokens_per_second_per_thread: Option<f64>,
 }
 
 /// The built-in models, smallest first ([`DEFAULT_MODEL`] is one of them).
@@ -62,6 +66,9 @@ pub const BUILTIN_MODELS: &[BuiltinModel] = &[
         )],
         size: 98_362_432,
         sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        // The estimate's tokens over the measured time of date_understanding cells at one thread
+        // (0-shot, DLN-1, DLN-2).
+        tokens_per_second_per_thread: Some(100.0),
     },
     BuiltinModel {
         name: "gemma3-270m",
@@ -71,6 +78,7 @@ pub const BUILTIN_MODELS: &[BuiltinModel] = &[
         parts: GEMMA3_270M_PARTS,
         size: 253_113_024,
         sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        tokens_per_second_per_thread: None,
     },
     BuiltinModel {
         name: "qwen2.5-coder-0.5b",
@@ -80,6 +88,10 @@ pub const BUILTIN_MODELS: &[BuiltinModel] = &[
         parts: QWEN25_CODER_05B_PARTS,
         size: 491_400_064,
         sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        // The estimate's tokens over the measured time of 14 DLN-1 and GEPA cells of the
+        // paper-shape table at 2 threads and 8 laptop-shape or baseline cells at 1: the median
+        // cell took 1.25× what 100 tokens/s per thread predicts (0.8× to 2.5×).
+        tokens_per_second_per_thread: Some(80.0),
     },
     BuiltinModel {
         name: "qwen2.5-coder-1.5b",
@@ -89,6 +101,10 @@ pub const BUILTIN_MODELS: &[BuiltinModel] = &[
         parts: QWEN25_CODER_15B_PARTS,
         size: 1_117_320_768,
         sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        // Not fitted to cells yet: the 0.5B's, scaled by llama-bench at 2 threads (pp512 49
+        // against 147, tg128 26 against 48) weighted as a cell spends its time (≈ 10 computed
+        // tokens per generated one): × 0.37.
+        tokens_per_second_per_thread: Some(29.0),
     },
 ];
 

