@@ -541,3 +541,28 @@ fn labels_in_place_80x24() {
     }
     assert_snapshot!("labels_candidates_80x24", candidates);
 }
+
+/// The test evaluation after the last iteration is not an iteration past the last: the metrics
+/// pane says "after training" (it said "it 6/5").
+#[test]
+fn the_test_after_training_is_not_counted_as_an_iteration() {
+    let mut app = app_with(&dln1_running());
+    let iterations = app.run.iterations;
+    app.apply(&Event::StageStarted {
+        iteration: iterations,
+        stage: dln::dln::events::Stage::Test,
+        layer: None,
+        total: 13,
+        usage: None,
+    });
+    app.apply(&Event::StageProgress {
+        iteration: iterations,
+        stage: dln::dln::events::Stage::Test,
+        done: 3,
+        total: 13,
+        usage: None,
+    });
+    let pane = render_pane(&app, Pane::Metrics, 80, 18);
+    assert!(pane.contains("after training test 3/13"), "{pane}");
+    assert!(!pane.contains(&format!("it {}/", iterations + 1)), "{pane}");
+}

@@ -140,13 +140,14 @@ fn content(v: &Input, buf: &mut Buffer, area: Rect) {
             } else {
                 0.0
             };
+            // The test evaluation after the last iteration runs as iteration `iterations`.
+            let it = if v.run.iterations > 0 && s.iteration >= v.run.iterations {
+                "after training".to_string()
+            } else {
+                format!("it {}/{}", s.iteration + 1, v.run.iterations)
+            };
             (
-                format!(
-                    "it {}/{} {}{layer}{of}{tokens}",
-                    s.iteration + 1,
-                    v.run.iterations,
-                    stage_name(s.stage)
-                ),
+                format!("{it} {}{layer}{of}{tokens}", stage_name(s.stage)),
                 ratio,
             )
         }
