@@ -171,10 +171,28 @@ fn a_branch_trains_to_completion_from_its_parents_iteration_and_names_its_parent
 
     // Unchanged, a branch retraces its parent's last iteration to the same end.
     let same = tmp.path().join("same");
-    ok(
+    let made = ok(
         branch(&parent, &["--at", "1", "--out", same.to_str().unwrap()]),
         "branch unchanged",
     );
+    // It takes its parent's call cache along, so it computes nothing its parent computed.
+    assert!(
+        stderr(&made).contains("copied the parent's call cache"),
+        "{}",
+        stderr(&made)
+    );
+    let computed = |usage: &serde_json::Value| -> u64 {
+        usage
+            .as_array()
+            .expect("usage entries")
+            .iter()
+            .map(|e| {
+                e["usage"]["tokens_computed"].as_u64().unwrap()
+                    + e["usage"]["tokens_generated"].as_u64().unwrap()
+            })
+            .sum()
+    };
+    let inherited = computed(&read_json(&same.join("checkpoint.json"))["state"]["usage"]);
     ok(
         resume(&same)
             .env("DLN_DATA", tmp.path().join("data"))
@@ -187,6 +205,12 @@ fn a_branch_trains_to_completion_from_its_parents_iteration_and_names_its_parent
     assert_eq!(s["final_prompts"], p["final_prompts"]);
     assert_eq!(s["dev_accuracy"], p["dev_accuracy"]);
     assert_eq!(s["test_accuracy"], p["test_accuracy"]);
+    let own = read_json(&same.join("checkpoint.json"));
+    assert_eq!(
+        computed(&own["state"]["usage"]),
+        inherited,
+        "every call of the retraced iteration and the test was answered from the copied cache"
+    );
 
     // The parent is untouched by all of it.
     assert!(files_of(&parent) == before, "the parent's files changed");

@@ -26,6 +26,9 @@ pub fn branch(req: BranchRequest, open: Option<Open<'_>>) -> anyhow::Result<Exit
         made.of.parent.display(),
         made.of.iteration
     );
+    if let Some(note) = made.cache.note() {
+        eprintln!("{note}");
+    }
     match open {
         Some(o) => super::tui::resume_opening(&made.run_dir, &[], o.model, o.theme, true),
         None => {

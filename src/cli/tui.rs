@@ -169,6 +169,9 @@ fn open_branch(
         run_dir.display(),
         made.run_dir.display()
     );
+    if let Some(note) = made.cache.note() {
+        eprintln!("{note}");
+    }
     resume_opening(&made.run_dir, &[], model, theme, true)
 }
 

@@ -6,7 +6,9 @@
 //! the branch point (`iterations/NNNN.json`, or the parent's checkpoint when that is the point),
 //! its `events.jsonl` the parent's log up to that point followed by an [`Event::Branched`], so a
 //! replay shows the whole history; `iterations/` keeps the parent's snapshots up to the point
-//! (a branch can be branched earlier again); `branch.json` names the parent. The directory is
+//! (a branch can be branched earlier again); `branch.json` names the parent; `cache/` holds a
+//! copy of the parent's call cache, so what the branch asks as its parent did is not computed
+//! again. The directory is
 //! assembled under a temporary name and renamed into place: a crash leaves no half branch.
 
 use std::path::{Path, PathBuf};
@@ -55,6 +57,34 @@ pub struct BranchRequest {
 pub struct Branched {
     pub run_dir: PathBuf,
     pub of: BranchOf,
+    pub cache: CacheCopy,
+}
+
+/// What became of the parent's call cache (`cache/` in its directory).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheCopy {
+    /// The parent has none there.
+    None,
+    /// Its answers, copied: every call the branch makes as its parent made it (an unchanged
+    /// layer's forward pass, a prompt scored again) is answered without the model.
+    Copied(u64),
+    /// It could not be copied (why); the branch starts with an empty cache.
+    Failed(String),
+}
+
+impl CacheCopy {
+    /// What a person is told of it (nothing when the parent had no cache).
+    pub fn note(&self) -> Option<String> {
+        match self {
+            CacheCopy::None => None,
+            CacheCopy::Copied(n) => Some(format!(
+                "copied the parent's call cache ({n} answers): calls the branch makes as its parent did are not computed again"
+            )),
+            CacheCopy::Failed(why) => Some(format!(
+                "warning: the parent's call cache was not copied ({why}); the branch computes its calls afresh"
+            )),
+        }
+    }
 }
 
 /// The iterations `run_dir` can be branched at: its snapshots, and its checkpoint's iteration
@@ -172,16 +202,35 @@ pub fn branch(req: &BranchRequest) -> Result<Branched, RunError> {
     }
     let staging = staging_dir(&run_dir)?;
     let made = assemble(&staging, &parent, &config, &checkpoint, events_len, &of).and_then(|()| {
+        let cache = copy_cache(&parent, &staging);
         // An empty directory given as --out is replaced by the assembled one.
         let _ = std::fs::remove_dir(&run_dir);
-        std::fs::rename(&staging, &run_dir).map_err(|e| RunError::io(&run_dir, e))
+        std::fs::rename(&staging, &run_dir).map_err(|e| RunError::io(&run_dir, e))?;
+        Ok(cache)
     });
-    if let Err(e) = made {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
+    let cache = match made {
+        Ok(cache) => cache,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
     crate::files::sync_dir(run_dir.parent().unwrap_or(Path::new(".")));
-    Ok(Branched { run_dir, of })
+    Ok(Branched { run_dir, of, cache })
+}
+
+/// The parent's call cache, copied into the branch being assembled in `dir` (a cache that
+/// cannot be copied only costs the branch its answers).
+fn copy_cache(parent: &Path, dir: &Path) -> CacheCopy {
+    let to = dir.join("cache");
+    match crate::llm::cache::copy_store(&parent.join("cache"), &to) {
+        Ok(None) => CacheCopy::None,
+        Ok(Some(n)) => CacheCopy::Copied(n),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&to);
+            CacheCopy::Failed(e.to_string())
+        }
+    }
 }
 
 /// `<parent>-b<at>-<timestamp>` beside the parent.

@@ -29,7 +29,7 @@ pub use backends::{
     build_backends, build_backends_reporting, calls_http_backend, check_models,
     embedded_forward_models, BackendReport, BuiltBackends,
 };
-pub use branch::{branch, branch_of, branch_points, BranchOf, BranchRequest, Branched};
+pub use branch::{branch, branch_of, branch_points, BranchOf, BranchRequest, Branched, CacheCopy};
 pub use checkpoint::{
     read_checkpoint, read_checkpoint_reporting, write_checkpoint, Checkpoint, CHECKPOINT_FILE,
     PREVIOUS_CHECKPOINT_FILE,

@@ -236,3 +236,28 @@ pub(super) fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let _ = std::fs::remove_file(suspect_marker(path));
     Ok(aside)
 }
+
+/// Copies the store of `from_dir` into `to_dir`, which holds none yet: one transaction's view
+/// (`VACUUM INTO`), so the copy is whole even while another process writes the original, which
+/// it leaves as it was. `None` when `from_dir` holds no store; else the answers copied.
+pub fn copy_store(from_dir: &Path, to_dir: &Path) -> Result<Option<u64>, StoreError> {
+    let from = from_dir.join(DB_FILE);
+    if !from.is_file() {
+        return Ok(None);
+    }
+    if !has_sqlite_header(&from).map_err(StoreError::io(&from))? {
+        return Err(damage(&from, "not a SQLite database"));
+    }
+    std::fs::create_dir_all(to_dir).map_err(StoreError::io(to_dir))?;
+    let to = to_dir.join(DB_FILE);
+    let conn = Connection::open(&from).map_err(StoreError::sqlite(&from))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(StoreError::sqlite(&from))?;
+    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+        .map_err(StoreError::sqlite(&from))?;
+    let copy = Connection::open(&to).map_err(StoreError::sqlite(&to))?;
+    let n: i64 = copy
+        .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
+        .map_err(StoreError::sqlite(&to))?;
+    Ok(Some(n as u64))
+}

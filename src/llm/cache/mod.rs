@@ -26,7 +26,7 @@ use super::{
     Backend, ClassDistribution, ClassifyRequest, GenerateRequest, Generation, LlmError, LlmResult,
     Score, ScoreRequest, SharedBackend, Usage,
 };
-pub use file::{wal_limit, Key, StoreError, BUSY_TIMEOUT, DB_FILE, QUICK_CHECK_MAX};
+pub use file::{copy_store, wal_limit, Key, StoreError, BUSY_TIMEOUT, DB_FILE, QUICK_CHECK_MAX};
 pub use store::{CallStore, OpenReport, Stats, TOUCH_BATCH};
 
 /// The file the cache lives in, inside its directory.
@@ -321,6 +321,42 @@ mod tests {
         // Only the new seed reached the inner backend.
         assert_eq!(inner.calls().len(), 3);
         assert_eq!(c.usage().cache_hits, 2);
+    }
+
+    /// A copy taken while the original is open answers what the original held, and a later
+    /// write to the original does not reach it.
+    #[tokio::test]
+    async fn a_copied_store_answers_what_the_original_held() {
+        let (from, to) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let inner = ScriptedBackend::new();
+        let req = |seed| GenerateRequest {
+            seed,
+            ..GenerateRequest::greedy(Prompt::raw("p"), 5, vec![])
+        };
+        let original = CachedBackend::new(Arc::new(inner.clone()), from.path()).expect("open");
+        let first = original
+            .generate(vec![req(1), req(2)])
+            .await
+            .expect("generate");
+        let copy_dir = to.path().join("cache");
+        assert_eq!(copy_store(from.path(), &copy_dir).expect("copy"), Some(2));
+        original.generate(vec![req(3)]).await.expect("generate");
+        assert_eq!(original.len(), 3);
+        let copy = CachedBackend::new(Arc::new(inner.clone()), &copy_dir).expect("open the copy");
+        assert_eq!(copy.len(), 2);
+        let again = copy.generate(vec![req(1), req(2)]).await.expect("generate");
+        assert_eq!(again, first);
+        assert_eq!(copy.usage().cache_hits, 2);
+        assert_eq!(inner.calls().len(), 3, "the copy asked the model nothing");
+        assert_eq!(
+            copy_store(to.path(), &to.path().join("none")).expect("nothing"),
+            None
+        );
+        std::fs::write(to.path().join(DB_FILE), b"not a database").expect("write");
+        assert!(copy_store(to.path(), &to.path().join("bad")).is_err());
     }
 
     #[tokio::test]
