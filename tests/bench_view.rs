@@ -41,10 +41,10 @@ fn act(v: &mut BenchView, actions: &[Action]) -> Option<Effect> {
 #[test]
 fn the_fixture_is_the_type_bench_accuracy_writes() {
     let v = view();
-    assert_eq!(v.report.tasks.len(), 3);
-    assert_eq!(v.report.methods.len(), 6);
-    assert_eq!(v.report.seeds, vec![1, 2]);
-    assert_eq!(v.out, fixture());
+    assert_eq!(v.report().tasks.len(), 3);
+    assert_eq!(v.report().methods.len(), 6);
+    assert_eq!(v.report().seeds, vec![1, 2]);
+    assert_eq!(v.out(), fixture());
     // The real results of a run of `dln bench accuracy` read as well.
     let text = std::fs::read_to_string(fixture().join("results.json")).expect("read");
     dln::bench::accuracy::read::parse_report(&text).expect("parses");
@@ -167,13 +167,14 @@ fn keys_move_the_cursor_within_the_table_and_pick_seeds() {
     act(&mut v, &[Action::Top]);
     assert_eq!(v.row, 0);
 
-    // Seeds: ] and [ clamp, tab wraps.
+    // Seeds: ] and [ clamp; Tab, which goes to the next table, has none to go to.
     assert_eq!(v.seed_number(), Some(1));
     v.handle_key(key(KeyCode::Char(']')));
     v.handle_key(key(KeyCode::Char(']')));
     assert_eq!(v.seed_number(), Some(2));
     v.handle_key(key(KeyCode::Tab));
-    assert_eq!(v.seed_number(), Some(1));
+    assert_eq!((v.shown, v.seed_number()), (0, Some(2)));
+    v.handle_key(key(KeyCode::Char('[')));
     v.handle_key(key(KeyCode::Char('[')));
     assert_eq!(v.seed_number(), Some(1));
 
@@ -327,4 +328,44 @@ fn errors_a_person_can_cause_name_the_file_before_the_screen() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("needs a terminal"), "{err}");
+}
+
+/// Two benchmarks (one per model): Tab shows the next table at the same task, method and seed,
+/// wherever that task sits in it, and the title says which table it is; Shift-Tab goes back.
+#[test]
+fn tab_goes_from_one_models_table_to_the_next_at_the_same_cell() {
+    let first = read_report(&fixture()).expect("the fixture reads");
+    let mut second = read_report(&fixture()).expect("the fixture reads");
+    second.report.tasks.reverse();
+    second.report.model = "qwen2.5-coder-1.5b.gguf".into();
+    let mut v = BenchView::of_tables(vec![first, second], Theme::mono(), KeyMap::default());
+    act(
+        &mut v,
+        &[Action::Down, Action::NextLayer, Action::NextLayer],
+    );
+    v.handle_key(key(KeyCode::Char(']')));
+    let (task, method, seed) = (v.task().map(str::to_string), v.method(), v.seed_number());
+    assert_eq!(v.row, 1);
+    assert!(!render(&v, 120, 30).contains("table 2 of 2"));
+    v.handle_key(key(KeyCode::Tab));
+    assert_eq!(v.shown, 1);
+    assert_eq!(v.task().map(str::to_string), task);
+    assert_eq!((v.method(), v.seed_number()), (method, seed));
+    let screen = render(&v, 120, 30);
+    assert!(
+        screen.contains("table 2 of 2: qwen2.5-coder-1.5b"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("table"),
+        "the status line names the key: {screen}"
+    );
+    // The last task of one is the first of the other: the cursor follows the task.
+    act(&mut v, &[Action::Bottom]);
+    let last = v.task().map(str::to_string);
+    v.handle_key(key(KeyCode::BackTab));
+    assert_eq!((v.shown, v.row), (0, 0));
+    assert_eq!(v.task().map(str::to_string), last);
+    v.handle_key(key(KeyCode::BackTab));
+    assert_eq!(v.shown, 1, "Shift-Tab wraps");
 }

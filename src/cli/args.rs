@@ -290,11 +290,14 @@ pub enum BenchCommand {
     /// command again to resume: finished cells are read back, stopped ones continue.
     Accuracy(AccuracyArgs),
     /// The table of `dln bench accuracy` in the workbench: tasks × methods, each cell's seeds,
-    /// prompts and dev curve; Enter opens a run in the replay, quitting it comes back.
-    #[command(after_help = "Example: dln bench view bench-accuracy")]
+    /// prompts and dev curve; Enter opens a run in the replay, quitting it comes back. Given
+    /// several benchmarks (one per model, say), Tab goes from one table to the next.
+    #[command(after_help = "Example: dln bench view bench-qwen05 bench-qwen15")]
     View {
-        /// The benchmark's output directory (its --out), or its results.json.
-        path: PathBuf,
+        /// The benchmark's output directory (its --out), or its results.json; several for
+        /// several tables.
+        #[arg(required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
     },
     /// Naive vs prefix-reused scoring and batched vs sequential generation on the embedded model,
     /// optionally against llama.cpp's own benchmarks on the same file.

@@ -1,7 +1,7 @@
-//! `dln bench view OUT`: the benchmark's table in the workbench. The report is read (and every
-//! error a person can cause reported, naming the file) before the screen is taken over.
+//! `dln bench view OUT…`: the benchmarks' tables in the workbench. Every report is read (and
+//! every error a person can cause reported, naming the file) before the screen is taken over.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -9,14 +9,18 @@ use dln::bench::accuracy::read_report;
 use dln::tui::bench::{run_loop, BenchView};
 use dln::tui::terminal::TerminalGuard;
 
-pub fn view(path: &Path, theme: Option<&str>) -> anyhow::Result<ExitCode> {
-    let read = read_report(path)?;
-    if read.report.tasks.is_empty() || read.report.methods.is_empty() {
-        anyhow::bail!("{} has no cells to show", read.path.display());
+pub fn view(paths: &[PathBuf], theme: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut reads = Vec::with_capacity(paths.len());
+    for path in paths {
+        let read = read_report(path)?;
+        if read.report.tasks.is_empty() || read.report.methods.is_empty() {
+            anyhow::bail!("{} has no cells to show", read.path.display());
+        }
+        reads.push(read);
     }
     super::tui::need_terminal()?;
     let (theme, keymap) = super::tui::look(theme)?;
-    let mut view = BenchView::new(read, theme, keymap);
+    let mut view = BenchView::of_tables(reads, theme, keymap);
     let rt = super::tui::runtime()?;
     rt.block_on(async move {
         let _log = dln::tui::logging::to_file(&dln::llm::model::data_dir());

@@ -223,8 +223,8 @@ pub fn main() -> ExitCode {
             ref split,
         }) => train::eval(config, run, split, cli.model.as_deref()),
         Some(Commands::Bench {
-            which: BenchCommand::View { ref path },
-        }) => bench_view::view(path, cli.theme.as_deref()),
+            which: BenchCommand::View { ref paths },
+        }) => bench_view::view(paths, cli.theme.as_deref()),
         Some(Commands::Bench {
             which:
                 BenchCommand::Engine {

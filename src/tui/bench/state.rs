@@ -32,12 +32,21 @@ pub enum Effect {
     OpenRun { dir: PathBuf, what: String },
 }
 
+/// One benchmark's table: its report and output directory (cells' `run_dir`s are relative to
+/// it).
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub report: BenchReport,
+    pub out: PathBuf,
+}
+
 /// Everything the screen shows and where the person is.
 #[derive(Debug, Clone)]
 pub struct BenchView {
-    pub report: BenchReport,
-    /// The benchmark's output directory: cells' `run_dir`s are relative to it.
-    pub out: PathBuf,
+    /// The tables given (one per benchmark directory, e.g. one per model), in order.
+    pub tables: Vec<Table>,
+    /// The one shown.
+    pub shown: usize,
     pub theme: Theme,
     pub keymap: KeyMap,
     /// The selected task (row) and method (column).
@@ -56,9 +65,22 @@ pub struct BenchView {
 
 impl BenchView {
     pub fn new(read: ReadReport, theme: Theme, keymap: KeyMap) -> BenchView {
+        BenchView::of_tables(vec![read], theme, keymap)
+    }
+
+    /// Several benchmarks' tables (at least one), the first shown; Tab and Shift-Tab go from
+    /// one to the next.
+    pub fn of_tables(reads: Vec<ReadReport>, theme: Theme, keymap: KeyMap) -> BenchView {
+        let tables = reads
+            .into_iter()
+            .map(|r| Table {
+                report: r.report,
+                out: r.out,
+            })
+            .collect();
         BenchView {
-            report: read.report,
-            out: read.out,
+            tables,
+            shown: 0,
             theme,
             keymap,
             row: 0,
@@ -72,22 +94,61 @@ impl BenchView {
         }
     }
 
+    /// The report of the table shown.
+    pub fn report(&self) -> &BenchReport {
+        &self.tables[self.shown].report
+    }
+
+    /// The output directory of the table shown.
+    pub fn out(&self) -> &std::path::Path {
+        &self.tables[self.shown].out
+    }
+
+    /// Shows table `to` (wrapping), at the same task, method and seed where it has them (so one
+    /// cell can be compared across models) and within its bounds otherwise.
+    fn show_table(&mut self, to: usize) {
+        let (task, method, seed) = (
+            self.task().map(str::to_string),
+            self.method(),
+            self.seed_number(),
+        );
+        self.shown = to % self.tables.len().max(1);
+        let r = &self.tables[self.shown].report;
+        let find = |n: usize, i: Option<usize>, at: usize| i.unwrap_or(at.min(n.saturating_sub(1)));
+        self.row = find(
+            r.tasks.len(),
+            task.and_then(|t| r.tasks.iter().position(|x| *x == t)),
+            self.row,
+        );
+        self.col = find(
+            r.methods.len(),
+            method.and_then(|m| r.methods.iter().position(|x| *x == m)),
+            self.col,
+        );
+        self.seed = find(
+            r.seeds.len(),
+            seed.and_then(|s| r.seeds.iter().position(|x| *x == s)),
+            self.seed,
+        );
+        self.detail_scroll = 0;
+    }
+
     pub fn task(&self) -> Option<&str> {
-        self.report.tasks.get(self.row).map(String::as_str)
+        self.report().tasks.get(self.row).map(String::as_str)
     }
 
     pub fn method(&self) -> Option<Method> {
-        self.report.methods.get(self.col).copied()
+        self.report().methods.get(self.col).copied()
     }
 
     pub fn seed_number(&self) -> Option<u64> {
-        self.report.seeds.get(self.seed).copied()
+        self.report().seeds.get(self.seed).copied()
     }
 
     /// The selected cell's runs, in seed order.
     pub fn runs(&self) -> Vec<&CellRow> {
         match (self.task(), self.method()) {
-            (Some(t), Some(m)) => table::runs(&self.report, t, m),
+            (Some(t), Some(m)) => table::runs(self.report(), t, m),
             _ => Vec::new(),
         }
     }
@@ -101,7 +162,7 @@ impl BenchView {
     /// `hyperbaton · dln-1 · seed 2`.
     pub fn selection_label(&self) -> String {
         let mut s = match (self.task(), self.method()) {
-            (Some(t), Some(m)) => format!("{t} · {}", table::heading(&self.report, m)),
+            (Some(t), Some(m)) => format!("{t} · {}", table::heading(self.report(), m)),
             _ => "no cell".to_string(),
         };
         if let Some(seed) = self.seed_number() {
@@ -145,9 +206,9 @@ impl BenchView {
             }
             return None;
         }
-        let rows = self.report.tasks.len();
-        let cols = self.report.methods.len();
-        let seeds = self.report.seeds.len();
+        let rows = self.report().tasks.len();
+        let cols = self.report().methods.len();
+        let seeds = self.report().seeds.len();
         let moved = |this: &mut BenchView, row: usize, col: usize| {
             if (row, col) != (this.row, this.col) {
                 this.row = row;
@@ -167,8 +228,10 @@ impl BenchView {
             Action::NextLayer => moved(self, self.row, (self.col + 1).min(cols.saturating_sub(1))),
             Action::ScrubBack => self.seed = self.seed.saturating_sub(1),
             Action::ScrubForward => self.seed = (self.seed + 1).min(seeds.saturating_sub(1)),
-            Action::FocusNext if seeds > 0 => self.seed = (self.seed + 1) % seeds,
-            Action::FocusPrev if seeds > 0 => self.seed = (self.seed + seeds - 1) % seeds,
+            Action::FocusNext if self.tables.len() > 1 => self.show_table(self.shown + 1),
+            Action::FocusPrev if self.tables.len() > 1 => {
+                self.show_table(self.shown + self.tables.len() - 1)
+            }
             Action::ToggleDiff => self.metric = self.metric.other(),
             Action::PageDown => self.detail_scroll = self.detail_scroll.saturating_add(DETAIL_PAGE),
             Action::PageUp => self.detail_scroll = self.detail_scroll.saturating_sub(DETAIL_PAGE),
@@ -183,7 +246,7 @@ impl BenchView {
         let what = self.selection_label();
         match self.selected_run() {
             Some(run) => Some(Effect::OpenRun {
-                dir: self.out.join(&run.run_dir),
+                dir: self.out().join(&run.run_dir),
                 what,
             }),
             None => {

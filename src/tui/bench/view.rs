@@ -54,7 +54,7 @@ pub fn areas(area: Rect, tasks: usize) -> Areas {
 }
 
 pub fn draw(v: &BenchView, frame: &mut Frame) {
-    let a = areas(frame.area(), v.report.tasks.len());
+    let a = areas(frame.area(), v.report().tasks.len());
     draw_table(v, frame, a.table);
     draw_detail(v, frame, a.detail);
     frame.render_widget(Paragraph::new(footer(v)), a.footer);
@@ -75,7 +75,7 @@ pub struct Columns {
 }
 
 pub fn columns(v: &BenchView, inner_width: usize) -> Columns {
-    let r = &v.report;
+    let r = v.report();
     let seeds = r.seeds.len();
     let mut width = 4;
     for m in &r.methods {
@@ -101,11 +101,21 @@ pub fn columns(v: &BenchView, inner_width: usize) -> Columns {
 
 fn draw_table(v: &BenchView, frame: &mut Frame, area: Rect) {
     let t = &v.theme;
-    let r = &v.report;
+    let r = v.report();
     let inner_width = usize::from(area.width.saturating_sub(2));
     let c = columns(v, inner_width);
+    let which = if v.tables.len() > 1 {
+        format!(
+            "table {} of {}: {} · ",
+            v.shown + 1,
+            v.tables.len(),
+            short_model(&r.model)
+        )
+    } else {
+        String::new()
+    };
     let title = format!(
-        " {} accuracy (%) · mean ± std over seeds ",
+        " {which}{} accuracy (%) · mean ± std over seeds ",
         match v.metric {
             Metric::Test => "Test",
             Metric::Dev => "Dev",
@@ -210,7 +220,7 @@ pub fn detail_lines(v: &BenchView, run: Option<&CellRow>) -> Vec<Line<'static>> 
     let t = &v.theme;
     let runs = v.runs();
     let mut lines: Vec<Line<'static>> = Vec::new();
-    for (i, seed) in v.report.seeds.iter().enumerate() {
+    for (i, seed) in v.report().seeds.iter().enumerate() {
         let mark = if i == v.seed { "▸ " } else { "  " };
         let mut spans = vec![
             Span::styled(mark, t.key),
@@ -395,7 +405,7 @@ fn draw_curves(v: &BenchView, frame: &mut Frame, area: Rect) {
 }
 
 fn footer(v: &BenchView) -> Line<'static> {
-    let r = &v.report;
+    let r = v.report();
     let seeds = r
         .seeds
         .iter()
@@ -437,6 +447,9 @@ fn status(v: &BenchView) -> Line<'static> {
             "seed",
         ),
         (k(Action::Expand), "replay"),
+    ];
+    let tables = (v.tables.len() > 1).then(|| (k(Action::FocusNext), "table"));
+    let hints = hints.into_iter().chain(tables).chain([
         (
             k(Action::ToggleDiff),
             match v.metric {
@@ -446,7 +459,7 @@ fn status(v: &BenchView) -> Line<'static> {
         ),
         (k(Action::Help), "help"),
         (k(Action::Quit), "quit"),
-    ];
+    ]);
     let mut spans = Vec::new();
     for (i, (key, what)) in hints.into_iter().enumerate() {
         if i > 0 {
@@ -475,13 +488,12 @@ fn draw_help(v: &BenchView, frame: &mut Frame, area: Rect) {
             "first / last task",
         ),
         (
-            format!(
-                "{} {} {}",
-                k(Action::ScrubBack),
-                k(Action::ScrubForward),
-                k(Action::FocusNext)
-            ),
+            format!("{} {}", k(Action::ScrubBack), k(Action::ScrubForward)),
             "pick the seed shown below",
+        ),
+        (
+            format!("{} {}", k(Action::FocusNext), k(Action::FocusPrev)),
+            "next / previous table, at the same cell (several given)",
         ),
         (
             k(Action::Expand),
@@ -513,12 +525,12 @@ fn draw_help(v: &BenchView, frame: &mut Frame, area: Rect) {
         ),
     ]));
     lines.push(Line::styled(
-        format!("command: {}", v.report.command),
+        format!("command: {}", v.report().command),
         t.muted,
     ));
-    if !v.report.overrides.is_empty() {
+    if !v.report().overrides.is_empty() {
         lines.push(Line::styled(
-            format!("set for every cell: {}", v.report.overrides.join(", ")),
+            format!("set for every cell: {}", v.report().overrides.join(", ")),
             t.muted,
         ));
     }
