@@ -43,13 +43,14 @@ fn bench_engine_at_a_small_scale_reports_every_part_and_exact_reuse() {
     assert_eq!(r["scale"]["requested"], "0.05");
     assert_eq!(r["scale"]["factor"], 0.05);
     finite_positive(&r["prefill_tokens_per_second"], "prefill");
-    finite_positive(&r["every_logit_tokens_per_second"], "scoring every token");
-    // Scoring a text computes and normalises every token's logits where a prefill reads the
-    // last one's: never faster than the prefill beyond noise.
+    let every = finite_positive(&r["every_logit_tokens_per_second"], "scoring every token");
+    // The share is what the two rates measured in this run say (a ratio of timings, so no
+    // bound on it here: a machine shared with other work moves it).
     let share = finite_positive(&r["every_logit_share"], "every-logit share");
+    let prefill = r["prefill_tokens_per_second"].as_f64().expect("prefill");
     assert!(
-        share < 1.3,
-        "scoring every token at {share} of the raw prefill"
+        (share - every / prefill).abs() < 1e-6 * share.max(1.0),
+        "share {share} against {every} / {prefill}"
     );
     let workloads = r["workloads"].as_array().expect("workloads");
     let names: Vec<&str> = workloads

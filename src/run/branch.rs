@@ -8,8 +8,8 @@
 //! replay shows the whole history; `iterations/` keeps the parent's snapshots up to the point
 //! (a branch can be branched earlier again); `branch.json` names the parent; `cache/` holds a
 //! copy of the parent's call cache, so what the branch asks as its parent did is not computed
-//! again. The directory is
-//! assembled under a temporary name and renamed into place: a crash leaves no half branch.
+//! again. The directory is assembled under a temporary name and renamed into place: a crash
+//! leaves no half branch.
 
 use std::path::{Path, PathBuf};
 

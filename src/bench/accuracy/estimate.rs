@@ -11,9 +11,9 @@
 //! Qwen2.5-Coder-0.5B, the 1.5B's scaled from the 0.5B's by llama-bench; a file of another size
 //! is interpolated between them), scaled by `model.threads` (default: the cores); a network is
 //! timed by its slowest forward model. The fits held cells to within about 2× (0.8× to 2.5× of
-//! the measured time on the 0.5B). It stays rough: hidden
-//! texts and proposals end when the model says so, the call cache answers repeated calls for
-//! nothing, and a machine shared with other work runs slower.
+//! the measured time on the 0.5B). It stays rough: hidden texts and proposals end when the model
+//! says so, the call cache answers repeated calls for nothing, and a machine shared with other
+//! work runs slower.
 //! A cell that has finished is shown with its measured time instead, and the cells still to run
 //! of a task and method with finished seeds are timed by those.
 
@@ -239,6 +239,7 @@ pub fn estimate(cell: &Cell, data: &Dataset, model: Option<&str>) -> Estimate {
     let threads = cell.config.model.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
+    // No embedded forward model: every layer is on a server, and `on_server` zeroes the time.
     let per_thread = cell_speed(cell, model).map_or(1.0, |s| s.tokens_per_second_per_thread);
     let per_second = per_thread * threads.max(1) as f64;
     // Backward models are called only by training.
