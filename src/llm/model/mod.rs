@@ -168,9 +168,17 @@ pub fn data_dir() -> PathBuf {
 /// The model file to load: `spec` (a path or a built-in name), else `DLN_MODEL`, else the
 /// default model; a built-in model comes from the cache, or is fetched when `fetch` is set.
 pub fn resolve(spec: Option<&str>, fetch: bool) -> Result<PathBuf, ModelError> {
+    resolve_with(
+        given_or_env(spec).as_deref(),
+        fetch,
+        &FetchConfig::from_env(),
+    )
+}
+
+/// `spec`, else `DLN_MODEL` when set; `None` stands for the default model.
+fn given_or_env(spec: Option<&str>) -> Option<String> {
     let env = std::env::var("DLN_MODEL").ok().filter(|v| !v.is_empty());
-    let spec = spec.map(str::to_string).or(env);
-    resolve_with(spec.as_deref(), fetch, &FetchConfig::from_env())
+    spec.map(str::to_string).or(env)
 }
 
 /// [`resolve`] with an explicit cache and fetch configuration (and no environment lookup).

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::catalog::BUILTIN_MODELS;
-use super::{builtin, DEFAULT_MODEL};
+use super::{builtin, given_or_env, DEFAULT_MODEL};
 
 /// The model a spec names and its tokens per second per thread.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,10 +21,7 @@ pub struct Speed {
 /// else the default model's. A file of a built-in model's size is timed as that model; a path that
 /// does not exist as the default model.
 pub fn speed(spec: Option<&str>) -> Speed {
-    let env = std::env::var("DLN_MODEL")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let spec = spec.map(str::to_string).or(env);
+    let spec = given_or_env(spec);
     let spec = spec.as_deref().unwrap_or(DEFAULT_MODEL);
     if let Some(m) = builtin(spec) {
         let measured = m.tokens_per_second_per_thread;

@@ -32,19 +32,12 @@ pub enum Effect {
     OpenRun { dir: PathBuf, what: String },
 }
 
-/// One benchmark's table: its report and output directory (cells' `run_dir`s are relative to
-/// it).
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub report: BenchReport,
-    pub out: PathBuf,
-}
-
 /// Everything the screen shows and where the person is.
 #[derive(Debug, Clone)]
 pub struct BenchView {
-    /// The tables given (one per benchmark directory, e.g. one per model), in order.
-    pub tables: Vec<Table>,
+    /// The benchmarks given (one per output directory, e.g. one per model), in order; cells'
+    /// `run_dir`s are relative to their `out`.
+    pub tables: Vec<ReadReport>,
     /// The one shown.
     pub shown: usize,
     pub theme: Theme,
@@ -70,14 +63,7 @@ impl BenchView {
 
     /// Several benchmarks' tables (at least one), the first shown; Tab and Shift-Tab go from
     /// one to the next.
-    pub fn of_tables(reads: Vec<ReadReport>, theme: Theme, keymap: KeyMap) -> BenchView {
-        let tables = reads
-            .into_iter()
-            .map(|r| Table {
-                report: r.report,
-                out: r.out,
-            })
-            .collect();
+    pub fn of_tables(tables: Vec<ReadReport>, theme: Theme, keymap: KeyMap) -> BenchView {
         BenchView {
             tables,
             shown: 0,
