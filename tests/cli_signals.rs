@@ -1,7 +1,8 @@
 //! Signals, exit codes and run-directory ownership of the real `dln` binary on the real
 //! embedded model: one SIGINT (or SIGTERM, SIGHUP) stops at the next stage boundary with a
-//! checkpoint and exit code 3; a second SIGINT or SIGTERM stops at once with 130; `timeout` leaves a run
-//! that `dln resume` finishes; a second process on the same run directory is refused while the
+//! checkpoint and exit code 3; a second SIGINT or SIGTERM stops at once with 130 (a SIGTERM
+//! delivered twice at once, as `timeout` does, is one); `timeout` leaves a run that `dln resume`
+//! finishes; a second process on the same run directory is refused while the
 //! first runs, and a killed owner's lock never blocks a resume.
 
 mod common;
@@ -82,6 +83,31 @@ fn sigterm_and_sighup_stop_like_one_sigint() {
 }
 
 #[test]
+fn a_sigterm_delivered_twice_at_once_as_timeout_does_stops_like_one() {
+    // `timeout` sends SIGTERM to dln and then to its process group: two deliveries,
+    // microseconds apart, of one request. `kill -TERM PID PID` does the same.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let mut child = train(&dir, 2).spawn().expect("spawn dln");
+    wait_for_stage(&mut child, &dir, 2);
+    let pid = child.id().to_string();
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid, &pid])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -TERM twice");
+    let out = finish(child);
+    assert_eq!(
+        out.status.code(),
+        Some(STOPPED),
+        "a doubled SIGTERM stops at a stage boundary\n{}",
+        stderr(&out)
+    );
+    resume_to_end(&dir);
+}
+
+#[test]
 fn a_second_sigint_stops_at_once_with_code_130_and_the_run_resumes() {
     second_signal_stops_at_once("INT");
 }
@@ -111,6 +137,11 @@ fn second_signal_stops_at_once(sig: &str) {
                 "no stopping state"
             );
             std::thread::sleep(Duration::from_millis(5));
+        }
+        // A SIGTERM within half a second of the first is taken for its duplicate (`timeout`
+        // signals the process and its group): the second one comes after that.
+        if sig == "TERM" {
+            std::thread::sleep(Duration::from_millis(600).saturating_sub(start.elapsed()));
         }
         signal(&child, sig);
         let out = finish(child);

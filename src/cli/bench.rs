@@ -7,6 +7,8 @@ use anyhow::Context;
 
 use dln::llm::embedded::{EmbeddedBackend, EmbeddedOptions};
 
+use super::signals::{Ask, StopSignals};
+
 pub fn engine(
     model: Option<&str>,
     json: bool,
@@ -265,25 +267,19 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
 
 /// SIGINT/SIGTERM/SIGHUP stop the running cell at its next stage boundary (an evaluation at its
 /// next chunk); a second SIGINT or SIGTERM leaves at once (everything written so far is on
-/// disk).
+/// disk), as [`super::signals`] tells them apart.
 fn watch_signals(cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut signals = StopSignals::watch()?;
     tokio::spawn(async move {
         loop {
-            let again = tokio::select! {
-                _ = int.recv() => cancel.is_cancelled(),
-                _ = term.recv() => cancel.is_cancelled(),
-                _ = hup.recv() => false,
-            };
-            if again {
+            if signals.next(cancel.is_cancelled()).await == Ask::Leave {
                 eprintln!("interrupted; run the same command again to resume");
                 // SAFETY: `_exit` ends the process at once (see `dln train`'s second Ctrl-C).
                 unsafe { libc::_exit(i32::from(super::exit::INTERRUPTED)) }
             }
-            eprintln!("stopping after the current stage or evaluation chunk; press Ctrl-C again (or send SIGTERM again) to stop at once");
+            if !cancel.is_cancelled() {
+                eprintln!("stopping after the current stage or evaluation chunk; press Ctrl-C again (or send SIGTERM again) to stop at once");
+            }
             cancel.cancel();
         }
     });

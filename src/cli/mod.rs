@@ -11,6 +11,7 @@ mod config_cmd;
 mod lineage;
 mod logging;
 mod model;
+mod signals;
 mod table;
 mod train;
 mod tui;

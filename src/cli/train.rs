@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::FeedbackArg;
 use super::exit;
+use super::signals::{Ask, StopSignals};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -123,18 +124,16 @@ pub fn eval(
 ///
 /// Signals: the first SIGINT, SIGTERM or SIGHUP asks the run to stop at the next stage boundary
 /// (an evaluation at its next chunk; checkpoint, `result.json`, exit [`exit::STOPPED`]); a
-/// second SIGINT or SIGTERM stops at once ([`exit::INTERRUPTED`]): the last checkpoint, the event log and
-/// the call cache are already on disk, so `dln resume` continues from there and re-asks nothing
-/// that was answered.
+/// second SIGINT or SIGTERM stops at once ([`exit::INTERRUPTED`]; a SIGTERM's duplicate from
+/// `timeout` does not count, see [`super::signals`]): the last checkpoint, the event log and the
+/// call cache are already on disk, so `dln resume` continues from there and re-asks nothing that
+/// was answered.
 async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut progress = Progress::new(std::io::stderr().is_terminal());
     let run_dir = session.run_dir.clone();
     progress.note(&format!("run directory: {}", run_dir.display()));
     let commands = session.commands.clone();
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut signals = StopSignals::watch()?;
     let mut stopping = false;
     let stop = |stopping: &mut bool, progress: &Progress, what: &str| {
         if std::mem::replace(stopping, true) {
@@ -157,13 +156,8 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
                 }
             }
             r = &mut session.task => break r,
-            signal = async {
-                tokio::select! {
-                    _ = sigint.recv() => "interrupt",
-                    _ = sigterm.recv() => "SIGTERM",
-                }
-            } => {
-                if stopping {
+            ask = signals.next(stopping) => {
+                if ask == Ask::Leave {
                     while let Ok(e) = session.events.try_recv() {
                         progress.on(&e);
                     }
@@ -180,9 +174,10 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
                     // SAFETY: `_exit` ends the process at once; nothing after it runs.
                     unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) }
                 }
-                stop(&mut stopping, &progress, signal);
+                if let Ask::Stop(signal) = ask {
+                    stop(&mut stopping, &progress, signal);
+                }
             }
-            _ = sighup.recv() => stop(&mut stopping, &progress, "SIGHUP"),
         }
     };
     while let Ok(e) = session.events.try_recv() {
