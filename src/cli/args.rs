@@ -405,7 +405,9 @@ pub struct AccuracyArgs {
     pub out: PathBuf,
     /// The settings every cell runs in: `paper` (the shipped task configs as they are), `laptop`
     /// (cut so that a DLN-2 cell on a 0.5B model fits a sitting on 2 cores:
-    /// examples/bench/laptop.toml), or a TOML file of the same form. `--set` applies after it.
+    /// examples/bench/laptop.toml), `reasoning` (DLN-2 on the reasoning tasks with hidden texts
+    /// up to 400 tokens, cut further elsewhere: examples/bench/reasoning.toml), or a TOML file
+    /// of the same form. `--set` applies after it.
     #[arg(long, default_value = "paper", value_name = "NAME|FILE")]
     pub shape: String,
     /// `KEY=VALUE` applied to every cell (e.g. train.iterations=4, data.max_test=50); `hidden.KEY`

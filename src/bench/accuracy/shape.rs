@@ -1,7 +1,7 @@
 //! `--shape`: a named set of settings applied to every cell of `dln bench accuracy`, so that the
 //! shape a table was run in is one flag (and stays in its command line). `paper` applies nothing
-//! (the shipped task configs); `laptop` is `examples/bench/laptop.toml`; any other value is a TOML
-//! file of the same form. A shape's keys are `--set` keys (`[train] iterations = 6` is
+//! (the shipped task configs); `laptop` is `examples/bench/laptop.toml`, `reasoning`
+//! `examples/bench/reasoning.toml`; any other value is a TOML file of the same form. A shape's keys are `--set` keys (`[train] iterations = 6` is
 //! `train.iterations=6`); those under `[hidden]` reach the hidden layers a method adds.
 
 use std::path::Path;
@@ -14,6 +14,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     (
         "laptop",
         include_str!("../../../examples/bench/laptop.toml"),
+    ),
+    (
+        "reasoning",
+        include_str!("../../../examples/bench/reasoning.toml"),
     ),
 ];
 
@@ -82,6 +86,19 @@ mod tests {
                 "{key} in {laptop:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_reasoning_shape_lets_the_hidden_layer_write_more_than_laptop() {
+        let limit = |shape: &str| -> u32 {
+            let sets = shape_sets(shape).unwrap();
+            let s = sets
+                .iter()
+                .find_map(|s| s.strip_prefix("hidden.forward_max_tokens="))
+                .expect("a hidden limit");
+            s.parse().unwrap()
+        };
+        assert!(limit("reasoning") > 2 * limit("laptop"));
     }
 
     #[test]
