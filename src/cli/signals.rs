@@ -56,12 +56,12 @@ impl StopSignals {
             };
             let now = Instant::now();
             match decide(kind, stopping, self.first, now) {
-                Some(Ask::Stop(_)) => {
+                Verdict::Stop => {
                     self.first.get_or_insert(now);
                     return Ask::Stop(name);
                 }
-                Some(Ask::Leave) => return Ask::Leave,
-                None => {}
+                Verdict::Leave => return Ask::Leave,
+                Verdict::Nothing => {}
             }
         }
     }
@@ -74,16 +74,27 @@ enum Kind {
     Hup,
 }
 
-/// What one signal asks, given whether a stop was already asked and when the first signal's
-/// stop request came; `None`: nothing (a repeated SIGHUP, or a SIGTERM's duplicate).
-fn decide(kind: Kind, stopping: bool, first: Option<Instant>, now: Instant) -> Option<Ask> {
+/// What one signal means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Stop,
+    Leave,
+    /// A repeated SIGHUP, or a SIGTERM's duplicate.
+    Nothing,
+}
+
+/// What one signal means, given whether a stop was already asked and when the first signal's
+/// stop request came.
+fn decide(kind: Kind, stopping: bool, first: Option<Instant>, now: Instant) -> Verdict {
     if !stopping {
-        return Some(Ask::Stop(""));
+        return Verdict::Stop;
     }
     match kind {
-        Kind::Hup => None,
-        Kind::Term if first.is_some_and(|t| now.duration_since(t) < DUPLICATE_SIGTERM) => None,
-        Kind::Int | Kind::Term => Some(Ask::Leave),
+        Kind::Hup => Verdict::Nothing,
+        Kind::Term if first.is_some_and(|t| now.duration_since(t) < DUPLICATE_SIGTERM) => {
+            Verdict::Nothing
+        }
+        Kind::Int | Kind::Term => Verdict::Leave,
     }
 }
 
@@ -96,12 +107,12 @@ mod tests {
         let t0 = Instant::now();
         let soon = t0 + Duration::from_millis(1);
         let later = t0 + DUPLICATE_SIGTERM + Duration::from_millis(1);
-        assert_eq!(decide(Kind::Term, false, None, t0), Some(Ask::Stop("")));
-        assert_eq!(decide(Kind::Term, true, Some(t0), soon), None);
-        assert_eq!(decide(Kind::Term, true, Some(t0), later), Some(Ask::Leave));
-        assert_eq!(decide(Kind::Int, true, Some(t0), soon), Some(Ask::Leave));
-        assert_eq!(decide(Kind::Hup, true, Some(t0), later), None);
+        assert_eq!(decide(Kind::Term, false, None, t0), Verdict::Stop);
+        assert_eq!(decide(Kind::Term, true, Some(t0), soon), Verdict::Nothing);
+        assert_eq!(decide(Kind::Term, true, Some(t0), later), Verdict::Leave);
+        assert_eq!(decide(Kind::Int, true, Some(t0), soon), Verdict::Leave);
+        assert_eq!(decide(Kind::Hup, true, Some(t0), later), Verdict::Nothing);
         // A stop the command asked itself (no signal yet): any SIGTERM leaves.
-        assert_eq!(decide(Kind::Term, true, None, soon), Some(Ask::Leave));
+        assert_eq!(decide(Kind::Term, true, None, soon), Verdict::Leave);
     }
 }
