@@ -49,17 +49,32 @@ fn resume_to_end(dir: &Path) {
     assert_eq!(result(dir)["stopped_early"], false);
 }
 
-fn stop_once(sig: &str) {
+/// Sends `sig` to `child` `times` times in one `kill` call (`kill -TERM PID PID`): deliveries
+/// microseconds apart, as `timeout` makes them.
+fn signal_at_once(child: &Child, sig: &str, times: usize) {
+    let pid = child.id().to_string();
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .args(std::iter::repeat_n(&pid, times))
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{sig} ×{times}");
+}
+
+/// One stop request (`sig`, delivered `times` times at once) stops the run at a stage boundary
+/// with exit 3, and the run resumes to its end.
+fn stop_once(sig: &str, times: usize) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run");
     let mut child = train(&dir, 2).spawn().expect("spawn dln");
     wait_for_stage(&mut child, &dir, 2);
-    signal(&child, sig);
+    signal_at_once(&child, sig, times);
     let out = finish(child);
     assert_eq!(
         out.status.code(),
         Some(STOPPED),
-        "one {sig}: stopped early at a stage boundary\n{}",
+        "one {sig} (delivered {times}×): stopped early at a stage boundary\n{}",
         stderr(&out)
     );
     assert!(stderr(&out).contains("dln resume"), "{}", stderr(&out));
@@ -73,38 +88,20 @@ fn stop_once(sig: &str) {
 
 #[test]
 fn one_sigint_stops_at_a_stage_boundary_with_code_3_and_resumes() {
-    stop_once("INT");
+    stop_once("INT", 1);
 }
 
 #[test]
 fn sigterm_and_sighup_stop_like_one_sigint() {
-    stop_once("TERM");
-    stop_once("HUP");
+    stop_once("TERM", 1);
+    stop_once("HUP", 1);
 }
 
 #[test]
 fn a_sigterm_delivered_twice_at_once_as_timeout_does_stops_like_one() {
     // `timeout` sends SIGTERM to dln and then to its process group: two deliveries,
-    // microseconds apart, of one request. `kill -TERM PID PID` does the same.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("run");
-    let mut child = train(&dir, 2).spawn().expect("spawn dln");
-    wait_for_stage(&mut child, &dir, 2);
-    let pid = child.id().to_string();
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid, &pid])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill -TERM twice");
-    let out = finish(child);
-    assert_eq!(
-        out.status.code(),
-        Some(STOPPED),
-        "a doubled SIGTERM stops at a stage boundary\n{}",
-        stderr(&out)
-    );
-    resume_to_end(&dir);
+    // microseconds apart, of one request.
+    stop_once("TERM", 2);
 }
 
 #[test]

@@ -156,8 +156,9 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
                 }
             }
             r = &mut session.task => break r,
-            ask = signals.next(stopping) => {
-                if ask == Ask::Leave {
+            ask = signals.next(stopping) => match ask {
+                Ask::Stop(signal) => stop(&mut stopping, &progress, signal),
+                Ask::Leave => {
                     while let Ok(e) = session.events.try_recv() {
                         progress.on(&e);
                     }
@@ -174,10 +175,7 @@ async fn drive(mut session: Session) -> anyhow::Result<ExitCode> {
                     // SAFETY: `_exit` ends the process at once; nothing after it runs.
                     unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) }
                 }
-                if let Ask::Stop(signal) = ask {
-                    stop(&mut stopping, &progress, signal);
-                }
-            }
+            },
         }
     };
     while let Ok(e) = session.events.try_recv() {

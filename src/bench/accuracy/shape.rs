@@ -1,8 +1,9 @@
 //! `--shape`: a named set of settings applied to every cell of `dln bench accuracy`, so that the
 //! shape a table was run in is one flag (and stays in its command line). `paper` applies nothing
 //! (the shipped task configs); `laptop` is `examples/bench/laptop.toml`, `reasoning`
-//! `examples/bench/reasoning.toml`; any other value is a TOML file of the same form. A shape's keys are `--set` keys (`[train] iterations = 6` is
-//! `train.iterations=6`); those under `[hidden]` reach the hidden layers a method adds.
+//! `examples/bench/reasoning.toml`; any other value is a TOML file of the same form. A shape's
+//! keys are `--set` keys (`[train] iterations = 6` is `train.iterations=6`); those under
+//! `[hidden]` reach the hidden layers a method adds.
 
 use std::path::Path;
 
