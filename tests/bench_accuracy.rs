@@ -1,7 +1,8 @@
 //! `dln bench accuracy` on the real embedded model and the shipped tiny task: every method runs
 //! as its own run directory, the table, CSV, JSON and plots are written, a second invocation
 //! reads finished cells back instead of re-running them, and Ctrl-C stops a cell resumably
-//! (the cells after it are reported as not run).
+//! (the cells after it are reported as not run); `dln bench keep` copies the cells without
+//! their caches and the table continues from the copy.
 
 mod common;
 
@@ -150,6 +151,58 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
             .expect("valid json");
     assert_eq!(again["aggregates"], report["aggregates"]);
 
+    // Kept elsewhere without the call caches, the table continues there: the same command with
+    // the copy as --out reads every cell back, and the copy's runs open as runs.
+    let kept = tmp.path().join("kept");
+    let (stdout, _) = ok(
+        common::dln()
+            .args(["bench", "keep"])
+            .arg(&out)
+            .arg(&kept)
+            .output()
+            .expect("keep"),
+        "keep",
+    );
+    assert!(
+        stdout.contains("kept 5 finished cells, 0 stopped") && !stdout.contains("left"),
+        "{stdout}"
+    );
+    let cells_dir = kept.join("runs/tiny");
+    let mut caches = Vec::new();
+    for method in std::fs::read_dir(&cells_dir).expect("kept cells") {
+        let seed = method.expect("entry").path().join("seed-1");
+        assert!(seed.join("result.json").is_file(), "{}", seed.display());
+        if seed.join(dln::run::CACHE_DIR).exists() {
+            caches.push(seed);
+        }
+    }
+    assert!(caches.is_empty(), "call caches were copied: {caches:?}");
+    assert!(kept.join("results.md").is_file() && kept.join("accuracy.svg").is_file());
+    let (_, stderr) = ok(
+        bench(&kept, &methods)
+            .output()
+            .expect("rerun on the kept copy"),
+        "invocation on the kept copy",
+    );
+    assert_eq!(
+        stderr.matches("done before, read back").count(),
+        6,
+        "{stderr}"
+    );
+    let from_kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(kept.join("results.json")).expect("json"))
+            .expect("valid json");
+    assert_eq!(from_kept["aggregates"], report["aggregates"]);
+    let (shown, _) = ok(
+        common::dln()
+            .args(["runs", "show"])
+            .arg(kept.join("runs/tiny/dln-1/seed-1"))
+            .output()
+            .expect("runs show"),
+        "runs show on a kept cell",
+    );
+    assert!(shown.contains("finished"), "{shown}");
+
     // --estimate runs nothing.
     let est = tmp.path().join("estimate");
     let (_, stderr) = ok(
@@ -196,9 +249,28 @@ fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
     // The cell after it never started: the report says so, not that it stopped.
     assert_eq!(report["cells"][1]["status"], "not run");
 
+    // Kept elsewhere, the stopped cell goes with its checkpoint (not its call cache) and the
+    // invocation there resumes it: a cell can span machines.
+    let kept = tmp.path().join("kept");
+    let (stdout, _) = ok(
+        common::dln()
+            .args(["bench", "keep"])
+            .arg(&out)
+            .arg(&kept)
+            .output()
+            .expect("keep"),
+        "keep",
+    );
+    assert!(
+        stdout.contains("kept 0 finished cells, 1 stopped"),
+        "{stdout}"
+    );
+    let cell = kept.join("runs/tiny/dln-1/seed-1");
+    assert!(cell.join("checkpoint.json").is_file() && !cell.join(dln::run::CACHE_DIR).exists());
+
     let (_, stderr) = ok(
         bench(
-            &out,
+            &kept,
             &["--methods", "dln-1,0-shot", "--set", "train.iterations=2"],
         )
         .output()
@@ -207,7 +279,7 @@ fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
     );
     assert!(stderr.contains("resuming"), "{stderr}");
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
+        serde_json::from_str(&std::fs::read_to_string(kept.join("results.json")).expect("json"))
             .expect("valid json");
     assert_eq!(report["cells"][0]["status"], "finished");
     assert_eq!(report["cells"][1]["status"], "finished");

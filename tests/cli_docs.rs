@@ -59,8 +59,10 @@ fn every_command_has_an_example_and_the_help_lists_the_environment() {
     }
     let (_, h, _) = dln(&["bench", "accuracy", "--help"]);
     assert!(h.contains("Example: dln bench accuracy"), "{h}");
-    let (_, h, _) = dln(&["bench", "view", "--help"]);
-    assert!(h.contains("Example: dln bench view"), "{h}");
+    for sub in ["view", "keep"] {
+        let (_, h, _) = dln(&["bench", sub, "--help"]);
+        assert!(h.contains(&format!("Example: dln bench {sub}")), "{h}");
+    }
     for sub in ["stats", "clear", "vacuum"] {
         let (_, h, _) = dln(&["cache", sub, "--help"]);
         assert!(h.contains(&format!("Example: dln cache {sub}")), "{h}");

@@ -341,6 +341,20 @@ pub enum BenchCommand {
         #[arg(long, hide = true, value_names = ["SIDE", "DIR"], num_args = 2)]
         side: Option<Vec<String>>,
     },
+    /// Copies a benchmark's finished and stopped cells to DEST without their call caches (a few
+    /// small files per cell instead of megabytes), and its reports: a table spread over several
+    /// sittings and machines keeps what is done. The same command given --out DEST reads the
+    /// finished cells back, resumes the stopped ones from their checkpoints and runs the rest;
+    /// `dln replay` and `dln runs` open them there.
+    #[command(
+        after_help = "Example: dln bench keep bench-qwen05 docs/results/qwen05\n\nA running cell, or one stopped before its first checkpoint, is left where it is; a cell already in DEST is written over."
+    )]
+    Keep {
+        /// The benchmark's output directory (its --out).
+        out: PathBuf,
+        /// Where to keep it (created when missing).
+        dest: PathBuf,
+    },
     /// Did the ETA hold? For each iteration of recorded runs, the forecast made as it started
     /// against the time it took (pauses left out), and how many were within 25 %.
     #[command(after_help = "Example: dln bench forecast runs/*")]

@@ -130,6 +130,30 @@ pub fn forecast(runs: &[std::path::PathBuf], json: bool) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn keep(out: &std::path::Path, dest: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let kept = dln::bench::accuracy::keep::keep(out, dest)?;
+    println!(
+        "kept {} finished cells, {} stopped (they resume there) and {} reports in {} ({}; {} of call caches not copied)",
+        kept.cells.len(),
+        kept.stopped.len(),
+        kept.reports.len(),
+        dest.display(),
+        indicatif::BinaryBytes(kept.bytes),
+        indicatif::BinaryBytes(kept.cache_bytes),
+    );
+    if !kept.left.is_empty() {
+        println!(
+            "left {} running or never checkpointed (resume them in {}):",
+            kept.left.len(),
+            out.display()
+        );
+        for cell in &kept.left {
+            println!("  {}", cell.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn http(
     url: &str,
     server_model: &str,

@@ -25,8 +25,9 @@ pub fn locate(path: Option<&Path>) -> anyhow::Result<PathBuf> {
     if holds(&path) {
         return Ok(path);
     }
-    if holds(&path.join("cache")) {
-        return Ok(path.join("cache"));
+    let in_run = path.join(dln::run::CACHE_DIR);
+    if holds(&in_run) {
+        return Ok(in_run);
     }
     anyhow::bail!(
         "no call cache at {} (looked for {DB_FILE} or {LEGACY_FILE} in it and in its cache/)",

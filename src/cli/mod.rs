@@ -261,6 +261,9 @@ pub fn main() -> ExitCode {
             which: BenchCommand::Forecast { ref runs, json },
         }) => bench::forecast(runs, json),
         Some(Commands::Bench {
+            which: BenchCommand::Keep { ref out, ref dest },
+        }) => bench::keep(out, dest),
+        Some(Commands::Bench {
             which:
                 BenchCommand::Http {
                     ref url,

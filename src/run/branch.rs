@@ -222,8 +222,8 @@ pub fn branch(req: &BranchRequest) -> Result<Branched, RunError> {
 /// The parent's call cache, copied into the branch being assembled in `dir` (a cache that
 /// cannot be copied only costs the branch its answers).
 fn copy_cache(parent: &Path, dir: &Path) -> CacheCopy {
-    let to = dir.join("cache");
-    match crate::llm::cache::copy_store(&parent.join("cache"), &to) {
+    let to = dir.join(crate::run::CACHE_DIR);
+    match crate::llm::cache::copy_store(&parent.join(crate::run::CACHE_DIR), &to) {
         Ok(None) => CacheCopy::None,
         Ok(Some(n)) => CacheCopy::Copied(n),
         Err(e) => {

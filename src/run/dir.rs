@@ -15,6 +15,8 @@ use crate::run::RunError;
 pub const CONFIG_FILE: &str = "config.toml";
 /// One event per line.
 pub const EVENTS_FILE: &str = "events.jsonl";
+/// The run's call cache (a SQLite store), unless its config names another.
+pub const CACHE_DIR: &str = "cache";
 
 /// Writes a file so that readers see the old or the new content, never a torn one
 /// ([`crate::files::atomic_write`]), the error naming the file it concerns.

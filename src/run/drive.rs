@@ -315,7 +315,7 @@ pub(crate) async fn build_network(
     let cache_dir = opts
         .cache_dir
         .clone()
-        .unwrap_or_else(|| run_dir.join("cache"));
+        .unwrap_or_else(|| run_dir.join(crate::run::CACHE_DIR));
     let built = build_backends_reporting(
         config,
         opts.model.as_deref(),

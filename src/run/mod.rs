@@ -35,7 +35,9 @@ pub use checkpoint::{
     PREVIOUS_CHECKPOINT_FILE,
 };
 pub use control::{Control, ControlState, Effect};
-pub use dir::{atomic_write, default_run_dir, read_events, EventLog, CONFIG_FILE, EVENTS_FILE};
+pub use dir::{
+    atomic_write, default_run_dir, read_events, EventLog, CACHE_DIR, CONFIG_FILE, EVENTS_FILE,
+};
 pub use error::RunError;
 pub use eval::{evaluate_run, EvalReport};
 pub use lock::{RunLock, LOCK_FILE};

@@ -179,7 +179,7 @@ pub async fn predict(
     let dir = match &opts.cache_dir {
         Some(d) => d.clone(),
         None => match &net.run_dir {
-            Some(r) => r.join("cache"),
+            Some(r) => r.join(crate::run::CACHE_DIR),
             None => predict_cache_dir(),
         },
     };

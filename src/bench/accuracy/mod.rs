@@ -7,6 +7,7 @@
 //! (finished cells are read back, a stopped cell resumes from its checkpoint and its call cache).
 
 pub mod estimate;
+pub mod keep;
 pub mod method;
 pub mod plan;
 pub mod plot;

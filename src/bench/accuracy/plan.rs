@@ -234,8 +234,11 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
     Ok(seeds)
 }
 
+/// Where a benchmark's cells are, inside its output directory.
+pub const RUNS_DIR: &str = "runs";
+
 pub fn cell_dir(out: &Path, task: &str, method: Method, seed: u64) -> PathBuf {
-    out.join("runs")
+    out.join(RUNS_DIR)
         .join(task)
         .join(method.name())
         .join(format!("seed-{seed}"))

@@ -1,0 +1,192 @@
+//! Keeping a benchmark beyond the machine it ran on (`dln bench keep OUT DEST`). Most of a
+//! cell's directory is its call cache, which only makes a resume cheaper; what `--report-only`,
+//! `dln replay`, `dln runs` and a later invocation of the same command read is a few small
+//! files. [`keep`] copies those files of every finished cell, of every stopped cell with a
+//! checkpoint, and the reports, into DEST (a directory under version control, say). Given DEST as
+//! `--out`, the same command reads the finished cells back, resumes the stopped ones from their
+//! checkpoints (what they computed after it is computed again, without a cache to answer it) and
+//! runs the rest, on this machine or another: a cell longer than a sitting spans several.
+
+use std::path::{Path, PathBuf};
+
+use super::plan::RUNS_DIR;
+use super::CellStatus;
+use crate::run::{
+    RunLock, CACHE_DIR, CHECKPOINT_FILE, CONFIG_FILE, LOCK_FILE, PREVIOUS_CHECKPOINT_FILE,
+};
+
+/// What [`keep`] copied and what it left.
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// Finished cells copied, relative to the benchmark's directory (`runs/mpqa/dln-1/seed-1`).
+    pub cells: Vec<PathBuf>,
+    /// Stopped cells copied with their checkpoints: they resume from DEST.
+    pub stopped: Vec<PathBuf>,
+    /// Cells not copied, same form: running (their files are changing) or without a
+    /// checkpoint to resume from.
+    pub left: Vec<PathBuf>,
+    /// Report files copied (`results.md`, `.csv`, `.json`, the plots).
+    pub reports: Vec<PathBuf>,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Bytes of call caches not copied.
+    pub cache_bytes: u64,
+}
+
+/// Why a benchmark cannot be kept; every message names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepError {
+    #[error("{0} holds no benchmark (no {RUNS_DIR}/ in it): give the --out directory of `dln bench accuracy`")]
+    NotABenchmark(PathBuf),
+    #[error("{dest} is {out} or inside it: keep the benchmark somewhere else")]
+    Inside { out: PathBuf, dest: PathBuf },
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KeepError {
+    let path = path.to_path_buf();
+    move |source| KeepError::Io { what, path, source }
+}
+
+/// Copies the finished and stopped cells of the benchmark in `out` (without their call caches)
+/// and its reports into `dest`, creating it; a cell already in `dest` is written over, files there
+/// that `out` lacks are left alone. Every file is written atomically.
+pub fn keep(out: &Path, dest: &Path) -> Result<Kept, KeepError> {
+    let runs = out.join(RUNS_DIR);
+    if !runs.is_dir() {
+        return Err(KeepError::NotABenchmark(out.to_path_buf()));
+    }
+    if real(dest)?.starts_with(real(out)?) {
+        return Err(KeepError::Inside {
+            out: out.to_path_buf(),
+            dest: dest.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(dest).map_err(io("create", dest))?;
+    let mut kept = Kept::default();
+    let mut cells = Vec::new();
+    find_cells(&runs, &mut cells)?;
+    cells.sort();
+    for cell in cells {
+        let rel = cell.strip_prefix(out).unwrap_or(&cell).to_path_buf();
+        let list = if RunLock::is_held(&cell) {
+            None
+        } else if matches!(CellStatus::of_dir(&cell), CellStatus::Finished { .. }) {
+            Some(&mut kept.cells)
+        } else if cell.join(CHECKPOINT_FILE).is_file() {
+            Some(&mut kept.stopped)
+        } else {
+            None
+        };
+        match list {
+            Some(list) => {
+                list.push(rel.clone());
+                copy_cell(&cell, &dest.join(&rel), &mut kept)?;
+            }
+            None => kept.left.push(rel),
+        }
+    }
+    for entry in std::fs::read_dir(out).map_err(io("read", out))? {
+        let path = entry.map_err(io("read", out))?.path();
+        if path.is_file() && !hidden(&path) {
+            let name = PathBuf::from(path.file_name().unwrap_or_default());
+            kept.bytes += copy_file(&path, &dest.join(&name))?;
+            kept.reports.push(name);
+        }
+    }
+    kept.reports.sort();
+    Ok(kept)
+}
+
+/// `path` with links resolved, for a path that may not exist yet: its nearest existing ancestor
+/// resolved, the rest appended.
+fn real(path: &Path) -> Result<PathBuf, KeepError> {
+    let path = std::path::absolute(path).map_err(io("resolve", path))?;
+    let mut rest = Vec::new();
+    let mut at = path.as_path();
+    while !at.exists() {
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                at = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut real = std::fs::canonicalize(at).map_err(io("resolve", at))?;
+    real.extend(rest.iter().rev());
+    Ok(real)
+}
+
+/// Run directories (those with a config) under `dir`; a run's own subdirectories (its
+/// output-alone run) go with it.
+fn find_cells(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), KeepError> {
+    if dir.join(CONFIG_FILE).is_file() {
+        found.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(io("read", dir))? {
+        let path = entry.map_err(io("read", dir))?.path();
+        if path.is_dir() {
+            find_cells(&path, found)?;
+        }
+    }
+    Ok(())
+}
+
+/// A temporary file of an atomic write, or another dotfile.
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// Copies a cell's files, its subdirectories' too, except the call cache, the lock and
+/// the checkpoint's previous generation.
+fn copy_cell(from: &Path, to: &Path, kept: &mut Kept) -> Result<(), KeepError> {
+    std::fs::create_dir_all(to).map_err(io("create", to))?;
+    for entry in std::fs::read_dir(from).map_err(io("read", from))? {
+        let path = entry.map_err(io("read", from))?.path();
+        let name = path.file_name().unwrap_or_default();
+        if hidden(&path) || name == LOCK_FILE || name == PREVIOUS_CHECKPOINT_FILE {
+            continue;
+        }
+        if path.is_dir() {
+            if name == CACHE_DIR {
+                kept.cache_bytes += dir_bytes(&path);
+            } else {
+                copy_cell(&path, &to.join(name), kept)?;
+            }
+        } else {
+            kept.bytes += copy_file(&path, &to.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<u64, KeepError> {
+    let bytes = std::fs::read(from).map_err(io("read", from))?;
+    crate::files::atomic_write(to, &bytes).map_err(|(path, source)| KeepError::Io {
+        what: "write",
+        path,
+        source,
+    })?;
+    Ok(bytes.len() as u64)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
