@@ -222,10 +222,13 @@ fn the_table_of_every_method_is_written_and_a_rerun_reads_it_back() {
 fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("bench");
+    let kept = tmp.path().join("kept");
     let mut child = bench(
         &out,
         &["--methods", "dln-1,0-shot", "--set", "train.iterations=2"],
     )
+    .arg("--keep")
+    .arg(&kept)
     .spawn()
     .expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
@@ -249,22 +252,13 @@ fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
     // The cell after it never started: the report says so, not that it stopped.
     assert_eq!(report["cells"][1]["status"], "not run");
 
-    // Kept elsewhere, the stopped cell goes with its checkpoint (not its call cache) and the
-    // invocation there resumes it: a cell can span machines.
-    let kept = tmp.path().join("kept");
-    let (stdout, _) = ok(
-        common::dln()
-            .args(["bench", "keep"])
-            .arg(&out)
-            .arg(&kept)
-            .output()
-            .expect("keep"),
-        "keep",
-    );
+    // Kept elsewhere as it stopped (--keep), the cell went with its checkpoint (not its call
+    // cache), and the invocation there resumes it: a cell can span machines.
     assert!(
-        stdout.contains("kept 0 finished cells, 1 stopped"),
-        "{stdout}"
+        seen.contains("kept 0 finished and 1 stopped cells"),
+        "{seen}"
     );
+    assert!(kept.join("results.json").is_file());
     let cell = kept.join("runs/tiny/dln-1/seed-1");
     assert!(cell.join("checkpoint.json").is_file() && !cell.join(dln::run::CACHE_DIR).exists());
 
@@ -283,4 +277,44 @@ fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
             .expect("valid json");
     assert_eq!(report["cells"][0]["status"], "finished");
     assert_eq!(report["cells"][1]["status"], "finished");
+}
+
+#[test]
+fn a_sitting_killed_mid_cell_resumes_from_what_keep_copied_as_it_went() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("bench");
+    let kept = tmp.path().join("kept");
+    let args = ["--methods", "dln-1", "--set", "train.iterations=3"];
+    let mut child = bench(&out, &args)
+        .arg("--keep")
+        .arg(&kept)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Once the running cell's first checkpoint is in the copy, the machine "goes away": a
+    // kill, no chance to keep anything more.
+    let checkpoint = kept.join("runs/tiny/dln-1/seed-1/checkpoint.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !checkpoint.is_file() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the bench ended before keeping a checkpoint"
+        );
+        assert!(std::time::Instant::now() < deadline, "no checkpoint kept");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let cell = kept.join("runs/tiny/dln-1/seed-1");
+    assert!(!cell.join(dln::run::CACHE_DIR).exists() && !cell.join("run.lock").exists());
+
+    let (_, stderr) = ok(
+        bench(&kept, &args).output().expect("resume from the copy"),
+        "invocation on the copy",
+    );
+    assert!(stderr.contains("resuming"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(kept.join("results.json")).expect("json"))
+            .expect("valid json");
+    assert_eq!(report["cells"][0]["status"], "finished", "{report}");
 }

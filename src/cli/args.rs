@@ -434,6 +434,11 @@ pub struct AccuracyArgs {
     /// Write the report from the cells already run, and run nothing.
     #[arg(long)]
     pub report_only: bool,
+    /// Keep each cell in DEST at each of its checkpoints and as it ends, and the reports at the
+    /// end, without the call caches (as `dln bench keep OUT DEST` does): a sitting that ends
+    /// abruptly loses at most what the running cell did since its last checkpoint.
+    #[arg(long, value_name = "DEST")]
+    pub keep: Option<PathBuf>,
     /// The report as one JSON object on stdout instead of the Markdown table.
     #[arg(long)]
     pub json: bool,

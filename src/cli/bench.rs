@@ -244,6 +244,7 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
     } else {
         let run_opts = acc::RunOptions {
             model: model.map(str::to_string),
+            keep: args.keep.clone().map(|dest| (args.out.clone(), dest)),
         };
         runtime.block_on(async move {
             let cancel = tokio_util::sync::CancellationToken::new();
@@ -273,6 +274,16 @@ pub fn accuracy(args: &super::AccuracyArgs, model: Option<&str>) -> anyhow::Resu
     }
     for p in written {
         eprintln!("wrote {}", p.display());
+    }
+    if let Some(dest) = &args.keep {
+        let kept = acc::keep::keep(&args.out, dest)
+            .with_context(|| format!("keeping the benchmark in {}", dest.display()))?;
+        eprintln!(
+            "kept {} finished and {} stopped cells, and the reports, in {}",
+            kept.cells.len(),
+            kept.stopped.len(),
+            dest.display()
+        );
     }
     eprintln!("view the table: dln bench view {}", args.out.display());
     let stopped = outcomes.iter().any(|o| o.status.unfinished());

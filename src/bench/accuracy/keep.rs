@@ -61,36 +61,11 @@ pub fn keep(out: &Path, dest: &Path) -> Result<Kept, KeepError> {
     if !runs.is_dir() {
         return Err(KeepError::NotABenchmark(out.to_path_buf()));
     }
-    if real(dest)?.starts_with(real(out)?) {
-        return Err(KeepError::Inside {
-            out: out.to_path_buf(),
-            dest: dest.to_path_buf(),
-        });
-    }
-    std::fs::create_dir_all(dest).map_err(io("create", dest))?;
-    let mut kept = Kept::default();
+    check_dest(out, dest)?;
     let mut cells = Vec::new();
     find_cells(&runs, &mut cells)?;
     cells.sort();
-    for cell in cells {
-        let rel = cell.strip_prefix(out).unwrap_or(&cell).to_path_buf();
-        let list = if RunLock::is_held(&cell) {
-            None
-        } else if matches!(CellStatus::of_dir(&cell), CellStatus::Finished { .. }) {
-            Some(&mut kept.cells)
-        } else if cell.join(CHECKPOINT_FILE).is_file() {
-            Some(&mut kept.stopped)
-        } else {
-            None
-        };
-        match list {
-            Some(list) => {
-                list.push(rel.clone());
-                copy_cell(&cell, &dest.join(&rel), &mut kept)?;
-            }
-            None => kept.left.push(rel),
-        }
-    }
+    let mut kept = keep_cells(out, dest, &cells, false)?;
     for entry in std::fs::read_dir(out).map_err(io("read", out))? {
         let path = entry.map_err(io("read", out))?.path();
         if path.is_file() && !hidden(&path) {
@@ -100,6 +75,55 @@ pub fn keep(out: &Path, dest: &Path) -> Result<Kept, KeepError> {
         }
     }
     kept.reports.sort();
+    Ok(kept)
+}
+
+/// [`keep`] for one cell of `out` (its directory), and no reports: what `dln bench accuracy
+/// --keep` does as each cell ends, and with `running` as the cell it runs writes a checkpoint
+/// (the copy's checkpoint is then no newer than its events, as after a kill, and it resumes).
+pub fn keep_cell(out: &Path, cell: &Path, dest: &Path, running: bool) -> Result<Kept, KeepError> {
+    check_dest(out, dest)?;
+    keep_cells(out, dest, &[cell.to_path_buf()], running)
+}
+
+/// `dest` must not be inside `out` (a copy into itself never ends); it is created.
+fn check_dest(out: &Path, dest: &Path) -> Result<(), KeepError> {
+    if real(dest)?.starts_with(real(out)?) {
+        return Err(KeepError::Inside {
+            out: out.to_path_buf(),
+            dest: dest.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(dest).map_err(io("create", dest))
+}
+
+/// `running`: the cells are this process's own, held by its lock.
+fn keep_cells(
+    out: &Path,
+    dest: &Path,
+    cells: &[PathBuf],
+    running: bool,
+) -> Result<Kept, KeepError> {
+    let mut kept = Kept::default();
+    for cell in cells {
+        let rel = cell.strip_prefix(out).unwrap_or(cell).to_path_buf();
+        let list = if !running && RunLock::is_held(cell) {
+            None
+        } else if matches!(CellStatus::of_dir(cell), CellStatus::Finished { .. }) {
+            Some(&mut kept.cells)
+        } else if cell.join(CHECKPOINT_FILE).is_file() {
+            Some(&mut kept.stopped)
+        } else {
+            None
+        };
+        match list {
+            Some(list) => {
+                list.push(rel.clone());
+                copy_cell(cell, &dest.join(&rel), &mut kept)?;
+            }
+            None => kept.left.push(rel),
+        }
+    }
     Ok(kept)
 }
 
@@ -146,11 +170,17 @@ fn hidden(path: &Path) -> bool {
 }
 
 /// Copies a cell's files, its subdirectories' too, except the call cache, the lock and
-/// the checkpoint's previous generation.
+/// the checkpoint's previous generation. The checkpoint goes last, so a copy of a running cell
+/// holds events at least as new as its checkpoint.
 fn copy_cell(from: &Path, to: &Path, kept: &mut Kept) -> Result<(), KeepError> {
     std::fs::create_dir_all(to).map_err(io("create", to))?;
-    for entry in std::fs::read_dir(from).map_err(io("read", from))? {
-        let path = entry.map_err(io("read", from))?.path();
+    let mut entries = std::fs::read_dir(from)
+        .map_err(io("read", from))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io("read", from))?;
+    entries.sort_by_key(|p| p.file_name().is_some_and(|n| n == CHECKPOINT_FILE));
+    for path in entries {
         let name = path.file_name().unwrap_or_default();
         if hidden(&path) || name == LOCK_FILE || name == PREVIOUS_CHECKPOINT_FILE {
             continue;

@@ -91,6 +91,9 @@ pub const OUTPUT_ALONE_DIR: &str = "output-alone";
 pub struct RunOptions {
     /// A model for every layer without its own (`--model`).
     pub model: Option<String>,
+    /// `(OUT, DEST)`: each cell, once it has finished or stopped, is kept in DEST
+    /// ([`keep::keep_cell`], `--keep`).
+    pub keep: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Runs `cells` one after another (a model process on 2 cores gains nothing from company).
@@ -129,6 +132,11 @@ pub async fn run_cells(
                 let alone_label = format!("{label} (output layer alone)");
                 let ran = run_cell(alone, opts, &alone_label, progress, &cancel).await;
                 outcome.output_alone = ran.result.filter(|_| ran.status != CellStatus::Stopped);
+            }
+        }
+        if let Some((bench, dest)) = &opts.keep {
+            if let Err(e) = keep::keep_cell(bench, &outcome.cell.dir, dest, false) {
+                progress(&format!("{label}: not kept: {e}"));
             }
         }
         out.push(outcome);
@@ -196,7 +204,16 @@ async fn run_cell(
     // A cell trained to a token budget has no count of iterations to announce.
     let t = &cell.config.train;
     let iterations = t.until_tokens.is_none().then_some(t.iterations);
-    let end = follow(session, label, iterations, progress, cancel).await;
+    // With --keep, each checkpoint the cell writes is kept too: a sitting that ends abruptly
+    // loses what the running cell did since its last one.
+    let keep_running = || {
+        if let Some((bench, dest)) = &opts.keep {
+            if let Err(e) = keep::keep_cell(bench, &cell.dir, dest, true) {
+                progress(&format!("{label}: not kept: {e}"));
+            }
+        }
+    };
+    let end = follow(session, label, iterations, progress, &keep_running, cancel).await;
     let status = match end {
         // By the user, at its budget, or with its server down: resumable.
         Ok(summary) if summary.stopped_early => CellStatus::Stopped,
@@ -271,6 +288,7 @@ async fn follow(
     label: &str,
     iterations: Option<usize>,
     progress: &(dyn Fn(&str) + Sync),
+    on_checkpoint: &(dyn Fn() + Sync),
     cancel: &CancellationToken,
 ) -> Result<crate::run::RunSummary, String> {
     let mut stopping = false;
@@ -283,6 +301,9 @@ async fn follow(
                 // (resumable: the next bench run continues it).
                 if matches!(e, Event::BackendUnavailable { .. }) {
                     let _ = session.commands.send(Command::Stop);
+                }
+                if matches!(e, Event::CheckpointWritten { .. }) {
+                    on_checkpoint();
                 }
             }
             r = &mut session.task => break r,
