@@ -252,15 +252,19 @@ fn ctrl_c_stops_a_cell_resumably_and_the_next_invocation_finishes_it() {
     // The cell after it never started: the report says so, not that it stopped.
     assert_eq!(report["cells"][1]["status"], "not run");
 
-    // Kept elsewhere as it stopped (--keep), the cell went with its checkpoint (not its call
-    // cache), and the invocation there resumes it: a cell can span machines.
+    // Kept elsewhere as it stopped (--keep), the cell went with its checkpoint and its call
+    // cache, and the invocation there resumes it: a cell can span machines.
     assert!(
         seen.contains("kept 0 finished and 1 stopped cells"),
         "{seen}"
     );
     assert!(kept.join("results.json").is_file());
     let cell = kept.join("runs/tiny/dln-1/seed-1");
-    assert!(cell.join("checkpoint.json").is_file() && !cell.join(dln::run::CACHE_DIR).exists());
+    assert!(cell.join("checkpoint.json").is_file());
+    assert!(cell
+        .join(dln::run::CACHE_DIR)
+        .join("calls.sqlite")
+        .is_file());
 
     let (_, stderr) = ok(
         bench(
@@ -306,7 +310,11 @@ fn a_sitting_killed_mid_cell_resumes_from_what_keep_copied_as_it_went() {
     child.kill().expect("kill");
     child.wait().expect("wait");
     let cell = kept.join("runs/tiny/dln-1/seed-1");
-    assert!(!cell.join(dln::run::CACHE_DIR).exists() && !cell.join("run.lock").exists());
+    assert!(!cell.join("run.lock").exists());
+    assert!(cell
+        .join(dln::run::CACHE_DIR)
+        .join("calls.sqlite")
+        .is_file());
 
     let (_, stderr) = ok(
         bench(&kept, &args).output().expect("resume from the copy"),

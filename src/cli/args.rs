@@ -341,11 +341,11 @@ pub enum BenchCommand {
         #[arg(long, hide = true, value_names = ["SIDE", "DIR"], num_args = 2)]
         side: Option<Vec<String>>,
     },
-    /// Copies a benchmark's finished and stopped cells to DEST without their call caches (a few
-    /// small files per cell instead of megabytes), and its reports: a table spread over several
-    /// sittings and machines keeps what is done. The same command given --out DEST reads the
-    /// finished cells back, resumes the stopped ones from their checkpoints and runs the rest;
-    /// `dln replay` and `dln runs` open them there.
+    /// Copies a benchmark's finished cells to DEST without their call caches (the few small
+    /// files the report and the replay read), its stopped cells with their checkpoints and
+    /// caches, and its reports: a table spread over several sittings and machines keeps what is
+    /// done. The same command given --out DEST reads the finished cells back, resumes the stopped
+    /// ones and runs the rest; `dln replay` and `dln runs` open them there.
     #[command(
         after_help = "Example: dln bench keep bench-qwen05 docs/results/qwen05\n\nA running cell, or one stopped before its first checkpoint, is left where it is; a cell already in DEST is written over."
     )]
@@ -435,8 +435,8 @@ pub struct AccuracyArgs {
     #[arg(long)]
     pub report_only: bool,
     /// Keep each cell in DEST at each of its checkpoints and as it ends, and the reports at the
-    /// end, without the call caches (as `dln bench keep OUT DEST` does): a sitting that ends
-    /// abruptly loses at most what the running cell did since its last checkpoint.
+    /// end, as `dln bench keep OUT DEST` does: a sitting that ends abruptly loses at most what
+    /// the running cell did since its last checkpoint.
     #[arg(long, value_name = "DEST")]
     pub keep: Option<PathBuf>,
     /// The report as one JSON object on stdout instead of the Markdown table.

@@ -133,7 +133,7 @@ pub fn forecast(runs: &[std::path::PathBuf], json: bool) -> anyhow::Result<ExitC
 pub fn keep(out: &std::path::Path, dest: &std::path::Path) -> anyhow::Result<ExitCode> {
     let kept = dln::bench::accuracy::keep::keep(out, dest)?;
     println!(
-        "kept {} finished cells, {} stopped (they resume there) and {} reports in {} ({}; {} of call caches not copied)",
+        "kept {} finished cells, {} stopped (they resume there) and {} reports in {} ({}; {} of finished cells' call caches not copied)",
         kept.cells.len(),
         kept.stopped.len(),
         kept.reports.len(),

@@ -1,11 +1,12 @@
-//! Keeping a benchmark beyond the machine it ran on (`dln bench keep OUT DEST`). Most of a
-//! cell's directory is its call cache, which only makes a resume cheaper; what `--report-only`,
-//! `dln replay`, `dln runs` and a later invocation of the same command read is a few small
-//! files. [`keep`] copies those files of every finished cell, of every stopped cell with a
-//! checkpoint, and the reports, into DEST (a directory under version control, say). Given DEST as
-//! `--out`, the same command reads the finished cells back, resumes the stopped ones from their
-//! checkpoints (what they computed after it is computed again, without a cache to answer it) and
-//! runs the rest, on this machine or another: a cell longer than a sitting spans several.
+//! Keeping a benchmark beyond the machine it ran on (`dln bench keep OUT DEST`). What
+//! `--report-only`, `dln replay`, `dln runs` and a later invocation of the same command read of
+//! a finished cell is a few small files; its call cache, most of its directory, answers nothing
+//! any more. [`keep`] copies those files of every finished cell, every stopped cell with a
+//! checkpoint with its call cache too (so a resume answers from it what the cell computed after
+//! its checkpoint, an evaluation's finished chunks say, and samples the same texts), and the
+//! reports, into DEST (a directory under version control, say). Given DEST as `--out`, the same
+//! command reads the finished cells back, resumes the stopped ones and runs the rest, on this
+//! machine or another: a cell longer than a sitting spans several.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,7 @@ use crate::run::{
 pub struct Kept {
     /// Finished cells copied, relative to the benchmark's directory (`runs/mpqa/dln-1/seed-1`).
     pub cells: Vec<PathBuf>,
-    /// Stopped cells copied with their checkpoints: they resume from DEST.
+    /// Stopped cells copied with their checkpoints and call caches: they resume from DEST.
     pub stopped: Vec<PathBuf>,
     /// Cells not copied, same form: running (their files are changing) or without a
     /// checkpoint to resume from.
@@ -29,7 +30,7 @@ pub struct Kept {
     pub reports: Vec<PathBuf>,
     /// Bytes written.
     pub bytes: u64,
-    /// Bytes of call caches not copied.
+    /// Bytes of finished cells' call caches not copied.
     pub cache_bytes: u64,
 }
 
@@ -40,6 +41,8 @@ pub enum KeepError {
     NotABenchmark(PathBuf),
     #[error("{dest} is {out} or inside it: keep the benchmark somewhere else")]
     Inside { out: PathBuf, dest: PathBuf },
+    #[error("cannot copy the call cache {path}: {message}")]
+    Cache { path: PathBuf, message: String },
     #[error("cannot {what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -107,21 +110,17 @@ fn keep_cells(
     let mut kept = Kept::default();
     for cell in cells {
         let rel = cell.strip_prefix(out).unwrap_or(cell).to_path_buf();
-        let list = if !running && RunLock::is_held(cell) {
-            None
-        } else if matches!(CellStatus::of_dir(cell), CellStatus::Finished { .. }) {
-            Some(&mut kept.cells)
+        let finished = matches!(CellStatus::of_dir(cell), CellStatus::Finished { .. });
+        if !running && RunLock::is_held(cell) {
+            kept.left.push(rel);
+        } else if finished {
+            copy_cell(cell, &dest.join(&rel), false, &mut kept)?;
+            kept.cells.push(rel);
         } else if cell.join(CHECKPOINT_FILE).is_file() {
-            Some(&mut kept.stopped)
+            copy_cell(cell, &dest.join(&rel), true, &mut kept)?;
+            kept.stopped.push(rel);
         } else {
-            None
-        };
-        match list {
-            Some(list) => {
-                list.push(rel.clone());
-                copy_cell(cell, &dest.join(&rel), &mut kept)?;
-            }
-            None => kept.left.push(rel),
+            kept.left.push(rel);
         }
     }
     Ok(kept)
@@ -169,10 +168,11 @@ fn hidden(path: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
-/// Copies a cell's files, its subdirectories' too, except the call cache, the lock and
-/// the checkpoint's previous generation. The checkpoint goes last, so a copy of a running cell
-/// holds events at least as new as its checkpoint.
-fn copy_cell(from: &Path, to: &Path, kept: &mut Kept) -> Result<(), KeepError> {
+/// Copies a cell's files, its subdirectories' too, except the lock and the checkpoint's
+/// previous generation; its call cache `with_cache` (a finished cell's copy loses any it had).
+/// The checkpoint goes last, so a copy of a running cell holds events and cached answers at
+/// least as new as its checkpoint.
+fn copy_cell(from: &Path, to: &Path, with_cache: bool, kept: &mut Kept) -> Result<(), KeepError> {
     std::fs::create_dir_all(to).map_err(io("create", to))?;
     let mut entries = std::fs::read_dir(from)
         .map_err(io("read", from))?
@@ -186,16 +186,50 @@ fn copy_cell(from: &Path, to: &Path, kept: &mut Kept) -> Result<(), KeepError> {
             continue;
         }
         if path.is_dir() {
-            if name == CACHE_DIR {
-                kept.cache_bytes += dir_bytes(&path);
+            if name != CACHE_DIR {
+                copy_cell(&path, &to.join(name), with_cache, kept)?;
+            } else if with_cache {
+                kept.bytes += copy_cache(&path, &to.join(name))?;
             } else {
-                copy_cell(&path, &to.join(name), kept)?;
+                kept.cache_bytes += dir_bytes(&path);
+                let stale = to.join(name);
+                if stale.exists() {
+                    std::fs::remove_dir_all(&stale).map_err(io("remove", &stale))?;
+                }
             }
         } else {
             kept.bytes += copy_file(&path, &to.join(name))?;
         }
     }
     Ok(())
+}
+
+/// A call cache copied as one transaction's view (it may be written as it is read), put in
+/// place of any earlier copy by a rename; the copy's size.
+fn copy_cache(from: &Path, to: &Path) -> Result<u64, KeepError> {
+    use crate::llm::cache::{copy_store, DB_FILE};
+    std::fs::create_dir_all(to).map_err(io("create", to))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".cache.")
+        .tempdir_in(to)
+        .map_err(io("create a directory in", to))?;
+    let fail = |e: crate::llm::cache::StoreError| KeepError::Cache {
+        path: from.to_path_buf(),
+        message: e.to_string(),
+    };
+    if copy_store(from, tmp.path()).map_err(fail)?.is_none() {
+        return Ok(0);
+    }
+    let db = to.join(DB_FILE);
+    // An earlier copy's side files would be read as this one's.
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(to.join(format!("{DB_FILE}{side}")));
+    }
+    let copy = tmp.path().join(DB_FILE);
+    let bytes = std::fs::metadata(&copy).map_err(io("read", &copy))?.len();
+    std::fs::rename(&copy, &db).map_err(io("write", &db))?;
+    crate::files::sync_dir(to);
+    Ok(bytes)
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<u64, KeepError> {
