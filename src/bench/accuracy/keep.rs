@@ -11,10 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use super::plan::RUNS_DIR;
-use super::CellStatus;
-use crate::run::{
-    RunLock, CACHE_DIR, CHECKPOINT_FILE, CONFIG_FILE, LOCK_FILE, PREVIOUS_CHECKPOINT_FILE,
-};
+use crate::run::runs::{run_info, RunStatus};
+use crate::run::{CACHE_DIR, CHECKPOINT_FILE, CONFIG_FILE, LOCK_FILE, PREVIOUS_CHECKPOINT_FILE};
 
 /// What [`keep`] copied and what it left.
 #[derive(Debug, Default)]
@@ -56,8 +54,8 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KeepErr
     move |source| KeepError::Io { what, path, source }
 }
 
-/// Copies the finished and stopped cells of the benchmark in `out` (without their call caches)
-/// and its reports into `dest`, creating it; a cell already in `dest` is written over, files there
+/// Copies the finished cells of the benchmark in `out` (without their call caches), its
+/// stopped cells (with theirs) and its reports into `dest`, creating it; a cell already in `dest` is written over, files there
 /// that `out` lacks are left alone. Every file is written atomically.
 pub fn keep(out: &Path, dest: &Path) -> Result<Kept, KeepError> {
     let runs = out.join(RUNS_DIR);
@@ -110,17 +108,17 @@ fn keep_cells(
     let mut kept = Kept::default();
     for cell in cells {
         let rel = cell.strip_prefix(out).unwrap_or(cell).to_path_buf();
-        let finished = matches!(CellStatus::of_dir(cell), CellStatus::Finished { .. });
-        if !running && RunLock::is_held(cell) {
-            kept.left.push(rel);
-        } else if finished {
-            copy_cell(cell, &dest.join(&rel), false, &mut kept)?;
-            kept.cells.push(rel);
-        } else if cell.join(CHECKPOINT_FILE).is_file() {
-            copy_cell(cell, &dest.join(&rel), true, &mut kept)?;
-            kept.stopped.push(rel);
-        } else {
-            kept.left.push(rel);
+        match run_info(cell).map(|r| r.status) {
+            Some(RunStatus::Running) if !running => kept.left.push(rel),
+            Some(RunStatus::Finished) => {
+                copy_cell(cell, &dest.join(&rel), false, &mut kept)?;
+                kept.cells.push(rel);
+            }
+            _ if cell.join(CHECKPOINT_FILE).is_file() => {
+                copy_cell(cell, &dest.join(&rel), true, &mut kept)?;
+                kept.stopped.push(rel);
+            }
+            _ => kept.left.push(rel),
         }
     }
     Ok(kept)
