@@ -54,9 +54,9 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KeepErr
     move |source| KeepError::Io { what, path, source }
 }
 
-/// Copies the finished cells of the benchmark in `out` (without their call caches), its
-/// stopped cells (with theirs) and its reports into `dest`, creating it; a cell already in `dest` is written over, files there
-/// that `out` lacks are left alone. Every file is written atomically.
+/// Copies the finished cells of the benchmark in `out` (without their call caches), its stopped
+/// cells (with theirs) and its reports into `dest`, creating it; a cell already in `dest` is
+/// written over, files there that `out` lacks are left alone. Every file is written atomically.
 pub fn keep(out: &Path, dest: &Path) -> Result<Kept, KeepError> {
     let runs = out.join(RUNS_DIR);
     if !runs.is_dir() {
